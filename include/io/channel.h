@@ -1,0 +1,119 @@
+/*
+ * IOChannel: a byte channel with one small vtable (QEMU io/'s shape).
+ *
+ * All channels are blocking; callers that must not block use threads.
+ * Only io/channel.c calls through the vtable: its wrappers check that the
+ * op exists and the feature is present, handle EINTR and short transfers
+ * (the *_all helpers), and produce the error text.
+ *
+ * Calling sequence:
+ *   IOChannel *ioc = io_channel_file_open(path, O_WRONLY | O_CREAT, 0600, errp);
+ *   io_channel_write_all(ioc, buf, len, errp);
+ *   io_channel_pwritev_all(ioc, iov, niov, offset, errp);     (SEEKABLE only)
+ *   io_channel_close(ioc, errp);  io_channel_unref(ioc);
+ *
+ * Ownership: constructors return a channel with one reference, owning the
+ * fd(s) they were given; io_channel_unref() of the last reference closes
+ * (if not yet closed) and frees.
+ */
+#ifndef IO_CHANNEL_H
+#define IO_CHANNEL_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct IOChannel IOChannel;
+
+typedef enum {
+    IO_CHANNEL_FEATURE_SEEKABLE  = 1u << 0,  /* preadv/pwritev/seek work */
+    IO_CHANNEL_FEATURE_FD_PASS   = 1u << 1,  /* can receive fds (unix socket) */
+    IO_CHANNEL_FEATURE_DIRECT_IO = 1u << 2,  /* fd has O_DIRECT */
+    IO_CHANNEL_FEATURE_SHUTDOWN  = 1u << 3,  /* shutdown() unblocks I/O */
+} IOChannelFeature;
+
+typedef struct IOChannelOps {
+    const char *kind;                     /* "file", "socket", "command", "buffer" */
+    /* mandatory: >0 bytes moved, 0 EOF (read), -1 error set */
+    ssize_t (*readv)(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
+    ssize_t (*writev)(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
+    int (*close)(IOChannel *ioc, GError **errp);
+    void (*finalize)(IOChannel *ioc);
+    /* optional */
+    ssize_t (*preadv)(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
+    ssize_t (*pwritev)(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
+    off_t (*seek)(IOChannel *ioc, off_t off, int whence, GError **errp);
+    int (*shutdown)(IOChannel *ioc, GError **errp);
+    int (*get_fd)(IOChannel *ioc);
+} IOChannelOps;
+
+struct IOChannel {
+    const IOChannelOps *ops;
+    unsigned features;       /* IOChannelFeature bits, set by the constructor */
+    char *name;              /* for messages, e.g. "migration-file-outgoing" */
+    gint refcount;
+    bool closed;
+};
+
+/* For channel implementations. */
+void io_channel_init(IOChannel *ioc, const IOChannelOps *ops, const char *name);
+
+IOChannel *io_channel_ref(IOChannel *ioc);
+void io_channel_unref(IOChannel *ioc);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(IOChannel, io_channel_unref)
+
+bool io_channel_has_feature(IOChannel *ioc, IOChannelFeature f);
+void io_channel_set_name(IOChannel *ioc, const char *name);
+int io_channel_get_fd(IOChannel *ioc);         /* -1 if none */
+
+ssize_t io_channel_readv(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
+ssize_t io_channel_writev(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
+/* 1 = all read; 0 = EOF before the first byte; -1 = error (incl. EOF mid-way). */
+int io_channel_read_all_eof(IOChannel *ioc, void *buf, size_t len, GError **errp);
+bool io_channel_read_all(IOChannel *ioc, void *buf, size_t len, GError **errp);
+bool io_channel_write_all(IOChannel *ioc, const void *buf, size_t len, GError **errp);
+bool io_channel_writev_all(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
+
+/* Positioned I/O; SEEKABLE only, else "Channel does not support pwritev"/"preadv". */
+ssize_t io_channel_pwritev(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
+ssize_t io_channel_preadv(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
+/* Loop over short transfers; a read hitting EOF is an error naming the offset. */
+bool io_channel_pwritev_all(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
+bool io_channel_preadv_all(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
+bool io_channel_pwrite_all(IOChannel *ioc, const void *buf, size_t len, off_t off, GError **errp);
+bool io_channel_pread_all(IOChannel *ioc, void *buf, size_t len, off_t off, GError **errp);
+
+off_t io_channel_seek(IOChannel *ioc, off_t off, int whence, GError **errp);
+bool io_channel_shutdown(IOChannel *ioc, GError **errp);   /* no-op success if unsupported */
+bool io_channel_close(IOChannel *ioc, GError **errp);      /* idempotent */
+
+/* --- file (io/channel-file.c) --- */
+/* Takes ownership of fd.  Features from what the fd really is (lseek, F_GETFL & O_DIRECT). */
+IOChannel *io_channel_file_new_fd(int fd, const char *name);
+/* qemu_open() + new_fd; /dev/fdset/N names go through the fdset provider. */
+IOChannel *io_channel_file_open(const char *path, int flags, mode_t mode, GError **errp);
+
+/* --- socket (io/channel-socket.c) --- */
+IOChannel *io_channel_socket_new_fd(int fd, const char *name);     /* takes ownership */
+IOChannel *io_channel_socket_connect_unix(const char *path, GError **errp);
+IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GError **errp);
+/* Listening sockets: return the listening fd (owned by caller) or -1. */
+int io_socket_listen_unix(const char *path, GError **errp);
+int io_socket_listen_tcp(const char *host, const char *port, GError **errp);
+IOChannel *io_socket_accept(int listen_fd, GError **errp);
+/* Receive data plus up to max_fds SCM_RIGHTS fds on a unix socket fd; fds appended to *fds. */
+ssize_t io_socket_recv_with_fds(int fd, void *buf, size_t len, GArray *fds, GError **errp);
+
+/* --- command (io/channel-command.c): exec:CMD via /bin/sh -c --- */
+/* mode O_WRONLY: we write the child's stdin; O_RDONLY: we read its stdout.
+ * close() waits for the child; a non-zero exit is an error naming the status. */
+IOChannel *io_channel_command_new_spawn(const char *cmd, int mode, GError **errp);
+
+/* --- buffer (io/channel-buffer.c): in-memory, seekable, for unit tests --- */
+IOChannel *io_channel_buffer_new(size_t initial_capacity);
+IOChannel *io_channel_buffer_new_data(const void *data, size_t len);  /* copies */
+const uint8_t *io_channel_buffer_data(IOChannel *ioc, size_t *len);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * Guest RAM blocks and the dirty log.
+ *
+ * A RAMBlock is a page-aligned host mapping of guest memory with a
+ * QEMU-style idstr ("pc.ram" or the memory backend id, "vga.vram",
+ * "pc.bios").  The list is kept sorted by max_length, largest first, as
+ * QEMU's ram_list is; migration walks it in that order.
+ *
+ * Dirty logging: every guest write goes through guest_write_*(), which
+ * sets the page's bit in rb->dirty_log atomically (as an emulated CPU's
+ * TLB write path does).  Migration harvests it with
+ * ram_block_sync_dirty_log().
+ *
+ * Immutable after the VM is built: the list, idstr, host, used_length,
+ * max_length, gpa, page_size.  dirty_log: words set atomically by vCPU
+ * threads, harvested atomically by the migration thread.
+ */
+#ifndef SYSTEM_RAMBLOCK_H
+#define SYSTEM_RAMBLOCK_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "util/bitmap.h"
+
+#define TARGET_PAGE_BITS 12
+#define TARGET_PAGE_SIZE (1ULL << TARGET_PAGE_BITS)
+#define TARGET_PAGE_MASK (~(TARGET_PAGE_SIZE - 1))
+
+typedef struct RAMBlock {
+    char idstr[256];
+    uint8_t *host;             /* page-aligned mapping of max_length bytes */
+    uint64_t used_length;
+    uint64_t max_length;
+    uint64_t gpa;              /* guest-physical base (main RAM at 0) */
+    int fd;                    /* backing fd for memfd/file backends, else -1 */
+    bool shared;               /* share=on */
+    unsigned long *dirty_log;  /* one bit per target page */
+} RAMBlock;
+
+size_t ram_block_count(void);
+RAMBlock *ram_block_at(size_t i);
+RAMBlock *ram_block_by_name(const char *idstr);
+uint64_t ram_bytes_total(void);     /* sum of used_length */
+static inline uint64_t ram_block_pages(const RAMBlock *rb)
+{ return rb->used_length >> TARGET_PAGE_BITS; }
+
+/* Allocate a block and insert it in order.  backend: "ram", "memfd", "file". */
+RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
+                        const char *backend, bool shared, const char *mem_path,
+                        GError **errp);
+void ram_blocks_free_all(void);
+
+/* Move the block's dirty log into dest (OR); returns bits newly set. */
+size_t ram_block_sync_dirty_log(RAMBlock *rb, unsigned long *dest);
+/* Mark every page dirty (start of migration) */
+void ram_block_dirty_all(RAMBlock *rb);
+
+/* The guest-physical view: main RAM at gpa 0 (guest_phys_block). */
+RAMBlock *guest_ram_lookup(uint64_t gpa, uint64_t *offset_in_block);
+
+static inline void guest_write_u8(RAMBlock *rb, uint64_t off, uint8_t v)
+{
+    __atomic_store_n(&rb->host[off], v, __ATOMIC_RELAXED);
+    set_bit_atomic(off >> TARGET_PAGE_BITS, rb->dirty_log);
+}
+static inline uint8_t guest_read_u8(RAMBlock *rb, uint64_t off)
+{
+    return __atomic_load_n(&rb->host[off], __ATOMIC_RELAXED);
+}
+/* memcpy into guest memory, marking every touched page dirty */
+void guest_write(RAMBlock *rb, uint64_t off, const void *buf, size_t len);
+
+#endif

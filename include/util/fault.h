@@ -1,0 +1,17 @@
+/*
+ * Named fault-injection points for tests.
+ *
+ * MAPRAM_FAULT="name[:count][,name...]" in the environment arms points;
+ * fault_hit("name") returns true (once per count, default 1 = the first hit
+ * only... see util/fault.c) where a test wants a failure.  Points:
+ *   save-page-write      a page-data write fails with EIO
+ *   save-device-state    device state serialisation fails
+ *   load-page-read       a page-data read fails with EIO
+ *   multifd-send-stall   a multifd channel sleeps 50 ms per job (for cancel tests)
+ * Without the build option fault_injection every check is false.
+ */
+#ifndef UTIL_FAULT_H
+#define UTIL_FAULT_H
+#include <stdbool.h>
+bool fault_hit(const char *name);
+#endif

@@ -1,0 +1,36 @@
+/*
+ * File opening with QEMU's /dev/fdset/N semantics.
+ *
+ * qemu_open() opens a path, or, for "/dev/fdset/N", asks the registered
+ * fdset provider (monitor/fds.c) for a dup of a matching fd.  Always adds
+ * O_CLOEXEC.  Errors: "Could not open '%s'" / "Could not create '%s'"
+ * + ": <strerror>", and the fdset messages of the reference.
+ * qemu_close() closes and tells the provider when the fd was an fdset dup.
+ */
+#ifndef UTIL_OSDEP_H
+#define UTIL_OSDEP_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct FdsetProvider {
+    /* Return a new fd (a dup) from fdset named by name ("/dev/fdset/N"), or -1 + errp. */
+    int (*open)(const char *name, int flags, GError **errp);
+    /* fd is about to be closed; return true if it was an fdset dup. */
+    void (*close)(int fd);
+} FdsetProvider;
+
+void qemu_set_fdset_provider(const FdsetProvider *p);
+
+int qemu_open(const char *name, int flags, mode_t mode, GError **errp);
+int qemu_close(int fd);
+
+/* Allocation aligned for O_DIRECT (4096); free with qemu_vfree. */
+void *qemu_memalign(size_t align, size_t size);
+void qemu_vfree(void *p);
+
+/* getpagesize() cached. */
+size_t qemu_real_host_page_size(void);
+
+#endif
