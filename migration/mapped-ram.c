@@ -1,0 +1,155 @@
+/*
+ * mapped-ram layout codec.  See mapped-ram.h.
+ */
+#include "mapped-ram.h"
+#include "util/bitmap.h"
+#include "util/cutils.h"
+#include "util/error.h"
+#include <string.h>
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, v >> 32);
+    put_be32(p + 4, (uint32_t)v);
+}
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t get_be64(const uint8_t *p)
+{
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+void mapped_ram_header_encode(const MappedRamHeader *h, uint8_t out[MAPPED_RAM_HDR_SIZE])
+{
+    put_be32(out, h->version);
+    put_be64(out + 4, h->page_size);
+    put_be64(out + 12, h->bitmap_offset);
+    put_be64(out + 20, h->pages_offset);
+}
+
+void mapped_ram_header_decode(const uint8_t in[MAPPED_RAM_HDR_SIZE], MappedRamHeader *h)
+{
+    h->version = get_be32(in);
+    h->page_size = get_be64(in + 4);
+    h->bitmap_offset = get_be64(in + 12);
+    h->pages_offset = get_be64(in + 20);
+}
+
+uint64_t mapped_ram_bitmap_size(uint64_t num_pages)
+{
+    return BITS_TO_LONGS(num_pages) * sizeof(unsigned long);
+}
+
+bool mapped_ram_put_block(QEMUFile *f, uint64_t used_length, uint64_t page_size,
+                          MappedRamHeader *out, GError **errp)
+{
+    uint8_t raw[MAPPED_RAM_HDR_SIZE];
+    uint64_t num_pages = used_length / page_size;
+
+    out->version = MAPPED_RAM_HDR_VERSION;
+    out->page_size = page_size;
+    out->bitmap_offset = qemu_file_tell(f) + MAPPED_RAM_HDR_SIZE;
+    out->pages_offset = ROUND_UP(out->bitmap_offset + mapped_ram_bitmap_size(num_pages),
+                                 MAPPED_RAM_FILE_OFFSET_ALIGNMENT);
+    mapped_ram_header_encode(out, raw);
+    qemu_put_buffer(f, raw, sizeof(raw));
+    return qemu_file_set_offset(f, out->pages_offset + used_length, errp);
+}
+
+bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,
+                          uint64_t file_size, MappedRamHeader *h, GError **errp)
+{
+    uint8_t raw[MAPPED_RAM_HDR_SIZE];
+    off_t at = qemu_file_tell(f);
+
+    if (!qemu_get_buffer(f, raw, sizeof(raw))) {
+        g_autoptr(GError) err = qemu_file_get_error_copy(f);
+        error_setg(errp, "Could not read whole mapped-ram migration header "
+                   "(expected %d, got fewer bytes) at offset %lld: %s",
+                   MAPPED_RAM_HDR_SIZE, (long long)at, err ? err->message : "");
+        return false;
+    }
+    mapped_ram_header_decode(raw, h);
+    if (h->version > MAPPED_RAM_HDR_VERSION) {
+        error_setg(errp, "Migration mapped-ram capability version not supported "
+                   "(expected <= %d, got %d)", MAPPED_RAM_HDR_VERSION, h->version);
+        return false;
+    }
+    if (h->version == 0) {
+        error_setg(errp, "mapped-ram header of ramblock %s at offset %lld has version 0",
+                   idstr, (long long)at);
+        return false;
+    }
+    if (h->page_size != 4096) {
+        error_setg(errp, "mapped-ram: ramblock %s has page size %llu, expected 4096",
+                   idstr, (unsigned long long)h->page_size);
+        return false;
+    }
+    if (!QEMU_IS_ALIGNED(h->pages_offset, h->page_size)) {
+        error_setg(errp, "Error reading ramblock %s pages, region has bad alignment", idstr);
+        return false;
+    }
+    uint64_t bsize = mapped_ram_bitmap_size(used_length / h->page_size);
+    if (file_size) {
+        if (h->bitmap_offset + bsize > file_size || h->bitmap_offset + bsize < h->bitmap_offset) {
+            error_setg(errp, "mapped-ram: bitmap of ramblock %s [0x%llx, 0x%llx) lies beyond "
+                       "the end of the file (0x%llx bytes)", idstr,
+                       (unsigned long long)h->bitmap_offset,
+                       (unsigned long long)(h->bitmap_offset + bsize),
+                       (unsigned long long)file_size);
+            return false;
+        }
+        if (h->pages_offset + used_length > file_size ||
+            h->pages_offset + used_length < h->pages_offset) {
+            error_setg(errp, "mapped-ram: page region of ramblock %s [0x%llx, 0x%llx) lies "
+                       "beyond the end of the file (0x%llx bytes)", idstr,
+                       (unsigned long long)h->pages_offset,
+                       (unsigned long long)(h->pages_offset + used_length),
+                       (unsigned long long)file_size);
+            return false;
+        }
+    }
+    if (h->bitmap_offset < (uint64_t)at + MAPPED_RAM_HDR_SIZE ||
+        (h->bitmap_offset + bsize > h->pages_offset && used_length)) {
+        error_setg(errp, "mapped-ram: ramblock %s bitmap at 0x%llx overlaps its header or "
+                   "page region (pages at 0x%llx)", idstr,
+                   (unsigned long long)h->bitmap_offset, (unsigned long long)h->pages_offset);
+        return false;
+    }
+    return true;
+}
+
+unsigned long *mapped_ram_read_bitmap(IOChannel *ioc, const char *idstr,
+                                      const MappedRamHeader *h, uint64_t num_pages,
+                                      GError **errp)
+{
+    uint64_t size = mapped_ram_bitmap_size(num_pages);
+    unsigned long *bmap = bitmap_new(num_pages);
+    if (!io_channel_pread_all(ioc, bmap, size, h->bitmap_offset, errp)) {
+        g_prefix_error(errp, "Error reading dirty bitmap of ramblock %s: ", idstr);
+        g_free(bmap);
+        return NULL;
+    }
+    /* bits past num_pages must not count */
+    if (num_pages % BITS_PER_LONG) {
+        bmap[num_pages / BITS_PER_LONG] &= (1UL << (num_pages % BITS_PER_LONG)) - 1;
+    }
+    return bmap;
+}
+
+bool mapped_ram_write_bitmap(IOChannel *ioc, const MappedRamHeader *h,
+                             const unsigned long *bmap, uint64_t num_pages, GError **errp)
+{
+    if (!io_channel_pwrite_all(ioc, bmap, mapped_ram_bitmap_size(num_pages),
+                               h->bitmap_offset, errp)) {
+        g_prefix_error(errp, "Failed to write bitmap to file: ");
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,61 @@
+/*
+ * mapped-ram file layout (reference §3): per RAM block a 28-byte
+ * big-endian MappedRamHeader, a host-layout bitmap right after it, and a
+ * page region at the next 1 MiB boundary, one slot per target page.
+ *
+ * Offsets are absolute channel offsets (they include a file: ",offset=").
+ * The bitmap is stored raw as unsigned long words (little-endian 64-bit
+ * on the hosts we build for): page i is bit i%8 of byte i/8.
+ */
+#ifndef MIGRATION_MAPPED_RAM_H
+#define MIGRATION_MAPPED_RAM_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "qemu-file.h"
+
+#define MAPPED_RAM_HDR_VERSION            1
+#define MAPPED_RAM_HDR_SIZE               28
+/* 1 MiB: any plausible O_DIRECT block size, and the file may move between hosts. */
+#define MAPPED_RAM_FILE_OFFSET_ALIGNMENT  (1024 * 1024)
+#define MAPPED_RAM_LOAD_BUF_SIZE          (1024 * 1024)
+
+typedef struct MappedRamHeader {
+    uint32_t version;
+    uint64_t page_size;
+    uint64_t bitmap_offset;
+    uint64_t pages_offset;
+} MappedRamHeader;
+
+void mapped_ram_header_encode(const MappedRamHeader *h, uint8_t out[MAPPED_RAM_HDR_SIZE]);
+void mapped_ram_header_decode(const uint8_t in[MAPPED_RAM_HDR_SIZE], MappedRamHeader *h);
+
+/* Bytes of the on-file bitmap for num_pages pages (whole 8-byte words). */
+uint64_t mapped_ram_bitmap_size(uint64_t num_pages);
+
+/*
+ * Writer: at the current stream position (right after the block's generic
+ * fields), compute the layout, put the header and move the stream to
+ * pages_offset + used_length.
+ */
+bool mapped_ram_put_block(QEMUFile *f, uint64_t used_length, uint64_t page_size,
+                          MappedRamHeader *out, GError **errp);
+
+/*
+ * Reader: get and validate the header of block idstr (used_length bytes)
+ * against a file of file_size bytes (0 = unknown).  Texts follow QEMU where
+ * QEMU has one.
+ */
+bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,
+                          uint64_t file_size, MappedRamHeader *out, GError **errp);
+
+/* Read the block's bitmap into a new unsigned long array (num_pages bits). */
+unsigned long *mapped_ram_read_bitmap(IOChannel *ioc, const char *idstr,
+                                      const MappedRamHeader *h, uint64_t num_pages,
+                                      GError **errp);
+bool mapped_ram_write_bitmap(IOChannel *ioc, const MappedRamHeader *h,
+                             const unsigned long *bmap, uint64_t num_pages, GError **errp);
+
+#endif

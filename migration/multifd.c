@@ -1,0 +1,382 @@
+/*
+ * Page channels (multifd over file:).  See multifd.h.
+ */
+#include "multifd.h"
+#include "io/aio.h"
+#include "system/ramblock.h"
+#include "util/bufferzero.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/fault.h"
+#include "util/osdep.h"
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHANNEL_MAX_QUEUED 8
+
+typedef enum { JOB_WRITE, JOB_READ, JOB_SYNC, JOB_QUIT } JobKind;
+
+typedef struct Job {
+    JobKind kind;
+    /* WRITE */
+    uint8_t *host;
+    uint64_t pages_offset;
+    unsigned long *bitmap;
+    const char *idstr;
+    unsigned n;
+    /* READ */
+    size_t len;
+    off_t off;
+    uint64_t pages[];
+} Job;
+
+typedef struct Channel {
+    PageChannels *pc;
+    unsigned id;
+    int fd;
+    AioEngine *aio;
+    GThread *thread;
+    GAsyncQueue *queue;            /* Job *, fed by the migration thread */
+    gint queued;                   /* jobs not yet finished (atomic) */
+} Channel;
+
+struct PageChannels {
+    PageChannelsConfig cfg;
+    char *path;
+    Channel *ch;
+    unsigned next;                 /* round-robin cursor, migration thread only */
+    GMutex lock;
+    GCond cond;                    /* a job finished / a sync acked */
+    unsigned sync_pending;         /* protected by lock */
+    GError *err;                   /* first error; protected by lock */
+    gint aborted;
+    guint64 bytes, zero_pages, normal_pages;   /* atomics */
+};
+
+static void set_error(PageChannels *pc, GError *err)
+{
+    g_mutex_lock(&pc->lock);
+    if (!pc->err) {
+        pc->err = err;
+    } else {
+        g_error_free(err);
+    }
+    g_mutex_unlock(&pc->lock);
+}
+
+static bool has_error(PageChannels *pc)
+{
+    g_mutex_lock(&pc->lock);
+    bool e = pc->err != NULL;
+    g_mutex_unlock(&pc->lock);
+    return e || g_atomic_int_get(&pc->aborted);
+}
+
+static bool submit_run(Channel *c, Job *j, uint64_t first, uint64_t npages, GError **errp)
+{
+    struct iovec iov = { j->host + first * TARGET_PAGE_SIZE, npages * TARGET_PAGE_SIZE };
+    off_t off = j->pages_offset + first * TARGET_PAGE_SIZE;
+    if (fault_hit("save-page-write")) {
+        error_setg(errp, "Unable to write to file at offset 0x%llx: %s",
+                   (unsigned long long)off, g_strerror(EIO));
+        return false;
+    }
+    if (!aio_engine_pwritev(c->aio, &iov, 1, off, errp)) {
+        return false;
+    }
+    __atomic_fetch_add(&c->pc->bytes, iov.iov_len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->pc->normal_pages, npages, __ATOMIC_RELAXED);
+    return true;
+}
+
+static bool do_write(Channel *c, Job *j, GError **errp)
+{
+    bool detect = c->pc->cfg.detect_zero;
+    uint64_t run_start = 0, run_len = 0, zeros = 0;
+
+    for (unsigned i = 0; i < j->n; i++) {
+        uint64_t p = j->pages[i];
+        if (detect && buffer_is_zero(j->host + p * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE)) {
+            clear_bit_atomic(p, j->bitmap);
+            zeros++;
+            continue;
+        }
+        set_bit_atomic(p, j->bitmap);
+        if (run_len && run_start + run_len == p) {
+            run_len++;
+            continue;
+        }
+        if (run_len && !submit_run(c, j, run_start, run_len, errp)) {
+            return false;
+        }
+        run_start = p;
+        run_len = 1;
+    }
+    __atomic_fetch_add(&c->pc->zero_pages, zeros, __ATOMIC_RELAXED);
+    return run_len ? submit_run(c, j, run_start, run_len, errp) : true;
+}
+
+static bool do_read(Channel *c, Job *j, GError **errp)
+{
+    struct iovec iov = { j->host, j->len };
+    if (fault_hit("load-page-read")) {
+        error_setg(errp, "Unable to read from file at offset 0x%llx: %s",
+                   (unsigned long long)j->off, g_strerror(EIO));
+        return false;
+    }
+    if (!aio_engine_preadv(c->aio, &iov, 1, j->off, errp)) {
+        return false;
+    }
+    __atomic_fetch_add(&c->pc->bytes, j->len, __ATOMIC_RELAXED);
+    return true;
+}
+
+static void job_finished(Channel *c)
+{
+    g_mutex_lock(&c->pc->lock);
+    g_atomic_int_dec_and_test(&c->queued);
+    g_cond_broadcast(&c->pc->cond);
+    g_mutex_unlock(&c->pc->lock);
+}
+
+static gpointer channel_thread(gpointer opaque)
+{
+    Channel *c = opaque;
+    PageChannels *pc = c->pc;
+    for (;;) {
+        Job *j = g_async_queue_pop(c->queue);
+        GError *err = NULL;
+        bool ok = true;
+        switch (j->kind) {
+        case JOB_WRITE:
+            if (!has_error(pc)) {
+                if (fault_hit("multifd-send-stall")) {
+                    g_usleep(50 * 1000);
+                }
+                ok = do_write(c, j, &err);
+            }
+            break;
+        case JOB_READ:
+            if (!has_error(pc)) {
+                ok = do_read(c, j, &err);
+            }
+            break;
+        case JOB_SYNC:
+        case JOB_QUIT:
+            ok = aio_engine_drain(c->aio, &err);
+            break;
+        }
+        if (!ok) {
+            g_prefix_error(&err, "multifd channel %u: ", c->id);
+            set_error(pc, err);
+        }
+        JobKind kind = j->kind;
+        g_free(j);
+        if (kind == JOB_SYNC) {
+            g_mutex_lock(&pc->lock);
+            pc->sync_pending--;
+            g_cond_broadcast(&pc->cond);
+            g_mutex_unlock(&pc->lock);
+        }
+        job_finished(c);
+        if (kind == JOB_QUIT) {
+            return NULL;
+        }
+    }
+}
+
+static int open_channel_fd(const PageChannelsConfig *cfg, GError **errp)
+{
+    int flags = cfg->flags | (cfg->direct_io ? O_DIRECT : 0);
+    GError *err = NULL;
+    int fd = qemu_open(cfg->path, flags, 0600, &err);
+    if (fd >= 0) {
+        return fd;
+    }
+    if (cfg->direct_io && g_error_matches(err, MAPRAM_ERROR, 0) &&
+        !g_str_has_prefix(cfg->path, "/dev/fdset/")) {
+        int probe = qemu_open(cfg->path, cfg->flags, 0600, NULL);
+        if (probe >= 0) {
+            qemu_close(probe);
+            g_clear_error(&err);
+            error_setg(errp, "Could not open '%s': filesystem does not support O_DIRECT",
+                       cfg->path);
+            return -1;
+        }
+    }
+    g_propagate_error(errp, err);
+    return -1;
+}
+
+PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
+{
+    PageChannels *pc = g_new0(PageChannels, 1);
+    pc->cfg = *cfg;
+    pc->path = g_strdup(cfg->path);
+    pc->cfg.path = pc->path;
+    g_mutex_init(&pc->lock);
+    g_cond_init(&pc->cond);
+    pc->ch = g_new0(Channel, cfg->channels);
+    for (unsigned i = 0; i < cfg->channels; i++) {
+        Channel *c = &pc->ch[i];
+        c->pc = pc;
+        c->id = i;
+        c->fd = -1;
+    }
+    for (unsigned i = 0; i < cfg->channels; i++) {
+        Channel *c = &pc->ch[i];
+        c->fd = open_channel_fd(&pc->cfg, errp);
+        if (c->fd < 0) {
+            goto fail;
+        }
+        c->aio = aio_engine_new(c->fd, cfg->queue_depth ? cfg->queue_depth : 1,
+                                cfg->direct_io ? AIO_BACKEND_AUTO : AIO_BACKEND_SYNC, errp);
+        if (!c->aio) {
+            goto fail;
+        }
+        c->queue = g_async_queue_new();
+        g_autofree char *name = g_strdup_printf("multifd%u", i);
+        c->thread = g_thread_new(name, channel_thread, c);
+    }
+    return pc;
+fail:
+    page_channels_free(pc);
+    return NULL;
+}
+
+static Channel *pick_channel(PageChannels *pc)
+{
+    unsigned n = pc->cfg.channels;
+    g_mutex_lock(&pc->lock);
+    for (;;) {
+        for (unsigned k = 0; k < n; k++) {
+            Channel *c = &pc->ch[(pc->next + k) % n];
+            if (g_atomic_int_get(&c->queued) < CHANNEL_MAX_QUEUED) {
+                pc->next = (c->id + 1) % n;
+                g_atomic_int_inc(&c->queued);
+                g_mutex_unlock(&pc->lock);
+                return c;
+            }
+        }
+        g_cond_wait(&pc->cond, &pc->lock);
+    }
+}
+
+static bool check_error(PageChannels *pc, GError **errp)
+{
+    g_mutex_lock(&pc->lock);
+    bool ok = pc->err == NULL;
+    if (!ok && errp && !*errp) {
+        *errp = g_error_copy(pc->err);
+    }
+    g_mutex_unlock(&pc->lock);
+    if (ok && g_atomic_int_get(&pc->aborted)) {
+        error_setg(errp, "Migration cancelled");
+        return false;
+    }
+    return ok;
+}
+
+bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *host,
+                               uint64_t pages_offset, unsigned long *file_bitmap,
+                               const uint64_t *pages, unsigned n, GError **errp)
+{
+    g_assert(n > 0 && n <= PAGE_CHANNELS_MAX_BATCH);
+    if (!check_error(pc, errp)) {
+        return false;
+    }
+    Job *j = g_malloc(sizeof(Job) + n * sizeof(uint64_t));
+    j->kind = JOB_WRITE;
+    j->host = host;
+    j->pages_offset = pages_offset;
+    j->bitmap = file_bitmap;
+    j->idstr = idstr;
+    j->n = n;
+    memcpy(j->pages, pages, n * sizeof(uint64_t));
+    g_async_queue_push(pick_channel(pc)->queue, j);
+    return true;
+}
+
+bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
+                              GError **errp)
+{
+    if (!check_error(pc, errp)) {
+        return false;
+    }
+    Job *j = g_new0(Job, 1);
+    j->kind = JOB_READ;
+    j->host = host;
+    j->len = len;
+    j->off = off;
+    g_async_queue_push(pick_channel(pc)->queue, j);
+    return true;
+}
+
+bool page_channels_sync(PageChannels *pc, GError **errp)
+{
+    g_mutex_lock(&pc->lock);
+    pc->sync_pending = pc->cfg.channels;
+    g_mutex_unlock(&pc->lock);
+    for (unsigned i = 0; i < pc->cfg.channels; i++) {
+        Channel *c = &pc->ch[i];
+        Job *j = g_new0(Job, 1);
+        j->kind = JOB_SYNC;
+        g_atomic_int_inc(&c->queued);
+        g_async_queue_push(c->queue, j);
+    }
+    g_mutex_lock(&pc->lock);
+    while (pc->sync_pending) {
+        g_cond_wait(&pc->cond, &pc->lock);
+    }
+    g_mutex_unlock(&pc->lock);
+    return check_error(pc, errp);
+}
+
+void page_channels_abort(PageChannels *pc)
+{
+    g_atomic_int_set(&pc->aborted, 1);
+}
+
+void page_channels_free(PageChannels *pc)
+{
+    if (!pc) {
+        return;
+    }
+    for (unsigned i = 0; i < pc->cfg.channels; i++) {
+        Channel *c = &pc->ch[i];
+        if (c->thread) {
+            Job *j = g_new0(Job, 1);
+            j->kind = JOB_QUIT;
+            g_atomic_int_inc(&c->queued);
+            g_async_queue_push(c->queue, j);
+            g_thread_join(c->thread);
+        }
+        if (c->queue) {
+            g_async_queue_unref(c->queue);
+        }
+        if (c->aio) {
+            aio_engine_free(c->aio);
+        }
+        if (c->fd >= 0) {
+            qemu_close(c->fd);
+        }
+    }
+    g_free(pc->ch);
+    if (pc->err) {
+        g_error_free(pc->err);
+    }
+    g_mutex_clear(&pc->lock);
+    g_cond_clear(&pc->cond);
+    g_free(pc->path);
+    g_free(pc);
+}
+
+uint64_t page_channels_bytes(PageChannels *pc)
+{ return __atomic_load_n(&pc->bytes, __ATOMIC_RELAXED); }
+uint64_t page_channels_zero_pages(PageChannels *pc)
+{ return __atomic_load_n(&pc->zero_pages, __ATOMIC_RELAXED); }
+uint64_t page_channels_normal_pages(PageChannels *pc)
+{ return __atomic_load_n(&pc->normal_pages, __ATOMIC_RELAXED); }
+const char *page_channels_backend(PageChannels *pc)
+{ return pc->cfg.channels && pc->ch[0].aio ? aio_engine_backend_name(pc->ch[0].aio) : "none"; }

@@ -1,0 +1,68 @@
+/*
+ * Page channels: the multifd threads of the file: transport.
+ *
+ * N threads, each with its own fd on the migration file (opened anew, not
+ * dup()ed, so O_DIRECT stays per channel) and its own AioEngine with a
+ * queue depth.  The migration thread hands them batches: on save, the
+ * pages of one block (zero detection happens in the channel thread, which
+ * sets or clears the page's bit in the file bitmap); on load, byte ranges
+ * to read straight into guest memory.  page_channels_sync() waits until
+ * every channel has finished and drained its I/O, so a page rewritten in
+ * the next pass can never race its previous write, and no page write
+ * lands after the bitmaps are written.
+ *
+ * With multifd off the same code runs one channel: that is how direct-io
+ * works without multifd (one page-data fd beside the main one, async I/O).
+ *
+ * Threads: the struct is owned by the migration thread; each channel's
+ * queue is fed by it and consumed by the channel thread; counters are
+ * atomics; err is protected by lock.
+ */
+#ifndef MIGRATION_MULTIFD_H
+#define MIGRATION_MULTIFD_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct PageChannels PageChannels;
+
+typedef struct PageChannelsConfig {
+    const char *path;          /* file path or /dev/fdset/N, opened once per channel */
+    int flags;                 /* O_WRONLY (save) or O_RDONLY (load) */
+    unsigned channels;         /* >= 1 */
+    bool direct_io;            /* O_DIRECT on these fds */
+    unsigned queue_depth;      /* async requests in flight per channel */
+    bool detect_zero;          /* save: zero pages are not written, their bit is cleared */
+} PageChannelsConfig;
+
+/* Largest batch of pages in one write job (1 MiB). */
+#define PAGE_CHANNELS_MAX_BATCH 256
+
+PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp);
+/* Joins the threads and closes the fds (drains first). */
+void page_channels_free(PageChannels *pc);
+
+/*
+ * Save: pages (ascending indices into the block, n <= MAX_BATCH) of the
+ * block whose memory starts at host, whose slots start at pages_offset
+ * and whose file bitmap is file_bitmap.
+ */
+bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *host,
+                               uint64_t pages_offset, unsigned long *file_bitmap,
+                               const uint64_t *pages, unsigned n, GError **errp);
+/* Load: read len bytes at file offset off into host. */
+bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
+                              GError **errp);
+/* Wait for every channel; the first error of any channel is returned. */
+bool page_channels_sync(PageChannels *pc, GError **errp);
+/* Cancel: make channels drop queued work and fail. */
+void page_channels_abort(PageChannels *pc);
+
+uint64_t page_channels_bytes(PageChannels *pc);        /* page bytes written/read */
+uint64_t page_channels_zero_pages(PageChannels *pc);   /* pages found zero */
+uint64_t page_channels_normal_pages(PageChannels *pc); /* pages written */
+const char *page_channels_backend(PageChannels *pc);
+
+#endif

@@ -1,0 +1,431 @@
+/*
+ * Capabilities, parameters and compatibility rules.  See options.h.
+ */
+#include "options.h"
+#include "migration-internal.h"
+#include "monitor/qmp.h"
+#include "util/error.h"
+#include <string.h>
+
+static const char *const cap_names[MIGRATION_CAPABILITY__MAX] = {
+    "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "events",
+    "postcopy-ram", "x-colo", "release-ram", "return-path",
+    "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",
+    "late-block-activate", "x-ignore-shared", "validate-uuid",
+    "background-snapshot", "zero-copy-send", "postcopy-preempt",
+    "switchover-ack", "dirty-limit", "mapped-ram",
+};
+
+const char *migration_capability_name(MigrationCapability c) { return cap_names[c]; }
+
+int migration_capability_from_name(const char *name)
+{
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        if (strcmp(cap_names[i], name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Owned by the main thread. */
+static bool caps[MIGRATION_CAPABILITY__MAX];
+static JsonObject *params;          /* MigrationParameters, QMP names */
+static struct {
+    bool send_switchover_start, send_configuration, send_section_footer;
+} props = { true, true, true };
+
+#define C(x) MIGRATION_CAPABILITY_##x
+
+/* ------------------------------------------------------------------ */
+/* capability rules: one row each, checked against the new set          */
+
+typedef enum { RULE_CONFLICT, RULE_REQUIRES } RuleKind;
+typedef struct CapRule {
+    MigrationCapability a, b;
+    RuleKind kind;
+    const char *msg;
+} CapRule;
+
+static const CapRule cap_rules[] = {
+    { C(MAPPED_RAM), C(XBZRLE), RULE_CONFLICT,
+      "Mapped-ram migration is incompatible with xbzrle" },
+    { C(MAPPED_RAM), C(POSTCOPY_RAM), RULE_CONFLICT,
+      "Mapped-ram migration is incompatible with postcopy" },
+    { C(MULTIFD), C(XBZRLE), RULE_CONFLICT, "Multifd is not compatible with xbzrle" },
+    { C(POSTCOPY_PREEMPT), C(POSTCOPY_RAM), RULE_REQUIRES,
+      "Postcopy preempt requires postcopy-ram" },
+    { C(SWITCHOVER_ACK), C(RETURN_PATH), RULE_REQUIRES,
+      "Capability 'switchover-ack' requires capability 'return-path'" },
+    { C(ZERO_COPY_SEND), C(MULTIFD), RULE_REQUIRES,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { C(BACKGROUND_SNAPSHOT), C(POSTCOPY_RAM), RULE_CONFLICT,
+      "Background-snapshot is not compatible with postcopy-ram" },
+    { C(BACKGROUND_SNAPSHOT), C(MAPPED_RAM), RULE_CONFLICT,
+      "Background-snapshot is not compatible with mapped-ram" },
+    { C(X_COLO), C(X_COLO), RULE_CONFLICT,
+      "COLO is not supported by mapram" },
+    { C(RDMA_PIN_ALL), C(RDMA_PIN_ALL), RULE_CONFLICT,
+      "RDMA is not supported by mapram" },
+};
+
+static bool caps_check(const bool *newc, GError **errp)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(cap_rules); i++) {
+        const CapRule *r = &cap_rules[i];
+        if (!newc[r->a]) {
+            continue;
+        }
+        if ((r->kind == RULE_CONFLICT && newc[r->b]) ||
+            (r->kind == RULE_REQUIRES && !newc[r->b])) {
+            error_setg(errp, "%s", r->msg);
+            return false;
+        }
+    }
+    if (newc[C(MULTIFD)] != caps[C(MULTIFD)] && migration_incoming_started()) {
+        error_setg(errp, "Multifd must be set before incoming starts");
+        return false;
+    }
+    return true;
+}
+
+bool migrate_cap(MigrationCapability c) { return caps[c]; }
+
+JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
+{
+    bool newc[MIGRATION_CAPABILITY__MAX];
+    if (migration_is_running()) {
+        error_setg(errp, "There's a migration process in progress");
+        return NULL;
+    }
+    memcpy(newc, caps, sizeof(caps));
+    JsonArray *list = json_object_get_array_member(args, "capabilities");
+    for (guint i = 0; i < json_array_get_length(list); i++) {
+        JsonObject *o = json_array_get_object_element(list, i);
+        const char *name = json_object_get_string_member(o, "capability");
+        int c = migration_capability_from_name(name);
+        if (c < 0) {
+            error_setg(errp, "Parameter 'capability' does not accept value '%s'", name);
+            return NULL;
+        }
+        newc[c] = json_object_get_boolean_member(o, "state");
+    }
+    if (!caps_check(newc, errp)) {
+        return NULL;
+    }
+    memcpy(caps, newc, sizeof(caps));
+    return NULL;
+}
+
+JsonNode *qmp_query_migrate_capabilities(GError **errp)
+{
+    JsonArray *arr = json_array_new();
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "capability", cap_names[i]);
+        json_object_set_boolean_member(o, "state", caps[i]);
+        json_array_add_object_element(arr, o);
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, arr);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* parameters                                                          */
+
+static void params_defaults(void)
+{
+    params = json_object_new();
+    json_object_set_int_member(params, "announce-initial", 50);
+    json_object_set_int_member(params, "announce-max", 550);
+    json_object_set_int_member(params, "announce-rounds", 5);
+    json_object_set_int_member(params, "announce-step", 100);
+    json_object_set_int_member(params, "throttle-trigger-threshold", 50);
+    json_object_set_int_member(params, "cpu-throttle-initial", 20);
+    json_object_set_int_member(params, "cpu-throttle-increment", 10);
+    json_object_set_boolean_member(params, "cpu-throttle-tailslow", false);
+    json_object_set_string_member(params, "tls-creds", "");
+    json_object_set_string_member(params, "tls-hostname", "");
+    json_object_set_string_member(params, "tls-authz", "");
+    json_object_set_int_member(params, "max-bandwidth", 134217728);
+    json_object_set_int_member(params, "avail-switchover-bandwidth", 0);
+    json_object_set_int_member(params, "downtime-limit", 300);
+    json_object_set_int_member(params, "x-checkpoint-delay", 20000);
+    json_object_set_int_member(params, "multifd-channels", 2);
+    json_object_set_int_member(params, "xbzrle-cache-size", 67108864);
+    json_object_set_int_member(params, "max-postcopy-bandwidth", 0);
+    json_object_set_int_member(params, "max-cpu-throttle", 99);
+    json_object_set_string_member(params, "multifd-compression", "none");
+    json_object_set_int_member(params, "multifd-zlib-level", 1);
+    json_object_set_int_member(params, "multifd-qatzip-level", 1);
+    json_object_set_int_member(params, "multifd-zstd-level", 1);
+    json_object_set_int_member(params, "x-vcpu-dirty-limit-period", 1000);
+    json_object_set_int_member(params, "vcpu-dirty-limit", 1);
+    json_object_set_string_member(params, "mode", "normal");
+    json_object_set_string_member(params, "zero-page-detection", "multifd");
+    json_object_set_boolean_member(params, "direct-io", false);
+    json_object_set_int_member(params, "x-io-queue-depth", 16);
+}
+
+void migration_options_init(void)
+{
+    if (!params) {
+        params_defaults();
+    }
+}
+
+typedef struct IntRange {
+    const char *name;      /* QMP name */
+    const char *cname;     /* name in the message (QEMU prints C names) */
+    gint64 min, max;
+    const char *msg;       /* printf with cname, or NULL for the range text */
+} IntRange;
+
+static const IntRange int_ranges[] = {
+    { "multifd-channels", "multifd_channels", 1, 255,
+      "Parameter '%s' expects a value between 1 and 255" },
+    { "downtime-limit", "downtime_limit", 0, 2000000,
+      "Parameter '%s' expects an integer in the range of 0 to 2000 seconds" },
+    { "throttle-trigger-threshold", "throttle_trigger_threshold", 1, 100,
+      "Parameter '%s' expects an integer in the range of 1 to 100" },
+    { "cpu-throttle-initial", "cpu_throttle_initial", 1, 99,
+      "Parameter '%s' expects an integer in the range of 1 to 99" },
+    { "cpu-throttle-increment", "cpu_throttle_increment", 1, 99,
+      "Parameter '%s' expects an integer in the range of 1 to 99" },
+    { "max-cpu-throttle", "max_cpu_throttle", 1, 99,
+      "Parameter '%s' expects an integer in the range of 1 to 99" },
+    { "multifd-zlib-level", "multifd_zlib_level", 0, 9,
+      "Parameter '%s' expects a value between 0 and 9" },
+    { "multifd-zstd-level", "multifd_zstd_level", 0, 20,
+      "Parameter '%s' expects a value between 0 and 20" },
+    { "x-io-queue-depth", "x_io_queue_depth", 1, 256,
+      "Parameter '%s' expects a value between 1 and 256" },
+};
+
+static bool params_check(JsonObject *newp, GError **errp)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(int_ranges); i++) {
+        const IntRange *r = &int_ranges[i];
+        if (!json_object_has_member(newp, r->name)) {
+            continue;
+        }
+        gint64 v = json_object_get_int_member(newp, r->name);
+        if (v < r->min || v > r->max) {
+            error_setg(errp, r->msg, r->cname);
+            return false;
+        }
+    }
+    if (json_object_has_member(newp, "xbzrle-cache-size")) {
+        gint64 v = json_object_get_int_member(newp, "xbzrle-cache-size");
+        if (v < 4096 || (v & (v - 1))) {
+            error_setg(errp, "Parameter 'xbzrle_cache_size' expects a power of two no less "
+                       "than the target page size");
+            return false;
+        }
+    }
+    /* QEMU checks the *current* mapped-ram/compression/TLS values here. */
+    if (caps[C(MAPPED_RAM)] &&
+        (strcmp(json_object_get_string_member(params, "multifd-compression"), "none") != 0 ||
+         *json_object_get_string_member(params, "tls-creds"))) {
+        error_setg(errp, "Mapped-ram only available for non-compressed non-TLS multifd migration");
+        return false;
+    }
+    return true;
+}
+
+JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
+{
+    if (!params_check(args, errp)) {
+        return NULL;
+    }
+    GList *members = json_object_get_members(args);
+    for (GList *l = members; l; l = l->next) {
+        const char *name = l->data;
+        JsonNode *v = json_object_get_member(args, name);
+        if (JSON_NODE_HOLDS_NULL(v)) {
+            /* StrOrNull null for tls-*: reset to "" */
+            json_object_set_string_member(params, name, "");
+        } else {
+            json_object_set_member(params, name, json_node_copy(v));
+        }
+    }
+    g_list_free(members);
+    return NULL;
+}
+
+JsonNode *qmp_query_migrate_parameters(GError **errp)
+{
+    JsonObject *copy = json_object_new();
+    GList *members = json_object_get_members(params);
+    for (GList *l = members; l; l = l->next) {
+        if (strcmp(l->data, "x-io-queue-depth") == 0) {
+            continue;   /* not in QEMU's MigrationParameters */
+        }
+        json_object_set_member(copy, l->data,
+                               json_node_copy(json_object_get_member(params, l->data)));
+    }
+    g_list_free(members);
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(n, copy);
+    return n;
+}
+
+static ZeroPageDetection zpd_from_name(const char *s)
+{
+    if (strcmp(s, "none") == 0) {
+        return ZERO_PAGE_DETECTION_NONE;
+    }
+    if (strcmp(s, "legacy") == 0) {
+        return ZERO_PAGE_DETECTION_LEGACY;
+    }
+    return ZERO_PAGE_DETECTION_MULTIFD;
+}
+
+MigrationConfig *migration_config_snapshot(void)
+{
+    MigrationConfig *c = g_new0(MigrationConfig, 1);
+    memcpy(c->caps, caps, sizeof(caps));
+    c->max_bandwidth = json_object_get_int_member(params, "max-bandwidth");
+    c->downtime_limit = json_object_get_int_member(params, "downtime-limit");
+    c->multifd_channels = json_object_get_int_member(params, "multifd-channels");
+    c->multifd_compression = g_strdup(json_object_get_string_member(params, "multifd-compression"));
+    c->zero_page_detection = zpd_from_name(json_object_get_string_member(params, "zero-page-detection"));
+    c->direct_io = json_object_get_boolean_member(params, "direct-io");
+    c->tls_creds = g_strdup(json_object_get_string_member(params, "tls-creds"));
+    c->mode = g_strdup(json_object_get_string_member(params, "mode"));
+    c->send_switchover_start = props.send_switchover_start;
+    c->send_configuration = props.send_configuration;
+    c->send_section_footer = props.send_section_footer;
+    c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
+    return c;
+}
+
+void migration_config_free(MigrationConfig *c)
+{
+    if (c) {
+        g_free(c->multifd_compression);
+        g_free(c->tls_creds);
+        g_free(c->mode);
+        g_free(c);
+    }
+}
+
+bool migrate_direct_io_effective(const MigrationConfig *c)
+{
+    return c->direct_io && c->caps[C(MAPPED_RAM)];
+}
+
+/* ------------------------------------------------------------------ */
+/* -global migration.NAME=VALUE                                         */
+
+static bool parse_bool(const char *name, const char *v, bool *out, GError **errp)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes")) {
+        *out = true;
+    } else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")) {
+        *out = false;
+    } else {
+        error_setg(errp, "Property 'migration.%s' doesn't take value '%s'", name, v);
+        return false;
+    }
+    return true;
+}
+
+bool migration_options_set_global(const char *name, const char *value, GError **errp)
+{
+    migration_options_init();
+    bool b;
+    if (!strcmp(name, "send-switchover-start")) {
+        return parse_bool(name, value, &props.send_switchover_start, errp);
+    }
+    if (!strcmp(name, "send-configuration")) {
+        return parse_bool(name, value, &props.send_configuration, errp);
+    }
+    if (!strcmp(name, "send-section-footer")) {
+        return parse_bool(name, value, &props.send_section_footer, errp);
+    }
+    const char *capname = !strcmp(name, "x-multifd") ? "multifd" : name;
+    int c = migration_capability_from_name(capname);
+    if (c >= 0) {
+        if (!parse_bool(name, value, &b, errp)) {
+            return false;
+        }
+        caps[c] = b;
+        return true;
+    }
+    if (!strcmp(name, "multifd-channels") || !strcmp(name, "x-max-bandwidth")) {
+        gint64 v = g_ascii_strtoll(value, NULL, 0);
+        json_object_set_int_member(params, !strcmp(name, "x-max-bandwidth") ?
+                                   "max-bandwidth" : name, v);
+        return true;
+    }
+    if (!strcmp(name, "zero-page-detection")) {
+        json_object_set_string_member(params, name, value);
+        return true;
+    }
+    error_setg(errp, "can't apply global migration.%s=%s: Property 'migration.%s' not found",
+               name, value, name);
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* transport rules                                                      */
+
+bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError **errp)
+{
+    bool multi_channel = t == TRANSPORT_SOCKET || (t == TRANSPORT_FILE && c->caps[C(MAPPED_RAM)]);
+
+    if (c->caps[C(MAPPED_RAM)] && t != TRANSPORT_FILE) {
+        error_setg(errp, "Migration requires seekable transport (e.g. file)");
+        return false;
+    }
+    if ((c->caps[C(MULTIFD)] || c->caps[C(POSTCOPY_PREEMPT)]) && !multi_channel) {
+        error_setg(errp, "Migration requires multi-channel URIs (e.g. tcp)");
+        return false;
+    }
+    if (c->caps[C(MULTIFD)] && migrate_direct_io_effective(c) && t != TRANSPORT_FILE) {
+        error_setg(errp, "Migration requires a transport that allows for extra fds (e.g. file)");
+        return false;
+    }
+    if (t == TRANSPORT_FILE && !strcmp(c->mode, "cpr-transfer")) {
+        error_setg(errp, "Migration requires streamable transport (eg unix)");
+        return false;
+    }
+    if (c->caps[C(MULTIFD)] && t == TRANSPORT_SOCKET) {
+        error_setg(errp, "multifd over socket transports is not supported by mapram; "
+                   "use file: with mapped-ram");
+        return false;
+    }
+    if (t == TRANSPORT_RDMA) {
+        error_setg(errp, "RDMA is not supported by mapram");
+        return false;
+    }
+    return true;
+}
+
+bool migration_check_prepare(const MigrationConfig *c, GError **errp)
+{
+    if (c->caps[C(MAPPED_RAM)] && *c->tls_creds) {
+        error_setg(errp, "Cannot use TLS with mapped-ram");
+        return false;
+    }
+    if (c->caps[C(MAPPED_RAM)] && strcmp(c->multifd_compression, "none") != 0) {
+        error_setg(errp, "Cannot use compression with mapped-ram");
+        return false;
+    }
+    if (*c->tls_creds) {
+        error_setg(errp, "TLS is not supported by mapram");
+        return false;
+    }
+    if (c->caps[C(MULTIFD)] && strcmp(c->multifd_compression, "none") != 0) {
+        error_setg(errp, "multifd compression '%s' is not supported by mapram",
+                   c->multifd_compression);
+        return false;
+    }
+    if (strcmp(c->mode, "normal") != 0) {
+        error_setg(errp, "Migration mode '%s' is not supported by mapram", c->mode);
+        return false;
+    }
+    return true;
+}

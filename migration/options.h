@@ -1,0 +1,90 @@
+/*
+ * Migration capabilities and parameters (QEMU's names, defaults and
+ * texts), and every compatibility rule as one table.
+ *
+ * The live values are owned by the main thread (QMP).  A migration takes
+ * an immutable copy, MigrationConfig, when it starts; its threads only
+ * ever read that copy.
+ */
+#ifndef MIGRATION_OPTIONS_H
+#define MIGRATION_OPTIONS_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "ram.h"
+
+typedef enum {
+    MIGRATION_CAPABILITY_XBZRLE,
+    MIGRATION_CAPABILITY_RDMA_PIN_ALL,
+    MIGRATION_CAPABILITY_AUTO_CONVERGE,
+    MIGRATION_CAPABILITY_ZERO_BLOCKS,
+    MIGRATION_CAPABILITY_EVENTS,
+    MIGRATION_CAPABILITY_POSTCOPY_RAM,
+    MIGRATION_CAPABILITY_X_COLO,
+    MIGRATION_CAPABILITY_RELEASE_RAM,
+    MIGRATION_CAPABILITY_RETURN_PATH,
+    MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER,
+    MIGRATION_CAPABILITY_MULTIFD,
+    MIGRATION_CAPABILITY_DIRTY_BITMAPS,
+    MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME,
+    MIGRATION_CAPABILITY_LATE_BLOCK_ACTIVATE,
+    MIGRATION_CAPABILITY_X_IGNORE_SHARED,
+    MIGRATION_CAPABILITY_VALIDATE_UUID,
+    MIGRATION_CAPABILITY_BACKGROUND_SNAPSHOT,
+    MIGRATION_CAPABILITY_ZERO_COPY_SEND,
+    MIGRATION_CAPABILITY_POSTCOPY_PREEMPT,
+    MIGRATION_CAPABILITY_SWITCHOVER_ACK,
+    MIGRATION_CAPABILITY_DIRTY_LIMIT,
+    MIGRATION_CAPABILITY_MAPPED_RAM,
+    MIGRATION_CAPABILITY__MAX
+} MigrationCapability;
+
+const char *migration_capability_name(MigrationCapability c);
+int migration_capability_from_name(const char *name);    /* -1 if unknown */
+
+/* Immutable snapshot taken at migrate / migrate-incoming. */
+typedef struct MigrationConfig {
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    uint64_t max_bandwidth;          /* bytes/s, 0 = unlimited */
+    uint64_t downtime_limit;         /* ms */
+    unsigned multifd_channels;
+    char *multifd_compression;
+    ZeroPageDetection zero_page_detection;
+    bool direct_io;
+    char *tls_creds;
+    char *mode;
+    /* -global migration.* properties */
+    bool send_switchover_start;
+    bool send_configuration;
+    bool send_section_footer;
+    /* mapram extension: async page I/O queue depth per channel */
+    unsigned io_queue_depth;
+} MigrationConfig;
+
+void migration_options_init(void);
+MigrationConfig *migration_config_snapshot(void);
+void migration_config_free(MigrationConfig *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigrationConfig, migration_config_free)
+
+bool migrate_cap(MigrationCapability c);   /* current (main thread) value */
+/* direct-io takes effect with mapped-ram (mapram: also without multifd). */
+bool migrate_direct_io_effective(const MigrationConfig *c);
+
+/* QMP */
+JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp);
+JsonNode *qmp_query_migrate_capabilities(GError **errp);
+JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp);
+JsonNode *qmp_query_migrate_parameters(GError **errp);
+bool migration_options_set_global(const char *name, const char *value, GError **errp);
+
+/* Transport-dependent checks (reference §5.4), in QEMU's order. */
+typedef enum {
+    TRANSPORT_FILE, TRANSPORT_SOCKET, TRANSPORT_EXEC, TRANSPORT_FD, TRANSPORT_RDMA,
+} TransportKind;
+bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError **errp);
+/* migrate only: TLS / compression with mapped-ram etc. */
+bool migration_check_prepare(const MigrationConfig *c, GError **errp);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * The "ram" section (idstr "ram", instance 0, version 4): reference §2-§4.
+ *
+ * Save: ram_save_configure() before the migration starts gives the RAM
+ * module its immutable parameters; the savevm handlers then run setup
+ * (block list, mapped-ram headers), iterate (dirty pages, one pass at a
+ * time) and complete (last pages, bitmaps, EOS).
+ *
+ * Load: the VM's loader (handlers) and the mapram tool share one record
+ * parser, ram_parse_section(), which calls a RamSink for every block and
+ * page.  The VM sink places page data straight into guest memory; the
+ * tool's sinks count pages or rewrite them into a mapped-ram file.
+ */
+#ifndef MIGRATION_RAM_H
+#define MIGRATION_RAM_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "qemu-file.h"
+#include "savevm.h"
+#include "mapped-ram.h"
+
+#define RAM_SAVE_FLAG_ZERO          0x002
+#define RAM_SAVE_FLAG_MEM_SIZE      0x004
+#define RAM_SAVE_FLAG_PAGE          0x008
+#define RAM_SAVE_FLAG_EOS           0x010
+#define RAM_SAVE_FLAG_CONTINUE      0x020
+#define RAM_SAVE_FLAG_XBZRLE        0x040
+#define RAM_SAVE_FLAG_HOOK          0x080
+#define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
+
+#define RAM_SECTION_VERSION 4
+#define RAM_PAGE_SIZE 4096ULL
+
+typedef enum {
+    ZERO_PAGE_DETECTION_NONE,
+    ZERO_PAGE_DETECTION_LEGACY,
+    ZERO_PAGE_DETECTION_MULTIFD,
+} ZeroPageDetection;
+
+typedef struct RamSaveParams {
+    bool mapped_ram;
+    bool multifd;
+    unsigned channels;            /* page channels when mapped_ram */
+    bool direct_io;
+    unsigned queue_depth;
+    ZeroPageDetection zero;
+    const char *path;             /* file to reopen for page channels */
+    IOChannel *main_ioc;          /* for the bitmap pwrites */
+    /* Rate limit: returns true when the current window's budget is used up. */
+    bool (*rate_limited)(void *opaque, uint64_t bytes_just_sent);
+    void *rate_opaque;
+} RamSaveParams;
+
+typedef struct RamStats {
+    uint64_t normal_pages;        /* pages with data sent */
+    uint64_t zero_pages;          /* "duplicate" */
+    uint64_t page_bytes;          /* page data bytes (stream or channels) */
+    uint64_t dirty_sync_count;
+    uint64_t remaining;           /* bytes still dirty */
+    uint64_t multifd_bytes;
+} RamStats;
+
+typedef struct RamLoadParams {
+    bool mapped_ram;
+    unsigned channels;
+    bool direct_io;
+    unsigned queue_depth;
+    const char *path;             /* file to reopen for page channels */
+} RamLoadParams;
+
+void ram_register(void);
+void ram_load_configure(const RamLoadParams *p);   /* registers the "ram" handlers with savevm */
+void ram_save_configure(const RamSaveParams *p);
+void ram_get_stats(RamStats *st);
+/* Harvest the dirty log into the migration bitmap; returns dirty bytes. */
+uint64_t ram_sync_dirty(void);
+
+/* ---- shared record parser ---- */
+typedef struct RamSink {
+    /* START: a block of the list.  hdr is non-NULL for mapped-ram. */
+    bool (*block)(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
+                  uint64_t used_length, const MappedRamHeader *hdr, GError **errp);
+    /* Where a PAGE's 4096 bytes go (guest memory or a scratch buffer). */
+    uint8_t *(*page_dest)(void *opaque, unsigned idx, uint64_t offset, GError **errp);
+    /* After a PAGE's data was read (zero = false) or a ZERO record (zero = true). */
+    bool (*page)(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp);
+} RamSink;
+
+typedef struct RamParseState {
+    bool mapped_ram;
+    int last_block;               /* for CONTINUE; -1 = none */
+    GPtrArray *block_names;       /* char *, index = idx */
+    GArray *block_lengths;        /* uint64_t */
+    uint64_t total;               /* MEM_SIZE total */
+} RamParseState;
+
+void ram_parse_state_init(RamParseState *s, bool mapped_ram);
+void ram_parse_state_clear(RamParseState *s);
+/* Parse one START/PART/END body up to and including its EOS. */
+bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
+                       const RamSink *sink, void *opaque, GError **errp);
+
+#endif

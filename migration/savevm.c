@@ -1,0 +1,797 @@
+/*
+ * QEVM stream: codec, walker and the VM's handler registry.
+ */
+#include "savevm.h"
+#include "util/error.h"
+#include <string.h>
+
+const char *savevm_section_type_name(int type)
+{
+    switch (type) {
+    case QEMU_VM_EOF: return "EOF";
+    case QEMU_VM_SECTION_START: return "START";
+    case QEMU_VM_SECTION_PART: return "PART";
+    case QEMU_VM_SECTION_END: return "END";
+    case QEMU_VM_SECTION_FULL: return "FULL";
+    case QEMU_VM_SUBSECTION: return "SUBSECTION";
+    case QEMU_VM_VMDESCRIPTION: return "VMDESCRIPTION";
+    case QEMU_VM_CONFIGURATION: return "CONFIGURATION";
+    case QEMU_VM_COMMAND: return "COMMAND";
+    case QEMU_VM_SECTION_FOOTER: return "FOOTER";
+    default: return "unknown";
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                       */
+
+#define CONF_SUB_PAGE_BITS "configuration/target-page-bits"
+#define CONF_SUB_CAPS      "configuration/capabilities"
+#define CONF_SUB_UUID      "configuration/uuid"
+
+void stream_config_clear(StreamConfig *c)
+{
+    if (c->caps) {
+        g_ptr_array_unref(c->caps);
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+static void desc_field(JsonBuilder *b, const char *name, const char *type, gint64 size)
+{
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "name");
+    json_builder_add_string_value(b, name);
+    json_builder_set_member_name(b, "type");
+    json_builder_add_string_value(b, type);
+    json_builder_set_member_name(b, "size");
+    json_builder_add_int_value(b, size);
+    json_builder_end_object(b);
+}
+
+static void desc_begin(JsonBuilder *b, const char *vmsd_name)
+{
+    json_builder_set_member_name(b, "vmsd_name");
+    json_builder_add_string_value(b, vmsd_name);
+    json_builder_set_member_name(b, "version");
+    json_builder_add_int_value(b, 1);
+    json_builder_set_member_name(b, "fields");
+    json_builder_begin_array(b);
+}
+
+static void put_subsection_header(QEMUFile *f, const char *name)
+{
+    qemu_put_byte(f, QEMU_VM_SUBSECTION);
+    qemu_put_counted_string(f, name);
+    qemu_put_be32(f, 1);
+}
+
+void savevm_put_configuration(QEMUFile *f, const StreamConfig *c, JsonBuilder *vmdesc)
+{
+    size_t len = strlen(c->machine);
+    bool has_caps = c->caps && c->caps->len > 0;
+
+    qemu_put_byte(f, QEMU_VM_CONFIGURATION);
+    qemu_put_be32(f, len);
+    qemu_put_buffer(f, c->machine, len);
+    if (vmdesc) {
+        json_builder_set_member_name(vmdesc, "configuration");
+        json_builder_begin_object(vmdesc);
+        desc_begin(vmdesc, "configuration");
+        desc_field(vmdesc, "len", "uint32", 4);
+        desc_field(vmdesc, "name", "buffer", len);
+        json_builder_end_array(vmdesc);
+        if (c->has_page_bits || has_caps || c->has_uuid) {
+            json_builder_set_member_name(vmdesc, "subsections");
+            json_builder_begin_array(vmdesc);
+        }
+    }
+    if (c->has_page_bits) {
+        put_subsection_header(f, CONF_SUB_PAGE_BITS);
+        qemu_put_be32(f, c->page_bits);
+        if (vmdesc) {
+            json_builder_begin_object(vmdesc);
+            desc_begin(vmdesc, CONF_SUB_PAGE_BITS);
+            desc_field(vmdesc, "target_page_bits", "int32", 4);
+            json_builder_end_array(vmdesc);
+            json_builder_end_object(vmdesc);
+        }
+    }
+    if (has_caps) {
+        put_subsection_header(f, CONF_SUB_CAPS);
+        qemu_put_be32(f, c->caps->len);
+        for (guint i = 0; i < c->caps->len; i++) {
+            qemu_put_counted_string(f, g_ptr_array_index(c->caps, i));
+        }
+        if (vmdesc) {
+            json_builder_begin_object(vmdesc);
+            desc_begin(vmdesc, CONF_SUB_CAPS);
+            desc_field(vmdesc, "caps_count", "uint32", 4);
+            for (guint i = 0; i < c->caps->len; i++) {
+                desc_field(vmdesc, "capabilities", "capability",
+                           1 + strlen(g_ptr_array_index(c->caps, i)));
+            }
+            json_builder_end_array(vmdesc);
+            json_builder_end_object(vmdesc);
+        }
+    }
+    if (c->has_uuid) {
+        put_subsection_header(f, CONF_SUB_UUID);
+        qemu_put_buffer(f, c->uuid, 16);
+        if (vmdesc) {
+            json_builder_begin_object(vmdesc);
+            desc_begin(vmdesc, CONF_SUB_UUID);
+            desc_field(vmdesc, "uuid", "buffer", 16);
+            json_builder_end_array(vmdesc);
+            json_builder_end_object(vmdesc);
+        }
+    }
+    if (vmdesc) {
+        if (c->has_page_bits || has_caps || c->has_uuid) {
+            json_builder_end_array(vmdesc);
+        }
+        json_builder_end_object(vmdesc);
+    }
+}
+
+bool savevm_get_configuration(QEMUFile *f, StreamConfig *c, GError **errp)
+{
+    memset(c, 0, sizeof(*c));
+    c->caps = g_ptr_array_new_with_free_func(g_free);
+    int type = qemu_peek_byte(f, 0);
+    if (type != QEMU_VM_CONFIGURATION) {
+        error_setg(errp, "Configuration section missing, %x != %x",
+                   type < 0 ? 0 : type, QEMU_VM_CONFIGURATION);
+        return false;
+    }
+    qemu_file_skip(f, 1);
+    uint32_t len = qemu_get_be32(f);
+    if (len > 255) {
+        error_setg(errp, "Machine type name too long (%u bytes) at offset %lld", len,
+                   (long long)qemu_file_tell(f) - 4);
+        return false;
+    }
+    qemu_get_buffer(f, c->machine, len);
+    c->machine[len] = 0;
+    while (qemu_peek_byte(f, 0) == QEMU_VM_SUBSECTION) {
+        char name[257];
+        int nlen = qemu_peek_byte(f, 1);
+        if (nlen < 0 || qemu_peek_buffer(f, name, nlen, 2) != (size_t)nlen) {
+            break;
+        }
+        name[nlen] = 0;
+        if (!g_str_has_prefix(name, "configuration")) {
+            break;
+        }
+        off_t at = qemu_file_tell(f);
+        qemu_file_skip(f, 2 + nlen);
+        uint32_t ver = qemu_get_be32(f);
+        if (ver != 1) {
+            error_setg(errp, "configuration: subsection '%s' version %u is not supported", name, ver);
+            return false;
+        }
+        if (strcmp(name, CONF_SUB_PAGE_BITS) == 0) {
+            c->has_page_bits = true;
+            c->page_bits = qemu_get_be32(f);
+        } else if (strcmp(name, CONF_SUB_CAPS) == 0) {
+            uint32_t n = qemu_get_be32(f);
+            if (n > 64) {
+                error_setg(errp, "configuration: implausible capability count %u at offset %lld",
+                           n, (long long)at);
+                return false;
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                char cap[256];
+                qemu_get_counted_string(f, cap);
+                g_ptr_array_add(c->caps, g_strdup(cap));
+            }
+        } else if (strcmp(name, CONF_SUB_UUID) == 0) {
+            c->has_uuid = true;
+            qemu_get_buffer(f, c->uuid, 16);
+        } else {
+            error_setg(errp, "configuration: unknown subsection '%s' at offset %lld",
+                       name, (long long)at);
+            return false;
+        }
+    }
+    return qemu_file_propagate_error(f, errp);
+}
+
+/* ------------------------------------------------------------------ */
+/* section records                                                     */
+
+void savevm_put_section_full_header(QEMUFile *f, uint8_t type, uint32_t section_id,
+                                    const char *idstr, uint32_t instance, uint32_t version)
+{
+    qemu_put_byte(f, type);
+    qemu_put_be32(f, section_id);
+    qemu_put_counted_string(f, idstr);
+    qemu_put_be32(f, instance);
+    qemu_put_be32(f, version);
+}
+
+void savevm_put_section_short_header(QEMUFile *f, uint8_t type, uint32_t section_id)
+{
+    qemu_put_byte(f, type);
+    qemu_put_be32(f, section_id);
+}
+
+void savevm_put_section_footer(QEMUFile *f, uint32_t section_id)
+{
+    qemu_put_byte(f, QEMU_VM_SECTION_FOOTER);
+    qemu_put_be32(f, section_id);
+}
+
+void savevm_put_command(QEMUFile *f, uint16_t cmd, const void *data, uint16_t len)
+{
+    qemu_put_byte(f, QEMU_VM_COMMAND);
+    qemu_put_be16(f, cmd);
+    qemu_put_be16(f, len);
+    if (len) {
+        qemu_put_buffer(f, data, len);
+    }
+}
+
+static bool check_footer(QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    off_t at = qemu_file_tell(f);
+    int b = qemu_peek_byte(f, 0);
+    if (b != QEMU_VM_SECTION_FOOTER) {
+        error_setg(errp, "Section footer error, section_id: %u: Missing section footer for %s "
+                   "(offset %lld)", si->section_id, si->idstr, (long long)at);
+        return false;
+    }
+    qemu_file_skip(f, 1);
+    uint32_t id = qemu_get_be32(f);
+    if (id != si->section_id) {
+        error_setg(errp, "Section footer error, section_id: %u: Mismatched section id in footer "
+                   "for %s - read 0x%x expected 0x%x (offset %lld)", si->section_id, si->idstr,
+                   id, si->section_id, (long long)at);
+        return false;
+    }
+    return qemu_file_propagate_error(f, errp);
+}
+
+static bool read_full_header(QEMUFile *f, SectionInfo *si, GError **errp)
+{
+    si->section_id = qemu_get_be32(f);
+    if (!qemu_get_counted_string(f, si->idstr) || si->idstr[0] == 0) {
+        if (qemu_file_propagate_error(f, errp)) {
+            error_setg(errp, "Empty section name at offset %lld", (long long)si->header_offset);
+        }
+        return false;
+    }
+    si->instance_id = qemu_get_be32(f);
+    si->version_id = qemu_get_be32(f);
+    return qemu_file_propagate_error(f, errp);
+}
+
+static bool read_header(QEMUFile *f, GError **errp)
+{
+    uint32_t magic = qemu_get_be32(f);
+    if (!qemu_file_propagate_error(f, errp)) {
+        return false;
+    }
+    if (magic != QEMU_VM_FILE_MAGIC) {
+        error_setg(errp, "Not a migration stream, magic: %x != %x", magic, QEMU_VM_FILE_MAGIC);
+        return false;
+    }
+    uint32_t version = qemu_get_be32(f);
+    if (!qemu_file_propagate_error(f, errp)) {
+        return false;
+    }
+    if (version == QEMU_VM_FILE_VERSION_COMPAT) {
+        error_setg(errp, "SaveVM v2 format is obsolete and no longer supported");
+        return false;
+    }
+    if (version != QEMU_VM_FILE_VERSION) {
+        error_setg(errp, "Unsupported migration stream version, file version %x != %x",
+                   version, QEMU_VM_FILE_VERSION);
+        return false;
+    }
+    return true;
+}
+
+static bool read_vmdesc(QEMUFile *f, const StreamVisitor *v, void *opaque, GError **errp)
+{
+    int b = qemu_peek_byte(f, 0);
+    if (b < 0) {
+        return true;                      /* suppress-vmdesc: nothing follows */
+    }
+    if (b != QEMU_VM_VMDESCRIPTION) {
+        error_setg(errp, "Expected vmdescription section, but got %d at offset %lld",
+                   b, (long long)qemu_file_tell(f));
+        return false;
+    }
+    qemu_file_skip(f, 1);
+    uint32_t len = qemu_get_be32(f);
+    if (len > 64 * 1024 * 1024) {
+        error_setg(errp, "vmdescription of %u bytes is implausible (offset %lld)",
+                   len, (long long)qemu_file_tell(f) - 4);
+        return false;
+    }
+    g_autofree char *json = g_malloc(len + 1);
+    if (!qemu_get_buffer(f, json, len)) {
+        return qemu_file_propagate_error(f, errp);
+    }
+    json[len] = 0;
+    if (v->vmdesc && !v->vmdesc(opaque, json, len, errp)) {
+        return false;
+    }
+    return true;
+}
+
+bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
+                        bool want_vmdesc, GError **errp)
+{
+    StreamConfig cfg;
+    g_autoptr(GHashTable) started = g_hash_table_new_full(g_direct_hash, g_direct_equal,
+                                                          NULL, g_free);
+    bool ok = false;
+
+    if (!read_header(f, errp)) {
+        return false;
+    }
+    if (!savevm_get_configuration(f, &cfg, errp)) {
+        stream_config_clear(&cfg);
+        return false;
+    }
+    if (v->configuration && !v->configuration(opaque, f, &cfg, errp)) {
+        stream_config_clear(&cfg);
+        return false;
+    }
+    stream_config_clear(&cfg);
+
+    for (;;) {
+        off_t at = qemu_file_tell(f);
+        int type = qemu_peek_byte(f, 0);
+        if (type < 0) {
+            if (qemu_file_propagate_error(f, errp)) {
+                error_setg(errp, "Unexpected end of stream at offset %lld "
+                           "(no EOF marker)", (long long)at);
+            }
+            return false;
+        }
+        qemu_file_skip(f, 1);
+        SectionInfo si = { .type = type, .header_offset = at };
+        switch (type) {
+        case QEMU_VM_SECTION_START:
+        case QEMU_VM_SECTION_FULL:
+            if (!read_full_header(f, &si, errp)) {
+                return false;
+            }
+            if (type == QEMU_VM_SECTION_START) {
+                g_hash_table_insert(started, GUINT_TO_POINTER(si.section_id),
+                                    g_memdup2(&si, sizeof(si)));
+            }
+            break;
+        case QEMU_VM_SECTION_PART:
+        case QEMU_VM_SECTION_END: {
+            si.section_id = qemu_get_be32(f);
+            SectionInfo *st = g_hash_table_lookup(started, GUINT_TO_POINTER(si.section_id));
+            if (!qemu_file_propagate_error(f, errp)) {
+                return false;
+            }
+            if (!st) {
+                error_setg(errp, "Unknown savevm section %u at offset %lld",
+                           si.section_id, (long long)at);
+                return false;
+            }
+            memcpy(si.idstr, st->idstr, sizeof(si.idstr));
+            si.instance_id = st->instance_id;
+            si.version_id = st->version_id;
+            break;
+        }
+        case QEMU_VM_COMMAND: {
+            uint16_t cmd = qemu_get_be16(f);
+            uint16_t len = qemu_get_be16(f);
+            g_autofree uint8_t *data = g_malloc(len + 1);
+            qemu_get_buffer(f, data, len);
+            if (!qemu_file_propagate_error(f, errp)) {
+                return false;
+            }
+            if (v->command && !v->command(opaque, f, cmd, data, len, errp)) {
+                return false;
+            }
+            continue;
+        }
+        case QEMU_VM_EOF:
+            if (v->eof && !v->eof(opaque, f, errp)) {
+                return false;
+            }
+            ok = want_vmdesc ? read_vmdesc(f, v, opaque, errp) : true;
+            return ok;
+        default:
+            error_setg(errp, "Unknown savevm section type %d at offset %lld", type, (long long)at);
+            return false;
+        }
+        if (!v->section(opaque, f, &si, errp)) {
+            if (!qemu_file_propagate_error(f, NULL) && errp && *errp == NULL) {
+                qemu_file_propagate_error(f, errp);
+            }
+            return false;
+        }
+        if (!qemu_file_propagate_error(f, errp)) {
+            return false;
+        }
+        if (!check_footer(f, &si, errp)) {
+            return false;
+        }
+        if (v->section_done && !v->section_done(opaque, f, &si, errp)) {
+            return false;
+        }
+    }
+}
+
+/* A record may start here: a section type that parses, or EOF. */
+static bool plausible_next(QEMUFile *f, size_t ahead, uint32_t sid)
+{
+    int t = qemu_peek_byte(f, ahead);
+    uint8_t b[4];
+    switch (t) {
+    case -1:
+        return false;
+    case QEMU_VM_EOF: {
+        int n = qemu_peek_byte(f, ahead + 1);
+        return n == -1 || n == QEMU_VM_VMDESCRIPTION;
+    }
+    case QEMU_VM_SECTION_FULL:
+    case QEMU_VM_SECTION_START: {
+        if (qemu_peek_buffer(f, b, 4, ahead + 1) != 4) {
+            return false;
+        }
+        uint32_t next = (uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+        int len = qemu_peek_byte(f, ahead + 5);
+        if (next == sid || len <= 0) {
+            return false;
+        }
+        for (int i = 0; i < len && i < 64; i++) {
+            int c = qemu_peek_byte(f, ahead + 6 + i);
+            if (c < 0x20 || c > 0x7e) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case QEMU_VM_SECTION_PART:
+    case QEMU_VM_SECTION_END:
+    case QEMU_VM_COMMAND:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool savevm_skip_unknown_body(QEMUFile *f, const SectionInfo *si, GByteArray *out,
+                              GError **errp)
+{
+    uint8_t foot[5] = { QEMU_VM_SECTION_FOOTER, si->section_id >> 24, si->section_id >> 16,
+                        si->section_id >> 8, si->section_id };
+    off_t start = qemu_file_tell(f);
+    for (;;) {
+        uint8_t w[5];
+        size_t n = qemu_peek_buffer(f, w, 5, 0);
+        if (n < 5) {
+            qemu_file_propagate_error(f, errp);
+            if (errp && !*errp) {
+                error_setg(errp, "Section '%s' (id %u) starting at offset %lld has no footer "
+                           "before the end of the stream", si->idstr, si->section_id,
+                           (long long)si->header_offset);
+            }
+            return false;
+        }
+        if (memcmp(w, foot, 5) == 0 && plausible_next(f, 5, si->section_id)) {
+            return true;
+        }
+        uint8_t b = qemu_get_byte(f);
+        if (out) {
+            g_byte_array_append(out, &b, 1);
+        }
+        if (qemu_file_tell(f) - start > 256 * 1024 * 1024) {
+            error_setg(errp, "Section '%s' at offset %lld is larger than 256 MiB",
+                       si->idstr, (long long)si->header_offset);
+            return false;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the VM's registry and save pipeline                                  */
+
+typedef struct SaveStateEntry {
+    char idstr[256];
+    uint32_t instance_id;
+    uint32_t version_id;
+    uint32_t section_id;
+    const SaveVMHandlers *ops;        /* iterable handlers, or NULL */
+    const VMStateDescription *vmsd;   /* device state, or NULL */
+    void *opaque;
+    bool done;                        /* iterate: finished this pass */
+} SaveStateEntry;
+
+/* Filled before threads start; read-only afterwards. */
+static GPtrArray *handlers;
+static uint32_t next_section_id;
+/* Owned by the (single) outgoing migration thread. */
+static JsonBuilder *vmdesc_builder;
+
+static SaveStateEntry *new_entry(const char *idstr, uint32_t instance)
+{
+    if (!handlers) {
+        handlers = g_ptr_array_new_with_free_func(g_free);
+    }
+    SaveStateEntry *se = g_new0(SaveStateEntry, 1);
+    g_strlcpy(se->idstr, idstr, sizeof(se->idstr));
+    se->instance_id = instance;
+    se->section_id = next_section_id++;
+    g_ptr_array_add(handlers, se);
+    return se;
+}
+
+void register_savevm_live(const char *idstr, uint32_t instance, uint32_t version,
+                          const SaveVMHandlers *ops, void *opaque)
+{
+    SaveStateEntry *se = new_entry(idstr, instance);
+    se->version_id = version;
+    se->ops = ops;
+    se->opaque = opaque;
+}
+
+void vmstate_register(const char *idstr, uint32_t instance_id,
+                      const VMStateDescription *vmsd, void *opaque)
+{
+    SaveStateEntry *se = new_entry(idstr, instance_id);
+    se->version_id = vmsd->version_id;
+    se->vmsd = vmsd;
+    se->opaque = opaque;
+}
+
+#define FOREACH_SE(se) \
+    for (guint i_ = 0; handlers && i_ < handlers->len && ((se) = handlers->pdata[i_]); i_++)
+
+void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg)
+{
+    qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(f, QEMU_VM_FILE_VERSION);
+    if (vmdesc_builder) {
+        g_object_unref(vmdesc_builder);
+    }
+    vmdesc_builder = json_builder_new();
+    json_builder_begin_object(vmdesc_builder);
+    savevm_put_configuration(f, cfg, vmdesc_builder);
+}
+
+bool qemu_savevm_state_setup(QEMUFile *f, GError **errp)
+{
+    SaveStateEntry *se;
+    FOREACH_SE(se) {
+        if (!se->ops || !se->ops->save_setup) {
+            continue;
+        }
+        se->done = false;
+        savevm_put_section_full_header(f, QEMU_VM_SECTION_START, se->section_id,
+                                       se->idstr, se->instance_id, se->version_id);
+        if (!se->ops->save_setup(f, se->opaque, errp)) {
+            return false;
+        }
+        savevm_put_section_footer(f, se->section_id);
+    }
+    qemu_fflush(f);
+    return qemu_file_propagate_error(f, errp);
+}
+
+int qemu_savevm_state_iterate(QEMUFile *f, GError **errp)
+{
+    SaveStateEntry *se;
+    int all_done = 1;
+    FOREACH_SE(se) {
+        if (!se->ops || !se->ops->save_iterate) {
+            continue;
+        }
+        savevm_put_section_short_header(f, QEMU_VM_SECTION_PART, se->section_id);
+        int r = se->ops->save_iterate(f, se->opaque, errp);
+        savevm_put_section_footer(f, se->section_id);
+        if (r < 0) {
+            return r;
+        }
+        if (r == 0) {
+            all_done = 0;
+        }
+    }
+    qemu_fflush(f);
+    if (!qemu_file_propagate_error(f, errp)) {
+        return -1;
+    }
+    return all_done;
+}
+
+uint64_t qemu_savevm_state_pending(bool exact)
+{
+    SaveStateEntry *se;
+    uint64_t total = 0;
+    FOREACH_SE(se) {
+        if (se->ops && se->ops->pending) {
+            total += se->ops->pending(se->opaque, exact);
+        }
+    }
+    return total;
+}
+
+static bool save_device(QEMUFile *f, SaveStateEntry *se, GError **errp)
+{
+    if (se->vmsd->needed && !se->vmsd->needed(se->opaque)) {
+        return true;
+    }
+    json_builder_begin_object(vmdesc_builder);
+    json_builder_set_member_name(vmdesc_builder, "name");
+    json_builder_add_string_value(vmdesc_builder, se->idstr);
+    json_builder_set_member_name(vmdesc_builder, "instance_id");
+    json_builder_add_int_value(vmdesc_builder, se->instance_id);
+    savevm_put_section_full_header(f, QEMU_VM_SECTION_FULL, se->section_id, se->idstr,
+                                   se->instance_id, se->vmsd->version_id);
+    if (!vmstate_save_state(f, se->vmsd, se->opaque, vmdesc_builder, errp)) {
+        g_prefix_error(errp, "Failed to save device state '%s': ", se->idstr);
+        return false;
+    }
+    savevm_put_section_footer(f, se->section_id);
+    json_builder_end_object(vmdesc_builder);
+    return true;
+}
+
+bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp)
+{
+    SaveStateEntry *se;
+    if (switchover_cmd) {
+        savevm_put_command(f, MIG_CMD_SWITCHOVER_START, NULL, 0);
+    }
+    FOREACH_SE(se) {
+        if (!se->ops || !se->ops->save_complete) {
+            continue;
+        }
+        savevm_put_section_short_header(f, QEMU_VM_SECTION_END, se->section_id);
+        if (!se->ops->save_complete(f, se->opaque, errp)) {
+            return false;
+        }
+        savevm_put_section_footer(f, se->section_id);
+    }
+    json_builder_set_member_name(vmdesc_builder, "page_size");
+    json_builder_add_int_value(vmdesc_builder, 4096);
+    json_builder_set_member_name(vmdesc_builder, "devices");
+    json_builder_begin_array(vmdesc_builder);
+    FOREACH_SE(se) {
+        if (se->vmsd && !save_device(f, se, errp)) {
+            return false;
+        }
+    }
+    json_builder_end_array(vmdesc_builder);
+    json_builder_end_object(vmdesc_builder);
+    qemu_put_byte(f, QEMU_VM_EOF);
+
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = json_builder_get_root(vmdesc_builder);
+    json_generator_set_root(gen, root);
+    gsize len;
+    g_autofree char *json = json_generator_to_data(gen, &len);
+    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(f, len);
+    qemu_put_buffer(f, json, len);
+    qemu_fflush(f);
+    return qemu_file_propagate_error(f, errp);
+}
+
+void qemu_savevm_state_cleanup(void)
+{
+    SaveStateEntry *se;
+    FOREACH_SE(se) {
+        if (se->ops && se->ops->save_cleanup) {
+            se->ops->save_cleanup(se->opaque);
+        }
+    }
+    g_clear_object(&vmdesc_builder);
+}
+
+/* ------------------------------------------------------------------ */
+/* load into the VM                                                    */
+
+typedef struct LoadState {
+    ConfigCheckFunc check;
+} LoadState;
+
+static SaveStateEntry *find_se(const char *idstr, uint32_t instance)
+{
+    SaveStateEntry *se;
+    FOREACH_SE(se) {
+        if (strcmp(se->idstr, idstr) == 0 && se->instance_id == instance) {
+            return se;
+        }
+    }
+    return NULL;
+}
+
+static bool load_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    LoadState *ls = opaque;
+    return ls->check ? ls->check(cfg, errp) : true;
+}
+
+static bool load_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    SaveStateEntry *se = find_se(si->idstr, si->instance_id);
+    if (!se) {
+        error_setg(errp, "Unknown section or instance '%s' %u. Make sure that your current VM "
+                   "setup matches your saved VM setup, including any hotplugged devices",
+                   si->idstr, si->instance_id);
+        return false;
+    }
+    if (se->vmsd) {
+        if (si->type != QEMU_VM_SECTION_FULL) {
+            error_setg(errp, "Device '%s' sent as a %s section", si->idstr,
+                       savevm_section_type_name(si->type));
+            return false;
+        }
+        if (!vmstate_load_state(f, se->vmsd, se->opaque, si->version_id, errp)) {
+            g_prefix_error(errp, "error while loading state for instance 0x%x of device '%s': ",
+                           si->instance_id, si->idstr);
+            return false;
+        }
+        return true;
+    }
+    if (si->version_id > se->version_id) {
+        error_setg(errp, "savevm: unsupported version %u for '%s' v%u",
+                   si->version_id, si->idstr, se->version_id);
+        return false;
+    }
+    if (!se->ops->load_state(f, se->opaque, si, errp)) {
+        return false;
+    }
+    return true;
+}
+
+static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
+                         uint16_t len, GError **errp)
+{
+    switch (cmd) {
+    case MIG_CMD_SWITCHOVER_START:
+        if (len != 0) {
+            error_setg(errp, "SWITCHOVER_START command with %u bytes of data", len);
+            return false;
+        }
+        return true;
+    default:
+        error_setg(errp, "Unsupported migration command %u (len %u)", cmd, len);
+        return false;
+    }
+}
+
+bool qemu_loadvm_state(QEMUFile *f, ConfigCheckFunc check_config, GError **errp)
+{
+    static const StreamVisitor visitor = {
+        .configuration = load_configuration,
+        .section = load_section,
+        .command = load_command,
+    };
+    LoadState ls = { .check = check_config };
+    SaveStateEntry *se;
+    bool ok = true;
+
+    FOREACH_SE(se) {
+        if (se->ops && se->ops->load_setup && !se->ops->load_setup(se->opaque, errp)) {
+            return false;
+        }
+    }
+    ok = savevm_walk_stream(f, &visitor, &ls, true, errp);
+    if (ok) {
+        FOREACH_SE(se) {
+            if (se->ops && se->ops->load_complete && !se->ops->load_complete(se->opaque, errp)) {
+                ok = false;
+                break;
+            }
+        }
+    }
+    FOREACH_SE(se) {
+        if (se->ops && se->ops->load_cleanup) {
+            se->ops->load_cleanup(se->opaque);
+        }
+    }
+    return ok;
+}

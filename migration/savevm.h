@@ -1,0 +1,137 @@
+/*
+ * The QEVM stream codec: header, configuration, sections with footers,
+ * commands, EOF and vmdesc (reference §1), plus the registry of state
+ * handlers.  One walker (savevm_walk_stream) parses every stream; the VM's
+ * loader and the mapram tool plug their own visitors into it.
+ */
+#ifndef MIGRATION_SAVEVM_H
+#define MIGRATION_SAVEVM_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "qemu-file.h"
+#include "migration/vmstate.h"
+
+#define QEMU_VM_FILE_MAGIC          0x5145564d
+#define QEMU_VM_FILE_VERSION_COMPAT 0x00000002
+#define QEMU_VM_FILE_VERSION        0x00000003
+
+enum {
+    QEMU_VM_EOF             = 0x00,
+    QEMU_VM_SECTION_START   = 0x01,
+    QEMU_VM_SECTION_PART    = 0x02,
+    QEMU_VM_SECTION_END     = 0x03,
+    QEMU_VM_SECTION_FULL    = 0x04,
+    QEMU_VM_SUBSECTION      = 0x05,
+    QEMU_VM_VMDESCRIPTION   = 0x06,
+    QEMU_VM_CONFIGURATION   = 0x07,
+    QEMU_VM_COMMAND         = 0x08,
+    QEMU_VM_SECTION_FOOTER  = 0x7e,
+};
+
+enum {
+    MIG_CMD_OPEN_RETURN_PATH = 1,
+    MIG_CMD_PING = 2,
+    MIG_CMD_POSTCOPY_ADVISE = 3,
+    MIG_CMD_PACKAGED = 7,
+    MIG_CMD_SWITCHOVER_START = 11,
+};
+
+const char *savevm_section_type_name(int type);
+
+/* ---- configuration section (reference §1.3) ---- */
+typedef struct StreamConfig {
+    char machine[256];
+    bool has_page_bits;
+    uint32_t page_bits;
+    GPtrArray *caps;            /* char *, in stream order */
+    bool has_uuid;
+    uint8_t uuid[16];
+} StreamConfig;
+
+void stream_config_clear(StreamConfig *c);
+void savevm_put_configuration(QEMUFile *f, const StreamConfig *c, JsonBuilder *vmdesc);
+bool savevm_get_configuration(QEMUFile *f, StreamConfig *c, GError **errp);
+
+/* ---- section headers ---- */
+void savevm_put_section_full_header(QEMUFile *f, uint8_t type, uint32_t section_id,
+                                    const char *idstr, uint32_t instance, uint32_t version);
+void savevm_put_section_short_header(QEMUFile *f, uint8_t type, uint32_t section_id);
+void savevm_put_section_footer(QEMUFile *f, uint32_t section_id);
+void savevm_put_command(QEMUFile *f, uint16_t cmd, const void *data, uint16_t len);
+
+/* ---- walking a stream ---- */
+typedef struct SectionInfo {
+    uint8_t type;               /* START/PART/END/FULL */
+    uint32_t section_id;
+    char idstr[256];
+    uint32_t instance_id;
+    uint32_t version_id;
+    off_t header_offset;        /* absolute offset of the type byte */
+} SectionInfo;
+
+typedef struct StreamVisitor {
+    /* After the configuration section was parsed. */
+    bool (*configuration)(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp);
+    /* Consume the body of a section (not its footer). */
+    bool (*section)(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp);
+    /* After the footer was checked. */
+    bool (*section_done)(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp);
+    bool (*command)(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
+                    uint16_t len, GError **errp);
+    bool (*eof)(void *opaque, QEMUFile *f, GError **errp);
+    /* vmdesc JSON (NUL-terminated copy) if present. */
+    bool (*vmdesc)(void *opaque, const char *json, uint32_t len, GError **errp);
+} StreamVisitor;
+
+/*
+ * Parse the header, configuration and every section until EOF (and the
+ * optional vmdesc).  Errors name the byte offset.  With stop_at_eof the
+ * vmdesc is not read (a live incoming stream may end there).
+ */
+bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
+                        bool read_vmdesc, GError **errp);
+
+/*
+ * Skip (and optionally copy into out) the body of a FULL section whose
+ * layout we do not know, by finding its footer: 0x7e + be32 section_id
+ * followed by a plausible next record.  For tools reading foreign streams.
+ */
+bool savevm_skip_unknown_body(QEMUFile *f, const SectionInfo *si, GByteArray *out,
+                              GError **errp);
+
+/* ---- handler registry (the VM) ---- */
+typedef struct SaveVMHandlers {
+    bool (*save_setup)(QEMUFile *f, void *opaque, GError **errp);
+    /* <0 error (errp set), 0 more to do, 1 this pass is done */
+    int (*save_iterate)(QEMUFile *f, void *opaque, GError **errp);
+    bool (*save_complete)(QEMUFile *f, void *opaque, GError **errp);
+    void (*save_cleanup)(void *opaque);
+    uint64_t (*pending)(void *opaque, bool exact);
+    bool (*load_setup)(void *opaque, GError **errp);
+    bool (*load_state)(QEMUFile *f, void *opaque, const SectionInfo *si, GError **errp);
+    bool (*load_complete)(void *opaque, GError **errp);
+    void (*load_cleanup)(void *opaque);
+} SaveVMHandlers;
+
+void register_savevm_live(const char *idstr, uint32_t instance, uint32_t version,
+                          const SaveVMHandlers *ops, void *opaque);
+
+/* The save pipeline, in order. */
+void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg);
+bool qemu_savevm_state_setup(QEMUFile *f, GError **errp);
+int qemu_savevm_state_iterate(QEMUFile *f, GError **errp);  /* 1 = all done */
+uint64_t qemu_savevm_state_pending(bool exact);
+bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp);
+void qemu_savevm_state_cleanup(void);
+
+/*
+ * Load a whole stream into the VM.  check_config validates the
+ * configuration section against the local machine and capabilities.
+ */
+typedef bool (*ConfigCheckFunc)(const StreamConfig *cfg, GError **errp);
+bool qemu_loadvm_state(QEMUFile *f, ConfigCheckFunc check_config, GError **errp);
+
+#endif
