@@ -70,6 +70,7 @@ static struct {
     double bandwidth_bpms;           /* bytes per ms measured */
     bool vm_stopped_by_us;
     uint64_t precopy_bytes, downtime_bytes;
+    uint64_t main_bytes;             /* main channel bytes, kept after close */
 } out;
 
 /* Incoming migration */
@@ -174,7 +175,7 @@ static bool rate_limited(void *opaque, uint64_t bytes)
 {
     out.window_bytes += bytes;
     out.iter_bytes += bytes;
-    uint64_t bw = out.cfg->max_bandwidth;
+    uint64_t bw = migrate_max_bandwidth();
     if (!bw) {
         return cancel_requested();
     }
@@ -185,7 +186,7 @@ static void rate_limit_wait(void)
 {
     gint64 now = g_get_monotonic_time();
     gint64 end = out.window_start_us + BUFFER_DELAY_MS * 1000;
-    uint64_t bw = out.cfg->max_bandwidth;
+    uint64_t bw = migrate_max_bandwidth();
     if (bw && out.window_bytes >= bw * BUFFER_DELAY_MS / 1000 && now < end) {
         g_usleep(end - now);
         now = g_get_monotonic_time();
@@ -200,7 +201,10 @@ static uint64_t transferred_bytes(void)
 {
     RamStats st;
     ram_get_stats(&st);
-    return (out.f ? qemu_file_transferred(out.f) : 0) + st.multifd_bytes;
+    if (out.f) {
+        out.main_bytes = qemu_file_transferred(out.f);
+    }
+    return out.main_bytes + st.multifd_bytes;
 }
 
 static void update_bandwidth(void)
@@ -244,7 +248,7 @@ static bool migration_iterate_until_converged(GError **errp)
             return true;
         }
         uint64_t pending = qemu_savevm_state_pending(false);
-        uint64_t threshold = out.bandwidth_bpms * out.cfg->downtime_limit;
+        uint64_t threshold = out.bandwidth_bpms * migrate_downtime_limit();
         if (pending <= threshold || pending == 0) {
             /* exact: harvest the dirty log (a new pass begins) */
             pending = qemu_savevm_state_pending(true);
@@ -320,6 +324,8 @@ static gpointer migration_thread(gpointer opaque)
     }
     out.precopy_bytes = transferred_bytes();
     if (ok) {
+        qemu_fflush(out.f);
+        transferred_bytes();
         ok = qemu_fclose(out.f, &err);
         out.f = NULL;
         if (ok) {
@@ -380,7 +386,7 @@ static void out_reset(void)
     out.mbps = 0;
     g_mutex_unlock(&lock);
     out.vm_stopped_by_us = false;
-    out.precopy_bytes = out.downtime_bytes = 0;
+    out.precopy_bytes = out.downtime_bytes = out.main_bytes = 0;
 }
 
 static JsonNode *qmp_migrate(JsonObject *args, Monitor *mon, GError **errp)
@@ -618,7 +624,7 @@ static gboolean incoming_done(gpointer opaque)
     }
     const char *rs = global_state_received();
     RunState want = rs ? runstate_from_name(rs) : RUN_STATE_RUNNING;
-    if (want == RUN_STATE_RUNNING && !in.start_paused) {
+    if (want == RUN_STATE_RUNNING && vm_autostart()) {
         vm_start();
     } else if (want == RUN_STATE_RUNNING) {
         runstate_set(RUN_STATE_PAUSED);

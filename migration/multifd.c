@@ -15,7 +15,7 @@
 
 #define CHANNEL_MAX_QUEUED 8
 
-typedef enum { JOB_WRITE, JOB_READ, JOB_SYNC, JOB_QUIT } JobKind;
+typedef enum { JOB_WRITE, JOB_READ, JOB_PWRITE, JOB_SYNC, JOB_QUIT } JobKind;
 
 typedef struct Job {
     JobKind kind;
@@ -132,6 +132,22 @@ static bool do_read(Channel *c, Job *j, GError **errp)
     return true;
 }
 
+static bool do_pwrite(Channel *c, Job *j, GError **errp)
+{
+    struct iovec iov = { j->host, j->len };
+    if (fault_hit("save-page-write")) {
+        error_setg(errp, "Unable to write to file at offset 0x%llx: %s",
+                   (unsigned long long)j->off, g_strerror(EIO));
+        return false;
+    }
+    if (!aio_engine_pwritev(c->aio, &iov, 1, j->off, errp)) {
+        return false;
+    }
+    __atomic_fetch_add(&c->pc->bytes, j->len, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->pc->normal_pages, j->len / TARGET_PAGE_SIZE, __ATOMIC_RELAXED);
+    return true;
+}
+
 static void job_finished(Channel *c)
 {
     g_mutex_lock(&c->pc->lock);
@@ -162,13 +178,20 @@ static gpointer channel_thread(gpointer opaque)
                 ok = do_read(c, j, &err);
             }
             break;
+        case JOB_PWRITE:
+            if (!has_error(pc)) {
+                ok = do_pwrite(c, j, &err);
+            }
+            break;
         case JOB_SYNC:
         case JOB_QUIT:
             ok = aio_engine_drain(c->aio, &err);
             break;
         }
         if (!ok) {
-            g_prefix_error(&err, "multifd channel %u: ", c->id);
+            if (pc->cfg.channels > 1) {
+                g_prefix_error(&err, "multifd channel %u: ", c->id);
+            }
             set_error(pc, err);
         }
         JobKind kind = j->kind;
@@ -188,25 +211,8 @@ static gpointer channel_thread(gpointer opaque)
 
 static int open_channel_fd(const PageChannelsConfig *cfg, GError **errp)
 {
-    int flags = cfg->flags | (cfg->direct_io ? O_DIRECT : 0);
-    GError *err = NULL;
-    int fd = qemu_open(cfg->path, flags, 0600, &err);
-    if (fd >= 0) {
-        return fd;
-    }
-    if (cfg->direct_io && g_error_matches(err, MAPRAM_ERROR, 0) &&
-        !g_str_has_prefix(cfg->path, "/dev/fdset/")) {
-        int probe = qemu_open(cfg->path, cfg->flags, 0600, NULL);
-        if (probe >= 0) {
-            qemu_close(probe);
-            g_clear_error(&err);
-            error_setg(errp, "Could not open '%s': filesystem does not support O_DIRECT",
-                       cfg->path);
-            return -1;
-        }
-    }
-    g_propagate_error(errp, err);
-    return -1;
+    /* qemu_open reports a file system without O_DIRECT in QEMU's words */
+    return qemu_open(cfg->path, cfg->flags | (cfg->direct_io ? O_DIRECT : 0), 0600, errp);
 }
 
 PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
@@ -298,19 +304,31 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
     return true;
 }
 
-bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
-                              GError **errp)
+static bool queue_io(PageChannels *pc, JobKind kind, void *host, size_t len, off_t off,
+                     GError **errp)
 {
     if (!check_error(pc, errp)) {
         return false;
     }
     Job *j = g_new0(Job, 1);
-    j->kind = JOB_READ;
+    j->kind = kind;
     j->host = host;
     j->len = len;
     j->off = off;
     g_async_queue_push(pick_channel(pc)->queue, j);
     return true;
+}
+
+bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
+                              GError **errp)
+{
+    return queue_io(pc, JOB_READ, host, len, off, errp);
+}
+
+bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, off_t off,
+                                GError **errp)
+{
+    return queue_io(pc, JOB_PWRITE, (void *)buf, len, off, errp);
 }
 
 bool page_channels_sync(PageChannels *pc, GError **errp)

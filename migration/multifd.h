@@ -55,6 +55,9 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
 /* Load: read len bytes at file offset off into host. */
 bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
                               GError **errp);
+/* Write len bytes of buf at file offset off (buf valid until the next sync). */
+bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, off_t off,
+                                GError **errp);
 /* Wait for every channel; the first error of any channel is returned. */
 bool page_channels_sync(PageChannels *pc, GError **errp);
 /* Cancel: make channels drop queued work and fail. */

@@ -234,6 +234,30 @@ static bool params_check(JsonObject *newp, GError **errp)
     return true;
 }
 
+/* Read by the migration thread while it runs: QEMU applies these live. */
+static guint64 live_max_bandwidth = 134217728;
+static guint64 live_downtime_limit = 300;
+
+uint64_t migrate_max_bandwidth(void)
+{
+    return __atomic_load_n(&live_max_bandwidth, __ATOMIC_RELAXED);
+}
+
+uint64_t migrate_downtime_limit(void)
+{
+    return __atomic_load_n(&live_downtime_limit, __ATOMIC_RELAXED);
+}
+
+static void params_publish(void)
+{
+    __atomic_store_n(&live_max_bandwidth,
+                     (guint64)json_object_get_int_member(params, "max-bandwidth"),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&live_downtime_limit,
+                     (guint64)json_object_get_int_member(params, "downtime-limit"),
+                     __ATOMIC_RELAXED);
+}
+
 JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
 {
     if (!params_check(args, errp)) {
@@ -251,6 +275,7 @@ JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
         }
     }
     g_list_free(members);
+    params_publish();
     return NULL;
 }
 
@@ -358,6 +383,7 @@ bool migration_options_set_global(const char *name, const char *value, GError **
         gint64 v = g_ascii_strtoll(value, NULL, 0);
         json_object_set_int_member(params, !strcmp(name, "x-max-bandwidth") ?
                                    "max-bandwidth" : name, v);
+        params_publish();
         return true;
     }
     if (!strcmp(name, "zero-page-detection")) {

@@ -68,7 +68,10 @@ MigrationConfig *migration_config_snapshot(void);
 void migration_config_free(MigrationConfig *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigrationConfig, migration_config_free)
 
-bool migrate_cap(MigrationCapability c);   /* current (main thread) value */
+bool migrate_cap(MigrationCapability c);
+/* Applied to a running migration (any thread). */
+uint64_t migrate_max_bandwidth(void);
+uint64_t migrate_downtime_limit(void);   /* current (main thread) value */
 /* direct-io takes effect with mapped-ram (mapram: also without multifd). */
 bool migrate_direct_io_effective(const MigrationConfig *c);
 

@@ -213,6 +213,7 @@ bool migration_parse_channels(JsonArray *channels, bool incoming, MigAddr *out, 
 
 bool migration_parse_address_args(JsonObject *args, bool incoming, MigAddr *out, GError **errp)
 {
+    memset(out, 0, sizeof(*out));
     bool has_uri = json_object_has_member(args, "uri");
     bool has_channels = json_object_has_member(args, "channels");
     if (has_uri && has_channels) {

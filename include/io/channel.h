@@ -40,6 +40,8 @@ typedef struct IOChannelOps {
     ssize_t (*readv)(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
     ssize_t (*writev)(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
     int (*close)(IOChannel *ioc, GError **errp);
+    /* Releases the implementation's resources; the struct itself (IOChannel
+     * first, allocated with g_malloc) is g_free()d by io_channel_unref. */
     void (*finalize)(IOChannel *ioc);
     /* optional */
     ssize_t (*preadv)(IOChannel *ioc, const struct iovec *iov, size_t niov, off_t off, GError **errp);
@@ -105,6 +107,11 @@ int io_socket_listen_tcp(const char *host, const char *port, GError **errp);
 IOChannel *io_socket_accept(int listen_fd, GError **errp);
 /* Receive data plus up to max_fds SCM_RIGHTS fds on a unix socket fd; fds appended to *fds. */
 ssize_t io_socket_recv_with_fds(int fd, void *buf, size_t len, GArray *fds, GError **errp);
+/* Send len bytes (one sendmsg, may be short) with nfds (<= 16) SCM_RIGHTS fds; fds stay the caller's. */
+ssize_t io_socket_send_with_fds(int fd, const void *buf, size_t len,
+                                const int *fds, size_t nfds, GError **errp);
+/* Local port of a bound tcp socket (after listen on port "0"); -1 + errno if not inet. */
+int io_socket_get_port(int fd);
 
 /* --- command (io/channel-command.c): exec:CMD via /bin/sh -c --- */
 /* mode O_WRONLY: we write the child's stdin; O_RDONLY: we read its stdout.

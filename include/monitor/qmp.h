@@ -2,7 +2,7 @@
  * QMP server: QEMU's JSON protocol over unix sockets or stdio.
  *
  * The server runs on the GLib main context of the main thread.  Commands
- * are declared in the schema (qapi/*.json, embedded at build time) and
+ * are declared in the schema (qapi/<group>.json, embedded at build time) and
  * implemented by handlers registered before the main loop starts.  The
  * dispatcher validates the arguments against the schema before a handler
  * runs, with QEMU's texts ("Parameter 'x' is missing", "Invalid parameter
@@ -47,7 +47,9 @@ void qmp_event_send(const char *event, JsonObject *data);
 int monitor_take_received_fd(Monitor *mon);    /* -1 if none; caller owns the fd */
 
 /* getfd / closefd named fds (the fd: transport). */
-int monitor_get_fd(const char *fdname, GError **errp);   /* returns a dup: "File descriptor named '%s' has not been found" */
+/* Hands over the named fd (the name is forgotten, as in QEMU); caller owns it.
+ * Error: "File descriptor named '%s' has not been found". */
+int monitor_get_fd(const char *fdname, GError **errp);
 
 /* Install the fdset provider into util/osdep.c (call once at startup). */
 void monitor_fdsets_init(void);

@@ -41,4 +41,11 @@ void vm_stop(RunState s);
 /* Resume vCPUs in RUNNING, emit RESUME. */
 void vm_start(void);
 
+/*
+ * QEMU's "autostart": true unless -S was given; QMP cont / stop in state
+ * "inmigrate" set / clear it.  The incoming side reads it when a load
+ * completes to choose between vm_start() and "paused" (§5.6).
+ */
+bool vm_autostart(void);
+
 #endif

@@ -1,0 +1,259 @@
+#!/bin/bash
+# bench/qemu-exec.sh: save and restore a stopped QEMU guest through exec:,
+# with "mapram save/load" beside the plain ways QEMU users do it today
+# (issue #4, point 7).  Figures only: it never fails on speed.
+#
+# Save cases (one stopped guest, same memory for each):
+#   exec:cat > FILE                                   page cache, stream file
+#   exec:dd of=FILE oflag=direct iflag=fullblock bs=1M  libvirt's cache bypass
+#   exec:mapram save [--channels 1|4] [--direct-io] FILE   mapped-ram file
+# Restore cases (into a fresh "-incoming defer -S" QEMU, page cache dropped
+# first when we may):
+#   exec:cat FILE, exec:dd if=FILE iflag=direct bs=1M (the stream file)
+#   exec:mapram load [--channels 1|4] [--direct-io] FILE
+#
+# The guest is tests/interop/fill-boot.S: it marks 2 of every 3 pages below
+# the 3 GiB PCI hole of a 4 GiB "pc" machine, so half its RAM is non-zero
+# pages mixed with zero pages, then halts.  Between saves the source is
+# resumed and stopped again (QEMU 7.2 refuses to migrate from
+# "postmigrate"); the halted guest does not change memory meanwhile.
+#
+# Columns: "time s" from the migrate command to query-migrate "completed"
+# (what the user waits for); "fsync s" the extra time to get a save's file
+# onto the disk (large for cat, whose data may still sit in the page
+# cache); "RAM GiB/s" guest RAM / time; file logical and allocated sizes;
+# "cache" whether the page cache was dropped before a restore.
+#
+# After each restore, a 64 MiB window of the destination's memory is
+# compared with the source's (column "mem"), so a fast but wrong restore
+# shows up.
+#
+# usage: bench/qemu-exec.sh [BUILD_DIR]
+# env:   QEMU (qemu-system-x86_64), MAPRAM (BUILD_DIR/tools/mapram or
+#        BUILD_DIR/mapram), MEM (4G), BENCH_TMPDIR (/var/tmp),
+#        BENCH_QUICK=1 (only cat, dd and mapram --channels 4 --direct-io)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src_root=$(dirname "$here")
+build=${1:-$src_root/build}
+qemu=${QEMU:-qemu-system-x86_64}
+mem=${MEM:-4G}
+tmp_parent=${BENCH_TMPDIR:-/var/tmp}
+
+die() { echo "qemu-exec: $*" >&2; exit 1; }
+
+command -v "$qemu" >/dev/null || die "'$qemu' not found (apt-get install qemu-system-x86)"
+command -v python3 >/dev/null || die "python3 not found"
+if [ -z "${MAPRAM:-}" ]; then
+    for m in "$build/tools/mapram" "$build/mapram"; do
+        if [ -x "$m" ] && [ ! -d "$m" ]; then MAPRAM=$m; break; fi
+    done
+fi
+[ -n "${MAPRAM:-}" ] && [ -x "$MAPRAM" ] || die "mapram tool not found in '$build' (set MAPRAM)"
+MAPRAM=$(readlink -f "$MAPRAM")
+
+work=$(mktemp -d "$tmp_parent/mapram-bench-qemu.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The guest: built by meson, or here from source when the build has none.
+boot="$build/tests/interop/fill-boot.bin"
+if [ ! -f "$boot" ]; then
+    boot="$work/fill-boot.bin"
+    "$src_root/tests/interop/mkbootsector.sh" as ld \
+        "$src_root/tests/interop/fill-boot.S" "$boot"
+fi
+cp "$boot" "$work/disk.bin"
+
+# A one-shot QMP client: "qmp SOCKET CMD [JSON-ARGS]" prints the "return"
+# value; "qmp SOCKET wait-migration" polls query-migrate to its end.
+cat > "$work/qmp.py" <<'EOF'
+import json, socket, sys, time
+
+def connect(path):
+    for _ in range(600):
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        sys.exit("qmp: cannot connect to " + path)
+    f = s.makefile("rw")
+    f.readline()
+    return f
+
+def call(f, cmd, args=None):
+    msg = {"execute": cmd}
+    if args:
+        msg["arguments"] = args
+    f.write(json.dumps(msg) + "\n")
+    f.flush()
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit("qmp: connection closed during " + cmd)
+        r = json.loads(line)
+        if "event" in r:
+            continue
+        if "error" in r:
+            sys.exit("qmp: %s: %s" % (cmd, r["error"]["desc"]))
+        return r["return"]
+
+f = connect(sys.argv[1])
+call(f, "qmp_capabilities")
+if sys.argv[2] == "wait-migration":
+    while True:
+        r = call(f, "query-migrate")
+        if r.get("status") in ("completed", "failed", "cancelled"):
+            print(r["status"])
+            if r["status"] != "completed":
+                sys.exit("qmp: migration %s: %s" % (r["status"], r.get("error-desc", "")))
+            break
+        time.sleep(0.02)
+else:
+    args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+    print(json.dumps(call(f, sys.argv[2], args)))
+EOF
+qmp() { python3 "$work/qmp.py" "$@"; }
+
+# start_qemu NAME [ARGS...]: background QEMU with its QMP socket NAME.qmp
+start_qemu() {
+    local name=$1; shift
+    "$qemu" -machine pc -accel kvm -accel tcg -cpu qemu64,-kvmclock \
+        -m "$mem" -display none -nodefaults \
+        -serial "file:$work/$name.serial" \
+        -drive "file=$work/disk.bin,format=raw,if=none,id=d0" \
+        -device ide-hd,drive=d0 \
+        -qmp "unix:$work/$name.qmp,server=on,wait=off" "$@" \
+        2>>"$work/$name.log" &
+    pids+=($!)
+    echo $! > "$work/$name.pid"
+}
+
+stop_qemu() {
+    local name=$1 pid
+    pid=$(cat "$work/$name.pid")
+    qmp "$work/$name.qmp" quit >/dev/null 2>&1 || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+drop_caches() {
+    sync
+    if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then echo dropped; else echo warm; fi
+}
+hash_window() {   # hash_window SOCKET: md5 of [1 MiB, 65 MiB) of guest memory
+    local dump="$work/window.$RANDOM"
+    qmp "$1" pmemsave "{\"val\": 1048576, \"size\": 67108864, \"filename\": \"$dump\"}" >/dev/null
+    md5sum < "$dump" | cut -d' ' -f1
+    rm -f "$dump"
+}
+
+# --- the source guest ---------------------------------------------------
+echo "qemu-exec: $("$qemu" --version | head -1), guest RAM $mem, files in $work" >&2
+start_qemu src
+t0=$(now)
+until grep -q D "$work/src.serial" 2>/dev/null; do
+    kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
+    sleep 0.2
+done
+qmp "$work/src.qmp" stop >/dev/null
+echo "qemu-exec: guest filled in $(calc "$(now) - $t0") s" >&2
+qmp "$work/src.qmp" migrate-set-parameters \
+    '{"max-bandwidth": 100000000000, "downtime-limit": 2000}' >/dev/null
+ram_bytes=$(qmp "$work/src.qmp" query-memory-size-summary |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["base-memory"])')
+src_hash=$(hash_window "$work/src.qmp")
+
+rows=()
+row() {   # row KIND CASE SECONDS FSYNC-SECONDS FILE CACHE MEM
+    local kind=$1 case=$2 secs=$3 fsync_s=$4 file=$5 cache=$6 memok=$7 size alloc
+    size=$(stat -c %s "$file")
+    alloc=$(( $(stat -c %b "$file") * $(stat -c %B "$file") ))
+    case=${case//$MAPRAM/mapram}
+    case=${case//$work\//}
+    case=${case// status=none/}
+    rows+=("$(printf '%-7s  %-58s %7.2f %8s %9.2f %9.1f %9.1f  %-7s %s' \
+        "$kind" "$case" "$secs" "$fsync_s" \
+        "$(calc "$ram_bytes / $secs / 1073741824")" \
+        "$(calc "$size / 1048576")" \
+        "$(calc "$alloc / 1048576")" "$cache" "$memok")")
+    echo "${rows[-1]}" >&2
+}
+
+# save NAME URI-BODY: migrate the stopped source to exec:URI-BODY
+save() {
+    local file=$1 body=$2 t1 t2 t3
+    t1=$(now)
+    qmp "$work/src.qmp" migrate "{\"uri\": \"exec:$body\"}" >/dev/null
+    qmp "$work/src.qmp" wait-migration >/dev/null
+    t2=$(now)
+    sync "$file" 2>/dev/null || true    # what the page cache still holds
+    t3=$(now)
+    # QEMU 7.2 will not migrate again from postmigrate: resume and stop.
+    qmp "$work/src.qmp" cont >/dev/null
+    qmp "$work/src.qmp" stop >/dev/null
+    [ "$file" = /dev/null ] ||
+        row save "exec:$body" "$(calc "$t2 - $t1")" "+$(calc "$t3 - $t2")" "$file" - -
+}
+
+# restore FILE URI-BODY: load a fresh destination from exec:URI-BODY
+restore() {
+    local file=$1 body=$2 cache t1 t2 h ok
+    cache=$(drop_caches)
+    start_qemu dst -incoming defer -S
+    qmp "$work/dst.qmp" query-status >/dev/null    # wait for the socket
+    t1=$(now)
+    qmp "$work/dst.qmp" migrate-incoming "{\"uri\": \"exec:$body\"}" >/dev/null
+    qmp "$work/dst.qmp" wait-migration >/dev/null
+    t2=$(now)
+    h=$(hash_window "$work/dst.qmp")
+    if [ "$h" = "$src_hash" ]; then ok=same; else ok=DIFFERS; fi
+    stop_qemu dst
+    row restore "exec:$body" "$(calc "$t2 - $t1")" - "$file" "$cache" "$ok"
+}
+
+# Warm-up, not reported: QEMU's first migration sets up its dirty log.
+save /dev/null "cat > /dev/null"
+
+s=$work/stream.img
+save "$s" "cat > $s"
+restore "$s" "cat $s"
+restore "$s" "dd if=$s iflag=direct bs=1M status=none"
+rm -f "$s"
+
+d=$work/dd.img
+save "$d" "dd of=$d oflag=direct iflag=fullblock bs=1M status=none"
+rm -f "$d"
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    variants=("--channels 4 --direct-io")
+else
+    variants=("--channels 1" "--channels 1 --direct-io"
+              "--channels 4" "--channels 4 --direct-io")
+fi
+for v in "${variants[@]}"; do
+    m=$work/mapped-ram.img
+    save "$m" "$MAPRAM save $v $m"
+    restore "$m" "$MAPRAM load $v $m"
+    rm -f "$m"
+done
+
+stop_qemu src
+
+echo
+echo "QEMU exec: save/restore of a stopped $mem guest ($(( ram_bytes >> 20 )) MiB RAM, half non-zero pages)"
+printf '%-7s  %-58s %7s %8s %9s %9s %9s  %-7s %s\n' \
+    what case "time s" "fsync s" "RAM GiB/s" "size MiB" "alloc MiB" cache mem
+printf '%s\n' "${rows[@]}"

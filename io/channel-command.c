@@ -1,0 +1,232 @@
+/*
+ * Command channel (exec:): /bin/sh -c CMD with one pipe, to its stdin
+ * (O_WRONLY) or from its stdout (O_RDONLY).  stderr is inherited so the
+ * command's complaints reach the user.  g_spawn closes every other fd in
+ * the child, so fds opened without O_CLOEXEC elsewhere cannot leak.
+ *
+ * close() closes the pipe, then waits for the child: for a writer this is
+ * what makes "the save is complete" true ("exec:cat > f" has flushed f).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel-fd.h"
+#include "io/channel.h"
+#include "util/error.h"
+
+typedef struct IOChannelCommand {
+    IOChannel parent;
+    char *cmd;                  /* owned, for messages */
+    int fd;                     /* our end of the pipe; owned; -1 once closed */
+    int mode;                   /* O_RDONLY or O_WRONLY */
+    GPid pid;                   /* 0 once reaped */
+    bool shut_down;             /* we killed it: its death is no error */
+} IOChannelCommand;
+
+static int command_fd(IOChannel *ioc)
+{
+    return ((IOChannelCommand *)ioc)->fd;
+}
+
+static ssize_t command_readv(IOChannel *ioc, const struct iovec *iov, size_t niov,
+                             GError **errp)
+{
+    ssize_t n;
+
+    if (((IOChannelCommand *)ioc)->mode != O_RDONLY) {
+        error_setg(errp, "Unable to read from command: channel is write-only");
+        return -1;
+    }
+    n = io_fd_readv(command_fd(ioc), iov, niov);
+    if (n < 0) {
+        error_setg_errno(errp, errno, "Unable to read from command");
+    }
+    return n;
+}
+
+/*
+ * writev() on a pipe whose reader is gone raises SIGPIPE.  Block it in
+ * this thread for the call and swallow the one we caused, so the write
+ * fails with EPIPE even in a process that did not ignore SIGPIPE.
+ */
+static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, size_t niov)
+{
+    sigset_t pipe_set, old_set, pending;
+    bool was_pending;
+    ssize_t n;
+    int saved_errno;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+
+    n = io_fd_writev(fd, iov, niov);
+    saved_errno = errno;
+
+    /*
+     * Not only on EPIPE: a write the reader abandons half way returns
+     * the partial count and still raises SIGPIPE.
+     */
+    sigpending(&pending);
+    if (!was_pending && sigismember(&pending, SIGPIPE)) {
+        static const struct timespec zero;
+
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    errno = saved_errno;
+    return n;
+}
+
+static ssize_t command_writev(IOChannel *ioc, const struct iovec *iov, size_t niov,
+                              GError **errp)
+{
+    ssize_t n;
+
+    if (((IOChannelCommand *)ioc)->mode != O_WRONLY) {
+        error_setg(errp, "Unable to write to command: channel is read-only");
+        return -1;
+    }
+    n = writev_nosigpipe(command_fd(ioc), iov, niov);
+    if (n < 0) {
+        error_setg_errno(errp, errno, "Unable to write to command");
+    }
+    return n;
+}
+
+/*
+ * Deaths we caused are not failures: after shutdown() we sent SIGTERM,
+ * and a producer we stopped reading from dies of SIGPIPE -- directly, or
+ * as the shell's "128 + signal" exit status when sh did not exec it.
+ */
+static bool command_stopped_by_us(IOChannelCommand *cioc, int status)
+{
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status)
+            : WIFEXITED(status) && WEXITSTATUS(status) > 128 ? WEXITSTATUS(status) - 128
+            : 0;
+
+    if (!sig) {
+        return false;
+    }
+    return cioc->shut_down || (cioc->mode == O_RDONLY && sig == SIGPIPE);
+}
+
+/* Wait for the child and turn its end into an error if it failed. */
+static int command_reap(IOChannelCommand *cioc, GError **errp)
+{
+    int status;
+    pid_t ret;
+
+    do {
+        ret = waitpid(cioc->pid, &status, 0);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        error_setg_errno(errp, errno, "Failed to wait for command '%s'", cioc->cmd);
+        cioc->pid = 0;
+        return -1;
+    }
+    cioc->pid = 0;
+    if (command_stopped_by_us(cioc, status)) {
+        return 0;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        error_setg(errp, "Command '%s' exited with status %d", cioc->cmd,
+                   WEXITSTATUS(status));
+        return -1;
+    }
+    if (WIFSIGNALED(status)) {
+        error_setg(errp, "Command '%s' was killed by signal %d", cioc->cmd,
+                   WTERMSIG(status));
+        return -1;
+    }
+    return 0;
+}
+
+static int command_close(IOChannel *ioc, GError **errp)
+{
+    IOChannelCommand *cioc = (IOChannelCommand *)ioc;
+
+    if (cioc->fd >= 0) {
+        close(cioc->fd);
+        cioc->fd = -1;
+    }
+    return cioc->pid ? command_reap(cioc, errp) : 0;
+}
+
+/* Cancel: stop the child so a blocked read/write returns. */
+static int command_shutdown(IOChannel *ioc, GError **errp)
+{
+    IOChannelCommand *cioc = (IOChannelCommand *)ioc;
+
+    if (cioc->pid) {
+        cioc->shut_down = true;
+        kill(cioc->pid, SIGTERM);
+    }
+    return 0;
+}
+
+static void command_finalize(IOChannel *ioc)
+{
+    g_free(((IOChannelCommand *)ioc)->cmd);
+}
+
+static const IOChannelOps command_ops = {
+    .kind = "command",
+    .readv = command_readv,
+    .writev = command_writev,
+    .close = command_close,
+    .finalize = command_finalize,
+    .shutdown = command_shutdown,
+    .get_fd = command_fd,
+};
+
+IOChannel *io_channel_command_new_spawn(const char *cmd, int mode, GError **errp)
+{
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    g_autoptr(GError) local_err = NULL;
+    IOChannelCommand *cioc;
+    int pipefd[2];
+    int child_fd, our_fd;
+    GPid pid;
+    gboolean ok;
+
+    mode &= O_ACCMODE;
+    if (mode != O_RDONLY && mode != O_WRONLY) {
+        error_setg(errp, "Command channel must be opened read-only or write-only");
+        return NULL;
+    }
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        error_setg_errno(errp, errno, "Unable to create pipe for command '%s'", cmd);
+        return NULL;
+    }
+    child_fd = mode == O_WRONLY ? pipefd[0] : pipefd[1];
+    our_fd = mode == O_WRONLY ? pipefd[1] : pipefd[0];
+
+    ok = g_spawn_async_with_fds(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                NULL, NULL, &pid,
+                                mode == O_WRONLY ? child_fd : -1,
+                                mode == O_RDONLY ? child_fd : -1,
+                                -1, &local_err);
+    close(child_fd);
+    if (!ok) {
+        close(our_fd);
+        error_setg(errp, "Unable to spawn command '%s': %s", cmd, local_err->message);
+        return NULL;
+    }
+
+    cioc = g_new0(IOChannelCommand, 1);
+    io_channel_init(&cioc->parent, &command_ops, "command");
+    cioc->parent.features = IO_CHANNEL_FEATURE_SHUTDOWN;
+    cioc->cmd = g_strdup(cmd);
+    cioc->fd = our_fd;
+    cioc->mode = mode;
+    cioc->pid = pid;
+    return &cioc->parent;
+}

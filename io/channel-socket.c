@@ -1,0 +1,443 @@
+/*
+ * Socket channel (unix and tcp), and the listen/accept/connect helpers
+ * the transports need.  Sends use MSG_NOSIGNAL: a peer that goes away
+ * must produce EPIPE for the migration to report, not kill the VM.
+ */
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "channel-fd.h"
+#include "io/channel.h"
+#include "util/error.h"
+
+/* SCM_RIGHTS fds accepted per message, as QEMU's SOCKET_MAX_FDS. */
+#define IO_SOCKET_MAX_FDS 16
+
+typedef struct IOChannelSocket {
+    IOChannel parent;
+    int fd;                     /* owned; -1 once closed */
+} IOChannelSocket;
+
+static int socket_fd(IOChannel *ioc)
+{
+    return ((IOChannelSocket *)ioc)->fd;
+}
+
+static ssize_t socket_readv(IOChannel *ioc, const struct iovec *iov, size_t niov,
+                            GError **errp)
+{
+    ssize_t n = io_fd_readv(socket_fd(ioc), iov, niov);
+
+    if (n < 0) {
+        error_setg_errno(errp, errno, "Unable to read from socket");
+    }
+    return n;
+}
+
+static ssize_t socket_writev(IOChannel *ioc, const struct iovec *iov, size_t niov,
+                             GError **errp)
+{
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = niov };
+    int fd = socket_fd(ioc);
+    ssize_t n;
+
+    for (;;) {
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || io_fd_wait(fd, POLLOUT) < 0) {
+            break;
+        }
+    }
+    error_setg_errno(errp, errno, "Unable to write to socket");
+    return -1;
+}
+
+static int socket_shutdown(IOChannel *ioc, GError **errp)
+{
+    if (shutdown(socket_fd(ioc), SHUT_RDWR) < 0 && errno != ENOTCONN) {
+        error_setg_errno(errp, errno, "Unable to shutdown socket");
+        return -1;
+    }
+    return 0;
+}
+
+static int socket_close(IOChannel *ioc, GError **errp)
+{
+    IOChannelSocket *sioc = (IOChannelSocket *)ioc;
+    int fd = sioc->fd;
+
+    sioc->fd = -1;
+    if (fd >= 0 && close(fd) < 0 && errno != EINTR) {
+        error_setg_errno(errp, errno, "Unable to close socket");
+        return -1;
+    }
+    return 0;
+}
+
+static void socket_finalize(IOChannel *ioc)
+{
+}
+
+static const IOChannelOps socket_ops = {
+    .kind = "socket",
+    .readv = socket_readv,
+    .writev = socket_writev,
+    .close = socket_close,
+    .finalize = socket_finalize,
+    .shutdown = socket_shutdown,
+    .get_fd = socket_fd,
+};
+
+IOChannel *io_channel_socket_new_fd(int fd, const char *name)
+{
+    IOChannelSocket *sioc = g_new0(IOChannelSocket, 1);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    io_channel_init(&sioc->parent, &socket_ops, name);
+    sioc->fd = fd;
+    sioc->parent.features = IO_CHANNEL_FEATURE_SHUTDOWN;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX) {
+        sioc->parent.features |= IO_CHANNEL_FEATURE_FD_PASS;
+    }
+    return &sioc->parent;
+}
+
+static bool unix_addr(struct sockaddr_un *sun, const char *path, GError **errp)
+{
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun->sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return false;
+    }
+    strcpy(sun->sun_path, path);
+    return true;
+}
+
+static int connect_retry(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int ret;
+
+    ret = connect(fd, addr, len);
+    if (ret < 0 && errno == EINTR) {
+        /* The connect goes on in the background: wait for its outcome. */
+        int err = 0;
+        socklen_t elen = sizeof(err);
+
+        if (io_fd_wait(fd, POLLOUT) < 0 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+            return -1;
+        }
+        errno = err;
+        ret = err ? -1 : 0;
+    }
+    return ret;
+}
+
+IOChannel *io_channel_socket_connect_unix(const char *path, GError **errp)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    if (!unix_addr(&sun, path, errp)) {
+        return NULL;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return NULL;
+    }
+    if (connect_retry(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
+        close(fd);
+        return NULL;
+    }
+    return io_channel_socket_new_fd(fd, path);
+}
+
+static struct addrinfo *resolve(const char *host, const char *port, bool passive,
+                                GError **errp)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = passive ? AI_PASSIVE : 0,
+    };
+    struct addrinfo *res = NULL;
+    int rc;
+
+    if (host && !*host) {
+        host = NULL;
+    }
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        error_setg(errp, "address resolution failed for %s:%s: %s",
+                   host ? host : "", port, gai_strerror(rc));
+        return NULL;
+    }
+    return res;
+}
+
+IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GError **errp)
+{
+    struct addrinfo *res = resolve(host, port, false, errp);
+    int saved_errno = ECONNREFUSED;
+    int fd = -1;
+
+    if (!res) {
+        return NULL;
+    }
+    /* Try every address ("localhost" may be ::1 then 127.0.0.1). */
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            saved_errno = errno;
+            continue;
+        }
+        if (connect_retry(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        saved_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, saved_errno, "Failed to connect to '%s:%s'",
+                         host ? host : "", port);
+        return NULL;
+    }
+    /* Migration writes in large chunks; don't let Nagle delay the tail. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+    {
+        g_autofree char *name = g_strdup_printf("%s:%s", host ? host : "", port);
+
+        return io_channel_socket_new_fd(fd, name);
+    }
+}
+
+int io_socket_listen_unix(const char *path, GError **errp)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    if (!unix_addr(&sun, path, errp)) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    /* A socket file left by a previous run would make bind() fail. */
+    if (unlink(path) < 0 && errno != ENOENT) {
+        error_setg_errno(errp, errno, "Failed to unlink socket %s", path);
+        goto fail;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        goto fail;
+    }
+    if (listen(fd, SOMAXCONN) < 0) {
+        error_setg_errno(errp, errno, "Failed to listen on socket");
+        goto fail;
+    }
+    return fd;
+
+fail:
+    close(fd);
+    return -1;
+}
+
+static int listen_one(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+
+    if (fd < 0) {
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+        int saved_errno = errno;
+
+        close(fd);
+        errno = saved_errno;
+        return -1;
+    }
+    return fd;
+}
+
+int io_socket_listen_tcp(const char *host, const char *port, GError **errp)
+{
+    struct addrinfo *res = resolve(host, port, true, errp);
+    int saved_errno = EADDRNOTAVAIL;
+    int fd = -1;
+
+    if (!res) {
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = listen_one(ai);
+        if (fd < 0) {
+            saved_errno = errno;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, saved_errno, "Failed to listen on '%s:%s'",
+                         host ? host : "", port);
+    }
+    return fd;
+}
+
+int io_socket_get_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        return -1;
+    }
+    switch (ss.ss_family) {
+    case AF_INET:
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    case AF_INET6:
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    default:
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+}
+
+IOChannel *io_socket_accept(int listen_fd, GError **errp)
+{
+    int fd;
+
+    for (;;) {
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            break;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) {
+            continue;
+        }
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
+            io_fd_wait(listen_fd, POLLIN) < 0) {
+            error_setg_errno(errp, errno, "Unable to accept connection");
+            return NULL;
+        }
+    }
+    return io_channel_socket_new_fd(fd, "socket-accepted");
+}
+
+/* Append the fds of every SCM_RIGHTS message of msg to fds. */
+static void collect_fds(struct msghdr *msg, GArray *fds)
+{
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg); cmsg; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+        size_t n;
+
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+            g_array_append_val(fds, fd);
+        }
+    }
+}
+
+ssize_t io_socket_recv_with_fds(int fd, void *buf, size_t len, GArray *fds, GError **errp)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * IO_SOCKET_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n;
+
+    for (;;) {
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        if (n >= 0) {
+            break;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || io_fd_wait(fd, POLLIN) < 0) {
+            error_setg_errno(errp, errno, "Unable to read from socket");
+            return -1;
+        }
+    }
+    if (fds) {
+        collect_fds(&msg, fds);
+    } else {
+        /* Nobody wants them: don't leak what the peer sent. */
+        GArray *tmp = g_array_new(FALSE, FALSE, sizeof(int));
+
+        collect_fds(&msg, tmp);
+        for (guint i = 0; i < tmp->len; i++) {
+            close(g_array_index(tmp, int, i));
+        }
+        g_array_free(tmp, TRUE);
+    }
+    return n;
+}
+
+ssize_t io_socket_send_with_fds(int fd, const void *buf, size_t len,
+                                const int *fds, size_t nfds, GError **errp)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * IO_SOCKET_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t n;
+
+    if (nfds > IO_SOCKET_MAX_FDS) {
+        error_setg(errp, "Too many file descriptors to send (%zu, at most %d)",
+                   nfds, IO_SOCKET_MAX_FDS);
+        return -1;
+    }
+    if (nfds) {
+        struct cmsghdr *cmsg;
+
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+    }
+    do {
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        error_setg_errno(errp, errno, "Unable to write to socket");
+    }
+    return n;
+}

@@ -1,0 +1,241 @@
+/*
+ * JSON text for QMP: a writer that spaces and escapes like QEMU (clients
+ * and test logs compare lines), and the splitter that cuts the input byte
+ * stream into complete JSON texts before json-glib parses each one.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "monitor-internal.h"
+
+static void append_string(GString *out, const char *s)
+{
+    const char *p = s;
+
+    g_string_append_c(out, '"');
+    while (*p) {
+        gunichar cp = g_utf8_get_char_validated(p, -1);
+        const char *next;
+
+        if (cp == (gunichar)-1 || cp == (gunichar)-2) {
+            /* Invalid UTF-8 byte: QEMU writes the replacement character. */
+            g_string_append(out, "\\uFFFD");
+            p++;
+            continue;
+        }
+        next = g_utf8_next_char(p);
+        switch (cp) {
+        case '"':  g_string_append(out, "\\\""); break;
+        case '\\': g_string_append(out, "\\\\"); break;
+        case '\b': g_string_append(out, "\\b"); break;
+        case '\f': g_string_append(out, "\\f"); break;
+        case '\n': g_string_append(out, "\\n"); break;
+        case '\r': g_string_append(out, "\\r"); break;
+        case '\t': g_string_append(out, "\\t"); break;
+        default:
+            if (cp > 0xFFFF) {
+                gunichar v = cp - 0x10000;
+                g_string_append_printf(out, "\\u%04X\\u%04X",
+                                       0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+            } else if (cp < 0x20 || cp >= 0x7F) {
+                g_string_append_printf(out, "\\u%04X", cp);
+            } else {
+                g_string_append_c(out, (char)cp);
+            }
+        }
+        p = next;
+    }
+    g_string_append_c(out, '"');
+}
+
+static void append_node(GString *out, JsonNode *node);
+
+static void append_object(GString *out, JsonObject *obj)
+{
+    JsonObjectIter iter;
+    const char *key;
+    JsonNode *member;
+    bool first = true;
+
+    g_string_append_c(out, '{');
+    json_object_iter_init_ordered(&iter, obj);
+    while (json_object_iter_next_ordered(&iter, &key, &member)) {
+        if (!first) {
+            g_string_append(out, ", ");
+        }
+        first = false;
+        append_string(out, key);
+        g_string_append(out, ": ");
+        append_node(out, member);
+    }
+    g_string_append_c(out, '}');
+}
+
+static void append_array(GString *out, JsonArray *arr)
+{
+    guint n = json_array_get_length(arr);
+
+    g_string_append_c(out, '[');
+    for (guint i = 0; i < n; i++) {
+        if (i) {
+            g_string_append(out, ", ");
+        }
+        append_node(out, json_array_get_element(arr, i));
+    }
+    g_string_append_c(out, ']');
+}
+
+static void append_value(GString *out, JsonNode *node)
+{
+    GType t = json_node_get_value_type(node);
+
+    if (t == G_TYPE_STRING) {
+        append_string(out, json_node_get_string(node));
+    } else if (t == G_TYPE_BOOLEAN) {
+        g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
+    } else if (t == G_TYPE_DOUBLE) {
+        g_string_append_printf(out, "%.17g", json_node_get_double(node));
+    } else {
+        g_string_append_printf(out, "%" PRId64, (int64_t)json_node_get_int(node));
+    }
+}
+
+static void append_node(GString *out, JsonNode *node)
+{
+    switch (json_node_get_node_type(node)) {
+    case JSON_NODE_OBJECT:
+        append_object(out, json_node_get_object(node));
+        break;
+    case JSON_NODE_ARRAY:
+        append_array(out, json_node_get_array(node));
+        break;
+    case JSON_NODE_VALUE:
+        append_value(out, node);
+        break;
+    case JSON_NODE_NULL:
+        g_string_append(out, "null");
+        break;
+    }
+}
+
+GString *qmp_json_to_string(JsonNode *node)
+{
+    GString *out = g_string_new(NULL);
+
+    append_node(out, node);
+    return out;
+}
+
+/* --- splitter --- */
+
+void json_splitter_init(JsonSplitter *js)
+{
+    js->cur = g_string_new(NULL);
+    g_queue_init(&js->done);
+    js->depth = 0;
+    js->in_string = false;
+    js->escape = false;
+}
+
+void json_splitter_reset(JsonSplitter *js)
+{
+    g_string_truncate(js->cur, 0);
+    g_queue_clear_full(&js->done, g_free);
+    js->depth = 0;
+    js->in_string = false;
+    js->escape = false;
+}
+
+void json_splitter_destroy(JsonSplitter *js)
+{
+    json_splitter_reset(js);
+    g_string_free(js->cur, TRUE);
+    js->cur = NULL;
+}
+
+static void emit(JsonSplitter *js)
+{
+    if (js->cur->len) {
+        g_queue_push_tail(&js->done, g_strndup(js->cur->str, js->cur->len));
+        g_string_truncate(js->cur, 0);
+    }
+    js->depth = 0;
+    js->in_string = false;
+    js->escape = false;
+}
+
+static void feed_in_string(JsonSplitter *js, char c)
+{
+    g_string_append_c(js->cur, c);
+    if (js->escape) {
+        js->escape = false;
+    } else if (c == '\\') {
+        js->escape = true;
+    } else if (c == '"') {
+        js->in_string = false;
+        if (js->depth == 0) {
+            emit(js);             /* a top-level string is a whole text */
+        }
+    }
+}
+
+static void feed_char(JsonSplitter *js, char c)
+{
+    if (js->in_string) {
+        feed_in_string(js, c);
+        return;
+    }
+    switch (c) {
+    case '{':
+    case '[':
+        if (js->depth == 0) {
+            emit(js);             /* a pending top-level scalar ends here */
+        }
+        g_string_append_c(js->cur, c);
+        js->depth++;
+        break;
+    case '}':
+    case ']':
+        g_string_append_c(js->cur, c);
+        js->depth--;
+        if (js->depth <= 0) {
+            emit(js);             /* complete text, or a stray closer */
+        }
+        break;
+    case '"':
+        if (js->depth == 0) {
+            emit(js);
+        }
+        g_string_append_c(js->cur, c);
+        js->in_string = true;
+        break;
+    case ' ':
+    case '\t':
+    case '\r':
+    case '\n':
+        if (js->depth == 0) {
+            emit(js);
+        } else {
+            g_string_append_c(js->cur, c);
+        }
+        break;
+    default:
+        g_string_append_c(js->cur, c);
+    }
+}
+
+void json_splitter_feed(JsonSplitter *js, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        feed_char(js, buf[i]);
+        /* Runaway input: hand it over as is so that the parser rejects it. */
+        if (js->depth > JSON_SPLITTER_MAX_DEPTH || js->cur->len > JSON_SPLITTER_MAX_SIZE) {
+            emit(js);
+        }
+    }
+}
+
+char *json_splitter_next(JsonSplitter *js)
+{
+    return g_queue_pop_head(&js->done);
+}

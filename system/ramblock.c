@@ -1,0 +1,271 @@
+/*
+ * Guest RAM blocks: host mappings, the ordered list, the dirty log.
+ *
+ * Mappings come from mmap so they are page aligned, which lets O_DIRECT
+ * reads and writes use guest memory as their buffer without a bounce.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "system/ramblock.h"
+#include "util/cutils.h"
+#include "util/error.h"
+
+/* Filled before any thread starts, freed after they are joined. */
+static GPtrArray *ram_list;
+
+size_t ram_block_count(void)
+{
+    return ram_list ? ram_list->len : 0;
+}
+
+RAMBlock *ram_block_at(size_t i)
+{
+    if (!ram_list || i >= ram_list->len) {
+        return NULL;
+    }
+    return g_ptr_array_index(ram_list, i);
+}
+
+RAMBlock *ram_block_by_name(const char *idstr)
+{
+    for (size_t i = 0; i < ram_block_count(); i++) {
+        RAMBlock *rb = ram_block_at(i);
+        if (strcmp(rb->idstr, idstr) == 0) {
+            return rb;
+        }
+    }
+    return NULL;
+}
+
+uint64_t ram_bytes_total(void)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < ram_block_count(); i++) {
+        total += ram_block_at(i)->used_length;
+    }
+    return total;
+}
+
+/*
+ * A file backend given a directory gets an unlinked temporary file in
+ * it, as QEMU's memory-backend-file does for hugetlbfs mount points.
+ */
+static int open_backing_file(const char *mem_path, bool *created, GError **errp)
+{
+    struct stat st;
+    int fd;
+
+    if (stat(mem_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        g_autofree char *tmpl = g_build_filename(mem_path, "mapram_backing_XXXXXX", NULL);
+        fd = g_mkstemp_full(tmpl, O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            error_setg_errno(errp, errno, "Could not create a file in '%s'", mem_path);
+            return -1;
+        }
+        unlink(tmpl);
+        *created = true;
+        return fd;
+    }
+    fd = open(mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "can't open backing store %s for guest RAM",
+                         mem_path);
+        return -1;
+    }
+    *created = false;
+    return fd;
+}
+
+/* Backing fd for "memfd"/"file", -1 for "ram" (anonymous memory). */
+static int ram_backend_open(const char *idstr, uint64_t size, const char *backend,
+                            const char *mem_path, GError **errp)
+{
+    bool created = false;
+    struct stat st;
+    int fd;
+
+    if (strcmp(backend, "ram") == 0) {
+        return -1;
+    }
+    if (strcmp(backend, "memfd") == 0) {
+        fd = memfd_create(idstr, MFD_CLOEXEC);
+        if (fd < 0) {
+            error_setg_errno(errp, errno, "failed to create memfd for '%s'", idstr);
+            return -1;
+        }
+    } else {
+        fd = open_backing_file(mem_path, &created, errp);
+        if (fd < 0) {
+            return -1;
+        }
+    }
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < size &&
+        ftruncate(fd, size) < 0) {
+        error_setg_errno(errp, errno, "failed to resize the backing store of '%s'",
+                         idstr);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool ram_block_map(RAMBlock *rb, GError **errp)
+{
+    int flags = rb->shared ? MAP_SHARED : MAP_PRIVATE;
+    void *p;
+
+    if (rb->fd < 0) {
+        flags |= MAP_ANONYMOUS | MAP_NORESERVE;
+    }
+    p = mmap(NULL, rb->max_length, PROT_READ | PROT_WRITE, flags, rb->fd, 0);
+    if (p == MAP_FAILED) {
+        error_setg_errno(errp, errno, "cannot set up guest memory '%s'", rb->idstr);
+        return false;
+    }
+    rb->host = p;
+    /* As QEMU does: fewer TLB misses for a guest that sweeps its RAM. */
+    madvise(p, rb->max_length, MADV_HUGEPAGE);
+    return true;
+}
+
+/* Largest first; equal sizes keep insertion order. */
+static void ram_list_insert(RAMBlock *rb)
+{
+    guint i;
+
+    if (!ram_list) {
+        ram_list = g_ptr_array_new();
+    }
+    for (i = 0; i < ram_list->len; i++) {
+        RAMBlock *other = g_ptr_array_index(ram_list, i);
+        if (other->max_length < rb->max_length) {
+            break;
+        }
+    }
+    g_ptr_array_insert(ram_list, i, rb);
+}
+
+static void ram_block_free(RAMBlock *rb)
+{
+    if (rb->host) {
+        munmap(rb->host, rb->max_length);
+    }
+    if (rb->fd >= 0) {
+        close(rb->fd);
+    }
+    g_free(rb->dirty_log);
+    g_free(rb);
+}
+
+RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
+                        const char *backend, bool shared, const char *mem_path,
+                        GError **errp)
+{
+    g_autofree RAMBlock *rb = g_new0(RAMBlock, 1);
+
+    if (ram_block_by_name(idstr)) {
+        error_setg(errp, "RAM block '%s' already exists", idstr);
+        return NULL;
+    }
+    if (strlen(idstr) >= sizeof(rb->idstr)) {
+        error_setg(errp, "RAM block name '%s' is too long", idstr);
+        return NULL;
+    }
+    if (size == 0) {
+        error_setg(errp, "can't create backend with size 0");
+        return NULL;
+    }
+    if (strcmp(backend, "file") == 0 && !mem_path) {
+        error_setg(errp, "mem-path property not set");
+        return NULL;
+    }
+    g_strlcpy(rb->idstr, idstr, sizeof(rb->idstr));
+    rb->used_length = rb->max_length = ROUND_UP(size, TARGET_PAGE_SIZE);
+    rb->gpa = gpa;
+    rb->shared = shared;
+    rb->fd = ram_backend_open(idstr, rb->max_length, backend, mem_path, errp);
+    if (rb->fd < 0 && strcmp(backend, "ram") != 0) {
+        return NULL;
+    }
+    if (!ram_block_map(rb, errp)) {
+        if (rb->fd >= 0) {
+            close(rb->fd);
+        }
+        return NULL;
+    }
+    rb->dirty_log = bitmap_new(ram_block_pages(rb));
+    ram_list_insert(rb);
+    return g_steal_pointer(&rb);
+}
+
+void ram_blocks_free_all(void)
+{
+    if (!ram_list) {
+        return;
+    }
+    for (guint i = 0; i < ram_list->len; i++) {
+        ram_block_free(g_ptr_array_index(ram_list, i));
+    }
+    g_ptr_array_free(ram_list, TRUE);
+    ram_list = NULL;
+}
+
+size_t ram_block_sync_dirty_log(RAMBlock *rb, unsigned long *dest)
+{
+    return bitmap_harvest_atomic(dest, rb->dirty_log,
+                                 BITS_TO_LONGS(ram_block_pages(rb)));
+}
+
+/* Atomic per word: vCPUs keep setting bits in the same words meanwhile. */
+void ram_block_dirty_all(RAMBlock *rb)
+{
+    size_t pages = ram_block_pages(rb);
+    size_t full = pages / BITS_PER_LONG;
+
+    for (size_t i = 0; i < full; i++) {
+        __atomic_fetch_or(&rb->dirty_log[i], ~0UL, __ATOMIC_RELAXED);
+    }
+    if (pages % BITS_PER_LONG) {
+        unsigned long tail = (1UL << (pages % BITS_PER_LONG)) - 1;
+        __atomic_fetch_or(&rb->dirty_log[full], tail, __ATOMIC_RELAXED);
+    }
+}
+
+RAMBlock *guest_ram_lookup(uint64_t gpa, uint64_t *offset_in_block)
+{
+    for (size_t i = 0; i < ram_block_count(); i++) {
+        RAMBlock *rb = ram_block_at(i);
+        if (gpa >= rb->gpa && gpa - rb->gpa < rb->used_length) {
+            if (offset_in_block) {
+                *offset_in_block = gpa - rb->gpa;
+            }
+            return rb;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Data first, then the dirty bits: a harvest that clears a bit before
+ * the copy finished sees the bit set again afterwards.
+ */
+void guest_write(RAMBlock *rb, uint64_t off, const void *buf, size_t len)
+{
+    uint64_t first, last;
+
+    g_assert(off <= rb->used_length && len <= rb->used_length - off);
+    if (len == 0) {
+        return;
+    }
+    memcpy(rb->host + off, buf, len);
+    first = off >> TARGET_PAGE_BITS;
+    last = (off + len - 1) >> TARGET_PAGE_BITS;
+    for (uint64_t page = first; page <= last; page++) {
+        set_bit_atomic(page, rb->dirty_log);
+    }
+}

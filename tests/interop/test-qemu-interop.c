@@ -1,0 +1,1004 @@
+/*
+ * Real QEMU as a peer of the mapram tool (issue #4, point 6).
+ *
+ * Debian's qemu-system-x86_64 boots our own a-b boot sector (ab-boot.S)
+ * and migrates over exec: into "mapram save", and back out of
+ * "mapram load" into a fresh QEMU started with "-incoming defer -S".  A
+ * round trip is correct when the destination's guest-physical memory
+ * (pmemsave of all RAM) equals the source's byte for byte, and the guest
+ * goes on printing 'B' after "cont".  The source is dumped after the
+ * migration completed: its vCPU is stopped then (postmigrate), so both
+ * dumps show the same instant.
+ *
+ * Nothing here knows the mapped-ram layout beyond what any reader can see
+ * (the capability name in the configuration section): the file format is
+ * checked by QEMU itself, by "mapram verify", and by the memory compare.
+ *
+ * Environment: $MAPRAM_QEMU (default: qemu-system-x86_64 from $PATH; the
+ * tests are skipped when there is none), $MAPRAM_TOOL (default: the build
+ * tree's mapram), $MAPRAM_AB_BOOT (default: ab-boot.bin beside this test).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "libqtest.h"
+
+#define GUEST_RAM_MIB       150
+#define GUEST_RAM_BYTES     ((guint64)GUEST_RAM_MIB << 20)
+#define AB_FIRST_PAGE       0x100000u
+#define AB_END_PAGE         0x6400000u
+#define TARGET_PAGE         4096u
+
+/* The setting QEMU's own migration tests use to converge a busy guest. */
+#define FAST_BANDWIDTH      1000000000ull
+#define FAST_DOWNTIME_MS    30000
+/*
+ * Slow enough that one pass over the ~100 MB the guest re-dirties takes
+ * more than a second, and never fits the default 300 ms downtime: the
+ * migration keeps iterating until the test speeds it up.
+ */
+#define SLOW_BANDWIDTH      (64ull << 20)
+
+/* Metadata a mapped-ram file may add: 1 MiB per block (QEMU 7.2's pc has
+ * 6 blocks; allow 8) plus the device state and vmdesc. */
+#define MAPPED_RAM_SLACK    ((8ull << 20) + (4ull << 20))
+
+static struct {
+    char *qemu;         /* absolute path, NULL when QEMU is not installed */
+    char *mapram;       /* absolute path, NULL when not built */
+    char *ab_boot;
+} cfg;
+
+/* One test's scratch space: a temp dir with its own copy of the disk. */
+typedef struct {
+    char *dir;
+    char *disk;
+    char *tool_log;     /* stderr of every mapram run from exec: */
+} Ctx;
+
+/* One QEMU process and its serial output file. */
+typedef struct {
+    QTestState *qts;
+    char *name;
+    char *serial;
+} Peer;
+
+/* --- set-up ------------------------------------------------------------- */
+
+static char *find_mapram(const char *argv0)
+{
+    const char *env = g_getenv("MAPRAM_TOOL");
+    const char *root = g_getenv("MAPRAM_BUILD_ROOT");
+    g_autofree char *exe_dir = g_path_get_dirname(argv0);
+    g_autofree char *guess_root = g_build_filename(exe_dir, "..", "..", NULL);
+    const char *roots[] = { root, guess_root };
+
+    if (env && *env) {
+        return g_strdup(env);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(roots); i++) {
+        const char *rel[] = { "tools/mapram", "mapram" };
+
+        if (!roots[i]) {
+            continue;
+        }
+        for (size_t j = 0; j < G_N_ELEMENTS(rel); j++) {
+            g_autofree char *p = g_build_filename(roots[i], rel[j], NULL);
+
+            if (g_file_test(p, G_FILE_TEST_IS_EXECUTABLE) &&
+                !g_file_test(p, G_FILE_TEST_IS_DIR)) {
+                return g_canonicalize_filename(p, NULL);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void config_init(const char *argv0)
+{
+    const char *qemu = g_getenv("MAPRAM_QEMU");
+    const char *ab = g_getenv("MAPRAM_AB_BOOT");
+    g_autofree char *exe_dir = g_path_get_dirname(argv0);
+
+    cfg.qemu = g_find_program_in_path(qemu && *qemu ? qemu
+                                                    : "qemu-system-x86_64");
+    cfg.mapram = find_mapram(argv0);
+    cfg.ab_boot = ab && *ab ? g_strdup(ab)
+                            : g_build_filename(exe_dir, "ab-boot.bin", NULL);
+}
+
+/* NULL (test skipped) when QEMU is missing; the only reason to skip. */
+static Ctx *ctx_new(const char *prefix, bool needs_tool)
+{
+    g_autofree char *boot = NULL;
+    g_autoptr(GError) err = NULL;
+    gsize len = 0;
+    Ctx *c;
+
+    if (!cfg.qemu) {
+        g_test_skip("qemu-system-x86_64 is not installed");
+        return NULL;
+    }
+    if (needs_tool && !cfg.mapram) {
+        g_test_message("the mapram tool was not found: build it, or set "
+                       "MAPRAM_TOOL");
+        g_assert_nonnull(cfg.mapram);
+    }
+    if (!g_file_get_contents(cfg.ab_boot, &boot, &len, &err)) {
+        g_test_message("the a-b boot sector: %s", err->message);
+        g_assert_no_error(err);
+    }
+    g_assert_cmpuint(len, ==, 512);
+
+    c = g_new0(Ctx, 1);
+    c->dir = qtest_mkdtemp(prefix);
+    c->disk = g_build_filename(c->dir, "ab-boot.bin", NULL);
+    c->tool_log = g_build_filename(c->dir, "mapram.log", NULL);
+    g_assert_true(g_file_set_contents(c->disk, boot, len, NULL));
+    return c;
+}
+
+static void ctx_free(Ctx *c)
+{
+    if (!c) {
+        return;
+    }
+    if (g_getenv("MAPRAM_TEST_KEEP")) {
+        g_test_message("kept %s", c->dir);
+    } else {
+        qtest_rmtree(c->dir);
+    }
+    g_free(c->dir);
+    g_free(c->disk);
+    g_free(c->tool_log);
+    g_free(c);
+}
+
+static char *ctx_path(Ctx *c, const char *name)
+{
+    return g_build_filename(c->dir, name, NULL);
+}
+
+/* Print what mapram said so far; called before an assertion on its work. */
+static void show_tool_log(Ctx *c)
+{
+    g_autofree char *text = NULL;
+
+    if (g_file_get_contents(c->tool_log, &text, NULL, NULL) && *text) {
+        g_test_message("mapram stderr:\n%s", text);
+    }
+}
+
+/*
+ * A successful save or load says nothing when stderr is not a terminal
+ * (issue #4 point 5); this also catches sanitizer reports from an
+ * instrumented mapram, which QEMU itself would never notice.
+ */
+static void assert_tool_quiet(Ctx *c)
+{
+    g_autofree char *text = NULL;
+
+    if (g_file_get_contents(c->tool_log, &text, NULL, NULL) && *text) {
+        show_tool_log(c);
+        g_assert_cmpstr(text, ==, "");
+    }
+}
+
+/* --- QEMU processes ----------------------------------------------------- */
+
+/*
+ * "-accel kvm -accel tcg": KVM where /dev/kvm works, TCG otherwise.  No
+ * kvmclock, whose page the host updates behind the guest's back and which
+ * would make the two memory dumps differ under KVM.
+ */
+static Peer *peer_start(Ctx *c, const char *name, const char *extra)
+{
+    Peer *p = g_new0(Peer, 1);
+
+    p->name = g_strdup(name);
+    p->serial = g_strdup_printf("%s/%s.serial", c->dir, name);
+    p->qts = qtest_init_bin(cfg.qemu,
+        "-machine pc -accel kvm -accel tcg -cpu qemu64,-kvmclock "
+        "-m %uM -display none -nodefaults -serial file:%s "
+        "-drive file=%s,format=raw,if=none,id=d0 -device ide-hd,drive=d0 %s",
+        GUEST_RAM_MIB, p->serial, c->disk, extra ? extra : "");
+    return p;
+}
+
+static void peer_quit(Peer *p)
+{
+    if (!p) {
+        return;
+    }
+    qtest_quit(p->qts);
+    g_free(p->name);
+    g_free(p->serial);
+    g_free(p);
+}
+
+static void peer_assert_alive(Peer *p)
+{
+    if (!qtest_alive(p->qts)) {
+        g_autofree char *err = qtest_stderr_text(p->qts);
+
+        g_test_message("QEMU '%s' exited; its stderr:\n%s", p->name, err);
+        g_assert_true(qtest_alive(p->qts));
+    }
+}
+
+/* Wait until the guest wrote @ch to its serial port. */
+static void peer_wait_serial(Peer *p, char ch)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autofree char *text = NULL;
+        gsize len = 0;
+
+        if (g_file_get_contents(p->serial, &text, &len, NULL) &&
+            memchr(text, ch, len)) {
+            return;
+        }
+        peer_assert_alive(p);
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("no '%c' on the serial of '%s' after %d s",
+                           ch, p->name, qtest_timeout_s());
+            g_assert_not_reached();
+        }
+        g_usleep(50 * 1000);
+    }
+}
+
+static char *peer_run_state(Peer *p)
+{
+    g_autoptr(JsonObject) r = qtest_qmp_assert_success_ref(p->qts,
+        "{'execute': 'query-status'}");
+
+    return g_strdup(qtest_json_get_str(r, "status"));
+}
+
+static void peer_set_speed(Peer *p, guint64 bandwidth, int downtime_ms)
+{
+    qtest_qmp_assert_success(p->qts,
+        "{'execute': 'migrate-set-parameters', 'arguments': "
+        "{'max-bandwidth': %" G_GUINT64_FORMAT ", 'downtime-limit': %d}}",
+        bandwidth, downtime_ms);
+}
+
+static void peer_migrate(Peer *p, const char *uri)
+{
+    g_autofree char *juri = qtest_json_str(uri);
+
+    qtest_qmp_assert_success(p->qts,
+        "{'execute': 'migrate', 'arguments': {'uri': %s}}", juri);
+}
+
+static void peer_migrate_incoming(Peer *p, const char *uri)
+{
+    g_autofree char *juri = qtest_json_str(uri);
+
+    qtest_qmp_assert_success(p->qts,
+        "{'execute': 'migrate-incoming', 'arguments': {'uri': %s}}", juri);
+}
+
+/* query-migrate's reply, or NULL if it has no status yet. */
+static JsonObject *peer_query_migrate(Peer *p)
+{
+    return qtest_qmp_assert_success_ref(p->qts,
+                                        "{'execute': 'query-migrate'}");
+}
+
+/*
+ * Poll query-migrate until the migration ended (completed, failed or
+ * cancelled); returns the last reply.  Works on both sides: the
+ * destination reports its incoming migration the same way.
+ */
+static JsonObject *peer_wait_migration(Peer *p)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    for (;;) {
+        JsonObject *r;
+        const char *st;
+
+        peer_assert_alive(p);
+        r = peer_query_migrate(p);
+        st = qtest_json_get_str(r, "status");
+        if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+                   !strcmp(st, "cancelled"))) {
+            return r;
+        }
+        json_object_unref(r);
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("migration of '%s' did not end in %d s",
+                           p->name, qtest_timeout_s());
+            g_assert_not_reached();
+        }
+        g_usleep(50 * 1000);
+    }
+}
+
+static void peer_wait_completed(Ctx *c, Peer *p, guint64 *ram_total)
+{
+    g_autoptr(JsonObject) r = peer_wait_migration(p);
+    const char *st = qtest_json_get_str(r, "status");
+
+    if (g_strcmp0(st, "completed")) {
+        const char *desc = qtest_json_get_str(r, "error-desc");
+
+        show_tool_log(c);
+        g_test_message("migration of '%s' ended '%s': %s", p->name, st,
+                       desc ? desc : "(no error-desc)");
+    }
+    g_assert_cmpstr(st, ==, "completed");
+    if (ram_total) {
+        *ram_total = qtest_json_get_int(qtest_json_get_obj(r, "ram"),
+                                        "total", 0);
+    }
+}
+
+/* Poll until the source synced its dirty log @n times (@n - 1 passes). */
+static void peer_wait_dirty_syncs(Peer *p, gint64 n)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autoptr(JsonObject) r = peer_query_migrate(p);
+        const char *st = qtest_json_get_str(r, "status");
+        gint64 syncs = qtest_json_get_int(qtest_json_get_obj(r, "ram"),
+                                          "dirty-sync-count", 0);
+
+        if (syncs >= n) {
+            return;
+        }
+        g_assert_cmpstr(st, !=, "failed");
+        g_assert_cmpstr(st, !=, "completed");
+        g_assert_true(g_get_monotonic_time() < deadline);
+        g_usleep(50 * 1000);
+    }
+}
+
+static void peer_pmemsave(Peer *p, const char *file)
+{
+    g_autofree char *jfile = qtest_json_str(file);
+
+    qtest_qmp_assert_success(p->qts,
+        "{'execute': 'pmemsave', 'arguments': "
+        "{'val': 0, 'size': %" G_GUINT64_FORMAT ", 'filename': %s}}",
+        GUEST_RAM_BYTES, jfile);
+}
+
+/* --- memory checks ------------------------------------------------------ */
+
+static GBytes *read_file(const char *path)
+{
+    g_autoptr(GError) err = NULL;
+    char *data = NULL;
+    gsize len = 0;
+
+    if (!g_file_get_contents(path, &data, &len, &err)) {
+        g_test_message("%s", err->message);
+        g_assert_no_error(err);
+    }
+    return g_bytes_new_take(data, len);
+}
+
+/*
+ * The a-b invariant: the tracked bytes are all equal but for at most one
+ * place where the value steps down by exactly one (the page the loop was
+ * about to increment).  Proves the dump holds the guest's pattern at all,
+ * so that equal dumps mean something.
+ */
+static void assert_ab_pattern(GBytes *mem, const char *what)
+{
+    gsize len;
+    const guint8 *m = g_bytes_get_data(mem, &len);
+    unsigned edges = 0;
+
+    g_assert_cmpuint(len, >=, AB_END_PAGE);
+    for (guint32 a = AB_FIRST_PAGE + TARGET_PAGE; a < AB_END_PAGE;
+         a += TARGET_PAGE) {
+        guint8 prev = m[a - TARGET_PAGE];
+
+        if (m[a] == prev) {
+            continue;
+        }
+        if ((guint8)(prev - 1) != m[a] || ++edges > 1) {
+            g_test_message("%s: a-b pattern broken at %#x: %u after %u",
+                           what, a, m[a], prev);
+            g_assert_not_reached();
+        }
+    }
+}
+
+static void assert_same_memory(const char *src_dump, const char *dst_dump)
+{
+    g_autoptr(GBytes) a = read_file(src_dump);
+    g_autoptr(GBytes) b = read_file(dst_dump);
+    gsize la, lb;
+    const guint8 *pa = g_bytes_get_data(a, &la);
+    const guint8 *pb = g_bytes_get_data(b, &lb);
+
+    g_assert_cmpuint(la, ==, GUEST_RAM_BYTES);
+    g_assert_cmpuint(lb, ==, GUEST_RAM_BYTES);
+    assert_ab_pattern(a, "source");
+    if (memcmp(pa, pb, la)) {
+        gsize first = 0, pages = 0;
+
+        for (gsize off = 0; off < la; off += TARGET_PAGE) {
+            if (memcmp(pa + off, pb + off, TARGET_PAGE)) {
+                first = pages++ ? first : off;
+            }
+        }
+        g_test_message("destination memory differs from the source in %"
+                       G_GSIZE_FORMAT " pages, first at %#" G_GSIZE_MODIFIER
+                       "x", pages, first);
+        g_assert_not_reached();
+    }
+}
+
+/*
+ * After "cont" the guest must have run on from the restored state: the
+ * a-b pattern still holds and the tracked bytes changed.  This is also the
+ * proof that assert_same_memory can tell two dumps apart.
+ */
+static void assert_moved_on(const char *src_dump, const char *later_dump)
+{
+    g_autoptr(GBytes) a = read_file(src_dump);
+    g_autoptr(GBytes) b = read_file(later_dump);
+
+    assert_ab_pattern(b, "destination after cont");
+    g_assert_false(g_bytes_equal(a, b));
+}
+
+/* --- the mapram tool and files ----------------------------------------- */
+
+typedef struct {
+    int status;         /* exit status, or -1 if it did not exit normally */
+    char *out;
+    char *err;
+} ToolRun;
+
+static void tool_run_clear(ToolRun *r)
+{
+    g_free(r->out);
+    g_free(r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ToolRun, tool_run_clear)
+
+/* Run "mapram ARGS..." (NULL-terminated) to completion. */
+static void G_GNUC_NULL_TERMINATED run_mapram(ToolRun *r, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    int wait_status = 0;
+    va_list ap;
+    const char *arg;
+
+    g_ptr_array_add(argv, cfg.mapram);
+    va_start(ap, r);
+    while ((arg = va_arg(ap, const char *))) {
+        g_ptr_array_add(argv, (char *)arg);
+    }
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+
+    memset(r, 0, sizeof(*r));
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT,
+                      NULL, NULL, &r->out, &r->err, &wait_status, &err)) {
+        g_test_message("cannot run '%s': %s", cfg.mapram, err->message);
+        g_assert_no_error(err);
+    }
+    r->status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+}
+
+static void assert_tool_ok(const ToolRun *r, const char *what)
+{
+    if (r->status != 0) {
+        g_test_message("mapram %s exited %d:\n%s", what, r->status, r->err);
+    }
+    g_assert_cmpint(r->status, ==, 0);
+}
+
+static void assert_verify_ok(const char *file)
+{
+    g_auto(ToolRun) r = { 0 };
+
+    run_mapram(&r, "verify", file, NULL);
+    assert_tool_ok(&r, "verify");
+}
+
+/* An exec: URI running mapram with its stderr kept in the test's log. */
+static char *exec_mapram(Ctx *c, const char *verb, const char *opts,
+                         const char *file)
+{
+    return g_strdup_printf("exec:%s %s %s%s%s 2>>%s", cfg.mapram, verb,
+                           opts ? opts : "", opts ? " " : "", file,
+                           c->tool_log);
+}
+
+static guint64 file_allocated(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return (guint64)st.st_blocks * 512;
+}
+
+static guint64 file_size(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return st.st_size;
+}
+
+/* The configuration section of a mapped-ram file names the capability. */
+static bool file_is_mapped_ram(const char *path)
+{
+    char head[256];
+    ssize_t n;
+    int fd = open(path, O_RDONLY);
+
+    g_assert_cmpint(fd, >=, 0);
+    n = read(fd, head, sizeof(head));
+    close(fd);
+    g_assert_cmpint(n, >=, 8);
+    g_assert_cmpmem(head, 4, "QEVM", 4);
+    return memmem(head, n, "configuration/capabilities", 26) &&
+           memmem(head, n, "mapped-ram", 10);
+}
+
+/* Whether the file system of @dir takes O_DIRECT (QEMU's test probe). */
+static bool probe_o_direct(const char *dir)
+{
+    g_autofree char *path = g_build_filename(dir, "probe-o-direct", NULL);
+    void *buf = NULL;
+    bool ok = false;
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC | O_DIRECT, 0600);
+
+    if (fd < 0) {
+        return false;
+    }
+    if (posix_memalign(&buf, 1 << 20, 1 << 20) == 0) {
+        memset(buf, 0, 1 << 20);
+        ok = pwrite(fd, buf, 1 << 20, 1 << 20) == 1 << 20;
+        free(buf);
+    }
+    close(fd);
+    g_unlink(path);
+    return ok;
+}
+
+/* --- round-trip building blocks ---------------------------------------- */
+
+/*
+ * Boot a source, let the guest run its loop, migrate it live to @uri at
+ * full speed, and dump its memory into @dump once completed.  With
+ * @slow_syncs > 0 the migration first runs at SLOW_BANDWIDTH until that
+ * many dirty-log syncs happened, so the stream carries several passes.
+ * Returns query-migrate's ram.total (the bytes of all RAM blocks).
+ */
+static guint64 save_from_qemu(Ctx *c, const char *uri, const char *dump,
+                              int slow_syncs)
+{
+    Peer *src = peer_start(c, "src", NULL);
+    g_autofree char *state = NULL;
+    guint64 total = 0;
+
+    peer_wait_serial(src, 'B');
+    if (slow_syncs > 0) {
+        peer_set_speed(src, SLOW_BANDWIDTH, 300);
+    } else {
+        peer_set_speed(src, FAST_BANDWIDTH, FAST_DOWNTIME_MS);
+    }
+    peer_migrate(src, uri);
+    if (slow_syncs > 0) {
+        peer_wait_dirty_syncs(src, slow_syncs);
+        peer_set_speed(src, FAST_BANDWIDTH, FAST_DOWNTIME_MS);
+    }
+    peer_wait_completed(c, src, &total);
+    state = peer_run_state(src);
+    g_assert_cmpstr(state, ==, "postmigrate");
+    if (dump) {
+        peer_pmemsave(src, dump);
+    }
+    peer_quit(src);
+    g_assert_cmpuint(total, >, GUEST_RAM_BYTES);
+    return total;
+}
+
+/*
+ * Start a fresh QEMU with "-incoming defer -S", load it from @uri, check
+ * its memory equals @src_dump, then "cont" and see the guest run on.
+ */
+static void restore_into_qemu(Ctx *c, const char *uri, const char *src_dump)
+{
+    Peer *dst = peer_start(c, "dst", "-incoming defer -S");
+    g_autofree char *dst_dump = ctx_path(c, "dst.mem");
+    g_autofree char *state = NULL;
+
+    peer_migrate_incoming(dst, uri);
+    peer_wait_completed(c, dst, NULL);
+    state = peer_run_state(dst);
+    g_assert_cmpstr(state, ==, "paused");
+
+    peer_pmemsave(dst, dst_dump);
+    assert_same_memory(src_dump, dst_dump);
+    g_unlink(dst_dump);
+
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'cont'}");
+    peer_wait_serial(dst, 'B');
+    g_free(state);
+    state = peer_run_state(dst);
+    g_assert_cmpstr(state, ==, "running");
+
+    /* The resumed guest kept its pattern while moving past the dump. */
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'stop'}");
+    peer_pmemsave(dst, dst_dump);
+    assert_moved_on(src_dump, dst_dump);
+    g_unlink(dst_dump);
+    peer_quit(dst);
+}
+
+/* --- the tests ---------------------------------------------------------- */
+
+/*
+ * The harness itself, with no mapram involved: QEMU to "cat" and back.  If
+ * this fails, the guest, QEMU or the harness is at fault, not mapram.
+ */
+static void test_exec_cat(void)
+{
+    Ctx *c = ctx_new("interop-cat", false);
+    g_autofree char *file = NULL, *uri = NULL, *in_uri = NULL, *dump = NULL;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "stream");
+    dump = ctx_path(c, "src.mem");
+    uri = g_strdup_printf("exec:cat > %s", file);
+    in_uri = g_strdup_printf("exec:cat %s", file);
+
+    save_from_qemu(c, uri, dump, 0);
+    g_assert_false(file_is_mapped_ram(file));
+    restore_into_qemu(c, in_uri, dump);
+    ctx_free(c);
+}
+
+/* Collect every string value of a JSON tree (names, wherever they sit). */
+static void collect_strings(JsonNode *node, GHashTable *set)
+{
+    switch (JSON_NODE_TYPE(node)) {
+    case JSON_NODE_OBJECT: {
+        g_autoptr(GList) members =
+            json_object_get_values(json_node_get_object(node));
+
+        for (GList *l = members; l; l = l->next) {
+            collect_strings(l->data, set);
+        }
+        break;
+    }
+    case JSON_NODE_ARRAY: {
+        g_autoptr(GList) elems =
+            json_array_get_elements(json_node_get_array(node));
+
+        for (GList *l = elems; l; l = l->next) {
+            collect_strings(l->data, set);
+        }
+        break;
+    }
+    case JSON_NODE_VALUE:
+        if (json_node_get_value_type(node) == G_TYPE_STRING) {
+            g_hash_table_add(set, g_strdup(json_node_get_string(node)));
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Names QEMU 7.2's "pc" machine with -nodefaults always has. */
+static const char *const qemu_ram_blocks[] = {
+    "pc.ram", "pc.bios", "pc.rom", "/rom@etc/acpi/tables",
+};
+static const char *const qemu_devices[] = {
+    "cpu", "apic", "serial", "0000:00:01.1/ide", "mc146818rtc",
+    "globalstate",
+};
+
+/* (a) mapram info on a stream QEMU wrote itself. */
+static void test_info(void)
+{
+    Ctx *c = ctx_new("interop-info", true);
+    g_autofree char *file = NULL, *uri = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GHashTable) names = NULL;
+    g_autoptr(GError) err = NULL;
+    g_auto(ToolRun) text = { 0 };
+    g_auto(ToolRun) json = { 0 };
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "stream");
+    uri = g_strdup_printf("exec:cat > %s", file);
+    save_from_qemu(c, uri, NULL, 0);
+
+    run_mapram(&text, "info", file, NULL);
+    assert_tool_ok(&text, "info");
+    run_mapram(&json, "info", "--json", file, NULL);
+    assert_tool_ok(&json, "info --json");
+
+    if (!json_parser_load_from_data(parser, json.out, -1, &err)) {
+        g_test_message("mapram info --json printed no JSON: %s",
+                       err->message);
+        g_assert_no_error(err);
+    }
+    names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    collect_strings(json_parser_get_root(parser), names);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu_ram_blocks); i++) {
+        const char *n = qemu_ram_blocks[i];
+
+        g_test_message("RAM block %s", n);
+        g_assert_nonnull(strstr(text.out, n));
+        g_assert_true(g_hash_table_contains(names, n));
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu_devices); i++) {
+        const char *n = qemu_devices[i];
+
+        g_test_message("device %s", n);
+        g_assert_nonnull(strstr(text.out, n));
+        g_assert_true(g_hash_table_contains(names, n));
+    }
+    assert_verify_ok(file);
+    ctx_free(c);
+}
+
+/* (b), (c): QEMU → mapram save → mapped-ram file → mapram load → QEMU. */
+static void save_load_round_trip(const char *prefix, const char *opts)
+{
+    Ctx *c = ctx_new(prefix, true);
+    g_autofree char *file = NULL, *dump = NULL, *out = NULL, *in = NULL;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    out = exec_mapram(c, "save", opts, file);
+    in = exec_mapram(c, "load", opts, file);
+
+    save_from_qemu(c, out, dump, 0);
+    assert_tool_quiet(c);
+    g_assert_true(file_is_mapped_ram(file));
+    assert_verify_ok(file);
+    restore_into_qemu(c, in, dump);
+    assert_tool_quiet(c);
+    ctx_free(c);
+}
+
+static void test_save_load(void)
+{
+    save_load_round_trip("interop-rt", NULL);
+}
+
+static void test_save_load_channels_dio(void)
+{
+    g_autofree char *probe_dir = qtest_mkdtemp("interop-probe");
+    bool dio = probe_o_direct(probe_dir);
+
+    qtest_rmtree(probe_dir);
+    save_load_round_trip("interop-dio",
+                         dio ? "--channels 4 --direct-io" : "--channels 4");
+    if (!dio && cfg.qemu) {
+        g_test_skip("no O_DIRECT in the temp dir: ran --channels 4 only");
+    }
+}
+
+/*
+ * (d) A live save of a guest that re-dirties ~100 MB per pass, over
+ * several passes: the mapped-ram file stays within guest RAM + metadata,
+ * while the stream of the same migration through cat grows with every
+ * pass.  The mapped-ram file must also still restore exactly.
+ */
+static void test_live_bounded(void)
+{
+    Ctx *c = ctx_new("interop-bound", true);
+    g_autofree char *mr = NULL, *stream = NULL, *dump = NULL;
+    g_autofree char *mr_uri = NULL, *cat_uri = NULL, *in_uri = NULL;
+    guint64 total, bound, mr_alloc, cat_size;
+    const int syncs = 4;      /* setup sync + 3 full passes at slow speed */
+
+    if (!c) {
+        return;
+    }
+    mr = ctx_path(c, "mapped-ram.img");
+    stream = ctx_path(c, "stream");
+    dump = ctx_path(c, "src.mem");
+    mr_uri = exec_mapram(c, "save", NULL, mr);
+    in_uri = exec_mapram(c, "load", NULL, mr);
+    cat_uri = g_strdup_printf("exec:cat > %s", stream);
+
+    total = save_from_qemu(c, mr_uri, dump, syncs);
+    bound = total + MAPPED_RAM_SLACK;
+    mr_alloc = file_allocated(mr);
+    g_test_message("mapped-ram: size %" G_GUINT64_FORMAT ", allocated %"
+                   G_GUINT64_FORMAT ", bound %" G_GUINT64_FORMAT,
+                   file_size(mr), mr_alloc, bound);
+    g_assert_cmpuint(mr_alloc, <=, bound);
+    assert_verify_ok(mr);
+    restore_into_qemu(c, in_uri, dump);
+    assert_tool_quiet(c);
+
+    save_from_qemu(c, cat_uri, NULL, syncs);
+    cat_size = file_size(stream);
+    g_test_message("exec:cat stream: %" G_GUINT64_FORMAT " bytes",
+                   cat_size);
+    g_assert_cmpuint(cat_size, >, bound);
+    g_assert_cmpuint(cat_size, >, mr_alloc);
+    ctx_free(c);
+}
+
+/* (e) stream → mapped-ram → stream with convert; QEMU loads the result. */
+static void test_convert(void)
+{
+    Ctx *c = ctx_new("interop-conv", true);
+    g_autofree char *stream = NULL, *mr = NULL, *back = NULL, *dump = NULL;
+    g_autofree char *uri = NULL, *in_uri = NULL, *mr_uri = NULL;
+    g_auto(ToolRun) to_mr = { 0 };
+    g_auto(ToolRun) to_stream = { 0 };
+
+    if (!c) {
+        return;
+    }
+    stream = ctx_path(c, "stream");
+    mr = ctx_path(c, "mapped-ram.img");
+    back = ctx_path(c, "stream-again");
+    dump = ctx_path(c, "src.mem");
+    uri = g_strdup_printf("exec:cat > %s", stream);
+    in_uri = g_strdup_printf("exec:cat %s", back);
+    mr_uri = exec_mapram(c, "load", NULL, mr);
+
+    save_from_qemu(c, uri, dump, 0);
+
+    run_mapram(&to_mr, "convert", stream, mr, NULL);
+    assert_tool_ok(&to_mr, "convert (to mapped-ram)");
+    g_assert_true(file_is_mapped_ram(mr));
+    assert_verify_ok(mr);
+
+    run_mapram(&to_stream, "convert", mr, back, NULL);
+    assert_tool_ok(&to_stream, "convert (to stream)");
+    g_assert_false(file_is_mapped_ram(back));
+    assert_verify_ok(back);
+    g_unlink(stream);
+
+    /* QEMU 7.2 reads the converted stream by itself... */
+    restore_into_qemu(c, in_uri, dump);
+    /* ...and the intermediate mapped-ram file through mapram load. */
+    restore_into_qemu(c, mr_uri, dump);
+    assert_tool_quiet(c);
+    ctx_free(c);
+}
+
+/* Does some number (decimal or 0x-hex) in @text lie in [lo, hi]? */
+static bool text_names_offset(const char *text, guint64 lo, guint64 hi)
+{
+    for (const char *p = text; *p; p++) {
+        char *end;
+        guint64 v;
+
+        if (!g_ascii_isdigit(*p) || (p > text && g_ascii_isalnum(p[-1]))) {
+            continue;
+        }
+        v = g_ascii_strtoull(p, &end, 0);
+        if (v >= lo && v <= hi) {
+            return true;
+        }
+        p = end - 1;
+    }
+    return false;
+}
+
+/*
+ * (f) The stream is cut off inside the RAM data: mapram save must fail
+ * with one line naming the byte offset, leave no file that verify passes,
+ * and QEMU must see the migration fail and keep its guest running.
+ */
+static void test_truncated(void)
+{
+    const guint64 cut = (8ull << 20) + 2049;
+    Ctx *c = ctx_new("interop-cut", true);
+    g_autofree char *file = NULL, *err_path = NULL, *rc_path = NULL;
+    g_autofree char *uri = NULL, *err_text = NULL, *rc_text = NULL;
+    g_autofree char *state = NULL;
+    g_autoptr(JsonObject) r = NULL;
+    gint64 deadline;
+    Peer *src;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    err_path = ctx_path(c, "save.err");
+    rc_path = ctx_path(c, "save.rc");
+    uri = g_strdup_printf("exec:head -c %" G_GUINT64_FORMAT " | "
+                          "{ %s save %s 2>%s; echo $? > %s.tmp; "
+                          "mv %s.tmp %s; }",
+                          cut, cfg.mapram, file, err_path, rc_path,
+                          rc_path, rc_path);
+
+    src = peer_start(c, "src", NULL);
+    peer_wait_serial(src, 'B');
+    peer_set_speed(src, FAST_BANDWIDTH, FAST_DOWNTIME_MS);
+    peer_migrate(src, uri);
+    r = peer_wait_migration(src);
+    g_test_message("QEMU: status %s, error-desc %s",
+                   qtest_json_get_str(r, "status"),
+                   qtest_json_get_str(r, "error-desc") ?: "(none)");
+    g_assert_cmpstr(qtest_json_get_str(r, "status"), ==, "failed");
+
+    deadline = g_get_monotonic_time() +
+               (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+    while (!g_file_get_contents(rc_path, &rc_text, NULL, NULL)) {
+        g_assert_true(g_get_monotonic_time() < deadline);
+        g_usleep(50 * 1000);
+    }
+    g_assert_true(g_file_get_contents(err_path, &err_text, NULL, NULL));
+    g_test_message("mapram save exit %s stderr: %s", g_strstrip(rc_text),
+                   err_text);
+    g_assert_cmpint(atoi(rc_text), !=, 0);
+
+    /* One line, naming an offset at or just before the cut. */
+    g_assert_cmpuint(strlen(err_text), >, 1);
+    g_assert_nonnull(strchr(err_text, '\n'));
+    g_assert_cmpuint(strchr(err_text, '\n') - err_text + 1, ==,
+                     strlen(err_text));
+    g_assert_true(text_names_offset(err_text, cut - 2 * (TARGET_PAGE + 256),
+                                    cut));
+
+    if (g_file_test(file, G_FILE_TEST_EXISTS)) {
+        g_auto(ToolRun) v = { 0 };
+
+        run_mapram(&v, "verify", file, NULL);
+        g_test_message("verify of the cut file: exit %d: %s", v.status,
+                       v.err);
+        g_assert_cmpint(v.status, !=, 0);
+    }
+
+    /* The source guest goes on as before. */
+    state = peer_run_state(src);
+    g_assert_cmpstr(state, ==, "running");
+    peer_quit(src);
+    ctx_free(c);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    config_init(argv[0]);
+
+    g_test_add_func("/interop/exec-cat", test_exec_cat);
+    g_test_add_func("/interop/info", test_info);
+    g_test_add_func("/interop/save-load", test_save_load);
+    g_test_add_func("/interop/save-load/channels4-dio",
+                    test_save_load_channels_dio);
+    g_test_add_func("/interop/live-bounded", test_live_bounded);
+    g_test_add_func("/interop/convert", test_convert);
+    g_test_add_func("/interop/truncated", test_truncated);
+    return g_test_run();
+}

@@ -1,0 +1,379 @@
+/*
+ * Broken mapped-ram files and failing saves: each must end with a clear
+ * error, the source running with its memory intact, and no destination
+ * resumed.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+/* --- reading the file ---------------------------------------------------- */
+
+typedef struct Reader {
+    int fd;
+    uint64_t pos;
+    const char *path;
+} Reader;
+
+static void rd(Reader *r, void *buf, size_t len)
+{
+    ssize_t n = pread(r->fd, buf, len, (off_t)r->pos);
+
+    if (n != (ssize_t)len) {
+        g_error("'%s': short read of %zu bytes at offset %" G_GUINT64_FORMAT,
+                r->path, len, r->pos);
+    }
+    r->pos += len;
+}
+
+static uint8_t rd8(Reader *r)
+{
+    uint8_t v;
+
+    rd(r, &v, 1);
+    return v;
+}
+
+static uint32_t rd32(Reader *r)
+{
+    uint8_t b[4];
+
+    rd(r, b, 4);
+    return (uint32_t)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+}
+
+static uint64_t rd64(Reader *r)
+{
+    uint64_t hi = rd32(r);
+
+    return hi << 32 | rd32(r);
+}
+
+static void rdstr(Reader *r, char *out, size_t len)
+{
+    rd(r, out, len);
+    out[len] = 0;
+}
+
+/* Skip the configuration section and its subsections (reference §1.3). */
+static void skip_configuration(Reader *r)
+{
+    char name[256];
+
+    g_assert_cmphex(rd8(r), ==, 0x07);
+    r->pos += rd32(r);
+    for (;;) {
+        uint8_t b;
+
+        rd(r, &b, 1);
+        if (b != 0x05) {
+            r->pos--;
+            return;
+        }
+        rdstr(r, name, rd8(r));
+        (void)rd32(r);    /* subsection version */
+        if (!strcmp(name, "configuration/capabilities")) {
+            for (uint32_t n = rd32(r); n; n--) {
+                r->pos += rd8(r);
+            }
+        } else if (!strcmp(name, "configuration/target-page-bits")) {
+            r->pos += 4;
+        } else if (!strcmp(name, "configuration/uuid")) {
+            r->pos += 16;
+        } else {
+            g_error("'%s': unknown configuration subsection '%s'", r->path,
+                    name);
+        }
+    }
+}
+
+GArray *mr_file_blocks(const char *path, uint64_t base)
+{
+    Reader r = { .fd = open(path, O_RDONLY | O_CLOEXEC), .pos = base,
+                 .path = path };
+    GArray *blocks = g_array_new(false, true, sizeof(MRBlock));
+    char idstr[256];
+    uint64_t total, sum = 0;
+
+    g_assert_cmpint(r.fd, >=, 0);
+    g_assert_cmphex(rd32(&r), ==, MIG_OFFSET_MAGIC);
+    g_assert_cmphex(rd32(&r), ==, 3);
+    skip_configuration(&r);
+    if (rd8(&r) != 0x01) {
+        g_error("'%s': no START section at %" G_GUINT64_FORMAT, path,
+                r.pos - 1);
+    }
+    (void)rd32(&r);    /* section id */
+    rdstr(&r, idstr, rd8(&r));
+    if (strcmp(idstr, "ram")) {
+        g_error("'%s': first section is '%s', not 'ram'", path, idstr);
+    }
+    r.pos += 8;        /* instance, version */
+    total = rd64(&r);
+    g_assert_cmphex(total & 0xfff, ==, 0x4);
+    total &= ~0xfffULL;
+    while (sum < total) {
+        MRBlock b = { 0 };
+
+        rdstr(&r, b.idstr, rd8(&r));
+        b.used_length = rd64(&r);
+        b.hdr_off = r.pos;
+        b.version = rd32(&r);
+        b.page_size = rd64(&r);
+        b.bitmap_offset = rd64(&r);
+        b.pages_offset = rd64(&r);
+        g_array_append_val(blocks, b);
+        sum += b.used_length;
+        r.pos = b.pages_offset + b.used_length;
+    }
+    g_assert_cmpuint(sum, ==, total);
+    close(r.fd);
+    return blocks;
+}
+
+void patch_file(const char *path, uint64_t off, const void *buf, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, buf, len, (off_t)off), ==, (ssize_t)len);
+    close(fd);
+}
+
+void patch_be32(const char *path, uint64_t off, uint32_t v)
+{
+    uint8_t b[4] = { v >> 24, v >> 16, v >> 8, v };
+
+    patch_file(path, off, b, 4);
+}
+
+void patch_be64(const char *path, uint64_t off, uint64_t v)
+{
+    patch_be32(path, off, v >> 32);
+    patch_be32(path, off + 4, (uint32_t)v);
+}
+
+/* --- loading a broken file ------------------------------------------------ */
+
+/* Load @path into a fresh destination; it must fail with @want inside. */
+static void load_must_fail(const char *path, bool mapped_ram,
+                           const char *want)
+{
+    g_autofree char *dst = g_strdup_printf(
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *desc = NULL;
+    QTestState *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
+
+    migrate_set_capability(to, "events", true);
+    if (mapped_ram) {
+        migrate_set_capability(to, "mapped-ram", true);
+    }
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    desc = wait_for_migration_fail(to);
+    g_test_message("destination error: %s", desc);
+    g_assert_cmpuint(strlen(desc), >, 0);
+    if (want && !strstr(desc, want)) {
+        qtest_fail(to, "load error '%s' does not contain '%s'", desc, want);
+    }
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+}
+
+static char *saved_mapped_ram(void)
+{
+    static const char *const caps[] = { "mapped-ram", NULL };
+
+    return mig_make_saved_file(MIG_FILE_NAME, caps, false);
+}
+
+static MRBlock first_block(const char *path)
+{
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+
+    g_assert_cmpuint(blocks->len, >=, 2);
+    return g_array_index(blocks, MRBlock, 0);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return (uint64_t)st.st_size;
+}
+
+static void test_truncated(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    MRBlock b = first_block(path);
+
+    g_assert_cmpuint(b.used_length, ==, 150ULL << 20);
+    /* 75 MiB into main RAM: the ab pages up to 100 MiB are set bits. */
+    g_assert_cmpint(truncate(path, (off_t)(b.pages_offset +
+                                           b.used_length / 2)), ==, 0);
+    load_must_fail(path, true, NULL);
+}
+
+static void test_bad_version(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    MRBlock b = first_block(path);
+
+    g_assert_cmpuint(b.version, ==, 1);
+    patch_be32(path, b.hdr_off, 2);
+    load_must_fail(path, true, "mapped-ram capability version not supported "
+                   "(expected <= 1, got 2)");
+}
+
+static void test_misaligned_pages(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    MRBlock b = first_block(path);
+
+    g_assert_cmpuint(b.pages_offset % (1 << 20), ==, 0);
+    patch_be64(path, b.hdr_off + 20, b.pages_offset + 512);
+    load_must_fail(path, true, "region has bad alignment");
+}
+
+static void test_bitmap_beyond_eof(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    MRBlock b = first_block(path);
+
+    patch_be64(path, b.hdr_off + 12, file_size(path) + (1 << 20));
+    load_must_fail(path, true, NULL);
+}
+
+static void test_region_beyond_eof(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    MRBlock b = first_block(path);
+    uint64_t beyond = (file_size(path) + (2 << 20)) & ~((1ULL << 20) - 1);
+
+    patch_be64(path, b.hdr_off + 20, beyond);
+    load_must_fail(path, true, NULL);
+}
+
+static void test_load_mapped_ram_off(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+
+    load_must_fail(path, false,
+                   "Capability mapped-ram is off, but received capability is on");
+}
+
+static void test_load_stream_mapped_ram_on(void)
+{
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+
+    load_must_fail(path, true,
+                   "Capability mapped-ram is on, but received capability is off");
+}
+
+/* --- failing saves ------------------------------------------------------- */
+
+static bool run_cmd(const char *cmd)
+{
+    int status = -1;
+
+    if (!g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL)) {
+        return false;
+    }
+    return g_spawn_check_wait_status(status, NULL);
+}
+
+/* A live mapped-ram save into a 64 MiB tmpfs: ~99 MiB of ab pages. */
+static void test_disk_full(void)
+{
+    static const char *const ungoals[] = { "completed", "cancelled", NULL };
+    g_autofree char *mnt = mig_path("small");
+    g_autofree char *mount_cmd = NULL;
+    g_autofree char *umount_cmd = NULL;
+    g_autofree char *uri = NULL;
+    g_autofree char *desc = NULL;
+    MigrateCommon args = { .start.only_source = true,
+                           .caps = { "mapped-ram" } };
+    QTestState *from, *to;
+
+    g_assert_cmpint(g_mkdir(mnt, 0700), ==, 0);
+    mount_cmd = g_strdup_printf("mount -t tmpfs -o size=64m tmpfs %s", mnt);
+    umount_cmd = g_strdup_printf("umount -l %s", mnt);
+    if (!run_cmd(mount_cmd)) {
+        g_test_skip("cannot mount a small tmpfs here");
+        return;
+    }
+    uri = g_strdup_printf("file:%s/%s", mnt, MIG_FILE_NAME);
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "failed", ungoals);
+    {
+        g_autoptr(JsonObject) info = migrate_query(from);
+
+        desc = g_strdup(qtest_json_get_str(info, "error-desc"));
+    }
+    g_test_message("save error: %s", desc);
+    g_assert_nonnull(desc);
+    g_assert_true(strstr(desc, g_strerror(ENOSPC)) != NULL ||
+                  strstr(desc, "write") != NULL);
+    assert_source_intact(from);
+    qtest_quit(from);
+    g_assert_true(run_cmd(umount_cmd));
+}
+
+static void test_cancel_mid_save(void)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    MigrateCommon args = { .start.only_source = true,
+                           .caps = { "mapped-ram" } };
+    QTestState *from, *to;
+
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+    migrate_set_parameter_int(from, "max-bandwidth", 10 * 1000 * 1000);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "active", ungoals);
+    g_usleep(300 * 1000);
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    assert_source_intact(from);
+    qtest_quit(from);
+    /* What was written is no usable save. */
+    load_must_fail(path, true, NULL);
+}
+
+void migration_test_add_badfile(void)
+{
+    migration_test_add("/migration/mapped-ram/bad-file/truncated",
+                       test_truncated, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/bad-file/header-version",
+                       test_bad_version, MIG_SMOKE);
+    migration_test_add("/migration/mapped-ram/bad-file/misaligned-pages",
+                       test_misaligned_pages, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/bad-file/bitmap-beyond-eof",
+                       test_bitmap_beyond_eof, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/bad-file/region-beyond-eof",
+                       test_region_beyond_eof, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/bad-file/mapped-ram-off",
+                       test_load_mapped_ram_off, MIG_SMOKE);
+    migration_test_add("/migration/mapped-ram/bad-file/stream-mapped-ram-on",
+                       test_load_stream_mapped_ram_on, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/save/disk-full",
+                       test_disk_full, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/save/cancel",
+                       test_cancel_mid_save, MIG_SMOKE);
+}

@@ -1,0 +1,263 @@
+/*
+ * file: migration tests, stream and mapped-ram, mirroring QEMU's
+ * migration_test_add_file() set plus direct-io without multifd.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static void test_precopy_file(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri };
+
+    test_file_common(&args, true);
+}
+
+static void test_precopy_file_live(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri };
+
+    test_file_common(&args, false);
+}
+
+static void test_precopy_file_offset(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, ",offset=4096");
+    MigrateCommon args = { .connect_uri = uri };
+
+    test_file_common(&args, false);
+}
+
+static void test_precopy_file_offset_bad(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, ",offset=0x20M");
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .result = MIG_TEST_QMP_ERROR,
+        .expected_error = "file URI has bad offset 0x20M: Invalid argument",
+    };
+
+    test_file_common(&args, false);
+}
+
+/* --- mapped-ram ---------------------------------------------------------- */
+
+static void test_mapped_ram(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri, .caps = { "mapped-ram" } };
+
+    test_file_common(&args, true);
+}
+
+static void test_mapped_ram_live(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri, .caps = { "mapped-ram" } };
+
+    test_file_common(&args, false);
+}
+
+static void test_mapped_ram_offset(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, ",offset=4096");
+    MigrateCommon args = { .connect_uri = uri, .caps = { "mapped-ram" } };
+
+    test_file_common(&args, true);
+}
+
+static void test_multifd_mapped_ram(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+    };
+
+    test_file_common(&args, true);
+}
+
+static void test_multifd_mapped_ram_live(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+    };
+
+    test_file_common(&args, false);
+}
+
+static void test_multifd_mapped_ram_dio(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+        .direct_io = true,
+    };
+
+    if (!probe_o_direct_support(mig_tmpdir)) {
+        g_test_skip("Filesystem does not support O_DIRECT");
+        return;
+    }
+    test_file_common(&args, true);
+}
+
+/* Beyond QEMU: direct-io takes effect with mapped-ram alone. */
+static void test_precopy_mapped_ram_dio(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram" },
+        .direct_io = true,
+    };
+
+    if (!probe_o_direct_support(mig_tmpdir)) {
+        g_test_skip("Filesystem does not support O_DIRECT");
+        return;
+    }
+    test_file_common(&args, true);
+}
+
+/* --- fdsets -------------------------------------------------------------- */
+
+typedef struct FdsetSpec {
+    int nfds;           /* per side */
+    bool dio_second;    /* the second fd of each side has O_DIRECT */
+} FdsetSpec;
+
+static void add_fd(QTestState *who, const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC, 0660);
+    g_autoptr(JsonNode) r = NULL;
+    JsonObject *ret;
+
+    g_assert_cmpint(fd, >=, 0);
+    r = qtest_qmp_fds(who, &fd, 1, "{'execute': 'add-fd', "
+                      "'arguments': {'fdset-id': 1}}");
+    ret = qtest_json_get_obj(json_node_get_object(r), "return");
+    if (!ret) {
+        g_autofree char *text = qtest_json_text(r);
+
+        qtest_fail(who, "add-fd failed: %s", text);
+    }
+    g_assert_cmpint(qtest_json_get_int(ret, "fdset-id", -1), ==, 1);
+    /* The process holds its own copy now. */
+    close(fd);
+}
+
+static void fdset_start_hook(QTestState *from, QTestState *to,
+                             MigrateCommon *args)
+{
+    const FdsetSpec *spec = args->opaque;
+    g_autofree char *file = mig_path(MIG_FILE_NAME);
+
+    for (int i = 0; i < spec->nfds; i++) {
+        int dio = (spec->dio_second && i == 1) ? O_DIRECT : 0;
+
+        add_fd(from, file, O_CREAT | O_WRONLY | dio);
+        add_fd(to, file, O_CREAT | O_RDONLY | dio);
+    }
+}
+
+static void fdset_end_hook(QTestState *from, QTestState *to,
+                           MigrateCommon *args)
+{
+    g_autoptr(JsonNode) sets = NULL;
+    g_autofree char *text = NULL;
+
+    qtest_qmp_assert_success(from, "{'execute': 'remove-fd', "
+                             "'arguments': {'fdset-id': 1}}");
+    sets = qtest_qmp_assert_success_node(from, "{'execute': 'query-fdsets'}");
+    text = qtest_json_text(sets);
+    g_assert_cmpstr(text, ==, "[]");
+}
+
+static void test_precopy_file_offset_fdset(void)
+{
+    FdsetSpec spec = { .nfds = 1 };
+    MigrateCommon args = {
+        .connect_uri = "file:/dev/fdset/1,offset=4096",
+        .start_hook = fdset_start_hook,
+        .end_hook = fdset_end_hook,
+        .opaque = &spec,
+    };
+
+    test_file_common(&args, false);
+}
+
+static void test_multifd_mapped_ram_fdset(void)
+{
+    FdsetSpec spec = { .nfds = 2 };
+    MigrateCommon args = {
+        .connect_uri = "file:/dev/fdset/1,offset=4096",
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+        .start_hook = fdset_start_hook,
+        .end_hook = fdset_end_hook,
+        .opaque = &spec,
+    };
+
+    test_file_common(&args, true);
+}
+
+static void test_multifd_mapped_ram_fdset_dio(void)
+{
+    FdsetSpec spec = { .nfds = 2, .dio_second = true };
+    MigrateCommon args = {
+        .connect_uri = "file:/dev/fdset/1,offset=4096",
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+        .direct_io = true,
+        .start_hook = fdset_start_hook,
+        .end_hook = fdset_end_hook,
+        .opaque = &spec,
+    };
+
+    if (!probe_o_direct_support(mig_tmpdir)) {
+        g_test_skip("Filesystem does not support O_DIRECT");
+        return;
+    }
+    test_file_common(&args, true);
+}
+
+void migration_test_add_file(void)
+{
+    migration_test_add("/migration/precopy/file", test_precopy_file,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/file/live",
+                       test_precopy_file_live, MIG_FULL);
+    migration_test_add("/migration/precopy/file/offset",
+                       test_precopy_file_offset, MIG_FULL);
+    migration_test_add("/migration/precopy/file/offset/fdset",
+                       test_precopy_file_offset_fdset, MIG_FULL);
+    migration_test_add("/migration/precopy/file/offset/bad",
+                       test_precopy_file_offset_bad, MIG_SMOKE);
+    migration_test_add("/migration/precopy/file/mapped-ram",
+                       test_mapped_ram, MIG_SMOKE);
+    migration_test_add("/migration/precopy/file/mapped-ram/live",
+                       test_mapped_ram_live, MIG_FULL);
+    migration_test_add("/migration/precopy/file/mapped-ram/offset",
+                       test_mapped_ram_offset, MIG_FULL);
+    migration_test_add("/migration/precopy/file/mapped-ram/dio",
+                       test_precopy_mapped_ram_dio, MIG_FULL);
+    migration_test_add("/migration/multifd/file/mapped-ram",
+                       test_multifd_mapped_ram, MIG_FULL);
+    migration_test_add("/migration/multifd/file/mapped-ram/live",
+                       test_multifd_mapped_ram_live, MIG_FULL);
+    migration_test_add("/migration/multifd/file/mapped-ram/dio",
+                       test_multifd_mapped_ram_dio, MIG_SMOKE);
+    migration_test_add("/migration/multifd/file/mapped-ram/fdset",
+                       test_multifd_mapped_ram_fdset, MIG_FULL);
+    migration_test_add("/migration/multifd/file/mapped-ram/fdset/dio",
+                       test_multifd_mapped_ram_fdset_dio, MIG_FULL);
+}

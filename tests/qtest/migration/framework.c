@@ -1,0 +1,475 @@
+/*
+ * Migration test framework (see framework.h).
+ */
+#include "framework.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+const char *mig_tmpdir;
+
+/* --- registration -------------------------------------------------------- */
+
+typedef struct MigTest {
+    char *path;
+    void (*fn)(void);
+} MigTest;
+
+static void run_with_tmpdir(gconstpointer data)
+{
+    const MigTest *t = data;
+    char *dir = qtest_mkdtemp("mig");
+
+    mig_tmpdir = dir;
+    t->fn();
+    if (!g_getenv("MAPRAM_TEST_KEEP")) {
+        qtest_rmtree(dir);
+    } else {
+        g_test_message("kept temp dir %s", dir);
+    }
+    mig_tmpdir = NULL;
+    g_free(dir);
+}
+
+/*
+ * MAPRAM_QTEST_ONLY=PATH registers only that exact test, so that meson
+ * can run each path in a process of its own (GTest's -p also runs the
+ * paths below it).
+ */
+static unsigned n_registered;
+
+/* An explicitly named test runs whatever its tier. */
+static bool wanted(const char *path, MigTier tier)
+{
+    const char *only = g_getenv("MAPRAM_QTEST_ONLY");
+
+    if (only && *only) {
+        return strcmp(only, path) == 0;
+    }
+    return tier == MIG_SMOKE || qtest_full_tier();
+}
+
+unsigned migration_test_count(void)
+{
+    return n_registered;
+}
+
+void migration_test_add_data(const char *path, gconstpointer data,
+                             GTestDataFunc fn, MigTier tier)
+{
+    if (wanted(path, tier)) {
+        n_registered++;
+        g_test_add_data_func(path, data, fn);
+    }
+}
+
+void migration_test_add(const char *path, void (*fn)(void), MigTier tier)
+{
+    MigTest *t;
+
+    if (!wanted(path, tier)) {
+        return;
+    }
+    n_registered++;
+    t = g_new0(MigTest, 1);
+    t->path = g_strdup(path);
+    t->fn = fn;
+    g_test_add_data_func(path, t, run_with_tmpdir);
+}
+
+/* --- paths and processes ------------------------------------------------- */
+
+char *mig_path(const char *name)
+{
+    g_assert(mig_tmpdir);
+    return g_build_filename(mig_tmpdir, name, NULL);
+}
+
+char *mig_file_uri(const char *name, const char *suffix)
+{
+    g_autofree char *p = mig_path(name);
+
+    return g_strdup_printf("file:%s%s", p, suffix ? suffix : "");
+}
+
+static char *vm_args(const char *mem, const char *guest, const char *serial,
+                     const char *extra)
+{
+    return g_strdup_printf("-m %s -machine memory-backend=mig.mem "
+                           "-object memory-backend-ram,id=mig.mem,size=%s,"
+                           "share=off -guest %s -serial file:%s/%s %s",
+                           mem, mem, guest, mig_tmpdir, serial,
+                           extra ? extra : "");
+}
+
+void migrate_apply_caps(QTestState *who, MigrateCommon *args)
+{
+    migrate_set_capability(who, "events", true);
+    for (size_t i = 0; i < G_N_ELEMENTS(args->caps) && args->caps[i]; i++) {
+        migrate_set_capability(who, args->caps[i], true);
+    }
+    if (args->multifd_channels > 0) {
+        migrate_set_parameter_int(who, "multifd-channels",
+                                  args->multifd_channels);
+    }
+    if (args->direct_io) {
+        migrate_set_parameter_bool(who, "direct-io", true);
+    }
+}
+
+void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
+{
+    const MigrateStart *st = &args->start;
+    const char *mem = st->mem_size ? st->mem_size : "150M";
+    const char *guest = st->guest ? st->guest : "ab";
+    g_autofree char *src = vm_args(mem, guest, "src_serial", st->opts_source);
+
+    *from = qtest_init_bin_env(qtest_vm_binary(), st->env_source, "%s", src);
+    migrate_apply_caps(*from, args);
+    if (st->only_source) {
+        *to = NULL;
+        return;
+    }
+    {
+        g_autofree char *extra = g_strdup_printf("-incoming %s %s",
+            st->incoming ? st->incoming : "defer",
+            st->opts_target ? st->opts_target : "");
+        g_autofree char *dst = vm_args(st->dst_mem_size ? st->dst_mem_size
+                                                        : mem,
+                                       guest, "dest_serial", extra);
+
+        *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
+    }
+    migrate_apply_caps(*to, args);
+}
+
+/* --- guest checks -------------------------------------------------------- */
+
+void wait_for_serial(const char *side)
+{
+    g_autofree char *path = mig_path(side);
+    gint64 deadline = g_get_monotonic_time() +
+                      (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autofree char *text = NULL;
+        gsize len = 0;
+
+        if (g_file_get_contents(path, &text, &len, NULL)) {
+            for (gsize i = 0; i < len; i++) {
+                if (text[i] == 'B') {
+                    return;
+                }
+                if (text[i] != 'A') {
+                    qtest_fail(NULL, "unexpected byte 0x%02x at %zu on %s",
+                               (unsigned char)text[i], (size_t)i, side);
+                }
+            }
+        }
+        if (g_get_monotonic_time() > deadline) {
+            qtest_fail(NULL, "no 'B' on %s within %d s (%zu bytes: '%s')",
+                       side, qtest_timeout_s(), (size_t)len,
+                       text ? text : "");
+        }
+        g_usleep(1000);
+    }
+}
+
+void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who)
+{
+    uint8_t last = mem[0];
+    bool hit_edge = false;
+    unsigned bad = 0;
+
+    g_assert_cmpuint(len % MIG_PAGE_SIZE, ==, 0);
+    for (uint64_t off = MIG_PAGE_SIZE; off < len; off += MIG_PAGE_SIZE) {
+        uint8_t b = mem[off];
+
+        if (b == last) {
+            continue;
+        }
+        if ((uint8_t)(b + 1) == last && !hit_edge) {
+            /* where the guest's increment loop was interrupted */
+            hit_edge = true;
+        } else {
+            bad++;
+            if (bad <= 10) {
+                g_printerr("%s: memory inconsistent at guest 0x%" G_GINT64_MODIFIER
+                           "x: first 0x%02x previous 0x%02x this 0x%02x "
+                           "edge seen %d\n", who,
+                           (guint64)(MIG_TEST_START + off), mem[0], last, b,
+                           hit_edge);
+            }
+        }
+        last = b;
+    }
+    if (bad > 10) {
+        g_printerr("%s: and %u more inconsistent pages\n", who, bad - 10);
+    }
+    g_assert_cmpuint(bad, ==, 0);
+}
+
+void check_guests_ram(QTestState *who)
+{
+    g_autofree uint8_t *mem = guest_memread(who, mig_tmpdir, MIG_TEST_START,
+                                            MIG_TEST_END - MIG_TEST_START);
+
+    check_ab_pattern(mem, MIG_TEST_END - MIG_TEST_START, "guest");
+}
+
+void migrate_end(QTestState *from, QTestState *to, bool test_dest)
+{
+    qtest_quit(from);
+    if (test_dest) {
+        uint8_t a = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START), b, c, d;
+        gint64 deadline = g_get_monotonic_time() +
+                          (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+        /* The destination must really run: the first page keeps changing. */
+        do {
+            g_usleep(10 * 1000);
+            b = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
+            if (g_get_monotonic_time() > deadline) {
+                qtest_fail(to, "destination guest does not run: byte at "
+                           "1 MiB stays 0x%02x", a);
+            }
+        } while (a == b);
+        qtest_qmp_assert_success(to, "{'execute': 'stop'}");
+        c = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
+        g_usleep(200 * 1000);
+        d = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
+        g_assert_cmpint(c, ==, d);
+        check_guests_ram(to);
+    }
+    qtest_quit(to);
+}
+
+void assert_source_intact(QTestState *from)
+{
+    g_autofree char *st = query_runstate(from);
+
+    g_assert_cmpstr(st, ==, "running");
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    check_guests_ram(from);
+    qtest_qmp_assert_success(from, "{'execute': 'cont'}");
+    g_assert_true(runstate_is_running(from));
+}
+
+void assert_dest_not_resumed(QTestState *to)
+{
+    JsonObject *resume;
+
+    if (!qtest_alive(to)) {
+        return;
+    }
+    g_assert_false(runstate_is_running(to));
+    qtest_qmp_pump_events(to);
+    resume = qtest_qmp_event_ref(to, "RESUME");
+    if (resume) {
+        json_object_unref(resume);
+        qtest_fail(to, "destination emitted RESUME after a failed load");
+    }
+}
+
+/* --- files --------------------------------------------------------------- */
+
+static void file_offset_pre_write(const char *path)
+{
+    g_autofree char *x = g_malloc(MIG_OFFSET);
+    g_autoptr(GError) err = NULL;
+
+    memset(x, 'X', MIG_OFFSET);
+    if (!g_file_set_contents(path, x, MIG_OFFSET, &err)) {
+        g_error("writing '%s': %s", path, err->message);
+    }
+}
+
+static void file_offset_check(const char *path)
+{
+    size_t len = 0;
+    g_autofree uint8_t *data = read_whole_file(path, &len);
+    uint32_t magic;
+
+    g_assert_cmpuint(len, >, MIG_OFFSET + 8);
+    for (size_t i = 0; i < MIG_OFFSET; i++) {
+        if (data[i] != 'X') {
+            g_error("byte %zu before the offset is 0x%02x, not 'X'", i,
+                    data[i]);
+        }
+    }
+    magic = (uint32_t)data[MIG_OFFSET] << 24 | data[MIG_OFFSET + 1] << 16 |
+            data[MIG_OFFSET + 2] << 8 | data[MIG_OFFSET + 3];
+    g_assert_cmphex(magic, ==, MIG_OFFSET_MAGIC);
+}
+
+bool probe_o_direct_support(const char *dir)
+{
+    g_autofree char *path = g_build_filename(dir, "probe-o-direct", NULL);
+    void *buf = NULL;
+    size_t len = 1 << 20;
+    int fd;
+    ssize_t n;
+
+    fd = open(path, O_CREAT | O_RDWR | O_TRUNC | O_DIRECT, 0600);
+    if (fd < 0) {
+        return false;
+    }
+    if (posix_memalign(&buf, len, len) != 0) {
+        close(fd);
+        return false;
+    }
+    memset(buf, 0, len);
+    n = pwrite(fd, buf, len, len);
+    free(buf);
+    close(fd);
+    g_unlink(path);
+    return n == (ssize_t)len;
+}
+
+/* --- round trips --------------------------------------------------------- */
+
+static bool uri_has_offset(const char *uri)
+{
+    return uri && strstr(uri, "offset=");
+}
+
+void test_file_common(MigrateCommon *args, bool stop_src)
+{
+    QTestState *from, *to;
+    g_autofree char *file = mig_path(MIG_FILE_NAME);
+    g_autofree uint8_t *src_ram = NULL;
+    bool check_offset = uri_has_offset(args->connect_uri);
+
+    if (check_offset) {
+        file_offset_pre_write(file);
+    }
+    migrate_start(args, &from, &to);
+    migrate_ensure_converge(from);
+    if (args->start_hook) {
+        args->start_hook(from, to, args);
+    }
+    wait_for_serial("src_serial");
+    if (stop_src) {
+        qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+        qtest_qmp_eventwait(from, "STOP");
+    }
+    if (args->result == MIG_TEST_QMP_ERROR) {
+        g_autofree char *desc = migrate_qmp_expect_error(from,
+            args->connect_uri, args->connect_channels);
+
+        g_assert_cmpstr(desc, ==, args->expected_error);
+        if (stop_src) {
+            qtest_qmp_assert_success(from, "{'execute': 'cont'}");
+        }
+        assert_source_intact(from);
+        qtest_quit(to);
+        qtest_quit(from);
+        return;
+    }
+    migrate_qmp(from, args->connect_uri, args->connect_channels);
+    wait_for_migration_complete(from);
+    {
+        g_autofree char *st = query_runstate(from);
+
+        g_assert_cmpstr(st, ==, "postmigrate");
+    }
+    if (stop_src || args->exact_ram_check) {
+        src_ram = guest_memread(from, mig_tmpdir, MIG_TEST_START,
+                                MIG_TEST_END - MIG_TEST_START);
+    }
+
+    migrate_incoming_qmp(to, args->listen_uri ? args->listen_uri
+                                              : args->connect_uri,
+                         args->listen_uri || args->connect_uri ? NULL
+                                                : args->connect_channels,
+                         NULL);
+    wait_for_migration_complete(to);
+    if (stop_src) {
+        /* The source was paused: so is the destination, with its RAM. */
+        g_autofree uint8_t *dst_ram = NULL;
+        g_autofree char *st = query_runstate(to);
+
+        g_assert_cmpstr(st, ==, "paused");
+        dst_ram = guest_memread(to, mig_tmpdir, MIG_TEST_START,
+                                MIG_TEST_END - MIG_TEST_START);
+        if (memcmp(src_ram, dst_ram, MIG_TEST_END - MIG_TEST_START) != 0) {
+            qtest_fail(to, "destination RAM differs from the saved source");
+        }
+        check_ab_pattern(dst_ram, MIG_TEST_END - MIG_TEST_START, "dest");
+        qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    }
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_serial("dest_serial");
+    g_assert_true(runstate_is_running(to));
+    if (check_offset) {
+        file_offset_check(file);
+    }
+    if (args->end_hook) {
+        args->end_hook(from, to, args);
+    }
+    migrate_end(from, to, true);
+}
+
+void test_precopy_common(MigrateCommon *args)
+{
+    QTestState *from, *to;
+
+    migrate_start(args, &from, &to);
+    if (args->listen_uri) {
+        migrate_incoming_qmp(to, args->listen_uri, NULL, NULL);
+    }
+    if (args->start_hook) {
+        args->start_hook(from, to, args);
+    }
+    /*
+     * Not converging at first (1 ms downtime against a guest that dirties
+     * all of its 99 MiB every pass) so at least one pass happens live.
+     */
+    migrate_set_parameter_int(from, "max-bandwidth", 300 * 1000 * 1000);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, args->connect_uri, args->connect_channels);
+    wait_for_migration_pass(from);
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_migration_complete(to);
+    wait_for_serial("dest_serial");
+    g_assert_true(runstate_is_running(to));
+    if (args->end_hook) {
+        args->end_hook(from, to, args);
+    }
+    migrate_end(from, to, true);
+}
+
+char *mig_make_saved_file(const char *name, const char *const *caps,
+                          bool multifd)
+{
+    MigrateCommon args = { .start.only_source = true };
+    g_autofree char *uri = mig_file_uri(name, NULL);
+    QTestState *from, *to;
+    size_t n = 0;
+
+    for (; caps && caps[n] && n < G_N_ELEMENTS(args.caps) - 1; n++) {
+        args.caps[n] = caps[n];
+    }
+    if (multifd) {
+        args.caps[n++] = "multifd";
+        args.multifd_channels = 4;
+    }
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    qtest_qmp_eventwait(from, "STOP");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_quit(from);
+    return mig_path(name);
+}

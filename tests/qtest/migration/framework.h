@@ -1,0 +1,126 @@
+/*
+ * Migration test framework, in the shape of QEMU's (reference §6):
+ * source and destination mapram-vm processes running the "ab" guest,
+ * capabilities and parameters set on both sides, a round trip, then the
+ * destination's memory checked with the ab invariant.
+ *
+ *   static void test_x(void)
+ *   {
+ *       MigrateCommon args = {
+ *           .connect_uri = mig_path_uri("migfile"),   (or a literal URI)
+ *           .caps = { "mapped-ram" },
+ *       };
+ *       test_file_common(&args, true);                (stopped source)
+ *   }
+ *   migration_test_add("/migration/...", test_x, MIG_SMOKE);
+ *
+ * Each test runs with its own temp dir (mig_tmpdir) under /var/tmp,
+ * removed afterwards unless MAPRAM_TEST_KEEP is set.
+ */
+#ifndef TESTS_QTEST_MIGRATION_FRAMEWORK_H
+#define TESTS_QTEST_MIGRATION_FRAMEWORK_H
+
+#include "../libqtest.h"
+#include "../migration-helpers.h"
+
+#include <stdint.h>
+
+#define MIG_TEST_START   (1ULL << 20)
+#define MIG_TEST_END     (100ULL << 20)
+#define MIG_PAGE_SIZE    4096
+#define MIG_FILE_NAME    "migfile"
+#define MIG_OFFSET_MAGIC 0x5145564dU
+#define MIG_OFFSET       0x1000
+
+/* The temp dir of the running test. */
+extern const char *mig_tmpdir;
+
+typedef enum {
+    MIG_SMOKE,      /* always registered */
+    MIG_FULL,       /* skipped with MAPRAM_TEST_QUICK=1 */
+} MigTier;
+
+void migration_test_add(const char *path, void (*fn)(void), MigTier tier);
+/* Same for a data test; @fn makes its own temp dir if it needs one. */
+void migration_test_add_data(const char *path, gconstpointer data,
+                             GTestDataFunc fn, MigTier tier);
+/* How many tests were registered (after the filters). */
+unsigned migration_test_count(void);
+
+typedef struct MigrateStart {
+    const char *mem_size;        /* both sides; default "150M" */
+    const char *dst_mem_size;    /* destination only (layout mismatch) */
+    const char *guest;           /* -guest; default "ab" */
+    const char *opts_source;     /* extra arguments */
+    const char *opts_target;
+    const char *incoming;        /* destination -incoming; default "defer" */
+    bool only_source;            /* start no destination */
+    const char *const *env_source;   /* "NAME=VALUE", NULL-terminated */
+} MigrateStart;
+
+typedef struct MigrateCommon MigrateCommon;
+typedef void (*MigrateHook)(QTestState *from, QTestState *to,
+                            MigrateCommon *args);
+
+typedef enum {
+    MIG_TEST_SUCCEED = 0,
+    MIG_TEST_QMP_ERROR,          /* migrate returns an error (expected_error) */
+} MigTestResult;
+
+struct MigrateCommon {
+    MigrateStart start;
+    const char *connect_uri;     /* migrate on the source */
+    const char *listen_uri;      /* migrate-incoming; default connect_uri */
+    const char *connect_channels;    /* instead of connect_uri (JSON array) */
+    const char *caps[6];         /* capabilities turned on on both sides */
+    int multifd_channels;        /* > 0: multifd-channels on both sides */
+    bool direct_io;              /* direct-io on both sides */
+    MigTestResult result;
+    const char *expected_error;  /* exact desc for MIG_TEST_QMP_ERROR */
+    MigrateHook start_hook;      /* after caps, before 'B' on the source */
+    MigrateHook end_hook;        /* after the destination resumed */
+    bool exact_ram_check;        /* stopped source: dest RAM == source RAM */
+    void *opaque;                /* for hooks */
+};
+
+/* Path in the test's temp dir / "file:" URI for it (both g_free). */
+char *mig_path(const char *name);
+char *mig_file_uri(const char *name, const char *suffix);
+
+/* Start the processes (caps from @args set on both, events on). */
+void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to);
+/* Turn on @args' capabilities and parameters on one side. */
+void migrate_apply_caps(QTestState *who, MigrateCommon *args);
+
+/*
+ * Quit the source; check the destination runs (the byte at 1 MiB moves),
+ * stop it, check it stays still, check its RAM, and quit it.
+ */
+void migrate_end(QTestState *from, QTestState *to, bool test_dest);
+
+/* Wait for a 'B' on "<tmpdir>/<side>" ("src_serial"/"dest_serial"). */
+void wait_for_serial(const char *side);
+
+/* The ab invariant over [1 MiB, 100 MiB) of @who (stop it first). */
+void check_guests_ram(QTestState *who);
+/* Same on a memory image of that range (for reuse). */
+void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who);
+
+/* Source after a refused or failed migration: running, RAM intact. */
+void assert_source_intact(QTestState *from);
+/* A destination that must not have resumed: exited, or not running. */
+void assert_dest_not_resumed(QTestState *to);
+
+/* File round trips: source completes first, then the destination loads. */
+void test_file_common(MigrateCommon *args, bool stop_src);
+/* Socket-like round trips: the destination listens first (live source). */
+void test_precopy_common(MigrateCommon *args);
+
+/* O_DIRECT usable in @dir (QEMU's probe). */
+bool probe_o_direct_support(const char *dir);
+
+/* Save ab guest RAM to @name with @caps (stopped source); returns path. */
+char *mig_make_saved_file(const char *name, const char *const *caps,
+                          bool multifd);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * Cancel, refused URIs and a destination whose RAM layout differs.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <string.h>
+
+/* Start a slow live migration to @uri and wait until it is active. */
+static void start_slow_migration(QTestState *from, const char *uri)
+{
+    static const char *const ungoals[] = { "failed", "completed",
+                                           "cancelled", NULL };
+
+    migrate_set_parameter_int(from, "max-bandwidth", 10 * 1000 * 1000);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "active", ungoals);
+}
+
+static void cancel_and_check(QTestState *from)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    g_autofree char *st = NULL;
+
+    g_usleep(300 * 1000);
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "cancelled");
+    assert_source_intact(from);
+}
+
+static void test_cancel(void)
+{
+    g_autofree char *sock1 = mig_path("sock1");
+    g_autofree char *uri1 = g_strdup_printf("unix:%s", sock1);
+    g_autofree char *sock2 = mig_path("sock2");
+    g_autofree char *uri2 = g_strdup_printf("unix:%s", sock2);
+    MigrateCommon args = { 0 };
+    QTestState *from, *to, *to2;
+    int code;
+
+    migrate_start(&args, &from, &to);
+    migrate_incoming_qmp(to, uri1, NULL, "'exit-on-error': false");
+    wait_for_serial("src_serial");
+    start_slow_migration(from, uri1);
+    cancel_and_check(from);
+
+    /* The first destination got half a stream: it must not run. */
+    code = qtest_wait_exit(to, 5);
+    if (code < 0) {
+        g_autofree char *st = migrate_query_status(to);
+
+        g_assert_cmpstr(st, !=, "completed");
+        assert_dest_not_resumed(to);
+        qtest_kill(to);
+    } else {
+        g_assert_cmpint(code, !=, 0);
+        qtest_quit(to);
+    }
+
+    /* A second migration to a fresh destination succeeds. */
+    {
+        g_autofree char *dst = g_strdup_printf(
+            "-m 150M -machine memory-backend=mig.mem "
+            "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+            "-guest ab -serial file:%s/dest_serial -incoming defer",
+            mig_tmpdir);
+
+        to2 = qtest_init_bin(qtest_vm_binary(), "%s", dst);
+    }
+    migrate_apply_caps(to2, &args);
+    migrate_incoming_qmp(to2, uri2, NULL, NULL);
+    migrate_ensure_converge(from);
+    migrate_qmp(from, uri2, NULL);
+    wait_for_migration_complete(from);
+    qtest_qmp_eventwait(to2, "RESUME");
+    wait_for_migration_complete(to2);
+    wait_for_serial("dest_serial");
+    migrate_end(from, to2, true);
+}
+
+/* --- refused URIs -------------------------------------------------------- */
+
+static void expect_migrate_error(QTestState *from, const char *uri,
+                                 const char *channels, const char *want,
+                                 bool exact)
+{
+    g_autofree char *desc = migrate_qmp_expect_error(from, uri, channels);
+
+    if (exact) {
+        g_assert_cmpstr(desc, ==, want);
+    } else if (!strstr(desc, want)) {
+        g_error("error '%s' does not mention '%s'", desc, want);
+    }
+}
+
+static void test_bad_uri(void)
+{
+    MigrateCommon args = { .start.only_source = true };
+    QTestState *from, *to;
+    g_autofree char *desc = NULL;
+    g_autofree char *st = NULL;
+
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+
+    expect_migrate_error(from, "foo:bar", NULL,
+                         "unknown migration protocol: foo:bar", true);
+    expect_migrate_error(from, "tcp:nohostport", NULL, "nohostport", false);
+    /* "unix:" with no path: any clear error, naming no success */
+    desc = migrate_qmp_expect_error(from, "unix:", NULL);
+    g_assert_cmpuint(strlen(desc), >, 0);
+    g_clear_pointer(&desc, g_free);
+
+    desc = qtest_qmp_expect_error(from, "{'execute': 'migrate', "
+                                  "'arguments': {}}");
+    g_assert_cmpstr(desc, ==, "need either 'uri' or 'channels' argument");
+    g_clear_pointer(&desc, g_free);
+    {
+        g_autofree char *file = mig_path(MIG_FILE_NAME);
+
+        desc = qtest_qmp_expect_error(from, "{'execute': 'migrate', "
+            "'arguments': {'uri': 'file:%s', 'channels': [{'channel-type': "
+            "'main', 'addr': {'transport': 'file', 'filename': '%s', "
+            "'offset': 0}}]}}", file, file);
+    }
+    g_assert_cmpstr(desc, ==, "need either 'uri' or 'channels' argument");
+    g_clear_pointer(&desc, g_free);
+
+    desc = qtest_qmp_expect_error(from, "{'execute': 'migrate', "
+        "'arguments': {'channels': []}}");
+    g_assert_cmpuint(strlen(desc), >, 0);
+    g_clear_pointer(&desc, g_free);
+
+    /* Nothing started: the source runs on, its status untouched. */
+    st = migrate_query_status(from);
+    g_assert_true(g_str_equal(st, "none") || g_str_equal(st, "failed"));
+    assert_source_intact(from);
+    qtest_quit(from);
+}
+
+/* --- RAM layout mismatch ------------------------------------------------- */
+
+static void layout_mismatch(bool exit_on_error)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .start.dst_mem_size = "256M" };
+    QTestState *from, *to;
+
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    qtest_qmp_eventwait(from, "STOP");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+
+    if (exit_on_error) {
+        int code;
+        g_autofree char *log = NULL;
+
+        /* The process may exit before its reply arrives. */
+        qtest_qmp_send(to, "{'execute': 'migrate-incoming', "
+                       "'arguments': {'uri': '%s'}}", uri);
+        code = qtest_wait_exit(to, 0);
+        log = qtest_stderr_text(to);
+        g_test_message("destination said: %s", log);
+        g_assert_cmpint(code, ==, 1);
+        g_assert_true(strstr(log, "load") || strstr(log, "RAM") ||
+                      strstr(log, "ram"));
+        qtest_quit(to);
+    } else {
+        g_autofree char *desc = NULL;
+
+        migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+        desc = wait_for_migration_fail(to);
+        g_test_message("destination error: %s", desc);
+        g_assert_cmpuint(strlen(desc), >, 0);
+        assert_dest_not_resumed(to);
+        g_assert_true(qtest_alive(to));
+        qtest_quit(to);
+    }
+    qtest_quit(from);
+}
+
+static void test_layout_mismatch_exit(void)
+{
+    layout_mismatch(true);
+}
+
+static void test_layout_mismatch_noexit(void)
+{
+    layout_mismatch(false);
+}
+
+void migration_test_add_misc(void)
+{
+    migration_test_add("/migration/cancel", test_cancel, MIG_SMOKE);
+    migration_test_add("/migration/bad-uri", test_bad_uri, MIG_SMOKE);
+    migration_test_add("/migration/load/ram-layout-mismatch",
+                       test_layout_mismatch_exit, MIG_SMOKE);
+    migration_test_add("/migration/load/ram-layout-mismatch/no-exit",
+                       test_layout_mismatch_noexit, MIG_FULL);
+}

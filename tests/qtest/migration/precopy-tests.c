@@ -1,0 +1,153 @@
+/*
+ * Stream migrations over exec:, unix:, tcp: and fd:.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void test_precopy_exec(void)
+{
+    g_autofree char *file = mig_path(MIG_FILE_NAME);
+    g_autofree char *out = g_strdup_printf("exec:cat > %s", file);
+    g_autofree char *in = g_strdup_printf("exec:cat %s", file);
+    MigrateCommon args = { .connect_uri = out, .listen_uri = in };
+
+    test_file_common(&args, true);
+}
+
+static void test_precopy_unix(void)
+{
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri };
+
+    test_precopy_common(&args);
+}
+
+/* A port nobody listens on right now (tiny race, fine for tests). */
+static int free_tcp_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int port;
+
+    g_assert_cmpint(fd, >=, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&a, &len), ==, 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* QEMU shows the listening address in the destination's query-migrate. */
+static void tcp_check_socket_address(QTestState *from, QTestState *to,
+                                     MigrateCommon *args)
+{
+    g_autoptr(JsonObject) info = migrate_query(to);
+    JsonNode *addrs = json_object_get_member(info, "socket-address");
+    const int *port = args->opaque;
+
+    if (!addrs) {
+        g_test_message("destination query-migrate has no socket-address");
+        return;
+    }
+    g_assert_true(JSON_NODE_HOLDS_ARRAY(addrs));
+    g_assert_cmpuint(json_array_get_length(json_node_get_array(addrs)), >=, 1);
+    {
+        JsonObject *a = json_array_get_object_element(
+            json_node_get_array(addrs), 0);
+        const char *p = qtest_json_get_str(a, "port");
+
+        g_assert_cmpstr(qtest_json_get_str(a, "type"), ==, "inet");
+        g_assert_nonnull(p);
+        g_assert_cmpint(atoi(p), ==, *port);
+    }
+}
+
+static void test_precopy_tcp(void)
+{
+    int port = free_tcp_port();
+    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", port);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .listen_uri = uri,
+        .start_hook = tcp_check_socket_address,
+        .opaque = &port,
+    };
+
+    test_precopy_common(&args);
+}
+
+/* The two ends of a socketpair handed to each side with getfd. */
+static void fd_socketpair_hook(QTestState *from, QTestState *to,
+                               MigrateCommon *args)
+{
+    int pair[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair),
+                    ==, 0);
+    qtest_qmp_fds_assert_success(to, &pair[0], 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'fd-mig'}}");
+    qtest_qmp_fds_assert_success(from, &pair[1], 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'fd-mig'}}");
+    close(pair[0]);
+    close(pair[1]);
+    migrate_incoming_qmp(to, "fd:fd-mig", NULL, NULL);
+}
+
+static void test_precopy_fd(void)
+{
+    MigrateCommon args = {
+        .connect_uri = "fd:fd-mig",
+        .start_hook = fd_socketpair_hook,
+    };
+
+    test_precopy_common(&args);
+}
+
+/* fd: with a plain file on each side (QEMU's /migration/precopy/fd/file). */
+static void fd_file_hook(QTestState *from, QTestState *to,
+                         MigrateCommon *args)
+{
+    g_autofree char *file = mig_path(MIG_FILE_NAME);
+    int src = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    int dst = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+
+    g_assert_cmpint(src, >=, 0);
+    g_assert_cmpint(dst, >=, 0);
+    qtest_qmp_fds_assert_success(from, &src, 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'fd-mig'}}");
+    qtest_qmp_fds_assert_success(to, &dst, 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'fd-mig'}}");
+    close(src);
+    close(dst);
+}
+
+static void test_precopy_fd_file(void)
+{
+    MigrateCommon args = {
+        .connect_uri = "fd:fd-mig",
+        .start_hook = fd_file_hook,
+    };
+
+    test_file_common(&args, true);
+}
+
+void migration_test_add_precopy(void)
+{
+    migration_test_add("/migration/precopy/exec", test_precopy_exec,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/unix", test_precopy_unix,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
+    migration_test_add("/migration/precopy/fd", test_precopy_fd, MIG_FULL);
+    migration_test_add("/migration/precopy/fd/file", test_precopy_fd_file,
+                       MIG_FULL);
+}

@@ -1,0 +1,674 @@
+/*
+ * A real QMP session over a real unix socket, in process: the server's
+ * main loop runs in a helper thread (it owns the default main context,
+ * as the main thread does in mapram-vm); the test thread is the client.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "io/channel.h"
+#include "monitor/monitor-internal.h"
+#include "util/error.h"
+#include "util/osdep.h"
+
+#define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10}," \
+                 " \"package\": \"mapram 0.1.0\"}, \"capabilities\": [\"oob\"]}}"
+
+typedef struct Fixture {
+    char *dir;
+    char *path;
+    Monitor *mon;
+    GMainLoop *loop;
+    GThread *thread;
+} Fixture;
+
+typedef struct Client {
+    int fd;
+    GString *buf;
+} Client;
+
+/* --- server side --- */
+
+static JsonNode *test_stop(JsonObject *args, Monitor *mon, GError **errp)
+{
+    qmp_event_send("STOP", NULL);
+    return NULL;
+}
+
+static JsonNode *test_cont(JsonObject *args, Monitor *mon, GError **errp)
+{
+    g_set_error(errp, MAPRAM_ERROR, QMP_ERROR_DEVICE_NOT_ACTIVE, "not now");
+    return NULL;
+}
+
+static gpointer loop_thread(gpointer opaque)
+{
+    Fixture *f = opaque;
+
+    g_main_context_push_thread_default(g_main_context_default());
+    g_main_loop_run(f->loop);
+    g_main_context_pop_thread_default(g_main_context_default());
+    return NULL;
+}
+
+static gboolean quit_loop(gpointer loop)
+{
+    g_main_loop_quit(loop);
+    return G_SOURCE_REMOVE;
+}
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *spec = NULL;
+
+    f->dir = g_dir_make_tmp("qmp-test-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->path = g_build_filename(f->dir, "qmp.sock", NULL);
+    spec = g_strdup_printf("unix:%s,server=on,wait=off", f->path);
+    f->mon = monitor_new_qmp(spec, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(f->mon);
+    f->loop = g_main_loop_new(NULL, FALSE);
+    f->thread = g_thread_new("qmp-loop", loop_thread, f);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    g_idle_add(quit_loop, f->loop);
+    g_thread_join(f->thread);
+    g_main_loop_unref(f->loop);
+    monitor_cleanup_all();
+    g_assert_false(g_file_test(f->path, G_FILE_TEST_EXISTS));
+    rmdir(f->dir);
+    g_free(f->path);
+    g_free(f->dir);
+}
+
+/* --- client side --- */
+
+static Client *client_connect(Fixture *f)
+{
+    Client *c = g_new0(Client, 1);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    g_strlcpy(sa.sun_path, f->path, sizeof(sa.sun_path));
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(c->fd, >=, 0);
+    g_assert_cmpint(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    c->buf = g_string_new(NULL);
+    return c;
+}
+
+static void client_close(Client *c)
+{
+    close(c->fd);
+    g_string_free(c->buf, TRUE);
+    g_free(c);
+}
+
+/* The next "\r\n"-terminated line (without it), or NULL after timeout_ms. */
+static char *client_try_line(Client *c, int timeout_ms)
+{
+    for (;;) {
+        char *eol = strstr(c->buf->str, "\r\n");
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        char tmp[4096];
+        ssize_t n;
+
+        if (eol) {
+            char *line = g_strndup(c->buf->str, eol - c->buf->str);
+
+            g_string_erase(c->buf, 0, eol - c->buf->str + 2);
+            return line;
+        }
+        if (poll(&pfd, 1, timeout_ms) <= 0) {
+            return NULL;
+        }
+        n = read(c->fd, tmp, sizeof(tmp));
+        if (n <= 0) {
+            return NULL;
+        }
+        g_string_append_len(c->buf, tmp, n);
+    }
+}
+
+static char *client_line(Client *c)
+{
+    char *line = client_try_line(c, 10000);
+
+    g_assert_nonnull(line);
+    return line;
+}
+
+static void client_send(Client *c, const char *text)
+{
+    size_t len = strlen(text);
+
+    g_assert_cmpint(write(c->fd, text, len), ==, (ssize_t)len);
+}
+
+static void client_send_fd(Client *c, const char *text, int fd)
+{
+    g_autoptr(GError) err = NULL;
+    ssize_t n = io_socket_send_with_fds(c->fd, text, strlen(text), &fd, 1, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpint(n, ==, (ssize_t)strlen(text));
+}
+
+static void expect(Client *c, const char *line)
+{
+    g_autofree char *got = client_line(c);
+
+    g_assert_cmpstr(got, ==, line);
+}
+
+/* Send a command and check the whole reply line. */
+static void cmd(Client *c, const char *text, const char *reply)
+{
+    client_send(c, text);
+    expect(c, reply);
+}
+
+static Client *client_negotiated(Fixture *f)
+{
+    Client *c = client_connect(f);
+
+    expect(c, GREETING);
+    cmd(c, "{\"execute\": \"qmp_capabilities\"}", "{\"return\": {}}");
+    return c;
+}
+
+static JsonObject *parse_line(const char *line)
+{
+    g_autoptr(JsonParser) p = json_parser_new();
+
+    g_assert_true(json_parser_load_from_data(p, line, -1, NULL));
+    return json_object_ref(json_node_get_object(json_parser_get_root(p)));
+}
+
+/* --- tests --- */
+
+static void test_greeting_and_negotiation(Fixture *f, gconstpointer data)
+{
+    Client *c = client_connect(f);
+
+    expect(c, GREETING);
+    cmd(c, "{\"execute\": \"query-version\", \"id\": \"a\"}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities"
+        " negotiation with 'qmp_capabilities'\"}, \"id\": \"a\"}");
+    cmd(c, "{\"execute\": \"nope\"}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities"
+        " negotiation with 'qmp_capabilities'\"}}");
+    /* Shape errors keep their own text before negotiation too. */
+    cmd(c, "{\"id\": 7}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member"
+        " 'execute'\"}, \"id\": 7}");
+    /* QEMU names list elements "null" in enum errors. */
+    cmd(c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"x\"]}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'null' does not"
+        " accept value 'x'\"}}");
+    cmd(c, "{\"execute\": \"qmp_capabilities\", \"id\": 1}", "{\"return\": {}, \"id\": 1}");
+    cmd(c, "{\"execute\": \"qmp_capabilities\", \"id\": 2}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities negotiation is"
+        " already complete, command ignored\"}, \"id\": 2}");
+    cmd(c, "{\"execute\": \"query-version\", \"id\": {\"x\": [1]}}",
+        "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10}, \"package\":"
+        " \"mapram 0.1.0\"}, \"id\": {\"x\": [1]}}");
+    client_close(c);
+}
+
+static void test_errors(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    g_autofree char *line = NULL;
+
+    cmd(c, "{\"execute\": \"nope\", \"id\": 3}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not"
+        " been found\"}, \"id\": 3}");
+    /* Declared in the schema but no handler in this process. */
+    cmd(c, "{\"execute\": \"migrate\"}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command migrate has not"
+        " been found\"}}");
+    cmd(c, "[1, 2]",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input must be a JSON"
+        " object\"}}");
+    cmd(c, "{\"execute\": 1}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'execute'"
+        " must be a string\"}}");
+    cmd(c, "{\"execute\": \"query-version\", \"arguments\": []}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'arguments'"
+        " must be an object\"}}");
+    cmd(c, "{\"execute\": \"query-version\", \"foo\": 1}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'foo' is"
+        " unexpected\"}}");
+    cmd(c, "{\"execute\": \"query-version\", \"arguments\": {\"x\": 1}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'x' is unexpected\"}}");
+    cmd(c, "{\"exec-oob\": \"query-version\"}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'exec-oob' is"
+        " unexpected\"}}");
+    /* The error class of a handler's GError is passed through. */
+    cmd(c, "{\"execute\": \"cont\"}",
+        "{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"not now\"}}");
+    client_send(c, "{\"execute\": tru}");
+    line = client_line(c);
+    g_assert_true(g_str_has_prefix(line, "{\"error\": {\"class\": \"GenericError\", \"desc\":"
+                                         " \"JSON parse error, "));
+    /* The session survives all of that. */
+    cmd(c, "{\"execute\": \"query-commands\", \"id\": 9}",
+        "{\"return\": [{\"name\": \"add-fd\"}, {\"name\": \"closefd\"}, {\"name\": \"cont\"},"
+        " {\"name\": \"getfd\"}, {\"name\": \"qmp_capabilities\"}, {\"name\": \"query-commands\"},"
+        " {\"name\": \"query-fdsets\"}, {\"name\": \"query-version\"}, {\"name\": \"remove-fd\"},"
+        " {\"name\": \"stop\"}], \"id\": 9}");
+    client_close(c);
+}
+
+static void test_pipelined(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    const char *two = "{\"execute\": \"query-version\", \"id\": 1}{\"execute\": \"nope\", "
+                      "\"id\": 2}\n{\"execute\":\"qmp_capabilities\",\"id\":3}";
+    const char *split = "{\"execute\": \"query-fd";
+    g_autofree char *l1 = NULL;
+
+    client_send(c, two);
+    l1 = client_line(c);
+    g_assert_true(g_str_has_suffix(l1, "\"id\": 1}"));
+    g_assert_true(g_str_has_prefix(l1, "{\"return\": {\"qemu\""));
+    expect(c, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has"
+              " not been found\"}, \"id\": 2}");
+    expect(c, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities"
+              " negotiation is already complete, command ignored\"}, \"id\": 3}");
+    /* One command split over several writes. */
+    client_send(c, split);
+    g_assert_null(client_try_line(c, 100));
+    client_send(c, "sets\", \"id\": \"s\"");
+    g_assert_null(client_try_line(c, 100));
+    cmd(c, "}", "{\"return\": [], \"id\": \"s\"}");
+    client_close(c);
+}
+
+static void test_one_client_at_a_time(Fixture *f, gconstpointer data)
+{
+    Client *a = client_negotiated(f);
+    Client *b = client_connect(f);
+    char *none = client_try_line(b, 300);
+
+    g_assert_null(none);          /* b waits in the backlog */
+    client_close(a);
+    expect(b, GREETING);
+    /* A new client starts in negotiation mode again. */
+    cmd(b, "{\"execute\": \"query-fdsets\"}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities"
+        " negotiation with 'qmp_capabilities'\"}}");
+    client_close(b);
+}
+
+static void check_event(const char *line, const char *event, gint64 pass)
+{
+    g_autoptr(JsonObject) ev = parse_line(line);
+    JsonObject *ts = json_object_get_object_member(ev, "timestamp");
+    JsonObjectIter it;
+    const char *key;
+    JsonNode *v;
+    int i = 0;
+    static const char *const order[] = { "timestamp", "event", "data" };
+
+    g_assert_cmpstr(json_object_get_string_member(ev, "event"), ==, event);
+    g_assert_cmpint(json_object_get_int_member(ts, "seconds"), >, 1600000000);
+    g_assert_cmpint(json_object_get_int_member(ts, "microseconds"), >=, 0);
+    g_assert_cmpint(json_object_get_int_member(ts, "microseconds"), <, 1000000);
+    json_object_iter_init_ordered(&it, ev);
+    while (json_object_iter_next_ordered(&it, &key, &v)) {
+        g_assert_cmpstr(key, ==, order[i++]);
+    }
+    if (pass < 0) {
+        g_assert_false(json_object_has_member(ev, "data"));
+    } else {
+        g_assert_cmpint(json_object_get_int_member(json_object_get_object_member(ev, "data"),
+                                                   "pass"), ==, pass);
+    }
+}
+
+#define N_EVENTS 200
+
+static gpointer event_thread(gpointer unused)
+{
+    for (int i = 1; i <= N_EVENTS; i++) {
+        JsonObject *data = json_object_new();
+
+        json_object_set_int_member(data, "pass", i);
+        qmp_event_send("MIGRATION_PASS", data);
+    }
+    return NULL;
+}
+
+static void test_events(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    g_autofree char *stop = NULL;
+    GThread *t;
+
+    /* An event emitted by a handler precedes its reply. */
+    client_send(c, "{\"execute\": \"stop\", \"id\": 1}");
+    stop = client_line(c);
+    check_event(stop, "STOP", -1);
+    expect(c, "{\"return\": {}, \"id\": 1}");
+
+    /* Events from another thread arrive complete and in order. */
+    t = g_thread_new("events", event_thread, NULL);
+    g_thread_join(t);
+    for (int i = 1; i <= N_EVENTS; i++) {
+        g_autofree char *line = client_line(c);
+
+        check_event(line, "MIGRATION_PASS", i);
+    }
+    client_close(c);
+}
+
+static void test_events_need_negotiation(Fixture *f, gconstpointer data)
+{
+    Client *c = client_connect(f);
+    GThread *t;
+    char *line;
+
+    expect(c, GREETING);
+    t = g_thread_new("events", event_thread, NULL);
+    g_thread_join(t);
+    /* A round trip: the queued events have been flushed after it. */
+    cmd(c, "{\"execute\": \"stop\"}",
+        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities"
+        " negotiation with 'qmp_capabilities'\"}}");
+    cmd(c, "{\"execute\": \"qmp_capabilities\"}", "{\"return\": {}}");
+    line = client_try_line(c, 200);
+    g_assert_null(line);
+    client_close(c);
+}
+
+static int tmp_file(Fixture *f, const char *name, int flags)
+{
+    g_autofree char *p = g_build_filename(f->dir, name, NULL);
+    int fd = open(p, flags | O_CREAT | O_CLOEXEC, 0600);
+
+    unlink(p);
+    return fd;
+}
+
+static void test_getfd(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    g_autoptr(GError) err = NULL;
+    int fds[2];
+    int got;
+    struct stat a, b;
+
+    g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+    cmd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"p\"}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied"
+        " via SCM_RIGHTS\"}}");
+    client_send_fd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"1p\"}}", fds[1]);
+    expect(c, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'fdname' expects"
+              " a name not starting with a digit\"}}");
+    client_send_fd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"p\"}}", fds[1]);
+    expect(c, "{\"return\": {}}");
+    got = monitor_get_fd("p", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(fstat(got, &a), ==, 0);
+    g_assert_cmpint(fstat(fds[1], &b), ==, 0);
+    g_assert_cmpuint(a.st_ino, ==, b.st_ino);
+    close(got);
+    /* monitor_get_fd hands the fd over, as QEMU's does. */
+    g_assert_cmpint(monitor_get_fd("p", &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "File descriptor named 'p' has not been found");
+    cmd(c, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"p\"}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"File descriptor named 'p' not"
+        " found\"}}");
+    client_send_fd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"q\"}}", fds[1]);
+    expect(c, "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"q\"}}", "{\"return\": {}}");
+    close(fds[0]);
+    close(fds[1]);
+    client_close(c);
+}
+
+static char *add_fd(Client *c, const char *args, int fd)
+{
+    g_autofree char *text = g_strdup_printf("{\"execute\": \"add-fd\", \"arguments\": %s}", args);
+
+    client_send_fd(c, text, fd);
+    return client_line(c);
+}
+
+static gint64 added_fd(const char *line, gint64 want_set)
+{
+    g_autoptr(JsonObject) rsp = parse_line(line);
+    JsonObject *ret = json_object_get_object_member(rsp, "return");
+
+    g_assert_nonnull(ret);
+    g_assert_cmpint(json_object_get_int_member(ret, "fdset-id"), ==, want_set);
+    return json_object_get_int_member(ret, "fd");
+}
+
+static void test_fdsets(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    int wr = tmp_file(f, "w", O_WRONLY);
+    int rd = tmp_file(f, "r", O_RDONLY);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *l1 = NULL, *l2 = NULL, *l3 = NULL, *l4 = NULL, *bad = NULL;
+    g_autofree char *want = NULL;
+    gint64 w0, r0, x5, y1;
+    int dup_fd;
+    struct stat a, b;
+
+    monitor_fdsets_init();
+    cmd(c, "{\"execute\": \"add-fd\"}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied"
+        " via SCM_RIGHTS\"}}");
+    bad = add_fd(c, "{\"fdset-id\": -1}", wr);
+    g_assert_cmpstr(bad, ==, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter"
+                             " 'fdset-id' expects a non-negative value\"}}");
+    l1 = add_fd(c, "{}", wr);
+    w0 = added_fd(l1, 0);
+    l2 = add_fd(c, "{\"fdset-id\": 0, \"opaque\": \"ro\"}", rd);
+    r0 = added_fd(l2, 0);
+    l3 = add_fd(c, "{\"fdset-id\": 5}", wr);
+    x5 = added_fd(l3, 5);
+    l4 = add_fd(c, "{}", rd);       /* lowest free id */
+    y1 = added_fd(l4, 1);
+    want = g_strdup_printf("{\"return\": [{\"fdset-id\": 5, \"fds\": [{\"fd\": %" G_GINT64_FORMAT
+                           "}]}, {\"fdset-id\": 1, \"fds\": [{\"fd\": %" G_GINT64_FORMAT "}]},"
+                           " {\"fdset-id\": 0, \"fds\": [{\"fd\": %" G_GINT64_FORMAT "}, {\"fd\": %"
+                           G_GINT64_FORMAT ", \"opaque\": \"ro\"}]}]}", x5, y1, w0, r0);
+    cmd(c, "{\"execute\": \"query-fdsets\"}", want);
+
+    /* /dev/fdset/0 opens a dup of the member with the same access mode. */
+    dup_fd = qemu_open("/dev/fdset/0", O_WRONLY, 0, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(dup_fd, >=, 0);
+    g_assert_cmpint(fcntl(dup_fd, F_GETFL) & O_ACCMODE, ==, O_WRONLY);
+    g_assert_cmpint(fcntl(dup_fd, F_GETFD) & FD_CLOEXEC, ==, FD_CLOEXEC);
+    g_assert_cmpint(fstat(dup_fd, &a), ==, 0);
+    g_assert_cmpint(fstat(wr, &b), ==, 0);
+    g_assert_cmpuint(a.st_ino, ==, b.st_ino);
+
+    g_assert_cmpint(qemu_open("/dev/fdset/0", O_WRONLY | O_DIRECT, 0, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Failed to find file descriptor with matching flags=0x4001");
+    g_clear_error(&err);
+    g_assert_cmpint(qemu_open("/dev/fdset/0", O_RDWR, 0, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Failed to find file descriptor with matching flags=0x2");
+    g_clear_error(&err);
+    g_assert_cmpint(qemu_open("/dev/fdset/9", O_RDONLY, 0, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Failed to find fdset /dev/fdset/9");
+    g_clear_error(&err);
+    g_assert_cmpint(qemu_open("/dev/fdset/x1", O_RDONLY, 0, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Could not parse fdset /dev/fdset/x1");
+    g_clear_error(&err);
+
+    /* remove-fd errors */
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 0, \"fd\": 9999}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"File descriptor named"
+        " 'fdset-id:0, fd:9999' not found\"}}");
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 42}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"File descriptor named"
+        " 'fdset-id:42' not found\"}}");
+
+    /* Set 0 outlives its user fds while a dup is open. */
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 0}}", "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 5}}", "{\"return\": {}}");
+    g_free(want);
+    want = g_strdup_printf("{\"return\": [{\"fdset-id\": 1, \"fds\": [{\"fd\": %" G_GINT64_FORMAT
+                           "}]}, {\"fdset-id\": 0, \"fds\": []}]}", y1);
+    cmd(c, "{\"execute\": \"query-fdsets\"}", want);
+    g_assert_cmpint(qemu_close(dup_fd), ==, 0);
+    g_free(want);
+    want = g_strdup_printf("{\"return\": [{\"fdset-id\": 1, \"fds\": [{\"fd\": %" G_GINT64_FORMAT
+                           "}]}]}", y1);
+    cmd(c, "{\"execute\": \"query-fdsets\"}", want);
+    g_free(want);
+    want = g_strdup_printf("{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 1,"
+                           " \"fd\": %" G_GINT64_FORMAT "}}", y1);
+    cmd(c, want, "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"query-fdsets\"}", "{\"return\": []}");
+    close(wr);
+    close(rd);
+    client_close(c);
+}
+
+static void test_fdset_direct_io(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    int plain = tmp_file(f, "p", O_WRONLY);
+    int direct = tmp_file(f, "d", O_WRONLY | O_DIRECT);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *l1 = NULL, *l2 = NULL;
+    int d1, d2;
+
+    if (direct < 0) {
+        g_test_skip("no O_DIRECT on the test directory's filesystem");
+        close(plain);
+        client_close(c);
+        return;
+    }
+    monitor_fdsets_init();
+    l1 = add_fd(c, "{\"fdset-id\": 3}", plain);
+    added_fd(l1, 3);
+    l2 = add_fd(c, "{\"fdset-id\": 3}", direct);
+    added_fd(l2, 3);
+    d1 = qemu_open("/dev/fdset/3", O_WRONLY | O_DIRECT, 0, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(fcntl(d1, F_GETFL) & O_DIRECT, ==, O_DIRECT);
+    d2 = qemu_open("/dev/fdset/3", O_WRONLY, 0, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(fcntl(d2, F_GETFL) & O_DIRECT, ==, 0);
+    qemu_close(d1);
+    qemu_close(d2);
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 3}}", "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"query-fdsets\"}", "{\"return\": []}");
+    close(plain);
+    close(direct);
+    client_close(c);
+}
+
+static void test_spec_parsing(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("qmp-spec-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "a,b.sock", NULL);
+    g_autofree char *doubled = NULL;
+    g_autofree char *spec = NULL;
+    g_auto(GStrv) parts = NULL;
+    Monitor *mon;
+
+    g_assert_null(monitor_new_qmp("bogus", &err));
+    g_assert_cmpstr(err->message, ==, "QMP: unsupported address 'bogus'");
+    g_clear_error(&err);
+    g_assert_null(monitor_new_qmp("unix:/tmp/x.sock", &err));
+    g_assert_cmpstr(err->message, ==,
+                    "QMP: 'unix:/tmp/x.sock' must be a server socket (add ',server=on')");
+    g_clear_error(&err);
+    g_assert_null(monitor_new_qmp("unix:/tmp/x.sock,server,frob=1", &err));
+    g_assert_cmpstr(err->message, ==, "Invalid parameter 'frob'");
+    g_clear_error(&err);
+
+    /* QEMU's spellings: bare "server", "nowait", and ",," for a comma. */
+    parts = g_strsplit(path, ",", -1);
+    doubled = g_strjoinv(",,", parts);
+    spec = g_strdup_printf("unix:%s,server,nowait", doubled);
+    mon = monitor_new_qmp(spec, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(mon);
+    g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+    monitor_cleanup_all();
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+    rmdir(dir);
+}
+
+/* -qmp stdio: fds 0 and 1 are swapped for a socket pair for the test. */
+static void test_stdio(void)
+{
+    g_autoptr(GError) err = NULL;
+    GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+    int sv[2];
+    int saved_in = dup(STDIN_FILENO), saved_out = dup(STDOUT_FILENO);
+    Client c = { .buf = g_string_new(NULL) };
+    Monitor *mon;
+    GThread *t;
+    Fixture f = { .loop = loop };
+
+    fflush(stdout);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+    dup2(sv[1], STDIN_FILENO);
+    dup2(sv[1], STDOUT_FILENO);
+    close(sv[1]);
+    c.fd = sv[0];
+    mon = monitor_new_qmp("stdio", &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(mon);
+    t = g_thread_new("qmp-loop", loop_thread, &f);
+    expect(&c, GREETING);
+    cmd(&c, "{\"execute\": \"qmp_capabilities\", \"id\": 1}", "{\"return\": {}, \"id\": 1}");
+    cmd(&c, "{\"execute\": \"query-fdsets\"}", "{\"return\": []}");
+    g_idle_add(quit_loop, loop);
+    g_thread_join(t);
+    monitor_cleanup_all();
+    dup2(saved_in, STDIN_FILENO);
+    dup2(saved_out, STDOUT_FILENO);
+    close(saved_in);
+    close(saved_out);
+    close(sv[0]);
+    g_string_free(c.buf, TRUE);
+    g_main_loop_unref(loop);
+}
+
+static void add(const char *name, void (*fn)(Fixture *, gconstpointer))
+{
+    g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qmp_register_command("stop", test_stop);
+    qmp_register_command("cont", test_cont);
+    g_test_add_func("/monitor/qmp/spec", test_spec_parsing);
+    g_test_add_func("/monitor/qmp/stdio", test_stdio);
+    add("/monitor/qmp/greeting-negotiation", test_greeting_and_negotiation);
+    add("/monitor/qmp/errors", test_errors);
+    add("/monitor/qmp/pipelined", test_pipelined);
+    add("/monitor/qmp/one-client-at-a-time", test_one_client_at_a_time);
+    add("/monitor/qmp/events", test_events);
+    add("/monitor/qmp/events-need-negotiation", test_events_need_negotiation);
+    add("/monitor/fds/getfd", test_getfd);
+    add("/monitor/fds/fdsets", test_fdsets);
+    add("/monitor/fds/fdset-direct-io", test_fdset_direct_io);
+    return g_test_run();
+}

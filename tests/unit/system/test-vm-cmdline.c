@@ -1,0 +1,381 @@
+/*
+ * mapram-vm as a process: its command line (bad options end it with
+ * status 1 and a message naming the option and value), its run states
+ * over QMP (query-status, stop/cont with STOP/RESUME events, quit with
+ * SHUTDOWN), and the ab guest observed through pmemsave.
+ */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "libqtest.h"
+
+#define AB_START (1u << 20)
+#define AB_END   (100u << 20)
+#define PAGE     4096u
+
+/* --- command line -------------------------------------------------------- */
+
+/* Run the VM with args (space separated), return its exit status and stderr. */
+static int run_vm(const char *args, char **err_out)
+{
+    g_autofree char *cmd = g_strdup_printf("%s %s", qtest_vm_binary(), args);
+    g_auto(GStrv) argv = NULL;
+    g_autoptr(GError) err = NULL;
+    int status = -1;
+
+    g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, &err));
+    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                               NULL, NULL, err_out, &status, &err));
+    g_assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+typedef struct BadCase {
+    const char *args;
+    const char *message;      /* whole stderr line after "mapram-vm: " */
+} BadCase;
+
+static const BadCase bad_cases[] = {
+    { "-xyz", "-xyz: invalid option" },
+    { "-m", "-m: requires an argument" },
+    { "-m foo", "-m foo: Parameter 'size' expects a non-negative number below 2^64" },
+    { "-smp 0", "-smp 0: Parameter 'cpus' expects a number between 1 and 64" },
+    { "-guest nope", "-guest nope: unknown guest program 'nope' (idle, ab, fill, dirty)" },
+    { "-serial tcp:1", "-serial tcp:1: 'tcp' is not a valid char driver name" },
+    { "-object memory-backend-ram,id=m",
+      "-object memory-backend-ram,id=m: can't create backend with size 0" },
+    { "-object memory-backend-file,id=m,size=1M",
+      "-object memory-backend-file,id=m,size=1M: mem-path property not set" },
+    { "-machine memory-backend=nope", "Memory backend 'nope' not found" },
+    { "-m 100 -object memory-backend-ram,id=mem,size=150M -machine memory-backend=mem",
+      "Size specified by -m option must match size of explicitly specified "
+      "'memory-backend' property" },
+};
+
+static void test_cmdline_bad(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
+        g_autofree char *err = NULL;
+        g_autofree char *want = g_strdup_printf("mapram-vm: %s\n", bad_cases[i].message);
+        int rc = run_vm(bad_cases[i].args, &err);
+
+        g_assert_cmpint(rc, ==, 1);
+        g_assert_cmpstr(err, ==, want);
+    }
+}
+
+/* --- helpers over QMP ---------------------------------------------------- */
+
+static char *query_status(QTestState *s, bool *running)
+{
+    g_autoptr(JsonObject) r = qtest_qmp_assert_success_ref(s, "{'execute': 'query-status'}");
+
+    *running = qtest_json_get_bool(r, "running", false);
+    return g_strdup(qtest_json_get_str(r, "status"));
+}
+
+static void assert_status(QTestState *s, const char *want, bool want_running)
+{
+    bool running;
+    g_autofree char *status = query_status(s, &running);
+
+    g_assert_cmpstr(status, ==, want);
+    g_assert_cmpint(running, ==, want_running);
+}
+
+/* Bytes of guest-physical [addr, addr + size), through pmemsave. */
+static GBytes *pmem_read(QTestState *s, const char *dir, uint64_t addr, uint64_t size)
+{
+    g_autofree char *path = g_build_filename(dir, "pmem.bin", NULL);
+    g_autofree char *qpath = qtest_json_str(path);
+    g_autoptr(GError) err = NULL;
+    char *data;
+    gsize len;
+
+    qtest_qmp_assert_success(s, "{'execute': 'pmemsave', 'arguments': "
+                             "{'val': %" G_GUINT64_FORMAT ", 'size': %" G_GUINT64_FORMAT
+                             ", 'filename': %s}}", addr, size, qpath);
+    g_assert_true(g_file_get_contents(path, &data, &len, &err));
+    g_assert_cmpuint(len, ==, size);
+    g_unlink(path);
+    return g_bytes_new_take(data, len);
+}
+
+static unsigned count_char(const char *path, char c)
+{
+    g_autofree char *text = NULL;
+    unsigned n = 0;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL)) {
+        return 0;
+    }
+    for (const char *p = text; *p; p++) {
+        n += *p == c;
+    }
+    return n;
+}
+
+static void wait_serial_char(const char *path, char c, unsigned count)
+{
+    gint64 deadline = g_get_monotonic_time() + qtest_timeout_s() * G_USEC_PER_SEC;
+
+    while (count_char(path, c) < count) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
+ * QEMU's check_guests_ram: the first byte of every page of [1 MiB, 100 MiB)
+ * is the same, except for at most one place where it drops by one: where
+ * the incrementing loop was stopped.
+ */
+static void assert_ab_invariant(GBytes *ram)
+{
+    gsize len;
+    const uint8_t *p = g_bytes_get_data(ram, &len);
+    unsigned drops = 0;
+    uint8_t first = p[AB_START];
+
+    g_assert_cmpuint(len, >=, AB_END);
+    for (size_t off = AB_START + PAGE; off < AB_END; off += PAGE) {
+        if (p[off] != p[off - PAGE]) {
+            g_assert_cmpuint((uint8_t)(p[off - PAGE] - 1), ==, p[off]);
+            drops++;
+        }
+    }
+    g_assert_cmpuint(drops, <=, 1);
+    g_assert_cmpuint(first, !=, 0);    /* it ran at least one pass */
+}
+
+/* --- QMP tests ----------------------------------------------------------- */
+
+typedef struct VMFixture {
+    char *dir;
+    char *serial;
+    QTestState *s;
+} VMFixture;
+
+static void vm_start_ab(VMFixture *f, const char *extra)
+{
+    f->dir = qtest_mkdtemp("vm");
+    f->serial = g_build_filename(f->dir, "serial", NULL);
+    f->s = qtest_init_bin(qtest_vm_binary(), "-m 150M -guest ab -serial file:%s %s",
+                          f->serial, extra);
+}
+
+static void vm_finish(VMFixture *f)
+{
+    qtest_quit(f->s);
+    qtest_rmtree(f->dir);
+    g_free(f->serial);
+    g_free(f->dir);
+}
+
+static void test_qmp_stop_cont(void)
+{
+    VMFixture f;
+    g_autoptr(GBytes) a = NULL, b = NULL;
+
+    vm_start_ab(&f, "");
+    assert_status(f.s, "running", true);
+    wait_serial_char(f.serial, 'A', 1);
+
+    qtest_qmp_assert_success(f.s, "{'execute': 'stop'}");
+    qtest_qmp_eventwait(f.s, "STOP");
+    assert_status(f.s, "paused", false);
+    /* Stopped means stopped: guest memory does not change any more. */
+    a = pmem_read(f.s, f.dir, AB_START, PAGE * 64);
+    g_usleep(200 * 1000);
+    b = pmem_read(f.s, f.dir, AB_START, PAGE * 64);
+    g_assert_true(g_bytes_equal(a, b));
+    /* A second stop is a no-op: no second STOP event. */
+    qtest_qmp_assert_success(f.s, "{'execute': 'stop'}");
+
+    qtest_qmp_assert_success(f.s, "{'execute': 'cont'}");
+    qtest_qmp_eventwait(f.s, "RESUME");
+    assert_status(f.s, "running", true);
+    g_assert_null(qtest_qmp_event_ref(f.s, "STOP"));
+    vm_finish(&f);
+}
+
+static void test_qmp_pmemsave_ab(void)
+{
+    VMFixture f;
+    g_autoptr(GBytes) ram = NULL;
+    g_autofree char *desc = NULL;
+    unsigned b_before;
+
+    vm_start_ab(&f, "-smp 2");
+    wait_serial_char(f.serial, 'B', 1);
+    qtest_qmp_assert_success(f.s, "{'execute': 'stop'}");
+    qtest_qmp_eventwait(f.s, "STOP");
+    ram = pmem_read(f.s, f.dir, 0, AB_END);
+    assert_ab_invariant(ram);
+
+    desc = qtest_qmp_expect_error(f.s, "{'execute': 'pmemsave', 'arguments': "
+                                  "{'val': %u, 'size': 4096, 'filename': '/dev/null'}}",
+                                  150u << 20);
+    g_assert_cmpstr(desc, ==, "Invalid addr 0x0000000009600000/size 4096 specified");
+
+    /* The guest keeps printing once resumed. */
+    b_before = count_char(f.serial, 'B');
+    qtest_qmp_assert_success(f.s, "{'execute': 'cont'}");
+    wait_serial_char(f.serial, 'B', b_before + 1);
+    g_assert_cmpuint(count_char(f.serial, 'A'), ==, 1);
+    vm_finish(&f);
+}
+
+static void test_qmp_quit(void)
+{
+    VMFixture f;
+    g_autoptr(JsonObject) ev = NULL;
+    JsonObject *data;
+
+    vm_start_ab(&f, "");
+    qtest_qmp_assert_success(f.s, "{'execute': 'quit'}");
+    ev = qtest_qmp_eventwait_ref(f.s, "SHUTDOWN");
+    data = qtest_json_get_obj(ev, "data");
+    g_assert_cmpstr(qtest_json_get_str(data, "reason"), ==, "host-qmp-quit");
+    g_assert_false(qtest_json_get_bool(data, "guest", true));
+    g_assert_cmpint(qtest_wait_exit(f.s, 0), ==, 0);
+    vm_finish(&f);
+}
+
+/* -S waits in prelaunch without running the guest; cont starts it. */
+static void test_runstate_prelaunch(void)
+{
+    VMFixture f;
+
+    vm_start_ab(&f, "-S");
+    assert_status(f.s, "prelaunch", false);
+    g_usleep(100 * 1000);
+    g_assert_cmpuint(count_char(f.serial, 'A'), ==, 0);
+    qtest_qmp_assert_success(f.s, "{'execute': 'cont'}");
+    qtest_qmp_eventwait(f.s, "RESUME");
+    assert_status(f.s, "running", true);
+    wait_serial_char(f.serial, 'A', 1);
+    vm_finish(&f);
+}
+
+/* cont while waiting for an incoming migration only sets autostart. */
+static void test_runstate_inmigrate(void)
+{
+    VMFixture f;
+
+    vm_start_ab(&f, "-incoming defer");
+    assert_status(f.s, "inmigrate", false);
+    qtest_qmp_assert_success(f.s, "{'execute': 'cont'}");
+    assert_status(f.s, "inmigrate", false);
+    g_assert_null(qtest_qmp_eventwait_timeout(f.s, "RESUME", 100));
+    g_assert_cmpuint(count_char(f.serial, 'A'), ==, 0);
+    vm_finish(&f);
+}
+
+/* Main RAM from a memory backend: QEMU's migration-test machine. */
+static void test_memory_backend_ab(void)
+{
+    static const char *const kinds[] = { "ram", "memfd", "file" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        VMFixture f;
+        g_autoptr(GBytes) ram = NULL;
+        g_autofree char *extra = NULL;
+        g_autofree char *tmp = qtest_mkdtemp("mem");
+
+        extra = g_strdup_printf("-machine memory-backend=mig.mem -object "
+                                "memory-backend-%s,id=mig.mem,size=150M%s%s",
+                                kinds[i], i == 2 ? ",mem-path=" : "",
+                                i == 2 ? tmp : "");
+        vm_start_ab(&f, extra);
+        wait_serial_char(f.serial, 'B', 1);
+        qtest_qmp_assert_success(f.s, "{'execute': 'stop'}");
+        ram = pmem_read(f.s, f.dir, 0, AB_END);
+        assert_ab_invariant(ram);
+        vm_finish(&f);
+        qtest_rmtree(tmp);
+    }
+}
+
+/* Guest RAM once the fill program stopped changing it. */
+static GBytes *fill_result(QTestState *s, const char *dir, uint64_t size)
+{
+    gint64 deadline = g_get_monotonic_time() + qtest_timeout_s() * G_USEC_PER_SEC;
+    g_autoptr(GBytes) prev = pmem_read(s, dir, 0, size);
+
+    for (;;) {
+        GBytes *cur;
+
+        g_usleep(100 * 1000);
+        cur = pmem_read(s, dir, 0, size);
+        if (g_bytes_equal(prev, cur)) {
+            return cur;
+        }
+        g_bytes_unref(prev);
+        prev = cur;
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+    }
+}
+
+/*
+ * fill: the content depends on the seed only, not on how many vCPUs
+ * shared the work, and the mix is about what was asked for.
+ */
+static void test_guest_fill(void)
+{
+    const uint64_t size = 64u << 20;
+    g_autofree char *dir = qtest_mkdtemp("fill");
+    g_autoptr(GBytes) one = NULL, two = NULL, other = NULL;
+    QTestState *s;
+    const uint8_t *p;
+    unsigned zero = 0, text = 0, pages = size / PAGE;
+
+    s = qtest_init_bin(qtest_vm_binary(), "-m 64M -smp 1 -guest fill,seed=5");
+    one = fill_result(s, dir, size);
+    qtest_quit(s);
+    s = qtest_init_bin(qtest_vm_binary(), "-m 64M -smp 3 -guest fill,seed=5");
+    two = fill_result(s, dir, size);
+    qtest_quit(s);
+    s = qtest_init_bin(qtest_vm_binary(),
+                       "-m 64M -smp 2 -guest fill,seed=6,zero=20,text=80,chunk=1");
+    other = fill_result(s, dir, size);
+    qtest_quit(s);
+    g_assert_true(g_bytes_equal(one, two));
+    g_assert_false(g_bytes_equal(one, other));
+
+    p = g_bytes_get_data(one, NULL);
+    for (unsigned i = 0; i < pages; i++) {
+        const uint8_t *pg = p + (size_t)i * PAGE;
+        bool all_zero = true, ascii = true;
+
+        for (unsigned j = 0; j < PAGE; j++) {
+            all_zero &= pg[j] == 0;
+            ascii &= pg[j] == '\n' || (pg[j] >= ' ' && pg[j] < 127);
+        }
+        zero += all_zero;
+        text += ascii;
+    }
+    /* 50/25/25 by default, decided per 16-page chunk: 1024 decisions */
+    g_assert_cmpuint(zero, >, pages * 40 / 100);
+    g_assert_cmpuint(zero, <, pages * 60 / 100);
+    g_assert_cmpuint(text, >, pages * 15 / 100);
+    g_assert_cmpuint(text, <, pages * 35 / 100);
+    qtest_rmtree(dir);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/system/cmdline/bad-options", test_cmdline_bad);
+    g_test_add_func("/system/qmp/stop-cont", test_qmp_stop_cont);
+    g_test_add_func("/system/qmp/pmemsave/ab", test_qmp_pmemsave_ab);
+    g_test_add_func("/system/qmp/quit", test_qmp_quit);
+    g_test_add_func("/system/runstate/prelaunch", test_runstate_prelaunch);
+    g_test_add_func("/system/runstate/inmigrate/cont", test_runstate_inmigrate);
+    g_test_add_func("/system/memory-backend/ab", test_memory_backend_ab);
+    g_test_add_func("/system/guest/fill", test_guest_fill);
+    return g_test_run();
+}

@@ -1,0 +1,144 @@
+/*
+ * mapram convert IN OUT: stream file <-> mapped-ram file, by the same
+ * cores as save and load.
+ */
+#include "mapram-tool.h"
+#include "../migration/savevm.h"
+#include "util/error.h"
+#include "util/osdep.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool peek_config(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    bool *mapped = opaque;
+    for (guint i = 0; i < cfg->caps->len; i++) {
+        if (!strcmp(g_ptr_array_index(cfg->caps, i), "mapped-ram")) {
+            *mapped = true;
+        }
+    }
+    /* stop the walk here: we only wanted the configuration */
+    g_set_error_literal(errp, G_IO_ERROR, G_IO_ERROR_CANCELLED, "done");
+    return false;
+}
+
+bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, GError **errp)
+{
+    static const StreamVisitor v = { .configuration = peek_config };
+    QEMUFile *f = tool_open_input(path, offset, errp);
+    if (!f) {
+        return false;
+    }
+    GError *err = NULL;
+    *is_mapped = false;
+    savevm_walk_stream(f, &v, is_mapped, false, &err);
+    qemu_fclose(f, NULL);
+    if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        g_error_free(err);
+        return true;
+    }
+    g_propagate_error(errp, err);
+    return false;
+}
+
+bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
+                           GError **errp)
+{
+    gint channels = o->channels, depth = o->queue_depth;
+    gboolean dio = FALSE, quiet = FALSE;
+    GOptionEntry entries[] = {
+        { "channels", 'c', 0, G_OPTION_ARG_INT, &channels, "parallel page-I/O channels (1-255)", "N" },
+        { "direct-io", 'd', 0, G_OPTION_ARG_NONE, &dio, "O_DIRECT on the page-data fds", NULL },
+        { "queue-depth", 'q', 0, G_OPTION_ARG_INT, &depth, "async requests in flight per channel", "N" },
+        { "quiet", 0, 0, G_OPTION_ARG_NONE, &quiet, "no progress on stderr", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(usage);
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, argc, argv, errp)) {
+        return false;
+    }
+    if (channels < 1 || channels > 255) {
+        g_set_error(errp, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                    "--channels expects a value between 1 and 255");
+        return false;
+    }
+    if (depth < 1 || depth > 256) {
+        g_set_error(errp, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                    "--queue-depth expects a value between 1 and 256");
+        return false;
+    }
+    o->channels = channels;
+    o->queue_depth = depth;
+    o->direct_io = dio;
+    o->progress = !quiet;
+    return true;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    PageIoOptions o = { .channels = 1, .queue_depth = 16, .progress = true };
+    GError *err = NULL;
+    if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
+                               "file to a mapped-ram file or back", &o, &err) || argc != 3) {
+        fprintf(stderr, "mapram convert: %s\n", err ? err->message : "expected IN and OUT");
+        g_clear_error(&err);
+        return 2;
+    }
+    g_autofree char *in_path = NULL, *out_path = NULL;
+    uint64_t in_off, out_off;
+    bool mapped;
+    if (!tool_parse_file_arg(argv[1], &in_path, &in_off, &err) ||
+        !tool_parse_file_arg(argv[2], &out_path, &out_off, &err)) {
+        fprintf(stderr, "mapram convert: %s\n", err->message);
+        g_error_free(err);
+        return 2;
+    }
+    if (!mapram_file_is_mapped(in_path, in_off, &mapped, &err)) {
+        fprintf(stderr, "mapram convert: %s: %s\n", argv[1], err->message);
+        g_error_free(err);
+        return 1;
+    }
+    bool ok;
+    if (!mapped) {
+        QEMUFile *in = tool_open_input(in_path, in_off, &err);
+        ok = in && mapram_stream_to_mapped(in, out_path, out_off, &o, &err);
+        if (in) {
+            qemu_fclose(in, NULL);
+        }
+    } else {
+        int fd = qemu_open(out_path, O_WRONLY | O_CREAT, 0600, &err);
+        ok = fd >= 0;
+        if (ok && (ftruncate(fd, out_off) < 0 || lseek(fd, out_off, SEEK_SET) < 0)) {
+            error_setg_errno(&err, errno, "failed to truncate '%s'", out_path);
+            ok = false;
+        }
+        if (ok) {
+            g_autoptr(IOChannel) out = io_channel_file_new_fd(fd, out_path);
+            fd = -1;
+            ok = mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&
+                 io_channel_close(out, &err);
+            if (!ok) {
+                /* leave nothing that looks like a valid stream */
+                int tfd = open(out_path, O_WRONLY | O_CLOEXEC);
+                if (tfd >= 0) {
+                    if (ftruncate(tfd, out_off) < 0) {
+                        /* reported below with the original error */
+                    }
+                    close(tfd);
+                }
+            }
+        }
+        if (fd >= 0) {
+            qemu_close(fd);
+        }
+    }
+    if (!ok) {
+        fprintf(stderr, "mapram convert: %s\n", err->message);
+        g_error_free(err);
+        return 1;
+    }
+    return 0;
+}

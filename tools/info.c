@@ -1,0 +1,497 @@
+/*
+ * mapram info / verify: the structure of any QEVM stream file (ours or
+ * QEMU's, stream or mapped-ram), through the same walker and RAM record
+ * parser the VM loads with.
+ */
+#include "mapram-tool.h"
+#include "../migration/ram.h"
+#include "../migration/savevm.h"
+#include "util/bitmap.h"
+#include "util/cutils.h"
+#include "util/error.h"
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct BlockReport {
+    char *idstr;
+    uint64_t length;
+    bool mapped;
+    MappedRamHeader hdr;
+    uint64_t pages_data;       /* PAGE records / set bits */
+    uint64_t pages_zero;       /* ZERO records / clear bits */
+    uint64_t records;          /* stream: records including resends */
+} BlockReport;
+
+typedef struct SectionReport {
+    SectionInfo si;
+    off_t end;
+} SectionReport;
+
+typedef struct Report {
+    const char *path;
+    bool verify;
+    StreamConfig cfg;
+    bool mapped;
+    RamParseState ps;
+    GPtrArray *blocks;         /* BlockReport * */
+    GArray *sections;          /* SectionReport */
+    GArray *commands;          /* uint16_t */
+    char *vmdesc;
+    JsonNode *vmdesc_root;
+    uint8_t scratch[RAM_PAGE_SIZE];
+    GPtrArray *problems;       /* verify: char * */
+    bool saw_eof;
+} Report;
+
+static void block_report_free(gpointer p)
+{
+    BlockReport *b = p;
+    g_free(b->idstr);
+    g_free(b);
+}
+
+static bool r_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    Report *r = opaque;
+    r->cfg = *cfg;
+    r->cfg.caps = g_ptr_array_ref(cfg->caps);
+    for (guint i = 0; i < cfg->caps->len; i++) {
+        if (!strcmp(g_ptr_array_index(cfg->caps, i), "mapped-ram")) {
+            r->mapped = true;
+        }
+    }
+    ram_parse_state_init(&r->ps, r->mapped);
+    return true;
+}
+
+static bool r_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
+                    uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
+{
+    Report *r = opaque;
+    BlockReport *b = g_new0(BlockReport, 1);
+    b->idstr = g_strdup(idstr);
+    b->length = used_length;
+    g_ptr_array_add(r->blocks, b);
+    if (!hdr) {
+        return true;
+    }
+    b->mapped = true;
+    b->hdr = *hdr;
+    uint64_t npages = used_length / RAM_PAGE_SIZE;
+    g_autofree unsigned long *bmap =
+        mapped_ram_read_bitmap(qemu_file_get_ioc(f), idstr, hdr, npages, errp);
+    if (!bmap) {
+        return false;
+    }
+    b->pages_data = bitmap_count_one(bmap, npages);
+    b->pages_zero = npages - b->pages_data;
+    if (r->verify) {
+        /* bits past the last page must be zero on disk */
+        uint64_t raw_words = BITS_TO_LONGS(npages);
+        g_autofree unsigned long *raw = g_new0(unsigned long, raw_words);
+        if (io_channel_pread_all(qemu_file_get_ioc(f), raw, raw_words * sizeof(long),
+                                 hdr->bitmap_offset, NULL) &&
+            npages % BITS_PER_LONG &&
+            (raw[raw_words - 1] >> (npages % BITS_PER_LONG))) {
+            g_ptr_array_add(r->problems, g_strdup_printf(
+                "offset %llu: bitmap of ramblock %s has bits set past its %llu pages",
+                (unsigned long long)hdr->bitmap_offset, idstr, (unsigned long long)npages));
+        }
+        if (hdr->pages_offset % (1024 * 1024)) {
+            g_ptr_array_add(r->problems, g_strdup_printf(
+                "offset %lld: page region of ramblock %s at 0x%llx is not 1 MiB aligned",
+                (long long)qemu_file_tell(f) - MAPPED_RAM_HDR_SIZE, idstr,
+                (unsigned long long)hdr->pages_offset));
+        }
+        for (guint i = 0; i + 1 < r->blocks->len; i++) {
+            BlockReport *o = g_ptr_array_index(r->blocks, i);
+            if (o->mapped && hdr->pages_offset < o->hdr.pages_offset + o->length &&
+                o->hdr.pages_offset < hdr->pages_offset + used_length) {
+                g_ptr_array_add(r->problems, g_strdup_printf(
+                    "page regions of ramblocks %s and %s overlap", o->idstr, idstr));
+            }
+        }
+    }
+    return true;
+}
+
+static uint8_t *r_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
+{
+    return ((Report *)opaque)->scratch;
+}
+
+static bool r_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
+{
+    Report *r = opaque;
+    BlockReport *b = g_ptr_array_index(r->blocks, idx);
+    b->records++;
+    if (zero) {
+        b->pages_zero++;
+    } else {
+        b->pages_data++;
+    }
+    return true;
+}
+
+static const RamSink report_sink = {
+    .block = r_block, .page_dest = r_page_dest, .page = r_page,
+};
+
+static bool r_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    Report *r = opaque;
+    if (!strcmp(si->idstr, "ram") && si->type != QEMU_VM_SECTION_FULL) {
+        if (si->version_id != RAM_SECTION_VERSION) {
+            error_setg(errp, "ram section version %u is not supported (expected 4)",
+                       si->version_id);
+            return false;
+        }
+        return ram_parse_section(f, si->type, &r->ps, &report_sink, r, errp);
+    }
+    return savevm_skip_unknown_body(f, si, NULL, errp);
+}
+
+static bool r_section_done(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    Report *r = opaque;
+    SectionReport sr = { .si = *si, .end = qemu_file_tell(f) };
+    g_array_append_val(r->sections, sr);
+    return true;
+}
+
+static bool r_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
+                      uint16_t len, GError **errp)
+{
+    g_array_append_val(((Report *)opaque)->commands, cmd);
+    return true;
+}
+
+static bool r_eof(void *opaque, QEMUFile *f, GError **errp)
+{
+    ((Report *)opaque)->saw_eof = true;
+    return true;
+}
+
+static bool r_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
+{
+    Report *r = opaque;
+    r->vmdesc = g_strndup(json, len);
+    g_autoptr(JsonParser) p = json_parser_new();
+    GError *err = NULL;
+    if (!json_parser_load_from_data(p, json, len, &err)) {
+        error_setg(errp, "vmdesc JSON does not parse: %s", err->message);
+        g_error_free(err);
+        return false;
+    }
+    r->vmdesc_root = json_node_copy(json_parser_get_root(p));
+    return true;
+}
+
+static const StreamVisitor report_visitor = {
+    .configuration = r_configuration,
+    .section = r_section,
+    .section_done = r_section_done,
+    .command = r_command,
+    .eof = r_eof,
+    .vmdesc = r_vmdesc,
+};
+
+static void report_clear(Report *r)
+{
+    stream_config_clear(&r->cfg);
+    ram_parse_state_clear(&r->ps);
+    g_ptr_array_unref(r->blocks);
+    g_array_unref(r->sections);
+    g_array_unref(r->commands);
+    g_ptr_array_unref(r->problems);
+    g_free(r->vmdesc);
+    if (r->vmdesc_root) {
+        json_node_unref(r->vmdesc_root);
+    }
+}
+
+static bool analyse(Report *r, const char *arg, GError **errp)
+{
+    g_autofree char *path = NULL;
+    uint64_t offset;
+    r->blocks = g_ptr_array_new_with_free_func(block_report_free);
+    r->sections = g_array_new(FALSE, FALSE, sizeof(SectionReport));
+    r->commands = g_array_new(FALSE, FALSE, sizeof(uint16_t));
+    r->problems = g_ptr_array_new_with_free_func(g_free);
+    if (!tool_parse_file_arg(arg, &path, &offset, errp)) {
+        return false;
+    }
+    QEMUFile *f = tool_open_input(path, offset, errp);
+    if (!f) {
+        return false;
+    }
+    bool ok = savevm_walk_stream(f, &report_visitor, r, true, errp);
+    if (!ok && errp && *errp && !strstr((*errp)->message, "offset")) {
+        g_prefix_error(errp, "offset %lld: ", (long long)qemu_file_tell(f));
+    }
+    if (ok && !qemu_file_at_eof(f)) {
+        g_ptr_array_add(r->problems, g_strdup_printf(
+            "offset %lld: %s trailing bytes after the vmdesc", (long long)qemu_file_tell(f),
+            "unexpected"));
+    }
+    qemu_fclose(f, NULL);
+    return ok;
+}
+
+static void print_text(Report *r, const char *arg)
+{
+    printf("file: %s\n", arg);
+    printf("format: %s\n", r->mapped ? "mapped-ram" : "stream");
+    printf("machine: %s\n", r->cfg.machine);
+    printf("capabilities:");
+    for (guint i = 0; i < r->cfg.caps->len; i++) {
+        printf(" %s", (char *)g_ptr_array_index(r->cfg.caps, i));
+    }
+    printf("%s\n", r->cfg.caps->len ? "" : " (none)");
+    printf("ram: %llu bytes in %u blocks\n", (unsigned long long)r->ps.total, r->blocks->len);
+    for (guint i = 0; i < r->blocks->len; i++) {
+        BlockReport *b = g_ptr_array_index(r->blocks, i);
+        g_autofree char *sz = g_format_size_full(b->length, G_FORMAT_SIZE_IEC_UNITS);
+        printf("  block %-28s %10s  data pages %llu  zero pages %llu", b->idstr, sz,
+               (unsigned long long)b->pages_data, (unsigned long long)b->pages_zero);
+        if (b->mapped) {
+            printf("  bitmap@0x%llx pages@0x%llx",
+                   (unsigned long long)b->hdr.bitmap_offset,
+                   (unsigned long long)b->hdr.pages_offset);
+        }
+        printf("\n");
+    }
+    printf("sections:\n");
+    for (guint i = 0; i < r->sections->len; i++) {
+        SectionReport *s = &g_array_index(r->sections, SectionReport, i);
+        printf("  @%-10lld %-5s id %-3u %s instance %u version %u (%lld bytes)\n",
+               (long long)s->si.header_offset, savevm_section_type_name(s->si.type),
+               s->si.section_id, s->si.idstr, s->si.instance_id, s->si.version_id,
+               (long long)(s->end - s->si.header_offset));
+    }
+    for (guint i = 0; i < r->commands->len; i++) {
+        uint16_t c = g_array_index(r->commands, uint16_t, i);
+        printf("command: %u%s\n", c, c == 11 ? " (switchover-start)" : "");
+    }
+    if (r->vmdesc_root) {
+        JsonObject *o = json_node_get_object(r->vmdesc_root);
+        JsonArray *devs = json_object_has_member(o, "devices") ?
+            json_object_get_array_member(o, "devices") : NULL;
+        printf("vmdesc: %zu bytes, %u devices:", strlen(r->vmdesc),
+               devs ? json_array_get_length(devs) : 0);
+        for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
+            JsonObject *d = json_array_get_object_element(devs, i);
+            printf(" %s", json_object_get_string_member_with_default(d, "name", "?"));
+        }
+        printf("\n");
+    } else {
+        printf("vmdesc: none\n");
+    }
+}
+
+static void print_json(Report *r)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "format");
+    json_builder_add_string_value(b, r->mapped ? "mapped-ram" : "stream");
+    json_builder_set_member_name(b, "machine");
+    json_builder_add_string_value(b, r->cfg.machine);
+    json_builder_set_member_name(b, "capabilities");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < r->cfg.caps->len; i++) {
+        json_builder_add_string_value(b, g_ptr_array_index(r->cfg.caps, i));
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "ram-total");
+    json_builder_add_int_value(b, r->ps.total);
+    json_builder_set_member_name(b, "blocks");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < r->blocks->len; i++) {
+        BlockReport *k = g_ptr_array_index(r->blocks, i);
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "name");
+        json_builder_add_string_value(b, k->idstr);
+        json_builder_set_member_name(b, "length");
+        json_builder_add_int_value(b, k->length);
+        json_builder_set_member_name(b, "data-pages");
+        json_builder_add_int_value(b, k->pages_data);
+        json_builder_set_member_name(b, "zero-pages");
+        json_builder_add_int_value(b, k->pages_zero);
+        if (k->mapped) {
+            json_builder_set_member_name(b, "header-version");
+            json_builder_add_int_value(b, k->hdr.version);
+            json_builder_set_member_name(b, "page-size");
+            json_builder_add_int_value(b, k->hdr.page_size);
+            json_builder_set_member_name(b, "bitmap-offset");
+            json_builder_add_int_value(b, k->hdr.bitmap_offset);
+            json_builder_set_member_name(b, "pages-offset");
+            json_builder_add_int_value(b, k->hdr.pages_offset);
+        }
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "sections");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < r->sections->len; i++) {
+        SectionReport *s = &g_array_index(r->sections, SectionReport, i);
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "type");
+        json_builder_add_string_value(b, savevm_section_type_name(s->si.type));
+        json_builder_set_member_name(b, "offset");
+        json_builder_add_int_value(b, s->si.header_offset);
+        json_builder_set_member_name(b, "size");
+        json_builder_add_int_value(b, s->end - s->si.header_offset);
+        json_builder_set_member_name(b, "section-id");
+        json_builder_add_int_value(b, s->si.section_id);
+        json_builder_set_member_name(b, "name");
+        json_builder_add_string_value(b, s->si.idstr);
+        json_builder_set_member_name(b, "instance-id");
+        json_builder_add_int_value(b, s->si.instance_id);
+        json_builder_set_member_name(b, "version");
+        json_builder_add_int_value(b, s->si.version_id);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "commands");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < r->commands->len; i++) {
+        json_builder_add_int_value(b, g_array_index(r->commands, uint16_t, i));
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "vmdesc");
+    if (r->vmdesc_root) {
+        json_builder_add_value(b, json_node_copy(r->vmdesc_root));
+    } else {
+        json_builder_add_null_value(b);
+    }
+    json_builder_end_object(b);
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = json_builder_get_root(b);
+    json_generator_set_root(gen, root);
+    json_generator_set_pretty(gen, TRUE);
+    g_autofree char *s = json_generator_to_data(gen, NULL);
+    printf("%s\n", s);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "machine-readable output", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("FILE[,offset=N] - show the structure of a migration stream file");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    GError *err = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2) {
+        fprintf(stderr, "mapram info: %s\n", err ? err->message : "expected one FILE");
+        g_clear_error(&err);
+        return 2;
+    }
+    Report r = { .verify = false };
+    bool ok = analyse(&r, argv[1], &err);
+    if (!ok) {
+        fprintf(stderr, "mapram info: %s: %s\n", argv[1], err->message);
+        g_error_free(err);
+        report_clear(&r);
+        return 1;
+    }
+    if (json) {
+        print_json(&r);
+    } else {
+        print_text(&r, argv[1]);
+    }
+    report_clear(&r);
+    return 0;
+}
+
+static void verify_vmdesc(Report *r)
+{
+    if (!r->vmdesc_root) {
+        return;
+    }
+    JsonObject *o = json_node_get_object(r->vmdesc_root);
+    if (!o || !json_object_has_member(o, "devices")) {
+        g_ptr_array_add(r->problems, g_strdup("vmdesc has no \"devices\" list"));
+        return;
+    }
+    JsonArray *devs = json_object_get_array_member(o, "devices");
+    guint d = 0;
+    for (guint i = 0; i < r->sections->len; i++) {
+        SectionReport *s = &g_array_index(r->sections, SectionReport, i);
+        if (s->si.type != QEMU_VM_SECTION_FULL) {
+            continue;
+        }
+        if (d >= json_array_get_length(devs)) {
+            g_ptr_array_add(r->problems, g_strdup_printf(
+                "offset %lld: device section %s is not described in the vmdesc",
+                (long long)s->si.header_offset, s->si.idstr));
+            continue;
+        }
+        JsonObject *dev = json_array_get_object_element(devs, d++);
+        const char *name = json_object_get_string_member_with_default(dev, "name", "");
+        if (strcmp(name, s->si.idstr) != 0) {
+            g_ptr_array_add(r->problems, g_strdup_printf(
+                "offset %lld: device section %s is described as '%s' in the vmdesc",
+                (long long)s->si.header_offset, s->si.idstr, name));
+        }
+    }
+}
+
+static void verify_sections(Report *r)
+{
+    g_autoptr(GHashTable) open = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (guint i = 0; i < r->sections->len; i++) {
+        SectionReport *s = &g_array_index(r->sections, SectionReport, i);
+        gpointer key = GUINT_TO_POINTER(s->si.section_id + 1);
+        if (s->si.type == QEMU_VM_SECTION_START) {
+            g_hash_table_add(open, key);
+        } else if (s->si.type == QEMU_VM_SECTION_END) {
+            g_hash_table_remove(open, key);
+        }
+    }
+    if (g_hash_table_size(open)) {
+        g_ptr_array_add(r->problems, g_strdup("an iterable section was started but never ended"));
+    }
+    if (!r->blocks->len) {
+        g_ptr_array_add(r->problems, g_strdup("the stream has no RAM block list"));
+    }
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: mapram verify FILE[,offset=N]\n");
+        return 2;
+    }
+    GError *err = NULL;
+    Report r = { .verify = true };
+    bool ok = analyse(&r, argv[1], &err);
+    if (!ok) {
+        fprintf(stderr, "mapram verify: %s: %s\n", argv[1], err->message);
+        g_error_free(err);
+        report_clear(&r);
+        return 1;
+    }
+    if (!r.vmdesc_root) {
+        g_ptr_array_add(r.problems, g_strdup("no vmdesc after the EOF marker"));
+    }
+    verify_sections(&r);
+    verify_vmdesc(&r);
+    int rc = 0;
+    if (r.problems->len) {
+        fprintf(stderr, "mapram verify: %s: %s\n", argv[1],
+                (char *)g_ptr_array_index(r.problems, 0));
+        for (guint i = 1; i < r.problems->len; i++) {
+            fprintf(stderr, "  also: %s\n", (char *)g_ptr_array_index(r.problems, i));
+        }
+        rc = 1;
+    } else {
+        printf("%s: OK (%s, %u RAM blocks, %u sections)\n", argv[1],
+               r.mapped ? "mapped-ram" : "stream", r.blocks->len, r.sections->len);
+    }
+    report_clear(&r);
+    return rc;
+}

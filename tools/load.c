@@ -1,0 +1,357 @@
+/*
+ * mapram load: a mapped-ram file -> a sequential QEMU migration stream
+ * (stdout), for `migrate-incoming "exec:mapram load FILE"`.
+ *
+ * The "ram" START is re-emitted with the plain block list; right after it
+ * one PART section carries every page: set bits as PAGE records (read
+ * ahead by the page channels, double-buffered in 64 MiB windows so the
+ * single writer never waits), clear bits as ZERO records, so the guest
+ * gets exactly the saved memory whatever the destination held before.
+ * SWITCHOVER_START is dropped: QEMUs before 10.0 reject it and it carries
+ * no state.
+ */
+#include "mapram-tool.h"
+#include "../migration/multifd.h"
+#include "../migration/ram.h"
+#include "../migration/savevm.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/osdep.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WINDOW_BYTES (64ULL * 1024 * 1024)
+#define WINDOW_PAGES (WINDOW_BYTES / RAM_PAGE_SIZE)
+
+typedef struct InBlock {
+    char *idstr;
+    uint64_t npages;
+    MappedRamHeader hdr;
+    unsigned long *bmap;
+} InBlock;
+
+typedef struct Window {
+    unsigned block;
+    uint64_t first, n;
+} Window;
+
+typedef struct LoadCtx {
+    const PageIoOptions *o;
+    char *path;
+    QEMUFile *out;
+    PageChannels *pc;
+    RamParseState ps;
+    GPtrArray *blocks;          /* InBlock * */
+    uint8_t *buf[2];
+    uint64_t ram_done;
+    Progress *progress;
+} LoadCtx;
+
+static void in_block_free(gpointer p)
+{
+    InBlock *b = p;
+    g_free(b->idstr);
+    g_free(b->bmap);
+    g_free(b);
+}
+
+static bool l_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
+                    uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
+{
+    LoadCtx *c = opaque;
+    if (!hdr) {
+        error_setg(errp, "the input is not a mapped-ram file");
+        return false;
+    }
+    if (idx == 0) {
+        qemu_put_be64(c->out, c->ps.total | RAM_SAVE_FLAG_MEM_SIZE);
+        progress_set_total(c->progress, c->ps.total);
+    }
+    InBlock *b = g_new0(InBlock, 1);
+    b->idstr = g_strdup(idstr);
+    b->npages = used_length / RAM_PAGE_SIZE;
+    b->hdr = *hdr;
+    b->bmap = mapped_ram_read_bitmap(qemu_file_get_ioc(f), idstr, hdr, b->npages, errp);
+    g_ptr_array_add(c->blocks, b);
+    if (!b->bmap) {
+        return false;
+    }
+    qemu_put_counted_string(c->out, idstr);
+    qemu_put_be64(c->out, used_length);
+    return true;
+}
+
+static uint8_t *l_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
+{
+    g_assert_not_reached();
+}
+
+static bool l_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
+{
+    g_assert_not_reached();
+}
+
+static const RamSink load_sink = {
+    .block = l_block, .page_dest = l_page_dest, .page = l_page,
+};
+
+static bool queue_window(LoadCtx *c, const Window *w, uint8_t *buf, GError **errp)
+{
+    InBlock *b = g_ptr_array_index(c->blocks, w->block);
+    uint64_t end = w->first + w->n;
+    uint64_t p = find_next_bit(b->bmap, end, w->first);
+    while (p < end) {
+        uint64_t q = find_next_zero_bit(b->bmap, end, p);
+        for (uint64_t s = p; s < q; ) {
+            uint64_t n = MIN(q - s, MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE);
+            if (!page_channels_queue_read(c->pc, buf + (s - w->first) * RAM_PAGE_SIZE,
+                                          n * RAM_PAGE_SIZE,
+                                          b->hdr.pages_offset + s * RAM_PAGE_SIZE, errp)) {
+                return false;
+            }
+            s += n;
+        }
+        p = find_next_bit(b->bmap, end, q);
+    }
+    return true;
+}
+
+static void emit_window(LoadCtx *c, const Window *w, uint8_t *buf, int *last_block)
+{
+    InBlock *b = g_ptr_array_index(c->blocks, w->block);
+    for (uint64_t p = w->first; p < w->first + w->n; p++) {
+        bool data = test_bit(p, b->bmap);
+        unsigned flags = data ? RAM_SAVE_FLAG_PAGE : RAM_SAVE_FLAG_ZERO;
+        if (*last_block == (int)w->block) {
+            qemu_put_be64(c->out, p * RAM_PAGE_SIZE | flags | RAM_SAVE_FLAG_CONTINUE);
+        } else {
+            qemu_put_be64(c->out, p * RAM_PAGE_SIZE | flags);
+            qemu_put_counted_string(c->out, b->idstr);
+            *last_block = w->block;
+        }
+        if (data) {
+            qemu_put_buffer_async(c->out, buf + (p - w->first) * RAM_PAGE_SIZE, RAM_PAGE_SIZE);
+        } else {
+            qemu_put_byte(c->out, 0);
+        }
+    }
+    c->ram_done += w->n * RAM_PAGE_SIZE;
+    progress_update(c->progress, c->ram_done);
+}
+
+/* All pages, as one PART section of the ram section sid. */
+static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
+{
+    g_autoptr(GArray) windows = g_array_new(FALSE, FALSE, sizeof(Window));
+    for (guint i = 0; i < c->blocks->len; i++) {
+        InBlock *b = g_ptr_array_index(c->blocks, i);
+        for (uint64_t p = 0; p < b->npages; p += WINDOW_PAGES) {
+            Window w = { i, p, MIN(WINDOW_PAGES, b->npages - p) };
+            g_array_append_val(windows, w);
+        }
+    }
+    savevm_put_section_short_header(c->out, QEMU_VM_SECTION_PART, sid);
+    int last_block = -1;
+    if (windows->len && (!queue_window(c, &g_array_index(windows, Window, 0), c->buf[0], errp) ||
+                         !page_channels_sync(c->pc, errp))) {
+        return false;
+    }
+    for (guint i = 0; i < windows->len; i++) {
+        if (i + 1 < windows->len &&
+            !queue_window(c, &g_array_index(windows, Window, i + 1), c->buf[(i + 1) % 2], errp)) {
+            return false;
+        }
+        emit_window(c, &g_array_index(windows, Window, i), c->buf[i % 2], &last_block);
+        if (!qemu_fflush(c->out)) {
+            return qemu_file_propagate_error(c->out, errp);
+        }
+        if (!page_channels_sync(c->pc, errp)) {
+            return false;
+        }
+    }
+    qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+    savevm_put_section_footer(c->out, sid);
+    return qemu_file_propagate_error(c->out, errp);
+}
+
+static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    LoadCtx *c = opaque;
+    StreamConfig oc = *cfg;
+    bool mapped = false;
+    oc.caps = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < cfg->caps->len; i++) {
+        const char *cap = g_ptr_array_index(cfg->caps, i);
+        if (!strcmp(cap, "mapped-ram")) {
+            mapped = true;
+        } else {
+            g_ptr_array_add(oc.caps, g_strdup(cap));
+        }
+    }
+    if (!mapped) {
+        g_ptr_array_unref(oc.caps);
+        error_setg(errp, "'%s' is not a mapped-ram file (its configuration has no "
+                   "mapped-ram capability)", c->path);
+        return false;
+    }
+    qemu_put_be32(c->out, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(c->out, QEMU_VM_FILE_VERSION);
+    savevm_put_configuration(c->out, &oc, NULL);
+    g_ptr_array_unref(oc.caps);
+    ram_parse_state_init(&c->ps, true);
+    return true;
+}
+
+static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    LoadCtx *c = opaque;
+    bool is_ram = !strcmp(si->idstr, "ram") && si->type != QEMU_VM_SECTION_FULL;
+
+    if (is_ram) {
+        if (!ram_parse_section(f, si->type, &c->ps, &load_sink, c, errp)) {
+            return false;
+        }
+        if (si->type == QEMU_VM_SECTION_PART) {
+            return true;            /* only EOS in a mapped-ram PART: nothing to carry */
+        }
+        if (si->type == QEMU_VM_SECTION_START) {
+            /* the header went out before the block list */
+            qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+            savevm_put_section_footer(c->out, si->section_id);
+            return emit_pages(c, si->section_id, errp);
+        }
+        savevm_put_section_short_header(c->out, si->type, si->section_id);
+        qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+        savevm_put_section_footer(c->out, si->section_id);
+        return qemu_file_propagate_error(c->out, errp);
+    }
+    if (si->type == QEMU_VM_SECTION_START || si->type == QEMU_VM_SECTION_FULL) {
+        savevm_put_section_full_header(c->out, si->type, si->section_id, si->idstr,
+                                       si->instance_id, si->version_id);
+    } else {
+        savevm_put_section_short_header(c->out, si->type, si->section_id);
+    }
+    g_autoptr(GByteArray) body = g_byte_array_new();
+    if (!savevm_skip_unknown_body(f, si, body, errp)) {
+        return false;
+    }
+    qemu_put_buffer(c->out, body->data, body->len);
+    savevm_put_section_footer(c->out, si->section_id);
+    return qemu_file_propagate_error(c->out, errp);
+}
+
+/* The ram START header must precede the block list the sink writes. */
+static bool l_section_wrapper(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    LoadCtx *c = opaque;
+    if (!strcmp(si->idstr, "ram") && si->type == QEMU_VM_SECTION_START) {
+        savevm_put_section_full_header(c->out, si->type, si->section_id, si->idstr,
+                                       si->instance_id, si->version_id);
+    }
+    return l_section(opaque, f, si, errp);
+}
+
+static bool l_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
+                      uint16_t len, GError **errp)
+{
+    if (cmd != MIG_CMD_SWITCHOVER_START) {
+        savevm_put_command(((LoadCtx *)opaque)->out, cmd, data, len);
+    }
+    return true;
+}
+
+static bool l_eof(void *opaque, QEMUFile *f, GError **errp)
+{
+    qemu_put_byte(((LoadCtx *)opaque)->out, QEMU_VM_EOF);
+    return true;
+}
+
+static bool l_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
+{
+    LoadCtx *c = opaque;
+    qemu_put_byte(c->out, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(c->out, len);
+    qemu_put_buffer(c->out, json, len);
+    return true;
+}
+
+static const StreamVisitor load_visitor = {
+    .configuration = l_configuration,
+    .section = l_section_wrapper,
+    .command = l_command,
+    .eof = l_eof,
+    .vmdesc = l_vmdesc,
+};
+
+bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
+                             const PageIoOptions *o, GError **errp)
+{
+    LoadCtx c = { .o = o, .path = g_strdup(path) };
+    c.blocks = g_ptr_array_new_with_free_func(in_block_free);
+    c.progress = progress_new("mapram load", o->progress);
+    c.out = qemu_file_new_output(out, 0);
+    c.buf[0] = qemu_memalign(4096, WINDOW_BYTES);
+    c.buf[1] = qemu_memalign(4096, WINDOW_BYTES);
+    QEMUFile *in = tool_open_input(path, offset, errp);
+    bool ok = in != NULL;
+    if (ok) {
+        PageChannelsConfig cfg = {
+            .path = path, .flags = O_RDONLY, .channels = o->channels ? o->channels : 1,
+            .direct_io = o->direct_io, .queue_depth = o->queue_depth,
+        };
+        c.pc = page_channels_new(&cfg, errp);
+        ok = c.pc && savevm_walk_stream(in, &load_visitor, &c, true, errp);
+        if (!ok && errp && *errp && !strstr((*errp)->message, "offset")) {
+            g_prefix_error(errp, "offset %lld: ", (long long)qemu_file_tell(in));
+        }
+    }
+    if (c.pc) {
+        if (!ok) {
+            page_channels_abort(c.pc);
+        }
+        page_channels_free(c.pc);
+    }
+    ok = qemu_fclose(c.out, ok ? errp : NULL) && ok;
+    if (in) {
+        qemu_fclose(in, NULL);
+    }
+    qemu_vfree(c.buf[0]);
+    qemu_vfree(c.buf[1]);
+    progress_finish(c.progress);
+    ram_parse_state_clear(&c.ps);
+    g_ptr_array_unref(c.blocks);
+    g_free(c.path);
+    return ok;
+}
+
+bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
+                           GError **errp);
+
+int cmd_load(int argc, char **argv)
+{
+    PageIoOptions o = { .channels = 1, .queue_depth = 16, .progress = true };
+    GError *err = NULL;
+    if (!tool_parse_io_options(&argc, &argv,
+                               "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
+                               "stream on stdout", &o, &err) || argc != 2) {
+        fprintf(stderr, "mapram load: %s\n", err ? err->message : "expected one FILE");
+        g_clear_error(&err);
+        return 2;
+    }
+    g_autofree char *path = NULL;
+    uint64_t offset;
+    if (!tool_parse_file_arg(argv[1], &path, &offset, &err)) {
+        fprintf(stderr, "mapram load: %s\n", err->message);
+        g_error_free(err);
+        return 2;
+    }
+    g_autoptr(IOChannel) out = io_channel_file_new_fd(dup(STDOUT_FILENO), "stdout");
+    if (!mapram_mapped_to_stream(path, offset, out, &o, &err)) {
+        fprintf(stderr, "mapram load: %s\n", err->message);
+        g_error_free(err);
+        return 1;
+    }
+    return io_channel_close(out, NULL) ? 0 : 1;
+}

@@ -1,0 +1,51 @@
+/*
+ * The mapram command-line tool: one file per subcommand, one row each in
+ * the table of tools/mapram.c.  Subcommands return the process exit status.
+ */
+#ifndef TOOLS_MAPRAM_TOOL_H
+#define TOOLS_MAPRAM_TOOL_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "io/channel.h"
+#include "../migration/qemu-file.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* "FILE[,offset=N]" with QEMU's file: URI semantics. */
+bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);
+/* Open FILE for reading at offset: a QEMUFile over a seekable channel. */
+QEMUFile *tool_open_input(const char *path, uint64_t offset, GError **errp);
+
+/* Options shared by save / load / convert. */
+typedef struct PageIoOptions {
+    unsigned channels;
+    bool direct_io;
+    unsigned queue_depth;
+    bool progress;
+} PageIoOptions;
+
+/* stream (f) -> mapped-ram file path at offset. */
+bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
+                             const PageIoOptions *o, GError **errp);
+/* mapped-ram file path at offset -> stream written to out. */
+bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
+                             const PageIoOptions *o, GError **errp);
+/* Does the file at path/offset hold a mapped-ram stream? */
+bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, GError **errp);
+
+/* Progress on stderr when it is a terminal. */
+typedef struct Progress Progress;
+Progress *progress_new(const char *what, bool enabled);
+void progress_set_total(Progress *p, uint64_t total);
+void progress_update(Progress *p, uint64_t done);
+void progress_finish(Progress *p);
+
+#endif

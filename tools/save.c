@@ -1,0 +1,391 @@
+/*
+ * mapram save: a QEMU migration stream (stdin) -> a mapped-ram file, the
+ * file a QEMU with mapped-ram would write for the same state.
+ *
+ * Sections are re-emitted as they come; the "ram" START gets mapped-ram
+ * block headers, its PART/END sections shrink to EOS, and every PAGE
+ * record lands in its slot through the page channels (staged in aligned
+ * 1 MiB chunks).  A page sent again overwrites its slot; ZERO records (and
+ * all-zero PAGEs) clear the bit and leave a hole.  On failure the output is
+ * truncated back to the offset, so no file that verify passes is left.
+ */
+#include "mapram-tool.h"
+#include "../migration/multifd.h"
+#include "../migration/ram.h"
+#include "../migration/savevm.h"
+#include "util/bitmap.h"
+#include "util/bufferzero.h"
+#include "util/error.h"
+#include "util/osdep.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHUNK_BYTES   (1024 * 1024)
+#define CHUNK_PAGES   (CHUNK_BYTES / RAM_PAGE_SIZE)
+#define CHUNKS        64
+
+typedef struct OutBlock {
+    char *idstr;
+    uint64_t npages;
+    MappedRamHeader hdr;
+    unsigned long *file_bmap;
+    unsigned long *inflight;   /* written since the last sync */
+} OutBlock;
+
+typedef struct SaveCtx {
+    const PageIoOptions *o;
+    char *path;
+    uint64_t offset;
+    int out_fd;
+    QEMUFile *out;
+    IOChannel *out_ioc;
+    PageChannels *pc;
+    RamParseState ps;
+    bool mapped_in;
+    GPtrArray *blocks;         /* OutBlock * */
+    uint8_t *chunks[CHUNKS];
+    unsigned chunk;            /* current chunk index */
+    int cur_block;             /* block of the current chunk, -1 = empty */
+    uint64_t cur_first;        /* first page of the current chunk */
+    unsigned cur_n;            /* pages in the current chunk */
+    int pending_block;         /* page_dest reserved a slot */
+    uint64_t pending_page;
+    uint64_t ram_done;
+    Progress *progress;
+} SaveCtx;
+
+static void out_block_free(gpointer p)
+{
+    OutBlock *b = p;
+    g_free(b->idstr);
+    g_free(b->file_bmap);
+    g_free(b->inflight);
+    g_free(b);
+}
+
+static bool sync_all(SaveCtx *c, GError **errp)
+{
+    if (!page_channels_sync(c->pc, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < c->blocks->len; i++) {
+        OutBlock *b = g_ptr_array_index(c->blocks, i);
+        memset(b->inflight, 0, BITS_TO_LONGS(b->npages) * sizeof(unsigned long));
+    }
+    c->chunk = 0;
+    return true;
+}
+
+static bool submit_chunk(SaveCtx *c, GError **errp)
+{
+    if (c->cur_block < 0 || !c->cur_n) {
+        c->cur_block = -1;
+        return true;
+    }
+    OutBlock *b = g_ptr_array_index(c->blocks, c->cur_block);
+    bool ok = page_channels_queue_pwrite(c->pc, c->chunks[c->chunk], c->cur_n * RAM_PAGE_SIZE,
+                                         b->hdr.pages_offset + c->cur_first * RAM_PAGE_SIZE,
+                                         errp);
+    c->cur_block = -1;
+    c->cur_n = 0;
+    if (!ok) {
+        return false;
+    }
+    if (++c->chunk == CHUNKS) {
+        return sync_all(c, errp);
+    }
+    return true;
+}
+
+static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
+                    uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
+{
+    SaveCtx *c = opaque;
+    if (hdr) {
+        error_setg(errp, "the input is already a mapped-ram stream");
+        return false;
+    }
+    if (idx == 0) {
+        qemu_put_be64(c->out, c->ps.total | RAM_SAVE_FLAG_MEM_SIZE);
+        progress_set_total(c->progress, c->ps.total);
+    }
+    OutBlock *b = g_new0(OutBlock, 1);
+    b->idstr = g_strdup(idstr);
+    b->npages = used_length / RAM_PAGE_SIZE;
+    b->file_bmap = bitmap_new(b->npages);
+    b->inflight = bitmap_new(b->npages);
+    g_ptr_array_add(c->blocks, b);
+    qemu_put_counted_string(c->out, idstr);
+    qemu_put_be64(c->out, used_length);
+    return mapped_ram_put_block(c->out, used_length, RAM_PAGE_SIZE, &b->hdr, errp);
+}
+
+static uint8_t *s_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
+{
+    SaveCtx *c = opaque;
+    OutBlock *b = g_ptr_array_index(c->blocks, idx);
+    uint64_t page = offset / RAM_PAGE_SIZE;
+
+    if (test_bit(page, b->inflight)) {
+        /* resent before its last write finished: order the two writes */
+        if (!submit_chunk(c, errp) || !sync_all(c, errp)) {
+            return NULL;
+        }
+    }
+    if (c->cur_block != (int)idx || c->cur_first + c->cur_n != page || c->cur_n == CHUNK_PAGES) {
+        if (!submit_chunk(c, errp)) {
+            return NULL;
+        }
+        c->cur_block = idx;
+        c->cur_first = page;
+        c->cur_n = 0;
+    }
+    c->pending_block = idx;
+    c->pending_page = page;
+    return c->chunks[c->chunk] + c->cur_n * RAM_PAGE_SIZE;
+}
+
+static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
+{
+    SaveCtx *c = opaque;
+    OutBlock *b = g_ptr_array_index(c->blocks, idx);
+    uint64_t page = offset / RAM_PAGE_SIZE;
+
+    c->ram_done += RAM_PAGE_SIZE;
+    progress_update(c->progress, c->ram_done);
+    if (!zero && buffer_is_zero(c->chunks[c->chunk] + c->cur_n * RAM_PAGE_SIZE, RAM_PAGE_SIZE)) {
+        zero = true;       /* sent as data but all zero: keep it a hole */
+    }
+    if (zero) {
+        clear_bit(page, b->file_bmap);
+        return true;
+    }
+    set_bit(page, b->file_bmap);
+    set_bit(page, b->inflight);
+    c->cur_n++;
+    return true;
+}
+
+static const RamSink save_sink = {
+    .block = s_block, .page_dest = s_page_dest, .page = s_page,
+};
+
+static bool s_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    SaveCtx *c = opaque;
+    StreamConfig oc = *cfg;
+    oc.caps = g_ptr_array_new_with_free_func(g_free);
+    bool has_shared = false;
+    for (guint i = 0; i < cfg->caps->len; i++) {
+        const char *cap = g_ptr_array_index(cfg->caps, i);
+        if (!strcmp(cap, "mapped-ram")) {
+            c->mapped_in = true;
+        }
+        if (!strcmp(cap, "x-ignore-shared")) {
+            has_shared = true;
+        }
+    }
+    if (c->mapped_in) {
+        g_ptr_array_unref(oc.caps);
+        error_setg(errp, "the input is already a mapped-ram stream");
+        return false;
+    }
+    if (has_shared) {
+        g_ptr_array_unref(oc.caps);
+        error_setg(errp, "streams saved with x-ignore-shared are not supported");
+        return false;
+    }
+    g_ptr_array_add(oc.caps, g_strdup("mapped-ram"));
+    qemu_put_be32(c->out, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(c->out, QEMU_VM_FILE_VERSION);
+    savevm_put_configuration(c->out, &oc, NULL);
+    g_ptr_array_unref(oc.caps);
+    ram_parse_state_init(&c->ps, false);
+    return qemu_file_propagate_error(c->out, errp);
+}
+
+static bool write_bitmaps(SaveCtx *c, GError **errp)
+{
+    if (!submit_chunk(c, errp) || !sync_all(c, errp) || !qemu_fflush(c->out)) {
+        return qemu_file_propagate_error(c->out, errp) && false;
+    }
+    for (guint i = 0; i < c->blocks->len; i++) {
+        OutBlock *b = g_ptr_array_index(c->blocks, i);
+        if (!mapped_ram_write_bitmap(c->out_ioc, &b->hdr, b->file_bmap, b->npages, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    SaveCtx *c = opaque;
+    bool is_ram = !strcmp(si->idstr, "ram") && si->type != QEMU_VM_SECTION_FULL;
+
+    if (si->type == QEMU_VM_SECTION_START || si->type == QEMU_VM_SECTION_FULL) {
+        savevm_put_section_full_header(c->out, si->type, si->section_id, si->idstr,
+                                       si->instance_id, si->version_id);
+    } else {
+        savevm_put_section_short_header(c->out, si->type, si->section_id);
+    }
+    if (is_ram) {
+        if (si->version_id != RAM_SECTION_VERSION) {
+            error_setg(errp, "ram section version %u is not supported (expected 4)",
+                       si->version_id);
+            return false;
+        }
+        if (!ram_parse_section(f, si->type, &c->ps, &save_sink, c, errp)) {
+            return false;
+        }
+        if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
+            return false;
+        }
+        qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+    } else {
+        g_autoptr(GByteArray) body = g_byte_array_new();
+        if (!savevm_skip_unknown_body(f, si, body, errp)) {
+            return false;
+        }
+        qemu_put_buffer(c->out, body->data, body->len);
+    }
+    savevm_put_section_footer(c->out, si->section_id);
+    return qemu_file_propagate_error(c->out, errp);
+}
+
+static bool s_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
+                      uint16_t len, GError **errp)
+{
+    SaveCtx *c = opaque;
+    savevm_put_command(c->out, cmd, data, len);
+    return true;
+}
+
+static bool s_eof(void *opaque, QEMUFile *f, GError **errp)
+{
+    qemu_put_byte(((SaveCtx *)opaque)->out, QEMU_VM_EOF);
+    return true;
+}
+
+static bool s_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
+{
+    SaveCtx *c = opaque;
+    qemu_put_byte(c->out, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(c->out, len);
+    qemu_put_buffer(c->out, json, len);
+    return true;
+}
+
+static const StreamVisitor save_visitor = {
+    .configuration = s_configuration,
+    .section = s_section,
+    .command = s_command,
+    .eof = s_eof,
+    .vmdesc = s_vmdesc,
+};
+
+static bool open_output(SaveCtx *c, GError **errp)
+{
+    c->out_fd = qemu_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
+    if (c->out_fd < 0) {
+        return false;
+    }
+    if (ftruncate(c->out_fd, c->offset) < 0 || lseek(c->out_fd, c->offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "failed to truncate '%s' to offset %llu", c->path,
+                         (unsigned long long)c->offset);
+        return false;
+    }
+    c->out_ioc = io_channel_file_new_fd(dup(c->out_fd), c->path);
+    c->out = qemu_file_new_output(c->out_ioc, c->offset);
+    PageChannelsConfig cfg = {
+        .path = c->path, .flags = O_WRONLY, .channels = c->o->channels ? c->o->channels : 1,
+        .direct_io = c->o->direct_io, .queue_depth = c->o->queue_depth,
+    };
+    c->pc = page_channels_new(&cfg, errp);
+    if (!c->pc) {
+        return false;
+    }
+    for (int i = 0; i < CHUNKS; i++) {
+        c->chunks[i] = qemu_memalign(4096, CHUNK_BYTES);
+    }
+    return true;
+}
+
+bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
+                             const PageIoOptions *o, GError **errp)
+{
+    SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .out_fd = -1,
+                  .cur_block = -1, .pending_block = -1 };
+    c.blocks = g_ptr_array_new_with_free_func(out_block_free);
+    c.progress = progress_new("mapram save", o->progress);
+    bool ok = open_output(&c, errp) &&
+              savevm_walk_stream(in, &save_visitor, &c, true, errp);
+    if (!ok && errp && *errp && !strstr((*errp)->message, "offset")) {
+        g_prefix_error(errp, "input offset %lld: ", (long long)qemu_file_tell(in));
+    }
+    if (c.pc) {
+        if (!ok) {
+            page_channels_abort(c.pc);
+        }
+        page_channels_free(c.pc);
+    }
+    if (c.out) {
+        ok = qemu_fclose(c.out, ok ? errp : NULL) && ok;
+    }
+    if (c.out_ioc) {
+        ok = io_channel_close(c.out_ioc, ok ? errp : NULL) && ok;
+        io_channel_unref(c.out_ioc);
+    }
+    if (!ok && c.out_fd >= 0 && ftruncate(c.out_fd, offset) < 0) {
+        /* nothing more we can do: the error is already being reported */
+    }
+    if (c.out_fd >= 0) {
+        qemu_close(c.out_fd);
+    }
+    for (int i = 0; i < CHUNKS; i++) {
+        qemu_vfree(c.chunks[i]);
+    }
+    if (ok && o->progress) {
+        progress_update(c.progress, c.ram_done);
+    }
+    progress_finish(c.progress);
+    ram_parse_state_clear(&c.ps);
+    g_ptr_array_unref(c.blocks);
+    g_free(c.path);
+    return ok;
+}
+
+bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
+                           GError **errp);
+
+int cmd_save(int argc, char **argv)
+{
+    PageIoOptions o = { .channels = 1, .queue_depth = 16, .progress = true };
+    GError *err = NULL;
+    if (!tool_parse_io_options(&argc, &argv,
+                               "FILE[,offset=N] - write the QEMU migration stream on stdin "
+                               "as a mapped-ram file", &o, &err) || argc != 2) {
+        fprintf(stderr, "mapram save: %s\n", err ? err->message : "expected one FILE");
+        g_clear_error(&err);
+        return 2;
+    }
+    g_autofree char *path = NULL;
+    uint64_t offset;
+    if (!tool_parse_file_arg(argv[1], &path, &offset, &err)) {
+        fprintf(stderr, "mapram save: %s\n", err->message);
+        g_error_free(err);
+        return 2;
+    }
+    g_autoptr(IOChannel) in_ioc = io_channel_file_new_fd(dup(STDIN_FILENO), "stdin");
+    QEMUFile *in = qemu_file_new_input(in_ioc, 0);
+    bool ok = mapram_stream_to_mapped(in, path, offset, &o, &err);
+    qemu_fclose(in, NULL);
+    if (!ok) {
+        fprintf(stderr, "mapram save: %s\n", err->message);
+        g_error_free(err);
+        return 1;
+    }
+    return 0;
+}
