@@ -15,7 +15,7 @@
 
 #define CHANNEL_MAX_QUEUED 8
 
-typedef enum { JOB_WRITE, JOB_READ, JOB_PWRITE, JOB_SYNC, JOB_QUIT } JobKind;
+typedef enum { JOB_WRITE, JOB_READ, JOB_PWRITE, JOB_SEGS_W, JOB_SEGS_R, JOB_SYNC, JOB_QUIT } JobKind;
 
 typedef struct Job {
     JobKind kind;
@@ -25,10 +25,14 @@ typedef struct Job {
     unsigned long *bitmap;
     const char *idstr;
     unsigned n;
-    /* READ */
+    /* READ / PWRITE */
     size_t len;
     off_t off;
-    uint64_t pages[];
+    /* SEGS_*: n segments after the struct */
+    union {
+        uint64_t pages[0];
+        PageSeg segs[0];
+    };
 } Job;
 
 typedef struct Channel {
@@ -148,6 +152,18 @@ static bool do_pwrite(Channel *c, Job *j, GError **errp)
     return true;
 }
 
+static bool do_segs(Channel *c, Job *j, bool write, GError **errp)
+{
+    for (unsigned i = 0; i < j->n; i++) {
+        Job one = { .kind = write ? JOB_PWRITE : JOB_READ, .host = j->segs[i].buf,
+                    .len = j->segs[i].len, .off = j->segs[i].off };
+        if (!(write ? do_pwrite(c, &one, errp) : do_read(c, &one, errp))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void job_finished(Channel *c)
 {
     g_mutex_lock(&c->pc->lock);
@@ -181,6 +197,12 @@ static gpointer channel_thread(gpointer opaque)
         case JOB_PWRITE:
             if (!has_error(pc)) {
                 ok = do_pwrite(c, j, &err);
+            }
+            break;
+        case JOB_SEGS_W:
+        case JOB_SEGS_R:
+            if (!has_error(pc)) {
+                ok = do_segs(c, j, j->kind == JOB_SEGS_W, &err);
             }
             break;
         case JOB_SYNC:
@@ -329,6 +351,23 @@ bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, o
                                 GError **errp)
 {
     return queue_io(pc, JOB_PWRITE, (void *)buf, len, off, errp);
+}
+
+bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
+                              GError **errp)
+{
+    if (!n) {
+        return true;
+    }
+    if (!check_error(pc, errp)) {
+        return false;
+    }
+    Job *j = g_malloc0(sizeof(Job) + n * sizeof(PageSeg));
+    j->kind = write ? JOB_SEGS_W : JOB_SEGS_R;
+    j->n = n;
+    memcpy(j->segs, segs, n * sizeof(PageSeg));
+    g_async_queue_push(pick_channel(pc)->queue, j);
+    return true;
 }
 
 bool page_channels_sync(PageChannels *pc, GError **errp)

@@ -58,6 +58,15 @@ bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t of
 /* Write len bytes of buf at file offset off (buf valid until the next sync). */
 bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, off_t off,
                                 GError **errp);
+
+/* A batch of positioned writes or reads handed to one channel as one job. */
+typedef struct PageSeg {
+    void *buf;
+    size_t len;
+    off_t off;
+} PageSeg;
+bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
+                              GError **errp);
 /* Wait for every channel; the first error of any channel is returned. */
 bool page_channels_sync(PageChannels *pc, GError **errp);
 /* Cancel: make channels drop queued work and fail. */

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 
 #define IO_BUF_SIZE   (64 * 1024)
-#define MAX_IOV       64
+#define MAX_IOV       512
 
 struct QEMUFile {
     IOChannel *ioc;           /* owned reference */
@@ -153,7 +153,7 @@ void qemu_put_buffer_async(QEMUFile *f, const void *buf, size_t len)
     buf_to_iov(f);
     add_to_iov(f, buf, len);
     f->transferred += len;
-    if (f->iov_bytes >= 4 * IO_BUF_SIZE) {
+    if (f->iov_bytes >= 16 * IO_BUF_SIZE) {
         qemu_fflush(f);
     }
 }

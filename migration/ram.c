@@ -332,7 +332,7 @@ static const RamSink vm_sink = {
 };
 
 /* Largest run of clear bits worth reading through (holes read as zeros). */
-#define LOAD_GAP_PAGES 16
+#define LOAD_GAP_PAGES 64
 
 static bool plan_block_reads(RAMBlock *rb, const MappedRamHeader *hdr,
                              const unsigned long *bmap, uint64_t npages, GError **errp)

@@ -216,13 +216,8 @@ bool migration_parse_address_args(JsonObject *args, bool incoming, MigAddr *out,
     memset(out, 0, sizeof(*out));
     bool has_uri = json_object_has_member(args, "uri");
     bool has_channels = json_object_has_member(args, "channels");
-    if (has_uri && has_channels) {
-        error_setg(errp, "'uri' and 'channels' arguments are mutually exclusive; exactly one "
-                   "of the two should be present in '%s' qmp command ",
-                   incoming ? "migrate-incoming" : "migrate");
-        return false;
-    }
-    if (!has_uri && !has_channels) {
+    /* QEMU 10.2 gives one answer for "neither" and "both" */
+    if (has_uri == has_channels) {
         error_setg(errp, "need either 'uri' or 'channels' argument");
         return false;
     }

@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is present. Needs root to install.
 #   scripts/install-deps.sh [--qemu]    (--qemu also installs qemu-system-x86 for interop tests)
 set -e
-pkgs="gcc make meson ninja-build pkg-config libglib2.0-dev libjson-glib-dev
+pkgs="gcc make meson ninja-build pkg-config python3 libglib2.0-dev libjson-glib-dev
       liburing-dev libaio-dev libzstd-dev fio binutils util-linux e2fsprogs"
 case " $* " in *" --qemu "*) pkgs="$pkgs qemu-system-x86" ;; esac
 missing=""

@@ -47,11 +47,11 @@ typedef struct SaveCtx {
     GPtrArray *blocks;         /* OutBlock * */
     uint8_t *chunks[CHUNKS];
     unsigned chunk;            /* current chunk index */
-    int cur_block;             /* block of the current chunk, -1 = empty */
-    uint64_t cur_first;        /* first page of the current chunk */
-    unsigned cur_n;            /* pages in the current chunk */
-    int pending_block;         /* page_dest reserved a slot */
-    uint64_t pending_page;
+    unsigned used;             /* pages of the current chunk in use */
+    PageSeg segs[CHUNK_PAGES]; /* runs staged in the current chunk */
+    unsigned nsegs;
+    int cur_block;             /* block of the open run, -1 = none */
+    uint64_t cur_next;         /* page that would extend the open run */
     uint64_t ram_done;
     Progress *progress;
 } SaveCtx;
@@ -78,18 +78,16 @@ static bool sync_all(SaveCtx *c, GError **errp)
     return true;
 }
 
+/* Hand the current chunk's runs to one channel as one job. */
 static bool submit_chunk(SaveCtx *c, GError **errp)
 {
-    if (c->cur_block < 0 || !c->cur_n) {
-        c->cur_block = -1;
+    c->cur_block = -1;
+    if (!c->nsegs) {
         return true;
     }
-    OutBlock *b = g_ptr_array_index(c->blocks, c->cur_block);
-    bool ok = page_channels_queue_pwrite(c->pc, c->chunks[c->chunk], c->cur_n * RAM_PAGE_SIZE,
-                                         b->hdr.pages_offset + c->cur_first * RAM_PAGE_SIZE,
-                                         errp);
-    c->cur_block = -1;
-    c->cur_n = 0;
+    bool ok = page_channels_queue_segs(c->pc, true, c->segs, c->nsegs, errp);
+    c->nsegs = 0;
+    c->used = 0;
     if (!ok) {
         return false;
     }
@@ -134,17 +132,10 @@ static uint8_t *s_page_dest(void *opaque, unsigned idx, uint64_t offset, GError 
             return NULL;
         }
     }
-    if (c->cur_block != (int)idx || c->cur_first + c->cur_n != page || c->cur_n == CHUNK_PAGES) {
-        if (!submit_chunk(c, errp)) {
-            return NULL;
-        }
-        c->cur_block = idx;
-        c->cur_first = page;
-        c->cur_n = 0;
+    if (c->used == CHUNK_PAGES && !submit_chunk(c, errp)) {
+        return NULL;
     }
-    c->pending_block = idx;
-    c->pending_page = page;
-    return c->chunks[c->chunk] + c->cur_n * RAM_PAGE_SIZE;
+    return c->chunks[c->chunk] + c->used * RAM_PAGE_SIZE;
 }
 
 static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
@@ -152,10 +143,11 @@ static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErro
     SaveCtx *c = opaque;
     OutBlock *b = g_ptr_array_index(c->blocks, idx);
     uint64_t page = offset / RAM_PAGE_SIZE;
+    uint8_t *data = c->chunks[c->chunk] + c->used * RAM_PAGE_SIZE;
 
     c->ram_done += RAM_PAGE_SIZE;
     progress_update(c->progress, c->ram_done);
-    if (!zero && buffer_is_zero(c->chunks[c->chunk] + c->cur_n * RAM_PAGE_SIZE, RAM_PAGE_SIZE)) {
+    if (!zero && buffer_is_zero(data, RAM_PAGE_SIZE)) {
         zero = true;       /* sent as data but all zero: keep it a hole */
     }
     if (zero) {
@@ -164,7 +156,15 @@ static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErro
     }
     set_bit(page, b->file_bmap);
     set_bit(page, b->inflight);
-    c->cur_n++;
+    if (c->cur_block == (int)idx && c->cur_next == page && c->nsegs) {
+        c->segs[c->nsegs - 1].len += RAM_PAGE_SIZE;
+    } else {
+        c->segs[c->nsegs++] = (PageSeg) { data, RAM_PAGE_SIZE,
+                                          b->hdr.pages_offset + offset };
+        c->cur_block = idx;
+    }
+    c->cur_next = page + 1;
+    c->used++;
     return true;
 }
 
@@ -317,7 +317,7 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
                              const PageIoOptions *o, GError **errp)
 {
     SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .out_fd = -1,
-                  .cur_block = -1, .pending_block = -1 };
+                  .cur_block = -1 };
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
     c.progress = progress_new("mapram save", o->progress);
     bool ok = open_output(&c, errp) &&
@@ -378,6 +378,8 @@ int cmd_save(int argc, char **argv)
         g_error_free(err);
         return 2;
     }
+    /* QEMU writes through a 64 KiB pipe by default: a larger one saves wakeups */
+    fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1024 * 1024);
     g_autoptr(IOChannel) in_ioc = io_channel_file_new_fd(dup(STDIN_FILENO), "stdin");
     QEMUFile *in = qemu_file_new_input(in_ioc, 0);
     bool ok = mapram_stream_to_mapped(in, path, offset, &o, &err);

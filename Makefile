@@ -1,0 +1,53 @@
+# mapram: the two commands of the README are `make demo` and `make check`.
+# Every target installs missing Debian build dependencies (as root) first.
+#
+#   make            build into build/ (binaries: build/mapram-vm, build/mapram)
+#   make check      build, then run every test; last line "N passed, N failed[, N skipped]"
+#   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make demo       save and restore a running VM, and say what happened
+#   make bench      benchmarks (figures only, never a pass/fail on speed)
+#   make clean
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON_TEST ?= meson test --print-errorlogs
+
+.PHONY: all deps build check check-asan demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh --qemu
+
+$(BUILD)/build.ninja:
+	./configure --builddir=$(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	@ln -sfn system/mapram-vm $(BUILD)/mapram-vm
+	@ln -sfn tools/mapram $(BUILD)/mapram
+
+check: build
+	@rc=0; $(MESON_TEST) -C $(BUILD) || rc=$$?; \
+	  python3 scripts/test-summary.py $(BUILD)/meson-logs/testlog.json; exit $$rc
+
+$(ASAN_BUILD)/build.ninja:
+	./configure --builddir=$(ASAN_BUILD) --enable-asan
+
+check-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	@ln -sfn system/mapram-vm $(ASAN_BUILD)/mapram-vm
+	@ln -sfn tools/mapram $(ASAN_BUILD)/mapram
+	@rc=0; ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  MAPRAM_TEST_TIMEOUT=240 $(MESON_TEST) -C $(ASAN_BUILD) --timeout-multiplier 3 || rc=$$?; \
+	  python3 scripts/test-summary.py $(ASAN_BUILD)/meson-logs/testlog.json; exit $$rc
+
+demo: build
+	$(BUILD)/mapram demo
+
+bench: build
+	bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,48 @@
+#!/bin/bash
+# bench/run.sh: "make bench" (issue #3, point 8).  Saves and restores a
+# stopped 4 GiB mapram-vm whose RAM is half non-zero pages, for stream
+# file: and mapped-ram with and without multifd (1, 2, 4 channels) and
+# direct-io, plus a live save under the "dirty" guest, and measures fio's
+# sequential O_DIRECT 1 MiB write/read bandwidth on the same file system
+# as the limit.  Prints a table, writes bench/results/last.json.  Figures
+# only: it exits non-zero when something broke, never because of speed.
+#
+# usage: bench/run.sh [BUILD_DIR]
+# env:   BENCH_DIR       where the files go (/var/tmp/mapram-bench); needs
+#                        about 2x RAM size free (one save + fio's file)
+#        BENCH_MEM       guest RAM (4G)
+#        BENCH_FIO_SIZE  bytes per fio test (4G)
+#        BENCH_ONLY      comma-separated case names, "live" for the live save
+#        BENCH_STRACE=1  strace -c -f the VM during each case (slows it)
+#        BENCH_QEMU=1    also run bench/qemu-exec.sh (QEMU exec: migration)
+# Run as root so the page cache can be dropped before each read.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src_root=$(dirname "$here")
+build=${1:-$src_root/build}
+case $build in /*) ;; *) build=$PWD/$build ;; esac
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+command -v python3 >/dev/null || die "python3 not found"
+vm=
+for c in "$build/system/mapram-vm" "$build/mapram-vm"; do
+    if [ -x "$c" ] && [ ! -d "$c" ]; then vm=$c; break; fi
+done
+[ -n "$vm" ] || die "mapram-vm not found in '$build' (build it first: make)"
+command -v fio >/dev/null || echo "bench: fio not found: figures without the disk limit" >&2
+[ "$(id -u)" = 0 ] || echo "bench: not root: the page cache cannot be dropped before reads" >&2
+
+bench_dir=${BENCH_DIR:-/var/tmp/mapram-bench}
+mkdir -p "$bench_dir" "$here/results"
+
+args=(--vm "$vm" --dir "$bench_dir" --json "$here/results/last.json")
+[ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
+python3 "$here/mapram_bench.py" "${args[@]}"
+
+if [ "${BENCH_QEMU:-0}" = 1 ]; then
+    echo
+    echo "QEMU exec: benchmark (bench/qemu-exec.sh):"
+    BENCH_TMPDIR=$bench_dir "$here/qemu-exec.sh" "$build"
+fi
