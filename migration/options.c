@@ -38,55 +38,119 @@ static struct {
 #define C(x) MIGRATION_CAPABILITY_##x
 
 /* ------------------------------------------------------------------ */
-/* capability rules: one row each, checked against the new set          */
+/* compatibility rules: reference §5.4 as one table                     */
 
-typedef enum { RULE_CONFLICT, RULE_REQUIRES } RuleKind;
-typedef struct CapRule {
-    MigrationCapability a, b;
-    RuleKind kind;
+/*
+ * Every rule is a row: when it is checked, a predicate over what is being
+ * decided, and the message (QEMU's exact text where QEMU has the rule).
+ * One validator walks the rows of a phase in order; the first hit wins,
+ * as QEMU's checks do.
+ */
+typedef enum {
+    PHASE_CAPS,          /* migrate-set-capabilities, on the new set */
+    PHASE_TRANSPORT,     /* migrate / migrate-incoming, per transport */
+    PHASE_PREPARE,       /* migrate only */
+} RulePhase;
+
+typedef struct RuleCtx {
+    const bool *caps;                 /* capability set being checked */
+    const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
+    TransportKind transport;
+} RuleCtx;
+
+typedef struct CompatRule {
+    RulePhase phase;
+    bool (*violated)(const RuleCtx *r);
     const char *msg;
-} CapRule;
+} CompatRule;
 
-static const CapRule cap_rules[] = {
-    { C(MAPPED_RAM), C(XBZRLE), RULE_CONFLICT,
-      "Mapped-ram migration is incompatible with xbzrle" },
-    { C(MAPPED_RAM), C(POSTCOPY_RAM), RULE_CONFLICT,
-      "Mapped-ram migration is incompatible with postcopy" },
-    { C(MULTIFD), C(XBZRLE), RULE_CONFLICT, "Multifd is not compatible with xbzrle" },
-    { C(POSTCOPY_PREEMPT), C(POSTCOPY_RAM), RULE_REQUIRES,
-      "Postcopy preempt requires postcopy-ram" },
-    { C(SWITCHOVER_ACK), C(RETURN_PATH), RULE_REQUIRES,
-      "Capability 'switchover-ack' requires capability 'return-path'" },
-    { C(ZERO_COPY_SEND), C(MULTIFD), RULE_REQUIRES,
+#define CAP(x) (r->caps[C(x)])
+
+static bool r_mr_xbzrle(const RuleCtx *r) { return CAP(MAPPED_RAM) && CAP(XBZRLE); }
+static bool r_mr_postcopy(const RuleCtx *r) { return CAP(MAPPED_RAM) && CAP(POSTCOPY_RAM); }
+static bool r_mfd_xbzrle(const RuleCtx *r) { return CAP(MULTIFD) && CAP(XBZRLE); }
+static bool r_preempt(const RuleCtx *r) { return CAP(POSTCOPY_PREEMPT) && !CAP(POSTCOPY_RAM); }
+static bool r_sw_ack(const RuleCtx *r) { return CAP(SWITCHOVER_ACK) && !CAP(RETURN_PATH); }
+static bool r_zero_copy(const RuleCtx *r) { return CAP(ZERO_COPY_SEND) && !CAP(MULTIFD); }
+static bool r_bg_postcopy(const RuleCtx *r)
+{ return CAP(BACKGROUND_SNAPSHOT) && CAP(POSTCOPY_RAM); }
+static bool r_bg_mapped(const RuleCtx *r) { return CAP(BACKGROUND_SNAPSHOT) && CAP(MAPPED_RAM); }
+static bool r_colo(const RuleCtx *r) { return CAP(X_COLO); }
+static bool r_rdma_pin(const RuleCtx *r) { return CAP(RDMA_PIN_ALL); }
+static bool r_mfd_incoming(const RuleCtx *r)
+{ return CAP(MULTIFD) != caps[C(MULTIFD)] && migration_incoming_started(); }
+
+static bool r_seekable(const RuleCtx *r)
+{ return CAP(MAPPED_RAM) && r->transport != TRANSPORT_FILE; }
+static bool r_multi_channel(const RuleCtx *r)
+{
+    bool multi = r->transport == TRANSPORT_SOCKET ||
+                 (r->transport == TRANSPORT_FILE && CAP(MAPPED_RAM));
+    return (CAP(MULTIFD) || CAP(POSTCOPY_PREEMPT)) && !multi;
+}
+static bool r_extra_fds(const RuleCtx *r)
+{ return CAP(MULTIFD) && migrate_direct_io_effective(r->cfg) && r->transport != TRANSPORT_FILE; }
+static bool r_cpr_transfer(const RuleCtx *r)
+{ return r->transport == TRANSPORT_FILE && !strcmp(r->cfg->mode, "cpr-transfer"); }
+static bool r_multifd_socket(const RuleCtx *r)
+{ return CAP(MULTIFD) && r->transport == TRANSPORT_SOCKET; }
+static bool r_rdma(const RuleCtx *r) { return r->transport == TRANSPORT_RDMA; }
+
+static bool r_mr_tls(const RuleCtx *r) { return CAP(MAPPED_RAM) && *r->cfg->tls_creds; }
+static bool r_mr_compress(const RuleCtx *r)
+{ return CAP(MAPPED_RAM) && strcmp(r->cfg->multifd_compression, "none") != 0; }
+static bool r_tls(const RuleCtx *r) { return *r->cfg->tls_creds; }
+static bool r_compress(const RuleCtx *r)
+{ return CAP(MULTIFD) && strcmp(r->cfg->multifd_compression, "none") != 0; }
+static bool r_mode(const RuleCtx *r) { return strcmp(r->cfg->mode, "normal") != 0; }
+
+static const CompatRule compat_rules[] = {
+    /* capabilities (QEMU's migrate_caps_check) */
+    { PHASE_CAPS, r_mr_xbzrle, "Mapped-ram migration is incompatible with xbzrle" },
+    { PHASE_CAPS, r_mr_postcopy, "Mapped-ram migration is incompatible with postcopy" },
+    { PHASE_CAPS, r_mfd_xbzrle, "Multifd is not compatible with xbzrle" },
+    { PHASE_CAPS, r_preempt, "Postcopy preempt requires postcopy-ram" },
+    { PHASE_CAPS, r_sw_ack, "Capability 'switchover-ack' requires capability 'return-path'" },
+    { PHASE_CAPS, r_zero_copy,
       "Zero copy only available for non-compressed non-TLS multifd migration" },
-    { C(BACKGROUND_SNAPSHOT), C(POSTCOPY_RAM), RULE_CONFLICT,
-      "Background-snapshot is not compatible with postcopy-ram" },
-    { C(BACKGROUND_SNAPSHOT), C(MAPPED_RAM), RULE_CONFLICT,
-      "Background-snapshot is not compatible with mapped-ram" },
-    { C(X_COLO), C(X_COLO), RULE_CONFLICT,
-      "COLO is not supported by mapram" },
-    { C(RDMA_PIN_ALL), C(RDMA_PIN_ALL), RULE_CONFLICT,
-      "RDMA is not supported by mapram" },
+    { PHASE_CAPS, r_bg_postcopy, "Background-snapshot is not compatible with postcopy-ram" },
+    { PHASE_CAPS, r_bg_mapped, "Background-snapshot is not compatible with mapped-ram" },
+    { PHASE_CAPS, r_colo, "COLO is not supported by mapram" },
+    { PHASE_CAPS, r_rdma_pin, "RDMA is not supported by mapram" },
+    { PHASE_CAPS, r_mfd_incoming, "Multifd must be set before incoming starts" },
+    /* transports, in QEMU's order: seekable, multi-channel, extra fds, cpr */
+    { PHASE_TRANSPORT, r_seekable, "Migration requires seekable transport (e.g. file)" },
+    { PHASE_TRANSPORT, r_multi_channel, "Migration requires multi-channel URIs (e.g. tcp)" },
+    { PHASE_TRANSPORT, r_extra_fds,
+      "Migration requires a transport that allows for extra fds (e.g. file)" },
+    { PHASE_TRANSPORT, r_cpr_transfer, "Migration requires streamable transport (eg unix)" },
+    { PHASE_TRANSPORT, r_multifd_socket,
+      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
+    { PHASE_TRANSPORT, r_rdma, "RDMA is not supported by mapram" },
+    /* migrate (QEMU's migrate_prepare) */
+    { PHASE_PREPARE, r_mr_tls, "Cannot use TLS with mapped-ram" },
+    { PHASE_PREPARE, r_mr_compress, "Cannot use compression with mapped-ram" },
+    { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
+    { PHASE_PREPARE, r_compress, "multifd compression is not supported by mapram" },
+    { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
 };
 
-static bool caps_check(const bool *newc, GError **errp)
+static bool rules_check(RulePhase phase, const RuleCtx *r, GError **errp)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(cap_rules); i++) {
-        const CapRule *r = &cap_rules[i];
-        if (!newc[r->a]) {
-            continue;
-        }
-        if ((r->kind == RULE_CONFLICT && newc[r->b]) ||
-            (r->kind == RULE_REQUIRES && !newc[r->b])) {
-            error_setg(errp, "%s", r->msg);
+    for (size_t i = 0; i < G_N_ELEMENTS(compat_rules); i++) {
+        const CompatRule *rule = &compat_rules[i];
+        if (rule->phase == phase && rule->violated(r)) {
+            error_setg(errp, "%s", rule->msg);
             return false;
         }
     }
-    if (newc[C(MULTIFD)] != caps[C(MULTIFD)] && migration_incoming_started()) {
-        error_setg(errp, "Multifd must be set before incoming starts");
-        return false;
-    }
     return true;
+}
+
+static bool caps_check(const bool *newc, GError **errp)
+{
+    RuleCtx r = { .caps = newc };
+    return rules_check(PHASE_CAPS, &r, errp);
 }
 
 bool migrate_cap(MigrationCapability c) { return caps[c]; }
@@ -400,58 +464,12 @@ bool migration_options_set_global(const char *name, const char *value, GError **
 
 bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError **errp)
 {
-    bool multi_channel = t == TRANSPORT_SOCKET || (t == TRANSPORT_FILE && c->caps[C(MAPPED_RAM)]);
-
-    if (c->caps[C(MAPPED_RAM)] && t != TRANSPORT_FILE) {
-        error_setg(errp, "Migration requires seekable transport (e.g. file)");
-        return false;
-    }
-    if ((c->caps[C(MULTIFD)] || c->caps[C(POSTCOPY_PREEMPT)]) && !multi_channel) {
-        error_setg(errp, "Migration requires multi-channel URIs (e.g. tcp)");
-        return false;
-    }
-    if (c->caps[C(MULTIFD)] && migrate_direct_io_effective(c) && t != TRANSPORT_FILE) {
-        error_setg(errp, "Migration requires a transport that allows for extra fds (e.g. file)");
-        return false;
-    }
-    if (t == TRANSPORT_FILE && !strcmp(c->mode, "cpr-transfer")) {
-        error_setg(errp, "Migration requires streamable transport (eg unix)");
-        return false;
-    }
-    if (c->caps[C(MULTIFD)] && t == TRANSPORT_SOCKET) {
-        error_setg(errp, "multifd over socket transports is not supported by mapram; "
-                   "use file: with mapped-ram");
-        return false;
-    }
-    if (t == TRANSPORT_RDMA) {
-        error_setg(errp, "RDMA is not supported by mapram");
-        return false;
-    }
-    return true;
+    RuleCtx r = { .caps = c->caps, .cfg = c, .transport = t };
+    return rules_check(PHASE_TRANSPORT, &r, errp);
 }
 
 bool migration_check_prepare(const MigrationConfig *c, GError **errp)
 {
-    if (c->caps[C(MAPPED_RAM)] && *c->tls_creds) {
-        error_setg(errp, "Cannot use TLS with mapped-ram");
-        return false;
-    }
-    if (c->caps[C(MAPPED_RAM)] && strcmp(c->multifd_compression, "none") != 0) {
-        error_setg(errp, "Cannot use compression with mapped-ram");
-        return false;
-    }
-    if (*c->tls_creds) {
-        error_setg(errp, "TLS is not supported by mapram");
-        return false;
-    }
-    if (c->caps[C(MULTIFD)] && strcmp(c->multifd_compression, "none") != 0) {
-        error_setg(errp, "multifd compression '%s' is not supported by mapram",
-                   c->multifd_compression);
-        return false;
-    }
-    if (strcmp(c->mode, "normal") != 0) {
-        error_setg(errp, "Migration mode '%s' is not supported by mapram", c->mode);
-        return false;
-    }
-    return true;
+    RuleCtx r = { .caps = c->caps, .cfg = c };
+    return rules_check(PHASE_PREPARE, &r, errp);
 }

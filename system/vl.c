@@ -147,6 +147,8 @@ int main(int argc, char **argv)
     bool migration_up = false;
 
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit must fail the write (EFBIG), not kill the VM */
+    signal(SIGXFSZ, SIG_IGN);
     if (!vm_config_parse(cfg, argc, argv, &err)) {
         report_error(err);
         vm_config_free(cfg);

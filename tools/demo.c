@@ -134,6 +134,8 @@ static bool probe_o_direct(const char *dir)
 
 /* --- VM processes --------------------------------------------------------- */
 
+static bool vm_connect(DemoVm *vm, GError **errp);
+
 static bool vm_spawn(Demo *d, DemoVm *vm, bool incoming, GError **errp)
 {
     g_autofree char *qmp = g_strdup_printf("unix:%s,server=on,wait=off", vm->qmp_path);
@@ -158,10 +160,7 @@ static bool vm_spawn(Demo *d, DemoVm *vm, bool incoming, GError **errp)
                                                NULL, NULL, 0, &vm->pid,
                                                NULL, NULL, NULL, errp);
     close(log);
-    if (ok) {
-        vm->qmp = qmp_client_connect(vm->qmp_path, DEMO_START_MS, errp);
-        ok = vm->qmp != NULL;
-    }
+    ok = ok && vm_connect(vm, errp);
     if (!ok) {
         g_prefix_error(errp, "Starting the %s VM: ", vm->role);
     }
@@ -186,6 +185,37 @@ static bool vm_reap(DemoVm *vm, unsigned ms)
         g_usleep(10 * 1000);
     }
     return true;
+}
+
+/*
+ * Connect to the VM's QMP socket once it appears, in short attempts so
+ * that a VM that dies at start-up (bad option, no memory) is reported at
+ * once with its exit status rather than after the whole timeout.
+ */
+static bool vm_connect(DemoVm *vm, GError **errp)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)DEMO_START_MS * 1000;
+
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        int status;
+
+        vm->qmp = qmp_client_connect(vm->qmp_path, 100, &err);
+        if (vm->qmp) {
+            return true;
+        }
+        if (waitpid(vm->pid, &status, WNOHANG) == vm->pid) {
+            vm->pid = 0;
+            error_setg(errp, "mapram-vm exited (%s %d) before its QMP socket was up",
+                       WIFEXITED(status) ? "status" : "signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            return false;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_propagate_error(errp, g_steal_pointer(&err));
+            return false;
+        }
+    }
 }
 
 /* quit over QMP; a VM that does not go is killed (it is ours). */
@@ -368,29 +398,42 @@ static JsonObject *ram_of(JsonObject *q)
     return json_object_has_member(q, "ram") ? json_object_get_object_member(q, "ram") : NULL;
 }
 
-/* One progress line; @last_* carry the previous sample for the rate. */
-static void progress_line(Demo *d, JsonObject *q, uint64_t *last_bytes, gint64 *last_us)
+/*
+ * One progress line.  Two rates: page data written, and how fast the
+ * "remaining" dirty RAM shrinks (a first pass over mostly zero RAM writes
+ * little but scans fast).  @last carries the previous sample.
+ */
+typedef struct Sample {
+    uint64_t written, remaining;
+    gint64 us;
+} Sample;
+
+static void progress_line(Demo *d, JsonObject *q, Sample *last)
 {
     JsonObject *ram = ram_of(q);
-    uint64_t bytes = member_int(ram, "transferred");
-    gint64 now = g_get_monotonic_time();
-    double rate = now > *last_us ? (bytes - *last_bytes) / ((now - *last_us) / 1e6) : 0;
-    g_autofree char *tr = human(bytes);
-    g_autofree char *rem = human(member_int(ram, "remaining"));
+    Sample now = {
+        .written = member_int(ram, "transferred"),
+        .remaining = member_int(ram, "remaining"),
+        .us = g_get_monotonic_time(),
+    };
+    double dt = (now.us - last->us) / 1e6;
+    double wrate = dt > 0 ? (double)(now.written - last->written) / dt : 0;
+    double rrate = dt > 0 ? ((double)last->remaining - (double)now.remaining) / dt : 0;
+    g_autofree char *tr = human(now.written);
+    g_autofree char *rem = human(now.remaining);
 
-    say(d, "  %-9s transferred %10s  %6.2f GB/s  remaining %10s  pass %lld",
-        json_object_get_string_member(q, "status"), tr, rate / 1e9, rem,
-        (long long)member_int(ram, "dirty-sync-count"));
-    *last_bytes = bytes;
-    *last_us = now;
+    say(d, "  %-7s pass %-3lld written %9s (%5.2f GB/s)  remaining %9s (%+5.2f GB/s)",
+        json_object_get_string_member(q, "status"),
+        (long long)member_int(ram, "dirty-sync-count"), tr, wrate / 1e9, rem,
+        -rrate / 1e9);
+    *last = now;
 }
 
 /* Poll the source until the migration ends; returns its final query-migrate. */
 static JsonObject *follow_migration(Demo *d, GError **errp)
 {
-    uint64_t last_bytes = 0;
-    gint64 last_us = g_get_monotonic_time();
-    gint64 deadline = last_us + (gint64)DEMO_GUEST_MS * 1000;
+    Sample last = { .remaining = d->ram_bytes, .us = g_get_monotonic_time() };
+    gint64 deadline = last.us + (gint64)DEMO_GUEST_MS * 1000;
 
     for (;;) {
         g_usleep(DEMO_POLL_MS * 1000);
@@ -403,7 +446,7 @@ static JsonObject *follow_migration(Demo *d, GError **errp)
             !strcmp(st, "cancelled")) {
             return q;
         }
-        progress_line(d, q, &last_bytes, &last_us);
+        progress_line(d, q, &last);
         json_object_unref(q);
         if (g_get_monotonic_time() > deadline) {
             error_setg(errp, "source: migration still '%s' after %d s", st,
@@ -646,7 +689,7 @@ static void cleanup(Demo *d, bool ok)
     if (d->file && !d->keep) {
         g_unlink(d->file);
     }
-    say(d, "cleanup: both VMs quit; save file %s", d->keep ? "kept" : "removed");
+    say(d, "cleanup: VMs quit, temporary files removed, save file %s", d->keep ? "kept" : "removed");
     vm_release(&d->src);
     vm_release(&d->dst);
     g_free(d->workdir);

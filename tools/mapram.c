@@ -35,6 +35,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);   /* EFBIG instead of death under ulimit -f */
     if (argc < 2) {
         usage(stderr);
         return 2;

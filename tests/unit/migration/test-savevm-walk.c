@@ -1,0 +1,564 @@
+/*
+ * The stream walker and the RAM record parser on hand-built bytes: a
+ * well-formed stream walks, and each kind of damage fails with QEMU's
+ * text (where QEMU has one) and the byte offset where it was found.
+ */
+#include <string.h>
+
+#include "io/channel.h"
+#include "migration/qemu-file.h"
+#include "migration/ram.h"
+#include "migration/savevm.h"
+
+/* --- building streams ----------------------------------------------------- */
+
+static void put_u8(GByteArray *b, uint8_t v)
+{
+    g_byte_array_append(b, &v, 1);
+}
+
+static void put_be16(GByteArray *b, uint16_t v)
+{
+    put_u8(b, v >> 8);
+    put_u8(b, v);
+}
+
+static void put_be32(GByteArray *b, uint32_t v)
+{
+    put_be16(b, v >> 16);
+    put_be16(b, v);
+}
+
+static void put_be64(GByteArray *b, uint64_t v)
+{
+    put_be32(b, v >> 32);
+    put_be32(b, v);
+}
+
+static void put_str(GByteArray *b, const char *s)
+{
+    put_u8(b, strlen(s));
+    g_byte_array_append(b, (const uint8_t *)s, strlen(s));
+}
+
+static void put_header(GByteArray *b)
+{
+    put_be32(b, 0x5145564d);
+    put_be32(b, 3);
+}
+
+static void put_config(GByteArray *b)
+{
+    put_u8(b, 0x07);
+    put_be32(b, 2);
+    g_byte_array_append(b, (const uint8_t *)"pc", 2);
+}
+
+static void put_full(GByteArray *b, uint32_t sid, const char *idstr)
+{
+    put_u8(b, 0x04);
+    put_be32(b, sid);
+    put_str(b, idstr);
+    put_be32(b, 0);
+    put_be32(b, 1);
+}
+
+static void put_footer(GByteArray *b, uint32_t sid)
+{
+    put_u8(b, 0x7e);
+    put_be32(b, sid);
+}
+
+static void put_vmdesc(GByteArray *b)
+{
+    put_u8(b, 0x06);
+    put_be32(b, 2);
+    g_byte_array_append(b, (const uint8_t *)"{}", 2);
+}
+
+/* header, configuration, FULL "dev" (4-byte body), 08 cmd; up to the EOF. */
+static GByteArray *good_prefix(void)
+{
+    GByteArray *b = g_byte_array_new();
+    put_header(b);
+    put_config(b);
+    put_full(b, 1, "dev");
+    put_be32(b, 0xfeedf00d);
+    put_footer(b, 1);
+    put_u8(b, 0x08);
+    put_be16(b, 11);
+    put_be16(b, 0);
+    return b;
+}
+
+/* --- walking ---------------------------------------------------------------- */
+
+typedef struct Walk {
+    char machine[256];
+    unsigned sections, commands, eofs;
+    uint16_t last_cmd;
+    char *vmdesc;
+    off_t last_header_offset;
+} Walk;
+
+static bool w_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg,
+                            GError **errp)
+{
+    Walk *w = opaque;
+    g_strlcpy(w->machine, cfg->machine, sizeof(w->machine));
+    return true;
+}
+
+/* FULL "dev" bodies are one be32; other sections carry none. */
+static bool w_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
+{
+    Walk *w = opaque;
+    w->sections++;
+    w->last_header_offset = si->header_offset;
+    if (si->type == QEMU_VM_SECTION_FULL && !strcmp(si->idstr, "dev")) {
+        g_assert_cmphex(qemu_get_be32(f), ==, 0xfeedf00d);
+    }
+    return true;
+}
+
+static bool w_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
+                      uint16_t len, GError **errp)
+{
+    Walk *w = opaque;
+    w->commands++;
+    w->last_cmd = cmd;
+    return true;
+}
+
+static bool w_eof(void *opaque, QEMUFile *f, GError **errp)
+{
+    ((Walk *)opaque)->eofs++;
+    return true;
+}
+
+static bool w_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
+{
+    Walk *w = opaque;
+    w->vmdesc = g_strndup(json, len);
+    return true;
+}
+
+static const StreamVisitor walk_visitor = {
+    .configuration = w_configuration,
+    .section = w_section,
+    .command = w_command,
+    .eof = w_eof,
+    .vmdesc = w_vmdesc,
+};
+
+static bool walk(GByteArray *b, Walk *w, GError **errp)
+{
+    g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(b->data, b->len);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    bool ok = savevm_walk_stream(f, &walk_visitor, w, true, errp);
+    qemu_fclose(f, NULL);
+    return ok;
+}
+
+/* The walk fails and its message starts with @want. */
+static void expect_walk_error(GByteArray *b, const char *want)
+{
+    Walk w = { 0 };
+    GError *err = NULL;
+
+    g_assert_false(walk(b, &w, &err));
+    g_assert_nonnull(err);
+    if (!g_str_has_prefix(err->message, want)) {
+        g_error("error '%s' does not start with '%s'", err->message, want);
+    }
+    g_free(w.vmdesc);
+    g_error_free(err);
+}
+
+static void expect_walk_error_at(GByteArray *b, const char *want, size_t offset)
+{
+    Walk w = { 0 };
+    GError *err = NULL;
+    g_autofree char *at = g_strdup_printf("offset %zu", offset);
+
+    g_assert_false(walk(b, &w, &err));
+    g_assert_nonnull(err);
+    if (!g_str_has_prefix(err->message, want) || !strstr(err->message, at)) {
+        g_error("error '%s' does not start with '%s' or does not name '%s'",
+                err->message, want, at);
+    }
+    g_free(w.vmdesc);
+    g_error_free(err);
+}
+
+static void test_walk_good(void)
+{
+    g_autoptr(GByteArray) b = good_prefix();
+    Walk w = { 0 };
+    GError *err = NULL;
+
+    put_u8(b, 0x00);
+    put_vmdesc(b);
+    g_assert_true(walk(b, &w, &err));
+    g_assert_no_error(err);
+    g_assert_cmpstr(w.machine, ==, "pc");
+    g_assert_cmpuint(w.sections, ==, 1);
+    g_assert_cmpuint(w.last_header_offset, ==, 8 + 7);
+    g_assert_cmpuint(w.commands, ==, 1);
+    g_assert_cmpuint(w.last_cmd, ==, 11);
+    g_assert_cmpuint(w.eofs, ==, 1);
+    g_assert_cmpstr(w.vmdesc, ==, "{}");
+    g_free(w.vmdesc);
+}
+
+static void test_walk_bad_magic(void)
+{
+    g_autoptr(GByteArray) b = good_prefix();
+    b->data[3] = 'X';
+    expect_walk_error(b, "Not a migration stream, magic: 51455658 != 5145564d");
+}
+
+static void test_walk_version2(void)
+{
+    g_autoptr(GByteArray) b = good_prefix();
+    b->data[7] = 2;
+    expect_walk_error(b, "SaveVM v2 format is obsolete and no longer supported");
+}
+
+static void test_walk_version4(void)
+{
+    g_autoptr(GByteArray) b = good_prefix();
+    b->data[7] = 4;
+    expect_walk_error(b, "Unsupported migration stream version, file version 4 != 3");
+}
+
+static void test_walk_no_configuration(void)
+{
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    put_header(b);
+    put_full(b, 1, "dev");
+    put_be32(b, 0xfeedf00d);
+    put_footer(b, 1);
+    put_u8(b, 0x00);
+    expect_walk_error(b, "Configuration section missing, 4 != 7");
+}
+
+static void test_walk_missing_footer(void)
+{
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    put_header(b);
+    put_config(b);
+    put_full(b, 1, "dev");
+    put_be32(b, 0xfeedf00d);
+    size_t at = b->len;
+    put_u8(b, 0x00);
+    put_vmdesc(b);
+    expect_walk_error_at(b, "Section footer error, section_id: 1: "
+                         "Missing section footer for dev", at);
+}
+
+static void test_walk_mismatched_footer(void)
+{
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    put_header(b);
+    put_config(b);
+    put_full(b, 1, "dev");
+    put_be32(b, 0xfeedf00d);
+    size_t at = b->len;
+    put_footer(b, 2);
+    put_u8(b, 0x00);
+    expect_walk_error_at(b, "Section footer error, section_id: 1: "
+                         "Mismatched section id in footer for dev - read 0x2 expected 0x1",
+                         at);
+}
+
+static void test_walk_unknown_type(void)
+{
+    g_autoptr(GByteArray) b = good_prefix();
+    size_t at = b->len;
+    put_u8(b, 0x09);
+    put_u8(b, 0x00);
+    expect_walk_error_at(b, "Unknown savevm section type 9", at);
+}
+
+static void test_walk_part_without_start(void)
+{
+    g_autoptr(GByteArray) b = good_prefix();
+    size_t at = b->len;
+    put_u8(b, 0x02);
+    put_be32(b, 5);
+    put_footer(b, 5);
+    put_u8(b, 0x00);
+    expect_walk_error_at(b, "Unknown savevm section 5", at);
+}
+
+static void test_walk_truncated(void)
+{
+    /* ends cleanly after a record, but without EOF */
+    g_autoptr(GByteArray) b = good_prefix();
+    Walk w = { 0 };
+    GError *err = NULL;
+    g_autofree char *at = g_strdup_printf("offset %u", b->len);
+    g_assert_false(walk(b, &w, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, at));
+    g_clear_error(&err);
+
+    /* ends inside a section header */
+    g_autoptr(GByteArray) c = good_prefix();
+    put_full(c, 2, "other");
+    g_byte_array_set_size(c, c->len - 3);
+    g_assert_false(walk(c, &w, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "offset"));
+    g_clear_error(&err);
+
+    /* vmdesc shorter than its length */
+    g_autoptr(GByteArray) d = good_prefix();
+    put_u8(d, 0x00);
+    put_vmdesc(d);
+    g_byte_array_set_size(d, d->len - 1);
+    g_assert_false(walk(d, &w, &err));
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_free(w.vmdesc);
+}
+
+/* --- RAM records ------------------------------------------------------------- */
+
+typedef struct Sink {
+    unsigned blocks;
+    char first_block[256];
+    uint64_t first_length;
+    bool got_hdr;
+    unsigned pages, zero_pages;
+    uint64_t last_offset;
+    uint8_t page[4096];
+} Sink;
+
+static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
+                    uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
+{
+    Sink *s = opaque;
+    if (s->blocks++ == 0) {
+        g_strlcpy(s->first_block, idstr, sizeof(s->first_block));
+        s->first_length = used_length;
+    }
+    s->got_hdr |= hdr != NULL;
+    return true;
+}
+
+static uint8_t *s_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
+{
+    return ((Sink *)opaque)->page;
+}
+
+static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
+{
+    Sink *s = opaque;
+    if (zero) {
+        s->zero_pages++;
+    } else {
+        s->pages++;
+    }
+    s->last_offset = offset;
+    return true;
+}
+
+static const RamSink test_sink = {
+    .block = s_block, .page_dest = s_page_dest, .page = s_page,
+};
+
+/* MEM_SIZE for one 2-page block "blk", EOS. */
+static void put_block_list(GByteArray *b)
+{
+    put_be64(b, 8192 | RAM_SAVE_FLAG_MEM_SIZE);
+    put_str(b, "blk");
+    put_be64(b, 8192);
+    put_be64(b, RAM_SAVE_FLAG_EOS);
+}
+
+/*
+ * Parse @start as a START section body, then @part as a PART body, with
+ * one state.  Returns the PART's result.
+ */
+static bool parse_ram(GByteArray *start, GByteArray *part, bool mapped_ram, Sink *s,
+                      GError **errp)
+{
+    RamParseState ps;
+    bool ok = true;
+
+    ram_parse_state_init(&ps, mapped_ram);
+    if (start) {
+        g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(start->data, start->len);
+        QEMUFile *f = qemu_file_new_input(ioc, 0);
+        g_assert_true(ram_parse_section(f, QEMU_VM_SECTION_START, &ps, &test_sink, s, NULL));
+        g_assert_true(qemu_file_at_eof(f));
+        qemu_fclose(f, NULL);
+    }
+    if (part) {
+        g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(part->data, part->len);
+        QEMUFile *f = qemu_file_new_input(ioc, 0);
+        ok = ram_parse_section(f, QEMU_VM_SECTION_PART, &ps, &test_sink, s, errp);
+        qemu_fclose(f, NULL);
+    }
+    ram_parse_state_clear(&ps);
+    return ok;
+}
+
+static void expect_ram_error(GByteArray *start, GByteArray *part, bool mapped_ram,
+                             const char *want, size_t offset)
+{
+    Sink s = { 0 };
+    GError *err = NULL;
+    g_autofree char *at = g_strdup_printf("offset %zu", offset);
+
+    g_assert_false(parse_ram(start, part, mapped_ram, &s, &err));
+    g_assert_nonnull(err);
+    if (!g_str_has_prefix(err->message, want) || !strstr(err->message, at)) {
+        g_error("error '%s' does not start with '%s' or does not name '%s'",
+                err->message, want, at);
+    }
+    g_error_free(err);
+}
+
+static void test_ram_good(void)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    g_autoptr(GByteArray) part = g_byte_array_new();
+    Sink s = { 0 };
+    GError *err = NULL;
+
+    put_block_list(start);
+    put_be64(part, 0 | RAM_SAVE_FLAG_PAGE);
+    put_str(part, "blk");
+    for (int i = 0; i < 4096; i++) {
+        put_u8(part, i & 0xff);
+    }
+    put_be64(part, 4096 | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE);
+    put_u8(part, 0);
+    put_be64(part, RAM_SAVE_FLAG_EOS);
+    g_assert_true(parse_ram(start, part, false, &s, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(s.blocks, ==, 1);
+    g_assert_cmpstr(s.first_block, ==, "blk");
+    g_assert_cmpuint(s.first_length, ==, 8192);
+    g_assert_false(s.got_hdr);
+    g_assert_cmpuint(s.pages, ==, 1);
+    g_assert_cmpuint(s.zero_pages, ==, 1);
+    g_assert_cmpuint(s.last_offset, ==, 4096);
+    g_assert_cmpuint(s.page[255], ==, 255);
+}
+
+static void test_ram_zero_value(void)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    g_autoptr(GByteArray) part = g_byte_array_new();
+    put_block_list(start);
+    put_be64(part, 0 | RAM_SAVE_FLAG_ZERO);
+    put_str(part, "blk");
+    put_u8(part, 7);
+    put_be64(part, RAM_SAVE_FLAG_EOS);
+    expect_ram_error(start, part, false, "Found a zero page with value 7", 0);
+}
+
+static void test_ram_continue_without_block(void)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    g_autoptr(GByteArray) part = g_byte_array_new();
+    put_block_list(start);
+    put_be64(part, 0 | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE);
+    put_u8(part, 0);
+    put_be64(part, RAM_SAVE_FLAG_EOS);
+    expect_ram_error(start, part, false, "Ack, bad migration stream!", 0);
+}
+
+static void test_ram_unknown_block(void)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    g_autoptr(GByteArray) part = g_byte_array_new();
+    put_block_list(start);
+    put_be64(part, 0 | RAM_SAVE_FLAG_ZERO);
+    put_str(part, "nope");
+    put_u8(part, 0);
+    expect_ram_error(start, part, false, "Can't find block nope", 0);
+}
+
+static void test_ram_page_in_mapped_ram(void)
+{
+    /* an EOS-only section is what mapped-ram PART/END sections carry */
+    g_autoptr(GByteArray) eos = g_byte_array_new();
+    Sink s = { 0 };
+    GError *err = NULL;
+    put_be64(eos, RAM_SAVE_FLAG_EOS);
+    g_assert_true(parse_ram(NULL, eos, true, &s, &err));
+    g_assert_no_error(err);
+
+    g_autoptr(GByteArray) page = g_byte_array_new();
+    put_be64(page, 0 | RAM_SAVE_FLAG_PAGE);
+    put_str(page, "blk");
+    g_byte_array_set_size(page, page->len + 4096);
+    put_be64(page, RAM_SAVE_FLAG_EOS);
+    expect_ram_error(NULL, page, true, "Unexpected RAM flags: 8", 0);
+
+    g_autoptr(GByteArray) zero = g_byte_array_new();
+    put_be64(zero, 0 | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE);
+    put_u8(zero, 0);
+    expect_ram_error(NULL, zero, true, "Unexpected RAM flags: 34", 0);
+
+    g_autoptr(GByteArray) flush = g_byte_array_new();
+    put_be64(flush, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+    expect_ram_error(NULL, flush, true, "Unexpected RAM flags: 512", 0);
+}
+
+static void test_ram_unknown_flags(void)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    g_autoptr(GByteArray) part = g_byte_array_new();
+    put_block_list(start);
+    put_be64(part, 0 | RAM_SAVE_FLAG_ZERO);
+    put_str(part, "blk");
+    put_u8(part, 0);
+    size_t at = part->len;
+    put_be64(part, 0 | RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE);
+    put_u8(part, 0);
+    expect_ram_error(start, part, false, "Unknown combination of migration flags: 0x2a", at);
+
+    g_autoptr(GByteArray) full = g_byte_array_new();
+    put_be64(full, 0 | 0x001);    /* the obsolete FULL flag */
+    expect_ram_error(start, full, false, "Unknown combination of migration flags: 0x1", 0);
+}
+
+static void test_ram_block_list_outside_start(void)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    g_autoptr(GByteArray) part = g_byte_array_new();
+    put_block_list(start);
+    put_block_list(part);
+    expect_ram_error(start, part, false, "Unexpected RAM block list", 0);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration/savevm/walk/good", test_walk_good);
+    g_test_add_func("/migration/savevm/walk/bad-magic", test_walk_bad_magic);
+    g_test_add_func("/migration/savevm/walk/version-2", test_walk_version2);
+    g_test_add_func("/migration/savevm/walk/version-4", test_walk_version4);
+    g_test_add_func("/migration/savevm/walk/no-configuration", test_walk_no_configuration);
+    g_test_add_func("/migration/savevm/walk/missing-footer", test_walk_missing_footer);
+    g_test_add_func("/migration/savevm/walk/mismatched-footer", test_walk_mismatched_footer);
+    g_test_add_func("/migration/savevm/walk/unknown-type", test_walk_unknown_type);
+    g_test_add_func("/migration/savevm/walk/part-without-start", test_walk_part_without_start);
+    g_test_add_func("/migration/savevm/walk/truncated", test_walk_truncated);
+    g_test_add_func("/migration/ram/parse/good", test_ram_good);
+    g_test_add_func("/migration/ram/parse/zero-page-value", test_ram_zero_value);
+    g_test_add_func("/migration/ram/parse/continue-without-block",
+                    test_ram_continue_without_block);
+    g_test_add_func("/migration/ram/parse/unknown-block", test_ram_unknown_block);
+    g_test_add_func("/migration/ram/parse/page-in-mapped-ram", test_ram_page_in_mapped_ram);
+    g_test_add_func("/migration/ram/parse/unknown-flags", test_ram_unknown_flags);
+    g_test_add_func("/migration/ram/parse/block-list-outside-start",
+                    test_ram_block_list_outside_start);
+    return g_test_run();
+}
