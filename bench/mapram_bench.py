@@ -321,6 +321,9 @@ class Bench:
         self.vms = []
         self.timeout = args.timeout
         self.strace = args.strace
+        self.live_limit = args.live_limit
+        self.live_rate = args.live_rate
+        self.partial = None
 
     def cleanup(self):
         for vm in self.vms:
@@ -472,25 +475,43 @@ class Bench:
             return None
         return "\n".join(lines[:14])
 
-    def live_save(self):
-        """A running VM under "dirty" (rate unlimited) saved with mapped-ram
-        + multifd 4 + direct-io: time, passes and a file that stays bounded."""
-        vm = VM(self, "live", ["-guest", "dirty"])
+    def live_save(self, rate):
+        """A running VM under "dirty" saved with mapped-ram + multifd 4 +
+        direct-io: time, passes and a file that stays bounded however
+        often pages are rewritten.  A guest dirtying faster than the disk
+        writes never converges (mapram has no auto-converge throttle), so
+        after live_limit seconds the VM is stopped, as a management layer
+        does when a live save overruns, and the save then completes."""
+        prog = "dirty" + (",rate=%d" % rate if rate else "")
+        vm = VM(self, "live", ["-guest", prog])
         path = os.path.join(self.work, "live.sav")
         try:
             time.sleep(2.0)     # let the guest dirty a good part of RAM first
             caps, params = self.config(True, 4, self.dio_ok, True)
             vm.set_migration(caps, params)
+            reset_peak_rss(vm.pid)
             cpu0 = vm.cpu()
             t0 = time.monotonic()
             vm.qmp.cmd("migrate", uri="file:" + path)
-            info = vm.wait_migration(self.timeout)
+            stopped_after = None
+            try:
+                info = vm.wait_migration(self.live_limit)
+            except BenchError:
+                if vm.qmp.cmd("query-migrate").get("status") not in ("active", "setup"):
+                    raise
+                stopped_after = time.monotonic() - t0
+                log("live save not converged after %.0f s: stopping the VM" % stopped_after)
+                vm.qmp.cmd("stop")
+                info = vm.wait_migration(self.timeout)
             wall = time.monotonic() - t0
             cpu = vm.cpu() - cpu0
             size, alloc = file_sizes(path)
             ram = info.get("ram", {})
             return {
-                "name": "live dirty, mapped-ram+multifd4" + ("+dio" if self.dio_ok else ""),
+                "name": "live %s, mapped-ram+multifd4%s" % (prog, "+dio" if self.dio_ok else ""),
+                "rate_pages_s": rate,
+                "converged": stopped_after is None,
+                "stopped_after_s": stopped_after,
                 "time_s": info.get("total-time", 0) / 1000.0,
                 "wall_s": wall,
                 "downtime_ms": info.get("downtime"),
@@ -540,6 +561,8 @@ class Bench:
         src = self.start_source()
         src_windows = self.snapshot(src)
         rows = []
+        self.partial = results
+        results["cases"] = rows
         for case in self.cases():
             if only and case["name"] not in only:
                 continue
@@ -553,12 +576,16 @@ class Bench:
             restore["page_bytes"] = save["page_bytes"]
             os.unlink(path)
             rows.append({"case": case, "save": save, "restore": restore})
+            log("  save %.2f s (%.0f MB/s), restore %.2f s (%.0f MB/s)" %
+                (save["time_s"], save["page_bytes"] / save["time_s"] / 1e6,
+                 restore["time_s"], restore["page_bytes"] / restore["time_s"] / 1e6))
         src.kill()
         self.vms.remove(src)
-        results["cases"] = rows
+        results["live"] = []
         if not only or "live" in only:
-            log("live save under dirty")
-            results["live"] = self.live_save()
+            for rate in (0, self.live_rate):
+                log("live save under dirty, rate %s" % (rate or "unlimited"))
+                results["live"].append(self.live_save(rate))
         return results
 
 
@@ -630,12 +657,14 @@ def report(res):
                   (row["case"]["name"] if op == "save" else "", op, t, r["wall_s"], fsync,
                    bps / 1e6, ratio, gib(res["mem"]) / t if t else 0, r["cpu_s"],
                    r["peak_rss_kib"] / 1024, size, alloc))
-    live = res.get("live")
-    if live:
+    for live in res.get("live", []):
         t = live["time_s"] or live["wall_s"]
-        print("\n%s: time %.2f s (wall %.2f), downtime %s ms, %d passes, "
-              "%.2f GiB page data, cpu %.2f s, rss %.0f MiB, file %.2f GiB, allocated %.2f GiB"
-              % (live["name"], t, live["wall_s"], live["downtime_ms"], live["passes"],
+        how = ("converged" if live["converged"] else
+               "NOT converged, VM stopped after %.0f s" % live["stopped_after_s"])
+        print("\n%s: %s; time %.2f s (wall %.2f), downtime %s ms, %d passes, "
+              "%.2f GiB page data written, cpu %.2f s, rss %.0f MiB, "
+              "file %.2f GiB, allocated %.2f GiB"
+              % (live["name"], how, t, live["wall_s"], live["downtime_ms"], live["passes"],
                  gib(live["page_bytes"]), live["cpu_s"], live["peak_rss_kib"] / 1024,
                  gib(live["file_size"]), gib(live["file_alloc"])))
     print("\ntime s: query-migrate total-time (restores: the destination's, or wall clock "
@@ -659,6 +688,12 @@ def main():
     ap.add_argument("--strace", action="store_true",
                     default=os.environ.get("BENCH_STRACE") == "1",
                     help="strace -c -f the VM during each case (slows it)")
+    ap.add_argument("--live-limit", type=int,
+                    default=int(os.environ.get("BENCH_LIVE_LIMIT", "20")),
+                    help="seconds a live save may run before the VM is stopped")
+    ap.add_argument("--live-rate", type=int,
+                    default=int(os.environ.get("BENCH_LIVE_RATE", "20000")),
+                    help="pages/s of the rate-limited live case")
     ap.add_argument("--only", help="comma-separated case names (and 'live')")
     args = ap.parse_args()
 
@@ -668,6 +703,11 @@ def main():
         res = bench.run(set(args.only.split(",")) if args.only else None)
     except BenchError as e:
         log("bench: %s" % e)
+        if args.json and bench.partial:
+            bench.partial["incomplete"] = str(e)
+            with open(args.json, "w") as f:
+                json.dump(bench.partial, f, indent=2)
+            log("partial results: %s" % args.json)
         return 1
     finally:
         bench.cleanup()

@@ -20,6 +20,7 @@ static void register_all(void)
     migration_test_add_misc();
     migration_test_add_compat();
     migration_test_add_badfile();
+    migration_test_add_fault();
     migration_test_add_size();
 }
 

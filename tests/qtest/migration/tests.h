@@ -13,6 +13,7 @@ void migration_test_add_precopy(void);
 void migration_test_add_misc(void);
 void migration_test_add_compat(void);
 void migration_test_add_badfile(void);
+void migration_test_add_fault(void);
 void migration_test_add_size(void);
 
 /* One RAM block of a mapped-ram file (reference §3.2). */
