@@ -28,7 +28,8 @@
 #define DEMO_AB_START    (1ULL << 20)     /* the ab guest's range */
 #define DEMO_AB_END      (100ULL << 20)
 #define DEMO_PAGE        4096
-#define DEMO_POLL_MS     200
+#define DEMO_POLL_MS     50               /* query-migrate on the source */
+#define DEMO_PRINT_MS    200              /* a progress line at most this often */
 #define DEMO_START_MS    20000            /* a VM's QMP socket appears */
 #define DEMO_GUEST_MS    120000           /* a 'B' on a serial; a migration */
 
@@ -429,11 +430,16 @@ static void progress_line(Demo *d, JsonObject *q, Sample *last)
     *last = now;
 }
 
-/* Poll the source until the migration ends; returns its final query-migrate. */
+/*
+ * Poll the source until the migration ends; returns its final
+ * query-migrate.  Polled often but printed every DEMO_PRINT_MS, and the
+ * first sample always, so that even a save shorter than that shows one.
+ */
 static JsonObject *follow_migration(Demo *d, GError **errp)
 {
     Sample last = { .remaining = d->ram_bytes, .us = g_get_monotonic_time() };
     gint64 deadline = last.us + (gint64)DEMO_GUEST_MS * 1000;
+    bool printed = false;
 
     for (;;) {
         g_usleep(DEMO_POLL_MS * 1000);
@@ -446,7 +452,10 @@ static JsonObject *follow_migration(Demo *d, GError **errp)
             !strcmp(st, "cancelled")) {
             return q;
         }
-        progress_line(d, q, &last);
+        if (!printed || g_get_monotonic_time() - last.us >= DEMO_PRINT_MS * 1000) {
+            progress_line(d, q, &last);
+            printed = true;
+        }
         json_object_unref(q);
         if (g_get_monotonic_time() > deadline) {
             error_setg(errp, "source: migration still '%s' after %d s", st,
@@ -618,17 +627,27 @@ static bool verify(Demo *d, GError **errp)
     return true;
 }
 
-static void show_info(Demo *d)
+/* The file's structure and a structural check, by the tool's own commands. */
+static bool show_file(Demo *d, GError **errp)
 {
-    char *argv[] = { (char *)"info", d->file, NULL };
+    char *info_argv[] = { (char *)"info", d->file, NULL };
+    char *verify_argv[] = { (char *)"verify", d->file, NULL };
 
     printf("\n$ mapram info %s\n", d->file);
     fflush(stdout);
-    if (cmd_info(2, argv) != 0) {
-        say(d, "mapram info failed on the save file");
+    if (cmd_info(2, info_argv) != 0) {
+        error_setg(errp, "mapram info failed on '%s'", d->file);
+        return false;
+    }
+    printf("\n$ mapram verify %s\n", d->file);
+    fflush(stdout);
+    if (cmd_verify(2, verify_argv) != 0) {
+        error_setg(errp, "mapram verify found a problem in '%s'", d->file);
+        return false;
     }
     printf("\n");
     fflush(stdout);
+    return true;
 }
 
 static bool run_demo(Demo *d, GError **errp)
@@ -639,10 +658,9 @@ static bool run_demo(Demo *d, GError **errp)
            d->vm_bin, d->size, d->file, DEMO_CHANNELS, d->direct_io ? " + direct-io" : "");
     fflush(stdout);
     if (!start_vms(d, errp) || !configure(d, errp) || !save(d, errp) ||
-        !restore(d, errp) || !verify(d, errp)) {
+        !restore(d, errp) || !verify(d, errp) || !show_file(d, errp)) {
         return false;
     }
-    show_info(d);
     return true;
 }
 

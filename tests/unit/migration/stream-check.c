@@ -71,6 +71,11 @@ void br_skip(ByteReader *r, size_t n)
     r->pos += n;
 }
 
+int br_peek(const ByteReader *r)
+{
+    return r->pos < r->len ? r->buf[r->pos] : -1;
+}
+
 void br_expect(ByteReader *r, const void *want, size_t n, const char *what)
 {
     br_need(r, n);
@@ -112,7 +117,7 @@ void check_file_header(ByteReader *r, const char *machine, bool mapped_ram)
     }
     br_expect(r, want->data, want->len, "file header + configuration");
     /* No subsection follows: the next record is a section, not 0x05. */
-    g_assert_cmpuint(r->buf[r->pos], !=, 0x05);
+    g_assert_cmpint(br_peek(r), !=, 0x05);
 }
 
 uint32_t check_ram_start_header(ByteReader *r)
@@ -212,7 +217,7 @@ JsonObject *check_stream_tail(ByteReader *r, GPtrArray **devices)
     *devices = g_ptr_array_new_with_free_func(g_free);
     bool saw_globalstate = false;
     guint d = 0;
-    while (r->buf[r->pos] == 0x04) {
+    while (br_peek(r) == 0x04) {
         br_skip(r, 1);
         uint32_t sid = br_be32(r);
         g_autofree char *idstr = br_counted(r);
@@ -251,12 +256,35 @@ JsonObject *check_stream_tail(ByteReader *r, GPtrArray **devices)
 
 /* --- the VM ------------------------------------------------------------- */
 
-QTestState *vm_start_stopped(void)
+static bool has_data(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (p[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+QTestState *vm_start_stopped(const char *dir)
 {
     QTestState *s = qtest_init_bin(qtest_vm_binary(),
                                    "-m 64M -machine " TEST_MACHINE " "
                                    "-guest fill,zero=70,text=15,random=15,seed=7");
-    g_usleep(300 * 1000);       /* let the fill run; any state is fine once stopped */
+    gint64 deadline = g_get_monotonic_time() + qtest_timeout_s() * G_USEC_PER_SEC;
+    g_autofree uint8_t *prev = guest_memread(s, dir, 0, 64 * MiB_);
+
+    /* The fill runs once: wait until main RAM has data and stops changing. */
+    for (;;) {
+        g_usleep(100 * 1000);
+        g_autofree uint8_t *cur = guest_memread(s, dir, 0, 64 * MiB_);
+        if (has_data(cur, 64 * MiB_) && memcmp(prev, cur, 64 * MiB_) == 0) {
+            break;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_free(prev);
+        prev = g_steal_pointer(&cur);
+    }
     qtest_qmp_assert_success(s, "{'execute': 'stop'}");
     qtest_qmp_eventwait(s, "STOP");
     return s;

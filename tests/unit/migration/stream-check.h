@@ -43,6 +43,8 @@ uint64_t br_be64(ByteReader *r);
 /* u8 length + bytes, as a new NUL-terminated string (g_free). */
 char *br_counted(ByteReader *r);
 void br_skip(ByteReader *r, size_t n);
+/* The next byte without consuming it; -1 at the end of the buffer. */
+int br_peek(const ByteReader *r);
 /* Assert the next n bytes equal want; what names them in the failure. */
 void br_expect(ByteReader *r, const void *want, size_t n, const char *what);
 uint32_t be32_at(const uint8_t *p);
@@ -54,13 +56,6 @@ void check_file_header(ByteReader *r, const char *machine, bool mapped_ram);
 uint32_t check_ram_start_header(ByteReader *r);
 /* 7e + be32 sid. */
 void check_footer(ByteReader *r, uint32_t sid);
-
-/* The RAM block list as the stream states it. */
-typedef struct TestBlock {
-    char *idstr;
-    uint64_t length;
-    uint64_t gpa;           /* where mapram-vm maps it (system/memory.c) */
-} TestBlock;
 
 /*
  * From the 08 00 0b 00 00 command to the end of the file: the
@@ -77,10 +72,10 @@ size_t find_vmdesc(const uint8_t *buf, size_t len);
 /* --- the VM ---------------------------------------------------------- */
 
 /*
- * mapram-vm with 64 MiB of main RAM (half of it zero pages), filled,
- * then stopped: its memory no longer changes.
+ * mapram-vm with 64 MiB of main RAM (70 % zero pages), fully filled (the
+ * fill is deterministic), then stopped.  @dir holds pmemsave files.
  */
-QTestState *vm_start_stopped(void);
+QTestState *vm_start_stopped(const char *dir);
 /* migrate to @uri (with mapped-ram when asked) and wait for completed. */
 void vm_save(QTestState *s, const char *uri, bool mapped_ram);
 /* Guest-physical GPA of a block of mapram-vm -m 64M; fails on unknown. */

@@ -95,7 +95,7 @@ static void parse_iterations(ByteReader *r, uint32_t sid)
 
     memcpy(end, part, sizeof(part));
     end[0] = 0x03;
-    while (r->buf[r->pos] == 0x02) {
+    while (br_peek(r) == 0x02) {
         br_expect(r, part, sizeof(part), "PART section");
     }
     br_expect(r, "\x08\x00\x0b\x00\x00", 5, "switchover-start command");
@@ -114,13 +114,15 @@ static bool page_is_zero(const uint8_t *p)
 
 /* Bit i = bit i%8 of byte i/8; set iff the guest page is not zero. */
 static uint64_t check_block_pages(QTestState *s, const char *dir, const uint8_t *file,
-                                  MappedBlock *b)
+                                  size_t file_len, MappedBlock *b)
 {
     g_autofree uint8_t *guest = vm_read_block(s, dir, b->idstr, b->length);
     const uint8_t *bmap = file + b->bitmap_offset;
     uint64_t npages = b->length / TEST_PAGE_SIZE;
     uint64_t set = 0;
 
+    g_assert_cmpuint(b->bitmap_offset + b->bitmap_size, <=, b->pages_offset);
+    g_assert_cmpuint(b->pages_offset + b->length, <=, file_len);
     for (uint64_t i = 0; i < npages; i++) {
         bool bit = bmap[i / 8] >> (i % 8) & 1;
         const uint8_t *gp = guest + i * TEST_PAGE_SIZE;
@@ -204,7 +206,7 @@ static void run_layout(uint64_t offset)
     g_autofree char *uri = offset ?
         g_strdup_printf("file:%s,offset=%" G_GUINT64_FORMAT, path, offset) :
         g_strdup_printf("file:%s", path);
-    QTestState *s = vm_start_stopped();
+    QTestState *s = vm_start_stopped(dir);
     size_t len;
 
     if (offset) {
@@ -230,9 +232,9 @@ static void run_layout(uint64_t offset)
     json_object_unref(vmdesc);
 
     uint64_t set_main = 0, set_vga = 0, set_bios = 0;
-    set_main = check_block_pages(s, dir, data, g_ptr_array_index(blocks, 0));
-    set_vga = check_block_pages(s, dir, data, g_ptr_array_index(blocks, 1));
-    set_bios = check_block_pages(s, dir, data, g_ptr_array_index(blocks, 2));
+    set_main = check_block_pages(s, dir, data, len, g_ptr_array_index(blocks, 0));
+    set_vga = check_block_pages(s, dir, data, len, g_ptr_array_index(blocks, 1));
+    set_bios = check_block_pages(s, dir, data, len, g_ptr_array_index(blocks, 2));
     qtest_quit(s);
     g_test_message("pages with data: %" G_GUINT64_FORMAT " main, %" G_GUINT64_FORMAT
                    " vga, %" G_GUINT64_FORMAT " bios; %zu bytes", set_main, set_vga,

@@ -152,7 +152,7 @@ static void parse_iterations(ByteReader *r, StreamFacts *f)
             br_expect(r, "\x00\x0b\x00\x00", 4, "switchover-start command");
             switchover = true;
             /* the command comes right before END */
-            g_assert_cmpuint(r->buf[r->pos], ==, 0x03);
+            g_assert_cmpint(br_peek(r), ==, 0x03);
             continue;
         }
         if (type == 0x02) {
@@ -278,7 +278,7 @@ static void test_stream_layout(void)
     g_autofree char *path = g_build_filename(dir, "stream.img", NULL);
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     StreamFacts f = { 0 };
-    QTestState *s = vm_start_stopped();
+    QTestState *s = vm_start_stopped(dir);
     size_t len;
 
     vm_save(s, uri, false);

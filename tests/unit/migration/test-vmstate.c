@@ -262,10 +262,8 @@ static void test_version_too_old(void)
 
     g_assert_false(load(&vmstate_dev, &dst, w->data, w->len, 0, NULL, &err));
     g_assert_nonnull(err);
-    /* QEMU's text (one space or, in older releases, two before the number) */
-    g_assert_true(g_str_has_prefix(err->message,
-                  "dev: incoming version_id 0 is too old for local minimum version_id "));
-    g_assert_true(g_str_has_suffix(err->message, " 1"));
+    g_assert_cmpstr(err->message, ==,
+                    "dev: incoming version_id 0 is too old for local minimum version_id 1");
     g_assert_cmpint(dst.post_load_calls, ==, 0);
     g_error_free(err);
 }
@@ -320,8 +318,10 @@ static void test_unknown_subsection(void)
 
     g_assert_false(load(&vmstate_dev, &dst, w->data, w->len, 2, NULL, &err));
     g_assert_nonnull(err);
-    g_assert_nonnull(strstr(err->message, "dev/other"));
+    /* names the subsection and its parent (QEMU: "VM subsection '%s' in '%s' ...") */
+    g_assert_nonnull(strstr(err->message, "'dev/other'"));
     g_assert_nonnull(strstr(err->message, "subsection"));
+    g_assert_nonnull(strstr(err->message, "dev"));
     g_assert_cmpint(dst.post_load_calls, ==, 0);
     g_error_free(err);
 }
@@ -335,9 +335,10 @@ static void test_post_load_fails(void)
     g_assert_false(load(&vmstate_dev, &dst, w->data, w->len, 2, NULL, &err));
     g_assert_nonnull(err);
     g_assert_cmpint(dst.post_load_calls, ==, 1);
-    g_assert_true(g_str_has_prefix(err->message, "dev:"));
-    g_assert_nonnull(strstr(err->message, "post_load"));
-    g_assert_nonnull(strstr(err->message, g_strerror(EINVAL)));
+    /* names the device and the hook (QEMU: "post load hook failed for: %s, ...") */
+    g_assert_nonnull(strstr(err->message, "dev"));
+    g_assert_nonnull(strstr(err->message, "post"));
+    g_assert_nonnull(strstr(err->message, "load"));
     g_error_free(err);
 }
 
