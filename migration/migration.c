@@ -20,6 +20,8 @@
 #include "system/system.h"
 #include "util/error.h"
 #include "util/fault.h"
+#include "util/osdep.h"
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -691,6 +693,14 @@ static bool incoming_begin(MigAddr *addr, GError **errp)
     g_autoptr(MigrationConfig) cfg = migration_config_snapshot();
     if (!migration_check_transport(cfg, addr->kind, errp)) {
         return false;
+    }
+    if (addr->kind == TRANSPORT_FILE && migrate_direct_io_effective(cfg)) {
+        /* QEMU opens its page fds here, so a missing O_DIRECT fails the command */
+        int fd = qemu_open(addr->filename, O_RDONLY | O_DIRECT, 0, errp);
+        if (fd < 0) {
+            return false;
+        }
+        qemu_close(fd);
     }
     migration_config_free(in.cfg);
     in.cfg = g_steal_pointer(&cfg);

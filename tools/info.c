@@ -462,11 +462,15 @@ static void verify_sections(Report *r)
 
 int cmd_verify(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: mapram verify FILE[,offset=N]\n");
+    g_autoptr(GOptionContext) ctx = g_option_context_new(
+        "FILE[,offset=N] - check a stream or mapped-ram file; the first problem is "
+        "reported with its byte offset");
+    GError *err = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2) {
+        fprintf(stderr, "mapram verify: %s\n", err ? err->message : "expected one FILE");
+        g_clear_error(&err);
         return 2;
     }
-    GError *err = NULL;
     Report r = { .verify = true };
     bool ok = analyse(&r, argv[1], &err);
     if (!ok) {
