@@ -206,7 +206,7 @@ static uint64_t transferred_bytes(void)
     if (out.f) {
         out.main_bytes = qemu_file_transferred(out.f);
     }
-    return out.main_bytes + st.multifd_bytes;
+    return out.main_bytes + st.channel_bytes;
 }
 
 static void update_bandwidth(void)

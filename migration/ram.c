@@ -49,8 +49,11 @@ void ram_get_stats(RamStats *st)
     *st = rs.stats;
     g_mutex_unlock(&rs.stats_lock);
     if (rs.pc && !rs.pc_done) {
-        st->multifd_bytes = page_channels_bytes(rs.pc);
-        st->page_bytes += st->multifd_bytes;
+        uint64_t bytes = page_channels_bytes(rs.pc);
+        /* QEMU counts page data as multifd-bytes only when multifd is on */
+        st->multifd_bytes = rs.p.multifd ? bytes : 0;
+        st->page_bytes += bytes;
+        st->channel_bytes = bytes;
         st->normal_pages += page_channels_normal_pages(rs.pc);
         st->zero_pages += page_channels_zero_pages(rs.pc);
     }

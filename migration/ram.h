@@ -60,6 +60,7 @@ typedef struct RamStats {
     uint64_t dirty_sync_count;
     uint64_t remaining;           /* bytes still dirty */
     uint64_t multifd_bytes;
+    uint64_t channel_bytes;       /* page bytes written by the page channels */
 } RamStats;
 
 typedef struct RamLoadParams {

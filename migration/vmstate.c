@@ -208,8 +208,8 @@ static bool subsections_load(QEMUFile *f, const VMStateDescription *vmsd, void *
         }
         const VMStateDescription *sub = find_subsection(vmsd, name);
         if (!sub) {
-            error_setg(errp, "%s: unknown subsection '%s' at offset %lld", vmsd->name,
-                       name, (long long)qemu_file_tell(f));
+            error_setg(errp, "VM subsection '%s' in '%s' does not exist (offset %lld)",
+                       name, vmsd->name, (long long)qemu_file_tell(f));
             return false;
         }
         qemu_file_skip(f, 2 + len);
@@ -234,9 +234,14 @@ bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd, void *opaqu
                    vmsd->name, version_id, vmsd->minimum_version_id);
         return false;
     }
-    if (vmsd->pre_load && vmsd->pre_load(opaque) != 0) {
-        error_setg(errp, "%s: pre_load failed", vmsd->name);
-        return false;
+    if (vmsd->pre_load) {
+        int ret = vmsd->pre_load(opaque);
+        if (ret) {
+            error_setg(errp, "pre load hook failed for: '%s', version_id: %d, "
+                       "minimum version_id: %d, ret: %d", vmsd->name, vmsd->version_id,
+                       vmsd->minimum_version_id, ret);
+            return false;
+        }
     }
     for (const VMStateField *fld = vmsd->fields; fld && fld->name; fld++) {
         if (!field_exists(fld, opaque, version_id)) {
@@ -270,7 +275,9 @@ bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd, void *opaqu
     if (vmsd->post_load) {
         int ret = vmsd->post_load(opaque, version_id);
         if (ret < 0) {
-            error_setg(errp, "%s: post_load failed: %s", vmsd->name, g_strerror(-ret));
+            error_setg(errp, "post load hook failed for: %s, version_id: %d, "
+                       "minimum_version: %d, ret: %d", vmsd->name, version_id,
+                       vmsd->minimum_version_id, ret);
             return false;
         }
     }
