@@ -6,6 +6,7 @@
 #include "system/ramblock.h"
 #include "util/bufferzero.h"
 #include "util/bitmap.h"
+#include "util/cutils.h"
 #include "util/error.h"
 #include "util/fault.h"
 #include "util/osdep.h"
@@ -39,6 +40,7 @@ typedef struct Channel {
     PageChannels *pc;
     unsigned id;
     int fd;
+    bool owns_fd;                  /* the first lane of an fd closes it */
     AioEngine *aio;
     GThread *thread;
     GAsyncQueue *queue;            /* Job *, fed by the migration thread */
@@ -48,6 +50,7 @@ typedef struct Channel {
 struct PageChannels {
     PageChannelsConfig cfg;
     char *path;
+    unsigned nthreads;             /* channels * lanes */
     Channel *ch;
     unsigned next;                 /* round-robin cursor, migration thread only */
     GMutex lock;
@@ -212,7 +215,7 @@ static gpointer channel_thread(gpointer opaque)
         }
         if (!ok) {
             if (pc->cfg.channels > 1) {
-                g_prefix_error(&err, "multifd channel %u: ", c->id);
+                g_prefix_error(&err, "multifd channel %u: ", c->id * pc->cfg.channels / pc->nthreads);
             }
             set_error(pc, err);
         }
@@ -237,26 +240,46 @@ static int open_channel_fd(const PageChannelsConfig *cfg, GError **errp)
     return qemu_open(cfg->path, cfg->flags | (cfg->direct_io ? O_DIRECT : 0), 0600, errp);
 }
 
+/*
+ * Lanes: io_uring serialises writes to one regular file issued through one
+ * ring (they are hashed by inode when punted to its workers), and ext4's
+ * allocating O_DIRECT writes always are.  So with direct-io every fd gets
+ * enough threads, each with its own engine, that four rings are busy: one
+ * page-data fd still stands beside the main one, but it is written in
+ * parallel.
+ */
+#define DIO_MIN_THREADS 4
+
 PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
 {
     PageChannels *pc = g_new0(PageChannels, 1);
+    unsigned lanes = 1;
+    if (cfg->direct_io && cfg->channels < DIO_MIN_THREADS) {
+        lanes = DIV_ROUND_UP(DIO_MIN_THREADS, cfg->channels);
+    }
     pc->cfg = *cfg;
     pc->path = g_strdup(cfg->path);
     pc->cfg.path = pc->path;
+    pc->nthreads = cfg->channels * lanes;
     g_mutex_init(&pc->lock);
     g_cond_init(&pc->cond);
-    pc->ch = g_new0(Channel, cfg->channels);
-    for (unsigned i = 0; i < cfg->channels; i++) {
+    pc->ch = g_new0(Channel, pc->nthreads);
+    for (unsigned i = 0; i < pc->nthreads; i++) {
         Channel *c = &pc->ch[i];
         c->pc = pc;
         c->id = i;
         c->fd = -1;
     }
-    for (unsigned i = 0; i < cfg->channels; i++) {
+    for (unsigned i = 0; i < pc->nthreads; i++) {
         Channel *c = &pc->ch[i];
-        c->fd = open_channel_fd(&pc->cfg, errp);
-        if (c->fd < 0) {
-            goto fail;
+        if (i % lanes == 0) {
+            c->fd = open_channel_fd(&pc->cfg, errp);
+            c->owns_fd = true;
+            if (c->fd < 0) {
+                goto fail;
+            }
+        } else {
+            c->fd = pc->ch[i - i % lanes].fd;
         }
         c->aio = aio_engine_new(c->fd, cfg->queue_depth ? cfg->queue_depth : 1,
                                 cfg->direct_io ? AIO_BACKEND_AUTO : AIO_BACKEND_SYNC, errp);
@@ -275,7 +298,7 @@ fail:
 
 static Channel *pick_channel(PageChannels *pc)
 {
-    unsigned n = pc->cfg.channels;
+    unsigned n = pc->nthreads;
     g_mutex_lock(&pc->lock);
     for (;;) {
         for (unsigned k = 0; k < n; k++) {
@@ -373,9 +396,9 @@ bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs,
 bool page_channels_sync(PageChannels *pc, GError **errp)
 {
     g_mutex_lock(&pc->lock);
-    pc->sync_pending = pc->cfg.channels;
+    pc->sync_pending = pc->nthreads;
     g_mutex_unlock(&pc->lock);
-    for (unsigned i = 0; i < pc->cfg.channels; i++) {
+    for (unsigned i = 0; i < pc->nthreads; i++) {
         Channel *c = &pc->ch[i];
         Job *j = g_new0(Job, 1);
         j->kind = JOB_SYNC;
@@ -400,7 +423,7 @@ void page_channels_free(PageChannels *pc)
     if (!pc) {
         return;
     }
-    for (unsigned i = 0; i < pc->cfg.channels; i++) {
+    for (unsigned i = 0; i < pc->nthreads; i++) {
         Channel *c = &pc->ch[i];
         if (c->thread) {
             Job *j = g_new0(Job, 1);
@@ -415,7 +438,7 @@ void page_channels_free(PageChannels *pc)
         if (c->aio) {
             aio_engine_free(c->aio);
         }
-        if (c->fd >= 0) {
+        if (c->fd >= 0 && c->owns_fd) {
             qemu_close(c->fd);
         }
     }
@@ -436,4 +459,4 @@ uint64_t page_channels_zero_pages(PageChannels *pc)
 uint64_t page_channels_normal_pages(PageChannels *pc)
 { return __atomic_load_n(&pc->normal_pages, __ATOMIC_RELAXED); }
 const char *page_channels_backend(PageChannels *pc)
-{ return pc->cfg.channels && pc->ch[0].aio ? aio_engine_backend_name(pc->ch[0].aio) : "none"; }
+{ return pc->nthreads && pc->ch[0].aio ? aio_engine_backend_name(pc->ch[0].aio) : "none"; }

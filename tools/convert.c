@@ -79,7 +79,7 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOpt
 
 int cmd_convert(int argc, char **argv)
 {
-    PageIoOptions o = { .channels = 1, .queue_depth = 16, .progress = true };
+    PageIoOptions o = { .channels = 1, .queue_depth = 64, .progress = true };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
                                "file to a mapped-ram file or back", &o, &err) || argc != 3) {

@@ -362,7 +362,7 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOpt
 
 int cmd_save(int argc, char **argv)
 {
-    PageIoOptions o = { .channels = 1, .queue_depth = 16, .progress = true };
+    PageIoOptions o = { .channels = 1, .queue_depth = 64, .progress = true };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv,
                                "FILE[,offset=N] - write the QEMU migration stream on stdin "
