@@ -77,6 +77,22 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOpt
     return true;
 }
 
+bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,
+                             PageIoOptions *o, char **path, uint64_t *offset)
+{
+    GError *err = NULL;
+    o->channels = 1;
+    o->queue_depth = 64;
+    o->progress = true;
+    if (!tool_parse_io_options(&argc, &argv, usage, o, &err) || argc != 2 ||
+        !tool_parse_file_arg(argv[1], path, offset, &err)) {
+        fprintf(stderr, "mapram %s: %s\n", name, err ? err->message : "expected one FILE");
+        g_clear_error(&err);
+        return false;
+    }
+    return true;
+}
+
 int cmd_convert(int argc, char **argv)
 {
     PageIoOptions o = { .channels = 1, .queue_depth = 64, .progress = true };

@@ -342,25 +342,16 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     return ok;
 }
 
-bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
-                           GError **errp);
-
 int cmd_load(int argc, char **argv)
 {
-    PageIoOptions o = { .channels = 1, .queue_depth = 64, .progress = true };
-    GError *err = NULL;
-    if (!tool_parse_io_options(&argc, &argv,
-                               "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
-                               "stream on stdout", &o, &err) || argc != 2) {
-        fprintf(stderr, "mapram load: %s\n", err ? err->message : "expected one FILE");
-        g_clear_error(&err);
-        return 2;
-    }
+    PageIoOptions o;
     g_autofree char *path = NULL;
     uint64_t offset;
-    if (!tool_parse_file_arg(argv[1], &path, &offset, &err)) {
-        fprintf(stderr, "mapram load: %s\n", err->message);
-        g_error_free(err);
+    GError *err = NULL;
+    if (!tool_parse_file_command("load", argc, argv,
+                                 "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
+                                 "stream on stdout",
+                                 &o, &path, &offset)) {
         return 2;
     }
     /* QEMU reads a 64 KiB pipe by default: a larger one keeps it fed */

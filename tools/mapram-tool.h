@@ -32,6 +32,12 @@ typedef struct PageIoOptions {
     bool progress;
 } PageIoOptions;
 
+/* Options and "FILE[,offset=N]" of save/load; false = usage error (printed). */
+bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
+                           GError **errp);
+bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,
+                             PageIoOptions *o, char **path, uint64_t *offset);
+
 /* stream (f) -> mapped-ram file path at offset. */
 bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
                              const PageIoOptions *o, GError **errp);

@@ -357,25 +357,16 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     return ok;
 }
 
-bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
-                           GError **errp);
-
 int cmd_save(int argc, char **argv)
 {
-    PageIoOptions o = { .channels = 1, .queue_depth = 64, .progress = true };
-    GError *err = NULL;
-    if (!tool_parse_io_options(&argc, &argv,
-                               "FILE[,offset=N] - write the QEMU migration stream on stdin "
-                               "as a mapped-ram file", &o, &err) || argc != 2) {
-        fprintf(stderr, "mapram save: %s\n", err ? err->message : "expected one FILE");
-        g_clear_error(&err);
-        return 2;
-    }
+    PageIoOptions o;
     g_autofree char *path = NULL;
     uint64_t offset;
-    if (!tool_parse_file_arg(argv[1], &path, &offset, &err)) {
-        fprintf(stderr, "mapram save: %s\n", err->message);
-        g_error_free(err);
+    GError *err = NULL;
+    if (!tool_parse_file_command("save", argc, argv,
+                                 "FILE[,offset=N] - write the QEMU migration stream on stdin "
+                                 "as a mapped-ram file",
+                                 &o, &path, &offset)) {
         return 2;
     }
     /* QEMU writes through a 64 KiB pipe by default: a larger one saves wakeups */
