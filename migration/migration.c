@@ -222,9 +222,18 @@ static void update_bandwidth(void)
         last_bytes = 0;
     }
     double bpms = (double)(bytes - last_bytes) / (dt / 1000.0);
+    bool sent_enough = bytes - last_bytes >= 1024 * 1024;
     last_bytes = bytes;
     out.iter_start_us = now;
-    out.bandwidth_bpms = bpms > 0 ? bpms : out.bandwidth_bpms;
+    /*
+     * Only windows that really sent data say what the channel can do: a
+     * pass with little left to send would drag the estimate (and the
+     * downtime threshold) down towards the dirty rate.
+     */
+    if (sent_enough && bpms > 0) {
+        out.bandwidth_bpms = out.bandwidth_bpms > 0 ?
+            0.5 * out.bandwidth_bpms + 0.5 * bpms : bpms;
+    }
     RamStats st;
     ram_get_stats(&st);
     g_mutex_lock(&lock);
