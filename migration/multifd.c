@@ -254,7 +254,9 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
 {
     PageChannels *pc = g_new0(PageChannels, 1);
     unsigned lanes = 1;
-    if (cfg->direct_io && cfg->channels < DIO_MIN_THREADS) {
+    /* loads too: reads into fresh guest RAM fault it in, and that is CPU work */
+    if ((cfg->direct_io || (cfg->flags & O_ACCMODE) == O_RDONLY) &&
+        cfg->channels < DIO_MIN_THREADS) {
         lanes = DIV_ROUND_UP(DIO_MIN_THREADS, cfg->channels);
     }
     pc->cfg = *cfg;
