@@ -100,8 +100,6 @@ static bool r_mr_tls(const RuleCtx *r) { return CAP(MAPPED_RAM) && *r->cfg->tls_
 static bool r_mr_compress(const RuleCtx *r)
 { return CAP(MAPPED_RAM) && strcmp(r->cfg->multifd_compression, "none") != 0; }
 static bool r_tls(const RuleCtx *r) { return *r->cfg->tls_creds; }
-static bool r_compress(const RuleCtx *r)
-{ return CAP(MULTIFD) && strcmp(r->cfg->multifd_compression, "none") != 0; }
 static bool r_mode(const RuleCtx *r) { return strcmp(r->cfg->mode, "normal") != 0; }
 
 static const CompatRule compat_rules[] = {
@@ -131,7 +129,6 @@ static const CompatRule compat_rules[] = {
     { PHASE_PREPARE, r_mr_tls, "Cannot use TLS with mapped-ram" },
     { PHASE_PREPARE, r_mr_compress, "Cannot use compression with mapped-ram" },
     { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
-    { PHASE_PREPARE, r_compress, "multifd compression is not supported by mapram" },
     { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
 };
 

@@ -72,8 +72,6 @@ static const CompatRule rules[] = {
       "RDMA is not supported by mapram" },
     { "tls-stream", AT_MIGRATE, { NULL }, "'tls-creds': 'tls0'", "file:%s/out",
       "TLS is not supported by mapram" },
-    { "multifd-compression", AT_MIGRATE, { NULL }, "'multifd-compression': 'zstd'",
-      "file:%s/out", "multifd compression is not supported by mapram" },
     { "mode-cpr-reboot", AT_MIGRATE, { NULL }, "'mode': 'cpr-reboot'", "file:%s/out",
       "Migration modes other than 'normal' are not supported by mapram" },
 };
