@@ -82,7 +82,6 @@ static struct {
     bool cmdline_incoming;           /* -incoming given */
     bool deferred;
     bool started;                    /* migrate-incoming / -incoming URI issued */
-    bool start_paused;               /* -S */
     bool exit_on_error;
     MigrationConfig *cfg;
     MigAddr addr;
@@ -761,7 +760,7 @@ static JsonNode *qmp_migrate_incoming(JsonObject *args, Monitor *mon, GError **e
 bool migration_incoming_cmdline(const char *arg, bool start_paused, GError **errp)
 {
     in.cmdline_incoming = true;
-    in.start_paused = start_paused;
+    (void)start_paused;     /* -S reaches us through vm_autostart() */
     runstate_set(RUN_STATE_INMIGRATE);
     if (!strcmp(arg, "defer")) {
         in.deferred = true;
@@ -788,13 +787,9 @@ static JsonNode *qmp_set_caps(JsonObject *a, Monitor *m, GError **e)
 { return qmp_migrate_set_capabilities(a, e); }
 static JsonNode *qmp_query_caps(JsonObject *a, Monitor *m, GError **e)
 { return qmp_query_migrate_capabilities(e); }
+/* Parameters apply live where it matters (max-bandwidth, downtime-limit). */
 static JsonNode *qmp_set_params(JsonObject *a, Monitor *m, GError **e)
-{
-    if (migration_is_running() && json_object_has_member(a, "multifd-channels")) {
-        /* QEMU applies most parameters live; channels only matter at start. */
-    }
-    return qmp_migrate_set_parameters(a, e);
-}
+{ return qmp_migrate_set_parameters(a, e); }
 static JsonNode *qmp_query_params(JsonObject *a, Monitor *m, GError **e)
 { return qmp_query_migrate_parameters(e); }
 

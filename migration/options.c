@@ -372,8 +372,6 @@ MigrationConfig *migration_config_snapshot(void)
 {
     MigrationConfig *c = g_new0(MigrationConfig, 1);
     memcpy(c->caps, caps, sizeof(caps));
-    c->max_bandwidth = json_object_get_int_member(params, "max-bandwidth");
-    c->downtime_limit = json_object_get_int_member(params, "downtime-limit");
     c->multifd_channels = json_object_get_int_member(params, "multifd-channels");
     c->multifd_compression = g_strdup(json_object_get_string_member(params, "multifd-compression"));
     c->zero_page_detection = zpd_from_name(json_object_get_string_member(params, "zero-page-detection"));

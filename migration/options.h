@@ -47,8 +47,6 @@ int migration_capability_from_name(const char *name);    /* -1 if unknown */
 /* Immutable snapshot taken at migrate / migrate-incoming. */
 typedef struct MigrationConfig {
     bool caps[MIGRATION_CAPABILITY__MAX];
-    uint64_t max_bandwidth;          /* bytes/s, 0 = unlimited */
-    uint64_t downtime_limit;         /* ms */
     unsigned multifd_channels;
     char *multifd_compression;
     ZeroPageDetection zero_page_detection;
