@@ -1,27 +1,50 @@
 #!/usr/bin/env python3
-"""Print 'N passed, N failed[, N skipped]' from meson's testlog.json.
+"""Summarise meson test runs: 'N passed, N failed[, N skipped]'.
 
-Counts GTest cases inside each meson test when the test printed TAP or
-GTest lines; otherwise the meson test itself counts as one.
+  test-summary.py TESTLOG.json [RETRY-TESTLOG.json]
+
+With a second log (a re-run of the tests that failed in the first), a test
+counts as passed only if its re-run passed; each such test is named as
+flaky above the summary line, so a flake is reported, never hidden.
+  test-summary.py --failed TESTLOG.json   prints the names of failed tests
 """
 import json
 import sys
 
-def main(path):
-    passed = failed = skipped = 0
+def load(path):
+    results = {}
+    with open(path) as f:
+        for line in f:
+            t = json.loads(line)
+            results[t["name"]] = t.get("result")
+    return results
+
+def ok(res):
+    return res in ("OK", "EXPECTEDFAIL")
+
+def main(argv):
+    if argv[1:2] == ["--failed"]:
+        for name, res in load(argv[2]).items():
+            if not ok(res) and res != "SKIP":
+                # "project:suite / test" in the log; meson test takes "test"
+                print(name.split(" / ", 1)[-1])
+        return 0
     try:
-        lines = open(path).read().splitlines()
+        first = load(argv[1])
     except OSError as e:
-        print(f"test-summary: cannot read {path}: {e}", file=sys.stderr)
+        print(f"test-summary: cannot read {argv[1]}: {e}", file=sys.stderr)
         print("0 passed, 1 failed")
         return 1
-    for line in lines:
-        t = json.loads(line)
-        res = t.get("result")
-        if res in ("OK", "EXPECTEDFAIL"):
-            passed += 1
-        elif res == "SKIP":
+    retry = load(argv[2]) if len(argv) > 2 else {}
+    passed = failed = skipped = 0
+    for name, res in first.items():
+        if res == "SKIP":
             skipped += 1
+        elif ok(res):
+            passed += 1
+        elif name in retry and ok(retry[name]):
+            print(f"FLAKY: {name} failed ({res}) and passed when run again")
+            passed += 1
         else:
             failed += 1
     tail = f", {skipped} skipped" if skipped else ""
@@ -29,4 +52,4 @@ def main(path):
     return 0
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv))
