@@ -495,6 +495,36 @@ bool savevm_skip_unknown_body(QEMUFile *f, const SectionInfo *si, GByteArray *ou
     }
 }
 
+void savevm_put_section_header(QEMUFile *f, const SectionInfo *si)
+{
+    if (si->type == QEMU_VM_SECTION_START || si->type == QEMU_VM_SECTION_FULL) {
+        savevm_put_section_full_header(f, si->type, si->section_id, si->idstr,
+                                       si->instance_id, si->version_id);
+    } else {
+        savevm_put_section_short_header(f, si->type, si->section_id);
+    }
+}
+
+bool savevm_copy_unknown_section(QEMUFile *in, QEMUFile *out, const SectionInfo *si,
+                                 GError **errp)
+{
+    g_autoptr(GByteArray) body = g_byte_array_new();
+    if (!savevm_skip_unknown_body(in, si, body, errp)) {
+        return false;
+    }
+    savevm_put_section_header(out, si);
+    qemu_put_buffer(out, body->data, body->len);
+    savevm_put_section_footer(out, si->section_id);
+    return qemu_file_propagate_error(out, errp);
+}
+
+void savevm_put_vmdesc(QEMUFile *f, const char *json, uint32_t len)
+{
+    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
+    qemu_put_be32(f, len);
+    qemu_put_buffer(f, json, len);
+}
+
 /* ------------------------------------------------------------------ */
 /* the VM's registry and save pipeline                                  */
 
@@ -672,9 +702,7 @@ bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp)
     json_generator_set_root(gen, root);
     gsize len;
     g_autofree char *json = json_generator_to_data(gen, &len);
-    qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
-    qemu_put_be32(f, len);
-    qemu_put_buffer(f, json, len);
+    savevm_put_vmdesc(f, json, len);
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
 }

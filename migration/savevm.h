@@ -102,6 +102,14 @@ bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
 bool savevm_skip_unknown_body(QEMUFile *f, const SectionInfo *si, GByteArray *out,
                               GError **errp);
 
+/* Re-emit a section header as si describes it (full for START/FULL). */
+void savevm_put_section_header(QEMUFile *f, const SectionInfo *si);
+/* Copy a section we do not parse from in to out: header, body, footer. */
+bool savevm_copy_unknown_section(QEMUFile *in, QEMUFile *out, const SectionInfo *si,
+                                 GError **errp);
+/* 0x06, be32 len, the JSON. */
+void savevm_put_vmdesc(QEMUFile *f, const char *json, uint32_t len);
+
 /* ---- handler registry (the VM) ---- */
 typedef struct SaveVMHandlers {
     bool (*save_setup)(QEMUFile *f, void *opaque, GError **errp);

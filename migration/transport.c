@@ -246,6 +246,18 @@ char *mig_addr_describe(const MigAddr *a)
 
 /* ---- opening ---- */
 
+/* On failure the fd is closed: callers have nothing left to undo. */
+static bool seek_to_offset(int fd, uint64_t offset, GError **errp)
+{
+    if (lseek(fd, offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "Unable to seek to offset %lld whence %d in file",
+                         (long long)offset, SEEK_SET);
+        qemu_close(fd);
+        return false;
+    }
+    return true;
+}
+
 static IOChannel *open_file_out(const MigAddr *a, off_t *start, GError **errp)
 {
     int fd = qemu_open(a->filename, O_WRONLY | O_CREAT, 0600, errp);
@@ -258,10 +270,7 @@ static IOChannel *open_file_out(const MigAddr *a, off_t *start, GError **errp)
         qemu_close(fd);
         return NULL;
     }
-    if (lseek(fd, a->offset, SEEK_SET) < 0) {
-        error_setg_errno(errp, errno, "Unable to seek to offset %lld whence %d in file",
-                         (long long)a->offset, SEEK_SET);
-        qemu_close(fd);
+    if (!seek_to_offset(fd, a->offset, errp)) {
         return NULL;
     }
     *start = a->offset;
@@ -275,10 +284,7 @@ static IOChannel *open_file_in(const MigAddr *a, off_t *start, GError **errp)
     if (fd < 0) {
         return NULL;
     }
-    if (lseek(fd, a->offset, SEEK_SET) < 0) {
-        error_setg_errno(errp, errno, "Unable to seek to offset %lld whence %d in file",
-                         (long long)a->offset, SEEK_SET);
-        qemu_close(fd);
+    if (!seek_to_offset(fd, a->offset, errp)) {
         return NULL;
     }
     *start = a->offset;

@@ -238,24 +238,12 @@ static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
             savevm_put_section_footer(c->out, si->section_id);
             return emit_pages(c, si->section_id, errp);
         }
-        savevm_put_section_short_header(c->out, si->type, si->section_id);
+        savevm_put_section_header(c->out, si);
         qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
         savevm_put_section_footer(c->out, si->section_id);
         return qemu_file_propagate_error(c->out, errp);
     }
-    if (si->type == QEMU_VM_SECTION_START || si->type == QEMU_VM_SECTION_FULL) {
-        savevm_put_section_full_header(c->out, si->type, si->section_id, si->idstr,
-                                       si->instance_id, si->version_id);
-    } else {
-        savevm_put_section_short_header(c->out, si->type, si->section_id);
-    }
-    g_autoptr(GByteArray) body = g_byte_array_new();
-    if (!savevm_skip_unknown_body(f, si, body, errp)) {
-        return false;
-    }
-    qemu_put_buffer(c->out, body->data, body->len);
-    savevm_put_section_footer(c->out, si->section_id);
-    return qemu_file_propagate_error(c->out, errp);
+    return savevm_copy_unknown_section(f, c->out, si, errp);
 }
 
 /* The ram START header must precede the block list the sink writes. */
@@ -263,8 +251,7 @@ static bool l_section_wrapper(void *opaque, QEMUFile *f, const SectionInfo *si, 
 {
     LoadCtx *c = opaque;
     if (!strcmp(si->idstr, "ram") && si->type == QEMU_VM_SECTION_START) {
-        savevm_put_section_full_header(c->out, si->type, si->section_id, si->idstr,
-                                       si->instance_id, si->version_id);
+        savevm_put_section_header(c->out, si);
     }
     return l_section(opaque, f, si, errp);
 }
@@ -286,10 +273,7 @@ static bool l_eof(void *opaque, QEMUFile *f, GError **errp)
 
 static bool l_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
 {
-    LoadCtx *c = opaque;
-    qemu_put_byte(c->out, QEMU_VM_VMDESCRIPTION);
-    qemu_put_be32(c->out, len);
-    qemu_put_buffer(c->out, json, len);
+    savevm_put_vmdesc(((LoadCtx *)opaque)->out, json, len);
     return true;
 }
 

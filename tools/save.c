@@ -223,34 +223,22 @@ static bool write_bitmaps(SaveCtx *c, GError **errp)
 static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
 {
     SaveCtx *c = opaque;
-    bool is_ram = !strcmp(si->idstr, "ram") && si->type != QEMU_VM_SECTION_FULL;
-
-    if (si->type == QEMU_VM_SECTION_START || si->type == QEMU_VM_SECTION_FULL) {
-        savevm_put_section_full_header(c->out, si->type, si->section_id, si->idstr,
-                                       si->instance_id, si->version_id);
-    } else {
-        savevm_put_section_short_header(c->out, si->type, si->section_id);
+    if (strcmp(si->idstr, "ram") != 0 || si->type == QEMU_VM_SECTION_FULL) {
+        return savevm_copy_unknown_section(f, c->out, si, errp);
     }
-    if (is_ram) {
-        if (si->version_id != RAM_SECTION_VERSION) {
-            error_setg(errp, "ram section version %u is not supported (expected 4)",
-                       si->version_id);
-            return false;
-        }
-        if (!ram_parse_section(f, si->type, &c->ps, &save_sink, c, errp)) {
-            return false;
-        }
-        if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
-            return false;
-        }
-        qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
-    } else {
-        g_autoptr(GByteArray) body = g_byte_array_new();
-        if (!savevm_skip_unknown_body(f, si, body, errp)) {
-            return false;
-        }
-        qemu_put_buffer(c->out, body->data, body->len);
+    if (si->version_id != RAM_SECTION_VERSION) {
+        error_setg(errp, "ram section version %u is not supported (expected 4)",
+                   si->version_id);
+        return false;
     }
+    savevm_put_section_header(c->out, si);
+    if (!ram_parse_section(f, si->type, &c->ps, &save_sink, c, errp)) {
+        return false;
+    }
+    if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
+        return false;
+    }
+    qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
     savevm_put_section_footer(c->out, si->section_id);
     return qemu_file_propagate_error(c->out, errp);
 }
@@ -271,10 +259,7 @@ static bool s_eof(void *opaque, QEMUFile *f, GError **errp)
 
 static bool s_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
 {
-    SaveCtx *c = opaque;
-    qemu_put_byte(c->out, QEMU_VM_VMDESCRIPTION);
-    qemu_put_be32(c->out, len);
-    qemu_put_buffer(c->out, json, len);
+    savevm_put_vmdesc(((SaveCtx *)opaque)->out, json, len);
     return true;
 }
 
