@@ -130,7 +130,7 @@ def reset_peak_rss(pid):
 
 
 class VM:
-    def __init__(self, bench, name, args):
+    def __init__(self, bench, name, args, start_timeout=30.0):
         self.name = name
         self.sock = os.path.join(bench.work, name + ".qmp")
         self.logpath = os.path.join(bench.work, name + ".log")
@@ -142,8 +142,10 @@ class VM:
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
+        t0 = time.monotonic()
         try:
-            self.qmp = QMP(self.sock)
+            self.qmp = QMP(self.sock, timeout=start_timeout)
+            self.start_s = time.monotonic() - t0
         except BenchError:
             self.kill()
             raise BenchError("'%s' did not start: %s" % (" ".join(cmd), self.log_tail()))
@@ -435,7 +437,10 @@ class Bench:
         caps, params = self.config(case["multifd"], case["channels"], case["dio"],
                                    case["mapped_ram"])
         cached = not drop_caches()
-        dst = VM(self, "dst", ["-incoming", "defer"])
+        # prealloc: back the destination's RAM at start-up (-mem-prealloc),
+        # so the restore itself does not wait for first touches
+        args = ["-incoming", "defer"] + (["-mem-prealloc"] if case.get("prealloc") else [])
+        dst = VM(self, "dst", args, start_timeout=self.timeout)
         try:
             dst.set_migration(caps, params)
             cpu0 = dst.cpu()
@@ -461,6 +466,7 @@ class Bench:
                 "time_s": tt / 1000.0 if tt else wall,
                 "time_from": "total-time" if tt else "wall",
                 "wall_s": wall,
+                "start_s": dst.start_s,
                 "cpu_s": cpu,
                 "peak_rss_kib": dst.hwm_kib(),
                 "start_rss_kib": rss0,
@@ -568,6 +574,12 @@ class Bench:
                 out.append({"name": "mapped-ram+multifd%d%s" % (ch, "+dio" if dio else ""),
                             "mapped_ram": True, "multifd": True, "channels": ch,
                             "dio": dio})
+        # The same restores into a destination started with -mem-prealloc.
+        for base in ("mapped-ram+multifd4", "mapped-ram+dio", "mapped-ram+multifd1+dio",
+                     "mapped-ram+multifd4+dio"):
+            for c in list(out):
+                if c["name"] == base:
+                    out.append(dict(c, name=base + "/prealloc", prealloc=True))
         return out
 
     def run(self, only=None):
@@ -671,9 +683,9 @@ def report(res):
               "fills that much fresh RAM" % (fb / 1e6, gib(res["mem"]), res["mem"] / fb))
     else:
         print("\nfio: not run (no fio): ratios omitted")
-    hdr = ("%-24s %-7s %7s %7s %7s %8s %6s %6s %8s %7s %7s %7s %7s" %
-           ("case", "op", "time s", "wall s", "fsync s", "data MB/s", "xfio", "+sync",
-            "RAM GiB/s", "cpu s", "rss MiB", "size G", "alloc G"))
+    hdr = ("%-28s %-7s %7s %7s %7s %7s %8s %6s %6s %8s %7s %7s %7s %7s" %
+           ("case", "op", "time s", "wall s", "start s", "fsync s", "data MB/s", "xfio",
+            "+sync", "RAM GiB/s", "cpu s", "rss MiB", "size G", "alloc G"))
     print("\n" + hdr)
     print("-" * len(hdr))
     for row in res["cases"]:
@@ -687,10 +699,12 @@ def report(res):
             synced = ("%6.2f" % (r["page_bytes"] / (t + r["fsync_s"]) / lim)
                       if lim and op == "save" else "     -")
             fsync = "%7.2f" % r["fsync_s"] if op == "save" else "      -"
+            start = "%7.2f" % r["start_s"] if "start_s" in r else "      -"
             size = "%7.2f" % gib(row["save"]["file_size"]) if op == "save" else "      -"
             alloc = "%7.2f" % gib(row["save"]["file_alloc"]) if op == "save" else "      -"
-            print("%-24s %-7s %7.2f %7.2f %s %8.0f %s %s %8.2f %7.2f %7.0f %s %s" %
-                  (row["case"]["name"] if op == "save" else "", op, t, r["wall_s"], fsync,
+            print("%-28s %-7s %7.2f %7.2f %s %s %8.0f %s %s %8.2f %7.2f %7.0f %s %s" %
+                  (row["case"]["name"] if op == "save" else "", op, t, r["wall_s"], start,
+                   fsync,
                    bps / 1e6, ratio, synced, gib(res["mem"]) / t if t else 0, r["cpu_s"],
                    r["peak_rss_kib"] / 1024, size, alloc))
     for live in res.get("live", []):
@@ -705,7 +719,9 @@ def report(res):
                  gib(live["file_size"]), gib(live["file_alloc"])))
     print("\ntime s: query-migrate total-time (restores: the destination's, or wall clock "
           "from migrate-incoming to completed); data MB/s: non-zero page bytes / time; "
-          "xfio: that / the fio limit (write for saves, read for restores); fsync s: "
+          "xfio: that / the fio limit (write for saves, read for restores); start s: "
+          "the destination's start-up to QMP ready (with /prealloc: -mem-prealloc "
+          "backs all guest RAM then); fsync s: "
           "extra time to flush a finished save to disk; +sync: xfio counting that "
           "flush (fio's write test ends with an fsync too).")
     for row in res["cases"]:

@@ -12,11 +12,15 @@
 #   exec:cat FILE, exec:dd if=FILE iflag=direct bs=1M (the stream file)
 #   exec:mapram load [--channels 1|4] [--direct-io] FILE
 #
-# The guest is tests/interop/fill-boot.S: it marks 2 of every 3 pages below
-# the 3 GiB PCI hole of a 4 GiB "pc" machine, so half its RAM is non-zero
-# pages mixed with zero pages, then halts.  Between saves the source is
-# resumed and stopped again (QEMU 7.2 refuses to migrate from
-# "postmigrate"); the halted guest does not change memory meanwhile.
+# The guests are tests/interop/fill-boot.S: each marks 2 of every 3 pages
+# below the 3 GiB PCI hole of a 4 GiB "pc" machine, so half its RAM is
+# non-zero pages mixed with zero pages, then halts.  "interleaved" does it
+# page by page (every third page zero: the worst case for a file that
+# keeps zero pages as holes, since each 8 KiB run is an extent of its own);
+# "clustered" in 64 KiB chunks chosen by a hash, as mapram-vm's fill guest
+# in "make bench".  Between saves the source is resumed and stopped again
+# (QEMU 7.2 refuses to migrate from "postmigrate"); the halted guest does
+# not change memory meanwhile.
 #
 # Columns: "time s" from the migrate command to query-migrate "completed"
 # (what the user waits for); "fsync s" the extra time to get a save's file
@@ -31,7 +35,8 @@
 # usage: bench/qemu-exec.sh [BUILD_DIR]
 # env:   QEMU (qemu-system-x86_64), MAPRAM (BUILD_DIR/tools/mapram or
 #        BUILD_DIR/mapram), MEM (4G), BENCH_TMPDIR (/var/tmp),
-#        BENCH_QUICK=1 (only cat, dd and mapram --channels 4 --direct-io)
+#        BENCH_QUICK=1 (only cat, dd and mapram --channels 4 --direct-io),
+#        BENCH_LAYOUTS ("interleaved clustered": the guests, in order)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,14 +67,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The guest: built by meson, or here from source when the build has none.
-boot="$build/tests/interop/fill-boot.bin"
-if [ ! -f "$boot" ]; then
-    boot="$work/fill-boot.bin"
+# The guests: built by meson, or here from source when the build has none.
+boot_sector() {   # boot_sector LAYOUT: path of its boot sector
+    local name=fill-boot defsym=()
+    if [ "$1" = clustered ]; then name=fill-boot-clustered; defsym=(--defsym CLUSTERED=1); fi
+    if [ -f "$build/tests/interop/$name.bin" ]; then
+        echo "$build/tests/interop/$name.bin"
+        return
+    fi
     "$src_root/tests/interop/mkbootsector.sh" as ld \
-        "$src_root/tests/interop/fill-boot.S" "$boot"
-fi
-cp "$boot" "$work/disk.bin"
+        "$src_root/tests/interop/fill-boot.S" "$work/$name.bin" "${defsym[@]}"
+    echo "$work/$name.bin"
+}
+layouts=${BENCH_LAYOUTS:-interleaved clustered}
+for layout in $layouts; do
+    case $layout in interleaved|clustered) ;; *) die "unknown layout '$layout'" ;; esac
+done
 
 # A one-shot QMP client: "qmp SOCKET CMD [JSON-ARGS]" prints the "return"
 # value; "qmp SOCKET wait-migration" polls query-migrate to its end.
@@ -160,100 +173,67 @@ hash_window() {   # hash_window SOCKET: md5 of [1 MiB, 65 MiB) of guest memory
     rm -f "$dump"
 }
 
-# --- the source guest ---------------------------------------------------
-echo "qemu-exec: $("$qemu" --version | head -1), guest RAM $mem, files in $work" >&2
-start_qemu src
-t0=$(now)
-until grep -q D "$work/src.serial" 2>/dev/null; do
-    kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
-    sleep 0.2
-done
-qmp "$work/src.qmp" stop >/dev/null
-echo "qemu-exec: guest filled in $(calc "$(now) - $t0") s" >&2
-qmp "$work/src.qmp" migrate-set-parameters \
-    '{"max-bandwidth": 100000000000, "downtime-limit": 2000}' >/dev/null
-ram_bytes=$(qmp "$work/src.qmp" query-memory-size-summary |
-            python3 -c 'import json,sys; print(json.load(sys.stdin)["base-memory"])')
-src_hash=$(hash_window "$work/src.qmp")
-
-rows=()
-row() {   # row KIND CASE SECONDS FSYNC-SECONDS FILE CACHE MEM
-    local kind=$1 case=$2 secs=$3 fsync_s=$4 file=$5 cache=$6 memok=$7 size alloc
-    size=$(stat -c %s "$file")
-    alloc=$(( $(stat -c %b "$file") * $(stat -c %B "$file") ))
-    case=${case//$MAPRAM/mapram}
-    case=${case//$work\//}
-    case=${case// status=none/}
-    rows+=("$(printf '%-7s  %-58s %7.2f %8s %9.2f %9.1f %9.1f  %-7s %s' \
-        "$kind" "$case" "$secs" "$fsync_s" \
-        "$(calc "$ram_bytes / $secs / 1073741824")" \
-        "$(calc "$size / 1048576")" \
-        "$(calc "$alloc / 1048576")" "$cache" "$memok")")
-    echo "${rows[-1]}" >&2
-}
-
-# save NAME URI-BODY: migrate the stopped source to exec:URI-BODY
-save() {
-    local file=$1 body=$2 t1 t2 t3
-    t1=$(now)
-    qmp "$work/src.qmp" migrate "{\"uri\": \"exec:$body\"}" >/dev/null
-    qmp "$work/src.qmp" wait-migration >/dev/null
-    t2=$(now)
-    sync "$file" 2>/dev/null || true    # what the page cache still holds
-    t3=$(now)
-    # QEMU 7.2 will not migrate again from postmigrate: resume and stop.
-    qmp "$work/src.qmp" cont >/dev/null
+# bench_layout LAYOUT: fill a source guest with that layout, then every
+# save and restore case on it; prints its table.
+bench_layout() {
+    local layout=$1 s d m v
+    cp "$(boot_sector "$layout")" "$work/disk.bin"
+    rows=()
+    echo "qemu-exec: $("$qemu" --version | head -1), guest RAM $mem, $layout, files in $work" >&2
+    start_qemu src
+    t0=$(now)
+    until grep -q D "$work/src.serial" 2>/dev/null; do
+        kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
+        sleep 0.2
+    done
     qmp "$work/src.qmp" stop >/dev/null
-    [ "$file" = /dev/null ] ||
-        row save "exec:$body" "$(calc "$t2 - $t1")" "+$(calc "$t3 - $t2")" "$file" - -
+    echo "qemu-exec: guest filled in $(calc "$(now) - $t0") s" >&2
+    qmp "$work/src.qmp" migrate-set-parameters \
+        '{"max-bandwidth": 100000000000, "downtime-limit": 2000}' >/dev/null
+    ram_bytes=$(qmp "$work/src.qmp" query-memory-size-summary |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["base-memory"])')
+    src_hash=$(hash_window "$work/src.qmp")
+
+    # Warm-up, not reported: QEMU's first migration sets up its dirty log.
+    save /dev/null "cat > /dev/null"
+
+    s=$work/stream.img
+    save "$s" "cat > $s"
+    restore "$s" "cat $s"
+    restore "$s" "dd if=$s iflag=direct bs=1M status=none"
+    rm -f "$s"
+
+    d=$work/dd.img
+    save "$d" "dd of=$d oflag=direct iflag=fullblock bs=1M status=none"
+    rm -f "$d"
+
+    if [ "${BENCH_QUICK:-0}" = 1 ]; then
+        variants=("--channels 4 --direct-io")
+    else
+        variants=("--channels 1" "--channels 1 --direct-io"
+                  "--channels 4" "--channels 4 --direct-io")
+    fi
+    for v in "${variants[@]}"; do
+        m=$work/mapped-ram.img
+        save "$m" "$MAPRAM save $v $m"
+        restore "$m" "$MAPRAM load $v $m"
+        rm -f "$m"
+    done
+
+    stop_qemu src
+    rm -f "$work/src.serial"
+
+    tables+=("$(
+        echo
+        echo "QEMU exec: save/restore of a stopped $mem guest ($(( ram_bytes >> 20 )) MiB RAM," \
+             "half non-zero pages, $layout)"
+        printf '%-7s  %-58s %7s %8s %9s %9s %9s  %-7s %s\n' \
+            what case "time s" "fsync s" "RAM GiB/s" "size MiB" "alloc MiB" cache mem
+        printf '%s\n' "${rows[@]}")")
 }
 
-# restore FILE URI-BODY: load a fresh destination from exec:URI-BODY
-restore() {
-    local file=$1 body=$2 cache t1 t2 h ok
-    cache=$(drop_caches)
-    start_qemu dst -incoming defer -S
-    qmp "$work/dst.qmp" query-status >/dev/null    # wait for the socket
-    t1=$(now)
-    qmp "$work/dst.qmp" migrate-incoming "{\"uri\": \"exec:$body\"}" >/dev/null
-    qmp "$work/dst.qmp" wait-migration >/dev/null
-    t2=$(now)
-    h=$(hash_window "$work/dst.qmp")
-    if [ "$h" = "$src_hash" ]; then ok=same; else ok=DIFFERS; fi
-    stop_qemu dst
-    row restore "exec:$body" "$(calc "$t2 - $t1")" - "$file" "$cache" "$ok"
-}
-
-# Warm-up, not reported: QEMU's first migration sets up its dirty log.
-save /dev/null "cat > /dev/null"
-
-s=$work/stream.img
-save "$s" "cat > $s"
-restore "$s" "cat $s"
-restore "$s" "dd if=$s iflag=direct bs=1M status=none"
-rm -f "$s"
-
-d=$work/dd.img
-save "$d" "dd of=$d oflag=direct iflag=fullblock bs=1M status=none"
-rm -f "$d"
-
-if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    variants=("--channels 4 --direct-io")
-else
-    variants=("--channels 1" "--channels 1 --direct-io"
-              "--channels 4" "--channels 4 --direct-io")
-fi
-for v in "${variants[@]}"; do
-    m=$work/mapped-ram.img
-    save "$m" "$MAPRAM save $v $m"
-    restore "$m" "$MAPRAM load $v $m"
-    rm -f "$m"
+tables=()
+for layout in $layouts; do
+    bench_layout "$layout"
 done
-
-stop_qemu src
-
-echo
-echo "QEMU exec: save/restore of a stopped $mem guest ($(( ram_bytes >> 20 )) MiB RAM, half non-zero pages)"
-printf '%-7s  %-58s %7s %8s %9s %9s %9s  %-7s %s\n' \
-    what case "time s" "fsync s" "RAM GiB/s" "size MiB" "alloc MiB" cache mem
-printf '%s\n' "${rows[@]}"
+printf '%s\n' "${tables[@]}"

@@ -226,7 +226,7 @@ static void params_defaults(void)
     json_object_set_string_member(params, "mode", "normal");
     json_object_set_string_member(params, "zero-page-detection", "multifd");
     json_object_set_boolean_member(params, "direct-io", false);
-    json_object_set_int_member(params, "x-io-queue-depth", 64);
+    json_object_set_int_member(params, "x-io-queue-depth", 256);
 }
 
 void migration_options_init(void)

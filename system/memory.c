@@ -34,15 +34,33 @@ static const MemBackendConfig *find_backend(const VMConfig *cfg, const char *id)
     return NULL;
 }
 
-static RAMBlock *backend_add(const MemBackendConfig *b, uint64_t gpa, GError **errp)
+/*
+ * -mem-prealloc is QEMU's shorthand for prealloc=on and prealloc-threads
+ * = the vCPU count on every memory backend, the implicit one included;
+ * what a backend says itself wins.
+ */
+static bool backend_prealloc(const VMConfig *cfg, const MemBackendConfig *b, RAMBlock *rb,
+                             GError **errp)
+{
+    bool on = b && b->prealloc >= 0 ? b->prealloc : cfg->mem_prealloc;
+    unsigned threads = b && b->prealloc_threads ? b->prealloc_threads
+                       : cfg->mem_prealloc ? cfg->smp : 1;
+
+    return !on || ram_block_prealloc(rb, threads, errp);
+}
+
+static RAMBlock *backend_add(const VMConfig *cfg, const MemBackendConfig *b, uint64_t gpa,
+                             GError **errp)
 {
     RAMBlock *rb = ram_block_add(b->id, b->size, gpa, b->kind, b->shared,
                                  b->mem_path, errp);
 
     if (!rb) {
         g_prefix_error(errp, "memory backend '%s': ", b->id);
+        return NULL;
     }
-    return rb;
+    /* QEMU's prealloc error names no backend: neither do we */
+    return backend_prealloc(cfg, b, rb, errp) ? rb : NULL;
 }
 
 static bool main_ram_init(const VMConfig *cfg, GError **errp)
@@ -51,7 +69,7 @@ static bool main_ram_init(const VMConfig *cfg, GError **errp)
 
     if (!cfg->memory_backend) {
         main_ram = ram_block_add("pc.ram", cfg->ram_size, 0, "ram", false, NULL, errp);
-        return main_ram != NULL;
+        return main_ram != NULL && backend_prealloc(cfg, NULL, main_ram, errp);
     }
     b = find_backend(cfg, cfg->memory_backend);
     if (!b) {
@@ -63,7 +81,7 @@ static bool main_ram_init(const VMConfig *cfg, GError **errp)
                    "explicitly specified 'memory-backend' property");
         return false;
     }
-    main_ram = backend_add(b, 0, errp);
+    main_ram = backend_add(cfg, b, 0, errp);
     return main_ram != NULL;
 }
 
@@ -108,7 +126,7 @@ static bool other_backends_init(const VMConfig *cfg, uint64_t gpa, GError **errp
         if (g_strcmp0(b->id, cfg->memory_backend) == 0) {
             continue;
         }
-        if (!backend_add(b, gpa, errp)) {
+        if (!backend_add(cfg, b, gpa, errp)) {
             return false;
         }
         gpa = ROUND_UP(gpa + b->size, GiB);

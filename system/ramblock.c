@@ -4,6 +4,7 @@
  * Mappings come from mmap so they are page aligned, which lets O_DIRECT
  * reads and writes use guest memory as their buffer without a bounce.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -201,6 +202,76 @@ RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
     rb->dirty_log = bitmap_new(ram_block_pages(rb));
     ram_list_insert(rb);
     return g_steal_pointer(&rb);
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+typedef struct PreallocRange {
+    uint8_t *start;
+    size_t len;
+    int err;            /* errno of the first failure, 0 if none */
+} PreallocRange;
+
+static gpointer prealloc_thread(gpointer opaque)
+{
+    PreallocRange *r = opaque;
+    size_t done = 0;
+
+    while (done < r->len) {
+        /* in slices, so a signal or a huge block does not restart from 0 */
+        size_t n = MIN(r->len - done, 256 * MiB);
+        if (madvise(r->start + done, n, MADV_POPULATE_WRITE) == 0) {
+            done += n;
+            continue;
+        }
+        if (errno == EINTR || errno == EAGAIN) {
+            continue;
+        }
+        if (errno != EINVAL) {
+            r->err = errno;
+            return NULL;
+        }
+        /* kernels before 5.14: touch each page, keeping what it holds */
+        for (size_t off = done; off < r->len; off += TARGET_PAGE_SIZE) {
+            volatile uint8_t *p = r->start + off;
+            *p = *p;
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+bool ram_block_prealloc(RAMBlock *rb, unsigned threads, GError **errp)
+{
+    /* 2 MiB slices keep transparent huge pages whole within one thread */
+    size_t unit = 2 * MiB;
+    size_t units = DIV_ROUND_UP(rb->max_length, unit);
+    g_autofree PreallocRange *r = NULL;
+    g_autofree GThread **t = NULL;
+    int err = 0;
+
+    threads = MAX(1, MIN(threads, units));
+    r = g_new0(PreallocRange, threads);
+    t = g_new0(GThread *, threads);
+    for (unsigned i = 0; i < threads; i++) {
+        size_t first = units * i / threads * unit;
+        size_t last = MIN(units * (i + 1) / threads * unit, rb->max_length);
+        r[i] = (PreallocRange) { rb->host + first, last - first, 0 };
+        t[i] = g_thread_new("prealloc", prealloc_thread, &r[i]);
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        g_thread_join(t[i]);
+        if (r[i].err && !err) {
+            err = r[i].err;
+        }
+    }
+    if (err) {
+        error_setg_errno(errp, err, "qemu_prealloc_mem: preallocating memory failed");
+        return false;
+    }
+    return true;
 }
 
 void ram_blocks_free_all(void)

@@ -30,6 +30,8 @@ typedef struct MemBackendConfig {
     uint64_t size;
     bool shared;
     char *mem_path;    /* file only */
+    int prealloc;      /* -1: not given (-mem-prealloc decides), 0 off, 1 on */
+    unsigned prealloc_threads;   /* 0: not given */
 } MemBackendConfig;
 
 /* -guest PROGRAM[,key=val...] */
@@ -60,6 +62,7 @@ typedef struct VMConfig {
     char *serial;                /* "file:PATH", "none", "null", "stdio" */
     char *name;
     bool start_paused;           /* -S */
+    bool mem_prealloc;           /* -mem-prealloc */
     unsigned smp;
     GuestConfig guest;
 } VMConfig;

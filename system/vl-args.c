@@ -197,6 +197,22 @@ static bool object_prop(MemBackendConfig *b, const char *type, KeyVal *kv,
     if (!strcmp(kv->key, "share")) {
         return parse_bool("share", kv->val, &b->shared, errp);
     }
+    if (!strcmp(kv->key, "prealloc")) {
+        bool on;
+        if (!parse_bool("prealloc", kv->val, &on, errp)) {
+            return false;
+        }
+        b->prealloc = on;
+        return true;
+    }
+    if (!strcmp(kv->key, "prealloc-threads")) {
+        uint64_t n;
+        if (!parse_uint("prealloc-threads", kv->val, 1, UINT32_MAX, &n, errp)) {
+            return false;
+        }
+        b->prealloc_threads = n;
+        return true;
+    }
     if (!strcmp(kv->key, "mem-path") && !strcmp(b->kind, "file")) {
         g_free(b->mem_path);
         b->mem_path = g_strdup(kv->val);
@@ -253,6 +269,7 @@ static bool opt_object(VMConfig *cfg, const char *arg, GError **errp)
     b = g_new0(MemBackendConfig, 1);
     b->kind = g_strdup(type + strlen("memory-backend-"));
     b->shared = !strcmp(b->kind, "memfd");     /* QEMU's memfd default */
+    b->prealloc = -1;
     for (guint i = 1; i < kvs->len; i++) {
         if (!object_prop(b, type, g_ptr_array_index(kvs, i), errp)) {
             mem_backend_free(b);
@@ -460,6 +477,12 @@ static bool opt_guest(VMConfig *cfg, const char *arg, GError **errp)
     return guest_config_parse(&cfg->guest, arg, errp);
 }
 
+static bool opt_mem_prealloc(VMConfig *cfg, const char *arg, GError **errp)
+{
+    cfg->mem_prealloc = true;
+    return true;
+}
+
 static bool opt_ignored(VMConfig *cfg, const char *arg, GError **errp)
 {
     return true;
@@ -483,6 +506,7 @@ static const VMOption vm_options[] = {
     { "qmp", true, opt_qmp },
     { "incoming", true, opt_incoming },
     { "S", false, opt_S },
+    { "mem-prealloc", false, opt_mem_prealloc },
     { "guest", true, opt_guest },
     { "nodefaults", false, opt_ignored },
     { "nographic", false, opt_ignored },

@@ -82,7 +82,7 @@ bool tool_parse_file_command(const char *name, int argc, char **argv, const char
 {
     GError *err = NULL;
     o->channels = 1;
-    o->queue_depth = 64;
+    o->queue_depth = 256;
     o->progress = true;
     if (!tool_parse_io_options(&argc, &argv, usage, o, &err) || argc != 2 ||
         !tool_parse_file_arg(argv[1], path, offset, &err)) {
@@ -95,7 +95,7 @@ bool tool_parse_file_command(const char *name, int argc, char **argv, const char
 
 int cmd_convert(int argc, char **argv)
 {
-    PageIoOptions o = { .channels = 1, .queue_depth = 64, .progress = true };
+    PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
                                "file to a mapped-ram file or back", &o, &err) || argc != 3) {

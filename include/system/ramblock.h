@@ -49,6 +49,12 @@ static inline uint64_t ram_block_pages(const RAMBlock *rb)
 RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
                         const char *backend, bool shared, const char *mem_path,
                         GError **errp);
+/*
+ * Back every page of the block now, with @threads threads, so that later
+ * first touches (a guest's, or an incoming migration's) find memory
+ * already there.  Contents are kept.
+ */
+bool ram_block_prealloc(RAMBlock *rb, unsigned threads, GError **errp);
 void ram_blocks_free_all(void);
 
 /* Move the block's dirty log into dest (OR); returns bits newly set. */

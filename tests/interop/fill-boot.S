@@ -12,9 +12,19 @@
  *
  * With "-machine pc -m 4G", QEMU puts 3 GiB below 4 GiB (the rest above,
  * out of reach without paging, left zero), so 2 GiB of the 4 GiB are
- * non-zero pages: half, interleaved with zero pages as in a real guest.
- * Only two dwords per page are written because a page is non-zero as soon
- * as one byte is; filling whole pages under TCG would only slow set-up.
+ * non-zero pages: half of the guest's RAM.  Only two dwords per page are
+ * written because a page is non-zero as soon as one byte is; filling whole
+ * pages under TCG would only slow set-up.
+ *
+ * Two layouts of the same amount (the build makes one sector of each):
+ *   fill-boot.bin            page by page: every third page stays zero,
+ *                            the worst case for a file that keeps zero
+ *                            pages as holes (one extent per 8 KiB run);
+ *   fill-boot-clustered.bin  (assembled with --defsym CLUSTERED=1) in
+ *                            64 KiB chunks: a chunk stays zero when a hash
+ *                            of its number is 0 mod 3, so zero and non-zero
+ *                            runs of 64 KiB and longer alternate as in
+ *                            mapram-vm's "fill" guest (chunk=16).
  */
 
         .set SERIAL_PORT,   0x3f8
@@ -75,8 +85,19 @@ protected:
         movl    $FIRST_PAGE, %ebx
         xorl    %ecx, %ecx              /* page index mod 3 */
 fill_loop:
+.ifdef CLUSTERED
+        movl    %ebx, %eax
+        shrl    $16, %eax               /* 64 KiB chunk number */
+        imull   $0x9e3779b1, %eax, %eax /* Fibonacci hash */
+        shrl    $8, %eax
+        xorl    %edx, %edx
+        movl    $3, %esi
+        divl    %esi
+        testl   %edx, %edx
+.else
         testl   %ecx, %ecx
-        jz      skip_page               /* every third page stays zero */
+.endif
+        jz      skip_page               /* a third of the pages stay zero */
         movl    %ebx, (%ebx)
         movl    %ebx, %eax
         notl    %eax
@@ -91,6 +112,7 @@ skip_page:
         cmpl    %edi, %ebx
         jb      fill_loop
 
+        movw    $SERIAL_PORT, %dx
         movb    $'D', %al
         outb    %al, %dx
 idle:

@@ -4,15 +4,16 @@
 # BIOS refuses anything else, and a silent overflow past 510 bytes would
 # otherwise only show up as a guest that never prints 'A').
 #
-# usage: mkbootsector.sh AS LD SOURCE.S OUTPUT.bin
+# usage: mkbootsector.sh AS LD SOURCE.S OUTPUT.bin [AS-OPTION...]
 set -eu
 as_prog=$1
 ld_prog=$2
 src=$3
 out=$4
+shift 4
 obj="$out.o"
 
-"$as_prog" --32 -o "$obj" "$src"
+"$as_prog" --32 "$@" -o "$obj" "$src"
 "$ld_prog" -m elf_i386 -Ttext 0x7c00 --oformat binary -o "$out" "$obj"
 rm -f "$obj"
 

@@ -111,6 +111,26 @@ static void test_multifd_mapped_ram_dio(void)
     test_file_common(&args, true);
 }
 
+/* A destination whose RAM was backed at start-up (-mem-prealloc). */
+static void test_multifd_mapped_ram_dio_prealloc(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+        .direct_io = true,
+        .start = { .opts_target = "-mem-prealloc" },
+        .exact_ram_check = true,
+    };
+
+    if (!probe_o_direct_support(mig_tmpdir)) {
+        g_test_skip("Filesystem does not support O_DIRECT");
+        return;
+    }
+    test_file_common(&args, true);
+}
+
 /* Beyond QEMU: direct-io takes effect with mapped-ram alone. */
 static void test_precopy_mapped_ram_dio(void)
 {
@@ -256,6 +276,8 @@ void migration_test_add_file(void)
                        test_multifd_mapped_ram_live, MIG_FULL);
     migration_test_add("/migration/multifd/file/mapped-ram/dio",
                        test_multifd_mapped_ram_dio, MIG_SMOKE);
+    migration_test_add("/migration/multifd/file/mapped-ram/dio/prealloc",
+                       test_multifd_mapped_ram_dio_prealloc, MIG_FULL);
     migration_test_add("/migration/multifd/file/mapped-ram/fdset",
                        test_multifd_mapped_ram_fdset, MIG_FULL);
     migration_test_add("/migration/multifd/file/mapped-ram/fdset/dio",

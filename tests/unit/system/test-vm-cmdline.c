@@ -49,6 +49,13 @@ static const BadCase bad_cases[] = {
       "-object memory-backend-ram,id=m: can't create backend with size 0" },
     { "-object memory-backend-file,id=m,size=1M",
       "-object memory-backend-file,id=m,size=1M: mem-path property not set" },
+    { "-object memory-backend-ram,id=m,size=1M,prealloc=maybe",
+      "-object memory-backend-ram,id=m,size=1M,prealloc=maybe: "
+      "Parameter 'prealloc' expects 'on' or 'off'" },
+    { "-object memory-backend-ram,id=m,size=1M,prealloc-threads=0",
+      "-object memory-backend-ram,id=m,size=1M,prealloc-threads=0: "
+      "Parameter 'prealloc-threads' expects a number between 1 and 4294967295" },
+    { "-mem-prealloc x", "x: invalid option" },
     { "-machine memory-backend=nope", "Memory backend 'nope' not found" },
     { "-m 100 -object memory-backend-ram,id=mem,size=150M -machine memory-backend=mem",
       "Size specified by -m option must match size of explicitly specified "
@@ -300,6 +307,76 @@ static void test_memory_backend_ab(void)
     }
 }
 
+static uint64_t vm_rss_kib(QTestState *s)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)qtest_pid(s));
+    g_autofree char *text = NULL;
+    const char *p;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    p = strstr(text, "VmRSS:");
+    g_assert_nonnull(p);
+    return g_ascii_strtoull(p + strlen("VmRSS:"), NULL, 10);
+}
+
+/*
+ * -mem-prealloc backs all guest RAM before the VM runs (the guest here is
+ * idle and touches nothing); without it RAM is backed on first touch.
+ * prealloc=on on a file backend keeps what the file holds.
+ */
+static void test_mem_prealloc(void)
+{
+    const uint64_t ram_kib = 128 * 1024;
+    g_autofree char *tmp = qtest_mkdtemp("prealloc");
+    g_autofree char *file = g_build_filename(tmp, "ram", NULL);
+    g_autofree char *pattern = g_malloc(PAGE);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) page = NULL;
+    QTestState *s;
+
+    s = qtest_init_bin(qtest_vm_binary(), "-m 128M");
+    g_assert_cmpuint(vm_rss_kib(s), <, ram_kib / 2);
+    qtest_quit(s);
+
+    s = qtest_init_bin(qtest_vm_binary(), "-m 128M -smp 2 -mem-prealloc");
+    g_assert_cmpuint(vm_rss_kib(s), >=, ram_kib);
+    qtest_quit(s);
+
+    memset(pattern, 0x5a, PAGE);
+    g_assert_true(g_file_set_contents(file, pattern, PAGE, &err));
+    s = qtest_init_bin(qtest_vm_binary(), "-m 128M -object memory-backend-file,id=m,"
+                       "size=128M,mem-path=%s,prealloc=on,prealloc-threads=3 "
+                       "-machine memory-backend=m", file);
+    page = pmem_read(s, tmp, 0, PAGE);
+    g_assert_cmpmem(g_bytes_get_data(page, NULL), PAGE, pattern, PAGE);
+    qtest_quit(s);
+    qtest_rmtree(tmp);
+}
+
+/* A backend whose store cannot hold it: QEMU's message, exit status 1. */
+static void test_mem_prealloc_fail(void)
+{
+    g_autofree char *mnt = qtest_mkdtemp("prealloc-tmpfs");
+    g_autofree char *mount_cmd = g_strdup_printf("mount -t tmpfs -o size=8m tmpfs %s 2>/dev/null",
+                                                 mnt);
+    g_autofree char *umount_cmd = g_strdup_printf("umount -l %s", mnt);
+    g_autofree char *args = NULL;
+    g_autofree char *err = NULL;
+
+    if (system(mount_cmd) != 0) {
+        g_test_skip("cannot mount a small tmpfs here");
+        qtest_rmtree(mnt);
+        return;
+    }
+    args = g_strdup_printf("-m 32M -object memory-backend-file,id=m,size=32M,"
+                           "mem-path=%s/ram,prealloc=on -machine memory-backend=m", mnt);
+    g_assert_cmpint(run_vm(args, &err), ==, 1);
+    g_assert_true(g_str_has_prefix(err, "mapram-vm: qemu_prealloc_mem: "
+                                        "preallocating memory failed: "));
+    g_assert_cmpint(system(umount_cmd), ==, 0);
+    qtest_rmtree(mnt);
+}
+
 /* Guest RAM once the fill program stopped changing it. */
 static GBytes *fill_result(QTestState *s, const char *dir, uint64_t size)
 {
@@ -376,6 +453,8 @@ int main(int argc, char **argv)
     g_test_add_func("/system/runstate/prelaunch", test_runstate_prelaunch);
     g_test_add_func("/system/runstate/inmigrate/cont", test_runstate_inmigrate);
     g_test_add_func("/system/memory-backend/ab", test_memory_backend_ab);
+    g_test_add_func("/system/memory-backend/prealloc", test_mem_prealloc);
+    g_test_add_func("/system/memory-backend/prealloc/fail", test_mem_prealloc_fail);
     g_test_add_func("/system/guest/fill", test_guest_fill);
     return g_test_run();
 }
