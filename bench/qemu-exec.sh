@@ -22,6 +22,10 @@
 # (QEMU 7.2 refuses to migrate from "postmigrate"); the halted guest does
 # not change memory meanwhile.
 #
+# Every case runs BENCH_REPEAT times, round robin over the cases (restore
+# times on this host move by 2x from run to run: they are mostly QEMU
+# backing its fresh RAM), and the table shows the median and every run.
+#
 # Columns: "time s" from the migrate command to query-migrate "completed"
 # (what the user waits for); "fsync s" the extra time to get a save's file
 # onto the disk (large for cat, whose data may still sit in the page
@@ -36,7 +40,8 @@
 # env:   QEMU (qemu-system-x86_64), MAPRAM (BUILD_DIR/tools/mapram or
 #        BUILD_DIR/mapram), MEM (4G), BENCH_TMPDIR (/var/tmp),
 #        BENCH_QUICK=1 (only cat, dd and mapram --channels 4 --direct-io),
-#        BENCH_LAYOUTS ("interleaved clustered": the guests, in order)
+#        BENCH_LAYOUTS ("interleaved clustered": the guests, in order),
+#        BENCH_REPEAT (3: runs of each case, round robin; the median is shown)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -80,6 +85,7 @@ boot_sector() {   # boot_sector LAYOUT: path of its boot sector
     echo "$work/$name.bin"
 }
 layouts=${BENCH_LAYOUTS:-interleaved clustered}
+repeat=${BENCH_REPEAT:-3}
 for layout in $layouts; do
     case $layout in interleaved|clustered) ;; *) die "unknown layout '$layout'" ;; esac
 done
@@ -162,6 +168,7 @@ stop_qemu() {
 
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+mib() { awk "BEGIN { printf \"%.1f\", $1 / 1048576 }"; }
 drop_caches() {
     sync
     if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then echo dropped; else echo warm; fi
@@ -173,12 +180,77 @@ hash_window() {   # hash_window SOCKET: md5 of [1 MiB, 65 MiB) of guest memory
     rm -f "$dump"
 }
 
+median() {   # median of the numbers on stdin (space separated); empty if none
+    tr ' ' '\n' | awk 'NF { print }' | sort -g |
+        awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'
+}
+
+# Results per case key: times[K] (one per run), fsyncs[K], info[K] (text).
+declare -A times fsyncs info
+
+# save_run KEY FILE URI-BODY: migrate the stopped source to exec:URI-BODY
+save_run() {
+    local key=$1 file=$2 body=$3 t1 t2 t3
+    [ "$file" = /dev/null ] || rm -f "$file"
+    t1=$(now)
+    qmp "$work/src.qmp" migrate "{\"uri\": \"exec:$body\"}" >/dev/null
+    qmp "$work/src.qmp" wait-migration >/dev/null
+    t2=$(now)
+    sync "$file" 2>/dev/null || true    # what the page cache still holds
+    t3=$(now)
+    # QEMU 7.2 will not migrate again from postmigrate: resume and stop.
+    qmp "$work/src.qmp" cont >/dev/null
+    qmp "$work/src.qmp" stop >/dev/null
+    [ "$file" = /dev/null ] && return
+    times[$key]+="$(calc "$t2 - $t1") "
+    fsyncs[$key]+="$(calc "$t3 - $t2") "
+    info[$key]="$(mib "$(stat -c %s "$file")") $(mib "$(( $(stat -c %b "$file") * $(stat -c %B "$file") ))") - -"
+    echo "qemu-exec: save exec:$body: $(calc "$t2 - $t1") s" >&2
+}
+
+# restore_run KEY URI-BODY: load a fresh destination from exec:URI-BODY
+restore_run() {
+    local key=$1 body=$2 cache t1 t2 h ok
+    cache=$(drop_caches)
+    start_qemu dst -incoming defer -S
+    qmp "$work/dst.qmp" query-status >/dev/null    # wait for the socket
+    t1=$(now)
+    qmp "$work/dst.qmp" migrate-incoming "{\"uri\": \"exec:$body\"}" >/dev/null
+    qmp "$work/dst.qmp" wait-migration >/dev/null
+    t2=$(now)
+    h=$(hash_window "$work/dst.qmp")
+    if [ "$h" = "$src_hash" ]; then ok=same; else ok=DIFFERS; fi
+    stop_qemu dst
+    times[$key]+="$(calc "$t2 - $t1") "
+    # a wrong restore stays visible whatever the other runs did
+    case ${info[$key]:-} in *DIFFERS*) ;; *) info[$key]="- - $cache $ok" ;; esac
+    echo "qemu-exec: restore exec:$body: $(calc "$t2 - $t1") s $ok" >&2
+}
+
+# row KIND KEY URI-BODY: the table line of one case (median of its runs)
+row() {
+    local kind=$1 key=$2 body=$3 t f size alloc cache memok
+    t=$(echo "${times[$key]}" | median)
+    f=$(echo "${fsyncs[$key]:-}" | median)
+    read -r size alloc cache memok <<< "${info[$key]}"
+    body=${body//$MAPRAM/mapram}
+    body=${body//$work\//}
+    body=${body// status=none/}
+    rows+=("$(printf '%-7s  %-58s %7.2f %8s %9.2f %9s %9s  %-7s %-4s  %s' \
+        "$kind" "exec:$body" "$t" "${f:+ +$f}" \
+        "$(calc "$ram_bytes / $t / 1073741824")" "$size" "$alloc" "$cache" "$memok" \
+        "${times[$key]% }")")
+}
+
 # bench_layout LAYOUT: fill a source guest with that layout, then every
-# save and restore case on it; prints its table.
+# save and restore case on it, each run $repeat times, round robin; adds
+# its table to "tables".
 bench_layout() {
-    local layout=$1 s d m v
+    local layout=$1 s d v i r
+    local -a save_keys=() save_files=() save_bodies=() load_keys=() load_bodies=()
     cp "$(boot_sector "$layout")" "$work/disk.bin"
     rows=()
+    times=() fsyncs=() info=()
     echo "qemu-exec: $("$qemu" --version | head -1), guest RAM $mem, $layout, files in $work" >&2
     start_qemu src
     t0=$(now)
@@ -194,41 +266,55 @@ bench_layout() {
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["base-memory"])')
     src_hash=$(hash_window "$work/src.qmp")
 
-    # Warm-up, not reported: QEMU's first migration sets up its dirty log.
-    save /dev/null "cat > /dev/null"
-
     s=$work/stream.img
-    save "$s" "cat > $s"
-    restore "$s" "cat $s"
-    restore "$s" "dd if=$s iflag=direct bs=1M status=none"
-    rm -f "$s"
-
     d=$work/dd.img
-    save "$d" "dd of=$d oflag=direct iflag=fullblock bs=1M status=none"
-    rm -f "$d"
-
+    save_keys=(cat dd); save_files=("$s" "$d")
+    save_bodies=("cat > $s" "dd of=$d oflag=direct iflag=fullblock bs=1M status=none")
+    load_keys=(cat dd)
+    load_bodies=("cat $s" "dd if=$s iflag=direct bs=1M status=none")
     if [ "${BENCH_QUICK:-0}" = 1 ]; then
         variants=("--channels 4 --direct-io")
     else
         variants=("--channels 1" "--channels 1 --direct-io"
                   "--channels 4" "--channels 4 --direct-io")
     fi
+    i=0
     for v in "${variants[@]}"; do
-        m=$work/mapped-ram.img
-        save "$m" "$MAPRAM save $v $m"
-        restore "$m" "$MAPRAM load $v $m"
-        rm -f "$m"
+        save_keys+=("m$i"); save_files+=("$work/mapped-ram$i.img")
+        save_bodies+=("$MAPRAM save $v $work/mapped-ram$i.img")
+        load_keys+=("m$i"); load_bodies+=("$MAPRAM load $v $work/mapped-ram$i.img")
+        i=$((i + 1))
     done
 
+    # Warm-up, not reported: QEMU's first migration sets up its dirty log.
+    save_run warmup /dev/null "cat > /dev/null"
+    for r in $(seq "$repeat"); do
+        for i in "${!save_keys[@]}"; do
+            save_run "s.${save_keys[$i]}" "${save_files[$i]}" "${save_bodies[$i]}"
+        done
+    done
+    rm -f "$d"
+    for r in $(seq "$repeat"); do
+        for i in "${!load_keys[@]}"; do
+            restore_run "r.${load_keys[$i]}" "${load_bodies[$i]}"
+        done
+    done
+    for i in "${!save_keys[@]}"; do
+        row save "s.${save_keys[$i]}" "${save_bodies[$i]}"
+    done
+    for i in "${!load_keys[@]}"; do
+        row restore "r.${load_keys[$i]}" "${load_bodies[$i]}"
+    done
+    rm -f "$s" "$work"/mapped-ram*.img
     stop_qemu src
     rm -f "$work/src.serial"
 
     tables+=("$(
         echo
         echo "QEMU exec: save/restore of a stopped $mem guest ($(( ram_bytes >> 20 )) MiB RAM," \
-             "half non-zero pages, $layout)"
-        printf '%-7s  %-58s %7s %8s %9s %9s %9s  %-7s %s\n' \
-            what case "time s" "fsync s" "RAM GiB/s" "size MiB" "alloc MiB" cache mem
+             "half non-zero pages, $layout), median of $repeat runs"
+        printf '%-7s  %-58s %7s %8s %9s %9s %9s  %-7s %-4s  %s\n' \
+            what case "time s" "fsync s" "RAM GiB/s" "size MiB" "alloc MiB" cache mem "runs s"
         printf '%s\n' "${rows[@]}")")
 }
 
