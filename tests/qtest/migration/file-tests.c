@@ -94,7 +94,8 @@ static void test_multifd_mapped_ram_live(void)
     test_file_common(&args, false);
 }
 
-static void test_multifd_mapped_ram_dio(void)
+/* multifd 4 + direct-io, stopped; @opts_target: extra destination options */
+static void multifd_mapped_ram_dio(const char *opts_target, bool exact_ram_check)
 {
     g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
     MigrateCommon args = {
@@ -102,6 +103,8 @@ static void test_multifd_mapped_ram_dio(void)
         .caps = { "mapped-ram", "multifd" },
         .multifd_channels = 4,
         .direct_io = true,
+        .start = { .opts_target = opts_target },
+        .exact_ram_check = exact_ram_check,
     };
 
     if (!probe_o_direct_support(mig_tmpdir)) {
@@ -111,24 +114,15 @@ static void test_multifd_mapped_ram_dio(void)
     test_file_common(&args, true);
 }
 
+static void test_multifd_mapped_ram_dio(void)
+{
+    multifd_mapped_ram_dio(NULL, false);
+}
+
 /* A destination whose RAM was backed at start-up (-mem-prealloc). */
 static void test_multifd_mapped_ram_dio_prealloc(void)
 {
-    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
-    MigrateCommon args = {
-        .connect_uri = uri,
-        .caps = { "mapped-ram", "multifd" },
-        .multifd_channels = 4,
-        .direct_io = true,
-        .start = { .opts_target = "-mem-prealloc" },
-        .exact_ram_check = true,
-    };
-
-    if (!probe_o_direct_support(mig_tmpdir)) {
-        g_test_skip("Filesystem does not support O_DIRECT");
-        return;
-    }
-    test_file_common(&args, true);
+    multifd_mapped_ram_dio("-mem-prealloc", true);
 }
 
 /* Beyond QEMU: direct-io takes effect with mapped-ram alone. */
