@@ -575,11 +575,10 @@ class Bench:
                             "mapped_ram": True, "multifd": True, "channels": ch,
                             "dio": dio})
         # The same restores into a destination started with -mem-prealloc.
-        for base in ("mapped-ram+multifd4", "mapped-ram+dio", "mapped-ram+multifd1+dio",
-                     "mapped-ram+multifd4+dio"):
-            for c in list(out):
-                if c["name"] == base:
-                    out.append(dict(c, name=base + "/prealloc", prealloc=True))
+        prealloc = ("mapped-ram+multifd4", "mapped-ram+dio", "mapped-ram+multifd1+dio",
+                    "mapped-ram+multifd4+dio")
+        out += [dict(c, name=c["name"] + "/prealloc", prealloc=True)
+                for c in out if c["name"] in prealloc]
         return out
 
     def run(self, only=None):
