@@ -6,6 +6,8 @@
 #include "util/cutils.h"
 #include "util/error.h"
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -60,6 +62,20 @@ bool mapped_ram_put_block(QEMUFile *f, uint64_t used_length, uint64_t page_size,
     mapped_ram_header_encode(out, raw);
     qemu_put_buffer(f, raw, sizeof(raw));
     return qemu_file_set_offset(f, out->pages_offset + used_length, errp);
+}
+
+void mapped_ram_extend_file(QEMUFile *f)
+{
+    int fd = io_channel_get_fd(qemu_file_get_ioc(f));
+    off_t end = qemu_file_tell(f);
+    struct stat st;
+
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= end) {
+        return;
+    }
+    if (ftruncate(fd, end) < 0) {
+        /* not an error: the page writes extend the file themselves */
+    }
 }
 
 bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,

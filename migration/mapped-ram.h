@@ -44,6 +44,21 @@ bool mapped_ram_put_block(QEMUFile *f, uint64_t used_length, uint64_t page_size,
                           MappedRamHeader *out, GError **errp);
 
 /*
+ * Writer, once every block is laid out: make the file reach the stream's
+ * position (the end of the last page region) unless it already does, so
+ * that page writes land inside it.  ext4 treats an O_DIRECT write that
+ * ends past the inode's on-disk size as extending: it runs it synchronously
+ * under the exclusive inode lock and journals a new size each time.  The
+ * block headers written so far through the page cache move the file's size
+ * but not its on-disk size, which stays behind until writeback; ftruncate
+ * moves both.  Measured on a QEMU stream with every third page zero
+ * (262144 writes of 8 KiB between holes): 4.5 s -> 3.4 s.  Nothing is
+ * allocated.  Best effort: a channel that is not a regular file, or a
+ * failing ftruncate, only keeps the slower path.
+ */
+void mapped_ram_extend_file(QEMUFile *f);
+
+/*
  * Reader: get and validate the header of block idstr (used_length bytes)
  * against a file of file_size bytes (0 = unknown).  Texts follow QEMU where
  * QEMU has one.
