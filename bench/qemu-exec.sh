@@ -36,12 +36,21 @@
 # compared with the source's (column "mem"), so a fast but wrong restore
 # shows up.
 #
+# Last, a live save both ways (issue #4: "the file sizes of a live save"):
+# a running $LIVE_MEM guest (tests/interop/ab-boot.S, re-dirtying 99 MiB
+# per pass) is saved through exec:cat and through exec:mapram save at
+# 64 MiB/s until QEMU has synced its dirty log 4 times (3 full passes),
+# then unthrottled to completion.  The stream keeps every pass; the
+# mapped-ram file overwrites each page's slot, so it stays within RAM.
+#
 # usage: bench/qemu-exec.sh [BUILD_DIR]
 # env:   QEMU (qemu-system-x86_64), MAPRAM (BUILD_DIR/tools/mapram or
 #        BUILD_DIR/mapram), MEM (4G), BENCH_TMPDIR (/var/tmp),
 #        BENCH_QUICK=1 (only cat, dd and mapram --channels 4 --direct-io),
-#        BENCH_LAYOUTS ("interleaved clustered": the guests, in order),
-#        BENCH_REPEAT (3: runs of each case, round robin; the median is shown)
+#        BENCH_LAYOUTS ("interleaved clustered": the guests, in order;
+#        "none": only the live saves),
+#        BENCH_REPEAT (3: runs of each case, round robin; the median is shown),
+#        LIVE_MEM (1G: RAM of the live-save guest; BENCH_LIVE=0 skips it)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,18 +82,20 @@ cleanup() {
 trap cleanup EXIT
 
 # The guests: built by meson, or here from source when the build has none.
-boot_sector() {   # boot_sector LAYOUT: path of its boot sector
-    local name=fill-boot defsym=()
+boot_sector() {   # boot_sector LAYOUT|ab: path of its boot sector
+    local name=fill-boot src=fill-boot defsym=()
     if [ "$1" = clustered ]; then name=fill-boot-clustered; defsym=(--defsym CLUSTERED=1); fi
+    if [ "$1" = ab ]; then name=ab-boot; src=ab-boot; fi
     if [ -f "$build/tests/interop/$name.bin" ]; then
         echo "$build/tests/interop/$name.bin"
         return
     fi
     "$src_root/tests/interop/mkbootsector.sh" as ld \
-        "$src_root/tests/interop/fill-boot.S" "$work/$name.bin" "${defsym[@]}"
+        "$src_root/tests/interop/$src.S" "$work/$name.bin" "${defsym[@]}"
     echo "$work/$name.bin"
 }
 layouts=${BENCH_LAYOUTS:-interleaved clustered}
+[ "$layouts" = none ] && layouts=
 repeat=${BENCH_REPEAT:-3}
 for layout in $layouts; do
     case $layout in interleaved|clustered) ;; *) die "unknown layout '$layout'" ;; esac
@@ -137,6 +148,16 @@ if sys.argv[2] == "wait-migration":
                 sys.exit("qmp: migration %s: %s" % (r["status"], r.get("error-desc", "")))
             break
         time.sleep(0.02)
+elif sys.argv[2] == "wait-syncs":
+    while True:
+        r = call(f, "query-migrate")
+        if r.get("status") in ("completed", "failed", "cancelled"):
+            sys.exit("qmp: migration %s before %s dirty-log syncs" % (r["status"], sys.argv[3]))
+        if r.get("ram", {}).get("dirty-sync-count", 0) >= int(sys.argv[3]):
+            break
+        time.sleep(0.05)
+elif sys.argv[2] == "ram-transferred":
+    print(call(f, "query-migrate")["ram"]["transferred"])
 else:
     args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
     print(json.dumps(call(f, sys.argv[2], args)))
@@ -318,8 +339,53 @@ bench_layout() {
         printf '%s\n' "${rows[@]}")")
 }
 
+# live_run URI-BODY FILE: a live save of a fresh running ab guest; adds a
+# row to live_rows.
+live_run() {
+    local body=$1 file=$2 t1 t2 sent
+    rm -f "$file" "$work/src.serial"
+    start_qemu src
+    until grep -q B "$work/src.serial" 2>/dev/null; do
+        kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
+        sleep 0.2
+    done
+    qmp "$work/src.qmp" migrate-set-parameters \
+        '{"max-bandwidth": 67108864, "downtime-limit": 300}' >/dev/null
+    t1=$(now)
+    qmp "$work/src.qmp" migrate "{\"uri\": \"exec:$body\"}" >/dev/null
+    qmp "$work/src.qmp" wait-syncs 4
+    qmp "$work/src.qmp" migrate-set-parameters \
+        '{"max-bandwidth": 100000000000, "downtime-limit": 30000}' >/dev/null
+    qmp "$work/src.qmp" wait-migration >/dev/null
+    t2=$(now)
+    sent=$(qmp "$work/src.qmp" ram-transferred)
+    stop_qemu src
+    body=${body//$MAPRAM/mapram}
+    body=${body//$work\//}
+    live_rows+=("$(printf '%-64s %7.2f %10s %9s %9s' "exec:$body" "$(calc "$t2 - $t1")" \
+        "$(mib "$sent")" "$(mib "$(stat -c %s "$file")")" \
+        "$(mib "$(( $(stat -c %b "$file") * $(stat -c %B "$file") ))")")")
+    echo "qemu-exec: live save exec:$body: $(calc "$t2 - $t1") s" >&2
+    rm -f "$file"
+}
+
 tables=()
 for layout in $layouts; do
     bench_layout "$layout"
 done
+if [ "${BENCH_LIVE:-1}" = 1 ]; then
+    live_rows=()
+    mem=${LIVE_MEM:-1G}
+    cp "$(boot_sector ab)" "$work/disk.bin"
+    echo "qemu-exec: live saves of a running $mem ab guest" >&2
+    live_run "cat > $work/live-stream.img" "$work/live-stream.img"
+    live_run "$MAPRAM save --channels 4 --direct-io $work/live-mapped-ram.img" \
+        "$work/live-mapped-ram.img"
+    tables+=("$(
+        echo
+        echo "QEMU exec: live save of a running $mem guest re-dirtying 99 MiB per pass" \
+             "(4 dirty-log syncs at 64 MiB/s, then unthrottled)"
+        printf '%-64s %7s %10s %9s %9s\n' case "time s" "sent MiB" "size MiB" "alloc MiB"
+        printf '%s\n' "${live_rows[@]}")")
+fi
 printf '%s\n' "${tables[@]}"
