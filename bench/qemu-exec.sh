@@ -187,9 +187,17 @@ stop_qemu() {
     wait "$pid" 2>/dev/null || true
 }
 
+wait_serial() {   # wait_serial CHAR: until the source guest prints CHAR
+    until grep -q "$1" "$work/src.serial" 2>/dev/null; do
+        kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
+        sleep 0.2
+    done
+}
+
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
 mib() { awk "BEGIN { printf \"%.1f\", $1 / 1048576 }"; }
+alloc_mib() { mib "$(( $(stat -c %b "$1") * $(stat -c %B "$1") ))"; }   # allocated MiB of FILE
 drop_caches() {
     sync
     if echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then echo dropped; else echo warm; fi
@@ -225,7 +233,7 @@ save_run() {
     [ "$file" = /dev/null ] && return
     times[$key]+="$(calc "$t2 - $t1") "
     fsyncs[$key]+="$(calc "$t3 - $t2") "
-    info[$key]="$(mib "$(stat -c %s "$file")") $(mib "$(( $(stat -c %b "$file") * $(stat -c %B "$file") ))") - -"
+    info[$key]="$(mib "$(stat -c %s "$file")") $(alloc_mib "$file") - -"
     echo "qemu-exec: save exec:$body: $(calc "$t2 - $t1") s" >&2
 }
 
@@ -275,10 +283,7 @@ bench_layout() {
     echo "qemu-exec: $("$qemu" --version | head -1), guest RAM $mem, $layout, files in $work" >&2
     start_qemu src
     t0=$(now)
-    until grep -q D "$work/src.serial" 2>/dev/null; do
-        kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
-        sleep 0.2
-    done
+    wait_serial D
     qmp "$work/src.qmp" stop >/dev/null
     echo "qemu-exec: guest filled in $(calc "$(now) - $t0") s" >&2
     qmp "$work/src.qmp" migrate-set-parameters \
@@ -345,10 +350,7 @@ live_run() {
     local body=$1 file=$2 t1 t2 sent
     rm -f "$file" "$work/src.serial"
     start_qemu src
-    until grep -q B "$work/src.serial" 2>/dev/null; do
-        kill -0 "$(cat "$work/src.pid")" 2>/dev/null || die "source QEMU died: $(cat "$work/src.log")"
-        sleep 0.2
-    done
+    wait_serial B
     qmp "$work/src.qmp" migrate-set-parameters \
         '{"max-bandwidth": 67108864, "downtime-limit": 300}' >/dev/null
     t1=$(now)
@@ -364,7 +366,7 @@ live_run() {
     body=${body//$work\//}
     live_rows+=("$(printf '%-64s %7.2f %10s %9s %9s' "exec:$body" "$(calc "$t2 - $t1")" \
         "$(mib "$sent")" "$(mib "$(stat -c %s "$file")")" \
-        "$(mib "$(( $(stat -c %b "$file") * $(stat -c %B "$file") ))")")")
+        "$(alloc_mib "$file")")")
     echo "qemu-exec: live save exec:$body: $(calc "$t2 - $t1") s" >&2
     rm -f "$file"
 }

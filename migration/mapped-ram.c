@@ -48,6 +48,21 @@ uint64_t mapped_ram_bitmap_size(uint64_t num_pages)
     return BITS_TO_LONGS(num_pages) * sizeof(unsigned long);
 }
 
+/* See mapped_ram_put_block: make a regular file reach the stream's position. */
+static void extend_file(QEMUFile *f)
+{
+    int fd = io_channel_get_fd(qemu_file_get_ioc(f));
+    off_t end = qemu_file_tell(f);
+    struct stat st;
+
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= end) {
+        return;
+    }
+    if (ftruncate(fd, end) < 0) {
+        /* not an error: the page writes extend the file themselves */
+    }
+}
+
 bool mapped_ram_put_block(QEMUFile *f, uint64_t used_length, uint64_t page_size,
                           MappedRamHeader *out, GError **errp)
 {
@@ -61,21 +76,11 @@ bool mapped_ram_put_block(QEMUFile *f, uint64_t used_length, uint64_t page_size,
                                  MAPPED_RAM_FILE_OFFSET_ALIGNMENT);
     mapped_ram_header_encode(out, raw);
     qemu_put_buffer(f, raw, sizeof(raw));
-    return qemu_file_set_offset(f, out->pages_offset + used_length, errp);
-}
-
-void mapped_ram_extend_file(QEMUFile *f)
-{
-    int fd = io_channel_get_fd(qemu_file_get_ioc(f));
-    off_t end = qemu_file_tell(f);
-    struct stat st;
-
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= end) {
-        return;
+    if (!qemu_file_set_offset(f, out->pages_offset + used_length, errp)) {
+        return false;
     }
-    if (ftruncate(fd, end) < 0) {
-        /* not an error: the page writes extend the file themselves */
-    }
+    extend_file(f);
+    return true;
 }
 
 bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,

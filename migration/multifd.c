@@ -247,12 +247,10 @@ static int open_channel_fd(const PageChannelsConfig *cfg, GError **errp)
  * enough threads, each with its own engine, that several rings are busy:
  * one page-data fd still stands beside the main one, but it is written in
  * parallel.  Writes into holes (every run of non-zero pages between zero
- * pages is one) are the slow case: 262144 runs of 8 KiB took ~6.2 s on
- * ext4 with 4 rings of 64 requests, ~4.5 s with 4 of 256 and ~4.2 s with
- * 16 of 256 (the more in flight, the less kernel time per write); those
- * figures predate mapped_ram_extend_file, after which the writes no longer
- * extend the file and the same run took ~3.4 s (8 or 16 threads within
- * noise of each other).  Loads,
+ * pages is one) are the slow case, and the more of them in flight the
+ * less kernel time each costs: 262144 runs of 8 KiB took ~4.5 s with 4
+ * rings of 256 and ~4.2 s with 16 (before the file was extended up front,
+ * see mapped_ram_put_block; ~3.4 s since, 8 or 16 threads alike).  Loads,
  * whose cost is mostly faulting in guest RAM, need no more than 4.
  */
 #define DIO_WRITE_MIN_THREADS 16

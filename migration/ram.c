@@ -131,9 +131,6 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
             }
         }
     }
-    if (rs.p.mapped_ram) {
-        mapped_ram_extend_file(f);
-    }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
     if (rs.p.mapped_ram) {
         PageChannelsConfig cfg = {

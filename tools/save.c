@@ -235,9 +235,6 @@ static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
     if (!ram_parse_section(f, si->type, &c->ps, &save_sink, c, errp)) {
         return false;
     }
-    if (si->type == QEMU_VM_SECTION_START) {
-        mapped_ram_extend_file(c->out);
-    }
     if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
         return false;
     }
