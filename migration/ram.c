@@ -2,7 +2,7 @@
  * RAM migration: the "ram" section.  See ram.h.
  */
 #include "ram.h"
-#include "multifd.h"
+#include "page-channels.h"
 #include "system/ramblock.h"
 #include "util/bitmap.h"
 #include "util/bufferzero.h"

@@ -11,7 +11,7 @@
  * no state.
  */
 #include "mapram-tool.h"
-#include "../migration/multifd.h"
+#include "../migration/page-channels.h"
 #include "../migration/ram.h"
 #include "../migration/savevm.h"
 #include "util/bitmap.h"

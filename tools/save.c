@@ -10,7 +10,7 @@
  * truncated back to the offset, so no file that verify passes is left.
  */
 #include "mapram-tool.h"
-#include "../migration/multifd.h"
+#include "../migration/page-channels.h"
 #include "../migration/ram.h"
 #include "../migration/savevm.h"
 #include "util/bitmap.h"

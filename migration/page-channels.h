@@ -1,25 +1,27 @@
 /*
- * Page channels: the multifd threads of the file: transport.
+ * Page channels: the multifd channels of the file: transport, each served
+ * by one or more worker threads.
  *
- * N threads, each with its own fd on the migration file (opened anew, not
- * dup()ed, so O_DIRECT stays per channel) and its own AioEngine with a
- * queue depth.  The migration thread hands them batches: on save, the
- * pages of one block (zero detection happens in the channel thread, which
- * sets or clears the page's bit in the file bitmap); on load, byte ranges
- * to read straight into guest memory.  page_channels_sync() waits until
- * every channel has finished and drained its I/O, so a page rewritten in
+ * N channels, each with its own fd on the migration file (opened anew,
+ * not dup()ed, so O_DIRECT stays per channel); each channel is served by
+ * one or more worker threads, each with its own AioEngine and queue depth.
+ * The migration thread hands the workers batches: on save, the pages of
+ * one block (zero detection happens in the worker, which sets or clears
+ * the page's bit in the file bitmap); on load, byte ranges to read
+ * straight into guest memory.  page_channels_sync() waits until every
+ * worker has finished and drained its I/O, so a page rewritten in
  * the next pass can never race its previous write, and no page write
  * lands after the bitmaps are written.
  *
  * With multifd off the same code runs one channel: that is how direct-io
  * works without multifd (one page-data fd beside the main one, async I/O).
  *
- * Threads: the struct is owned by the migration thread; each channel's
- * queue is fed by it and consumed by the channel thread; counters are
+ * Threads: the struct is owned by the migration thread; each worker's
+ * queue is fed by it and consumed by the worker thread; counters are
  * atomics; err is protected by lock.
  */
-#ifndef MIGRATION_MULTIFD_H
-#define MIGRATION_MULTIFD_H
+#ifndef MIGRATION_PAGE_CHANNELS_H
+#define MIGRATION_PAGE_CHANNELS_H
 
 #include <glib.h>
 #include <stdbool.h>

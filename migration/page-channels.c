@@ -1,7 +1,7 @@
 /*
- * Page channels (multifd over file:).  See multifd.h.
+ * Page channels (multifd over file:).  See page-channels.h.
  */
-#include "multifd.h"
+#include "page-channels.h"
 #include "io/aio.h"
 #include "system/ramblock.h"
 #include "util/bufferzero.h"
@@ -36,22 +36,22 @@ typedef struct Job {
     };
 } Job;
 
-typedef struct Channel {
+typedef struct PageWorker {
     PageChannels *pc;
     unsigned id;
     int fd;
-    bool owns_fd;                  /* the first lane of an fd closes it */
+    bool owns_fd;                  /* the first worker of a channel opened the fd and closes it */
     AioEngine *aio;
     GThread *thread;
     GAsyncQueue *queue;            /* Job *, fed by the migration thread */
     gint queued;                   /* jobs not yet finished (atomic) */
-} Channel;
+} PageWorker;
 
 struct PageChannels {
     PageChannelsConfig cfg;
     char *path;
-    unsigned nthreads;             /* channels * lanes */
-    Channel *ch;
+    unsigned nworkers;             /* channels * workers per channel */
+    PageWorker *workers;
     unsigned next;                 /* round-robin cursor, migration thread only */
     GMutex lock;
     GCond cond;                    /* a job finished / a sync acked */
@@ -80,7 +80,7 @@ static bool has_error(PageChannels *pc)
     return e || g_atomic_int_get(&pc->aborted);
 }
 
-static bool submit_run(Channel *c, Job *j, uint64_t first, uint64_t npages, GError **errp)
+static bool submit_run(PageWorker *c, Job *j, uint64_t first, uint64_t npages, GError **errp)
 {
     struct iovec iov = { j->host + first * TARGET_PAGE_SIZE, npages * TARGET_PAGE_SIZE };
     off_t off = j->pages_offset + first * TARGET_PAGE_SIZE;
@@ -97,7 +97,7 @@ static bool submit_run(Channel *c, Job *j, uint64_t first, uint64_t npages, GErr
     return true;
 }
 
-static bool do_write(Channel *c, Job *j, GError **errp)
+static bool do_write(PageWorker *c, Job *j, GError **errp)
 {
     bool detect = c->pc->cfg.detect_zero;
     uint64_t run_start = 0, run_len = 0, zeros = 0;
@@ -124,7 +124,7 @@ static bool do_write(Channel *c, Job *j, GError **errp)
     return run_len ? submit_run(c, j, run_start, run_len, errp) : true;
 }
 
-static bool do_read(Channel *c, Job *j, GError **errp)
+static bool do_read(PageWorker *c, Job *j, GError **errp)
 {
     struct iovec iov = { j->host, j->len };
     if (fault_hit("load-page-read")) {
@@ -139,7 +139,7 @@ static bool do_read(Channel *c, Job *j, GError **errp)
     return true;
 }
 
-static bool do_pwrite(Channel *c, Job *j, GError **errp)
+static bool do_pwrite(PageWorker *c, Job *j, GError **errp)
 {
     struct iovec iov = { j->host, j->len };
     if (fault_hit("save-page-write")) {
@@ -155,7 +155,7 @@ static bool do_pwrite(Channel *c, Job *j, GError **errp)
     return true;
 }
 
-static bool do_segs(Channel *c, Job *j, bool write, GError **errp)
+static bool do_segs(PageWorker *c, Job *j, bool write, GError **errp)
 {
     for (unsigned i = 0; i < j->n; i++) {
         Job one = { .kind = write ? JOB_PWRITE : JOB_READ, .host = j->segs[i].buf,
@@ -167,7 +167,7 @@ static bool do_segs(Channel *c, Job *j, bool write, GError **errp)
     return true;
 }
 
-static void job_finished(Channel *c)
+static void job_finished(PageWorker *c)
 {
     g_mutex_lock(&c->pc->lock);
     g_atomic_int_dec_and_test(&c->queued);
@@ -177,7 +177,7 @@ static void job_finished(Channel *c)
 
 static gpointer channel_thread(gpointer opaque)
 {
-    Channel *c = opaque;
+    PageWorker *c = opaque;
     PageChannels *pc = c->pc;
     for (;;) {
         Job *j = g_async_queue_pop(c->queue);
@@ -215,7 +215,7 @@ static gpointer channel_thread(gpointer opaque)
         }
         if (!ok) {
             if (pc->cfg.channels > 1) {
-                g_prefix_error(&err, "multifd channel %u: ", c->id * pc->cfg.channels / pc->nthreads);
+                g_prefix_error(&err, "multifd channel %u: ", c->id * pc->cfg.channels / pc->nworkers);
             }
             set_error(pc, err);
         }
@@ -241,8 +241,8 @@ static int open_channel_fd(const PageChannelsConfig *cfg, GError **errp)
 }
 
 /*
- * Lanes: io_uring serialises writes to one regular file issued through one
- * ring (they are hashed by inode when punted to its workers), and ext4's
+ * Workers per channel: io_uring serialises writes to one regular file issued through one
+ * ring (they are hashed by inode when punted to its io-wq threads), and ext4's
  * allocating O_DIRECT writes always are.  So with direct-io every fd gets
  * enough threads, each with its own engine, that several rings are busy:
  * one page-data fd still stands beside the main one, but it is written in
@@ -262,31 +262,31 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
     bool load = (cfg->flags & O_ACCMODE) == O_RDONLY;
     /* loads too: reads into fresh guest RAM fault it in, and that is CPU work */
     unsigned min_threads = load ? LOAD_MIN_THREADS : cfg->direct_io ? DIO_WRITE_MIN_THREADS : 1;
-    unsigned lanes = MAX(1, DIV_ROUND_UP(min_threads, cfg->channels));
+    unsigned per_channel = MAX(1, DIV_ROUND_UP(min_threads, cfg->channels));
 
     pc->cfg = *cfg;
     pc->path = g_strdup(cfg->path);
     pc->cfg.path = pc->path;
-    pc->nthreads = cfg->channels * lanes;
+    pc->nworkers = cfg->channels * per_channel;
     g_mutex_init(&pc->lock);
     g_cond_init(&pc->cond);
-    pc->ch = g_new0(Channel, pc->nthreads);
-    for (unsigned i = 0; i < pc->nthreads; i++) {
-        Channel *c = &pc->ch[i];
+    pc->workers = g_new0(PageWorker, pc->nworkers);
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        PageWorker *c = &pc->workers[i];
         c->pc = pc;
         c->id = i;
         c->fd = -1;
     }
-    for (unsigned i = 0; i < pc->nthreads; i++) {
-        Channel *c = &pc->ch[i];
-        if (i % lanes == 0) {
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        PageWorker *c = &pc->workers[i];
+        if (i % per_channel == 0) {
             c->fd = open_channel_fd(&pc->cfg, errp);
             c->owns_fd = true;
             if (c->fd < 0) {
                 goto fail;
             }
         } else {
-            c->fd = pc->ch[i - i % lanes].fd;
+            c->fd = pc->workers[i - i % per_channel].fd;
         }
         c->aio = aio_engine_new(c->fd, cfg->queue_depth ? cfg->queue_depth : 1,
                                 cfg->direct_io ? AIO_BACKEND_AUTO : AIO_BACKEND_SYNC, errp);
@@ -294,7 +294,7 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
             goto fail;
         }
         c->queue = g_async_queue_new();
-        g_autofree char *name = g_strdup_printf("multifd%u", i);
+        g_autofree char *name = g_strdup_printf("pageio%u", i);
         c->thread = g_thread_new(name, channel_thread, c);
     }
     return pc;
@@ -303,13 +303,13 @@ fail:
     return NULL;
 }
 
-static Channel *pick_channel(PageChannels *pc)
+static PageWorker *pick_worker(PageChannels *pc)
 {
-    unsigned n = pc->nthreads;
+    unsigned n = pc->nworkers;
     g_mutex_lock(&pc->lock);
     for (;;) {
         for (unsigned k = 0; k < n; k++) {
-            Channel *c = &pc->ch[(pc->next + k) % n];
+            PageWorker *c = &pc->workers[(pc->next + k) % n];
             if (g_atomic_int_get(&c->queued) < CHANNEL_MAX_QUEUED) {
                 pc->next = (c->id + 1) % n;
                 g_atomic_int_inc(&c->queued);
@@ -352,7 +352,7 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
     j->idstr = idstr;
     j->n = n;
     memcpy(j->pages, pages, n * sizeof(uint64_t));
-    g_async_queue_push(pick_channel(pc)->queue, j);
+    g_async_queue_push(pick_worker(pc)->queue, j);
     return true;
 }
 
@@ -367,7 +367,7 @@ static bool queue_io(PageChannels *pc, JobKind kind, void *host, size_t len, off
     j->host = host;
     j->len = len;
     j->off = off;
-    g_async_queue_push(pick_channel(pc)->queue, j);
+    g_async_queue_push(pick_worker(pc)->queue, j);
     return true;
 }
 
@@ -396,17 +396,17 @@ bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs,
     j->kind = write ? JOB_SEGS_W : JOB_SEGS_R;
     j->n = n;
     memcpy(j->segs, segs, n * sizeof(PageSeg));
-    g_async_queue_push(pick_channel(pc)->queue, j);
+    g_async_queue_push(pick_worker(pc)->queue, j);
     return true;
 }
 
 bool page_channels_sync(PageChannels *pc, GError **errp)
 {
     g_mutex_lock(&pc->lock);
-    pc->sync_pending = pc->nthreads;
+    pc->sync_pending = pc->nworkers;
     g_mutex_unlock(&pc->lock);
-    for (unsigned i = 0; i < pc->nthreads; i++) {
-        Channel *c = &pc->ch[i];
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        PageWorker *c = &pc->workers[i];
         Job *j = g_new0(Job, 1);
         j->kind = JOB_SYNC;
         g_atomic_int_inc(&c->queued);
@@ -430,8 +430,8 @@ void page_channels_free(PageChannels *pc)
     if (!pc) {
         return;
     }
-    for (unsigned i = 0; i < pc->nthreads; i++) {
-        Channel *c = &pc->ch[i];
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        PageWorker *c = &pc->workers[i];
         if (c->thread) {
             Job *j = g_new0(Job, 1);
             j->kind = JOB_QUIT;
@@ -449,7 +449,7 @@ void page_channels_free(PageChannels *pc)
             qemu_close(c->fd);
         }
     }
-    g_free(pc->ch);
+    g_free(pc->workers);
     if (pc->err) {
         g_error_free(pc->err);
     }
@@ -466,4 +466,4 @@ uint64_t page_channels_zero_pages(PageChannels *pc)
 uint64_t page_channels_normal_pages(PageChannels *pc)
 { return __atomic_load_n(&pc->normal_pages, __ATOMIC_RELAXED); }
 const char *page_channels_backend(PageChannels *pc)
-{ return pc->nthreads && pc->ch[0].aio ? aio_engine_backend_name(pc->ch[0].aio) : "none"; }
+{ return pc->nworkers && pc->workers[0].aio ? aio_engine_backend_name(pc->workers[0].aio) : "none"; }
