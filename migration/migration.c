@@ -399,7 +399,7 @@ static void out_reset(void)
     out.precopy_bytes = out.downtime_bytes = out.main_bytes = 0;
 }
 
-static JsonNode *qmp_migrate(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_migrate(JsonObject *args, Monitor *mon, void *opaque_, GError **errp)
 {
     MigAddr addr;
     if (migration_is_running()) {
@@ -463,7 +463,7 @@ static JsonNode *qmp_migrate(JsonObject *args, Monitor *mon, GError **errp)
     return NULL;
 }
 
-static JsonNode *qmp_migrate_cancel(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_migrate_cancel(JsonObject *args, Monitor *mon, void *opaque_, GError **errp)
 {
     if (!migration_is_running()) {
         return NULL;
@@ -513,7 +513,7 @@ static JsonObject *ram_stats_json(bool incoming)
     return r;
 }
 
-static JsonNode *qmp_query_migrate(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_query_migrate(JsonObject *args, Monitor *mon, void *opaque_, GError **errp)
 {
     JsonObject *o = json_object_new();
     g_mutex_lock(&lock);
@@ -732,7 +732,7 @@ static bool incoming_begin(MigAddr *addr, GError **errp)
     return true;
 }
 
-static JsonNode *qmp_migrate_incoming(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_migrate_incoming(JsonObject *args, Monitor *mon, void *opaque_, GError **errp)
 {
     MigAddr addr;
     if (!in.cmdline_incoming || runstate_get() != RUN_STATE_INMIGRATE) {
@@ -783,14 +783,14 @@ bool migration_set_global_property(const char *name, const char *value, GError *
 
 /* ------------------------------------------------------------------ */
 
-static JsonNode *qmp_set_caps(JsonObject *a, Monitor *m, GError **e)
+static JsonNode *qmp_set_caps(JsonObject *a, Monitor *m, void *opaque_, GError **e)
 { return qmp_migrate_set_capabilities(a, e); }
-static JsonNode *qmp_query_caps(JsonObject *a, Monitor *m, GError **e)
+static JsonNode *qmp_query_caps(JsonObject *a, Monitor *m, void *opaque_, GError **e)
 { return qmp_query_migrate_capabilities(e); }
 /* Parameters apply live where it matters (max-bandwidth, downtime-limit). */
-static JsonNode *qmp_set_params(JsonObject *a, Monitor *m, GError **e)
+static JsonNode *qmp_set_params(JsonObject *a, Monitor *m, void *opaque_, GError **e)
 { return qmp_migrate_set_parameters(a, e); }
-static JsonNode *qmp_query_params(JsonObject *a, Monitor *m, GError **e)
+static JsonNode *qmp_query_params(JsonObject *a, Monitor *m, void *opaque_, GError **e)
 { return qmp_query_migrate_parameters(e); }
 
 void migration_init(void)
@@ -799,14 +799,14 @@ void migration_init(void)
     migration_options_init();
     ram_register();
     global_state_register();
-    qmp_register_command("migrate", qmp_migrate);
-    qmp_register_command("migrate-incoming", qmp_migrate_incoming);
-    qmp_register_command("migrate_cancel", qmp_migrate_cancel);
-    qmp_register_command("query-migrate", qmp_query_migrate);
-    qmp_register_command("migrate-set-capabilities", qmp_set_caps);
-    qmp_register_command("query-migrate-capabilities", qmp_query_caps);
-    qmp_register_command("migrate-set-parameters", qmp_set_params);
-    qmp_register_command("query-migrate-parameters", qmp_query_params);
+    qmp_register_command("migrate", qmp_migrate, NULL);
+    qmp_register_command("migrate-incoming", qmp_migrate_incoming, NULL);
+    qmp_register_command("migrate_cancel", qmp_migrate_cancel, NULL);
+    qmp_register_command("query-migrate", qmp_query_migrate, NULL);
+    qmp_register_command("migrate-set-capabilities", qmp_set_caps, NULL);
+    qmp_register_command("query-migrate-capabilities", qmp_query_caps, NULL);
+    qmp_register_command("migrate-set-parameters", qmp_set_params, NULL);
+    qmp_register_command("query-migrate-parameters", qmp_query_params, NULL);
 }
 
 void migration_shutdown(void)

@@ -17,16 +17,21 @@
 #define QMP_VERSION_MINOR 2
 #define QMP_VERSION_MICRO 0
 
-static GHashTable *commands;        /* name -> QmpCommandFunc; main thread */
+typedef struct QmpCommand {
+    QmpCommandFunc fn;
+    void *opaque;
+} QmpCommand;
+
+static GHashTable *commands;        /* name -> QmpCommand *; main thread */
 
 static void registry_init(void)
 {
     if (!commands) {
-        commands = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        commands = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     }
 }
 
-void qmp_register_command(const char *name, QmpCommandFunc fn)
+void qmp_register_command(const char *name, QmpCommandFunc fn, void *opaque)
 {
     QapiKind kind;
 
@@ -35,13 +40,20 @@ void qmp_register_command(const char *name, QmpCommandFunc fn)
         return;
     }
     registry_init();
-    g_hash_table_replace(commands, g_strdup(name), (gpointer)fn);
+    QmpCommand *cmd = g_new(QmpCommand, 1);
+
+    cmd->fn = fn;
+    cmd->opaque = opaque;
+    g_hash_table_replace(commands, g_strdup(name), cmd);
 }
 
-QmpCommandFunc qmp_find_command(const char *name)
+QmpCommandFunc qmp_find_command(const char *name, void **opaque)
 {
     monitor_register_builtin_commands();
-    return (QmpCommandFunc)g_hash_table_lookup(commands, name);
+    QmpCommand *cmd = g_hash_table_lookup(commands, name);
+
+    *opaque = cmd ? cmd->opaque : NULL;
+    return cmd ? cmd->fn : NULL;
 }
 
 /* --- helpers for handlers --- */
@@ -178,6 +190,7 @@ static JsonNode *run_command(Monitor *mon, JsonObject *req, GError **errp)
     const char *command = check_request(req, monitor_oob_enabled(mon), &oob, errp);
     JsonObject *args;
     QmpCommandFunc fn;
+    void *opaque;
     GError *err = NULL;
     JsonNode *ret;
 
@@ -189,7 +202,7 @@ static JsonNode *run_command(Monitor *mon, JsonObject *req, GError **errp)
         command_not_found(command, errp);
         return NULL;
     }
-    fn = qmp_find_command(command);
+    fn = qmp_find_command(command, &opaque);
     if (!fn) {
         command_not_found(command, errp);
         return NULL;
@@ -207,9 +220,9 @@ static JsonNode *run_command(Monitor *mon, JsonObject *req, GError **errp)
     if (!args) {
         g_autoptr(JsonObject) empty = json_object_new();
 
-        ret = fn(empty, mon, &err);
+        ret = fn(empty, mon, opaque, &err);
     } else {
-        ret = fn(args, mon, &err);
+        ret = fn(args, mon, opaque, &err);
     }
     if (err) {
         g_clear_pointer(&ret, json_node_unref);
@@ -252,7 +265,7 @@ JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request)
 
 /* --- control commands --- */
 
-static JsonNode *qmp_capabilities(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_capabilities(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     JsonArray *enable;
     bool oob = false;
@@ -272,7 +285,7 @@ static JsonNode *qmp_capabilities(JsonObject *args, Monitor *mon, GError **errp)
     return NULL;
 }
 
-static JsonNode *qmp_query_commands(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_query_commands(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     g_autoptr(GPtrArray) names = qapi_schema_names(qapi_schema_get(), QAPI_KIND_COMMAND);
     JsonArray *arr = json_array_new();
@@ -308,7 +321,7 @@ JsonNode *qmp_version_info(void)
     return n;
 }
 
-static JsonNode *qmp_query_version(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_query_version(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     return qmp_version_info();
 }
@@ -316,9 +329,9 @@ static JsonNode *qmp_query_version(JsonObject *args, Monitor *mon, GError **errp
 static gpointer register_builtins(gpointer unused)
 {
     registry_init();
-    qmp_register_command("qmp_capabilities", qmp_capabilities);
-    qmp_register_command("query-commands", qmp_query_commands);
-    qmp_register_command("query-version", qmp_query_version);
+    qmp_register_command("qmp_capabilities", qmp_capabilities, NULL);
+    qmp_register_command("query-commands", qmp_query_commands, NULL);
+    qmp_register_command("query-version", qmp_query_version, NULL);
     qmp_register_fd_commands();
     return NULL;
 }

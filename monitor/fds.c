@@ -96,7 +96,7 @@ void monitor_fds_cleanup(void)
     g_mutex_unlock(&named_lock);
 }
 
-static JsonNode *qmp_getfd(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_getfd(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     const char *fdname = qmp_arg_str(args, "fdname", NULL);
     int fd = monitor_take_received_fd(mon);
@@ -114,7 +114,7 @@ static JsonNode *qmp_getfd(JsonObject *args, Monitor *mon, GError **errp)
     return NULL;
 }
 
-static JsonNode *qmp_closefd(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_closefd(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     const char *fdname = qmp_arg_str(args, "fdname", NULL);
     int fd = named_fd_steal(fdname);
@@ -223,7 +223,7 @@ static bool fdset_add_fd(int fd, bool has_id, gint64 id, const char *opaque,
     return true;
 }
 
-static JsonNode *qmp_add_fd(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_add_fd(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     int fd = monitor_take_received_fd(mon);
     gint64 id;
@@ -280,7 +280,7 @@ static bool fdset_remove(gint64 id, bool has_fd, gint64 fd)
     return found;
 }
 
-static JsonNode *qmp_remove_fd(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_remove_fd(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     gint64 id = qmp_arg_int(args, "fdset-id", 0);
     bool has_fd = qmp_arg_has(args, "fd");
@@ -320,7 +320,7 @@ static JsonObject *fdset_info(Fdset *set)
     return info;
 }
 
-static JsonNode *qmp_query_fdsets(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_query_fdsets(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     JsonArray *arr = json_array_new();
     JsonNode *n = json_node_new(JSON_NODE_ARRAY);
@@ -466,9 +466,9 @@ void monitor_fdsets_init(void)
 
 void qmp_register_fd_commands(void)
 {
-    qmp_register_command("getfd", qmp_getfd);
-    qmp_register_command("closefd", qmp_closefd);
-    qmp_register_command("add-fd", qmp_add_fd);
-    qmp_register_command("remove-fd", qmp_remove_fd);
-    qmp_register_command("query-fdsets", qmp_query_fdsets);
+    qmp_register_command("getfd", qmp_getfd, NULL);
+    qmp_register_command("closefd", qmp_closefd, NULL);
+    qmp_register_command("add-fd", qmp_add_fd, NULL);
+    qmp_register_command("remove-fd", qmp_remove_fd, NULL);
+    qmp_register_command("query-fdsets", qmp_query_fdsets, NULL);
 }

@@ -86,7 +86,8 @@ char *json_splitter_next(JsonSplitter *js);   /* caller frees; NULL if none */
 /* --- dispatch.c --- */
 
 /* Registered handler for a command name, or NULL. */
-QmpCommandFunc qmp_find_command(const char *name);
+/* The handler registered for name and its opaque; NULL if none. */
+QmpCommandFunc qmp_find_command(const char *name, void **opaque);
 
 /*
  * Run one parsed request on behalf of mon and return the response object

@@ -13,7 +13,7 @@
 #include "util/osdep.h"
 #include "system-internal.h"
 
-static JsonNode *qmp_query_status(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_query_status(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     RunState s = runstate_get();
     JsonObject *o = json_object_new();
@@ -26,7 +26,7 @@ static JsonNode *qmp_query_status(JsonObject *args, Monitor *mon, GError **errp)
 }
 
 /* While waiting for an incoming migration, stop and cont only set autostart. */
-static JsonNode *qmp_stop(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_stop(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     if (runstate_get() == RUN_STATE_INMIGRATE) {
         vm_set_autostart(false);
@@ -36,7 +36,7 @@ static JsonNode *qmp_stop(JsonObject *args, Monitor *mon, GError **errp)
     return NULL;
 }
 
-static JsonNode *qmp_cont(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_cont(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     if (runstate_needs_reset()) {
         error_setg(errp, "Resetting the Virtual Machine is required");
@@ -50,7 +50,7 @@ static JsonNode *qmp_cont(JsonObject *args, Monitor *mon, GError **errp)
     return NULL;
 }
 
-static JsonNode *qmp_quit(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_quit(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     vm_shutdown_request("host-qmp-quit", 0);
     return NULL;
@@ -108,7 +108,7 @@ static bool pmem_write(int fd, const char *filename, uint64_t addr, uint64_t siz
     return true;
 }
 
-static JsonNode *qmp_pmemsave(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *qmp_pmemsave(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     gint64 val = qmp_arg_int(args, "val", 0);
     gint64 size = qmp_arg_int(args, "size", 0);
@@ -133,9 +133,9 @@ static JsonNode *qmp_pmemsave(JsonObject *args, Monitor *mon, GError **errp)
 
 void system_qmp_register(void)
 {
-    qmp_register_command("query-status", qmp_query_status);
-    qmp_register_command("stop", qmp_stop);
-    qmp_register_command("cont", qmp_cont);
-    qmp_register_command("quit", qmp_quit);
-    qmp_register_command("pmemsave", qmp_pmemsave);
+    qmp_register_command("query-status", qmp_query_status, NULL);
+    qmp_register_command("stop", qmp_stop, NULL);
+    qmp_register_command("cont", qmp_cont, NULL);
+    qmp_register_command("quit", qmp_quit, NULL);
+    qmp_register_command("pmemsave", qmp_pmemsave, NULL);
 }

@@ -10,7 +10,7 @@
  * "Parameter 'x' does not accept value 'y'", "Parameter 'x' expects uint8",
  * ...), so handlers only check semantics.
  *
- *   qmp_register_command("stop", qmp_stop);            (before the loop)
+ *   qmp_register_command("stop", qmp_stop, NULL);      (before the loop)
  *   Monitor *m = monitor_new_qmp_unix("/tmp/q.sock", errp);  (server=on,wait=off)
  *   Monitor *m = monitor_new_qmp_stdio(errp);
  *   qmp_event_send("STOP", NULL);                      (any thread)
@@ -28,9 +28,11 @@
 
 typedef struct Monitor Monitor;   /* one QMP server (socket or stdio) + its current client */
 
-typedef JsonNode *(*QmpCommandFunc)(JsonObject *args, Monitor *mon, GError **errp);
+/* opaque is what the handler was registered with (the object it serves). */
+typedef JsonNode *(*QmpCommandFunc)(JsonObject *args, Monitor *mon, void *opaque,
+                                    GError **errp);
 
-void qmp_register_command(const char *name, QmpCommandFunc fn);
+void qmp_register_command(const char *name, QmpCommandFunc fn, void *opaque);
 
 /* -qmp unix:PATH,server=on,wait=off  or  -qmp stdio */
 Monitor *monitor_new_qmp(const char *spec, GError **errp);

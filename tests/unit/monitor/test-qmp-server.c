@@ -36,13 +36,13 @@ typedef struct Client {
 
 /* --- server side --- */
 
-static JsonNode *test_stop(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *test_stop(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     qmp_event_send("STOP", NULL);
     return NULL;
 }
 
-static JsonNode *test_cont(JsonObject *args, Monitor *mon, GError **errp)
+static JsonNode *test_cont(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
 {
     g_set_error(errp, MAPRAM_ERROR, QMP_ERROR_DEVICE_NOT_ACTIVE, "not now");
     return NULL;
@@ -657,8 +657,8 @@ static void add(const char *name, void (*fn)(Fixture *, gconstpointer))
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    qmp_register_command("stop", test_stop);
-    qmp_register_command("cont", test_cont);
+    qmp_register_command("stop", test_stop, NULL);
+    qmp_register_command("cont", test_cont, NULL);
     g_test_add_func("/monitor/qmp/spec", test_spec_parsing);
     g_test_add_func("/monitor/qmp/stdio", test_stdio);
     add("/monitor/qmp/greeting-negotiation", test_greeting_and_negotiation);
