@@ -6,35 +6,39 @@
  */
 #include "migration-internal.h"
 #include "migration/vmstate.h"
-#include "system/runstate.h"
 #include <string.h>
 
-typedef struct GlobalState {
+/*
+ * One per Migration.  The wire fields are written by the migration thread
+ * (store, save) or the incoming thread (load) while one runs, and read by
+ * whoever joined that thread; host is immutable.
+ */
+struct GlobalState {
     uint32_t size;
     uint8_t runstate[32];
     bool has_vm_was_suspended;
     bool vm_was_suspended;
     bool received;
-} GlobalState;
+    const MigrationHostOps *host;
+    void *host_opaque;
+};
 
-/* Written by the migration threads at store/load; read by the main thread after. */
-static GlobalState global_state;
-
-void global_state_store(void)
+void global_state_store(GlobalState *gs)
 {
-    const char *name = runstate_name(runstate_get());
-    memset(global_state.runstate, 0, sizeof(global_state.runstate));
-    g_strlcpy((char *)global_state.runstate, name, sizeof(global_state.runstate));
-    global_state.size = strlen(name) + 1;
-    global_state.has_vm_was_suspended = true;
-    global_state.vm_was_suspended = runstate_get() == RUN_STATE_SUSPENDED;
+    RunState rs = gs->host->runstate_get(gs->host_opaque);
+    const char *name = runstate_name(rs);
+    memset(gs->runstate, 0, sizeof(gs->runstate));
+    g_strlcpy((char *)gs->runstate, name, sizeof(gs->runstate));
+    gs->size = strlen(name) + 1;
+    gs->has_vm_was_suspended = true;
+    gs->vm_was_suspended = rs == RUN_STATE_SUSPENDED;
 }
 
 static int global_state_pre_save(void *opaque)
 {
     GlobalState *s = opaque;
     if (!s->size) {
-        global_state_store();
+        global_state_store(s);
     }
     return 0;
 }
@@ -42,7 +46,9 @@ static int global_state_pre_save(void *opaque)
 static int global_state_pre_load(void *opaque)
 {
     GlobalState *s = opaque;
-    memset(s, 0, sizeof(*s));
+    s->size = 0;
+    memset(s->runstate, 0, sizeof(s->runstate));
+    s->has_vm_was_suspended = s->vm_was_suspended = s->received = false;
     return 0;
 }
 
@@ -77,18 +83,28 @@ static const VMStateDescription vmstate_globalstate = {
     },
 };
 
-void global_state_register(void)
+GlobalState *global_state_new(SaveVMRegistry *r, const MigrationHostOps *host,
+                              void *host_opaque)
 {
-    vmstate_register("globalstate", 0, &vmstate_globalstate, &global_state);
+    GlobalState *gs = g_new0(GlobalState, 1);
+    gs->host = host;
+    gs->host_opaque = host_opaque;
+    savevm_register_vmstate(r, "globalstate", 0, &vmstate_globalstate, gs);
+    return gs;
 }
 
-const char *global_state_received(void)
+void global_state_free(GlobalState *gs)
 {
-    return global_state.received ? (const char *)global_state.runstate : NULL;
+    g_free(gs);
 }
 
-void global_state_reset_received(void)
+const char *global_state_received(GlobalState *gs)
 {
-    global_state.received = false;
-    global_state.size = 0;
+    return gs->received ? (const char *)gs->runstate : NULL;
+}
+
+void global_state_reset(GlobalState *gs)
+{
+    gs->received = false;
+    gs->size = 0;
 }

@@ -1,5 +1,14 @@
 /*
- * Interfaces between migration.c and the rest of migration/.
+ * Interfaces between the files of migration/, and the state they share.
+ *
+ * One Migration per VM (migration.c) owns the option values, the handler
+ * registry and the per-direction states.  A MigrationState describes one
+ * outgoing migration (outgoing.c runs it in its own thread), a
+ * MigrationIncomingState one incoming load (incoming.c); both outlive
+ * their thread, so that query-migrate (qmp.c) can report a finished one.
+ * Every field says who may touch it: immutable once the thread starts,
+ * one thread only, under the state's lock, or atomic (Stat64 and the
+ * int flags read with __atomic_load_n).
  */
 #ifndef MIGRATION_INTERNAL_H
 #define MIGRATION_INTERNAL_H
@@ -10,10 +19,24 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "io/channel.h"
+#include "migration/migration.h"
 #include "options.h"
+#include "ram.h"
+#include "savevm.h"
+#include "util/stat64.h"
 
-bool migration_is_running(void);          /* outgoing in setup/active/device/cancelling */
-bool migration_incoming_started(void);    /* migrate-incoming (or -incoming URI) issued */
+typedef enum {
+    MIGRATION_STATUS_NONE,
+    MIGRATION_STATUS_SETUP,
+    MIGRATION_STATUS_CANCELLING,
+    MIGRATION_STATUS_CANCELLED,
+    MIGRATION_STATUS_ACTIVE,
+    MIGRATION_STATUS_COMPLETED,
+    MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS_DEVICE,
+} MigrationStatus;
+
+const char *migration_status_name(MigrationStatus s);
 
 /* ---- transport.c ---- */
 typedef struct MigAddr {
@@ -40,11 +63,112 @@ IOChannel *transport_open_incoming(const MigAddr *a, off_t *start, int *listen_f
 /* For query-migrate's socket-address on the destination. */
 JsonArray *transport_listen_address(const MigAddr *a, int listen_fd);
 
+typedef struct MigrationState MigrationState;
+typedef struct MigrationIncomingState MigrationIncomingState;
+typedef struct GlobalState GlobalState;
+
+struct Migration {
+    /* Immutable after migration_new() */
+    const MigrationHostOps *host;
+    void *host_opaque;
+    SaveVMRegistry *registry;     /* filled before the first migration, then read-only */
+    RamState *ram;                /* the "ram" handlers */
+    GlobalState *global_state;    /* the "globalstate" device */
+    /* The host's main thread only (QMP and the C API run there) */
+    char machine_type[256];
+    MigrationOptions *opts;       /* but for the live values, read atomically */
+    MigrationState *out;          /* the current or last outgoing migration, or NULL */
+    MigrationIncomingState *in;   /* the incoming load, or NULL */
+    bool incoming_cmdline;        /* -incoming was given */
+    bool incoming_started;        /* migrate-incoming (or -incoming URI) was issued */
+};
+
+/* Events (MIGRATION, MIGRATION_PASS) through the host; takes data. */
+void migration_event(Migration *m, const char *name, JsonObject *data);
+void migration_status_event(Migration *m, const MigrationConfig *cfg, MigrationStatus s);
+gint64 migration_now_ms(void);
+
+/* ---- outgoing.c ---- */
+/* Counters of one outgoing migration: Stat64, any thread reads them. */
+typedef struct MigrationStats {
+    Stat64 main_bytes;            /* stream bytes put on the main channel (published) */
+    RamStats ram;                 /* pages, passes, remaining */
+    Stat64 precopy_bytes;         /* set once at the end */
+    Stat64 downtime_bytes;
+} MigrationStats;
+
+struct MigrationState {
+    /* Immutable once the migration thread runs */
+    Migration *mig;
+    MigrationConfig *cfg;
+    MigAddr addr;
+    gint64 start_ms;
+    /* The main thread only: it starts the thread and joins it before freeing */
+    GThread *thread;
+    /* The channel's shutdown (main thread, at cancel) against its close (migration thread) */
+    GMutex ioc_lock;
+    IOChannel *ioc;               /* a reference until migration_state_free */
+    /* Protected by lock: what query-migrate reports besides the counters */
+    GMutex lock;
+    MigrationStatus status;
+    char *error_desc;
+    gint64 setup_ms, total_ms, downtime_ms;
+    uint64_t expected_downtime_ms;
+    double mbps;
+    /* Atomics */
+    int cancel;                   /* set by the main thread, polled by the migration thread */
+    MigrationStats stats;
+};
+
+/* migrate is allowed now (no migration running, the guest is not an incoming one). */
+bool migration_outgoing_allowed(Migration *m, GError **errp);
+bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp);  /* takes addr */
+void migration_outgoing_cancel(MigrationState *s);
+/* Joins the thread; NULL is fine. */
+void migration_state_free(MigrationState *s);
+bool migration_is_running(Migration *m);          /* setup/active/device/cancelling */
+MigrationStatus migration_state_status(MigrationState *s);
+void migration_outgoing_query(MigrationState *s, MigrationInfo *info);
+
+/* ---- incoming.c ---- */
+struct MigrationIncomingState {
+    /* Immutable once started */
+    MigrationConfig *cfg;
+    MigAddr addr;
+    gint64 start_ms;
+    bool exit_on_error;
+    /* The main thread only */
+    GThread *thread;
+    /* Protected by lock */
+    GMutex lock;
+    Migration *mig;               /* cleared when the Migration lets go of this state */
+    MigrationStatus status;
+    char *error_desc;             /* set by the thread when the load failed */
+    gint64 total_ms;
+    int listen_fd;                /* sockets: until a peer is accepted, else -1 */
+    IOChannel *ioc;               /* the opened or accepted channel */
+    /* Atomics */
+    int stop;                     /* the Migration is going away: give up */
+    int refs;                     /* the Migration's, and a pending end's */
+};
+
+/* migrate-incoming is allowed now (-incoming given, not yet started). */
+bool migration_incoming_allowed(Migration *m, GError **errp);
+bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
+                              GError **errp);  /* takes addr */
+void migration_incoming_free(MigrationIncomingState *s);   /* stops and joins */
+void migration_incoming_query(MigrationIncomingState *s, MigrationInfo *info);
+/* socket-address for query-migrate, or NULL when not listening */
+JsonArray *migration_incoming_listen_address(MigrationIncomingState *s);
+
 /* ---- global_state.c ---- */
-void global_state_register(void);
-void global_state_store(void);                 /* remember the runstate to send */
-/* After load: the received runstate name, or NULL if none was received. */
-const char *global_state_received(void);
-void global_state_reset_received(void);
+/* Registers the "globalstate" device in r. */
+GlobalState *global_state_new(SaveVMRegistry *r, const MigrationHostOps *host,
+                              void *host_opaque);
+void global_state_free(GlobalState *gs);
+void global_state_store(GlobalState *gs);      /* remember the run state to send */
+/* After a load: the received run state name, or NULL if none was received. */
+const char *global_state_received(GlobalState *gs);
+void global_state_reset(GlobalState *gs);
 
 #endif

@@ -2,8 +2,6 @@
  * Capabilities, parameters and compatibility rules.  See options.h.
  */
 #include "options.h"
-#include "migration-internal.h"
-#include "monitor/qmp.h"
 #include "util/error.h"
 #include <string.h>
 
@@ -28,12 +26,19 @@ int migration_capability_from_name(const char *name)
     return -1;
 }
 
-/* Owned by the main thread. */
-static bool caps[MIGRATION_CAPABILITY__MAX];
-static JsonObject *params;          /* MigrationParameters, QMP names */
-static struct {
+/*
+ * The live option values of one Migration.  Owned by the thread that runs
+ * the QMP commands (the main thread), except live_max_bandwidth and
+ * live_downtime_limit: atomics, read by the migration thread while it runs
+ * (QEMU applies those two to a running migration).
+ */
+struct MigrationOptions {
+    bool caps[MIGRATION_CAPABILITY__MAX];
+    JsonObject *params;          /* MigrationParameters, QMP names */
     bool send_switchover_start, send_configuration, send_section_footer;
-} props = { true, true, true };
+    guint64 live_max_bandwidth;
+    guint64 live_downtime_limit;
+};
 
 #define C(x) MIGRATION_CAPABILITY_##x
 
@@ -54,6 +59,8 @@ typedef enum {
 
 typedef struct RuleCtx {
     const bool *caps;                 /* capability set being checked */
+    const bool *current;              /* CAPS: the capabilities in force now */
+    bool incoming_started;            /* CAPS: migrate-incoming was issued */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
     TransportKind transport;
 } RuleCtx;
@@ -78,7 +85,7 @@ static bool r_bg_mapped(const RuleCtx *r) { return CAP(BACKGROUND_SNAPSHOT) && C
 static bool r_colo(const RuleCtx *r) { return CAP(X_COLO); }
 static bool r_rdma_pin(const RuleCtx *r) { return CAP(RDMA_PIN_ALL); }
 static bool r_mfd_incoming(const RuleCtx *r)
-{ return CAP(MULTIFD) != caps[C(MULTIFD)] && migration_incoming_started(); }
+{ return CAP(MULTIFD) != r->current[C(MULTIFD)] && r->incoming_started; }
 
 static bool r_seekable(const RuleCtx *r)
 { return CAP(MAPPED_RAM) && r->transport != TRANSPORT_FILE; }
@@ -144,48 +151,37 @@ static bool rules_check(RulePhase phase, const RuleCtx *r, GError **errp)
     return true;
 }
 
-static bool caps_check(const bool *newc, GError **errp)
-{
-    RuleCtx r = { .caps = newc };
-    return rules_check(PHASE_CAPS, &r, errp);
-}
-
-bool migrate_cap(MigrationCapability c) { return caps[c]; }
-
-JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
+bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
+                                        bool incoming_started, GError **errp)
 {
     bool newc[MIGRATION_CAPABILITY__MAX];
-    if (migration_is_running()) {
-        error_setg(errp, "There's a migration process in progress");
-        return NULL;
-    }
-    memcpy(newc, caps, sizeof(caps));
-    JsonArray *list = json_object_get_array_member(args, "capabilities");
+    memcpy(newc, o->caps, sizeof(newc));
     for (guint i = 0; i < json_array_get_length(list); i++) {
-        JsonObject *o = json_array_get_object_element(list, i);
-        const char *name = json_object_get_string_member(o, "capability");
+        JsonObject *e = json_array_get_object_element(list, i);
+        const char *name = json_object_get_string_member(e, "capability");
         int c = migration_capability_from_name(name);
         if (c < 0) {
             error_setg(errp, "Parameter 'capability' does not accept value '%s'", name);
-            return NULL;
+            return false;
         }
-        newc[c] = json_object_get_boolean_member(o, "state");
+        newc[c] = json_object_get_boolean_member(e, "state");
     }
-    if (!caps_check(newc, errp)) {
-        return NULL;
+    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_started = incoming_started };
+    if (!rules_check(PHASE_CAPS, &r, errp)) {
+        return false;
     }
-    memcpy(caps, newc, sizeof(caps));
-    return NULL;
+    memcpy(o->caps, newc, sizeof(newc));
+    return true;
 }
 
-JsonNode *qmp_query_migrate_capabilities(GError **errp)
+JsonNode *migration_options_query_capabilities(const MigrationOptions *o)
 {
     JsonArray *arr = json_array_new();
     for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
-        JsonObject *o = json_object_new();
-        json_object_set_string_member(o, "capability", cap_names[i]);
-        json_object_set_boolean_member(o, "state", caps[i]);
-        json_array_add_object_element(arr, o);
+        JsonObject *e = json_object_new();
+        json_object_set_string_member(e, "capability", cap_names[i]);
+        json_object_set_boolean_member(e, "state", o->caps[i]);
+        json_array_add_object_element(arr, e);
     }
     JsonNode *n = json_node_new(JSON_NODE_ARRAY);
     json_node_take_array(n, arr);
@@ -195,9 +191,9 @@ JsonNode *qmp_query_migrate_capabilities(GError **errp)
 /* ------------------------------------------------------------------ */
 /* parameters                                                          */
 
-static void params_defaults(void)
+static JsonObject *params_defaults(void)
 {
-    params = json_object_new();
+    JsonObject *params = json_object_new();
     json_object_set_int_member(params, "announce-initial", 50);
     json_object_set_int_member(params, "announce-max", 550);
     json_object_set_int_member(params, "announce-rounds", 5);
@@ -227,12 +223,25 @@ static void params_defaults(void)
     json_object_set_string_member(params, "zero-page-detection", "multifd");
     json_object_set_boolean_member(params, "direct-io", false);
     json_object_set_int_member(params, "x-io-queue-depth", 256);
+    return params;
 }
 
-void migration_options_init(void)
+static void params_publish(MigrationOptions *o);
+
+MigrationOptions *migration_options_new(void)
 {
-    if (!params) {
-        params_defaults();
+    MigrationOptions *o = g_new0(MigrationOptions, 1);
+    o->params = params_defaults();
+    o->send_switchover_start = o->send_configuration = o->send_section_footer = true;
+    params_publish(o);
+    return o;
+}
+
+void migration_options_free(MigrationOptions *o)
+{
+    if (o) {
+        json_object_unref(o->params);
+        g_free(o);
     }
 }
 
@@ -264,7 +273,7 @@ static const IntRange int_ranges[] = {
       "Parameter '%s' expects a value between 1 and 256" },
 };
 
-static bool params_check(JsonObject *newp, GError **errp)
+static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **errp)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(int_ranges); i++) {
         const IntRange *r = &int_ranges[i];
@@ -286,43 +295,41 @@ static bool params_check(JsonObject *newp, GError **errp)
         }
     }
     /* QEMU checks the *current* mapped-ram/compression/TLS values here. */
-    if (caps[C(MAPPED_RAM)] &&
-        (strcmp(json_object_get_string_member(params, "multifd-compression"), "none") != 0 ||
-         *json_object_get_string_member(params, "tls-creds"))) {
+    if (o->caps[C(MAPPED_RAM)] &&
+        (strcmp(json_object_get_string_member(o->params, "multifd-compression"), "none") != 0 ||
+         *json_object_get_string_member(o->params, "tls-creds"))) {
         error_setg(errp, "Mapped-ram only available for non-compressed non-TLS multifd migration");
         return false;
     }
     return true;
 }
 
-/* Read by the migration thread while it runs: QEMU applies these live. */
-static guint64 live_max_bandwidth = 134217728;
-static guint64 live_downtime_limit = 300;
-
-uint64_t migrate_max_bandwidth(void)
+uint64_t migrate_max_bandwidth(const MigrationOptions *o)
 {
-    return __atomic_load_n(&live_max_bandwidth, __ATOMIC_RELAXED);
+    return __atomic_load_n(&o->live_max_bandwidth, __ATOMIC_RELAXED);
 }
 
-uint64_t migrate_downtime_limit(void)
+uint64_t migrate_downtime_limit(const MigrationOptions *o)
 {
-    return __atomic_load_n(&live_downtime_limit, __ATOMIC_RELAXED);
+    return __atomic_load_n(&o->live_downtime_limit, __ATOMIC_RELAXED);
 }
 
-static void params_publish(void)
+static void params_publish(MigrationOptions *o)
 {
-    __atomic_store_n(&live_max_bandwidth,
-                     (guint64)json_object_get_int_member(params, "max-bandwidth"),
+    __atomic_store_n(&o->live_max_bandwidth,
+                     (guint64)json_object_get_int_member(o->params, "max-bandwidth"),
                      __ATOMIC_RELAXED);
-    __atomic_store_n(&live_downtime_limit,
-                     (guint64)json_object_get_int_member(params, "downtime-limit"),
+    __atomic_store_n(&o->live_downtime_limit,
+                     (guint64)json_object_get_int_member(o->params, "downtime-limit"),
                      __ATOMIC_RELAXED);
 }
 
-JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
+bool migration_options_set_parameters(MigrationOptions *o, JsonObject *args, GError **errp)
 {
-    if (!params_check(args, errp)) {
-        return NULL;
+    JsonObject *params = o->params;
+
+    if (!params_check(o, args, errp)) {
+        return false;
     }
     GList *members = json_object_get_members(args);
     for (GList *l = members; l; l = l->next) {
@@ -336,12 +343,13 @@ JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
         }
     }
     g_list_free(members);
-    params_publish();
-    return NULL;
+    params_publish(o);
+    return true;
 }
 
-JsonNode *qmp_query_migrate_parameters(GError **errp)
+JsonNode *migration_options_query_parameters(const MigrationOptions *o)
 {
+    JsonObject *params = o->params;
     JsonObject *copy = json_object_new();
     GList *members = json_object_get_members(params);
     for (GList *l = members; l; l = l->next) {
@@ -368,19 +376,20 @@ static ZeroPageDetection zpd_from_name(const char *s)
     return ZERO_PAGE_DETECTION_MULTIFD;
 }
 
-MigrationConfig *migration_config_snapshot(void)
+MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
 {
+    JsonObject *params = o->params;
     MigrationConfig *c = g_new0(MigrationConfig, 1);
-    memcpy(c->caps, caps, sizeof(caps));
+    memcpy(c->caps, o->caps, sizeof(c->caps));
     c->multifd_channels = json_object_get_int_member(params, "multifd-channels");
     c->multifd_compression = g_strdup(json_object_get_string_member(params, "multifd-compression"));
     c->zero_page_detection = zpd_from_name(json_object_get_string_member(params, "zero-page-detection"));
     c->direct_io = json_object_get_boolean_member(params, "direct-io");
     c->tls_creds = g_strdup(json_object_get_string_member(params, "tls-creds"));
     c->mode = g_strdup(json_object_get_string_member(params, "mode"));
-    c->send_switchover_start = props.send_switchover_start;
-    c->send_configuration = props.send_configuration;
-    c->send_section_footer = props.send_section_footer;
+    c->send_switchover_start = o->send_switchover_start;
+    c->send_configuration = o->send_configuration;
+    c->send_section_footer = o->send_section_footer;
     c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
     return c;
 }
@@ -416,18 +425,18 @@ static bool parse_bool(const char *name, const char *v, bool *out, GError **errp
     return true;
 }
 
-bool migration_options_set_global(const char *name, const char *value, GError **errp)
+bool migration_options_set_global(MigrationOptions *o, const char *name, const char *value,
+                                  GError **errp)
 {
-    migration_options_init();
     bool b;
     if (!strcmp(name, "send-switchover-start")) {
-        return parse_bool(name, value, &props.send_switchover_start, errp);
+        return parse_bool(name, value, &o->send_switchover_start, errp);
     }
     if (!strcmp(name, "send-configuration")) {
-        return parse_bool(name, value, &props.send_configuration, errp);
+        return parse_bool(name, value, &o->send_configuration, errp);
     }
     if (!strcmp(name, "send-section-footer")) {
-        return parse_bool(name, value, &props.send_section_footer, errp);
+        return parse_bool(name, value, &o->send_section_footer, errp);
     }
     const char *capname = !strcmp(name, "x-multifd") ? "multifd" : name;
     int c = migration_capability_from_name(capname);
@@ -435,18 +444,18 @@ bool migration_options_set_global(const char *name, const char *value, GError **
         if (!parse_bool(name, value, &b, errp)) {
             return false;
         }
-        caps[c] = b;
+        o->caps[c] = b;
         return true;
     }
     if (!strcmp(name, "multifd-channels") || !strcmp(name, "x-max-bandwidth")) {
         gint64 v = g_ascii_strtoll(value, NULL, 0);
-        json_object_set_int_member(params, !strcmp(name, "x-max-bandwidth") ?
+        json_object_set_int_member(o->params, !strcmp(name, "x-max-bandwidth") ?
                                    "max-bandwidth" : name, v);
-        params_publish();
+        params_publish(o);
         return true;
     }
     if (!strcmp(name, "zero-page-detection")) {
-        json_object_set_string_member(params, name, value);
+        json_object_set_string_member(o->params, name, value);
         return true;
     }
     error_setg(errp, "can't apply global migration.%s=%s: Property 'migration.%s' not found",

@@ -2,9 +2,12 @@
  * Migration capabilities and parameters (QEMU's names, defaults and
  * texts), and every compatibility rule as one table.
  *
- * The live values are owned by the main thread (QMP).  A migration takes
- * an immutable copy, MigrationConfig, when it starts; its threads only
- * ever read that copy.
+ * The live values (MigrationOptions, one per Migration) are owned by the
+ * thread that runs QMP (the main thread).  A migration takes an immutable
+ * copy, MigrationConfig, when it starts; its threads only ever read that
+ * copy, and the two values QEMU applies live (max-bandwidth,
+ * downtime-limit) through migrate_max_bandwidth()/migrate_downtime_limit(),
+ * which are atomic.
  */
 #ifndef MIGRATION_OPTIONS_H
 #define MIGRATION_OPTIONS_H
@@ -61,24 +64,33 @@ typedef struct MigrationConfig {
     unsigned io_queue_depth;
 } MigrationConfig;
 
-void migration_options_init(void);
-MigrationConfig *migration_config_snapshot(void);
+typedef struct MigrationOptions MigrationOptions;
+
+MigrationOptions *migration_options_new(void);     /* QEMU's defaults */
+void migration_options_free(MigrationOptions *o);
+MigrationConfig *migration_config_snapshot(const MigrationOptions *o);
 void migration_config_free(MigrationConfig *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigrationConfig, migration_config_free)
 
-bool migrate_cap(MigrationCapability c);
-/* Applied to a running migration (any thread). */
-uint64_t migrate_max_bandwidth(void);
-uint64_t migrate_downtime_limit(void);   /* current (main thread) value */
+/* Applied to a running migration: any thread. */
+uint64_t migrate_max_bandwidth(const MigrationOptions *o);
+uint64_t migrate_downtime_limit(const MigrationOptions *o);
 /* direct-io takes effect with mapped-ram (mapram: also without multifd). */
 bool migrate_direct_io_effective(const MigrationConfig *c);
 
-/* QMP */
-JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp);
-JsonNode *qmp_query_migrate_capabilities(GError **errp);
-JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp);
-JsonNode *qmp_query_migrate_parameters(GError **errp);
-bool migration_options_set_global(const char *name, const char *value, GError **errp);
+/*
+ * The bodies of migrate-set-capabilities / migrate-set-parameters and
+ * their queries (the QMP side refuses a change while a migration runs).
+ * incoming_started: migrate-incoming was issued (a rule depends on it).
+ */
+bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
+                                        bool incoming_started, GError **errp);
+JsonNode *migration_options_query_capabilities(const MigrationOptions *o);
+bool migration_options_set_parameters(MigrationOptions *o, JsonObject *args, GError **errp);
+JsonNode *migration_options_query_parameters(const MigrationOptions *o);
+/* -global migration.NAME=VALUE */
+bool migration_options_set_global(MigrationOptions *o, const char *name, const char *value,
+                                  GError **errp);
 
 /* Transport-dependent checks (reference §5.4), in QEMU's order. */
 typedef enum {

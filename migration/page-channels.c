@@ -3,7 +3,6 @@
  */
 #include "page-channels.h"
 #include "io/aio.h"
-#include "system/ramblock.h"
 #include "util/bufferzero.h"
 #include "util/bitmap.h"
 #include "util/cutils.h"
@@ -58,7 +57,8 @@ struct PageChannels {
     unsigned sync_pending;         /* protected by lock */
     GError *err;                   /* first error; protected by lock */
     gint aborted;
-    guint64 bytes, zero_pages, normal_pages;   /* atomics */
+    PageStats own_stats;           /* used when the caller gave none */
+    PageStats *stats;              /* counters, moved by the workers as they go */
 };
 
 static void set_error(PageChannels *pc, GError *err)
@@ -82,8 +82,8 @@ static bool has_error(PageChannels *pc)
 
 static bool submit_run(PageWorker *c, Job *j, uint64_t first, uint64_t npages, GError **errp)
 {
-    struct iovec iov = { j->host + first * TARGET_PAGE_SIZE, npages * TARGET_PAGE_SIZE };
-    off_t off = j->pages_offset + first * TARGET_PAGE_SIZE;
+    struct iovec iov = { j->host + first * PAGE_CHANNELS_PAGE_SIZE, npages * PAGE_CHANNELS_PAGE_SIZE };
+    off_t off = j->pages_offset + first * PAGE_CHANNELS_PAGE_SIZE;
     if (fault_hit("save-page-write")) {
         error_setg(errp, "Unable to write to file at offset 0x%llx: %s",
                    (unsigned long long)off, g_strerror(EIO));
@@ -92,8 +92,8 @@ static bool submit_run(PageWorker *c, Job *j, uint64_t first, uint64_t npages, G
     if (!aio_engine_pwritev(c->aio, &iov, 1, off, errp)) {
         return false;
     }
-    __atomic_fetch_add(&c->pc->bytes, iov.iov_len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&c->pc->normal_pages, npages, __ATOMIC_RELAXED);
+    stat64_add(&c->pc->stats->bytes, iov.iov_len);
+    stat64_add(&c->pc->stats->normal_pages, npages);
     return true;
 }
 
@@ -104,7 +104,7 @@ static bool do_write(PageWorker *c, Job *j, GError **errp)
 
     for (unsigned i = 0; i < j->n; i++) {
         uint64_t p = j->pages[i];
-        if (detect && buffer_is_zero(j->host + p * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE)) {
+        if (detect && buffer_is_zero(j->host + p * PAGE_CHANNELS_PAGE_SIZE, PAGE_CHANNELS_PAGE_SIZE)) {
             clear_bit_atomic(p, j->bitmap);
             zeros++;
             continue;
@@ -120,7 +120,7 @@ static bool do_write(PageWorker *c, Job *j, GError **errp)
         run_start = p;
         run_len = 1;
     }
-    __atomic_fetch_add(&c->pc->zero_pages, zeros, __ATOMIC_RELAXED);
+    stat64_add(&c->pc->stats->zero_pages, zeros);
     return run_len ? submit_run(c, j, run_start, run_len, errp) : true;
 }
 
@@ -135,7 +135,7 @@ static bool do_read(PageWorker *c, Job *j, GError **errp)
     if (!aio_engine_preadv(c->aio, &iov, 1, j->off, errp)) {
         return false;
     }
-    __atomic_fetch_add(&c->pc->bytes, j->len, __ATOMIC_RELAXED);
+    stat64_add(&c->pc->stats->bytes, j->len);
     return true;
 }
 
@@ -150,8 +150,8 @@ static bool do_pwrite(PageWorker *c, Job *j, GError **errp)
     if (!aio_engine_pwritev(c->aio, &iov, 1, j->off, errp)) {
         return false;
     }
-    __atomic_fetch_add(&c->pc->bytes, j->len, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&c->pc->normal_pages, j->len / TARGET_PAGE_SIZE, __ATOMIC_RELAXED);
+    stat64_add(&c->pc->stats->bytes, j->len);
+    stat64_add(&c->pc->stats->normal_pages, j->len / PAGE_CHANNELS_PAGE_SIZE);
     return true;
 }
 
@@ -265,6 +265,7 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
     unsigned per_channel = MAX(1, DIV_ROUND_UP(min_threads, cfg->channels));
 
     pc->cfg = *cfg;
+    pc->stats = cfg->stats ? cfg->stats : &pc->own_stats;
     pc->path = g_strdup(cfg->path);
     pc->cfg.path = pc->path;
     pc->nworkers = cfg->channels * per_channel;
@@ -459,11 +460,3 @@ void page_channels_free(PageChannels *pc)
     g_free(pc);
 }
 
-uint64_t page_channels_bytes(PageChannels *pc)
-{ return __atomic_load_n(&pc->bytes, __ATOMIC_RELAXED); }
-uint64_t page_channels_zero_pages(PageChannels *pc)
-{ return __atomic_load_n(&pc->zero_pages, __ATOMIC_RELAXED); }
-uint64_t page_channels_normal_pages(PageChannels *pc)
-{ return __atomic_load_n(&pc->normal_pages, __ATOMIC_RELAXED); }
-const char *page_channels_backend(PageChannels *pc)
-{ return pc->nworkers && pc->workers[0].aio ? aio_engine_backend_name(pc->workers[0].aio) : "none"; }

@@ -27,8 +27,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "util/stat64.h"
+
+#define PAGE_CHANNELS_PAGE_SIZE 4096ULL
 
 typedef struct PageChannels PageChannels;
+
+/*
+ * What the workers did, counted as they go (so a reader on another thread
+ * sees it move): page data bytes written or read, pages written, pages
+ * found zero and left as holes.
+ */
+typedef struct PageStats {
+    Stat64 bytes;
+    Stat64 normal_pages;
+    Stat64 zero_pages;
+} PageStats;
 
 typedef struct PageChannelsConfig {
     const char *path;          /* file path or /dev/fdset/N, opened once per channel */
@@ -37,6 +51,7 @@ typedef struct PageChannelsConfig {
     bool direct_io;            /* O_DIRECT on these fds */
     unsigned queue_depth;      /* async requests in flight per channel */
     bool detect_zero;          /* save: zero pages are not written, their bit is cleared */
+    PageStats *stats;          /* caller's counters (must outlive the channels), or NULL */
 } PageChannelsConfig;
 
 /* Largest batch of pages in one write job (1 MiB). */
@@ -74,9 +89,5 @@ bool page_channels_sync(PageChannels *pc, GError **errp);
 /* Cancel: make channels drop queued work and fail. */
 void page_channels_abort(PageChannels *pc);
 
-uint64_t page_channels_bytes(PageChannels *pc);        /* page bytes written/read */
-uint64_t page_channels_zero_pages(PageChannels *pc);   /* pages found zero */
-uint64_t page_channels_normal_pages(PageChannels *pc); /* pages written */
-const char *page_channels_backend(PageChannels *pc);
 
 #endif

@@ -3,7 +3,6 @@
  */
 #include "ram.h"
 #include "page-channels.h"
-#include "system/ramblock.h"
 #include "util/bitmap.h"
 #include "util/bufferzero.h"
 #include "util/cutils.h"
@@ -13,19 +12,19 @@
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------------ */
-/* save                                                                */
+/* the "ram" handlers' object                                          */
 
 typedef struct RamBlockState {
-    RAMBlock *rb;
+    MigrationRAMBlock rb;         /* the host's description */
+    size_t index;                 /* in the host's list */
     uint64_t npages;
     unsigned long *bmap;          /* pages still to send this pass */
     unsigned long *file_bmap;     /* mapped-ram: page present in file */
     MappedRamHeader hdr;
 } RamBlockState;
 
-/* Owned by the migration thread while a migration runs. */
-static struct {
-    RamSaveParams p;
+/* One save, from save_setup to save_cleanup: the migration thread only. */
+typedef struct RamSaveState {
     RamBlockState *blocks;
     size_t nblocks;
     size_t cur_block;
@@ -33,149 +32,180 @@ static struct {
     int last_sent_block;
     uint64_t dirty_pages;
     PageChannels *pc;
-    bool pc_done;                 /* stats already folded in */
-    RamStats stats;
-    GMutex stats_lock;            /* stats are read by query-migrate */
-} rs;
+} RamSaveState;
 
-void ram_save_configure(const RamSaveParams *p)
+typedef struct RamLoadState RamLoadState;
+
+struct RamState {
+    /* Immutable */
+    const MigrationHostOps *host;
+    void *host_opaque;
+    /* Set by ram_save_configure() before the migration thread starts; read-only after. */
+    RamSaveParams sp;
+    /* The migration thread only */
+    RamSaveState *save;
+    /* Set by ram_load_configure() before the incoming thread starts; read-only after. */
+    RamLoadParams lp;
+    /* The incoming thread only */
+    RamLoadState *load;
+};
+
+void ram_save_configure(RamState *ram, const RamSaveParams *p)
 {
-    rs.p = *p;
+    ram->sp = *p;
 }
 
-void ram_get_stats(RamStats *st)
+void ram_load_configure(RamState *ram, const RamLoadParams *p)
 {
-    g_mutex_lock(&rs.stats_lock);
-    *st = rs.stats;
-    g_mutex_unlock(&rs.stats_lock);
-    if (rs.pc && !rs.pc_done) {
-        uint64_t bytes = page_channels_bytes(rs.pc);
-        /* QEMU counts page data as multifd-bytes only when multifd is on */
-        st->multifd_bytes = rs.p.multifd ? bytes : 0;
-        st->page_bytes += bytes;
-        st->channel_bytes = bytes;
-        st->normal_pages += page_channels_normal_pages(rs.pc);
-        st->zero_pages += page_channels_zero_pages(rs.pc);
+    ram->lp = *p;
+}
+
+static size_t host_block_count(RamState *ram)
+{
+    return ram->host->ram_block_count(ram->host_opaque);
+}
+
+static void host_block(RamState *ram, size_t i, MigrationRAMBlock *out)
+{
+    ram->host->ram_block_get(ram->host_opaque, i, out);
+}
+
+static uint64_t host_sync_dirty(RamState *ram, size_t i, unsigned long *dest)
+{
+    return ram->host->ram_block_sync_dirty(ram->host_opaque, i, dest);
+}
+
+uint64_t ram_state_total(RamState *ram)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < host_block_count(ram); i++) {
+        MigrationRAMBlock rb;
+        host_block(ram, i, &rb);
+        total += rb.used_length;
     }
+    return total;
 }
 
-static void stats_update(void)
+/* ------------------------------------------------------------------ */
+/* save                                                                */
+
+static void publish_remaining(RamState *ram)
 {
-    g_mutex_lock(&rs.stats_lock);
-    rs.stats.remaining = rs.dirty_pages * RAM_PAGE_SIZE;
-    g_mutex_unlock(&rs.stats_lock);
+    stat64_set(&ram->sp.stats->remaining, ram->save->dirty_pages * RAM_PAGE_SIZE);
 }
 
-uint64_t ram_sync_dirty(void)
+static uint64_t ram_sync_dirty(RamState *ram)
 {
-    for (size_t i = 0; i < rs.nblocks; i++) {
-        rs.dirty_pages += ram_block_sync_dirty_log(rs.blocks[i].rb, rs.blocks[i].bmap);
+    RamSaveState *rs = ram->save;
+    for (size_t i = 0; i < rs->nblocks; i++) {
+        rs->dirty_pages += host_sync_dirty(ram, rs->blocks[i].index, rs->blocks[i].bmap);
     }
-    g_mutex_lock(&rs.stats_lock);
-    rs.stats.dirty_sync_count++;
-    g_mutex_unlock(&rs.stats_lock);
-    stats_update();
-    return rs.dirty_pages * RAM_PAGE_SIZE;
+    stat64_add(&ram->sp.stats->dirty_sync_count, 1);
+    publish_remaining(ram);
+    return rs->dirty_pages * RAM_PAGE_SIZE;
 }
 
 static void ram_save_cleanup(void *opaque)
 {
-    if (rs.pc) {
-        RamStats st;
-        ram_get_stats(&st);           /* keep the channels' counts for query-migrate */
-        page_channels_abort(rs.pc);
-        g_mutex_lock(&rs.stats_lock);
-        rs.stats = st;
-        rs.pc_done = true;
-        g_mutex_unlock(&rs.stats_lock);
-        page_channels_free(rs.pc);
-        rs.pc = NULL;
+    RamState *ram = opaque;
+    RamSaveState *rs = ram->save;
+    if (!rs) {
+        return;
     }
-    for (size_t i = 0; i < rs.nblocks; i++) {
-        g_free(rs.blocks[i].bmap);
-        g_free(rs.blocks[i].file_bmap);
+    if (rs->pc) {
+        page_channels_abort(rs->pc);
+        page_channels_free(rs->pc);
     }
-    g_free(rs.blocks);
-    rs.blocks = NULL;
-    rs.nblocks = 0;
+    for (size_t i = 0; i < rs->nblocks; i++) {
+        g_free(rs->blocks[i].bmap);
+        g_free(rs->blocks[i].file_bmap);
+    }
+    g_free(rs->blocks);
+    g_free(rs);
+    ram->save = NULL;
 }
 
 static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
 {
-    ram_save_cleanup(NULL);
-    memset(&rs.stats, 0, sizeof(rs.stats));
-    rs.pc_done = false;
-    rs.nblocks = ram_block_count();
-    rs.blocks = g_new0(RamBlockState, rs.nblocks);
-    rs.cur_block = 0;
-    rs.cur_page = 0;
-    rs.last_sent_block = -1;
-    rs.dirty_pages = 0;
+    RamState *ram = opaque;
+    const RamSaveParams *p = &ram->sp;
+    RamSaveState *rs;
 
-    qemu_put_be64(f, ram_bytes_total() | RAM_SAVE_FLAG_MEM_SIZE);
-    for (size_t i = 0; i < rs.nblocks; i++) {
-        RamBlockState *b = &rs.blocks[i];
-        b->rb = ram_block_at(i);
-        b->npages = ram_block_pages(b->rb);
+    ram_save_cleanup(ram);
+    rs = ram->save = g_new0(RamSaveState, 1);
+    rs->nblocks = host_block_count(ram);
+    rs->blocks = g_new0(RamBlockState, rs->nblocks);
+    rs->last_sent_block = -1;
+
+    qemu_put_be64(f, ram_state_total(ram) | RAM_SAVE_FLAG_MEM_SIZE);
+    for (size_t i = 0; i < rs->nblocks; i++) {
+        RamBlockState *b = &rs->blocks[i];
+        host_block(ram, i, &b->rb);
+        b->index = i;
+        b->npages = b->rb.used_length / RAM_PAGE_SIZE;
         b->bmap = bitmap_new(b->npages);
         /* Everything is sent in the first pass: start from a clean log. */
-        ram_block_sync_dirty_log(b->rb, b->bmap);
+        host_sync_dirty(ram, i, b->bmap);
         bitmap_set_range(b->bmap, 0, b->npages);
-        rs.dirty_pages += b->npages;
-        qemu_put_counted_string(f, b->rb->idstr);
-        qemu_put_be64(f, b->rb->used_length);
-        if (rs.p.mapped_ram) {
+        rs->dirty_pages += b->npages;
+        qemu_put_counted_string(f, b->rb.idstr);
+        qemu_put_be64(f, b->rb.used_length);
+        if (p->mapped_ram) {
             b->file_bmap = bitmap_new(b->npages);
-            if (!mapped_ram_put_block(f, b->rb->used_length, RAM_PAGE_SIZE, &b->hdr, errp)) {
+            if (!mapped_ram_put_block(f, b->rb.used_length, RAM_PAGE_SIZE, &b->hdr, errp)) {
                 return false;
             }
         }
     }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
-    if (rs.p.mapped_ram) {
+    if (p->mapped_ram) {
         PageChannelsConfig cfg = {
-            .path = rs.p.path,
+            .path = p->path,
             .flags = O_WRONLY,
-            .channels = rs.p.channels ? rs.p.channels : 1,
-            .direct_io = rs.p.direct_io,
-            .queue_depth = rs.p.queue_depth,
-            .detect_zero = rs.p.zero != ZERO_PAGE_DETECTION_NONE,
+            .channels = p->channels ? p->channels : 1,
+            .direct_io = p->direct_io,
+            .queue_depth = p->queue_depth,
+            .detect_zero = p->zero != ZERO_PAGE_DETECTION_NONE,
+            .stats = &p->stats->pages,
         };
-        rs.pc = page_channels_new(&cfg, errp);
-        if (!rs.pc) {
+        rs->pc = page_channels_new(&cfg, errp);
+        if (!rs->pc) {
             return false;
         }
     }
-    stats_update();
+    publish_remaining(ram);
     return qemu_file_propagate_error(f, errp);
 }
 
-static void put_page_header(QEMUFile *f, size_t bi, uint64_t offset, unsigned flags)
+static void put_page_header(RamSaveState *rs, QEMUFile *f, size_t bi, uint64_t offset,
+                            unsigned flags)
 {
-    if ((int)bi == rs.last_sent_block) {
+    if ((int)bi == rs->last_sent_block) {
         qemu_put_be64(f, offset | flags | RAM_SAVE_FLAG_CONTINUE);
     } else {
         qemu_put_be64(f, offset | flags);
-        qemu_put_counted_string(f, rs.blocks[bi].rb->idstr);
-        rs.last_sent_block = bi;
+        qemu_put_counted_string(f, rs->blocks[bi].rb.idstr);
+        rs->last_sent_block = bi;
     }
 }
 
 /* Stream format: one record per page. Returns bytes put. */
-static uint64_t send_stream_page(QEMUFile *f, size_t bi, uint64_t page)
+static uint64_t send_stream_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t page)
 {
-    RamBlockState *b = &rs.blocks[bi];
-    uint8_t *host = b->rb->host + page * RAM_PAGE_SIZE;
+    RamSaveState *rs = ram->save;
+    PageStats *st = &ram->sp.stats->pages;
+    RamBlockState *b = &rs->blocks[bi];
+    uint8_t *host = b->rb.host + page * RAM_PAGE_SIZE;
     uint64_t before = qemu_file_transferred(f);
-    if (rs.p.zero != ZERO_PAGE_DETECTION_NONE && buffer_is_zero(host, RAM_PAGE_SIZE)) {
-        put_page_header(f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_ZERO);
+    if (ram->sp.zero != ZERO_PAGE_DETECTION_NONE && buffer_is_zero(host, RAM_PAGE_SIZE)) {
+        put_page_header(rs, f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_ZERO);
         qemu_put_byte(f, 0);
-        rs.stats.zero_pages++;
+        stat64_add(&st->zero_pages, 1);
     } else {
-        put_page_header(f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_PAGE);
+        put_page_header(rs, f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_PAGE);
         qemu_put_buffer_async(f, host, RAM_PAGE_SIZE);
-        rs.stats.normal_pages++;
-        rs.stats.page_bytes += RAM_PAGE_SIZE;
+        stat64_add(&st->normal_pages, 1);
+        stat64_add(&st->bytes, RAM_PAGE_SIZE);
     }
     return qemu_file_transferred(f) - before;
 }
@@ -184,70 +214,72 @@ static uint64_t send_stream_page(QEMUFile *f, size_t bi, uint64_t page)
  * Send dirty pages from the cursor on.  Returns 1 when the pass is
  * complete, 0 when rate-limited (more to do), -1 on error.
  */
-static int send_dirty_pages(QEMUFile *f, bool rate_limit, GError **errp)
+static int send_dirty_pages(RamState *ram, QEMUFile *f, bool rate_limit, GError **errp)
 {
+    RamSaveState *rs = ram->save;
+    const RamSaveParams *p = &ram->sp;
     uint64_t batch[PAGE_CHANNELS_MAX_BATCH];
     uint64_t since_check = 0;
 
-    while (rs.cur_block < rs.nblocks) {
-        RamBlockState *b = &rs.blocks[rs.cur_block];
+    while (rs->cur_block < rs->nblocks) {
+        RamBlockState *b = &rs->blocks[rs->cur_block];
         unsigned n = 0;
-        uint64_t p = rs.cur_page;
+        uint64_t pg = rs->cur_page;
         while (n < PAGE_CHANNELS_MAX_BATCH) {
-            p = find_next_bit(b->bmap, b->npages, p);
-            if (p >= b->npages) {
+            pg = find_next_bit(b->bmap, b->npages, pg);
+            if (pg >= b->npages) {
                 break;
             }
-            clear_bit(p, b->bmap);
-            rs.dirty_pages--;
-            if (rs.pc) {
-                batch[n++] = p;
+            clear_bit(pg, b->bmap);
+            rs->dirty_pages--;
+            if (rs->pc) {
+                batch[n++] = pg;
             } else {
-                since_check += send_stream_page(f, rs.cur_block, p);
+                since_check += send_stream_page(ram, f, rs->cur_block, pg);
                 n++;
             }
-            p++;
+            pg++;
         }
-        if (rs.pc && n) {
-            if (!page_channels_queue_write(rs.pc, b->rb->idstr, b->rb->host, b->hdr.pages_offset,
+        if (rs->pc && n) {
+            if (!page_channels_queue_write(rs->pc, b->rb.idstr, b->rb.host, b->hdr.pages_offset,
                                            b->file_bmap, batch, n, errp)) {
                 return -1;
             }
             since_check += (uint64_t)n * RAM_PAGE_SIZE;
         }
-        if (p >= b->npages) {
-            rs.cur_block++;
-            rs.cur_page = 0;
+        publish_remaining(ram);
+        if (pg >= b->npages) {
+            rs->cur_block++;
+            rs->cur_page = 0;
         } else {
-            rs.cur_page = p;
+            rs->cur_page = pg;
         }
         if (qemu_file_has_error(f)) {
             qemu_file_propagate_error(f, errp);
             return -1;
         }
-        if (rate_limit && rs.p.rate_limited && since_check >= 256 * 1024) {
-            bool limited = rs.p.rate_limited(rs.p.rate_opaque, since_check);
+        if (rate_limit && p->rate_limited && since_check >= 256 * 1024) {
+            bool limited = p->rate_limited(p->rate_opaque, since_check);
             since_check = 0;
-            stats_update();
             if (limited) {
                 return 0;
             }
         }
     }
-    if (rate_limit && rs.p.rate_limited && since_check) {
-        rs.p.rate_limited(rs.p.rate_opaque, since_check);
+    if (rate_limit && p->rate_limited && since_check) {
+        p->rate_limited(p->rate_opaque, since_check);
     }
     /* pass complete */
-    rs.cur_block = 0;
-    rs.cur_page = 0;
-    stats_update();
+    rs->cur_block = 0;
+    rs->cur_page = 0;
     return 1;
 }
 
 static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
 {
-    int r = send_dirty_pages(f, true, errp);
-    if (r == 1 && rs.pc && !page_channels_sync(rs.pc, errp)) {
+    RamState *ram = opaque;
+    int r = send_dirty_pages(ram, f, true, errp);
+    if (r == 1 && ram->save->pc && !page_channels_sync(ram->save->pc, errp)) {
         r = -1;
     }
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
@@ -256,23 +288,26 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
 
 static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
 {
+    RamState *ram = opaque;
+    RamSaveState *rs = ram->save;
     /* the last pass is a full sweep: pages behind the cursor may be dirty too */
-    rs.cur_block = 0;
-    rs.cur_page = 0;
-    ram_sync_dirty();
-    if (send_dirty_pages(f, false, errp) < 0) {
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    ram_sync_dirty(ram);
+    if (send_dirty_pages(ram, f, false, errp) < 0) {
         return false;
     }
-    if (rs.pc) {
-        if (!page_channels_sync(rs.pc, errp)) {
+    if (rs->pc) {
+        if (!page_channels_sync(rs->pc, errp)) {
             return false;
         }
         if (!qemu_fflush(f)) {
             return qemu_file_propagate_error(f, errp);
         }
-        for (size_t i = 0; i < rs.nblocks; i++) {
-            RamBlockState *b = &rs.blocks[i];
-            if (!mapped_ram_write_bitmap(rs.p.main_ioc, &b->hdr, b->file_bmap, b->npages, errp)) {
+        for (size_t i = 0; i < rs->nblocks; i++) {
+            RamBlockState *b = &rs->blocks[i];
+            if (!mapped_ram_write_bitmap(ram->sp.main_ioc, &b->hdr, b->file_bmap, b->npages,
+                                         errp)) {
                 return false;
             }
         }
@@ -284,43 +319,46 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
 
 static uint64_t ram_pending(void *opaque, bool exact)
 {
+    RamState *ram = opaque;
     if (exact) {
-        return ram_sync_dirty();
+        return ram_sync_dirty(ram);
     }
-    return rs.dirty_pages * RAM_PAGE_SIZE;
+    return ram->save->dirty_pages * RAM_PAGE_SIZE;
 }
 
 /* ------------------------------------------------------------------ */
 /* load into the VM                                                    */
 
-typedef struct GapPage { RAMBlock *rb; uint64_t page; } GapPage;
+typedef struct GapPage { uint8_t *host; } GapPage;
 
-/* Owned by the incoming migration thread while loading. */
-static struct {
-    RamLoadParams p;
+/* One load, from load_setup to load_cleanup: the incoming thread only. */
+struct RamLoadState {
     RamParseState ps;
     PageChannels *pc;
     GArray *zero_after_sync;      /* GapPage: read as part of a merged range, must be zero */
-    RAMBlock **blocks;            /* index = parse idx */
-} rl;
-
-void ram_load_configure(const RamLoadParams *p)
-{
-    rl.p = *p;
-}
+    GArray *blocks;               /* size_t host block index, index = parse idx */
+    PageStats stats;              /* page channels' counters (not reported) */
+};
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                      uint64_t used_length, const MappedRamHeader *hdr, GError **errp);
 
+static MigrationRAMBlock load_block(RamState *ram, unsigned idx)
+{
+    MigrationRAMBlock rb;
+    host_block(ram, g_array_index(ram->load->blocks, size_t, idx), &rb);
+    return rb;
+}
+
 static uint8_t *vm_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
 {
-    return rl.blocks[idx]->host + offset;
+    return load_block(opaque, idx).host + offset;
 }
 
 static bool vm_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
 {
     if (zero) {
-        uint8_t *host = rl.blocks[idx]->host + offset;
+        uint8_t *host = load_block(opaque, idx).host + offset;
         if (!buffer_is_zero(host, RAM_PAGE_SIZE)) {
             memset(host, 0, RAM_PAGE_SIZE);
         }
@@ -342,12 +380,14 @@ static const RamSink vm_sink = {
  */
 #define LOAD_GAP_PAGES 0
 
-static bool plan_block_reads(RAMBlock *rb, const MappedRamHeader *hdr,
-                             const unsigned long *bmap, uint64_t npages, GError **errp)
+static bool plan_block_reads(RamState *ram, size_t index, const MigrationRAMBlock *rb,
+                             const MappedRamHeader *hdr, const unsigned long *bmap,
+                             uint64_t npages, GError **errp)
 {
+    RamLoadState *rl = ram->load;
     g_autofree unsigned long *touched = bitmap_new(npages);
     /* Pages this VM wrote since it started: only those can be non-zero. */
-    ram_block_sync_dirty_log(rb, touched);
+    host_sync_dirty(ram, index, touched);
 
     uint64_t pos = 0;
     while (pos < npages) {
@@ -367,14 +407,14 @@ static bool plan_block_reads(RAMBlock *rb, const MappedRamHeader *hdr,
                 break;
             }
             for (uint64_t g = end; g < next; g++) {
-                GapPage gp = { rb, g };
-                g_array_append_val(rl.zero_after_sync, gp);
+                GapPage gp = { rb->host + g * RAM_PAGE_SIZE };
+                g_array_append_val(rl->zero_after_sync, gp);
             }
             end = find_next_zero_bit(bmap, npages, next);
         }
         for (uint64_t c = start; c < end; ) {
             uint64_t n = MIN(end - c, MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE);
-            if (!page_channels_queue_read(rl.pc, rb->host + c * RAM_PAGE_SIZE,
+            if (!page_channels_queue_read(rl->pc, rb->host + c * RAM_PAGE_SIZE,
                                           n * RAM_PAGE_SIZE,
                                           hdr->pages_offset + c * RAM_PAGE_SIZE, errp)) {
                 return false;
@@ -386,22 +426,38 @@ static bool plan_block_reads(RAMBlock *rb, const MappedRamHeader *hdr,
     return true;
 }
 
+static bool find_host_block(RamState *ram, const char *idstr, size_t *index,
+                            MigrationRAMBlock *rb)
+{
+    for (size_t i = 0; i < host_block_count(ram); i++) {
+        host_block(ram, i, rb);
+        if (strcmp(rb->idstr, idstr) == 0) {
+            *index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                      uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
 {
-    RAMBlock *rb = ram_block_by_name(idstr);
-    if (!rb) {
+    RamState *ram = opaque;
+    MigrationRAMBlock rb;
+    size_t index;
+
+    if (!find_host_block(ram, idstr, &index, &rb)) {
         error_setg(errp, "Unknown ramblock \"%s\", cannot accept migration", idstr);
         return false;
     }
-    if (rb->used_length != used_length) {
+    if (rb.used_length != used_length) {
         error_setg(errp, "Length mismatch: %s: 0x%llx in != 0x%llx: %s", idstr,
-                   (unsigned long long)used_length, (unsigned long long)rb->used_length,
+                   (unsigned long long)used_length, (unsigned long long)rb.used_length,
                    g_strerror(EINVAL));
         return false;
     }
-    rl.blocks = g_renew(RAMBlock *, rl.blocks, idx + 1);
-    rl.blocks[idx] = rb;
+    g_assert(idx == ram->load->blocks->len);
+    g_array_append_val(ram->load->blocks, index);
     if (!hdr) {
         return true;
     }
@@ -411,23 +467,46 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!bmap) {
         return false;
     }
-    return plan_block_reads(rb, hdr, bmap, npages, errp);
+    return plan_block_reads(ram, index, &rb, hdr, bmap, npages, errp);
+}
+
+static void ram_load_cleanup(void *opaque)
+{
+    RamState *ram = opaque;
+    RamLoadState *rl = ram->load;
+    if (!rl) {
+        return;
+    }
+    page_channels_free(rl->pc);
+    ram_parse_state_clear(&rl->ps);
+    g_array_unref(rl->zero_after_sync);
+    g_array_unref(rl->blocks);
+    g_free(rl);
+    ram->load = NULL;
 }
 
 static bool ram_load_setup(void *opaque, GError **errp)
 {
-    ram_parse_state_init(&rl.ps, rl.p.mapped_ram);
-    rl.zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapPage));
-    if (rl.p.mapped_ram) {
+    RamState *ram = opaque;
+    const RamLoadParams *p = &ram->lp;
+    RamLoadState *rl;
+
+    ram_load_cleanup(ram);
+    rl = ram->load = g_new0(RamLoadState, 1);
+    ram_parse_state_init(&rl->ps, p->mapped_ram);
+    rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapPage));
+    rl->blocks = g_array_new(FALSE, FALSE, sizeof(size_t));
+    if (p->mapped_ram) {
         PageChannelsConfig cfg = {
-            .path = rl.p.path,
+            .path = p->path,
             .flags = O_RDONLY,
-            .channels = rl.p.channels ? rl.p.channels : 1,
-            .direct_io = rl.p.direct_io,
-            .queue_depth = rl.p.queue_depth,
+            .channels = p->channels ? p->channels : 1,
+            .direct_io = p->direct_io,
+            .queue_depth = p->queue_depth,
+            .stats = &rl->stats,
         };
-        rl.pc = page_channels_new(&cfg, errp);
-        if (!rl.pc) {
+        rl->pc = page_channels_new(&cfg, errp);
+        if (!rl->pc) {
             return false;
         }
     }
@@ -436,39 +515,26 @@ static bool ram_load_setup(void *opaque, GError **errp)
 
 static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GError **errp)
 {
-    if (!ram_parse_section(f, si->type, &rl.ps, &vm_sink, NULL, errp)) {
-        if (rl.pc) {
-            page_channels_abort(rl.pc);
+    RamState *ram = opaque;
+    RamLoadState *rl = ram->load;
+    if (!ram_parse_section(f, si->type, &rl->ps, &vm_sink, ram, errp)) {
+        if (rl->pc) {
+            page_channels_abort(rl->pc);
         }
         return false;
     }
-    if (si->type == QEMU_VM_SECTION_START && rl.pc) {
-        if (!page_channels_sync(rl.pc, errp)) {
+    if (si->type == QEMU_VM_SECTION_START && rl->pc) {
+        if (!page_channels_sync(rl->pc, errp)) {
             g_prefix_error(errp, "mapped-ram: ");
             return false;
         }
-        for (guint i = 0; i < rl.zero_after_sync->len; i++) {
-            GapPage *gp = &g_array_index(rl.zero_after_sync, GapPage, i);
-            memset(gp->rb->host + gp->page * RAM_PAGE_SIZE, 0, RAM_PAGE_SIZE);
+        for (guint i = 0; i < rl->zero_after_sync->len; i++) {
+            GapPage *gp = &g_array_index(rl->zero_after_sync, GapPage, i);
+            memset(gp->host, 0, RAM_PAGE_SIZE);
         }
-        g_array_set_size(rl.zero_after_sync, 0);
+        g_array_set_size(rl->zero_after_sync, 0);
     }
     return true;
-}
-
-static void ram_load_cleanup(void *opaque)
-{
-    if (rl.pc) {
-        page_channels_free(rl.pc);
-        rl.pc = NULL;
-    }
-    ram_parse_state_clear(&rl.ps);
-    if (rl.zero_after_sync) {
-        g_array_unref(rl.zero_after_sync);
-        rl.zero_after_sync = NULL;
-    }
-    g_free(rl.blocks);
-    rl.blocks = NULL;
 }
 
 static const SaveVMHandlers ram_handlers = {
@@ -482,8 +548,20 @@ static const SaveVMHandlers ram_handlers = {
     .load_cleanup = ram_load_cleanup,
 };
 
-void ram_register(void)
+RamState *ram_state_new(SaveVMRegistry *r, const MigrationHostOps *host, void *host_opaque)
 {
-    g_mutex_init(&rs.stats_lock);
-    register_savevm_live("ram", 0, RAM_SECTION_VERSION, &ram_handlers, NULL);
+    RamState *ram = g_new0(RamState, 1);
+    ram->host = host;
+    ram->host_opaque = host_opaque;
+    savevm_register_live(r, "ram", 0, RAM_SECTION_VERSION, &ram_handlers, ram);
+    return ram;
+}
+
+void ram_state_free(RamState *ram)
+{
+    if (ram) {
+        ram_save_cleanup(ram);
+        ram_load_cleanup(ram);
+        g_free(ram);
+    }
 }

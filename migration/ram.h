@@ -1,10 +1,14 @@
 /*
  * The "ram" section (idstr "ram", instance 0, version 4): reference §2-§4.
  *
- * Save: ram_save_configure() before the migration starts gives the RAM
- * module its immutable parameters; the savevm handlers then run setup
- * (block list, mapped-ram headers), iterate (dirty pages, one pass at a
- * time) and complete (last pages, bitmaps, EOS).
+ * One RamState per Migration (ram_state_new() registers the handlers).
+ * Save: ram_save_configure() before the migration thread starts gives the
+ * RAM module its parameters for that migration; the savevm handlers then
+ * run setup (block list, mapped-ram headers), iterate (dirty pages, one
+ * pass at a time) and complete (last pages, bitmaps, EOS), all on the
+ * migration thread.  The counters go to the caller's RamStats as the work
+ * is done, so the QMP side reads them without touching this module.
+ * Load: ram_load_configure() before the incoming thread starts.
  *
  * Load: the VM's loader (handlers) and the mapram tool share one record
  * parser, ram_parse_section(), which calls a RamSink for every block and
@@ -17,9 +21,12 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "migration/host.h"
 #include "qemu-file.h"
 #include "savevm.h"
 #include "mapped-ram.h"
+#include "page-channels.h"
+#include "util/stat64.h"
 
 #define RAM_SAVE_FLAG_ZERO          0x002
 #define RAM_SAVE_FLAG_MEM_SIZE      0x004
@@ -39,6 +46,13 @@ typedef enum {
     ZERO_PAGE_DETECTION_MULTIFD,
 } ZeroPageDetection;
 
+/* Counters of one save; any thread reads them. */
+typedef struct RamStats {
+    PageStats pages;              /* page data: the page channels' workers or the stream */
+    Stat64 dirty_sync_count;      /* passes: dirty-log harvests */
+    Stat64 remaining;             /* bytes still dirty, not yet handed to a writer */
+} RamStats;
+
 typedef struct RamSaveParams {
     bool mapped_ram;
     bool multifd;
@@ -48,20 +62,11 @@ typedef struct RamSaveParams {
     ZeroPageDetection zero;
     const char *path;             /* file to reopen for page channels */
     IOChannel *main_ioc;          /* for the bitmap pwrites */
+    RamStats *stats;              /* the caller's; outlives the save */
     /* Rate limit: returns true when the current window's budget is used up. */
     bool (*rate_limited)(void *opaque, uint64_t bytes_just_sent);
     void *rate_opaque;
 } RamSaveParams;
-
-typedef struct RamStats {
-    uint64_t normal_pages;        /* pages with data sent */
-    uint64_t zero_pages;          /* "duplicate" */
-    uint64_t page_bytes;          /* page data bytes (stream or channels) */
-    uint64_t dirty_sync_count;
-    uint64_t remaining;           /* bytes still dirty */
-    uint64_t multifd_bytes;
-    uint64_t channel_bytes;       /* page bytes written by the page channels */
-} RamStats;
 
 typedef struct RamLoadParams {
     bool mapped_ram;
@@ -71,12 +76,15 @@ typedef struct RamLoadParams {
     const char *path;             /* file to reopen for page channels */
 } RamLoadParams;
 
-void ram_register(void);
-void ram_load_configure(const RamLoadParams *p);   /* registers the "ram" handlers with savevm */
-void ram_save_configure(const RamSaveParams *p);
-void ram_get_stats(RamStats *st);
-/* Harvest the dirty log into the migration bitmap; returns dirty bytes. */
-uint64_t ram_sync_dirty(void);
+typedef struct RamState RamState;
+
+/* Registers the "ram" handlers (section "ram", instance 0, version 4) in r. */
+RamState *ram_state_new(SaveVMRegistry *r, const MigrationHostOps *host, void *host_opaque);
+void ram_state_free(RamState *ram);
+void ram_save_configure(RamState *ram, const RamSaveParams *p);
+void ram_load_configure(RamState *ram, const RamLoadParams *p);
+/* Sum of the host's block lengths (query-migrate's "total"). */
+uint64_t ram_state_total(RamState *ram);
 
 /* ---- shared record parser ---- */
 typedef struct RamSink {

@@ -536,69 +536,75 @@ typedef struct SaveStateEntry {
     const SaveVMHandlers *ops;        /* iterable handlers, or NULL */
     const VMStateDescription *vmsd;   /* device state, or NULL */
     void *opaque;
-    bool done;                        /* iterate: finished this pass */
 } SaveStateEntry;
 
-/* Filled before threads start; read-only afterwards. */
-static GPtrArray *handlers;
-static uint32_t next_section_id;
-/* Owned by the (single) outgoing migration thread. */
-static JsonBuilder *vmdesc_builder;
+/* Filled before the first migration starts; read-only afterwards. */
+struct SaveVMRegistry {
+    GPtrArray *entries;               /* SaveStateEntry *, in registration order */
+    uint32_t next_section_id;
+};
 
-static SaveStateEntry *new_entry(const char *idstr, uint32_t instance)
+SaveVMRegistry *savevm_registry_new(void)
 {
-    if (!handlers) {
-        handlers = g_ptr_array_new_with_free_func(g_free);
+    SaveVMRegistry *r = g_new0(SaveVMRegistry, 1);
+    r->entries = g_ptr_array_new_with_free_func(g_free);
+    return r;
+}
+
+void savevm_registry_free(SaveVMRegistry *r)
+{
+    if (r) {
+        g_ptr_array_unref(r->entries);
+        g_free(r);
     }
+}
+
+static SaveStateEntry *new_entry(SaveVMRegistry *r, const char *idstr, uint32_t instance)
+{
     SaveStateEntry *se = g_new0(SaveStateEntry, 1);
     g_strlcpy(se->idstr, idstr, sizeof(se->idstr));
     se->instance_id = instance;
-    se->section_id = next_section_id++;
-    g_ptr_array_add(handlers, se);
+    se->section_id = r->next_section_id++;
+    g_ptr_array_add(r->entries, se);
     return se;
 }
 
-void register_savevm_live(const char *idstr, uint32_t instance, uint32_t version,
-                          const SaveVMHandlers *ops, void *opaque)
+void savevm_register_live(SaveVMRegistry *r, const char *idstr, uint32_t instance,
+                          uint32_t version, const SaveVMHandlers *ops, void *opaque)
 {
-    SaveStateEntry *se = new_entry(idstr, instance);
+    SaveStateEntry *se = new_entry(r, idstr, instance);
     se->version_id = version;
     se->ops = ops;
     se->opaque = opaque;
 }
 
-void vmstate_register(const char *idstr, uint32_t instance_id,
-                      const VMStateDescription *vmsd, void *opaque)
+void savevm_register_vmstate(SaveVMRegistry *r, const char *idstr, uint32_t instance_id,
+                             const VMStateDescription *vmsd, void *opaque)
 {
-    SaveStateEntry *se = new_entry(idstr, instance_id);
+    SaveStateEntry *se = new_entry(r, idstr, instance_id);
     se->version_id = vmsd->version_id;
     se->vmsd = vmsd;
     se->opaque = opaque;
 }
 
-#define FOREACH_SE(se) \
-    for (guint i_ = 0; handlers && i_ < handlers->len && ((se) = handlers->pdata[i_]); i_++)
+#define FOREACH_SE(r, se) \
+    for (guint i_ = 0; i_ < (r)->entries->len && ((se) = (r)->entries->pdata[i_]); i_++)
 
-void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg)
+void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg, JsonBuilder *vmdesc)
 {
     qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
     qemu_put_be32(f, QEMU_VM_FILE_VERSION);
-    if (vmdesc_builder) {
-        g_object_unref(vmdesc_builder);
-    }
-    vmdesc_builder = json_builder_new();
-    json_builder_begin_object(vmdesc_builder);
-    savevm_put_configuration(f, cfg, vmdesc_builder);
+    json_builder_begin_object(vmdesc);
+    savevm_put_configuration(f, cfg, vmdesc);
 }
 
-bool qemu_savevm_state_setup(QEMUFile *f, GError **errp)
+bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, GError **errp)
 {
     SaveStateEntry *se;
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (!se->ops || !se->ops->save_setup) {
             continue;
         }
-        se->done = false;
         savevm_put_section_full_header(f, QEMU_VM_SECTION_START, se->section_id,
                                        se->idstr, se->instance_id, se->version_id);
         if (!se->ops->save_setup(f, se->opaque, errp)) {
@@ -610,11 +616,11 @@ bool qemu_savevm_state_setup(QEMUFile *f, GError **errp)
     return qemu_file_propagate_error(f, errp);
 }
 
-int qemu_savevm_state_iterate(QEMUFile *f, GError **errp)
+int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, GError **errp)
 {
     SaveStateEntry *se;
     int all_done = 1;
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (!se->ops || !se->ops->save_iterate) {
             continue;
         }
@@ -635,11 +641,11 @@ int qemu_savevm_state_iterate(QEMUFile *f, GError **errp)
     return all_done;
 }
 
-uint64_t qemu_savevm_state_pending(bool exact)
+uint64_t qemu_savevm_state_pending(SaveVMRegistry *r, bool exact)
 {
     SaveStateEntry *se;
     uint64_t total = 0;
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (se->ops && se->ops->pending) {
             total += se->ops->pending(se->opaque, exact);
         }
@@ -647,7 +653,8 @@ uint64_t qemu_savevm_state_pending(bool exact)
     return total;
 }
 
-static bool save_device(QEMUFile *f, SaveStateEntry *se, GError **errp)
+static bool save_device(QEMUFile *f, SaveStateEntry *se, JsonBuilder *vmdesc_builder,
+                        GError **errp)
 {
     if (se->vmsd->needed && !se->vmsd->needed(se->opaque)) {
         return true;
@@ -668,13 +675,14 @@ static bool save_device(QEMUFile *f, SaveStateEntry *se, GError **errp)
     return true;
 }
 
-bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp)
+bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc_builder,
+                                bool switchover_cmd, GError **errp)
 {
     SaveStateEntry *se;
     if (switchover_cmd) {
         savevm_put_command(f, MIG_CMD_SWITCHOVER_START, NULL, 0);
     }
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (!se->ops || !se->ops->save_complete) {
             continue;
         }
@@ -688,8 +696,8 @@ bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp)
     json_builder_add_int_value(vmdesc_builder, 4096);
     json_builder_set_member_name(vmdesc_builder, "devices");
     json_builder_begin_array(vmdesc_builder);
-    FOREACH_SE(se) {
-        if (se->vmsd && !save_device(f, se, errp)) {
+    FOREACH_SE(r, se) {
+        if (se->vmsd && !save_device(f, se, vmdesc_builder, errp)) {
             return false;
         }
     }
@@ -707,28 +715,29 @@ bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp)
     return qemu_file_propagate_error(f, errp);
 }
 
-void qemu_savevm_state_cleanup(void)
+void qemu_savevm_state_cleanup(SaveVMRegistry *r)
 {
     SaveStateEntry *se;
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (se->ops && se->ops->save_cleanup) {
             se->ops->save_cleanup(se->opaque);
         }
     }
-    g_clear_object(&vmdesc_builder);
 }
 
 /* ------------------------------------------------------------------ */
 /* load into the VM                                                    */
 
 typedef struct LoadState {
+    SaveVMRegistry *registry;
     ConfigCheckFunc check;
+    void *check_opaque;
 } LoadState;
 
-static SaveStateEntry *find_se(const char *idstr, uint32_t instance)
+static SaveStateEntry *find_se(SaveVMRegistry *r, const char *idstr, uint32_t instance)
 {
     SaveStateEntry *se;
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (strcmp(se->idstr, idstr) == 0 && se->instance_id == instance) {
             return se;
         }
@@ -739,12 +748,13 @@ static SaveStateEntry *find_se(const char *idstr, uint32_t instance)
 static bool load_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
 {
     LoadState *ls = opaque;
-    return ls->check ? ls->check(cfg, errp) : true;
+    return ls->check ? ls->check(ls->check_opaque, cfg, errp) : true;
 }
 
 static bool load_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
 {
-    SaveStateEntry *se = find_se(si->idstr, si->instance_id);
+    LoadState *ls = opaque;
+    SaveStateEntry *se = find_se(ls->registry, si->idstr, si->instance_id);
     if (!se) {
         error_setg(errp, "Unknown section or instance '%s' %u. Make sure that your current VM "
                    "setup matches your saved VM setup, including any hotplugged devices",
@@ -791,32 +801,33 @@ static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t 
     }
 }
 
-bool qemu_loadvm_state(QEMUFile *f, ConfigCheckFunc check_config, GError **errp)
+bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_config,
+                       void *check_opaque, GError **errp)
 {
     static const StreamVisitor visitor = {
         .configuration = load_configuration,
         .section = load_section,
         .command = load_command,
     };
-    LoadState ls = { .check = check_config };
+    LoadState ls = { .registry = r, .check = check_config, .check_opaque = check_opaque };
     SaveStateEntry *se;
     bool ok = true;
 
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (se->ops && se->ops->load_setup && !se->ops->load_setup(se->opaque, errp)) {
             return false;
         }
     }
     ok = savevm_walk_stream(f, &visitor, &ls, true, errp);
     if (ok) {
-        FOREACH_SE(se) {
+        FOREACH_SE(r, se) {
             if (se->ops && se->ops->load_complete && !se->ops->load_complete(se->opaque, errp)) {
                 ok = false;
                 break;
             }
         }
     }
-    FOREACH_SE(se) {
+    FOREACH_SE(r, se) {
         if (se->ops && se->ops->load_cleanup) {
             se->ops->load_cleanup(se->opaque);
         }

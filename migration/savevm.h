@@ -110,7 +110,13 @@ bool savevm_copy_unknown_section(QEMUFile *in, QEMUFile *out, const SectionInfo 
 /* 0x06, be32 len, the JSON. */
 void savevm_put_vmdesc(QEMUFile *f, const char *json, uint32_t len);
 
-/* ---- handler registry (the VM) ---- */
+/*
+ * ---- handler registry (one per Migration) ----
+ * Filled before the first migration (the "ram" handlers, "globalstate",
+ * the host's devices); read-only while a migration runs.
+ */
+typedef struct SaveVMRegistry SaveVMRegistry;
+
 typedef struct SaveVMHandlers {
     bool (*save_setup)(QEMUFile *f, void *opaque, GError **errp);
     /* <0 error (errp set), 0 more to do, 1 this pass is done */
@@ -124,22 +130,34 @@ typedef struct SaveVMHandlers {
     void (*load_cleanup)(void *opaque);
 } SaveVMHandlers;
 
-void register_savevm_live(const char *idstr, uint32_t instance, uint32_t version,
-                          const SaveVMHandlers *ops, void *opaque);
-
-/* The save pipeline, in order. */
-void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg);
-bool qemu_savevm_state_setup(QEMUFile *f, GError **errp);
-int qemu_savevm_state_iterate(QEMUFile *f, GError **errp);  /* 1 = all done */
-uint64_t qemu_savevm_state_pending(bool exact);
-bool qemu_savevm_state_complete(QEMUFile *f, bool switchover_cmd, GError **errp);
-void qemu_savevm_state_cleanup(void);
+SaveVMRegistry *savevm_registry_new(void);
+void savevm_registry_free(SaveVMRegistry *r);
+/* Section ids are given in registration order. */
+void savevm_register_live(SaveVMRegistry *r, const char *idstr, uint32_t instance,
+                          uint32_t version, const SaveVMHandlers *ops, void *opaque);
+void savevm_register_vmstate(SaveVMRegistry *r, const char *idstr, uint32_t instance_id,
+                             const VMStateDescription *vmsd, void *opaque);
 
 /*
- * Load a whole stream into the VM.  check_config validates the
- * configuration section against the local machine and capabilities.
+ * The save pipeline, in order, on the migration thread.  vmdesc is the
+ * caller's fresh JsonBuilder: the header opens its object, complete
+ * closes it and writes the vmdesc after EOF.
  */
-typedef bool (*ConfigCheckFunc)(const StreamConfig *cfg, GError **errp);
-bool qemu_loadvm_state(QEMUFile *f, ConfigCheckFunc check_config, GError **errp);
+void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg, JsonBuilder *vmdesc);
+bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, GError **errp);
+int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, GError **errp);  /* 1 = all done */
+uint64_t qemu_savevm_state_pending(SaveVMRegistry *r, bool exact);
+bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc,
+                                bool switchover_cmd, GError **errp);
+void qemu_savevm_state_cleanup(SaveVMRegistry *r);
+
+/*
+ * Load a whole stream into the registered handlers and devices.
+ * check_config validates the configuration section against the local
+ * machine and capabilities.
+ */
+typedef bool (*ConfigCheckFunc)(void *opaque, const StreamConfig *cfg, GError **errp);
+bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_config,
+                       void *check_opaque, GError **errp);
 
 #endif

@@ -91,13 +91,13 @@ static gpointer vcpu_thread_fn(gpointer opaque)
     return NULL;
 }
 
-void cpus_create(unsigned ncpus, const GuestConfig *gc)
+void cpus_create(unsigned ncpus, const GuestConfig *gc, Migration *mig)
 {
     cpus.ncpus = ncpus;
     cpus.vcpus = g_new0(VCPU, ncpus);
     for (unsigned i = 0; i < ncpus; i++) {
         cpus.vcpus[i].index = i;
-        cpus.vcpus[i].gcpu = guest_cpu_new(i, ncpus, gc);
+        cpus.vcpus[i].gcpu = guest_cpu_new(i, ncpus, gc, mig);
     }
 }
 

@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "migration/vmstate.h"
+#include "migration/migration.h"
 #include "util/bufferzero.h"
 #include "util/cutils.h"
 #include "system-internal.h"
@@ -357,7 +357,7 @@ static const VMStateDescription vmstate_guest_cpu = {
     },
 };
 
-GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc)
+GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc, Migration *mig)
 {
     GuestCPU *g = g_new0(GuestCPU, 1);
     uint64_t s = gc->seed + index;
@@ -377,7 +377,7 @@ GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc)
     } else if (g->prog == GUEST_PROG_DIRTY) {
         g->phase = PHASE_LOOP;
     }
-    vmstate_register("cpu", index, &vmstate_guest_cpu, g);
+    migration_register_vmstate(mig, "cpu", index, &vmstate_guest_cpu, g);
     return g;
 }
 

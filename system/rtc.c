@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "migration/vmstate.h"
+#include "migration/migration.h"
 #include "system-internal.h"
 
 #define RTC_CMOS_SIZE 128
@@ -84,7 +84,7 @@ static const VMStateDescription vmstate_rtc = {
 };
 
 /* Power-on CMOS: a few registers set as a PC's RTC has them. */
-void rtc_init(void)
+void rtc_init(Migration *mig)
 {
     rtc.cmos_index = 0;
     rtc.cmos[0x0a] = 0x26;       /* divider on, 1024 Hz rate select */
@@ -92,7 +92,7 @@ void rtc_init(void)
     rtc.cmos[0x0d] = 0x80;       /* valid RAM and time */
     rtc.period_code = 6;
     rtc.base_time = time(NULL);
-    vmstate_register("rtc", 0, &vmstate_rtc, &rtc);
+    migration_register_vmstate(mig, "rtc", 0, &vmstate_rtc, &rtc);
 }
 
 void rtc_tick(void)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "migration/vmstate.h"
+#include "migration/migration.h"
 #include "util/error.h"
 #include "system-internal.h"
 
@@ -62,7 +62,7 @@ static int serial_open(const char *spec, bool *close_fd, GError **errp)
     return fd;
 }
 
-bool serial_init(const char *spec, GError **errp)
+bool serial_init(const char *spec, Migration *mig, GError **errp)
 {
     int fd = serial_open(spec, &serial.close_fd, errp);
 
@@ -70,7 +70,7 @@ bool serial_init(const char *spec, GError **errp)
         return false;
     }
     serial.fd = fd;
-    vmstate_register("serial", 0, &vmstate_serial, &serial);
+    migration_register_vmstate(mig, "serial", 0, &vmstate_serial, &serial);
     return true;
 }
 

@@ -4,8 +4,8 @@
  * Start-up order (vl.c):
  *   vm_config_parse(argv)   -> VMConfig
  *   vm_memory_init(cfg)     RAM blocks: main RAM, "vga.vram", "pc.bios"
- *   serial_init / rtc_init / cpus_create   devices, vmstate_register()
- *   migration_init()
+ *   vm_migration_new()      the Migration, with this VM as its host (host.c)
+ *   serial_init / rtc_init / cpus_create   devices, migration_register_vmstate()
  *   system_qmp_register() + monitors
  *   cpus_start_threads()    vCPU threads, parked until vm_start()
  *   -incoming / vm_start(), then the GLib main loop
@@ -17,6 +17,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "migration/migration.h"
 #include "system/ramblock.h"
 
 #define VM_DEFAULT_RAM_SIZE   (512ULL << 20)
@@ -78,18 +79,19 @@ bool vm_memory_init(const VMConfig *cfg, GError **errp);
 RAMBlock *vm_main_ram(void);
 
 /* serial.c: the console guest programs print to; "serial" vmstate */
-bool serial_init(const char *spec, GError **errp);
+bool serial_init(const char *spec, Migration *mig, GError **errp);
 void serial_putc(char c);
 void serial_cleanup(void);
 
 /* rtc.c: a device with versioned fields and a subsection */
-void rtc_init(void);
+void rtc_init(Migration *mig);
 void rtc_tick(void);           /* vCPU: one guest pass */
 void rtc_ack_irq(void);        /* vCPU: bumps the subsection counter */
 
 /* guest.c: programs the vCPUs run; "cpu" vmstate per vCPU */
 typedef struct GuestCPU GuestCPU;
-GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc);
+GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc,
+                        Migration *mig);
 void guest_cpu_free(GuestCPU *gcpu);
 /*
  * Run a bounded slice of the program.  Returns how long the vCPU may
@@ -99,13 +101,16 @@ void guest_cpu_free(GuestCPU *gcpu);
 gint64 guest_cpu_step(GuestCPU *gcpu);
 
 /* cpus.c: vCPU threads and the park protocol */
-void cpus_create(unsigned ncpus, const GuestConfig *gc);   /* + "cpu" vmstate */
+void cpus_create(unsigned ncpus, const GuestConfig *gc, Migration *mig);   /* + "cpu" vmstate */
 void cpus_start_threads(void);       /* they stay parked until vm_start() */
 void cpus_stop_threads(void);        /* join them, free the guest CPUs */
 
 /* runstate.c */
 void vm_set_autostart(bool on);
 bool runstate_needs_reset(void);
+
+/* host.c: this VM as the migration host (include/migration/host.h) */
+Migration *vm_migration_new(void);
 
 /* qmp-cmds.c */
 void system_qmp_register(void);

@@ -81,14 +81,14 @@ static void report_error(GError *err)
     g_printerr("mapram-vm: %s\n", err->message);
 }
 
-static bool apply_globals(const VMConfig *cfg, GError **errp)
+static bool apply_globals(const VMConfig *cfg, Migration *mig, GError **errp)
 {
     for (guint i = 0; i < cfg->globals->len; i++) {
         const char *nv = g_ptr_array_index(cfg->globals, i);
         const char *eq = strchr(nv, '=');
         g_autofree char *name = g_strndup(nv, eq - nv);
 
-        if (!migration_set_global_property(name, eq + 1, errp)) {
+        if (!migration_set_global_property(mig, name, eq + 1, errp)) {
             g_prefix_error(errp, "-global migration.%s: ", nv);
             return false;
         }
@@ -96,10 +96,11 @@ static bool apply_globals(const VMConfig *cfg, GError **errp)
     return true;
 }
 
-static bool monitors_init(const VMConfig *cfg, GError **errp)
+static bool monitors_init(const VMConfig *cfg, Migration *mig, GError **errp)
 {
     monitor_fdsets_init();
     system_qmp_register();
+    migration_register_qmp(mig);
     for (guint i = 0; i < cfg->qmp_specs->len; i++) {
         const char *spec = g_ptr_array_index(cfg->qmp_specs, i);
 
@@ -111,26 +112,26 @@ static bool monitors_init(const VMConfig *cfg, GError **errp)
     return true;
 }
 
-/* Devices register their vmstate before migration_init() sees the registry. */
-static bool devices_init(const VMConfig *cfg, GError **errp)
+/* Devices register their vmstate before any migration can start. */
+static bool devices_init(const VMConfig *cfg, Migration *mig, GError **errp)
 {
-    if (!serial_init(cfg->serial, errp)) {
+    if (!serial_init(cfg->serial, mig, errp)) {
         g_prefix_error(errp, "-serial %s: ", cfg->serial);
         return false;
     }
-    rtc_init();
-    cpus_create(cfg->smp, &cfg->guest);
+    rtc_init(mig);
+    cpus_create(cfg->smp, &cfg->guest, mig);
     return true;
 }
 
 /* -incoming waits in "inmigrate"; -S waits in "prelaunch"; else run. */
-static bool vm_launch(const VMConfig *cfg, GError **errp)
+static bool vm_launch(const VMConfig *cfg, Migration *mig, GError **errp)
 {
     vm_set_autostart(!cfg->start_paused);
     runstate_set(cfg->incoming ? RUN_STATE_INMIGRATE : RUN_STATE_PRELAUNCH);
     cpus_start_threads();
     if (cfg->incoming) {
-        if (!migration_incoming_cmdline(cfg->incoming, cfg->start_paused, errp)) {
+        if (!migration_incoming_cmdline(mig, cfg->incoming, errp)) {
             g_prefix_error(errp, "-incoming %s: ", cfg->incoming);
             return false;
         }
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
 {
     g_autoptr(GError) err = NULL;
     VMConfig *cfg = vm_config_new();
-    bool migration_up = false;
+    Migration *mig = NULL;
 
     signal(SIGPIPE, SIG_IGN);
     /* a file-size limit must fail the write (EFBIG), not kill the VM */
@@ -155,14 +156,13 @@ int main(int argc, char **argv)
         return 1;
     }
     main_loop = g_main_loop_new(NULL, FALSE);
-    if (!vm_memory_init(cfg, &err) || !devices_init(cfg, &err)) {
+    if (!vm_memory_init(cfg, &err)) {
         goto fail;
     }
-    migration_init();
-    migration_up = true;
-    migration_set_machine_type(cfg->machine_type);
-    if (!apply_globals(cfg, &err) || !monitors_init(cfg, &err) ||
-        !vm_launch(cfg, &err)) {
+    mig = vm_migration_new();
+    migration_set_machine_type(mig, cfg->machine_type);
+    if (!devices_init(cfg, mig, &err) || !apply_globals(cfg, mig, &err) ||
+        !monitors_init(cfg, mig, &err) || !vm_launch(cfg, mig, &err)) {
         goto fail;
     }
     g_unix_signal_add(SIGTERM, on_signal, NULL);
@@ -175,9 +175,7 @@ fail:
     report_error(err);
     exit_status = 1;
 out:
-    if (migration_up) {
-        migration_shutdown();
-    }
+    migration_free(mig);
     cpus_stop_threads();
     monitor_cleanup_all();
     serial_cleanup();

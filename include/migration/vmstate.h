@@ -15,7 +15,7 @@
  *       },
  *       .subsections = (const VMStateDescription * const []) { &vmstate_serial_fifo, NULL },
  *   };
- *   vmstate_register("serial", 0, &vmstate_serial, s);
+ *   migration_register_vmstate(mig, "serial", 0, &vmstate_serial, s);
  */
 #ifndef MIGRATION_VMSTATE_H
 #define MIGRATION_VMSTATE_H
@@ -90,10 +90,6 @@ struct VMStateDescription {
     { .name = #f, .offset = offsetof(st, f), .type = VMS_TYPE_STRUCT, \
       .version_id = (v), .vmsd = &(vmsd_) }
 #define VMSTATE_END_OF_LIST() { .name = NULL }
-
-/* Register a device for the FULL-section phase (savevm.c's registry). */
-void vmstate_register(const char *idstr, uint32_t instance_id,
-                      const VMStateDescription *vmsd, void *opaque);
 
 /* Save fields + subsections; vmdesc (may be NULL) receives the JSON description. */
 bool vmstate_save_state(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,

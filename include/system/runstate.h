@@ -9,29 +9,10 @@
 #define SYSTEM_RUNSTATE_H
 
 #include <stdbool.h>
+#include "migration/host.h"
 
-typedef enum RunState {
-    RUN_STATE_DEBUG,
-    RUN_STATE_INMIGRATE,
-    RUN_STATE_INTERNAL_ERROR,
-    RUN_STATE_IO_ERROR,
-    RUN_STATE_PAUSED,
-    RUN_STATE_POSTMIGRATE,
-    RUN_STATE_PRELAUNCH,
-    RUN_STATE_FINISH_MIGRATE,
-    RUN_STATE_RESTORE_VM,
-    RUN_STATE_RUNNING,
-    RUN_STATE_SAVE_VM,
-    RUN_STATE_SHUTDOWN,
-    RUN_STATE_SUSPENDED,
-    RUN_STATE_WATCHDOG,
-    RUN_STATE_GUEST_PANICKED,
-    RUN_STATE_COLO,
-    RUN_STATE__MAX
-} RunState;
+/* RunState, runstate_name() and runstate_from_name() come with the host interface. */
 
-const char *runstate_name(RunState s);
-RunState runstate_from_name(const char *name);   /* RUN_STATE__MAX if unknown */
 RunState runstate_get(void);
 void runstate_set(RunState s);
 bool runstate_is_running(void);

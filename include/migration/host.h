@@ -1,0 +1,103 @@
+/*
+ * The host interface: everything migration/ needs from the VM it moves.
+ *
+ * A VMM that embeds mapram fills one MigrationHostOps table and hands it
+ * to migration_new() (include/migration/migration.h).  migration/ never
+ * calls into the VM any other way: it stops and resumes the vCPUs, reads
+ * and sets the run state, walks the RAM blocks and harvests their dirty
+ * log, and asks the host to exit, all through this table.  Device state
+ * is registered with migration_register_vmstate().  docs/embedding.md has
+ * a complete minimal host.
+ *
+ * Threads: every operation may be called from the migration thread or the
+ * incoming thread as well as from the thread that called migration_new()
+ * (for mapram-vm, the main loop), so each must be safe to call from any
+ * thread.  A migration never calls two operations at the same time.
+ *
+ * RAM: a block is a page-aligned mapping of used_length bytes (a multiple
+ * of 4096) that stays valid and at the same address for the life of the
+ * Migration.  The guest's writes must reach the block's dirty log (one bit
+ * per 4096-byte page) before ram_block_sync_dirty() returns them; a host
+ * without dirty logging may report every page dirty, which makes a live
+ * save converge only with the guest stopped.
+ */
+#ifndef MIGRATION_HOST_H
+#define MIGRATION_HOST_H
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* QEMU's run states, with QEMU's names (runstate_name()). */
+typedef enum RunState {
+    RUN_STATE_DEBUG,
+    RUN_STATE_INMIGRATE,
+    RUN_STATE_INTERNAL_ERROR,
+    RUN_STATE_IO_ERROR,
+    RUN_STATE_PAUSED,
+    RUN_STATE_POSTMIGRATE,
+    RUN_STATE_PRELAUNCH,
+    RUN_STATE_FINISH_MIGRATE,
+    RUN_STATE_RESTORE_VM,
+    RUN_STATE_RUNNING,
+    RUN_STATE_SAVE_VM,
+    RUN_STATE_SHUTDOWN,
+    RUN_STATE_SUSPENDED,
+    RUN_STATE_WATCHDOG,
+    RUN_STATE_GUEST_PANICKED,
+    RUN_STATE_COLO,
+    RUN_STATE__MAX
+} RunState;
+
+const char *runstate_name(RunState s);            /* "unknown" if out of range */
+RunState runstate_from_name(const char *name);    /* RUN_STATE__MAX if unknown */
+
+/* One RAM block as the host describes it; the strings and memory stay the host's. */
+typedef struct MigrationRAMBlock {
+    const char *idstr;        /* QEMU's block name: "pc.ram", "vga.vram", a backend id */
+    uint8_t *host;            /* page-aligned, used_length bytes */
+    uint64_t used_length;     /* a multiple of 4096 */
+} MigrationRAMBlock;
+
+typedef struct MigrationHostOps {
+    /* The current run state, and entering one without touching the vCPUs. */
+    RunState (*runstate_get)(void *opaque);
+    void (*runstate_set)(void *opaque, RunState s);
+    /* Park every vCPU (return when all are parked), then enter state s. */
+    void (*vm_stop)(void *opaque, RunState s);
+    /* Resume the vCPUs in RUN_STATE_RUNNING. */
+    void (*vm_start)(void *opaque);
+    /* Whether an incoming guest resumes when its load completes (false with -S). */
+    bool (*autostart)(void *opaque);
+
+    /* RAM blocks, in the order a save lists them (QEMU: largest first). */
+    size_t (*ram_block_count)(void *opaque);
+    void (*ram_block_get)(void *opaque, size_t index, MigrationRAMBlock *out);
+    /*
+     * Move block index's dirty log into dest (bitwise OR, one bit per
+     * page) and clear the log; return how many bits were newly set in dest.
+     */
+    uint64_t (*ram_block_sync_dirty)(void *opaque, size_t index, unsigned long *dest);
+
+    /* Optional. End the process with this status (a failed load with exit-on-error). */
+    void (*request_exit)(void *opaque, int status);
+    /* Optional. A QMP event (MIGRATION, MIGRATION_PASS); takes ownership of data. */
+    void (*event)(void *opaque, const char *name, JsonObject *data);
+    /*
+     * Optional. The fd named name for the fd: transport, as a new fd the
+     * migration owns; -1 with errp set if there is none.
+     */
+    int (*get_fd)(void *opaque, const char *name, GError **errp);
+    /*
+     * Optional. Run fn(data) soon on the thread that calls the Migration
+     * API (QEMU: a bottom half).  The end of an incoming load goes through
+     * it, so that resuming the guest is ordered with the host's own
+     * commands (a "stop" while it waits, say).  Without it the incoming
+     * thread runs fn itself.
+     */
+    void (*main_call)(void *opaque, void (*fn)(void *data), void *data);
+} MigrationHostOps;
+
+#endif

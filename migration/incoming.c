@@ -1,0 +1,370 @@
+/*
+ * An incoming migration: setup (waiting for a peer) -> active (loading)
+ * -> completed | failed, run by one "incoming" thread.
+ *
+ * migration_incoming_begin() (main thread) checks and opens the channel,
+ * or a listening socket, and starts the thread.  The thread accepts the
+ * peer when there is one to wait for, loads the stream into the
+ * registered handlers, closes the channel and hands the end (the run
+ * state decision, or exit-on-error) to the host's main thread through
+ * main_call.  The state is reference counted: the thread's pending end
+ * holds a reference, so a Migration freed before the end runs leaves the
+ * end nothing to touch but the state itself.
+ */
+#include "migration-internal.h"
+#include "util/error.h"
+#include "util/osdep.h"
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The incoming thread's own state; allocated by begin, freed by the thread. */
+typedef struct IncomingRun {
+    MigrationIncomingState *s;
+    Migration *m;
+    off_t start;
+} IncomingRun;
+
+static MigrationIncomingState *state_ref(MigrationIncomingState *s)
+{
+    __atomic_fetch_add(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+static void state_unref(MigrationIncomingState *s)
+{
+    if (__atomic_fetch_sub(&s->refs, 1, __ATOMIC_ACQ_REL) != 1) {
+        return;
+    }
+    g_assert(!s->thread);
+    if (s->ioc) {
+        io_channel_unref(s->ioc);
+    }
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
+    }
+    migration_config_free(s->cfg);
+    mig_addr_clear(&s->addr);
+    g_free(s->error_desc);
+    g_mutex_clear(&s->lock);
+    g_free(s);
+}
+
+static bool stop_requested(MigrationIncomingState *s)
+{
+    return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+}
+
+static void set_status(MigrationIncomingState *s, MigrationStatus st)
+{
+    g_mutex_lock(&s->lock);
+    s->status = st;
+    Migration *m = s->mig;
+    g_mutex_unlock(&s->lock);
+    if (m) {
+        migration_status_event(m, s->cfg, st);
+    }
+}
+
+/* ---- the configuration section against this VM ---- */
+
+static bool check_capabilities(MigrationIncomingState *s, const StreamConfig *cfg,
+                               GError **errp)
+{
+    static const MigrationCapability validated[] = {
+        MIGRATION_CAPABILITY_X_IGNORE_SHARED, MIGRATION_CAPABILITY_MAPPED_RAM,
+    };
+    bool received[MIGRATION_CAPABILITY__MAX] = { false };
+    for (guint i = 0; i < cfg->caps->len; i++) {
+        const char *name = g_ptr_array_index(cfg->caps, i);
+        int c = migration_capability_from_name(name);
+        if (c != MIGRATION_CAPABILITY_X_IGNORE_SHARED && c != MIGRATION_CAPABILITY_MAPPED_RAM) {
+            error_setg(errp, "Received unknown capability %s", name);
+            return false;
+        }
+        received[c] = true;
+    }
+    g_autoptr(GString) msg = g_string_new(NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(validated); i++) {
+        MigrationCapability c = validated[i];
+        if (received[c] != s->cfg->caps[c]) {
+            g_string_append_printf(msg, "%sCapability %s is %s, but received capability is %s",
+                                   msg->len ? "; " : "", migration_capability_name(c),
+                                   s->cfg->caps[c] ? "on" : "off", received[c] ? "on" : "off");
+        }
+    }
+    if (msg->len) {
+        error_setg(errp, "%s", msg->str);
+        return false;
+    }
+    if (s->cfg->caps[MIGRATION_CAPABILITY_X_IGNORE_SHARED]) {
+        error_setg(errp, "x-ignore-shared is not supported by mapram");
+        return false;
+    }
+    return true;
+}
+
+static bool check_config(void *opaque, const StreamConfig *cfg, GError **errp)
+{
+    IncomingRun *run = opaque;
+    const char *local = run->m->machine_type;
+    size_t len = strlen(cfg->machine);
+    if (strncmp(cfg->machine, local, len) != 0 || (len == 0 && local[0])) {
+        error_setg(errp, "Machine type received is '%s' and local is '%s'",
+                   cfg->machine, local);
+        return false;
+    }
+    if (cfg->has_page_bits && cfg->page_bits != 12) {
+        error_setg(errp, "Received TARGET_PAGE_BITS is %u but local is %d",
+                   cfg->page_bits, 12);
+        return false;
+    }
+    return check_capabilities(run->s, cfg, errp);
+}
+
+/* ---- the end of a load, on the host's main thread ---- */
+
+static void resume_or_pause(Migration *m)
+{
+    const MigrationHostOps *h = m->host;
+    const char *name = global_state_received(m->global_state);
+    RunState want = name ? runstate_from_name(name) : RUN_STATE_RUNNING;
+
+    if (want == RUN_STATE_RUNNING && h->autostart(m->host_opaque)) {
+        h->vm_start(m->host_opaque);
+    } else if (want == RUN_STATE_RUNNING || want == RUN_STATE__MAX) {
+        h->runstate_set(m->host_opaque, RUN_STATE_PAUSED);
+    } else {
+        h->runstate_set(m->host_opaque, want);
+    }
+}
+
+/* data: the state with a reference, and its result in error_desc. */
+static void incoming_end(void *data)
+{
+    MigrationIncomingState *s = data;
+    g_mutex_lock(&s->lock);
+    Migration *m = s->mig;
+    bool failed = s->error_desc != NULL;
+    g_mutex_unlock(&s->lock);
+
+    if (m) {
+        if (failed) {
+            set_status(s, MIGRATION_STATUS_FAILED);
+            if (s->exit_on_error && m->host->request_exit) {
+                m->host->request_exit(m->host_opaque, 1);
+            }
+            /* never resume a half-loaded guest */
+        } else {
+            resume_or_pause(m);
+            set_status(s, MIGRATION_STATUS_COMPLETED);
+        }
+    }
+    state_unref(s);
+}
+
+/* ---- the thread ---- */
+
+static IOChannel *accept_peer(MigrationIncomingState *s, GError **errp)
+{
+    for (;;) {
+        GError *err = NULL;
+        IOChannel *ioc = io_socket_accept(s->listen_fd, &err);
+        if (ioc) {
+            return ioc;
+        }
+        if (stop_requested(s)) {
+            g_propagate_error(errp, err);
+            return NULL;
+        }
+        g_printerr("mapram-vm: accept failed: %s\n", err->message);
+        g_error_free(err);
+    }
+}
+
+/* The channel to load from: the one begin opened, or an accepted peer. */
+static bool take_channel(MigrationIncomingState *s, GError **errp)
+{
+    if (s->ioc) {
+        return true;
+    }
+    IOChannel *ioc = accept_peer(s, errp);
+    if (!ioc) {
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    s->ioc = ioc;
+    g_mutex_unlock(&s->lock);
+    if (!strcmp(s->addr.sock_type, "unix")) {
+        unlink(s->addr.path);
+    }
+    return true;
+}
+
+static void configure_ram(Migration *m, MigrationIncomingState *s)
+{
+    const MigrationConfig *c = s->cfg;
+    bool multifd = c->caps[MIGRATION_CAPABILITY_MULTIFD];
+    RamLoadParams lp = {
+        .mapped_ram = c->caps[MIGRATION_CAPABILITY_MAPPED_RAM],
+        .channels = multifd ? c->multifd_channels : 1,
+        .direct_io = migrate_direct_io_effective(c),
+        .queue_depth = c->io_queue_depth,
+        .path = s->addr.filename,
+    };
+    ram_load_configure(m->ram, &lp);
+}
+
+static bool load(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
+    Migration *m = run->m;
+
+    if (!take_channel(s, errp)) {
+        return false;
+    }
+    set_status(s, MIGRATION_STATUS_ACTIVE);
+    configure_ram(m, s);
+    global_state_reset(m->global_state);
+    QEMUFile *f = qemu_file_new_input(s->ioc, run->start);
+    bool ok = qemu_loadvm_state(m->registry, f, check_config, run, errp);
+    qemu_fclose(f, ok ? errp : NULL);
+    return ok;
+}
+
+static gpointer incoming_thread(gpointer opaque)
+{
+    IncomingRun *run = opaque;
+    MigrationIncomingState *s = run->s;
+    Migration *m = run->m;
+    GError *err = NULL;
+
+    bool ok = load(run, &err);
+    g_mutex_lock(&s->lock);
+    if (s->ioc) {
+        io_channel_close(s->ioc, NULL);
+    }
+    s->total_ms = migration_now_ms() - s->start_ms;
+    if (!ok) {
+        s->error_desc = g_strdup(err ? err->message : "load failed");
+    }
+    g_mutex_unlock(&s->lock);
+    g_free(run);
+    if (stop_requested(s)) {
+        g_clear_error(&err);
+        return NULL;
+    }
+    if (!ok) {
+        g_printerr("mapram-vm: load of migration failed: %s\n",
+                   err ? err->message : "load failed");
+    }
+    g_clear_error(&err);
+    if (m->host->main_call) {
+        m->host->main_call(m->host_opaque, incoming_end, state_ref(s));
+    } else {
+        incoming_end(state_ref(s));
+    }
+    return NULL;
+}
+
+/* ---- the main thread ---- */
+
+static bool probe_direct_io(const MigAddr *addr, const MigrationConfig *cfg, GError **errp)
+{
+    if (addr->kind != TRANSPORT_FILE || !migrate_direct_io_effective(cfg)) {
+        return true;
+    }
+    /* QEMU opens its page fds here, so a missing O_DIRECT fails the command */
+    int fd = qemu_open(addr->filename, O_RDONLY | O_DIRECT, 0, errp);
+    if (fd < 0) {
+        return false;
+    }
+    qemu_close(fd);
+    return true;
+}
+
+bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
+                              GError **errp)
+{
+    g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
+    if (!migration_check_transport(cfg, addr->kind, errp) ||
+        !probe_direct_io(addr, cfg, errp)) {
+        mig_addr_clear(addr);
+        return false;
+    }
+    MigrationIncomingState *s = g_new0(MigrationIncomingState, 1);
+    s->refs = 1;
+    s->mig = m;
+    s->cfg = g_steal_pointer(&cfg);
+    s->addr = *addr;
+    memset(addr, 0, sizeof(*addr));
+    s->start_ms = migration_now_ms();
+    s->exit_on_error = exit_on_error;
+    s->listen_fd = -1;
+    g_mutex_init(&s->lock);
+
+    IncomingRun *run = g_new0(IncomingRun, 1);
+    run->s = s;
+    run->m = m;
+    s->ioc = transport_open_incoming(&s->addr, &run->start, &s->listen_fd, errp);
+    if (!s->ioc && s->listen_fd < 0) {
+        g_free(run);
+        state_unref(s);
+        return false;
+    }
+    migration_incoming_free(m->in);
+    m->in = s;
+    m->incoming_started = true;
+    set_status(s, MIGRATION_STATUS_SETUP);
+    s->thread = g_thread_new("incoming", incoming_thread, run);
+    return true;
+}
+
+void migration_incoming_free(MigrationIncomingState *s)
+{
+    if (!s) {
+        return;
+    }
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+    g_mutex_lock(&s->lock);
+    if (s->listen_fd >= 0) {
+        shutdown(s->listen_fd, SHUT_RDWR);    /* wakes a blocked accept */
+    }
+    if (s->ioc) {
+        io_channel_shutdown(s->ioc, NULL);
+    }
+    g_mutex_unlock(&s->lock);
+    if (s->thread) {
+        g_thread_join(s->thread);
+        s->thread = NULL;
+    }
+    g_mutex_lock(&s->lock);
+    s->mig = NULL;                 /* a pending end finds nothing to act on */
+    g_mutex_unlock(&s->lock);
+    state_unref(s);
+}
+
+void migration_incoming_query(MigrationIncomingState *s, MigrationInfo *info)
+{
+    g_mutex_lock(&s->lock);
+    info->incoming = true;
+    info->status = migration_status_name(s->status);
+    if (s->status == MIGRATION_STATUS_FAILED && s->error_desc) {
+        info->error_desc = g_strdup(s->error_desc);
+    }
+    g_mutex_unlock(&s->lock);
+}
+
+JsonArray *migration_incoming_listen_address(MigrationIncomingState *s)
+{
+    JsonArray *a = NULL;
+    g_mutex_lock(&s->lock);
+    if (s->listen_fd >= 0 && s->addr.sock_type) {
+        a = transport_listen_address(&s->addr, s->listen_fd);
+    }
+    g_mutex_unlock(&s->lock);
+    return a;
+}

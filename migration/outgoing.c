@@ -1,0 +1,441 @@
+/*
+ * An outgoing migration: setup -> active -> device -> completed | failed |
+ * cancelled, run by one "live_migration" thread.
+ *
+ * migration_outgoing_start() (main thread) checks, opens the main channel
+ * and starts the thread with an OutgoingRun it hands over: the thread's
+ * own state (stream, rate limiter, bandwidth estimate), which nothing else
+ * touches.  What others read lives in MigrationState (see
+ * migration-internal.h): status and times under its lock, counters as
+ * Stat64, cancel as an atomic flag.  The thread publishes the stream's
+ * byte count after every step, and the page channels count their pages as
+ * they go, so query-migrate's figures move with the work.
+ */
+#include "migration-internal.h"
+#include "util/error.h"
+#include "util/fault.h"
+#include <string.h>
+
+#define BUFFER_DELAY_MS 100      /* rate-limit window */
+
+/* The migration thread's own state; allocated by start, freed by the thread. */
+typedef struct OutgoingRun {
+    MigrationState *s;
+    Migration *m;
+    QEMUFile *f;
+    off_t start;                  /* channel offset of the stream's first byte */
+    JsonBuilder *vmdesc;
+    /* rate limit */
+    gint64 window_start_us;
+    uint64_t window_bytes;
+    /* bandwidth estimate */
+    gint64 iter_start_us;
+    uint64_t iter_last_bytes;
+    double bandwidth_bpms;        /* bytes per ms, measured */
+    bool vm_stopped_by_us;
+} OutgoingRun;
+
+static bool cancel_requested(MigrationState *s)
+{
+    return __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE);
+}
+
+static void set_status(MigrationState *s, MigrationStatus st)
+{
+    g_mutex_lock(&s->lock);
+    s->status = st;
+    g_mutex_unlock(&s->lock);
+    migration_status_event(s->mig, s->cfg, st);
+}
+
+MigrationStatus migration_state_status(MigrationState *s)
+{
+    g_mutex_lock(&s->lock);
+    MigrationStatus st = s->status;
+    g_mutex_unlock(&s->lock);
+    return st;
+}
+
+bool migration_is_running(Migration *m)
+{
+    if (!m->out) {
+        return false;
+    }
+    MigrationStatus st = migration_state_status(m->out);
+    return st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
+           st == MIGRATION_STATUS_DEVICE || st == MIGRATION_STATUS_CANCELLING;
+}
+
+/* ---- counters (migration thread) ---- */
+
+static uint64_t transferred_bytes(OutgoingRun *run)
+{
+    MigrationStats *st = &run->s->stats;
+    stat64_set(&st->main_bytes, qemu_file_transferred(run->f));
+    return stat64_get(&st->main_bytes) + stat64_get(&st->ram.pages.bytes);
+}
+
+/* ---- rate limit (migration thread) ---- */
+
+/* Called by ram.c with the bytes it just queued; true = window budget used. */
+static bool rate_limited(void *opaque, uint64_t bytes)
+{
+    OutgoingRun *run = opaque;
+    uint64_t bw = migrate_max_bandwidth(run->m->opts);
+
+    run->window_bytes += bytes;
+    transferred_bytes(run);
+    if (cancel_requested(run->s)) {
+        return true;
+    }
+    return bw && run->window_bytes >= bw * BUFFER_DELAY_MS / 1000;
+}
+
+static void rate_limit_wait(OutgoingRun *run)
+{
+    gint64 now = g_get_monotonic_time();
+    gint64 end = run->window_start_us + BUFFER_DELAY_MS * 1000;
+    uint64_t bw = migrate_max_bandwidth(run->m->opts);
+    if (bw && run->window_bytes >= bw * BUFFER_DELAY_MS / 1000 && now < end) {
+        g_usleep(end - now);
+        now = g_get_monotonic_time();
+    }
+    if (now >= end) {
+        run->window_start_us = now;
+        run->window_bytes = 0;
+    }
+}
+
+static void update_bandwidth(OutgoingRun *run)
+{
+    MigrationState *s = run->s;
+    gint64 now = g_get_monotonic_time();
+    gint64 dt = now - run->iter_start_us;
+    if (dt < BUFFER_DELAY_MS * 1000) {
+        return;
+    }
+    uint64_t bytes = transferred_bytes(run);
+    uint64_t sent = bytes - run->iter_last_bytes;
+    double bpms = (double)sent / (dt / 1000.0);
+    run->iter_last_bytes = bytes;
+    run->iter_start_us = now;
+    /*
+     * Only windows that really sent data say what the channel can do: a
+     * pass with little left to send would drag the estimate (and the
+     * downtime threshold) down towards the dirty rate.
+     */
+    if (sent >= 1024 * 1024 && bpms > 0) {
+        run->bandwidth_bpms = run->bandwidth_bpms > 0 ?
+            0.5 * run->bandwidth_bpms + 0.5 * bpms : bpms;
+    }
+    uint64_t remaining = stat64_get(&s->stats.ram.remaining);
+    g_mutex_lock(&s->lock);
+    s->mbps = run->bandwidth_bpms * 8.0 * 1000 / 1e6;
+    s->expected_downtime_ms = run->bandwidth_bpms > 0 ?
+        (uint64_t)(remaining / run->bandwidth_bpms) : 0;
+    g_mutex_unlock(&s->lock);
+}
+
+/* ---- the thread ---- */
+
+static void emit_pass(OutgoingRun *run)
+{
+    if (run->s->cfg->caps[MIGRATION_CAPABILITY_EVENTS]) {
+        JsonObject *d = json_object_new();
+        json_object_set_int_member(d, "pass", stat64_get(&run->s->stats.ram.dirty_sync_count));
+        migration_event(run->m, "MIGRATION_PASS", d);
+    }
+}
+
+static bool iterate_until_converged(OutgoingRun *run, GError **errp)
+{
+    SaveVMRegistry *reg = run->m->registry;
+    for (;;) {
+        if (cancel_requested(run->s)) {
+            return true;
+        }
+        uint64_t pending = qemu_savevm_state_pending(reg, false);
+        uint64_t threshold = run->bandwidth_bpms * migrate_downtime_limit(run->m->opts);
+        if (pending <= threshold || pending == 0) {
+            /* exact: harvest the dirty log (a new pass begins) */
+            pending = qemu_savevm_state_pending(reg, true);
+            emit_pass(run);
+            if (pending <= threshold || pending == 0) {
+                return true;
+            }
+        }
+        if (qemu_savevm_state_iterate(reg, run->f, errp) < 0) {
+            return false;
+        }
+        update_bandwidth(run);
+        rate_limit_wait(run);
+    }
+}
+
+static bool completion(OutgoingRun *run, GError **errp)
+{
+    MigrationState *s = run->s;
+    Migration *m = run->m;
+    gint64 t0 = migration_now_ms();
+
+    global_state_store(m->global_state);
+    run->vm_stopped_by_us = m->host->runstate_get(m->host_opaque) == RUN_STATE_RUNNING;
+    m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
+    set_status(s, MIGRATION_STATUS_DEVICE);
+    if (fault_hit("save-device-state")) {
+        error_setg(errp, "Failed to save device state: injected fault");
+        return false;
+    }
+    uint64_t before = transferred_bytes(run);
+    if (!qemu_savevm_state_complete(m->registry, run->f, run->vmdesc,
+                                    s->cfg->send_switchover_start, errp)) {
+        return false;
+    }
+    stat64_set(&s->stats.downtime_bytes, transferred_bytes(run) - before);
+    g_mutex_lock(&s->lock);
+    s->downtime_ms = migration_now_ms() - t0;
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+static void build_config(const Migration *m, const MigrationConfig *c, StreamConfig *sc)
+{
+    memset(sc, 0, sizeof(*sc));
+    g_strlcpy(sc->machine, m->machine_type, sizeof(sc->machine));
+    sc->caps = g_ptr_array_new_with_free_func(g_free);
+    /* validated capabilities, in enum order */
+    if (c->caps[MIGRATION_CAPABILITY_X_IGNORE_SHARED]) {
+        g_ptr_array_add(sc->caps, g_strdup("x-ignore-shared"));
+    }
+    if (c->caps[MIGRATION_CAPABILITY_MAPPED_RAM]) {
+        g_ptr_array_add(sc->caps, g_strdup("mapped-ram"));
+    }
+}
+
+/* Save everything; false + errp on failure (cancel is not a failure). */
+static bool run_save(OutgoingRun *run, GError **errp)
+{
+    MigrationState *s = run->s;
+    StreamConfig sc;
+    gint64 setup_start = migration_now_ms();
+
+    run->window_start_us = run->iter_start_us = g_get_monotonic_time();
+    build_config(run->m, s->cfg, &sc);
+    qemu_savevm_state_header(run->f, &sc, run->vmdesc);
+    stream_config_clear(&sc);
+    bool ok = qemu_savevm_state_setup(run->m->registry, run->f, errp);
+    transferred_bytes(run);
+    g_mutex_lock(&s->lock);
+    s->setup_ms = migration_now_ms() - setup_start;
+    g_mutex_unlock(&s->lock);
+    if (ok && !cancel_requested(s)) {
+        set_status(s, MIGRATION_STATUS_ACTIVE);
+        ok = iterate_until_converged(run, errp);
+    }
+    if (ok && !cancel_requested(s)) {
+        ok = completion(run, errp);
+    }
+    stat64_set(&s->stats.precopy_bytes, transferred_bytes(run));
+    if (ok && !cancel_requested(s)) {
+        qemu_fflush(run->f);
+        transferred_bytes(run);
+        ok = qemu_fclose(run->f, errp);
+        run->f = NULL;
+        if (ok) {
+            g_mutex_lock(&s->ioc_lock);
+            ok = io_channel_close(s->ioc, errp);
+            g_mutex_unlock(&s->ioc_lock);
+        }
+    }
+    return ok;
+}
+
+/* Nothing is lost: the source keeps running as it was. */
+static void restore_source(OutgoingRun *run)
+{
+    Migration *m = run->m;
+    if (m->host->runstate_get(m->host_opaque) != RUN_STATE_FINISH_MIGRATE) {
+        return;
+    }
+    if (run->vm_stopped_by_us) {
+        m->host->vm_start(m->host_opaque);
+    } else {
+        m->host->runstate_set(m->host_opaque, RUN_STATE_PAUSED);
+    }
+}
+
+static gpointer migration_thread(gpointer opaque)
+{
+    OutgoingRun *run = opaque;
+    MigrationState *s = run->s;
+    Migration *m = run->m;
+    GError *err = NULL;
+
+    bool ok = run_save(run, &err);
+    qemu_savevm_state_cleanup(m->registry);
+    bool cancelled = cancel_requested(s);
+    g_mutex_lock(&s->lock);
+    s->total_ms = migration_now_ms() - s->start_ms;
+    g_mutex_unlock(&s->lock);
+
+    if (ok && !cancelled) {
+        m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
+        set_status(s, MIGRATION_STATUS_COMPLETED);
+    } else {
+        if (err && !cancelled) {
+            g_printerr("mapram-vm: migration failed: %s\n", err->message);
+            g_mutex_lock(&s->lock);
+            g_free(s->error_desc);
+            s->error_desc = g_strdup(err->message);
+            g_mutex_unlock(&s->lock);
+        }
+        restore_source(run);
+        set_status(s, cancelled ? MIGRATION_STATUS_CANCELLED : MIGRATION_STATUS_FAILED);
+    }
+    g_clear_error(&err);
+    if (run->f) {
+        qemu_fclose(run->f, NULL);
+    }
+    g_mutex_lock(&s->ioc_lock);
+    io_channel_close(s->ioc, NULL);
+    g_mutex_unlock(&s->ioc_lock);
+    g_object_unref(run->vmdesc);
+    g_free(run);
+    return NULL;
+}
+
+/* ---- the main thread ---- */
+
+void migration_state_free(MigrationState *s)
+{
+    if (!s) {
+        return;
+    }
+    if (s->thread) {
+        g_thread_join(s->thread);
+    }
+    if (s->ioc) {
+        io_channel_unref(s->ioc);
+    }
+    migration_config_free(s->cfg);
+    mig_addr_clear(&s->addr);
+    g_free(s->error_desc);
+    g_mutex_clear(&s->lock);
+    g_mutex_clear(&s->ioc_lock);
+    g_free(s);
+}
+
+static MigrationState *state_new(Migration *m, MigAddr *addr, MigrationConfig *cfg)
+{
+    MigrationState *s = g_new0(MigrationState, 1);
+    s->mig = m;
+    s->cfg = cfg;
+    s->addr = *addr;
+    memset(addr, 0, sizeof(*addr));
+    s->start_ms = migration_now_ms();
+    g_mutex_init(&s->lock);
+    g_mutex_init(&s->ioc_lock);
+    return s;
+}
+
+static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
+{
+    const MigrationConfig *c = s->cfg;
+    bool multifd = c->caps[MIGRATION_CAPABILITY_MULTIFD];
+    RamSaveParams rp = {
+        .mapped_ram = c->caps[MIGRATION_CAPABILITY_MAPPED_RAM],
+        .multifd = multifd,
+        .channels = multifd ? c->multifd_channels : 1,
+        .direct_io = migrate_direct_io_effective(c),
+        .queue_depth = c->io_queue_depth,
+        .zero = c->zero_page_detection,
+        .path = s->addr.filename,
+        .main_ioc = s->ioc,
+        .stats = &s->stats.ram,
+        .rate_limited = rate_limited,
+        .rate_opaque = run,
+    };
+    ram_save_configure(m->ram, &rp);
+}
+
+bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
+{
+    g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
+    if (!migration_check_transport(cfg, addr->kind, errp) ||
+        !migration_check_prepare(cfg, errp)) {
+        mig_addr_clear(addr);
+        return false;
+    }
+    migration_state_free(m->out);
+    MigrationState *s = m->out = state_new(m, addr, g_steal_pointer(&cfg));
+    off_t start = 0;
+    s->ioc = transport_open_outgoing(&s->addr, &start, errp);
+    if (!s->ioc) {
+        /* QEMU reports open failures as a failed migration too */
+        g_mutex_lock(&s->lock);
+        s->error_desc = g_strdup((*errp)->message);
+        g_mutex_unlock(&s->lock);
+        set_status(s, MIGRATION_STATUS_FAILED);
+        return false;
+    }
+    OutgoingRun *run = g_new0(OutgoingRun, 1);
+    run->s = s;
+    run->m = m;
+    run->start = start;
+    run->f = qemu_file_new_output(s->ioc, start);
+    run->vmdesc = json_builder_new();
+    configure_ram(m, s, run);
+    set_status(s, MIGRATION_STATUS_SETUP);
+    s->thread = g_thread_new("live_migration", migration_thread, run);
+    return true;
+}
+
+void migration_outgoing_cancel(MigrationState *s)
+{
+    MigrationStatus st = migration_state_status(s);
+    if (st != MIGRATION_STATUS_SETUP && st != MIGRATION_STATUS_ACTIVE &&
+        st != MIGRATION_STATUS_DEVICE) {
+        return;
+    }
+    __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+    set_status(s, MIGRATION_STATUS_CANCELLING);
+    /* unblock a writer stuck on a full pipe or socket */
+    if (s->addr.kind != TRANSPORT_FILE) {
+        g_mutex_lock(&s->ioc_lock);
+        io_channel_shutdown(s->ioc, NULL);
+        g_mutex_unlock(&s->ioc_lock);
+    }
+}
+
+void migration_outgoing_query(MigrationState *s, MigrationInfo *info)
+{
+    const MigrationStats *st = &s->stats;
+    g_mutex_lock(&s->lock);
+    MigrationStatus status = s->status;
+    bool ended = status == MIGRATION_STATUS_COMPLETED || status == MIGRATION_STATUS_FAILED ||
+                 status == MIGRATION_STATUS_CANCELLED;
+    info->total_time_ms = ended ? s->total_ms : migration_now_ms() - s->start_ms;
+    info->setup_time_ms = s->setup_ms;
+    info->downtime_ms = s->downtime_ms;
+    info->expected_downtime_ms = s->expected_downtime_ms;
+    info->mbps = s->mbps;
+    if (status == MIGRATION_STATUS_FAILED && s->error_desc) {
+        info->error_desc = g_strdup(s->error_desc);
+    }
+    g_mutex_unlock(&s->lock);
+
+    info->has_ram = status != MIGRATION_STATUS_NONE && status != MIGRATION_STATUS_SETUP;
+    uint64_t page_bytes = stat64_get(&st->ram.pages.bytes);
+    info->transferred = stat64_get(&st->main_bytes) + page_bytes;
+    info->remaining = stat64_get(&st->ram.remaining);
+    info->duplicate = stat64_get(&st->ram.pages.zero_pages);
+    info->normal = stat64_get(&st->ram.pages.normal_pages);
+    info->normal_bytes = info->normal * RAM_PAGE_SIZE;
+    info->dirty_sync_count = stat64_get(&st->ram.dirty_sync_count);
+    /* QEMU counts page data as multifd-bytes only when multifd is on */
+    info->multifd_bytes = s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] &&
+                          s->cfg->caps[MIGRATION_CAPABILITY_MAPPED_RAM] ? page_bytes : 0;
+    uint64_t precopy = stat64_get(&st->precopy_bytes);
+    info->downtime_bytes = stat64_get(&st->downtime_bytes);
+    info->precopy_bytes = precopy ? precopy - info->downtime_bytes : info->transferred;
+}
