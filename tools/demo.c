@@ -400,33 +400,43 @@ static JsonObject *ram_of(JsonObject *q)
 }
 
 /*
- * One progress line.  Two rates: page data written, and how fast the
- * "remaining" dirty RAM shrinks (a first pass over mostly zero RAM writes
- * little but scans fast).  @last carries the previous sample.
+ * One progress line: how much guest RAM the save has been through (pages
+ * written plus zero pages skipped, so a pass over mostly zero RAM still
+ * moves), how much it wrote, and how much is still dirty.  Rates are over
+ * the time since the previous sample; a sample without "ram" (setup) has
+ * none, and the next one is measured from it.
  */
 typedef struct Sample {
-    uint64_t written, remaining;
+    bool has_ram;
+    uint64_t done, written;
     gint64 us;
 } Sample;
 
 static void progress_line(Demo *d, JsonObject *q, Sample *last)
 {
     JsonObject *ram = ram_of(q);
-    Sample now = {
-        .written = member_int(ram, "transferred"),
-        .remaining = member_int(ram, "remaining"),
-        .us = g_get_monotonic_time(),
-    };
-    double dt = (now.us - last->us) / 1e6;
-    double wrate = dt > 0 ? (double)(now.written - last->written) / dt : 0;
-    double rrate = dt > 0 ? ((double)last->remaining - (double)now.remaining) / dt : 0;
-    g_autofree char *tr = human(now.written);
-    g_autofree char *rem = human(now.remaining);
+    const char *status = json_object_get_string_member(q, "status");
+    Sample now = { .has_ram = ram != NULL, .us = g_get_monotonic_time() };
 
-    say(d, "  %-7s pass %-3lld written %9s (%5.2f GB/s)  remaining %9s (%+5.2f GB/s)",
-        json_object_get_string_member(q, "status"),
-        (long long)member_int(ram, "dirty-sync-count"), tr, wrate / 1e9, rem,
-        -rrate / 1e9);
+    if (!ram) {
+        say(d, "  %-7s laying out the file and opening the page channels", status);
+        *last = now;
+        return;
+    }
+    now.done = (member_int(ram, "normal") + member_int(ram, "duplicate")) *
+               member_int(ram, "page-size");
+    now.written = member_int(ram, "transferred");
+    double dt = (now.us - last->us) / 1e6;
+    bool rates = last->has_ram && dt > 0;
+    double drate = rates ? (double)(now.done - last->done) / dt : 0;
+    double wrate = rates ? (double)(now.written - last->written) / dt : 0;
+    g_autofree char *done = human(now.done);
+    g_autofree char *wr = human(now.written);
+    g_autofree char *rem = human(member_int(ram, "remaining"));
+
+    say(d, "  %-7s pass %-3lld RAM done %9s (%5.2f GB/s)  written %9s (%5.2f GB/s)  "
+        "dirty %9s", status, (long long)member_int(ram, "dirty-sync-count"), done,
+        drate / 1e9, wr, wrate / 1e9, rem);
     *last = now;
 }
 
@@ -437,7 +447,7 @@ static void progress_line(Demo *d, JsonObject *q, Sample *last)
  */
 static JsonObject *follow_migration(Demo *d, GError **errp)
 {
-    Sample last = { .remaining = d->ram_bytes, .us = g_get_monotonic_time() };
+    Sample last = { .us = g_get_monotonic_time() };
     gint64 deadline = last.us + (gint64)DEMO_GUEST_MS * 1000;
     bool printed = false;
 
