@@ -47,7 +47,7 @@ static void state_unref(MigrationIncomingState *s)
     migration_config_free(s->cfg);
     mig_addr_clear(&s->addr);
     g_free(s->error_desc);
-    g_mutex_clear(&s->lock);
+    qemu_mutex_destroy(&s->lock);
     g_free(s);
 }
 
@@ -58,10 +58,10 @@ static bool stop_requested(MigrationIncomingState *s)
 
 static void set_status(MigrationIncomingState *s, MigrationStatus st)
 {
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->status = st;
     Migration *m = s->mig;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (m) {
         migration_status_event(m, s->cfg, st);
     }
@@ -144,10 +144,10 @@ static void resume_or_pause(Migration *m)
 static void incoming_end(void *data)
 {
     MigrationIncomingState *s = data;
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     Migration *m = s->mig;
     bool failed = s->error_desc != NULL;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     if (m) {
         if (failed) {
@@ -193,11 +193,11 @@ static bool take_channel(MigrationIncomingState *s, GError **errp)
     if (!ioc) {
         return false;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     close(s->listen_fd);
     s->listen_fd = -1;
     s->ioc = ioc;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (!strcmp(s->addr.sock_type, "unix")) {
         unlink(s->addr.path);
     }
@@ -243,7 +243,7 @@ static gpointer incoming_thread(gpointer opaque)
     GError *err = NULL;
 
     bool ok = load(run, &err);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (s->ioc) {
         io_channel_close(s->ioc, NULL);
     }
@@ -251,7 +251,7 @@ static gpointer incoming_thread(gpointer opaque)
     if (!ok) {
         s->error_desc = g_strdup(err ? err->message : "load failed");
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     g_free(run);
     if (stop_requested(s)) {
         g_clear_error(&err);
@@ -304,7 +304,7 @@ bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
     s->start_ms = migration_now_ms();
     s->exit_on_error = exit_on_error;
     s->listen_fd = -1;
-    g_mutex_init(&s->lock);
+    qemu_mutex_init(&s->lock);
 
     IncomingRun *run = g_new0(IncomingRun, 1);
     run->s = s;
@@ -329,42 +329,42 @@ void migration_incoming_free(MigrationIncomingState *s)
         return;
     }
     __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (s->listen_fd >= 0) {
         shutdown(s->listen_fd, SHUT_RDWR);    /* wakes a blocked accept */
     }
     if (s->ioc) {
         io_channel_shutdown(s->ioc, NULL);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (s->thread) {
         g_thread_join(s->thread);
         s->thread = NULL;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->mig = NULL;                 /* a pending end finds nothing to act on */
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     state_unref(s);
 }
 
 void migration_incoming_query(MigrationIncomingState *s, MigrationInfo *info)
 {
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     info->incoming = true;
     info->status = migration_status_name(s->status);
     if (s->status == MIGRATION_STATUS_FAILED && s->error_desc) {
         info->error_desc = g_strdup(s->error_desc);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 }
 
 JsonArray *migration_incoming_listen_address(MigrationIncomingState *s)
 {
     JsonArray *a = NULL;
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (s->listen_fd >= 0 && s->addr.sock_type) {
         a = transport_listen_address(&s->addr, s->listen_fd);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     return a;
 }

@@ -24,6 +24,7 @@
 #include "ram.h"
 #include "savevm.h"
 #include "util/stat64.h"
+#include "util/thread.h"
 
 typedef enum {
     MIGRATION_STATUS_NONE,
@@ -106,10 +107,10 @@ struct MigrationState {
     /* The main thread only: it starts the thread and joins it before freeing */
     GThread *thread;
     /* The channel's shutdown (main thread, at cancel) against its close (migration thread) */
-    GMutex ioc_lock;
+    QemuMutex ioc_lock;
     IOChannel *ioc;               /* a reference until migration_state_free */
     /* Protected by lock: what query-migrate reports besides the counters */
-    GMutex lock;
+    QemuMutex lock;
     MigrationStatus status;
     char *error_desc;
     gint64 setup_ms, total_ms, downtime_ms;
@@ -140,7 +141,7 @@ struct MigrationIncomingState {
     /* The main thread only */
     GThread *thread;
     /* Protected by lock */
-    GMutex lock;
+    QemuMutex lock;
     Migration *mig;               /* cleared when the Migration lets go of this state */
     MigrationStatus status;
     char *error_desc;             /* set by the thread when the load failed */

@@ -42,17 +42,17 @@ static bool cancel_requested(MigrationState *s)
 
 static void set_status(MigrationState *s, MigrationStatus st)
 {
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->status = st;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     migration_status_event(s->mig, s->cfg, st);
 }
 
 MigrationStatus migration_state_status(MigrationState *s)
 {
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     MigrationStatus st = s->status;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     return st;
 }
 
@@ -129,11 +129,11 @@ static void update_bandwidth(OutgoingRun *run)
             0.5 * run->bandwidth_bpms + 0.5 * bpms : bpms;
     }
     uint64_t remaining = stat64_get(&s->stats.ram.remaining);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->mbps = run->bandwidth_bpms * 8.0 * 1000 / 1e6;
     s->expected_downtime_ms = run->bandwidth_bpms > 0 ?
         (uint64_t)(remaining / run->bandwidth_bpms) : 0;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 }
 
 /* ---- the thread ---- */
@@ -192,9 +192,9 @@ static bool completion(OutgoingRun *run, GError **errp)
         return false;
     }
     stat64_set(&s->stats.downtime_bytes, transferred_bytes(run) - before);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->downtime_ms = migration_now_ms() - t0;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     return true;
 }
 
@@ -225,9 +225,9 @@ static bool run_save(OutgoingRun *run, GError **errp)
     stream_config_clear(&sc);
     bool ok = qemu_savevm_state_setup(run->m->registry, run->f, errp);
     transferred_bytes(run);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->setup_ms = migration_now_ms() - setup_start;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (ok && !cancel_requested(s)) {
         set_status(s, MIGRATION_STATUS_ACTIVE);
         ok = iterate_until_converged(run, errp);
@@ -242,9 +242,9 @@ static bool run_save(OutgoingRun *run, GError **errp)
         ok = qemu_fclose(run->f, errp);
         run->f = NULL;
         if (ok) {
-            g_mutex_lock(&s->ioc_lock);
+            qemu_mutex_lock(&s->ioc_lock);
             ok = io_channel_close(s->ioc, errp);
-            g_mutex_unlock(&s->ioc_lock);
+            qemu_mutex_unlock(&s->ioc_lock);
         }
     }
     return ok;
@@ -274,9 +274,9 @@ static gpointer migration_thread(gpointer opaque)
     bool ok = run_save(run, &err);
     qemu_savevm_state_cleanup(m->registry);
     bool cancelled = cancel_requested(s);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->total_ms = migration_now_ms() - s->start_ms;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     if (ok && !cancelled) {
         m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
@@ -284,10 +284,10 @@ static gpointer migration_thread(gpointer opaque)
     } else {
         if (err && !cancelled) {
             g_printerr("mapram-vm: migration failed: %s\n", err->message);
-            g_mutex_lock(&s->lock);
+            qemu_mutex_lock(&s->lock);
             g_free(s->error_desc);
             s->error_desc = g_strdup(err->message);
-            g_mutex_unlock(&s->lock);
+            qemu_mutex_unlock(&s->lock);
         }
         restore_source(run);
         set_status(s, cancelled ? MIGRATION_STATUS_CANCELLED : MIGRATION_STATUS_FAILED);
@@ -296,9 +296,9 @@ static gpointer migration_thread(gpointer opaque)
     if (run->f) {
         qemu_fclose(run->f, NULL);
     }
-    g_mutex_lock(&s->ioc_lock);
+    qemu_mutex_lock(&s->ioc_lock);
     io_channel_close(s->ioc, NULL);
-    g_mutex_unlock(&s->ioc_lock);
+    qemu_mutex_unlock(&s->ioc_lock);
     g_object_unref(run->vmdesc);
     g_free(run);
     return NULL;
@@ -320,8 +320,8 @@ void migration_state_free(MigrationState *s)
     migration_config_free(s->cfg);
     mig_addr_clear(&s->addr);
     g_free(s->error_desc);
-    g_mutex_clear(&s->lock);
-    g_mutex_clear(&s->ioc_lock);
+    qemu_mutex_destroy(&s->lock);
+    qemu_mutex_destroy(&s->ioc_lock);
     g_free(s);
 }
 
@@ -333,8 +333,8 @@ static MigrationState *state_new(Migration *m, MigAddr *addr, MigrationConfig *c
     s->addr = *addr;
     memset(addr, 0, sizeof(*addr));
     s->start_ms = migration_now_ms();
-    g_mutex_init(&s->lock);
-    g_mutex_init(&s->ioc_lock);
+    qemu_mutex_init(&s->lock);
+    qemu_mutex_init(&s->ioc_lock);
     return s;
 }
 
@@ -372,9 +372,9 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
     s->ioc = transport_open_outgoing(&s->addr, &start, errp);
     if (!s->ioc) {
         /* QEMU reports open failures as a failed migration too */
-        g_mutex_lock(&s->lock);
+        qemu_mutex_lock(&s->lock);
         s->error_desc = g_strdup((*errp)->message);
-        g_mutex_unlock(&s->lock);
+        qemu_mutex_unlock(&s->lock);
         set_status(s, MIGRATION_STATUS_FAILED);
         return false;
     }
@@ -401,16 +401,16 @@ void migration_outgoing_cancel(MigrationState *s)
     set_status(s, MIGRATION_STATUS_CANCELLING);
     /* unblock a writer stuck on a full pipe or socket */
     if (s->addr.kind != TRANSPORT_FILE) {
-        g_mutex_lock(&s->ioc_lock);
+        qemu_mutex_lock(&s->ioc_lock);
         io_channel_shutdown(s->ioc, NULL);
-        g_mutex_unlock(&s->ioc_lock);
+        qemu_mutex_unlock(&s->ioc_lock);
     }
 }
 
 void migration_outgoing_query(MigrationState *s, MigrationInfo *info)
 {
     const MigrationStats *st = &s->stats;
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     MigrationStatus status = s->status;
     bool ended = status == MIGRATION_STATUS_COMPLETED || status == MIGRATION_STATUS_FAILED ||
                  status == MIGRATION_STATUS_CANCELLED;
@@ -422,7 +422,7 @@ void migration_outgoing_query(MigrationState *s, MigrationInfo *info)
     if (status == MIGRATION_STATUS_FAILED && s->error_desc) {
         info->error_desc = g_strdup(s->error_desc);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     info->has_ram = status != MIGRATION_STATUS_NONE && status != MIGRATION_STATUS_SETUP;
     uint64_t page_bytes = stat64_get(&st->ram.pages.bytes);

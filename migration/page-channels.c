@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "util/fault.h"
 #include "util/osdep.h"
+#include "util/thread.h"
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +43,10 @@ typedef struct PageWorker {
     bool owns_fd;                  /* the first worker of a channel opened the fd and closes it */
     AioEngine *aio;
     GThread *thread;
-    GAsyncQueue *queue;            /* Job *, fed by the migration thread */
+    QemuMutex qlock;               /* jobs: fed by the migration thread, drained by this worker */
+    QemuCond qcond;
+    GQueue jobs;                   /* Job *, protected by qlock */
+    bool has_queue;                /* qlock and qcond were initialised */
     gint queued;                   /* jobs not yet finished (atomic) */
 } PageWorker;
 
@@ -52,8 +56,8 @@ struct PageChannels {
     unsigned nworkers;             /* channels * workers per channel */
     PageWorker *workers;
     unsigned next;                 /* round-robin cursor, migration thread only */
-    GMutex lock;
-    GCond cond;                    /* a job finished / a sync acked */
+    QemuMutex lock;
+    QemuCond cond;                    /* a job finished / a sync acked */
     unsigned sync_pending;         /* protected by lock */
     GError *err;                   /* first error; protected by lock */
     gint aborted;
@@ -61,22 +65,41 @@ struct PageChannels {
     PageStats *stats;              /* counters, moved by the workers as they go */
 };
 
+static void worker_push(PageWorker *c, Job *j)
+{
+    qemu_mutex_lock(&c->qlock);
+    g_queue_push_tail(&c->jobs, j);
+    qemu_cond_signal(&c->qcond);
+    qemu_mutex_unlock(&c->qlock);
+}
+
+static Job *worker_pop(PageWorker *c)
+{
+    qemu_mutex_lock(&c->qlock);
+    while (g_queue_is_empty(&c->jobs)) {
+        qemu_cond_wait(&c->qcond, &c->qlock);
+    }
+    Job *j = g_queue_pop_head(&c->jobs);
+    qemu_mutex_unlock(&c->qlock);
+    return j;
+}
+
 static void set_error(PageChannels *pc, GError *err)
 {
-    g_mutex_lock(&pc->lock);
+    qemu_mutex_lock(&pc->lock);
     if (!pc->err) {
         pc->err = err;
     } else {
         g_error_free(err);
     }
-    g_mutex_unlock(&pc->lock);
+    qemu_mutex_unlock(&pc->lock);
 }
 
 static bool has_error(PageChannels *pc)
 {
-    g_mutex_lock(&pc->lock);
+    qemu_mutex_lock(&pc->lock);
     bool e = pc->err != NULL;
-    g_mutex_unlock(&pc->lock);
+    qemu_mutex_unlock(&pc->lock);
     return e || g_atomic_int_get(&pc->aborted);
 }
 
@@ -169,10 +192,10 @@ static bool do_segs(PageWorker *c, Job *j, bool write, GError **errp)
 
 static void job_finished(PageWorker *c)
 {
-    g_mutex_lock(&c->pc->lock);
+    qemu_mutex_lock(&c->pc->lock);
     g_atomic_int_dec_and_test(&c->queued);
-    g_cond_broadcast(&c->pc->cond);
-    g_mutex_unlock(&c->pc->lock);
+    qemu_cond_broadcast(&c->pc->cond);
+    qemu_mutex_unlock(&c->pc->lock);
 }
 
 static gpointer channel_thread(gpointer opaque)
@@ -180,7 +203,7 @@ static gpointer channel_thread(gpointer opaque)
     PageWorker *c = opaque;
     PageChannels *pc = c->pc;
     for (;;) {
-        Job *j = g_async_queue_pop(c->queue);
+        Job *j = worker_pop(c);
         GError *err = NULL;
         bool ok = true;
         switch (j->kind) {
@@ -222,10 +245,10 @@ static gpointer channel_thread(gpointer opaque)
         JobKind kind = j->kind;
         g_free(j);
         if (kind == JOB_SYNC) {
-            g_mutex_lock(&pc->lock);
+            qemu_mutex_lock(&pc->lock);
             pc->sync_pending--;
-            g_cond_broadcast(&pc->cond);
-            g_mutex_unlock(&pc->lock);
+            qemu_cond_broadcast(&pc->cond);
+            qemu_mutex_unlock(&pc->lock);
         }
         job_finished(c);
         if (kind == JOB_QUIT) {
@@ -269,8 +292,8 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
     pc->path = g_strdup(cfg->path);
     pc->cfg.path = pc->path;
     pc->nworkers = cfg->channels * per_channel;
-    g_mutex_init(&pc->lock);
-    g_cond_init(&pc->cond);
+    qemu_mutex_init(&pc->lock);
+    qemu_cond_init(&pc->cond);
     pc->workers = g_new0(PageWorker, pc->nworkers);
     for (unsigned i = 0; i < pc->nworkers; i++) {
         PageWorker *c = &pc->workers[i];
@@ -294,7 +317,9 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
         if (!c->aio) {
             goto fail;
         }
-        c->queue = g_async_queue_new();
+        qemu_mutex_init(&c->qlock);
+        qemu_cond_init(&c->qcond);
+        c->has_queue = true;
         g_autofree char *name = g_strdup_printf("pageio%u", i);
         c->thread = g_thread_new(name, channel_thread, c);
     }
@@ -307,29 +332,29 @@ fail:
 static PageWorker *pick_worker(PageChannels *pc)
 {
     unsigned n = pc->nworkers;
-    g_mutex_lock(&pc->lock);
+    qemu_mutex_lock(&pc->lock);
     for (;;) {
         for (unsigned k = 0; k < n; k++) {
             PageWorker *c = &pc->workers[(pc->next + k) % n];
             if (g_atomic_int_get(&c->queued) < CHANNEL_MAX_QUEUED) {
                 pc->next = (c->id + 1) % n;
                 g_atomic_int_inc(&c->queued);
-                g_mutex_unlock(&pc->lock);
+                qemu_mutex_unlock(&pc->lock);
                 return c;
             }
         }
-        g_cond_wait(&pc->cond, &pc->lock);
+        qemu_cond_wait(&pc->cond, &pc->lock);
     }
 }
 
 static bool check_error(PageChannels *pc, GError **errp)
 {
-    g_mutex_lock(&pc->lock);
+    qemu_mutex_lock(&pc->lock);
     bool ok = pc->err == NULL;
     if (!ok && errp && !*errp) {
         *errp = g_error_copy(pc->err);
     }
-    g_mutex_unlock(&pc->lock);
+    qemu_mutex_unlock(&pc->lock);
     if (ok && g_atomic_int_get(&pc->aborted)) {
         error_setg(errp, "Migration cancelled");
         return false;
@@ -353,7 +378,7 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
     j->idstr = idstr;
     j->n = n;
     memcpy(j->pages, pages, n * sizeof(uint64_t));
-    g_async_queue_push(pick_worker(pc)->queue, j);
+    worker_push(pick_worker(pc), j);
     return true;
 }
 
@@ -368,7 +393,7 @@ static bool queue_io(PageChannels *pc, JobKind kind, void *host, size_t len, off
     j->host = host;
     j->len = len;
     j->off = off;
-    g_async_queue_push(pick_worker(pc)->queue, j);
+    worker_push(pick_worker(pc), j);
     return true;
 }
 
@@ -397,27 +422,27 @@ bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs,
     j->kind = write ? JOB_SEGS_W : JOB_SEGS_R;
     j->n = n;
     memcpy(j->segs, segs, n * sizeof(PageSeg));
-    g_async_queue_push(pick_worker(pc)->queue, j);
+    worker_push(pick_worker(pc), j);
     return true;
 }
 
 bool page_channels_sync(PageChannels *pc, GError **errp)
 {
-    g_mutex_lock(&pc->lock);
+    qemu_mutex_lock(&pc->lock);
     pc->sync_pending = pc->nworkers;
-    g_mutex_unlock(&pc->lock);
+    qemu_mutex_unlock(&pc->lock);
     for (unsigned i = 0; i < pc->nworkers; i++) {
         PageWorker *c = &pc->workers[i];
         Job *j = g_new0(Job, 1);
         j->kind = JOB_SYNC;
         g_atomic_int_inc(&c->queued);
-        g_async_queue_push(c->queue, j);
+        worker_push(c, j);
     }
-    g_mutex_lock(&pc->lock);
+    qemu_mutex_lock(&pc->lock);
     while (pc->sync_pending) {
-        g_cond_wait(&pc->cond, &pc->lock);
+        qemu_cond_wait(&pc->cond, &pc->lock);
     }
-    g_mutex_unlock(&pc->lock);
+    qemu_mutex_unlock(&pc->lock);
     return check_error(pc, errp);
 }
 
@@ -437,11 +462,12 @@ void page_channels_free(PageChannels *pc)
             Job *j = g_new0(Job, 1);
             j->kind = JOB_QUIT;
             g_atomic_int_inc(&c->queued);
-            g_async_queue_push(c->queue, j);
+            worker_push(c, j);
             g_thread_join(c->thread);
         }
-        if (c->queue) {
-            g_async_queue_unref(c->queue);
+        if (c->has_queue) {
+            qemu_cond_destroy(&c->qcond);
+            qemu_mutex_destroy(&c->qlock);
         }
         if (c->aio) {
             aio_engine_free(c->aio);
@@ -454,8 +480,8 @@ void page_channels_free(PageChannels *pc)
     if (pc->err) {
         g_error_free(pc->err);
     }
-    g_mutex_clear(&pc->lock);
-    g_cond_clear(&pc->cond);
+    qemu_mutex_destroy(&pc->lock);
+    qemu_cond_destroy(&pc->cond);
     g_free(pc->path);
     g_free(pc);
 }

@@ -25,10 +25,11 @@
 #include "monitor-internal.h"
 #include "util/error.h"
 #include "util/osdep.h"
+#include "util/thread.h"
 
 /* --- named fds --- */
 
-static GMutex named_lock;
+static QemuMutex named_lock;
 static GHashTable *named_fds;      /* name -> fd (GINT_TO_POINTER); named_lock */
 
 static void named_fds_init(void)
@@ -44,11 +45,11 @@ static void named_fd_add(const char *name, int fd)
     gpointer old;
     bool had;
 
-    g_mutex_lock(&named_lock);
+    qemu_mutex_lock(&named_lock);
     named_fds_init();
     had = g_hash_table_lookup_extended(named_fds, name, NULL, &old);
     g_hash_table_replace(named_fds, g_strdup(name), GINT_TO_POINTER(fd));
-    g_mutex_unlock(&named_lock);
+    qemu_mutex_unlock(&named_lock);
     if (had) {
         close(GPOINTER_TO_INT(old));
     }
@@ -60,13 +61,13 @@ static int named_fd_steal(const char *name)
     gpointer fd;
     bool found;
 
-    g_mutex_lock(&named_lock);
+    qemu_mutex_lock(&named_lock);
     named_fds_init();
     found = g_hash_table_lookup_extended(named_fds, name, NULL, &fd);
     if (found) {
         g_hash_table_remove(named_fds, name);
     }
-    g_mutex_unlock(&named_lock);
+    qemu_mutex_unlock(&named_lock);
     return found ? GPOINTER_TO_INT(fd) : -1;
 }
 
@@ -85,7 +86,7 @@ void monitor_fds_cleanup(void)
     GHashTableIter iter;
     gpointer fd;
 
-    g_mutex_lock(&named_lock);
+    qemu_mutex_lock(&named_lock);
     if (named_fds) {
         g_hash_table_iter_init(&iter, named_fds);
         while (g_hash_table_iter_next(&iter, NULL, &fd)) {
@@ -93,7 +94,7 @@ void monitor_fds_cleanup(void)
         }
         g_clear_pointer(&named_fds, g_hash_table_unref);
     }
-    g_mutex_unlock(&named_lock);
+    qemu_mutex_unlock(&named_lock);
 }
 
 static JsonNode *qmp_getfd(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
@@ -140,7 +141,7 @@ typedef struct Fdset {
     GList *dup_fds;           /* dups handed out (GINT_TO_POINTER), not owned */
 } Fdset;
 
-static GMutex fdset_lock;
+static QemuMutex fdset_lock;
 static GList *fdsets;          /* Fdset*, ascending id; fdset_lock */
 
 static void fdset_fd_free(FdsetFd *f)
@@ -201,11 +202,11 @@ static bool fdset_add_fd(int fd, bool has_id, gint64 id, const char *opaque,
     Fdset *set;
     FdsetFd *f;
 
-    g_mutex_lock(&fdset_lock);
+    qemu_mutex_lock(&fdset_lock);
     set = has_id ? fdset_find(id) : NULL;
     if (!set) {
         if (has_id && id < 0) {
-            g_mutex_unlock(&fdset_lock);
+            qemu_mutex_unlock(&fdset_lock);
             close(fd);
             error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
             return false;
@@ -219,7 +220,7 @@ static bool fdset_add_fd(int fd, bool has_id, gint64 id, const char *opaque,
     f->opaque = g_strdup(opaque);
     set->fds = g_list_prepend(set->fds, f);
     *id_out = set->id;
-    g_mutex_unlock(&fdset_lock);
+    qemu_mutex_unlock(&fdset_lock);
     return true;
 }
 
@@ -252,7 +253,7 @@ static bool fdset_remove(gint64 id, bool has_fd, gint64 fd)
     Fdset *set;
     bool found = false;
 
-    g_mutex_lock(&fdset_lock);
+    qemu_mutex_lock(&fdset_lock);
     set = fdset_find(id);
     if (set) {
         GList *l = set->fds;
@@ -276,7 +277,7 @@ static bool fdset_remove(gint64 id, bool has_fd, gint64 fd)
             fdset_free_if_empty(set);
         }
     }
-    g_mutex_unlock(&fdset_lock);
+    qemu_mutex_unlock(&fdset_lock);
     return found;
 }
 
@@ -325,11 +326,11 @@ static JsonNode *qmp_query_fdsets(JsonObject *args, Monitor *mon, void *opaque, 
     JsonArray *arr = json_array_new();
     JsonNode *n = json_node_new(JSON_NODE_ARRAY);
 
-    g_mutex_lock(&fdset_lock);
+    qemu_mutex_lock(&fdset_lock);
     for (GList *l = g_list_last(fdsets); l; l = l->prev) {
         json_array_add_object_element(arr, fdset_info(l->data));
     }
-    g_mutex_unlock(&fdset_lock);
+    qemu_mutex_unlock(&fdset_lock);
     json_node_take_array(n, arr);
     return n;
 }
@@ -414,33 +415,33 @@ static int fdset_open(const char *name, int flags, GError **errp)
         error_setg(errp, "Could not parse fdset %s", name);
         return -1;
     }
-    g_mutex_lock(&fdset_lock);
+    qemu_mutex_lock(&fdset_lock);
     set = fdset_find(id);
     if (!set) {
-        g_mutex_unlock(&fdset_lock);
+        qemu_mutex_unlock(&fdset_lock);
         errno = ENOENT;
         error_setg(errp, "Failed to find fdset /dev/fdset/%" G_GINT64_FORMAT, id);
         return -1;
     }
     fd = fdset_match(set, flags, errp);
     if (fd < 0) {
-        g_mutex_unlock(&fdset_lock);
+        qemu_mutex_unlock(&fdset_lock);
         return -1;
     }
     dup_fd = dup_with_flags(fd, flags);
     if (dup_fd < 0) {
-        g_mutex_unlock(&fdset_lock);
+        qemu_mutex_unlock(&fdset_lock);
         error_setg(errp, "Failed to dup() given file descriptor fd=%d", fd);
         return -1;
     }
     set->dup_fds = g_list_prepend(set->dup_fds, GINT_TO_POINTER(dup_fd));
-    g_mutex_unlock(&fdset_lock);
+    qemu_mutex_unlock(&fdset_lock);
     return dup_fd;
 }
 
 static void fdset_close(int fd)
 {
-    g_mutex_lock(&fdset_lock);
+    qemu_mutex_lock(&fdset_lock);
     for (GList *l = fdsets; l; l = l->next) {
         Fdset *set = l->data;
         GList *d = g_list_find(set->dup_fds, GINT_TO_POINTER(fd));
@@ -451,7 +452,7 @@ static void fdset_close(int fd)
             break;
         }
     }
-    g_mutex_unlock(&fdset_lock);
+    qemu_mutex_unlock(&fdset_lock);
 }
 
 static const FdsetProvider fdset_provider = {

@@ -25,6 +25,7 @@
 #include "io/channel.h"
 #include "monitor-internal.h"
 #include "util/error.h"
+#include "util/thread.h"
 
 #define MONITOR_READ_SIZE 4096
 
@@ -53,7 +54,7 @@ struct Monitor {
 static GList *monitors;       /* Monitor*, main thread only */
 
 /* Events from other threads, waiting for the main context. */
-static GMutex event_lock;
+static QemuMutex event_lock;
 static GQueue event_queue;    /* JsonNode*, protected by event_lock */
 static bool event_flush_pending;  /* protected by event_lock */
 
@@ -531,11 +532,11 @@ static void flush_queued_events(void)
     GQueue pending = G_QUEUE_INIT;
     JsonNode *ev;
 
-    g_mutex_lock(&event_lock);
+    qemu_mutex_lock(&event_lock);
     pending = event_queue;
     g_queue_init(&event_queue);
     event_flush_pending = false;
-    g_mutex_unlock(&event_lock);
+    qemu_mutex_unlock(&event_lock);
 
     while ((ev = g_queue_pop_head(&pending))) {
         emit_event(ev);
@@ -577,7 +578,7 @@ void qmp_event_send(const char *event, JsonObject *data)
         json_node_unref(ev);
         return;
     }
-    g_mutex_lock(&event_lock);
+    qemu_mutex_lock(&event_lock);
     g_queue_push_tail(&event_queue, ev);
     if (!event_flush_pending) {
         GSource *src = g_idle_source_new();
@@ -588,5 +589,5 @@ void qmp_event_send(const char *event, JsonObject *data)
         g_source_attach(src, g_main_context_default());
         g_source_unref(src);
     }
-    g_mutex_unlock(&event_lock);
+    qemu_mutex_unlock(&event_lock);
 }

@@ -9,6 +9,7 @@
  * as a consistent snapshot.
  */
 #include "system/system.h"
+#include "util/thread.h"
 #include "system-internal.h"
 
 typedef struct VCPU {
@@ -23,8 +24,8 @@ typedef struct VCPU {
  * pause_req: atomic mirror of (pause_depth > 0 || quit), polled by vCPUs.
  */
 static struct {
-    GMutex lock;
-    GCond cond;
+    QemuMutex lock;
+    QemuCond cond;
     int pause_depth;
     unsigned nparked;
     bool quit;
@@ -44,15 +45,15 @@ static bool vcpu_park(void)
 {
     bool go_on;
 
-    g_mutex_lock(&cpus.lock);
+    qemu_mutex_lock(&cpus.lock);
     cpus.nparked++;
-    g_cond_broadcast(&cpus.cond);
+    qemu_cond_broadcast(&cpus.cond);
     while (cpus.pause_depth > 0 && !cpus.quit) {
-        g_cond_wait(&cpus.cond, &cpus.lock);
+        qemu_cond_wait(&cpus.cond, &cpus.lock);
     }
     cpus.nparked--;
     go_on = !cpus.quit;
-    g_mutex_unlock(&cpus.lock);
+    qemu_mutex_unlock(&cpus.lock);
     return go_on;
 }
 
@@ -62,15 +63,15 @@ static void vcpu_wait(gint64 delay_us)
     gint64 deadline = delay_us == G_MAXINT64 ? G_MAXINT64
                                              : g_get_monotonic_time() + delay_us;
 
-    g_mutex_lock(&cpus.lock);
+    qemu_mutex_lock(&cpus.lock);
     while (!__atomic_load_n(&cpus.pause_req, __ATOMIC_ACQUIRE)) {
         if (deadline == G_MAXINT64) {
-            g_cond_wait(&cpus.cond, &cpus.lock);
-        } else if (!g_cond_wait_until(&cpus.cond, &cpus.lock, deadline)) {
+            qemu_cond_wait(&cpus.cond, &cpus.lock);
+        } else if (!qemu_cond_wait_until(&cpus.cond, &cpus.lock, deadline)) {
             break;
         }
     }
-    g_mutex_unlock(&cpus.lock);
+    qemu_mutex_unlock(&cpus.lock);
 }
 
 static gpointer vcpu_thread_fn(gpointer opaque)
@@ -93,6 +94,8 @@ static gpointer vcpu_thread_fn(gpointer opaque)
 
 void cpus_create(unsigned ncpus, const GuestConfig *gc, Migration *mig)
 {
+    qemu_mutex_init(&cpus.lock);
+    qemu_cond_init(&cpus.cond);
     cpus.ncpus = ncpus;
     cpus.vcpus = g_new0(VCPU, ncpus);
     for (unsigned i = 0; i < ncpus; i++) {
@@ -111,11 +114,11 @@ void cpus_start_threads(void)
 
 void cpus_stop_threads(void)
 {
-    g_mutex_lock(&cpus.lock);
+    qemu_mutex_lock(&cpus.lock);
     cpus.quit = true;
     update_pause_req_locked();
-    g_cond_broadcast(&cpus.cond);
-    g_mutex_unlock(&cpus.lock);
+    qemu_cond_broadcast(&cpus.cond);
+    qemu_mutex_unlock(&cpus.lock);
     for (unsigned i = 0; i < cpus.ncpus; i++) {
         if (cpus.vcpus[i].thread) {
             g_thread_join(cpus.vcpus[i].thread);
@@ -129,24 +132,24 @@ void cpus_stop_threads(void)
 
 void cpus_pause_all(void)
 {
-    g_mutex_lock(&cpus.lock);
+    qemu_mutex_lock(&cpus.lock);
     cpus.pause_depth++;
     update_pause_req_locked();
-    g_cond_broadcast(&cpus.cond);
+    qemu_cond_broadcast(&cpus.cond);
     while (cpus.nparked < cpus.ncpus && !cpus.quit) {
-        g_cond_wait(&cpus.cond, &cpus.lock);
+        qemu_cond_wait(&cpus.cond, &cpus.lock);
     }
-    g_mutex_unlock(&cpus.lock);
+    qemu_mutex_unlock(&cpus.lock);
 }
 
 void cpus_resume_all(void)
 {
-    g_mutex_lock(&cpus.lock);
+    qemu_mutex_lock(&cpus.lock);
     g_assert(cpus.pause_depth > 0);
     cpus.pause_depth--;
     update_pause_req_locked();
     if (cpus.pause_depth == 0) {
-        g_cond_broadcast(&cpus.cond);
+        qemu_cond_broadcast(&cpus.cond);
     }
-    g_mutex_unlock(&cpus.lock);
+    qemu_mutex_unlock(&cpus.lock);
 }

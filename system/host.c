@@ -9,6 +9,7 @@
 #include "system/runstate.h"
 #include "system/system.h"
 #include "system-internal.h"
+#include "util/thread.h"
 
 static RunState host_runstate_get(void *opaque)
 {
@@ -78,6 +79,7 @@ static gboolean main_call_run(gpointer opaque)
 {
     MainCall *c = opaque;
 
+    tsan_acquire(c);
     c->fn(c->data);
     g_free(c);
     return G_SOURCE_REMOVE;
@@ -90,6 +92,7 @@ static void host_main_call(void *opaque, void (*fn)(void *data), void *data)
 
     c->fn = fn;
     c->data = data;
+    tsan_release(c);
     g_idle_add(main_call_run, c);
 }
 

@@ -9,6 +9,7 @@
 #include "monitor/qmp.h"
 #include "system/runstate.h"
 #include "system/system.h"
+#include "util/thread.h"
 #include "system-internal.h"
 
 
@@ -17,7 +18,7 @@
  * threads start.  vcpus_held: protected by vm_lock; true while the VM's
  * own pause reference is taken (the vCPUs start parked).
  */
-static GMutex vm_lock;
+static QemuMutex vm_lock;
 static int current = RUN_STATE_PRELAUNCH;
 static bool vcpus_held = true;
 static int autostart = 1;
@@ -61,7 +62,7 @@ void vm_stop(RunState s)
 {
     bool was_running;
 
-    g_mutex_lock(&vm_lock);
+    qemu_mutex_lock(&vm_lock);
     was_running = !vcpus_held;
     if (was_running) {
         cpus_pause_all();
@@ -72,14 +73,14 @@ void vm_stop(RunState s)
     if (was_running) {
         qmp_event_send("STOP", NULL);
     }
-    g_mutex_unlock(&vm_lock);
+    qemu_mutex_unlock(&vm_lock);
 }
 
 void vm_start(void)
 {
     bool resumed;
 
-    g_mutex_lock(&vm_lock);
+    qemu_mutex_lock(&vm_lock);
     resumed = vcpus_held;
     runstate_set(RUN_STATE_RUNNING);
     if (resumed) {
@@ -87,5 +88,5 @@ void vm_start(void)
         cpus_resume_all();
         qmp_event_send("RESUME", NULL);
     }
-    g_mutex_unlock(&vm_lock);
+    qemu_mutex_unlock(&vm_lock);
 }

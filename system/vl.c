@@ -14,9 +14,10 @@
 #include "system/runstate.h"
 #include "system/system.h"
 #include "util/error.h"
+#include "util/thread.h"
 #include "system-internal.h"
 
-/* main_loop: immutable once created; exit_status: first request wins. */
+/* main_loop: immutable once created; exit_status: atomic, the first request wins. */
 static GMainLoop *main_loop;
 static int exit_status;
 static int exit_requested;
@@ -34,7 +35,7 @@ void vm_request_exit(int status)
 
     if (__atomic_compare_exchange_n(&exit_requested, &expected, 1, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        exit_status = status;
+        __atomic_store_n(&exit_status, status, __ATOMIC_RELEASE);
         g_idle_add(quit_main_loop, NULL);
     }
 }
@@ -53,6 +54,8 @@ static gboolean do_shutdown(gpointer opaque)
     ShutdownRequest *req = opaque;
     JsonObject *data = json_object_new();
 
+    tsan_acquire(req);
+
     json_object_set_boolean_member(data, "guest", FALSE);
     json_object_set_string_member(data, "reason", req->reason);
     qmp_event_send("SHUTDOWN", data);
@@ -67,6 +70,7 @@ void vm_shutdown_request(const char *reason, int status)
 
     req->reason = reason;
     req->status = status;
+    tsan_release(req);
     g_idle_add(do_shutdown, req);
 }
 
@@ -173,7 +177,7 @@ int main(int argc, char **argv)
 
 fail:
     report_error(err);
-    exit_status = 1;
+    __atomic_store_n(&exit_status, 1, __ATOMIC_RELEASE);
 out:
     migration_free(mig);
     cpus_stop_threads();
@@ -182,5 +186,5 @@ out:
     ram_blocks_free_all();
     g_main_loop_unref(main_loop);
     vm_config_free(cfg);
-    return exit_status;
+    return __atomic_load_n(&exit_status, __ATOMIC_ACQUIRE);
 }

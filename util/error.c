@@ -7,7 +7,22 @@
 
 #include "util/error.h"
 
-G_DEFINE_QUARK(mapram-error-quark, mapram_error)
+/*
+ * Not G_DEFINE_QUARK: its lazy init is a plain racy store, and errors are
+ * made on every thread.  g_quark_from_static_string() is thread-safe and
+ * returns the same quark every time; the cache is atomic.
+ */
+GQuark mapram_error_quark(void)
+{
+    static GQuark q;
+    GQuark v = __atomic_load_n(&q, __ATOMIC_ACQUIRE);
+
+    if (!v) {
+        v = g_quark_from_static_string("mapram-error-quark");
+        __atomic_store_n(&q, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
 
 const char *qmp_error_class_name(int code)
 {
