@@ -79,6 +79,36 @@ static off_t file_seek(IOChannel *ioc, off_t off, int whence, GError **errp)
     return ret;
 }
 
+static off_t file_size(IOChannel *ioc, GError **errp)
+{
+    struct stat st;
+
+    if (fstat(file_fd(ioc), &st) < 0) {
+        error_setg_errno(errp, errno, "Unable to get the size of '%s'", ioc->name);
+        return -1;
+    }
+    /* A block device's st_size is 0 and a pipe's means nothing. */
+    if (!S_ISREG(st.st_mode)) {
+        error_setg(errp, "Unable to get the size of '%s': not a regular file", ioc->name);
+        return -1;
+    }
+    return st.st_size;
+}
+
+static int file_truncate(IOChannel *ioc, off_t len, GError **errp)
+{
+    int ret;
+
+    do {
+        ret = ftruncate(file_fd(ioc), len);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        error_setg_errno(errp, errno, "Unable to truncate '%s' to %lld bytes",
+                         ioc->name, (long long)len);
+    }
+    return ret;
+}
+
 static int file_close(IOChannel *ioc, GError **errp)
 {
     IOChannelFile *fioc = (IOChannelFile *)ioc;
@@ -106,6 +136,8 @@ static const IOChannelOps file_ops = {
     .pwritev = file_pwritev,
     .seek = file_seek,
     .get_fd = file_fd,
+    .size = file_size,
+    .truncate = file_truncate,
 };
 
 static unsigned file_features(int fd)

@@ -49,6 +49,11 @@ typedef struct IOChannelOps {
     off_t (*seek)(IOChannel *ioc, off_t off, int whence, GError **errp);
     int (*shutdown)(IOChannel *ioc, GError **errp);
     int (*get_fd)(IOChannel *ioc);
+    /* Size of what the channel stores; -1 with the error set otherwise. */
+    off_t (*size)(IOChannel *ioc, GError **errp);
+    /* Set that size, zero-filling when it grows; 0, or -1 with errno and
+     * the error set.  The stream cursor does not move. */
+    int (*truncate)(IOChannel *ioc, off_t len, GError **errp);
 } IOChannelOps;
 
 struct IOChannel {
@@ -88,6 +93,21 @@ bool io_channel_pwrite_all(IOChannel *ioc, const void *buf, size_t len, off_t of
 bool io_channel_pread_all(IOChannel *ioc, void *buf, size_t len, off_t off, GError **errp);
 
 off_t io_channel_seek(IOChannel *ioc, off_t off, int whence, GError **errp);
+/*
+ * Size of a channel that stores bytes (a regular file, a buffer), or -1:
+ * "Channel 'NAME' does not support size" for sockets and commands,
+ * "Unable to get the size of 'NAME': not a regular file" for a file
+ * channel on a pipe or a device.
+ */
+off_t io_channel_size(IOChannel *ioc, GError **errp);
+/*
+ * Cut or extend (with zeroes) the stored bytes to len; the stream cursor
+ * stays where it was.  "Channel 'NAME' does not support truncate" when
+ * the kind has no such operation.  On failure errno is set too (ENOTSUP
+ * when unsupported, EBADF when closed), for the callers that must word
+ * QEMU's own message around it.
+ */
+bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp);
 bool io_channel_shutdown(IOChannel *ioc, GError **errp);   /* no-op success if unsupported */
 bool io_channel_close(IOChannel *ioc, GError **errp);      /* idempotent */
 

@@ -436,6 +436,24 @@ static void check_not_seekable(IOChannel *ioc)
     g_assert_cmpstr(err->message, ==, "Requested channel is not seekable");
 }
 
+/* Kinds that store no bytes refuse size and truncate by name. */
+static void check_no_size(IOChannel *ioc)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *no_size = g_strdup_printf("Channel '%s' does not support size",
+                                               ioc->name);
+    g_autofree char *no_trunc = g_strdup_printf("Channel '%s' does not support truncate",
+                                                ioc->name);
+
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, no_size);
+    g_clear_error(&err);
+    errno = 0;
+    g_assert_false(io_channel_truncate(ioc, 0, &err));
+    g_assert_cmpint(errno, ==, ENOTSUP);
+    g_assert_cmpstr(err->message, ==, no_trunc);
+}
+
 static void test_not_seekable(gconstpointer opaque)
 {
     const Transport *t = opaque;
@@ -446,8 +464,66 @@ static void test_not_seekable(gconstpointer opaque)
 
     check_not_seekable(job.ioc);
     check_not_seekable(r);
+    check_no_size(job.ioc);
+    check_no_size(r);
     finish_write(&job, thread);
     io_channel_unref(r);
+    ctx_free(c);
+}
+
+/*
+ * Kinds that store bytes: size follows writes and truncate, truncate
+ * zero-fills when it grows, and neither moves the stream cursor.
+ */
+static void test_size(gconstpointer opaque)
+{
+    const Transport *t = opaque;
+    Ctx *c = ctx_new(t);
+    g_autoptr(IOChannel) ioc = t->rw(c);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *bad_len = g_strdup_printf(
+        "Unable to truncate '%s' to -1 bytes: Invalid argument", ioc->name);
+    g_autofree char *closed = g_strdup_printf("Channel '%s' is closed", ioc->name);
+    const uint8_t zero[96] = { 0 };
+    uint8_t buf[100];
+
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(io_channel_write_all(ioc, "0123456789", 10, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 10);
+    g_assert_true(io_channel_truncate(ioc, 4, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 4);
+    g_assert_cmpint(io_channel_seek(ioc, 0, SEEK_CUR, &err), ==, 10);
+    g_assert_true(io_channel_truncate(ioc, 100, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+    g_assert_true(io_channel_pread_all(ioc, buf, sizeof(buf), 0, &err));
+    g_assert_no_error(err);
+    g_assert_true(memcmp(buf, "0123", 4) == 0);
+    g_assert_true(memcmp(buf + 4, zero, sizeof(zero)) == 0);
+    /* The cursor was left at 10: the next write lands inside the zeroes. */
+    g_assert_true(io_channel_write_all(ioc, "x", 1, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+    g_assert_true(io_channel_pread_all(ioc, buf, 11, 0, &err));
+    g_assert_true(memcmp(buf, "0123\0\0\0\0\0\0x", 11) == 0);
+    g_assert_no_error(err);
+
+    errno = 0;
+    g_assert_false(io_channel_truncate(ioc, -1, &err));
+    g_assert_cmpint(errno, ==, EINVAL);
+    g_assert_cmpstr(err->message, ==, bad_len);
+    g_clear_error(&err);
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+
+    /* Closed: refused before reaching the kind (and a stale fd). */
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, closed);
+    g_clear_error(&err);
+    errno = 0;
+    g_assert_false(io_channel_truncate(ioc, 0, &err));
+    g_assert_cmpint(errno, ==, EBADF);
+    g_assert_cmpstr(err->message, ==, closed);
     ctx_free(c);
 }
 
@@ -469,6 +545,12 @@ static void test_file_on_pipe(void)
     g_assert_no_error(err);
     g_assert_true(memcmp(buf, "abc", 3) == 0);
     g_assert_cmpint(io_channel_get_fd(r), ==, fds[0]);
+    /* The file kind has size and truncate; a pipe has no size to give. */
+    g_assert_cmpint(io_channel_size(r, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Unable to get the size of 'pipe-r': not a regular file");
+    g_clear_error(&err);
+    g_assert_false(io_channel_truncate(w, 0, &err));
+    g_assert_cmpstr(err->message, ==, "Unable to truncate 'pipe-w' to 0 bytes: Invalid argument");
 }
 
 static void test_file_errors(void)
@@ -808,6 +890,11 @@ int main(int argc, char **argv)
         g_test_add_data_func(rt, t, test_round_trip);
         g_test_add_data_func(eof, t, test_eof);
         g_test_add_data_func(pos, t, t->seekable ? test_positioned : test_not_seekable);
+        if (t->seekable) {
+            g_autofree char *size = g_strdup_printf("/io/channel/%s/size", t->name);
+
+            g_test_add_data_func(size, t, test_size);
+        }
     }
     g_test_add_func("/io/channel/file/on-pipe", test_file_on_pipe);
     g_test_add_func("/io/channel/file/errors", test_file_errors);
