@@ -143,4 +143,8 @@ IOChannel *io_channel_buffer_new(size_t initial_capacity);
 IOChannel *io_channel_buffer_new_data(const void *data, size_t len);  /* copies */
 const uint8_t *io_channel_buffer_data(IOChannel *ioc, size_t *len);
 
+/* --- trickle (io/channel-trickle.c): at most one byte per transfer, for tests --- */
+/* Takes over the caller's reference to inner; same name and features as inner. */
+IOChannel *io_channel_trickle_new(IOChannel *inner);
+
 #endif

@@ -1,7 +1,9 @@
 /*
  * One conformance suite for every IOChannel transport: file, unix and
- * tcp sockets, command (exec:) and buffer.  Each case is registered once
- * per transport as /io/channel/<transport>/<case>.
+ * tcp sockets, command (exec:) and buffer, and the same again through a
+ * trickle channel (one byte per call) over a file, a unix socket and a
+ * buffer, so that every resume-after-a-short-transfer path runs.  Each
+ * case is registered once per transport as /io/channel/<transport>/<case>.
  *
  * A transport makes a writer, then a reader for what the writer wrote.
  * Stream transports (sockets) need the reader while the writer writes,
@@ -37,6 +39,7 @@ struct Transport {
     IOChannel *(*writer)(Ctx *c);
     IOChannel *(*reader)(Ctx *c);
     IOChannel *(*rw)(Ctx *c);   /* seekable only: a fresh read-write channel */
+    bool trickle;               /* one byte per call: raw calls return 1 */
 };
 
 /* --- transports --- */
@@ -147,12 +150,58 @@ static IOChannel *buffer_rw(Ctx *c)
     return io_channel_buffer_new(16);
 }
 
+static IOChannel *trickle_file_writer(Ctx *c)
+{
+    return io_channel_trickle_new(file_writer(c));
+}
+
+static IOChannel *trickle_file_reader(Ctx *c)
+{
+    return io_channel_trickle_new(file_reader(c));
+}
+
+static IOChannel *trickle_file_rw(Ctx *c)
+{
+    return io_channel_trickle_new(file_rw(c));
+}
+
+static IOChannel *trickle_unix_writer(Ctx *c)
+{
+    return io_channel_trickle_new(unix_writer(c));
+}
+
+static IOChannel *trickle_socket_reader(Ctx *c)
+{
+    return io_channel_trickle_new(socket_reader(c));
+}
+
+static IOChannel *trickle_buffer_writer(Ctx *c)
+{
+    return io_channel_trickle_new(buffer_writer(c));
+}
+
+static IOChannel *trickle_buffer_reader(Ctx *c)
+{
+    return io_channel_trickle_new(buffer_reader(c));
+}
+
+static IOChannel *trickle_buffer_rw(Ctx *c)
+{
+    return io_channel_trickle_new(buffer_rw(c));
+}
+
+
 static const Transport transports[] = {
     { "file", false, true, file_writer, file_reader, file_rw },
     { "unix", true, false, unix_writer, socket_reader, NULL },
     { "tcp", true, false, tcp_writer, socket_reader, NULL },
     { "command", false, false, command_writer, command_reader, NULL },
     { "buffer", false, true, buffer_writer, buffer_reader, buffer_rw },
+    { "trickle-file", false, true, trickle_file_writer, trickle_file_reader,
+      trickle_file_rw, true },
+    { "trickle-unix", true, false, trickle_unix_writer, trickle_socket_reader, NULL, true },
+    { "trickle-buffer", false, true, trickle_buffer_writer, trickle_buffer_reader,
+      trickle_buffer_rw, true },
 };
 
 static Ctx *ctx_new(const Transport *t)
@@ -277,7 +326,8 @@ static void test_round_trip(gconstpointer opaque)
 {
     const Transport *t = opaque;
     Ctx *c = ctx_new(t);
-    const size_t len = 3 * 1024 * 1024 + 4099;
+    /* Through a trickle channel each byte costs a call (a syscall) per side. */
+    const size_t len = t->trickle ? 64 * 1024 + 4099 : 3 * 1024 * 1024 + 4099;
     g_autofree uint8_t *data = pattern(len, 7);
     g_autofree uint8_t *got = g_malloc0(len);
     g_autoptr(GError) err = NULL;
@@ -383,8 +433,8 @@ static void test_positioned(gconstpointer opaque)
     iov[0] = (struct iovec){ buf, sizeof(buf) };
     n = io_channel_preadv(ioc, iov, 1, len - 10, &err);
     g_assert_no_error(err);
-    g_assert_cmpint(n, ==, 10);
-    g_assert_true(memcmp(buf, data + len - 10, 10) == 0);
+    g_assert_cmpint(n, ==, t->trickle ? 1 : 10);
+    g_assert_true(memcmp(buf, data + len - 10, n) == 0);
     /* ...and the _all helper fails, naming the offset where data ran out. */
     g_assert_false(io_channel_pread_all(ioc, buf, sizeof(buf), len - 10, &err));
     g_assert_nonnull(err);
@@ -864,6 +914,37 @@ static void test_buffer_data(void)
     g_assert_true(io_channel_shutdown(ioc, &err));      /* unsupported: no-op */
 }
 
+/* The wrapper really moves one byte per call, from the first non-empty element. */
+static void test_trickle_one_byte(void)
+{
+    IOChannel *inner = io_channel_buffer_new(0);
+    g_autoptr(IOChannel) ioc = io_channel_trickle_new(io_channel_ref(inner));
+    g_autoptr(GError) err = NULL;
+    char a[] = "ab", b[] = "cd", got[4] = { 0 };
+    struct iovec iov[3] = { { a, 0 }, { a, 2 }, { b, 2 } };
+    size_t len;
+
+    g_assert_cmpstr(ioc->name, ==, inner->name);
+    g_assert_cmpuint(ioc->features, ==, inner->features);
+    g_assert_cmpint(io_channel_writev(ioc, iov, 3, &err), ==, 1);
+    g_assert_cmpint(io_channel_pwritev(ioc, &iov[2], 1, 1, &err), ==, 1);
+    g_assert_cmpint(io_channel_writev(ioc, iov, 1, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(memcmp(io_channel_buffer_data(inner, &len), "ac", 2) == 0);
+    g_assert_cmpuint(len, ==, 2);
+    iov[1] = (struct iovec){ got, 3 };
+    g_assert_cmpint(io_channel_preadv(ioc, &iov[1], 1, 1, &err), ==, 1);
+    g_assert_cmpint(io_channel_seek(ioc, 0, SEEK_SET, &err), ==, 0);
+    iov[1] = (struct iovec){ got + 1, 2 };
+    g_assert_cmpint(io_channel_readv(ioc, &iov[1], 1, &err), ==, 1);
+    g_assert_no_error(err);
+    g_assert_cmpstr(got, ==, "ca");
+    /* Closing the wrapper closes the channel it wraps. */
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_true(inner->closed);
+    io_channel_unref(inner);
+}
+
 static void test_refcount(void)
 {
     IOChannel *ioc = io_channel_buffer_new(0);
@@ -908,6 +989,7 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/command/broken-pipe", test_command_broken_pipe);
     g_test_add_func("/io/channel/command/no-fd-leak", test_command_no_fd_leak);
     g_test_add_func("/io/channel/buffer/data", test_buffer_data);
+    g_test_add_func("/io/channel/trickle/one-byte", test_trickle_one_byte);
     g_test_add_func("/io/channel/refcount", test_refcount);
     return g_test_run();
 }
