@@ -111,6 +111,11 @@ bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp);
 bool io_channel_shutdown(IOChannel *ioc, GError **errp);   /* no-op success if unsupported */
 bool io_channel_close(IOChannel *ioc, GError **errp);      /* idempotent */
 
+/* --- any fd (io/channel-util.c) --- */
+/* A socket channel if fd is a socket, else a file channel.  Takes
+ * ownership of fd on success only; NULL + errp if fstat() fails. */
+IOChannel *io_channel_new_fd(int fd, const char *name, GError **errp);
+
 /* --- file (io/channel-file.c) --- */
 /* Takes ownership of fd.  Features from what the fd really is (lseek, F_GETFL & O_DIRECT). */
 IOChannel *io_channel_file_new_fd(int fd, const char *name);

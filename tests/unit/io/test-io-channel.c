@@ -893,6 +893,36 @@ static void test_command_no_fd_leak(void)
     rmdir(dir);
 }
 
+/* An fd from outside gets the kind it really is. */
+static void test_new_fd(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) sock = NULL;
+    g_autoptr(IOChannel) pipe_r = NULL;
+    int sv[2], fds[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    g_assert_cmpint(pipe(fds), ==, 0);
+    sock = io_channel_new_fd(sv[0], "sock", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(sock->ops->kind, ==, "socket");
+    g_assert_true(io_channel_has_feature(sock, IO_CHANNEL_FEATURE_FD_PASS));
+    pipe_r = io_channel_new_fd(fds[0], "pipe", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(pipe_r->ops->kind, ==, "file");
+    g_assert_false(io_channel_has_feature(pipe_r, IO_CHANNEL_FEATURE_SEEKABLE));
+    close(sv[1]);
+    close(fds[1]);
+    /* A closed number: refused, nothing taken over. */
+    g_assert_null(io_channel_new_fd(fds[1], "gone", &err));
+    {
+        g_autofree char *want = g_strdup_printf(
+            "Unable to stat file descriptor %d for 'gone': Bad file descriptor", fds[1]);
+
+        g_assert_cmpstr(err->message, ==, want);
+    }
+}
+
 static void test_buffer_data(void)
 {
     g_autoptr(IOChannel) ioc = io_channel_buffer_new(0);
@@ -988,6 +1018,7 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/command/exit-status", test_command_exit_status);
     g_test_add_func("/io/channel/command/broken-pipe", test_command_broken_pipe);
     g_test_add_func("/io/channel/command/no-fd-leak", test_command_no_fd_leak);
+    g_test_add_func("/io/channel/new-fd", test_new_fd);
     g_test_add_func("/io/channel/buffer/data", test_buffer_data);
     g_test_add_func("/io/channel/trickle/one-byte", test_trickle_one_byte);
     g_test_add_func("/io/channel/refcount", test_refcount);
