@@ -8,10 +8,11 @@
 #include "util/osdep.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 void mig_addr_clear(MigAddr *a)
@@ -291,26 +292,50 @@ static IOChannel *open_file_in(const MigAddr *a, off_t *start, GError **errp)
     return io_channel_file_new_fd(fd, "migration-file-incoming");
 }
 
+/*
+ * An inherited fd number stays the process's: the channel gets a dup,
+ * close-on-exec so that exec: children never see it.
+ */
+static int fd_dup_number(const char *fdname, GError **errp)
+{
+    char *end;
+    long n = strtol(fdname, &end, 10);
+    int fd;
+
+    if (*end || n < 0 || n > INT_MAX || fcntl(n, F_GETFD) < 0) {
+        error_setg(errp, "File descriptor named '%s' has not been found", fdname);
+        return -1;
+    }
+    fd = fcntl(n, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Unable to duplicate file descriptor %ld", n);
+    }
+    return fd;
+}
+
 static IOChannel *open_fd(const MigAddr *a, off_t *start, GError **errp)
 {
     int fd = monitor_get_fd(a->fdname, NULL);
+    IOChannel *ioc;
+    off_t pos;
+
     if (fd < 0) {
-        char *end;
-        long n = strtol(a->fdname, &end, 10);
-        if (*end || n < 0 || fcntl(n, F_GETFD) < 0) {
-            error_setg(errp, "File descriptor named '%s' has not been found", a->fdname);
+        fd = fd_dup_number(a->fdname, errp);
+        if (fd < 0) {
             return NULL;
         }
-        fd = dup(n);
     }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        *start = 0;
-        return io_channel_socket_new_fd(fd, "migration-fd");
+    ioc = io_channel_new_fd(fd, "migration-fd", errp);
+    if (!ioc) {
+        close(fd);
+        return NULL;
     }
-    off_t pos = lseek(fd, 0, SEEK_CUR);
-    *start = pos < 0 ? 0 : pos;
-    return io_channel_file_new_fd(fd, "migration-fd");
+    /* A file is used from the position it was handed at. */
+    if (io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
+        pos = io_channel_seek(ioc, 0, SEEK_CUR, NULL);
+        *start = pos < 0 ? 0 : pos;
+    }
+    return ioc;
 }
 
 IOChannel *transport_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
