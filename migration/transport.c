@@ -247,49 +247,53 @@ char *mig_addr_describe(const MigAddr *a)
 
 /* ---- opening ---- */
 
-/* On failure the fd is closed: callers have nothing left to undo. */
-static bool seek_to_offset(int fd, uint64_t offset, GError **errp)
+/*
+ * QEMU lseek()s whatever it opened, so a FIFO or a socket fails there
+ * with ESPIPE; the channel refuses to seek those before any syscall, so
+ * the same message is made here.
+ */
+static bool file_seek_to_offset(IOChannel *ioc, uint64_t offset, GError **errp)
 {
-    if (lseek(fd, offset, SEEK_SET) < 0) {
-        error_setg_errno(errp, errno, "Unable to seek to offset %lld whence %d in file",
+    if (!io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
+        error_setg_errno(errp, ESPIPE, "Unable to seek to offset %lld whence %d in file",
                          (long long)offset, SEEK_SET);
-        qemu_close(fd);
         return false;
     }
-    return true;
+    return io_channel_seek(ioc, offset, SEEK_SET, errp) >= 0;
 }
 
 static IOChannel *open_file_out(const MigAddr *a, off_t *start, GError **errp)
 {
-    int fd = qemu_open(a->filename, O_WRONLY | O_CREAT, 0600, errp);
-    if (fd < 0) {
+    g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_WRONLY | O_CREAT,
+                                                    0600, errp);
+
+    if (!ioc) {
         return NULL;
     }
-    if (ftruncate(fd, a->offset) < 0) {
+    /* The text is QEMU's, so the channel's own message gives way to it. */
+    if (!io_channel_truncate(ioc, a->offset, NULL)) {
         error_setg_errno(errp, errno, "failed to truncate migration file to offset %llx",
                          (unsigned long long)a->offset);
-        qemu_close(fd);
         return NULL;
     }
-    if (!seek_to_offset(fd, a->offset, errp)) {
+    if (!file_seek_to_offset(ioc, a->offset, errp)) {
         return NULL;
     }
+    io_channel_set_name(ioc, "migration-file-outgoing");
     *start = a->offset;
-    IOChannel *ioc = io_channel_file_new_fd(fd, "migration-file-outgoing");
-    return ioc;
+    return g_steal_pointer(&ioc);
 }
 
 static IOChannel *open_file_in(const MigAddr *a, off_t *start, GError **errp)
 {
-    int fd = qemu_open(a->filename, O_RDONLY, 0, errp);
-    if (fd < 0) {
+    g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_RDONLY, 0, errp);
+
+    if (!ioc || !file_seek_to_offset(ioc, a->offset, errp)) {
         return NULL;
     }
-    if (!seek_to_offset(fd, a->offset, errp)) {
-        return NULL;
-    }
+    io_channel_set_name(ioc, "migration-file-incoming");
     *start = a->offset;
-    return io_channel_file_new_fd(fd, "migration-file-incoming");
+    return g_steal_pointer(&ioc);
 }
 
 /*
