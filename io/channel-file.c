@@ -167,6 +167,18 @@ IOChannel *io_channel_file_new_fd(int fd, const char *name)
     return &fioc->parent;
 }
 
+IOChannel *io_channel_file_new_dup(int fd, const char *name, GError **errp)
+{
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+    if (dup_fd < 0) {
+        error_setg_errno(errp, errno, "Unable to duplicate file descriptor %d for '%s'",
+                         fd, name);
+        return NULL;
+    }
+    return io_channel_file_new_fd(dup_fd, name);
+}
+
 IOChannel *io_channel_file_open(const char *path, int flags, mode_t mode, GError **errp)
 {
     int fd = qemu_open(path, flags, mode, errp);

@@ -119,6 +119,8 @@ IOChannel *io_channel_new_fd(int fd, const char *name, GError **errp);
 /* --- file (io/channel-file.c) --- */
 /* Takes ownership of fd.  Features from what the fd really is (lseek, F_GETFL & O_DIRECT). */
 IOChannel *io_channel_file_new_fd(int fd, const char *name);
+/* On a close-on-exec dup of fd, which stays the caller's (stdin, stdout). */
+IOChannel *io_channel_file_new_dup(int fd, const char *name, GError **errp);
 /* qemu_open() + new_fd; /dev/fdset/N names go through the fdset provider. */
 IOChannel *io_channel_file_open(const char *path, int flags, mode_t mode, GError **errp);
 

@@ -893,6 +893,35 @@ static void test_command_no_fd_leak(void)
     rmdir(dir);
 }
 
+/* stdin/stdout style: the channel has its own fd; closing it keeps ours. */
+static void test_file_new_dup(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) w = NULL;
+    g_autofree char *want = NULL;
+    int fds[2];
+    char c;
+
+    g_assert_cmpint(pipe(fds), ==, 0);
+    w = io_channel_file_new_dup(fds[1], "stdout", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(io_channel_get_fd(w), !=, fds[1]);
+    g_assert_true(fcntl(io_channel_get_fd(w), F_GETFD) & FD_CLOEXEC);
+    g_assert_true(io_channel_write_all(w, "a", 1, &err));
+    g_assert_true(io_channel_close(w, &err));
+    g_assert_cmpint(write(fds[1], "b", 1), ==, 1);
+    g_assert_cmpint(read(fds[0], &c, 1), ==, 1);
+    g_assert_cmpint(c, ==, 'a');
+    g_assert_cmpint(read(fds[0], &c, 1), ==, 1);
+    g_assert_cmpint(c, ==, 'b');
+    close(fds[0]);
+    close(fds[1]);
+    g_assert_null(io_channel_file_new_dup(fds[1], "gone", &err));
+    want = g_strdup_printf("Unable to duplicate file descriptor %d for 'gone': "
+                           "Bad file descriptor", fds[1]);
+    g_assert_cmpstr(err->message, ==, want);
+}
+
 /* An fd from outside gets the kind it really is. */
 static void test_new_fd(void)
 {
@@ -1009,6 +1038,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/io/channel/file/on-pipe", test_file_on_pipe);
     g_test_add_func("/io/channel/file/errors", test_file_errors);
+    g_test_add_func("/io/channel/file/new-dup", test_file_new_dup);
     g_test_add_func("/io/channel/file/direct-io-feature", test_file_direct_io_feature);
     g_test_add_func("/io/channel/unix/fd-passing", test_fd_passing);
     g_test_add_func("/io/channel/unix/epipe", test_socket_epipe);
