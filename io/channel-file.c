@@ -140,21 +140,16 @@ static const IOChannelOps file_ops = {
     .truncate = file_truncate,
 };
 
+/* A failing fstat or lseek leaves the channel unseekable, which is safe. */
 static unsigned file_features(int fd)
 {
-    unsigned features = 0;
     struct stat st;
-    int fl;
 
     if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
         lseek(fd, 0, SEEK_CUR) >= 0) {
-        features |= IO_CHANNEL_FEATURE_SEEKABLE;
+        return IO_CHANNEL_FEATURE_SEEKABLE;
     }
-    fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && (fl & O_DIRECT)) {
-        features |= IO_CHANNEL_FEATURE_DIRECT_IO;
-    }
-    return features;
+    return 0;
 }
 
 IOChannel *io_channel_file_new_fd(int fd, const char *name)

@@ -30,8 +30,7 @@ typedef struct IOChannel IOChannel;
 typedef enum {
     IO_CHANNEL_FEATURE_SEEKABLE  = 1u << 0,  /* preadv/pwritev/seek work */
     IO_CHANNEL_FEATURE_FD_PASS   = 1u << 1,  /* can receive fds (unix socket) */
-    IO_CHANNEL_FEATURE_DIRECT_IO = 1u << 2,  /* fd has O_DIRECT */
-    IO_CHANNEL_FEATURE_SHUTDOWN  = 1u << 3,  /* shutdown() unblocks I/O */
+    IO_CHANNEL_FEATURE_SHUTDOWN  = 1u << 2,  /* shutdown() unblocks I/O */
 } IOChannelFeature;
 
 typedef struct IOChannelOps {
@@ -117,7 +116,7 @@ bool io_channel_close(IOChannel *ioc, GError **errp);      /* idempotent */
 IOChannel *io_channel_new_fd(int fd, const char *name, GError **errp);
 
 /* --- file (io/channel-file.c) --- */
-/* Takes ownership of fd.  Features from what the fd really is (lseek, F_GETFL & O_DIRECT). */
+/* Takes ownership of fd.  SEEKABLE from what the fd really is (fstat, lseek). */
 IOChannel *io_channel_file_new_fd(int fd, const char *name);
 /* On a close-on-exec dup of fd, which stays the caller's (stdin, stdout). */
 IOChannel *io_channel_file_new_dup(int fd, const char *name, GError **errp);

@@ -645,30 +645,6 @@ static void test_file_errors(void)
     rmdir(dir);
 }
 
-/* DIRECT_IO is read from the fd's flags, not assumed from the path. */
-static void test_file_direct_io_feature(void)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *tmpl = g_build_filename("/var/tmp", "test-io-dio-XXXXXX", NULL);
-    int fd = g_mkstemp(tmpl);
-    g_autoptr(IOChannel) plain = NULL;
-    g_autoptr(IOChannel) direct = NULL;
-
-    g_assert_cmpint(fd, >=, 0);
-    close(fd);
-    plain = io_channel_file_open(tmpl, O_RDWR, 0, &err);
-    g_assert_no_error(err);
-    g_assert_false(io_channel_has_feature(plain, IO_CHANNEL_FEATURE_DIRECT_IO));
-    g_assert_true(io_channel_has_feature(plain, IO_CHANNEL_FEATURE_SEEKABLE));
-    direct = io_channel_file_open(tmpl, O_RDWR | O_DIRECT, 0, &err);
-    unlink(tmpl);
-    if (!direct) {
-        g_test_skip(err->message);
-        return;
-    }
-    g_assert_true(io_channel_has_feature(direct, IO_CHANNEL_FEATURE_DIRECT_IO));
-}
-
 static void test_fd_passing(void)
 {
     Ctx *c = ctx_new(&transports[1]);
@@ -1039,7 +1015,6 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/file/on-pipe", test_file_on_pipe);
     g_test_add_func("/io/channel/file/errors", test_file_errors);
     g_test_add_func("/io/channel/file/new-dup", test_file_new_dup);
-    g_test_add_func("/io/channel/file/direct-io-feature", test_file_direct_io_feature);
     g_test_add_func("/io/channel/unix/fd-passing", test_fd_passing);
     g_test_add_func("/io/channel/unix/epipe", test_socket_epipe);
     g_test_add_func("/io/channel/tcp/shutdown", test_socket_shutdown);
