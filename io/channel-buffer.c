@@ -1,8 +1,8 @@
 /*
  * Buffer channel: a growable byte array with a cursor.  Seekable, so
  * unit tests can run the positioned-I/O conformance cases without
- * touching the disk.  Writing past the end zero-fills the gap, as a
- * sparse file reads back.
+ * touching the disk.  Writing past the end, or truncating to a larger
+ * size, zero-fills the gap, as a sparse file reads back.
  */
 #include <string.h>
 
@@ -143,6 +143,29 @@ static off_t buffer_seek(IOChannel *ioc, off_t off, int whence, GError **errp)
     return b->pos;
 }
 
+static off_t buffer_size(IOChannel *ioc, GError **errp)
+{
+    return to_buffer(ioc)->len;
+}
+
+static int buffer_truncate(IOChannel *ioc, off_t len, GError **errp)
+{
+    IOChannelBuffer *b = to_buffer(ioc);
+
+    if (len < 0) {
+        error_setg_errno(errp, EINVAL, "Unable to truncate '%s' to %lld bytes",
+                         ioc->name, (long long)len);
+        errno = EINVAL;
+        return -1;
+    }
+    buffer_reserve(b, len);
+    if ((size_t)len > b->len) {
+        memset(b->data + b->len, 0, len - b->len);
+    }
+    b->len = len;
+    return 0;
+}
+
 static int buffer_close(IOChannel *ioc, GError **errp)
 {
     return 0;       /* data stays readable through io_channel_buffer_data */
@@ -162,6 +185,8 @@ static const IOChannelOps buffer_ops = {
     .preadv = buffer_preadv,
     .pwritev = buffer_pwritev,
     .seek = buffer_seek,
+    .size = buffer_size,
+    .truncate = buffer_truncate,
 };
 
 IOChannel *io_channel_buffer_new(size_t initial_capacity)

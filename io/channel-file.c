@@ -79,6 +79,36 @@ static off_t file_seek(IOChannel *ioc, off_t off, int whence, GError **errp)
     return ret;
 }
 
+static off_t file_size(IOChannel *ioc, GError **errp)
+{
+    struct stat st;
+
+    if (fstat(file_fd(ioc), &st) < 0) {
+        error_setg_errno(errp, errno, "Unable to get the size of '%s'", ioc->name);
+        return -1;
+    }
+    /* A block device's st_size is 0 and a pipe's means nothing. */
+    if (!S_ISREG(st.st_mode)) {
+        error_setg(errp, "Unable to get the size of '%s': not a regular file", ioc->name);
+        return -1;
+    }
+    return st.st_size;
+}
+
+static int file_truncate(IOChannel *ioc, off_t len, GError **errp)
+{
+    int ret;
+
+    do {
+        ret = ftruncate(file_fd(ioc), len);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        error_setg_errno(errp, errno, "Unable to truncate '%s' to %lld bytes",
+                         ioc->name, (long long)len);
+    }
+    return ret;
+}
+
 static int file_close(IOChannel *ioc, GError **errp)
 {
     IOChannelFile *fioc = (IOChannelFile *)ioc;
@@ -106,23 +136,20 @@ static const IOChannelOps file_ops = {
     .pwritev = file_pwritev,
     .seek = file_seek,
     .get_fd = file_fd,
+    .size = file_size,
+    .truncate = file_truncate,
 };
 
+/* A failing fstat or lseek leaves the channel unseekable, which is safe. */
 static unsigned file_features(int fd)
 {
-    unsigned features = 0;
     struct stat st;
-    int fl;
 
     if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) &&
         lseek(fd, 0, SEEK_CUR) >= 0) {
-        features |= IO_CHANNEL_FEATURE_SEEKABLE;
+        return IO_CHANNEL_FEATURE_SEEKABLE;
     }
-    fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && (fl & O_DIRECT)) {
-        features |= IO_CHANNEL_FEATURE_DIRECT_IO;
-    }
-    return features;
+    return 0;
 }
 
 IOChannel *io_channel_file_new_fd(int fd, const char *name)
@@ -133,6 +160,18 @@ IOChannel *io_channel_file_new_fd(int fd, const char *name)
     fioc->fd = fd;
     fioc->parent.features = file_features(fd);
     return &fioc->parent;
+}
+
+IOChannel *io_channel_file_new_dup(int fd, const char *name, GError **errp)
+{
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+    if (dup_fd < 0) {
+        error_setg_errno(errp, errno, "Unable to duplicate file descriptor %d for '%s'",
+                         fd, name);
+        return NULL;
+    }
+    return io_channel_file_new_fd(dup_fd, name);
 }
 
 IOChannel *io_channel_file_open(const char *path, int flags, mode_t mode, GError **errp)

@@ -357,6 +357,38 @@ off_t io_channel_seek(IOChannel *ioc, off_t off, int whence, GError **errp)
     return ioc->ops->seek(ioc, off, whence, errp);
 }
 
+/* An optional op the kind lacks: refuse, naming the channel. */
+static bool io_channel_check_op(IOChannel *ioc, bool has_op, const char *op,
+                                GError **errp)
+{
+    if (!has_op) {
+        error_setg(errp, "Channel '%s' does not support %s", ioc->name, op);
+        errno = ENOTSUP;
+        return false;
+    }
+    if (!io_channel_check_open(ioc, errp)) {
+        errno = EBADF;
+        return false;
+    }
+    return true;
+}
+
+off_t io_channel_size(IOChannel *ioc, GError **errp)
+{
+    if (!io_channel_check_op(ioc, ioc->ops->size != NULL, "size", errp)) {
+        return -1;
+    }
+    return ioc->ops->size(ioc, errp);
+}
+
+bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp)
+{
+    if (!io_channel_check_op(ioc, ioc->ops->truncate != NULL, "truncate", errp)) {
+        return false;
+    }
+    return ioc->ops->truncate(ioc, len, errp) == 0;
+}
+
 bool io_channel_shutdown(IOChannel *ioc, GError **errp)
 {
     if (!ioc->ops->shutdown || ioc->closed ||

@@ -6,8 +6,6 @@
 #include "util/cutils.h"
 #include "util/error.h"
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -48,18 +46,20 @@ uint64_t mapped_ram_bitmap_size(uint64_t num_pages)
     return BITS_TO_LONGS(num_pages) * sizeof(unsigned long);
 }
 
-/* See mapped_ram_put_block: make a regular file reach the stream's position. */
+/*
+ * See mapped_ram_put_block: make a regular file reach the stream's
+ * position.  Best effort, so errors are not even collected: a channel
+ * without a size (not a regular file) or a failing truncate only keeps
+ * the slower path, since the page writes extend the file themselves.
+ */
 static void extend_file(QEMUFile *f)
 {
-    int fd = io_channel_get_fd(qemu_file_get_ioc(f));
+    IOChannel *ioc = qemu_file_get_ioc(f);
     off_t end = qemu_file_tell(f);
-    struct stat st;
+    off_t size = io_channel_size(ioc, NULL);
 
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= end) {
-        return;
-    }
-    if (ftruncate(fd, end) < 0) {
-        /* not an error: the page writes extend the file themselves */
+    if (size >= 0 && size < end) {
+        io_channel_truncate(ioc, end, NULL);
     }
 }
 

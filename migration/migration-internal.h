@@ -39,7 +39,7 @@ typedef enum {
 
 const char *migration_status_name(MigrationStatus s);
 
-/* ---- transport.c ---- */
+/* ---- transport.c (the table; each transport in its own file, see transport.h) ---- */
 typedef struct MigAddr {
     TransportKind kind;
     char *filename;            /* file */

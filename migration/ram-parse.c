@@ -5,7 +5,6 @@
 #include "ram.h"
 #include "util/error.h"
 #include <string.h>
-#include <sys/stat.h>
 
 /* ------------------------------------------------------------------ */
 /* record parser (shared with tools)                                   */
@@ -30,14 +29,12 @@ void ram_parse_state_clear(RamParseState *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* 0 = unknown: a stream from a pipe or a socket has no size to check against. */
 static uint64_t channel_file_size(QEMUFile *f)
 {
-    struct stat st;
-    int fd = io_channel_get_fd(qemu_file_get_ioc(f));
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        return st.st_size;
-    }
-    return 0;
+    off_t size = io_channel_size(qemu_file_get_ioc(f), NULL);
+
+    return size < 0 ? 0 : size;
 }
 
 static bool parse_block_list(QEMUFile *f, uint64_t total, RamParseState *s,

@@ -1,18 +1,73 @@
 /*
- * Migration addresses: URI and "channels" parsing, opening the main channel.
+ * Migration addresses: the table of transports, URI and "channels"
+ * parsing, and opening the main channel through the address's row.  See
+ * transport.h; each transport's own code is in its file.
  */
-#include "migration-internal.h"
-#include "monitor/qmp.h"
-#include "util/cutils.h"
-#include "util/error.h"
-#include "util/osdep.h"
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "transport.h"
+#include "util/error.h"
+
+/* RDMA is parsed so that the rule table can refuse it with QEMU's text. */
+static bool rdma_parse_uri(const char *scheme, const char *spec, MigAddr *out,
+                           GError **errp)
+{
+    out->kind = TRANSPORT_RDMA;
+    return true;
+}
+
+static bool rdma_parse_channel(JsonObject *addr, MigAddr *out, GError **errp)
+{
+    out->kind = TRANSPORT_RDMA;
+    return true;
+}
+
+static char *rdma_describe(const MigAddr *a)
+{
+    return g_strdup("rdma");
+}
+
+static IOChannel *rdma_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+{
+    error_setg(errp, "RDMA is not supported by mapram");
+    return NULL;
+}
+
+static IOChannel *rdma_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+                                     GError **errp)
+{
+    return rdma_open_outgoing(a, start, errp);
+}
+
+static const MigTransport mig_transport_rdma = {
+    .kind = TRANSPORT_RDMA,
+    .uri_schemes = (const char *const[]){ "rdma:", NULL },
+    .channel_name = "rdma",
+    .parse_uri = rdma_parse_uri,
+    .parse_channel = rdma_parse_channel,
+    .describe = rdma_describe,
+    .open_outgoing = rdma_open_outgoing,
+    .open_incoming = rdma_open_incoming,
+};
+
+static const MigTransport *const transports[] = {
+    &mig_transport_file,
+    &mig_transport_socket,
+    &mig_transport_exec,
+    &mig_transport_fd,
+    &mig_transport_rdma,
+};
+
+/* Every TransportKind has a row: a parsed address always finds one. */
+static const MigTransport *transport_of(const MigAddr *a)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(transports); i++) {
+        if (transports[i]->kind == a->kind) {
+            return transports[i];
+        }
+    }
+    g_assert_not_reached();
+}
 
 void mig_addr_clear(MigAddr *a)
 {
@@ -26,106 +81,17 @@ void mig_addr_clear(MigAddr *a)
     memset(a, 0, sizeof(*a));
 }
 
-static bool parse_file(const char *spec, MigAddr *out, GError **errp)
-{
-    const char *opt = strstr(spec, ",offset=");
-    out->kind = TRANSPORT_FILE;
-    if (opt) {
-        const char *val = opt + strlen(",offset=");
-        uint64_t off;
-        int ret = qemu_strtosz(val, NULL, &off);
-        if (ret < 0) {
-            error_setg(errp, "file URI has bad offset %s: %s", val, g_strerror(-ret));
-            return false;
-        }
-        out->filename = g_strndup(spec, opt - spec);
-        out->offset = off;
-    } else {
-        out->filename = g_strdup(spec);
-    }
-    if (!*out->filename) {
-        error_setg(errp, "file URI has an empty file name");
-        return false;
-    }
-    return true;
-}
-
-/* "host:port" with optional [v6] brackets and trailing ",options" */
-static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
-{
-    g_autofree char *s = g_strdup(spec);
-    char *comma = strchr(s, ',');
-    if (comma) {
-        *comma = 0;
-    }
-    char *colon;
-    if (s[0] == '[') {
-        char *end = strchr(s, ']');
-        if (!end || end[1] != ':') {
-            error_setg(errp, "error parsing IPv6 address '%s'", spec);
-            return false;
-        }
-        *end = 0;
-        out->host = g_strdup(s + 1);
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon) {
-            error_setg(errp, "error parsing address '%s'", spec);
-            return false;
-        }
-        out->host = g_strndup(s, colon - s);
-    }
-    out->port = g_strdup(colon + 1);
-    if (!*out->port) {
-        error_setg(errp, "error parsing address '%s': missing port", spec);
-        return false;
-    }
-    out->kind = TRANSPORT_SOCKET;
-    out->sock_type = g_strdup("inet");
-    return true;
-}
-
 bool migration_parse_uri(const char *uri, MigAddr *out, GError **errp)
 {
     memset(out, 0, sizeof(*out));
-    if (g_str_has_prefix(uri, "file:")) {
-        return parse_file(uri + 5, out, errp);
-    }
-    if (g_str_has_prefix(uri, "exec:")) {
-        out->kind = TRANSPORT_EXEC;
-        out->command = g_strdup(uri + 5);
-        if (!*out->command) {
-            error_setg(errp, "exec: URI has an empty command");
-            return false;
+    for (size_t i = 0; i < G_N_ELEMENTS(transports); i++) {
+        const MigTransport *t = transports[i];
+
+        for (const char *const *s = t->uri_schemes; *s; s++) {
+            if (g_str_has_prefix(uri, *s)) {
+                return t->parse_uri(*s, uri + strlen(*s), out, errp);
+            }
         }
-        return true;
-    }
-    if (g_str_has_prefix(uri, "unix:")) {
-        out->kind = TRANSPORT_SOCKET;
-        out->sock_type = g_strdup("unix");
-        out->path = g_strdup(uri + 5);
-        if (!*out->path) {
-            error_setg(errp, "unix: URI has an empty socket path");
-            return false;
-        }
-        return true;
-    }
-    if (g_str_has_prefix(uri, "tcp:")) {
-        return parse_inet(uri + 4, out, errp);
-    }
-    if (g_str_has_prefix(uri, "fd:")) {
-        out->kind = TRANSPORT_FD;
-        out->fdname = g_strdup(uri + 3);
-        if (!*out->fdname) {
-            error_setg(errp, "fd: URI has an empty file descriptor name");
-            return false;
-        }
-        return true;
-    }
-    if (g_str_has_prefix(uri, "rdma:")) {
-        out->kind = TRANSPORT_RDMA;
-        return true;
     }
     error_setg(errp, "unknown migration protocol: %s", uri);
     return false;
@@ -133,48 +99,17 @@ bool migration_parse_uri(const char *uri, MigAddr *out, GError **errp)
 
 static bool parse_addr_object(JsonObject *addr, MigAddr *out, GError **errp)
 {
-    const char *transport = json_object_get_string_member(addr, "transport");
+    const char *name = json_object_get_string_member(addr, "transport");
+
     memset(out, 0, sizeof(*out));
-    if (!strcmp(transport, "file")) {
-        out->kind = TRANSPORT_FILE;
-        out->filename = g_strdup(json_object_get_string_member(addr, "filename"));
-        out->offset = json_object_get_int_member(addr, "offset");
-        return true;
-    }
-    if (!strcmp(transport, "exec")) {
-        JsonArray *args = json_object_get_array_member(addr, "args");
-        GString *cmd = g_string_new(NULL);
-        for (guint i = 0; i < json_array_get_length(args); i++) {
-            g_autofree char *q = g_shell_quote(json_array_get_string_element(args, i));
-            g_string_append_printf(cmd, "%s%s", i ? " " : "", q);
+    for (size_t i = 0; i < G_N_ELEMENTS(transports); i++) {
+        const MigTransport *t = transports[i];
+
+        if (t->channel_name && !strcmp(name, t->channel_name)) {
+            return t->parse_channel(addr, out, errp);
         }
-        out->kind = TRANSPORT_EXEC;
-        out->command = g_string_free(cmd, FALSE);
-        return true;
     }
-    if (!strcmp(transport, "socket")) {
-        const char *type = json_object_get_string_member(addr, "type");
-        out->kind = TRANSPORT_SOCKET;
-        out->sock_type = g_strdup(type);
-        if (!strcmp(type, "inet")) {
-            out->host = g_strdup(json_object_get_string_member(addr, "host"));
-            out->port = g_strdup(json_object_get_string_member(addr, "port"));
-        } else if (!strcmp(type, "unix")) {
-            out->path = g_strdup(json_object_get_string_member(addr, "path"));
-        } else if (!strcmp(type, "fd")) {
-            out->kind = TRANSPORT_FD;
-            out->fdname = g_strdup(json_object_get_string_member(addr, "str"));
-        } else {
-            error_setg(errp, "socket address type '%s' is not supported", type);
-            return false;
-        }
-        return true;
-    }
-    if (!strcmp(transport, "rdma")) {
-        out->kind = TRANSPORT_RDMA;
-        return true;
-    }
-    error_setg(errp, "unknown migration transport: %s", transport);
+    error_setg(errp, "unknown migration transport: %s", name);
     return false;
 }
 
@@ -230,108 +165,13 @@ bool migration_parse_address_args(JsonObject *args, bool incoming, MigAddr *out,
 
 char *mig_addr_describe(const MigAddr *a)
 {
-    switch (a->kind) {
-    case TRANSPORT_FILE: return g_strdup_printf("file:%s,offset=%llu", a->filename,
-                                                (unsigned long long)a->offset);
-    case TRANSPORT_EXEC: return g_strdup_printf("exec:%s", a->command);
-    case TRANSPORT_FD: return g_strdup_printf("fd:%s", a->fdname);
-    case TRANSPORT_SOCKET:
-        if (!strcmp(a->sock_type, "unix")) {
-            return g_strdup_printf("unix:%s", a->path);
-        }
-        return g_strdup_printf("tcp:%s:%s", a->host, a->port);
-    default: return g_strdup("rdma");
-    }
-}
-
-/* ---- opening ---- */
-
-/* On failure the fd is closed: callers have nothing left to undo. */
-static bool seek_to_offset(int fd, uint64_t offset, GError **errp)
-{
-    if (lseek(fd, offset, SEEK_SET) < 0) {
-        error_setg_errno(errp, errno, "Unable to seek to offset %lld whence %d in file",
-                         (long long)offset, SEEK_SET);
-        qemu_close(fd);
-        return false;
-    }
-    return true;
-}
-
-static IOChannel *open_file_out(const MigAddr *a, off_t *start, GError **errp)
-{
-    int fd = qemu_open(a->filename, O_WRONLY | O_CREAT, 0600, errp);
-    if (fd < 0) {
-        return NULL;
-    }
-    if (ftruncate(fd, a->offset) < 0) {
-        error_setg_errno(errp, errno, "failed to truncate migration file to offset %llx",
-                         (unsigned long long)a->offset);
-        qemu_close(fd);
-        return NULL;
-    }
-    if (!seek_to_offset(fd, a->offset, errp)) {
-        return NULL;
-    }
-    *start = a->offset;
-    IOChannel *ioc = io_channel_file_new_fd(fd, "migration-file-outgoing");
-    return ioc;
-}
-
-static IOChannel *open_file_in(const MigAddr *a, off_t *start, GError **errp)
-{
-    int fd = qemu_open(a->filename, O_RDONLY, 0, errp);
-    if (fd < 0) {
-        return NULL;
-    }
-    if (!seek_to_offset(fd, a->offset, errp)) {
-        return NULL;
-    }
-    *start = a->offset;
-    return io_channel_file_new_fd(fd, "migration-file-incoming");
-}
-
-static IOChannel *open_fd(const MigAddr *a, off_t *start, GError **errp)
-{
-    int fd = monitor_get_fd(a->fdname, NULL);
-    if (fd < 0) {
-        char *end;
-        long n = strtol(a->fdname, &end, 10);
-        if (*end || n < 0 || fcntl(n, F_GETFD) < 0) {
-            error_setg(errp, "File descriptor named '%s' has not been found", a->fdname);
-            return NULL;
-        }
-        fd = dup(n);
-    }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        *start = 0;
-        return io_channel_socket_new_fd(fd, "migration-fd");
-    }
-    off_t pos = lseek(fd, 0, SEEK_CUR);
-    *start = pos < 0 ? 0 : pos;
-    return io_channel_file_new_fd(fd, "migration-fd");
+    return transport_of(a)->describe(a);
 }
 
 IOChannel *transport_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
 {
     *start = 0;
-    switch (a->kind) {
-    case TRANSPORT_FILE:
-        return open_file_out(a, start, errp);
-    case TRANSPORT_EXEC:
-        return io_channel_command_new_spawn(a->command, O_WRONLY, errp);
-    case TRANSPORT_FD:
-        return open_fd(a, start, errp);
-    case TRANSPORT_SOCKET:
-        if (!strcmp(a->sock_type, "unix")) {
-            return io_channel_socket_connect_unix(a->path, errp);
-        }
-        return io_channel_socket_connect_tcp(a->host, a->port, errp);
-    default:
-        error_setg(errp, "RDMA is not supported by mapram");
-        return NULL;
-    }
+    return transport_of(a)->open_outgoing(a, start, errp);
 }
 
 IOChannel *transport_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
@@ -339,54 +179,12 @@ IOChannel *transport_open_incoming(const MigAddr *a, off_t *start, int *listen_f
 {
     *start = 0;
     *listen_fd = -1;
-    switch (a->kind) {
-    case TRANSPORT_FILE:
-        return open_file_in(a, start, errp);
-    case TRANSPORT_EXEC:
-        return io_channel_command_new_spawn(a->command, O_RDONLY, errp);
-    case TRANSPORT_FD:
-        return open_fd(a, start, errp);
-    case TRANSPORT_SOCKET:
-        if (!strcmp(a->sock_type, "unix")) {
-            *listen_fd = io_socket_listen_unix(a->path, errp);
-        } else {
-            *listen_fd = io_socket_listen_tcp(a->host, a->port, errp);
-        }
-        return NULL;
-    default:
-        error_setg(errp, "RDMA is not supported by mapram");
-        return NULL;
-    }
+    return transport_of(a)->open_incoming(a, start, listen_fd, errp);
 }
 
 JsonArray *transport_listen_address(const MigAddr *a, int listen_fd)
 {
-    JsonArray *arr = json_array_new();
-    JsonObject *o = json_object_new();
-    if (!strcmp(a->sock_type, "unix")) {
-        json_object_set_string_member(o, "type", "unix");
-        json_object_set_string_member(o, "path", a->path);
-    } else {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        char host[INET6_ADDRSTRLEN] = "";
-        int port = 0;
-        if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-                inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-                port = ntohs(in->sin_port);
-            } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-                inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-                port = ntohs(in6->sin6_port);
-            }
-        }
-        g_autofree char *p = g_strdup_printf("%d", port);
-        json_object_set_string_member(o, "type", "inet");
-        json_object_set_string_member(o, "host", host);
-        json_object_set_string_member(o, "port", p);
-    }
-    json_array_add_object_element(arr, o);
-    return arr;
+    const MigTransport *t = transport_of(a);
+
+    return t->listen_address ? t->listen_address(a, listen_fd) : json_array_new();
 }

@@ -105,8 +105,12 @@ static int ram_backend_open(const char *idstr, uint64_t size, const char *backen
             return -1;
         }
     }
-    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < size &&
-        ftruncate(fd, size) < 0) {
+    if (fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "failed to stat the backing store of '%s'", idstr);
+        close(fd);
+        return -1;
+    }
+    if ((uint64_t)st.st_size < size && ftruncate(fd, size) < 0) {
         error_setg_errno(errp, errno, "failed to resize the backing store of '%s'",
                          idstr);
         close(fd);

@@ -5,11 +5,9 @@
 #include "mapram-tool.h"
 #include "../migration/savevm.h"
 #include "util/error.h"
-#include "util/osdep.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static bool peek_config(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
 {
@@ -125,31 +123,16 @@ int cmd_convert(int argc, char **argv)
             qemu_fclose(in, NULL);
         }
     } else {
-        int fd = qemu_open(out_path, O_WRONLY | O_CREAT, 0600, &err);
-        ok = fd >= 0;
-        if (ok && (ftruncate(fd, out_off) < 0 || lseek(fd, out_off, SEEK_SET) < 0)) {
-            error_setg_errno(&err, errno, "failed to truncate '%s'", out_path);
-            ok = false;
+        g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600,
+                                                        &err);
+        ok = out && io_channel_truncate(out, out_off, &err) &&
+             io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
+             mapram_mapped_to_stream(in_path, in_off, out, &o, &err);
+        if (!ok && out) {
+            /* Leave nothing that looks like a valid stream; the error is reported below. */
+            io_channel_truncate(out, out_off, NULL);
         }
-        if (ok) {
-            g_autoptr(IOChannel) out = io_channel_file_new_fd(fd, out_path);
-            fd = -1;
-            ok = mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&
-                 io_channel_close(out, &err);
-            if (!ok) {
-                /* leave nothing that looks like a valid stream */
-                int tfd = open(out_path, O_WRONLY | O_CLOEXEC);
-                if (tfd >= 0) {
-                    if (ftruncate(tfd, out_off) < 0) {
-                        /* reported below with the original error */
-                    }
-                    close(tfd);
-                }
-            }
-        }
-        if (fd >= 0) {
-            qemu_close(fd);
-        }
+        ok = out && io_channel_close(out, ok ? &err : NULL) && ok;
     }
     if (!ok) {
         fprintf(stderr, "mapram convert: %s\n", err->message);

@@ -340,8 +340,8 @@ int cmd_load(int argc, char **argv)
     }
     /* QEMU reads a 64 KiB pipe by default: a larger one keeps it fed */
     fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024);
-    g_autoptr(IOChannel) out = io_channel_file_new_fd(dup(STDOUT_FILENO), "stdout");
-    if (!mapram_mapped_to_stream(path, offset, out, &o, &err)) {
+    g_autoptr(IOChannel) out = io_channel_file_new_dup(STDOUT_FILENO, "stdout", &err);
+    if (!out || !mapram_mapped_to_stream(path, offset, out, &o, &err)) {
         fprintf(stderr, "mapram load: %s\n", err->message);
         g_error_free(err);
         return 1;

@@ -38,7 +38,6 @@ typedef struct SaveCtx {
     const PageIoOptions *o;
     char *path;
     uint64_t offset;
-    int out_fd;
     QEMUFile *out;
     IOChannel *out_ioc;
     PageChannels *pc;
@@ -273,16 +272,11 @@ static const StreamVisitor save_visitor = {
 
 static bool open_output(SaveCtx *c, GError **errp)
 {
-    c->out_fd = qemu_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
-    if (c->out_fd < 0) {
+    c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
+    if (!c->out_ioc || !io_channel_truncate(c->out_ioc, c->offset, errp) ||
+        io_channel_seek(c->out_ioc, c->offset, SEEK_SET, errp) < 0) {
         return false;
     }
-    if (ftruncate(c->out_fd, c->offset) < 0 || lseek(c->out_fd, c->offset, SEEK_SET) < 0) {
-        error_setg_errno(errp, errno, "failed to truncate '%s' to offset %llu", c->path,
-                         (unsigned long long)c->offset);
-        return false;
-    }
-    c->out_ioc = io_channel_file_new_fd(dup(c->out_fd), c->path);
     c->out = qemu_file_new_output(c->out_ioc, c->offset);
     PageChannelsConfig cfg = {
         .path = c->path, .flags = O_WRONLY, .channels = c->o->channels ? c->o->channels : 1,
@@ -301,8 +295,7 @@ static bool open_output(SaveCtx *c, GError **errp)
 bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
                              const PageIoOptions *o, GError **errp)
 {
-    SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .out_fd = -1,
-                  .cur_block = -1 };
+    SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .cur_block = -1 };
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
     c.progress = progress_new("mapram save", o->progress);
     bool ok = open_output(&c, errp) &&
@@ -320,14 +313,16 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
         ok = qemu_fclose(c.out, ok ? errp : NULL) && ok;
     }
     if (c.out_ioc) {
+        /*
+         * Leave nothing that looks like a valid file.  Best effort, since
+         * the error is already being reported; a failing close comes too
+         * late for it.
+         */
+        if (!ok) {
+            io_channel_truncate(c.out_ioc, offset, NULL);
+        }
         ok = io_channel_close(c.out_ioc, ok ? errp : NULL) && ok;
         io_channel_unref(c.out_ioc);
-    }
-    if (!ok && c.out_fd >= 0 && ftruncate(c.out_fd, offset) < 0) {
-        /* nothing more we can do: the error is already being reported */
-    }
-    if (c.out_fd >= 0) {
-        qemu_close(c.out_fd);
     }
     for (int i = 0; i < CHUNKS; i++) {
         qemu_vfree(c.chunks[i]);
@@ -356,10 +351,12 @@ int cmd_save(int argc, char **argv)
     }
     /* QEMU writes through a 64 KiB pipe by default: a larger one saves wakeups */
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1024 * 1024);
-    g_autoptr(IOChannel) in_ioc = io_channel_file_new_fd(dup(STDIN_FILENO), "stdin");
-    QEMUFile *in = qemu_file_new_input(in_ioc, 0);
-    bool ok = mapram_stream_to_mapped(in, path, offset, &o, &err);
-    qemu_fclose(in, NULL);
+    g_autoptr(IOChannel) in_ioc = io_channel_file_new_dup(STDIN_FILENO, "stdin", &err);
+    QEMUFile *in = in_ioc ? qemu_file_new_input(in_ioc, 0) : NULL;
+    bool ok = in && mapram_stream_to_mapped(in, path, offset, &o, &err);
+    if (in) {
+        qemu_fclose(in, NULL);
+    }
     if (!ok) {
         fprintf(stderr, "mapram save: %s\n", err->message);
         g_error_free(err);

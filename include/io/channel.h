@@ -30,8 +30,7 @@ typedef struct IOChannel IOChannel;
 typedef enum {
     IO_CHANNEL_FEATURE_SEEKABLE  = 1u << 0,  /* preadv/pwritev/seek work */
     IO_CHANNEL_FEATURE_FD_PASS   = 1u << 1,  /* can receive fds (unix socket) */
-    IO_CHANNEL_FEATURE_DIRECT_IO = 1u << 2,  /* fd has O_DIRECT */
-    IO_CHANNEL_FEATURE_SHUTDOWN  = 1u << 3,  /* shutdown() unblocks I/O */
+    IO_CHANNEL_FEATURE_SHUTDOWN  = 1u << 2,  /* shutdown() unblocks I/O */
 } IOChannelFeature;
 
 typedef struct IOChannelOps {
@@ -49,6 +48,11 @@ typedef struct IOChannelOps {
     off_t (*seek)(IOChannel *ioc, off_t off, int whence, GError **errp);
     int (*shutdown)(IOChannel *ioc, GError **errp);
     int (*get_fd)(IOChannel *ioc);
+    /* Size of what the channel stores; -1 with the error set otherwise. */
+    off_t (*size)(IOChannel *ioc, GError **errp);
+    /* Set that size, zero-filling when it grows; 0, or -1 with errno and
+     * the error set.  The stream cursor does not move. */
+    int (*truncate)(IOChannel *ioc, off_t len, GError **errp);
 } IOChannelOps;
 
 struct IOChannel {
@@ -88,12 +92,34 @@ bool io_channel_pwrite_all(IOChannel *ioc, const void *buf, size_t len, off_t of
 bool io_channel_pread_all(IOChannel *ioc, void *buf, size_t len, off_t off, GError **errp);
 
 off_t io_channel_seek(IOChannel *ioc, off_t off, int whence, GError **errp);
+/*
+ * Size of a channel that stores bytes (a regular file, a buffer), or -1:
+ * "Channel 'NAME' does not support size" for sockets and commands,
+ * "Unable to get the size of 'NAME': not a regular file" for a file
+ * channel on a pipe or a device.
+ */
+off_t io_channel_size(IOChannel *ioc, GError **errp);
+/*
+ * Cut or extend (with zeroes) the stored bytes to len; the stream cursor
+ * stays where it was.  "Channel 'NAME' does not support truncate" when
+ * the kind has no such operation.  On failure errno is set too (ENOTSUP
+ * when unsupported, EBADF when closed), for the callers that must word
+ * QEMU's own message around it.
+ */
+bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp);
 bool io_channel_shutdown(IOChannel *ioc, GError **errp);   /* no-op success if unsupported */
 bool io_channel_close(IOChannel *ioc, GError **errp);      /* idempotent */
 
+/* --- any fd (io/channel-util.c) --- */
+/* A socket channel if fd is a socket, else a file channel.  Takes
+ * ownership of fd on success only; NULL + errp if fstat() fails. */
+IOChannel *io_channel_new_fd(int fd, const char *name, GError **errp);
+
 /* --- file (io/channel-file.c) --- */
-/* Takes ownership of fd.  Features from what the fd really is (lseek, F_GETFL & O_DIRECT). */
+/* Takes ownership of fd.  SEEKABLE from what the fd really is (fstat, lseek). */
 IOChannel *io_channel_file_new_fd(int fd, const char *name);
+/* On a close-on-exec dup of fd, which stays the caller's (stdin, stdout). */
+IOChannel *io_channel_file_new_dup(int fd, const char *name, GError **errp);
 /* qemu_open() + new_fd; /dev/fdset/N names go through the fdset provider. */
 IOChannel *io_channel_file_open(const char *path, int flags, mode_t mode, GError **errp);
 
@@ -122,5 +148,9 @@ IOChannel *io_channel_command_new_spawn(const char *cmd, int mode, GError **errp
 IOChannel *io_channel_buffer_new(size_t initial_capacity);
 IOChannel *io_channel_buffer_new_data(const void *data, size_t len);  /* copies */
 const uint8_t *io_channel_buffer_data(IOChannel *ioc, size_t *len);
+
+/* --- trickle (io/channel-trickle.c): at most one byte per transfer, for tests --- */
+/* Takes over the caller's reference to inner; same name and features as inner. */
+IOChannel *io_channel_trickle_new(IOChannel *inner);
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * One conformance suite for every IOChannel transport: file, unix and
- * tcp sockets, command (exec:) and buffer.  Each case is registered once
- * per transport as /io/channel/<transport>/<case>.
+ * tcp sockets, command (exec:) and buffer, and the same again through a
+ * trickle channel (one byte per call) over a file, a unix socket and a
+ * buffer, so that every resume-after-a-short-transfer path runs.  Each
+ * case is registered once per transport as /io/channel/<transport>/<case>.
  *
  * A transport makes a writer, then a reader for what the writer wrote.
  * Stream transports (sockets) need the reader while the writer writes,
@@ -37,6 +39,7 @@ struct Transport {
     IOChannel *(*writer)(Ctx *c);
     IOChannel *(*reader)(Ctx *c);
     IOChannel *(*rw)(Ctx *c);   /* seekable only: a fresh read-write channel */
+    bool trickle;               /* one byte per call: raw calls return 1 */
 };
 
 /* --- transports --- */
@@ -147,12 +150,58 @@ static IOChannel *buffer_rw(Ctx *c)
     return io_channel_buffer_new(16);
 }
 
+static IOChannel *trickle_file_writer(Ctx *c)
+{
+    return io_channel_trickle_new(file_writer(c));
+}
+
+static IOChannel *trickle_file_reader(Ctx *c)
+{
+    return io_channel_trickle_new(file_reader(c));
+}
+
+static IOChannel *trickle_file_rw(Ctx *c)
+{
+    return io_channel_trickle_new(file_rw(c));
+}
+
+static IOChannel *trickle_unix_writer(Ctx *c)
+{
+    return io_channel_trickle_new(unix_writer(c));
+}
+
+static IOChannel *trickle_socket_reader(Ctx *c)
+{
+    return io_channel_trickle_new(socket_reader(c));
+}
+
+static IOChannel *trickle_buffer_writer(Ctx *c)
+{
+    return io_channel_trickle_new(buffer_writer(c));
+}
+
+static IOChannel *trickle_buffer_reader(Ctx *c)
+{
+    return io_channel_trickle_new(buffer_reader(c));
+}
+
+static IOChannel *trickle_buffer_rw(Ctx *c)
+{
+    return io_channel_trickle_new(buffer_rw(c));
+}
+
+
 static const Transport transports[] = {
     { "file", false, true, file_writer, file_reader, file_rw },
     { "unix", true, false, unix_writer, socket_reader, NULL },
     { "tcp", true, false, tcp_writer, socket_reader, NULL },
     { "command", false, false, command_writer, command_reader, NULL },
     { "buffer", false, true, buffer_writer, buffer_reader, buffer_rw },
+    { "trickle-file", false, true, trickle_file_writer, trickle_file_reader,
+      trickle_file_rw, true },
+    { "trickle-unix", true, false, trickle_unix_writer, trickle_socket_reader, NULL, true },
+    { "trickle-buffer", false, true, trickle_buffer_writer, trickle_buffer_reader,
+      trickle_buffer_rw, true },
 };
 
 static Ctx *ctx_new(const Transport *t)
@@ -277,7 +326,8 @@ static void test_round_trip(gconstpointer opaque)
 {
     const Transport *t = opaque;
     Ctx *c = ctx_new(t);
-    const size_t len = 3 * 1024 * 1024 + 4099;
+    /* Through a trickle channel each byte costs a call (a syscall) per side. */
+    const size_t len = t->trickle ? 64 * 1024 + 4099 : 3 * 1024 * 1024 + 4099;
     g_autofree uint8_t *data = pattern(len, 7);
     g_autofree uint8_t *got = g_malloc0(len);
     g_autoptr(GError) err = NULL;
@@ -383,8 +433,8 @@ static void test_positioned(gconstpointer opaque)
     iov[0] = (struct iovec){ buf, sizeof(buf) };
     n = io_channel_preadv(ioc, iov, 1, len - 10, &err);
     g_assert_no_error(err);
-    g_assert_cmpint(n, ==, 10);
-    g_assert_true(memcmp(buf, data + len - 10, 10) == 0);
+    g_assert_cmpint(n, ==, t->trickle ? 1 : 10);
+    g_assert_true(memcmp(buf, data + len - 10, n) == 0);
     /* ...and the _all helper fails, naming the offset where data ran out. */
     g_assert_false(io_channel_pread_all(ioc, buf, sizeof(buf), len - 10, &err));
     g_assert_nonnull(err);
@@ -436,6 +486,24 @@ static void check_not_seekable(IOChannel *ioc)
     g_assert_cmpstr(err->message, ==, "Requested channel is not seekable");
 }
 
+/* Kinds that store no bytes refuse size and truncate by name. */
+static void check_no_size(IOChannel *ioc)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *no_size = g_strdup_printf("Channel '%s' does not support size",
+                                               ioc->name);
+    g_autofree char *no_trunc = g_strdup_printf("Channel '%s' does not support truncate",
+                                                ioc->name);
+
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, no_size);
+    g_clear_error(&err);
+    errno = 0;
+    g_assert_false(io_channel_truncate(ioc, 0, &err));
+    g_assert_cmpint(errno, ==, ENOTSUP);
+    g_assert_cmpstr(err->message, ==, no_trunc);
+}
+
 static void test_not_seekable(gconstpointer opaque)
 {
     const Transport *t = opaque;
@@ -446,8 +514,66 @@ static void test_not_seekable(gconstpointer opaque)
 
     check_not_seekable(job.ioc);
     check_not_seekable(r);
+    check_no_size(job.ioc);
+    check_no_size(r);
     finish_write(&job, thread);
     io_channel_unref(r);
+    ctx_free(c);
+}
+
+/*
+ * Kinds that store bytes: size follows writes and truncate, truncate
+ * zero-fills when it grows, and neither moves the stream cursor.
+ */
+static void test_size(gconstpointer opaque)
+{
+    const Transport *t = opaque;
+    Ctx *c = ctx_new(t);
+    g_autoptr(IOChannel) ioc = t->rw(c);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *bad_len = g_strdup_printf(
+        "Unable to truncate '%s' to -1 bytes: Invalid argument", ioc->name);
+    g_autofree char *closed = g_strdup_printf("Channel '%s' is closed", ioc->name);
+    const uint8_t zero[96] = { 0 };
+    uint8_t buf[100];
+
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(io_channel_write_all(ioc, "0123456789", 10, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 10);
+    g_assert_true(io_channel_truncate(ioc, 4, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 4);
+    g_assert_cmpint(io_channel_seek(ioc, 0, SEEK_CUR, &err), ==, 10);
+    g_assert_true(io_channel_truncate(ioc, 100, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+    g_assert_true(io_channel_pread_all(ioc, buf, sizeof(buf), 0, &err));
+    g_assert_no_error(err);
+    g_assert_true(memcmp(buf, "0123", 4) == 0);
+    g_assert_true(memcmp(buf + 4, zero, sizeof(zero)) == 0);
+    /* The cursor was left at 10: the next write lands inside the zeroes. */
+    g_assert_true(io_channel_write_all(ioc, "x", 1, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+    g_assert_true(io_channel_pread_all(ioc, buf, 11, 0, &err));
+    g_assert_true(memcmp(buf, "0123\0\0\0\0\0\0x", 11) == 0);
+    g_assert_no_error(err);
+
+    errno = 0;
+    g_assert_false(io_channel_truncate(ioc, -1, &err));
+    g_assert_cmpint(errno, ==, EINVAL);
+    g_assert_cmpstr(err->message, ==, bad_len);
+    g_clear_error(&err);
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+
+    /* Closed: refused before reaching the kind (and a stale fd). */
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, closed);
+    g_clear_error(&err);
+    errno = 0;
+    g_assert_false(io_channel_truncate(ioc, 0, &err));
+    g_assert_cmpint(errno, ==, EBADF);
+    g_assert_cmpstr(err->message, ==, closed);
     ctx_free(c);
 }
 
@@ -469,6 +595,12 @@ static void test_file_on_pipe(void)
     g_assert_no_error(err);
     g_assert_true(memcmp(buf, "abc", 3) == 0);
     g_assert_cmpint(io_channel_get_fd(r), ==, fds[0]);
+    /* The file kind has size and truncate; a pipe has no size to give. */
+    g_assert_cmpint(io_channel_size(r, &err), ==, -1);
+    g_assert_cmpstr(err->message, ==, "Unable to get the size of 'pipe-r': not a regular file");
+    g_clear_error(&err);
+    g_assert_false(io_channel_truncate(w, 0, &err));
+    g_assert_cmpstr(err->message, ==, "Unable to truncate 'pipe-w' to 0 bytes: Invalid argument");
 }
 
 static void test_file_errors(void)
@@ -511,30 +643,6 @@ static void test_file_errors(void)
     io_channel_unref(g_steal_pointer(&ioc));
     unlink(path);
     rmdir(dir);
-}
-
-/* DIRECT_IO is read from the fd's flags, not assumed from the path. */
-static void test_file_direct_io_feature(void)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *tmpl = g_build_filename("/var/tmp", "test-io-dio-XXXXXX", NULL);
-    int fd = g_mkstemp(tmpl);
-    g_autoptr(IOChannel) plain = NULL;
-    g_autoptr(IOChannel) direct = NULL;
-
-    g_assert_cmpint(fd, >=, 0);
-    close(fd);
-    plain = io_channel_file_open(tmpl, O_RDWR, 0, &err);
-    g_assert_no_error(err);
-    g_assert_false(io_channel_has_feature(plain, IO_CHANNEL_FEATURE_DIRECT_IO));
-    g_assert_true(io_channel_has_feature(plain, IO_CHANNEL_FEATURE_SEEKABLE));
-    direct = io_channel_file_open(tmpl, O_RDWR | O_DIRECT, 0, &err);
-    unlink(tmpl);
-    if (!direct) {
-        g_test_skip(err->message);
-        return;
-    }
-    g_assert_true(io_channel_has_feature(direct, IO_CHANNEL_FEATURE_DIRECT_IO));
 }
 
 static void test_fd_passing(void)
@@ -761,6 +869,65 @@ static void test_command_no_fd_leak(void)
     rmdir(dir);
 }
 
+/* stdin/stdout style: the channel has its own fd; closing it keeps ours. */
+static void test_file_new_dup(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) w = NULL;
+    g_autofree char *want = NULL;
+    int fds[2];
+    char c;
+
+    g_assert_cmpint(pipe(fds), ==, 0);
+    w = io_channel_file_new_dup(fds[1], "stdout", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(io_channel_get_fd(w), !=, fds[1]);
+    g_assert_true(fcntl(io_channel_get_fd(w), F_GETFD) & FD_CLOEXEC);
+    g_assert_true(io_channel_write_all(w, "a", 1, &err));
+    g_assert_true(io_channel_close(w, &err));
+    g_assert_cmpint(write(fds[1], "b", 1), ==, 1);
+    g_assert_cmpint(read(fds[0], &c, 1), ==, 1);
+    g_assert_cmpint(c, ==, 'a');
+    g_assert_cmpint(read(fds[0], &c, 1), ==, 1);
+    g_assert_cmpint(c, ==, 'b');
+    close(fds[0]);
+    close(fds[1]);
+    g_assert_null(io_channel_file_new_dup(fds[1], "gone", &err));
+    want = g_strdup_printf("Unable to duplicate file descriptor %d for 'gone': "
+                           "Bad file descriptor", fds[1]);
+    g_assert_cmpstr(err->message, ==, want);
+}
+
+/* An fd from outside gets the kind it really is. */
+static void test_new_fd(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) sock = NULL;
+    g_autoptr(IOChannel) pipe_r = NULL;
+    int sv[2], fds[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    g_assert_cmpint(pipe(fds), ==, 0);
+    sock = io_channel_new_fd(sv[0], "sock", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(sock->ops->kind, ==, "socket");
+    g_assert_true(io_channel_has_feature(sock, IO_CHANNEL_FEATURE_FD_PASS));
+    pipe_r = io_channel_new_fd(fds[0], "pipe", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(pipe_r->ops->kind, ==, "file");
+    g_assert_false(io_channel_has_feature(pipe_r, IO_CHANNEL_FEATURE_SEEKABLE));
+    close(sv[1]);
+    close(fds[1]);
+    /* A closed number: refused, nothing taken over. */
+    g_assert_null(io_channel_new_fd(fds[1], "gone", &err));
+    {
+        g_autofree char *want = g_strdup_printf(
+            "Unable to stat file descriptor %d for 'gone': Bad file descriptor", fds[1]);
+
+        g_assert_cmpstr(err->message, ==, want);
+    }
+}
+
 static void test_buffer_data(void)
 {
     g_autoptr(IOChannel) ioc = io_channel_buffer_new(0);
@@ -780,6 +947,37 @@ static void test_buffer_data(void)
     g_assert_true(memcmp(data, "hello there!", 12) == 0);
     g_assert_cmpint(io_channel_get_fd(ioc), ==, -1);
     g_assert_true(io_channel_shutdown(ioc, &err));      /* unsupported: no-op */
+}
+
+/* The wrapper really moves one byte per call, from the first non-empty element. */
+static void test_trickle_one_byte(void)
+{
+    IOChannel *inner = io_channel_buffer_new(0);
+    g_autoptr(IOChannel) ioc = io_channel_trickle_new(io_channel_ref(inner));
+    g_autoptr(GError) err = NULL;
+    char a[] = "ab", b[] = "cd", got[4] = { 0 };
+    struct iovec iov[3] = { { a, 0 }, { a, 2 }, { b, 2 } };
+    size_t len;
+
+    g_assert_cmpstr(ioc->name, ==, inner->name);
+    g_assert_cmpuint(ioc->features, ==, inner->features);
+    g_assert_cmpint(io_channel_writev(ioc, iov, 3, &err), ==, 1);
+    g_assert_cmpint(io_channel_pwritev(ioc, &iov[2], 1, 1, &err), ==, 1);
+    g_assert_cmpint(io_channel_writev(ioc, iov, 1, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_true(memcmp(io_channel_buffer_data(inner, &len), "ac", 2) == 0);
+    g_assert_cmpuint(len, ==, 2);
+    iov[1] = (struct iovec){ got, 3 };
+    g_assert_cmpint(io_channel_preadv(ioc, &iov[1], 1, 1, &err), ==, 1);
+    g_assert_cmpint(io_channel_seek(ioc, 0, SEEK_SET, &err), ==, 0);
+    iov[1] = (struct iovec){ got + 1, 2 };
+    g_assert_cmpint(io_channel_readv(ioc, &iov[1], 1, &err), ==, 1);
+    g_assert_no_error(err);
+    g_assert_cmpstr(got, ==, "ca");
+    /* Closing the wrapper closes the channel it wraps. */
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_true(inner->closed);
+    io_channel_unref(inner);
 }
 
 static void test_refcount(void)
@@ -808,10 +1006,15 @@ int main(int argc, char **argv)
         g_test_add_data_func(rt, t, test_round_trip);
         g_test_add_data_func(eof, t, test_eof);
         g_test_add_data_func(pos, t, t->seekable ? test_positioned : test_not_seekable);
+        if (t->seekable) {
+            g_autofree char *size = g_strdup_printf("/io/channel/%s/size", t->name);
+
+            g_test_add_data_func(size, t, test_size);
+        }
     }
     g_test_add_func("/io/channel/file/on-pipe", test_file_on_pipe);
     g_test_add_func("/io/channel/file/errors", test_file_errors);
-    g_test_add_func("/io/channel/file/direct-io-feature", test_file_direct_io_feature);
+    g_test_add_func("/io/channel/file/new-dup", test_file_new_dup);
     g_test_add_func("/io/channel/unix/fd-passing", test_fd_passing);
     g_test_add_func("/io/channel/unix/epipe", test_socket_epipe);
     g_test_add_func("/io/channel/tcp/shutdown", test_socket_shutdown);
@@ -820,7 +1023,9 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/command/exit-status", test_command_exit_status);
     g_test_add_func("/io/channel/command/broken-pipe", test_command_broken_pipe);
     g_test_add_func("/io/channel/command/no-fd-leak", test_command_no_fd_leak);
+    g_test_add_func("/io/channel/new-fd", test_new_fd);
     g_test_add_func("/io/channel/buffer/data", test_buffer_data);
+    g_test_add_func("/io/channel/trickle/one-byte", test_trickle_one_byte);
     g_test_add_func("/io/channel/refcount", test_refcount);
     return g_test_run();
 }

@@ -1,0 +1,185 @@
+/*
+ * The socket transports: "unix:PATH" and "tcp:HOST:PORT" (HOST may be a
+ * bracketed IPv6 address; ",options" after the port are ignored), or a
+ * channels address of transport "socket".  Outgoing connects; incoming
+ * listens, and migration.c accepts on the main loop.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "transport.h"
+#include "util/error.h"
+
+/* "host:port" with optional [v6] brackets and trailing ",options" */
+static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
+{
+    g_autofree char *s = g_strdup(spec);
+    char *comma = strchr(s, ',');
+    char *colon;
+
+    if (comma) {
+        *comma = 0;
+    }
+    if (s[0] == '[') {
+        char *end = strchr(s, ']');
+
+        if (!end || end[1] != ':') {
+            error_setg(errp, "error parsing IPv6 address '%s'", spec);
+            return false;
+        }
+        *end = 0;
+        out->host = g_strdup(s + 1);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon) {
+            error_setg(errp, "error parsing address '%s'", spec);
+            return false;
+        }
+        out->host = g_strndup(s, colon - s);
+    }
+    out->port = g_strdup(colon + 1);
+    if (!*out->port) {
+        error_setg(errp, "error parsing address '%s': missing port", spec);
+        return false;
+    }
+    out->kind = TRANSPORT_SOCKET;
+    out->sock_type = g_strdup("inet");
+    return true;
+}
+
+static bool parse_unix(const char *spec, MigAddr *out, GError **errp)
+{
+    out->kind = TRANSPORT_SOCKET;
+    out->sock_type = g_strdup("unix");
+    out->path = g_strdup(spec);
+    if (!*out->path) {
+        error_setg(errp, "unix: URI has an empty socket path");
+        return false;
+    }
+    return true;
+}
+
+static bool socket_parse_uri(const char *scheme, const char *spec, MigAddr *out,
+                             GError **errp)
+{
+    return !strcmp(scheme, "unix:") ? parse_unix(spec, out, errp)
+                                    : parse_inet(spec, out, errp);
+}
+
+/*
+ * QMP spells an fd as a socket address of type "fd"; it becomes an fd:
+ * address (TRANSPORT_FD), which the fd transport opens.
+ */
+static bool socket_parse_channel(JsonObject *addr, MigAddr *out, GError **errp)
+{
+    const char *type = json_object_get_string_member(addr, "type");
+
+    out->kind = TRANSPORT_SOCKET;
+    out->sock_type = g_strdup(type);
+    if (!strcmp(type, "inet")) {
+        out->host = g_strdup(json_object_get_string_member(addr, "host"));
+        out->port = g_strdup(json_object_get_string_member(addr, "port"));
+    } else if (!strcmp(type, "unix")) {
+        out->path = g_strdup(json_object_get_string_member(addr, "path"));
+    } else if (!strcmp(type, "fd")) {
+        out->kind = TRANSPORT_FD;
+        out->fdname = g_strdup(json_object_get_string_member(addr, "str"));
+    } else {
+        error_setg(errp, "socket address type '%s' is not supported", type);
+        return false;
+    }
+    return true;
+}
+
+static bool is_unix(const MigAddr *a)
+{
+    return !strcmp(a->sock_type, "unix");
+}
+
+static char *socket_describe(const MigAddr *a)
+{
+    if (is_unix(a)) {
+        return g_strdup_printf("unix:%s", a->path);
+    }
+    return g_strdup_printf("tcp:%s:%s", a->host, a->port);
+}
+
+static IOChannel *socket_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+{
+    if (is_unix(a)) {
+        return io_channel_socket_connect_unix(a->path, errp);
+    }
+    return io_channel_socket_connect_tcp(a->host, a->port, errp);
+}
+
+/* No channel yet: *listen_fd is what migration.c accepts on. */
+static IOChannel *socket_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+                                       GError **errp)
+{
+    if (is_unix(a)) {
+        *listen_fd = io_socket_listen_unix(a->path, errp);
+    } else {
+        *listen_fd = io_socket_listen_tcp(a->host, a->port, errp);
+    }
+    return NULL;
+}
+
+/* The bound address, so that a "port 0" listener reports its real port. */
+static void inet_bound_address(int listen_fd, char host[INET6_ADDRSTRLEN], int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
+        *port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+static JsonArray *socket_listen_address(const MigAddr *a, int listen_fd)
+{
+    JsonArray *arr = json_array_new();
+    JsonObject *o = json_object_new();
+
+    if (is_unix(a)) {
+        json_object_set_string_member(o, "type", "unix");
+        json_object_set_string_member(o, "path", a->path);
+    } else {
+        char host[INET6_ADDRSTRLEN] = "";
+        int port = 0;
+        g_autofree char *p = NULL;
+
+        inet_bound_address(listen_fd, host, &port);
+        p = g_strdup_printf("%d", port);
+        json_object_set_string_member(o, "type", "inet");
+        json_object_set_string_member(o, "host", host);
+        json_object_set_string_member(o, "port", p);
+    }
+    json_array_add_object_element(arr, o);
+    return arr;
+}
+
+const MigTransport mig_transport_socket = {
+    .kind = TRANSPORT_SOCKET,
+    .uri_schemes = (const char *const[]){ "unix:", "tcp:", NULL },
+    .channel_name = "socket",
+    .parse_uri = socket_parse_uri,
+    .parse_channel = socket_parse_channel,
+    .describe = socket_describe,
+    .open_outgoing = socket_open_outgoing,
+    .open_incoming = socket_open_incoming,
+    .listen_address = socket_listen_address,
+};

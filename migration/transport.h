@@ -1,0 +1,45 @@
+/*
+ * Migration transports: one file per transport (file.c, socket.c, exec.c,
+ * fd.c), each defining one MigTransport row.  transport.c holds the table
+ * and the entry points of migration-internal.h: it finds the row for a
+ * URI's scheme or a "channels" address's "transport", and for a parsed
+ * address's kind, and calls it; it never switches on the kind.
+ *
+ *   migration_parse_uri("unix:/x", &a, errp)   -> socket row's parse_uri
+ *   transport_open_outgoing(&a, &start, errp)  -> row of a.kind
+ *
+ * Adding a transport: a new file with its row, its meson line, one line
+ * in the table in transport.c, and its test.
+ */
+#ifndef MIGRATION_TRANSPORT_H
+#define MIGRATION_TRANSPORT_H
+
+#include "migration-internal.h"
+
+typedef struct MigTransport {
+    TransportKind kind;
+    /* URI schemes this row parses ("unix:", "tcp:"), NULL-terminated. */
+    const char *const *uri_schemes;
+    /* Its "transport" value in a "channels" address, or NULL if none. */
+    const char *channel_name;
+    /* scheme: the one that matched; spec: the rest of the URI.  *out is
+     * zeroed; it may be partly filled on failure (mig_addr_clear frees it). */
+    bool (*parse_uri)(const char *scheme, const char *spec, MigAddr *out, GError **errp);
+    bool (*parse_channel)(JsonObject *addr, MigAddr *out, GError **errp);
+    /* A URI that names the address, for messages and query-migrate. */
+    char *(*describe)(const MigAddr *a);
+    /* As transport_open_outgoing / transport_open_incoming; *start and
+     * *listen_fd come in as 0 and -1. */
+    IOChannel *(*open_outgoing)(const MigAddr *a, off_t *start, GError **errp);
+    IOChannel *(*open_incoming)(const MigAddr *a, off_t *start, int *listen_fd,
+                                GError **errp);
+    /* Optional: where an incoming listener is, for query-migrate. */
+    JsonArray *(*listen_address)(const MigAddr *a, int listen_fd);
+} MigTransport;
+
+extern const MigTransport mig_transport_file;     /* file.c */
+extern const MigTransport mig_transport_socket;   /* socket.c: unix:, tcp: */
+extern const MigTransport mig_transport_exec;     /* exec.c */
+extern const MigTransport mig_transport_fd;       /* fd.c */
+
+#endif

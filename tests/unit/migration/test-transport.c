@@ -1,0 +1,501 @@
+/*
+ * Migration transports in process: every URI and "channels" form parses
+ * to the address it names (and back through mig_addr_describe), every
+ * refusal has its exact text, and each transport opens what it should:
+ * file (truncated to the offset, header kept), fd (a dup of an inherited
+ * number, at its position), unix/tcp listeners, exec, and rdma refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "migration/migration-internal.h"
+
+/* --- parsing --- */
+
+typedef struct UriCase {
+    const char *name;
+    const char *uri;
+    const char *described;      /* NULL: refused with error */
+    const char *error;
+} UriCase;
+
+static const UriCase uri_cases[] = {
+    { "file", "file:/tmp/x", "file:/tmp/x,offset=0", NULL },
+    { "file/offset-hex", "file:/tmp/x,offset=0x1000", "file:/tmp/x,offset=4096", NULL },
+    { "file/offset-suffix", "file:/tmp/x,offset=2M", "file:/tmp/x,offset=2097152", NULL },
+    { "file/bad-offset", "file:/tmp/x,offset=0x20M", NULL,
+      "file URI has bad offset 0x20M: Invalid argument" },
+    { "file/empty", "file:", NULL, "file URI has an empty file name" },
+    { "exec", "exec:cat > /dev/null", "exec:cat > /dev/null", NULL },
+    { "exec/empty", "exec:", NULL, "exec: URI has an empty command" },
+    { "unix", "unix:/run/mig.sock", "unix:/run/mig.sock", NULL },
+    { "unix/empty", "unix:", NULL, "unix: URI has an empty socket path" },
+    { "tcp", "tcp:127.0.0.1:4444", "tcp:127.0.0.1:4444", NULL },
+    { "tcp/ipv6", "tcp:[::1]:4444,ipv6=on", "tcp:::1:4444", NULL },
+    { "tcp/ipv6-bad", "tcp:[::1]4444", NULL, "error parsing IPv6 address '[::1]4444'" },
+    { "tcp/no-port", "tcp:localhost", NULL, "error parsing address 'localhost'" },
+    { "tcp/empty-port", "tcp:localhost:", NULL,
+      "error parsing address 'localhost:': missing port" },
+    { "fd", "fd:mig", "fd:mig", NULL },
+    { "fd/empty", "fd:", NULL, "fd: URI has an empty file descriptor name" },
+    { "rdma", "rdma:host:1", "rdma", NULL },
+    { "unknown", "foo:bar", NULL, "unknown migration protocol: foo:bar" },
+};
+
+static void test_parse_uri(gconstpointer opaque)
+{
+    const UriCase *c = opaque;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *described = NULL;
+    MigAddr a;
+    bool ok = migration_parse_uri(c->uri, &a, &err);
+
+    if (c->described) {
+        g_assert_no_error(err);
+        g_assert_true(ok);
+        described = mig_addr_describe(&a);
+        g_assert_cmpstr(described, ==, c->described);
+    } else {
+        g_assert_false(ok);
+        g_assert_cmpstr(err->message, ==, c->error);
+    }
+    mig_addr_clear(&a);
+}
+
+static JsonObject *json_object_parse(const char *text)
+{
+    g_autoptr(JsonParser) p = json_parser_new();
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(json_parser_load_from_data(p, text, -1, &err));
+    g_assert_no_error(err);
+    return json_object_ref(json_node_get_object(json_parser_get_root(p)));
+}
+
+typedef struct ChannelCase {
+    const char *name;
+    const char *addr;           /* JSON of the main channel's "addr" */
+    TransportKind kind;
+    const char *described;      /* NULL: refused with error */
+    const char *error;
+} ChannelCase;
+
+static const ChannelCase channel_cases[] = {
+    { "file", "{'transport': 'file', 'filename': '/tmp/x', 'offset': 512}",
+      TRANSPORT_FILE, "file:/tmp/x,offset=512", NULL },
+    { "exec", "{'transport': 'exec', 'args': ['sh', '-c', 'cat > \"a b\"']}",
+      TRANSPORT_EXEC, "exec:'sh' '-c' 'cat > \"a b\"'", NULL },
+    { "inet", "{'transport': 'socket', 'type': 'inet', 'host': 'h', 'port': '1'}",
+      TRANSPORT_SOCKET, "tcp:h:1", NULL },
+    { "unix", "{'transport': 'socket', 'type': 'unix', 'path': '/s'}",
+      TRANSPORT_SOCKET, "unix:/s", NULL },
+    { "socket-fd", "{'transport': 'socket', 'type': 'fd', 'str': 'mig'}",
+      TRANSPORT_FD, "fd:mig", NULL },
+    { "vsock", "{'transport': 'socket', 'type': 'vsock', 'cid': '3', 'port': '1'}",
+      TRANSPORT_SOCKET, NULL, "socket address type 'vsock' is not supported" },
+    { "rdma", "{'transport': 'rdma', 'host': 'h', 'port': 1}",
+      TRANSPORT_RDMA, "rdma", NULL },
+    { "unknown", "{'transport': 'carrier-pigeon'}",
+      TRANSPORT_FILE, NULL, "unknown migration transport: carrier-pigeon" },
+};
+
+static void test_parse_channel(gconstpointer opaque)
+{
+    const ChannelCase *c = opaque;
+    g_autofree char *text = g_strdup_printf(
+        "{'channels': [{'channel-type': 'main', 'addr': %s}]}", c->addr);
+    g_autoptr(JsonObject) args = json_object_parse(text);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *described = NULL;
+    MigAddr a;
+    bool ok = migration_parse_address_args(args, true, &a, &err);
+
+    if (c->described) {
+        g_assert_no_error(err);
+        g_assert_true(ok);
+        g_assert_cmpint(a.kind, ==, c->kind);
+        described = mig_addr_describe(&a);
+        g_assert_cmpstr(described, ==, c->described);
+    } else {
+        g_assert_false(ok);
+        g_assert_cmpstr(err->message, ==, c->error);
+    }
+    mig_addr_clear(&a);
+}
+
+static void check_args_refused(const char *text, bool incoming, const char *want)
+{
+    g_autoptr(JsonObject) args = json_object_parse(text);
+    g_autoptr(GError) err = NULL;
+    MigAddr a;
+
+    g_assert_false(migration_parse_address_args(args, incoming, &a, &err));
+    g_assert_cmpstr(err->message, ==, want);
+    mig_addr_clear(&a);
+}
+
+static void test_parse_args_refused(void)
+{
+    const char *file = "{'transport': 'file', 'filename': '/x', 'offset': 0}";
+    g_autofree char *both = g_strdup_printf(
+        "{'uri': 'file:/x', 'channels': [{'channel-type': 'main', 'addr': %s}]}", file);
+    g_autofree char *two = g_strdup_printf(
+        "{'channels': [{'channel-type': 'main', 'addr': %s},"
+        " {'channel-type': 'main', 'addr': %s}]}", file, file);
+    g_autofree char *multifd = g_strdup_printf(
+        "{'channels': [{'channel-type': 'multifd', 'addr': %s}]}", file);
+
+    check_args_refused("{}", false, "need either 'uri' or 'channels' argument");
+    check_args_refused(both, false, "need either 'uri' or 'channels' argument");
+    check_args_refused(two, true, "Channel list must have only one entry, for type 'main'");
+    check_args_refused(two, false, "Channel list has more than one main entry");
+    check_args_refused(multifd, true,
+                       "Channel list must have only one entry, for type 'main'");
+    check_args_refused(multifd, false, "Channel type 'multifd' is not supported by mapram");
+    check_args_refused("{'channels': []}", false, "Channel list has no main entry");
+}
+
+/* --- opening --- */
+
+static char *tmp_dir(void)
+{
+    g_autoptr(GError) err = NULL;
+    char *dir = g_dir_make_tmp("test-transport-XXXXXX", &err);
+
+    g_assert_no_error(err);
+    return dir;
+}
+
+static void parse(const char *uri, MigAddr *a)
+{
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(migration_parse_uri(uri, a, &err));
+    g_assert_no_error(err);
+}
+
+/* The bytes before the offset are kept; the stream starts there. */
+static void test_file_outgoing(void)
+{
+    g_autofree char *dir = tmp_dir();
+    g_autofree char *path = g_build_filename(dir, "img", NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s,offset=0x1000", path);
+    g_autofree char *header = g_strnfill(0x3000, 'h');
+    g_autofree char *contents = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) ioc = NULL;
+    MigAddr a;
+    off_t start = -1;
+    gsize len;
+
+    g_assert_true(g_file_set_contents(path, header, 0x3000, &err));
+    parse(uri, &a);
+    ioc = transport_open_outgoing(&a, &start, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(start, ==, 0x1000);
+    g_assert_cmpstr(ioc->name, ==, "migration-file-outgoing");
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 0x1000);
+    g_assert_true(io_channel_write_all(ioc, "QEVM", 4, &err));
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_no_error(err);
+    g_assert_true(g_file_get_contents(path, &contents, &len, &err));
+    g_assert_cmpuint(len, ==, 0x1004);
+    g_assert_true(memcmp(contents, header, 0x1000) == 0);
+    g_assert_true(memcmp(contents + 0x1000, "QEVM", 4) == 0);
+    mig_addr_clear(&a);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A device cannot be truncated: QEMU's text, with the errno. */
+static void test_file_outgoing_no_truncate(void)
+{
+    g_autoptr(GError) err = NULL;
+    MigAddr a;
+    off_t start = -1;
+
+    parse("file:/dev/null,offset=0x1000", &a);
+    g_assert_null(transport_open_outgoing(&a, &start, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "failed to truncate migration file to offset 1000: Invalid argument");
+    mig_addr_clear(&a);
+}
+
+static void test_file_incoming(void)
+{
+    g_autofree char *dir = tmp_dir();
+    g_autofree char *path = g_build_filename(dir, "img", NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s,offset=6", path);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) ioc = NULL;
+    MigAddr a;
+    off_t start = -1;
+    int listen_fd = 0;
+    char buf[4];
+
+    g_assert_true(g_file_set_contents(path, "headerQEVM", 10, &err));
+    parse(uri, &a);
+    ioc = transport_open_incoming(&a, &start, &listen_fd, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(start, ==, 6);
+    g_assert_cmpint(listen_fd, ==, -1);
+    g_assert_cmpstr(ioc->name, ==, "migration-file-incoming");
+    g_assert_true(io_channel_read_all(ioc, buf, 4, &err));
+    g_assert_true(memcmp(buf, "QEVM", 4) == 0);
+    mig_addr_clear(&a);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A FIFO is refused where QEMU's lseek() would refuse it, with its text. */
+static void test_file_incoming_fifo(void)
+{
+    g_autofree char *dir = tmp_dir();
+    g_autofree char *path = g_build_filename(dir, "fifo", NULL);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autoptr(GError) err = NULL;
+    MigAddr a;
+    off_t start;
+    int listen_fd, writer;
+
+    g_assert_cmpint(mkfifo(path, 0600), ==, 0);
+    writer = open(path, O_RDWR);        /* so that opening for reading won't block */
+    g_assert_cmpint(writer, >=, 0);
+    parse(uri, &a);
+    g_assert_null(transport_open_incoming(&a, &start, &listen_fd, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Unable to seek to offset 0 whence 0 in file: Illegal seek");
+    mig_addr_clear(&a);
+    close(writer);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* An inherited fd number: the channel works on a dup, from its position. */
+static void test_fd_number(void)
+{
+    g_autofree char *dir = tmp_dir();
+    g_autofree char *path = g_build_filename(dir, "img", NULL);
+    g_autofree char *uri = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) ioc = NULL;
+    MigAddr a;
+    off_t start = -1;
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, "header", 6), ==, 6);
+    uri = g_strdup_printf("fd:%d", fd);
+    parse(uri, &a);
+    ioc = transport_open_outgoing(&a, &start, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(start, ==, 6);
+    g_assert_cmpstr(ioc->ops->kind, ==, "file");
+    g_assert_cmpint(io_channel_get_fd(ioc), !=, fd);
+    g_assert_true(fcntl(io_channel_get_fd(ioc), F_GETFD) & FD_CLOEXEC);
+    g_assert_true(io_channel_close(ioc, &err));
+    /* Ours is still open. */
+    g_assert_cmpint(fcntl(fd, F_GETFD), >=, 0);
+    close(fd);
+    mig_addr_clear(&a);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_fd_socket(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) ioc = NULL;
+    g_autofree char *uri = NULL;
+    MigAddr a;
+    off_t start = -1;
+    int listen_fd = 0;
+    int sv[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    uri = g_strdup_printf("fd:%d", sv[0]);
+    parse(uri, &a);
+    ioc = transport_open_incoming(&a, &start, &listen_fd, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(start, ==, 0);
+    g_assert_cmpstr(ioc->ops->kind, ==, "socket");
+    close(sv[0]);
+    close(sv[1]);
+    mig_addr_clear(&a);
+}
+
+static void test_fd_not_found(void)
+{
+    g_autoptr(GError) err = NULL;
+    int fd = open("/dev/null", O_RDONLY);
+    g_autofree char *closed = NULL;
+    g_autofree char *want = NULL;
+    MigAddr a;
+    off_t start;
+
+    parse("fd:nosuch", &a);
+    g_assert_null(transport_open_outgoing(&a, &start, &err));
+    g_assert_cmpstr(err->message, ==, "File descriptor named 'nosuch' has not been found");
+    g_clear_error(&err);
+    mig_addr_clear(&a);
+
+    close(fd);
+    closed = g_strdup_printf("fd:%d", fd);
+    parse(closed, &a);
+    g_assert_null(transport_open_outgoing(&a, &start, &err));
+    want = g_strdup_printf("File descriptor named '%d' has not been found", fd);
+    g_assert_cmpstr(err->message, ==, want);
+    mig_addr_clear(&a);
+}
+
+static void test_unix_listen(void)
+{
+    g_autofree char *dir = tmp_dir();
+    g_autofree char *path = g_build_filename(dir, "sock", NULL);
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonArray) where = NULL;
+    g_autoptr(IOChannel) client = NULL;
+    JsonObject *o;
+    MigAddr a;
+    off_t start = -1;
+    int listen_fd = -1;
+
+    parse(uri, &a);
+    g_assert_null(transport_open_incoming(&a, &start, &listen_fd, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(listen_fd, >=, 0);
+    where = transport_listen_address(&a, listen_fd);
+    g_assert_cmpuint(json_array_get_length(where), ==, 1);
+    o = json_array_get_object_element(where, 0);
+    g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "unix");
+    g_assert_cmpstr(json_object_get_string_member(o, "path"), ==, path);
+    client = transport_open_outgoing(&a, &start, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(client->ops->kind, ==, "socket");
+    close(listen_fd);
+    mig_addr_clear(&a);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Port 0 listens on a free port, and query-migrate reports the real one. */
+static void test_tcp_listen(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonArray) where = NULL;
+    g_autoptr(IOChannel) client = NULL;
+    g_autofree char *uri = NULL;
+    JsonObject *o;
+    MigAddr a, b;
+    off_t start;
+    int listen_fd = -1;
+
+    parse("tcp:127.0.0.1:0", &a);
+    g_assert_null(transport_open_incoming(&a, &start, &listen_fd, &err));
+    g_assert_no_error(err);
+    where = transport_listen_address(&a, listen_fd);
+    o = json_array_get_object_element(where, 0);
+    g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "inet");
+    g_assert_cmpstr(json_object_get_string_member(o, "host"), ==, "127.0.0.1");
+    g_assert_cmpint(atoi(json_object_get_string_member(o, "port")), ==,
+                    io_socket_get_port(listen_fd));
+    uri = g_strdup_printf("tcp:127.0.0.1:%s", json_object_get_string_member(o, "port"));
+    parse(uri, &b);
+    client = transport_open_outgoing(&b, &start, &err);
+    g_assert_no_error(err);
+    close(listen_fd);
+    mig_addr_clear(&a);
+    mig_addr_clear(&b);
+}
+
+static void test_exec(void)
+{
+    g_autofree char *dir = tmp_dir();
+    g_autofree char *path = g_build_filename(dir, "out", NULL);
+    g_autofree char *q = g_shell_quote(path);
+    g_autofree char *out_uri = g_strdup_printf("exec:cat > %s", q);
+    g_autofree char *in_uri = g_strdup_printf("exec:cat %s", q);
+    g_autoptr(GError) err = NULL;
+    IOChannel *ioc;
+    MigAddr a;
+    off_t start = -1;
+    int listen_fd = 0;
+    char buf[4];
+
+    parse(out_uri, &a);
+    ioc = transport_open_outgoing(&a, &start, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(start, ==, 0);
+    g_assert_true(io_channel_write_all(ioc, "QEVM", 4, &err));
+    g_assert_true(io_channel_close(ioc, &err));
+    io_channel_unref(ioc);
+    mig_addr_clear(&a);
+
+    parse(in_uri, &a);
+    ioc = transport_open_incoming(&a, &start, &listen_fd, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(listen_fd, ==, -1);
+    g_assert_true(io_channel_read_all(ioc, buf, 4, &err));
+    g_assert_true(memcmp(buf, "QEVM", 4) == 0);
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_no_error(err);
+    io_channel_unref(ioc);
+    mig_addr_clear(&a);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_rdma_refused(void)
+{
+    g_autoptr(GError) err = NULL;
+    MigAddr a;
+    off_t start;
+    int listen_fd;
+
+    parse("rdma:host:1", &a);
+    g_assert_cmpint(a.kind, ==, TRANSPORT_RDMA);
+    g_assert_null(transport_open_outgoing(&a, &start, &err));
+    g_assert_cmpstr(err->message, ==, "RDMA is not supported by mapram");
+    g_clear_error(&err);
+    g_assert_null(transport_open_incoming(&a, &start, &listen_fd, &err));
+    g_assert_cmpstr(err->message, ==, "RDMA is not supported by mapram");
+    g_assert_cmpint(listen_fd, ==, -1);
+    mig_addr_clear(&a);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(uri_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/migration/transport/uri/%s",
+                                                uri_cases[i].name);
+
+        g_test_add_data_func(name, &uri_cases[i], test_parse_uri);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(channel_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/migration/transport/channels/%s",
+                                                channel_cases[i].name);
+
+        g_test_add_data_func(name, &channel_cases[i], test_parse_channel);
+    }
+    g_test_add_func("/migration/transport/args/refused", test_parse_args_refused);
+    g_test_add_func("/migration/transport/file/outgoing", test_file_outgoing);
+    g_test_add_func("/migration/transport/file/outgoing-no-truncate",
+                    test_file_outgoing_no_truncate);
+    g_test_add_func("/migration/transport/file/incoming", test_file_incoming);
+    g_test_add_func("/migration/transport/file/incoming-fifo", test_file_incoming_fifo);
+    g_test_add_func("/migration/transport/fd/number", test_fd_number);
+    g_test_add_func("/migration/transport/fd/socket", test_fd_socket);
+    g_test_add_func("/migration/transport/fd/not-found", test_fd_not_found);
+    g_test_add_func("/migration/transport/unix/listen", test_unix_listen);
+    g_test_add_func("/migration/transport/tcp/listen", test_tcp_listen);
+    g_test_add_func("/migration/transport/exec/round-trip", test_exec);
+    g_test_add_func("/migration/transport/rdma/refused", test_rdma_refused);
+    return g_test_run();
+}
