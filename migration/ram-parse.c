@@ -48,10 +48,9 @@ static bool parse_block_list(QEMUFile *f, uint64_t total, RamParseState *s,
     s->total = total;
     while (sum < total) {
         char idstr[256];
+        uint64_t len;
         off_t at = qemu_file_tell(f);
-        qemu_get_counted_string(f, idstr);
-        uint64_t len = qemu_get_be64(f);
-        if (!qemu_file_propagate_error(f, errp)) {
+        if (!qemu_get_counted_string(f, idstr, errp) || !qemu_get_be64(f, &len, errp)) {
             return false;
         }
         if (!idstr[0] || len == 0 || len % RAM_PAGE_SIZE || sum + len > total) {
@@ -96,8 +95,8 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
 {
     for (;;) {
         off_t at = qemu_file_tell(f);
-        uint64_t v = qemu_get_be64(f);
-        if (!qemu_file_propagate_error(f, errp)) {
+        uint64_t v;
+        if (!qemu_get_be64(f, &v, errp)) {
             return false;
         }
         unsigned flags = v & (RAM_PAGE_SIZE - 1);
@@ -134,12 +133,12 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
             }
         } else if (flags & (RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_XBZRLE)) {
             char idstr[256];
-            qemu_get_counted_string(f, idstr);
+            if (!qemu_get_counted_string(f, idstr, errp)) {
+                return false;
+            }
             idx = lookup_block(s, idstr);
             if (idx < 0) {
-                if (qemu_file_propagate_error(f, errp)) {
-                    error_setg(errp, "Can't find block %s (offset %lld)", idstr, (long long)at);
-                }
+                error_setg(errp, "Can't find block %s (offset %lld)", idstr, (long long)at);
                 return false;
             }
         }
@@ -163,25 +162,22 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
         }
         s->last_block = idx;
         if (kind == RAM_SAVE_FLAG_ZERO) {
-            uint8_t ch = qemu_get_byte(f);
-            if (ch != 0 && !qemu_file_has_error(f)) {
+            uint8_t ch;
+            if (!qemu_get_byte(f, &ch, errp)) {
+                return false;
+            }
+            if (ch != 0) {
                 error_setg(errp, "Found a zero page with value %d (offset %lld)", ch,
                            (long long)at);
                 return false;
             }
-            if (!qemu_file_propagate_error(f, errp) ||
-                !sink->page(opaque, idx, addr, true, errp)) {
+            if (!sink->page(opaque, idx, addr, true, errp)) {
                 return false;
             }
         } else {
             uint8_t *dest = sink->page_dest(opaque, idx, addr, errp);
-            if (!dest || !qemu_get_buffer(f, dest, RAM_PAGE_SIZE)) {
-                if (dest) {
-                    qemu_file_propagate_error(f, errp);
-                }
-                return false;
-            }
-            if (!sink->page(opaque, idx, addr, false, errp)) {
+            if (!dest || !qemu_get_buffer(f, dest, RAM_PAGE_SIZE, errp) ||
+                !sink->page(opaque, idx, addr, false, errp)) {
                 return false;
             }
         }

@@ -116,7 +116,11 @@ static bool w_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
     w->sections++;
     w->last_header_offset = si->header_offset;
     if (si->type == QEMU_VM_SECTION_FULL && !strcmp(si->idstr, "dev")) {
-        g_assert_cmphex(qemu_get_be32(f), ==, 0xfeedf00d);
+        uint32_t body;
+        if (!qemu_get_be32(f, &body, errp)) {
+            return false;
+        }
+        g_assert_cmphex(body, ==, 0xfeedf00d);
     }
     return true;
 }
