@@ -102,8 +102,7 @@ bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,
         return false;
     }
     if (h->version == 0) {
-        error_setg(errp, "mapped-ram header of ramblock %s at offset %lld has version 0",
-                   idstr, (long long)at);
+        error_setg(errp, "mapped-ram header of ramblock %s has version 0", idstr);
         return false;
     }
     if (h->page_size != 4096) {

@@ -49,13 +49,12 @@ static bool parse_block_list(QEMUFile *f, uint64_t total, RamParseState *s,
     while (sum < total) {
         char idstr[256];
         uint64_t len;
-        off_t at = qemu_file_tell(f);
         if (!qemu_get_counted_string(f, idstr, errp) || !qemu_get_be64(f, &len, errp)) {
             return false;
         }
         if (!idstr[0] || len == 0 || len % RAM_PAGE_SIZE || sum + len > total) {
-            error_setg(errp, "Bad RAM block record '%s' (length 0x%llx) at offset %lld",
-                       idstr, (unsigned long long)len, (long long)at);
+            error_setg(errp, "Bad RAM block record '%s' (length 0x%llx)",
+                       idstr, (unsigned long long)len);
             return false;
         }
         unsigned idx = s->block_names->len;
@@ -94,7 +93,6 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
                        const RamSink *sink, void *opaque, GError **errp)
 {
     for (;;) {
-        off_t at = qemu_file_tell(f);
         uint64_t v;
         if (!qemu_get_be64(f, &v, errp)) {
             return false;
@@ -105,8 +103,7 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
         if (flags & RAM_SAVE_FLAG_MEM_SIZE) {
             if (flags != RAM_SAVE_FLAG_MEM_SIZE || section_type != QEMU_VM_SECTION_START ||
                 s->block_names->len) {
-                error_setg(errp, "Unexpected RAM block list (flags 0x%x) at offset %lld",
-                           flags, (long long)at);
+                error_setg(errp, "Unexpected RAM block list (flags 0x%x)", flags);
                 return false;
             }
             if (!parse_block_list(f, addr, s, sink, opaque, errp)) {
@@ -118,7 +115,7 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
             return true;
         }
         if (s->mapped_ram) {
-            error_setg(errp, "Unexpected RAM flags: %d (offset %lld)", flags, (long long)at);
+            error_setg(errp, "Unexpected RAM flags: %d", flags);
             return false;
         }
         if (flags == RAM_SAVE_FLAG_MULTIFD_FLUSH) {
@@ -127,8 +124,7 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
         int idx = s->last_block;
         if (flags & RAM_SAVE_FLAG_CONTINUE) {
             if (idx < 0) {
-                error_setg(errp, "Ack, bad migration stream! (CONTINUE without a block "
-                           "at offset %lld)", (long long)at);
+                error_setg(errp, "Ack, bad migration stream! (CONTINUE without a block)");
                 return false;
             }
         } else if (flags & (RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_XBZRLE)) {
@@ -138,26 +134,23 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
             }
             idx = lookup_block(s, idstr);
             if (idx < 0) {
-                error_setg(errp, "Can't find block %s (offset %lld)", idstr, (long long)at);
+                error_setg(errp, "Can't find block %s", idstr);
                 return false;
             }
         }
         unsigned kind = flags & ~RAM_SAVE_FLAG_CONTINUE;
         if (kind == RAM_SAVE_FLAG_XBZRLE) {
-            error_setg(errp, "XBZRLE pages are not supported (record at offset %lld)",
-                       (long long)at);
+            error_setg(errp, "XBZRLE pages are not supported");
             return false;
         }
         if (kind != RAM_SAVE_FLAG_ZERO && kind != RAM_SAVE_FLAG_PAGE) {
-            error_setg(errp, "Unknown combination of migration flags: 0x%x (offset %lld)",
-                       flags, (long long)at);
+            error_setg(errp, "Unknown combination of migration flags: 0x%x", flags);
             return false;
         }
         uint64_t blen = g_array_index(s->block_lengths, uint64_t, idx);
         if (addr >= blen) {
-            error_setg(errp, "Illegal RAM offset 0x%llx in block %s (offset %lld)",
-                       (unsigned long long)addr,
-                       (char *)g_ptr_array_index(s->block_names, idx), (long long)at);
+            error_setg(errp, "Illegal RAM offset 0x%llx in block %s", (unsigned long long)addr,
+                       (char *)g_ptr_array_index(s->block_names, idx));
             return false;
         }
         s->last_block = idx;
@@ -167,8 +160,7 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
                 return false;
             }
             if (ch != 0) {
-                error_setg(errp, "Found a zero page with value %d (offset %lld)", ch,
-                           (long long)at);
+                error_setg(errp, "Found a zero page with value %d", ch);
                 return false;
             }
             if (!sink->page(opaque, idx, addr, true, errp)) {

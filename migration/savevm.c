@@ -148,15 +148,14 @@ static bool peek_config_subsection(QEMUFile *f, char name[256])
     return g_str_has_prefix(name, "configuration");
 }
 
-static bool get_config_caps(QEMUFile *f, StreamConfig *c, off_t at, GError **errp)
+static bool get_config_caps(QEMUFile *f, StreamConfig *c, GError **errp)
 {
     uint32_t n;
     if (!qemu_get_be32(f, &n, errp)) {
         return false;
     }
     if (n > 64) {
-        error_setg(errp, "configuration: implausible capability count %u at offset %lld",
-                   n, (long long)at);
+        error_setg(errp, "implausible capability count %u", n);
         return false;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -173,13 +172,12 @@ static bool get_config_caps(QEMUFile *f, StreamConfig *c, off_t at, GError **err
 static bool get_config_subsection(QEMUFile *f, StreamConfig *c, const char *name,
                                   GError **errp)
 {
-    off_t at = qemu_file_tell(f);
     uint32_t ver;
     if (!qemu_file_skip(f, 2 + strlen(name), errp) || !qemu_get_be32(f, &ver, errp)) {
         return false;
     }
     if (ver != 1) {
-        error_setg(errp, "configuration: subsection '%s' version %u is not supported", name, ver);
+        error_setg(errp, "subsection '%s' version %u is not supported", name, ver);
         return false;
     }
     if (strcmp(name, CONF_SUB_PAGE_BITS) == 0) {
@@ -187,14 +185,13 @@ static bool get_config_subsection(QEMUFile *f, StreamConfig *c, const char *name
         return qemu_get_be32(f, &c->page_bits, errp);
     }
     if (strcmp(name, CONF_SUB_CAPS) == 0) {
-        return get_config_caps(f, c, at, errp);
+        return get_config_caps(f, c, errp);
     }
     if (strcmp(name, CONF_SUB_UUID) == 0) {
         c->has_uuid = true;
         return qemu_get_buffer(f, c->uuid, 16, errp);
     }
-    error_setg(errp, "configuration: unknown subsection '%s' at offset %lld",
-               name, (long long)at);
+    error_setg(errp, "unknown subsection '%s'", name);
     return false;
 }
 
@@ -218,8 +215,7 @@ bool savevm_get_configuration(QEMUFile *f, StreamConfig *c, GError **errp)
         return false;
     }
     if (len > 255) {
-        error_setg(errp, "Machine type name too long (%u bytes) at offset %lld", len,
-                   (long long)qemu_file_tell(f) - 4);
+        error_setg(errp, "Machine type name too long (%u bytes)", len);
         return false;
     }
     if (!qemu_get_buffer(f, c->machine, len, errp)) {
@@ -271,7 +267,6 @@ void savevm_put_command(QEMUFile *f, uint16_t cmd, const void *data, uint16_t le
 
 static bool check_footer(QEMUFile *f, const SectionInfo *si, GError **errp)
 {
-    off_t at = qemu_file_tell(f);
     uint8_t mark;
     uint32_t id;
 
@@ -279,8 +274,8 @@ static bool check_footer(QEMUFile *f, const SectionInfo *si, GError **errp)
         return false;
     }
     if (mark != QEMU_VM_SECTION_FOOTER) {
-        error_setg(errp, "Section footer error, section_id: %u: Missing section footer for %s "
-                   "(offset %lld)", si->section_id, si->idstr, (long long)at);
+        error_setg(errp, "Section footer error, section_id: %u: Missing section footer for %s",
+                   si->section_id, si->idstr);
         return false;
     }
     if (!qemu_get_be32(f, &id, errp)) {
@@ -288,8 +283,8 @@ static bool check_footer(QEMUFile *f, const SectionInfo *si, GError **errp)
     }
     if (id != si->section_id) {
         error_setg(errp, "Section footer error, section_id: %u: Mismatched section id in footer "
-                   "for %s - read 0x%x expected 0x%x (offset %lld)", si->section_id, si->idstr,
-                   id, si->section_id, (long long)at);
+                   "for %s - read 0x%x expected 0x%x", si->section_id, si->idstr,
+                   id, si->section_id);
         return false;
     }
     return true;
@@ -303,7 +298,7 @@ static bool read_full_header(QEMUFile *f, SectionInfo *si, GError **errp)
         return false;
     }
     if (idstr[0] == 0) {
-        error_setg(errp, "Empty section name at offset %lld", (long long)si->header_offset);
+        error_setg(errp, "Empty section name");
         return false;
     }
     g_strlcpy(si->idstr, idstr, sizeof(si->idstr));
@@ -352,16 +347,14 @@ static bool read_vmdesc(Walker *w, GError **errp)
         return true;                      /* suppress-vmdesc: nothing follows */
     }
     if (b != QEMU_VM_VMDESCRIPTION) {
-        error_setg(errp, "Expected vmdescription section, but got %d at offset %lld",
-                   b, (long long)qemu_file_tell(w->f));
+        error_setg(errp, "Expected vmdescription section, but got %d", b);
         return false;
     }
     if (!qemu_file_skip(w->f, 1, errp) || !qemu_get_be32(w->f, &len, errp)) {
         return false;
     }
     if (len > 64 * 1024 * 1024) {
-        error_setg(errp, "vmdescription of %u bytes is implausible (offset %lld)",
-                   len, (long long)qemu_file_tell(w->f) - 4);
+        error_setg(errp, "vmdescription of %u bytes is implausible", len);
         return false;
     }
     g_autofree char *json = g_malloc(len + 1);
@@ -399,8 +392,7 @@ static bool read_section_header(Walker *w, SectionInfo *si, GError **errp)
     }
     SectionInfo *st = g_hash_table_lookup(w->started, GUINT_TO_POINTER(si->section_id));
     if (!st) {
-        error_setg(errp, "Unknown savevm section %u at offset %lld",
-                   si->section_id, (long long)si->header_offset);
+        error_setg(errp, "Unknown savevm section %u", si->section_id);
         return false;
     }
     memcpy(si->idstr, st->idstr, sizeof(si->idstr));
@@ -443,29 +435,78 @@ static bool walk_record(Walker *w, SectionInfo *si, bool *eof, GError **errp)
         *eof = true;
         return !w->v->eof || w->v->eof(w->opaque, w->f, errp);
     default:
-        error_setg(errp, "Unknown savevm section type %d at offset %lld", si->type,
-                   (long long)si->header_offset);
+        error_setg(errp, "Unknown savevm section type %d", si->type);
         return false;
     }
 }
 
+static void prefix_offset(GError **errp, const char *what, off_t at)
+{
+    g_prefix_error(errp, "%s at offset %lld: ", what, (long long)at);
+}
+
+/* A record's failure, named as far as the record was parsed. */
+static void prefix_record(GError **errp, const SectionInfo *si)
+{
+    g_autofree char *what = NULL;
+
+    switch (si->type) {
+    case QEMU_VM_SECTION_START:
+    case QEMU_VM_SECTION_PART:
+    case QEMU_VM_SECTION_END:
+    case QEMU_VM_SECTION_FULL:
+        what = si->idstr[0] ?
+            g_strdup_printf("%s section '%s' (id %u)", savevm_section_type_name(si->type),
+                            si->idstr, si->section_id) :
+            g_strdup_printf("%s section", savevm_section_type_name(si->type));
+        break;
+    case QEMU_VM_COMMAND:
+        what = g_strdup("Command");
+        break;
+    default:
+        what = g_strdup("Record");
+        break;
+    }
+    prefix_offset(errp, what, si->header_offset);
+}
+
+/*
+ * Failures get where they happened from here, once: the header, the
+ * configuration, each record or the vmdesc, with the offset it starts at.
+ */
 bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
                         bool want_vmdesc, GError **errp)
 {
     g_autoptr(GHashTable) started = g_hash_table_new_full(g_direct_hash, g_direct_equal,
                                                           NULL, g_free);
     Walker w = { .f = f, .v = v, .opaque = opaque, .started = started };
+    off_t at = qemu_file_tell(f);
 
-    if (!read_header(f, errp) || !walk_configuration(&w, errp)) {
+    if (!read_header(f, errp)) {
+        prefix_offset(errp, "Stream header", at);
+        return false;
+    }
+    at = qemu_file_tell(f);
+    if (!walk_configuration(&w, errp)) {
+        prefix_offset(errp, "Configuration", at);
         return false;
     }
     for (bool eof = false; !eof; ) {
         SectionInfo si = { .header_offset = qemu_file_tell(f) };
-        if (!qemu_get_byte(f, &si.type, errp) || !walk_record(&w, &si, &eof, errp)) {
+        if (!qemu_get_byte(f, &si.type, errp)) {
+            return false;               /* the end, or a read error: both name the offset */
+        }
+        if (!walk_record(&w, &si, &eof, errp)) {
+            prefix_record(errp, &si);
             return false;
         }
     }
-    return !want_vmdesc || read_vmdesc(&w, errp);
+    at = qemu_file_tell(f);
+    if (want_vmdesc && !read_vmdesc(&w, errp)) {
+        prefix_offset(errp, "VM description", at);
+        return false;
+    }
+    return true;
 }
 
 /* A record may start here: a section type that parses, or EOF. */
@@ -520,17 +561,14 @@ bool savevm_skip_unknown_body(QEMUFile *f, const SectionInfo *si, GByteArray *ou
             return true;
         }
         if (!qemu_get_byte(f, &b, errp)) {
-            g_prefix_error(errp, "Section '%s' (id %u) starting at offset %lld has no footer "
-                           "before the end of the stream: ", si->idstr, si->section_id,
-                           (long long)si->header_offset);
+            g_prefix_error(errp, "No section footer found: ");
             return false;
         }
         if (out) {
             g_byte_array_append(out, &b, 1);
         }
         if (qemu_file_tell(f) - start > 256 * 1024 * 1024) {
-            error_setg(errp, "Section '%s' at offset %lld is larger than 256 MiB",
-                       si->idstr, (long long)si->header_offset);
+            error_setg(errp, "No section footer within 256 MiB");
             return false;
         }
     }

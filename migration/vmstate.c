@@ -209,8 +209,7 @@ static bool subsections_load(QEMUFile *f, const VMStateDescription *vmsd, void *
         }
         const VMStateDescription *sub = find_subsection(vmsd, name);
         if (!sub) {
-            error_setg(errp, "VM subsection '%s' in '%s' does not exist (offset %lld)",
-                       name, vmsd->name, (long long)qemu_file_tell(f));
+            error_setg(errp, "VM subsection '%s' in '%s' does not exist", name, vmsd->name);
             return false;
         }
         uint32_t version;
