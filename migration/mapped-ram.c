@@ -89,11 +89,10 @@ bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,
     uint8_t raw[MAPPED_RAM_HDR_SIZE];
     off_t at = qemu_file_tell(f);
 
-    if (!qemu_get_buffer(f, raw, sizeof(raw))) {
-        g_autoptr(GError) err = qemu_file_get_error_copy(f);
-        error_setg(errp, "Could not read whole mapped-ram migration header "
-                   "(expected %d, got fewer bytes) at offset %lld: %s",
-                   MAPPED_RAM_HDR_SIZE, (long long)at, err ? err->message : "");
+    size_t got = qemu_peek_buffer(f, raw, sizeof(raw), 0);
+    if (!qemu_get_buffer(f, raw, sizeof(raw), errp)) {
+        g_prefix_error(errp, "Could not read whole mapped-ram migration header "
+                       "(expected %d, got %zu): ", MAPPED_RAM_HDR_SIZE, got);
         return false;
     }
     mapped_ram_header_decode(raw, h);
@@ -103,8 +102,7 @@ bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,
         return false;
     }
     if (h->version == 0) {
-        error_setg(errp, "mapped-ram header of ramblock %s at offset %lld has version 0",
-                   idstr, (long long)at);
+        error_setg(errp, "mapped-ram header of ramblock %s has version 0", idstr);
         return false;
     }
     if (h->page_size != 4096) {

@@ -4,7 +4,6 @@
 #include "qemu-file.h"
 #include "util/error.h"
 #include <string.h>
-#include <stdarg.h>
 
 #define IO_BUF_SIZE   (64 * 1024)
 #define MAX_IOV       512
@@ -22,7 +21,7 @@ struct QEMUFile {
     size_t iov_bytes;         /* total queued in iov */
     size_t buf_flushed;       /* output: first byte of buf not yet in iov */
     bool eof;
-    GError *err;              /* latched first error */
+    GError *err;              /* output only: the first write error */
 };
 
 static QEMUFile *qemu_file_new(IOChannel *ioc, off_t start, bool writable)
@@ -40,7 +39,8 @@ QEMUFile *qemu_file_new_input(IOChannel *ioc, off_t start_offset)
 { return qemu_file_new(ioc, start_offset, false); }
 IOChannel *qemu_file_get_ioc(QEMUFile *f) { return f->ioc; }
 
-void qemu_file_set_error(QEMUFile *f, GError *err)
+/* Writer only: the first error latches, later ones are dropped. */
+static void qemu_file_set_error(QEMUFile *f, GError *err)
 {
     if (!f->err) {
         f->err = err;
@@ -49,20 +49,15 @@ void qemu_file_set_error(QEMUFile *f, GError *err)
     }
 }
 
-void qemu_file_set_error_msg(QEMUFile *f, const char *fmt, ...)
+bool qemu_file_has_error(QEMUFile *f)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    qemu_file_set_error(f, g_error_new_literal(MAPRAM_ERROR, 0, msg));
+    g_assert(f->is_writable);
+    return f->err != NULL;
 }
-
-bool qemu_file_has_error(QEMUFile *f) { return f->err != NULL; }
-GError *qemu_file_get_error_copy(QEMUFile *f) { return f->err ? g_error_copy(f->err) : NULL; }
 
 bool qemu_file_propagate_error(QEMUFile *f, GError **errp)
 {
+    g_assert(f->is_writable);
     if (!f->err) {
         return true;
     }
@@ -196,12 +191,16 @@ void qemu_put_counted_string(QEMUFile *f, const char *s)
 
 /* ---- input ---- */
 
-/* Make at least `want` bytes available in buf (fewer only at EOF or error). */
-static size_t fill_buffer(QEMUFile *f, size_t want)
+/*
+ * Make want (<= IO_BUF_SIZE) bytes available in buf: false at the end of
+ * the stream, naming the offset where it ends, or on a read error.
+ */
+static bool fill_buffer(QEMUFile *f, size_t want, GError **errp)
 {
     size_t avail = f->buf_size - f->buf_index;
-    if (avail >= want || f->err) {
-        return avail;
+    g_assert(want <= IO_BUF_SIZE);
+    if (avail >= want) {
+        return true;
     }
     if (f->buf_index > 0) {
         memmove(f->buf, f->buf + f->buf_index, avail);
@@ -210,94 +209,112 @@ static size_t fill_buffer(QEMUFile *f, size_t want)
         f->buf_size = avail;
     }
     while (f->buf_size < want && !f->eof) {
-        GError *err = NULL;
         struct iovec iov = { f->buf + f->buf_size, IO_BUF_SIZE - f->buf_size };
-        ssize_t n = io_channel_readv(f->ioc, &iov, 1, &err);
+        ssize_t n = io_channel_readv(f->ioc, &iov, 1, errp);
         if (n < 0) {
-            g_prefix_error(&err, "Unable to read from %s at offset %lld: ",
+            g_prefix_error(errp, "Unable to read from %s at offset %lld: ",
                            f->ioc->name ? f->ioc->name : "channel",
                            (long long)(f->base + f->buf_size));
-            qemu_file_set_error(f, err);
-            break;
+            return false;
         }
-        if (n == 0) {
-            f->eof = true;
-            break;
-        }
+        f->eof = n == 0;
         f->buf_size += n;
     }
-    return f->buf_size - f->buf_index;
-}
-
-static void set_eof_error(QEMUFile *f)
-{
-    if (!f->err) {
-        qemu_file_set_error_msg(f, "Unexpected end of stream at offset %lld",
-                                (long long)qemu_file_tell(f));
+    if (f->buf_size < want) {
+        error_setg(errp, "Unexpected end of stream at offset %lld",
+                   (long long)(f->base + f->buf_size));
+        return false;
     }
+    return true;
 }
 
-bool qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
+/* Move the read position len (available) bytes on. */
+static void consume(QEMUFile *f, size_t len)
+{
+    f->buf_index += len;
+    f->transferred += len;
+}
+
+bool qemu_get_buffer(QEMUFile *f, void *buf, size_t len, GError **errp)
 {
     uint8_t *p = buf;
     while (len) {
-        if (f->err) {
-            memset(p, 0, len);
+        size_t n = MIN(len, (size_t)IO_BUF_SIZE);
+        if (!fill_buffer(f, n, errp)) {
             return false;
         }
-        size_t avail = fill_buffer(f, MIN(len, (size_t)IO_BUF_SIZE));
-        if (avail == 0) {
-            set_eof_error(f);
-            continue;
-        }
-        size_t n = MIN(avail, len);
         memcpy(p, f->buf + f->buf_index, n);
-        f->buf_index += n;
-        f->transferred += n;
+        consume(f, n);
         p += n;
         len -= n;
     }
     return true;
 }
 
-uint8_t qemu_get_byte(QEMUFile *f)
+bool qemu_file_skip(QEMUFile *f, size_t len, GError **errp)
 {
-    uint8_t v = 0;
-    qemu_get_buffer(f, &v, 1);
-    return v;
+    while (len) {
+        size_t n = MIN(len, (size_t)IO_BUF_SIZE);
+        if (!fill_buffer(f, n, errp)) {
+            return false;
+        }
+        consume(f, n);
+        len -= n;
+    }
+    return true;
 }
 
-uint16_t qemu_get_be16(QEMUFile *f)
+bool qemu_get_byte(QEMUFile *f, uint8_t *v, GError **errp)
+{
+    return qemu_get_buffer(f, v, 1, errp);
+}
+
+bool qemu_get_be16(QEMUFile *f, uint16_t *v, GError **errp)
 {
     uint8_t b[2];
-    qemu_get_buffer(f, b, 2);
-    return (uint16_t)b[0] << 8 | b[1];
+    if (!qemu_get_buffer(f, b, 2, errp)) {
+        return false;
+    }
+    *v = (uint16_t)b[0] << 8 | b[1];
+    return true;
 }
 
-uint32_t qemu_get_be32(QEMUFile *f)
+bool qemu_get_be32(QEMUFile *f, uint32_t *v, GError **errp)
 {
     uint8_t b[4];
-    qemu_get_buffer(f, b, 4);
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    if (!qemu_get_buffer(f, b, 4, errp)) {
+        return false;
+    }
+    *v = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return true;
 }
 
-uint64_t qemu_get_be64(QEMUFile *f)
+bool qemu_get_be64(QEMUFile *f, uint64_t *v, GError **errp)
 {
-    uint64_t hi = qemu_get_be32(f);
-    return hi << 32 | qemu_get_be32(f);
+    uint8_t b[8];
+    if (!qemu_get_buffer(f, b, 8, errp)) {
+        return false;
+    }
+    *v = 0;
+    for (int i = 0; i < 8; i++) {
+        *v = *v << 8 | b[i];
+    }
+    return true;
 }
 
-bool qemu_get_counted_string(QEMUFile *f, char buf[256])
+bool qemu_get_counted_string(QEMUFile *f, char buf[256], GError **errp)
 {
-    uint8_t len = qemu_get_byte(f);
-    bool ok = qemu_get_buffer(f, buf, len);
-    buf[ok ? len : 0] = 0;
-    return ok;
+    uint8_t len;
+    if (!qemu_get_byte(f, &len, errp) || !qemu_get_buffer(f, buf, len, errp)) {
+        return false;
+    }
+    buf[len] = 0;
+    return true;
 }
 
 int qemu_peek_byte(QEMUFile *f, size_t ahead)
 {
-    if (fill_buffer(f, ahead + 1) < ahead + 1) {
+    if (!fill_buffer(f, ahead + 1, NULL)) {
         return -1;
     }
     return f->buf[f->buf_index + ahead];
@@ -306,7 +323,8 @@ int qemu_peek_byte(QEMUFile *f, size_t ahead)
 size_t qemu_peek_buffer(QEMUFile *f, void *buf, size_t len, size_t ahead)
 {
     g_assert(len + ahead <= IO_BUF_SIZE);
-    size_t avail = fill_buffer(f, ahead + len);
+    fill_buffer(f, ahead + len, NULL);
+    size_t avail = f->buf_size - f->buf_index;
     if (avail <= ahead) {
         return 0;
     }
@@ -315,22 +333,9 @@ size_t qemu_peek_buffer(QEMUFile *f, void *buf, size_t len, size_t ahead)
     return n;
 }
 
-bool qemu_file_skip(QEMUFile *f, size_t len)
-{
-    uint8_t tmp[4096];
-    while (len) {
-        size_t n = MIN(len, sizeof(tmp));
-        if (!qemu_get_buffer(f, tmp, n)) {
-            return false;
-        }
-        len -= n;
-    }
-    return true;
-}
-
 bool qemu_file_at_eof(QEMUFile *f)
 {
-    return fill_buffer(f, 1) == 0 && !f->err;
+    return !fill_buffer(f, 1, NULL) && f->eof;
 }
 
 /* ---- positions ---- */
@@ -350,15 +355,12 @@ bool qemu_file_set_offset(QEMUFile *f, off_t off, GError **errp)
     if (f->is_writable && !qemu_fflush(f)) {
         return qemu_file_propagate_error(f, errp);
     }
-    if (f->err) {
-        return qemu_file_propagate_error(f, errp);
-    }
     GError *err = NULL;
     if (io_channel_seek(f->ioc, off, SEEK_SET, &err) < 0) {
-        if (errp) {
-            *errp = g_error_copy(err);
+        if (f->is_writable) {
+            qemu_file_set_error(f, g_error_copy(err));
         }
-        qemu_file_set_error(f, err);
+        g_propagate_error(errp, err);
         return false;
     }
     f->base = off;
@@ -369,10 +371,11 @@ bool qemu_file_set_offset(QEMUFile *f, off_t off, GError **errp)
 
 bool qemu_fclose(QEMUFile *f, GError **errp)
 {
-    qemu_fflush(f);
-    bool ok = qemu_file_propagate_error(f, errp);
-    if (f->err) {
-        g_error_free(f->err);
+    bool ok = true;
+    if (f->is_writable) {
+        qemu_fflush(f);
+        ok = qemu_file_propagate_error(f, errp);
+        g_clear_error(&f->err);
     }
     io_channel_unref(f->ioc);
     g_free(f);

@@ -45,15 +45,13 @@ static bool parse_block_list(QEMUFile *f, uint64_t total, RamParseState *s,
     s->total = total;
     while (sum < total) {
         char idstr[256];
-        off_t at = qemu_file_tell(f);
-        qemu_get_counted_string(f, idstr);
-        uint64_t len = qemu_get_be64(f);
-        if (!qemu_file_propagate_error(f, errp)) {
+        uint64_t len;
+        if (!qemu_get_counted_string(f, idstr, errp) || !qemu_get_be64(f, &len, errp)) {
             return false;
         }
         if (!idstr[0] || len == 0 || len % RAM_PAGE_SIZE || sum + len > total) {
-            error_setg(errp, "Bad RAM block record '%s' (length 0x%llx) at offset %lld",
-                       idstr, (unsigned long long)len, (long long)at);
+            error_setg(errp, "Bad RAM block record '%s' (length 0x%llx)",
+                       idstr, (unsigned long long)len);
             return false;
         }
         unsigned idx = s->block_names->len;
@@ -92,9 +90,8 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
                        const RamSink *sink, void *opaque, GError **errp)
 {
     for (;;) {
-        off_t at = qemu_file_tell(f);
-        uint64_t v = qemu_get_be64(f);
-        if (!qemu_file_propagate_error(f, errp)) {
+        uint64_t v;
+        if (!qemu_get_be64(f, &v, errp)) {
             return false;
         }
         unsigned flags = v & (RAM_PAGE_SIZE - 1);
@@ -103,8 +100,7 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
         if (flags & RAM_SAVE_FLAG_MEM_SIZE) {
             if (flags != RAM_SAVE_FLAG_MEM_SIZE || section_type != QEMU_VM_SECTION_START ||
                 s->block_names->len) {
-                error_setg(errp, "Unexpected RAM block list (flags 0x%x) at offset %lld",
-                           flags, (long long)at);
+                error_setg(errp, "Unexpected RAM block list (flags 0x%x)", flags);
                 return false;
             }
             if (!parse_block_list(f, addr, s, sink, opaque, errp)) {
@@ -116,7 +112,7 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
             return true;
         }
         if (s->mapped_ram) {
-            error_setg(errp, "Unexpected RAM flags: %d (offset %lld)", flags, (long long)at);
+            error_setg(errp, "Unexpected RAM flags: %d", flags);
             return false;
         }
         if (flags == RAM_SAVE_FLAG_MULTIFD_FLUSH) {
@@ -125,60 +121,52 @@ bool ram_parse_section(QEMUFile *f, uint8_t section_type, RamParseState *s,
         int idx = s->last_block;
         if (flags & RAM_SAVE_FLAG_CONTINUE) {
             if (idx < 0) {
-                error_setg(errp, "Ack, bad migration stream! (CONTINUE without a block "
-                           "at offset %lld)", (long long)at);
+                error_setg(errp, "Ack, bad migration stream! (CONTINUE without a block)");
                 return false;
             }
         } else if (flags & (RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_XBZRLE)) {
             char idstr[256];
-            qemu_get_counted_string(f, idstr);
+            if (!qemu_get_counted_string(f, idstr, errp)) {
+                return false;
+            }
             idx = lookup_block(s, idstr);
             if (idx < 0) {
-                if (qemu_file_propagate_error(f, errp)) {
-                    error_setg(errp, "Can't find block %s (offset %lld)", idstr, (long long)at);
-                }
+                error_setg(errp, "Can't find block %s", idstr);
                 return false;
             }
         }
         unsigned kind = flags & ~RAM_SAVE_FLAG_CONTINUE;
         if (kind == RAM_SAVE_FLAG_XBZRLE) {
-            error_setg(errp, "XBZRLE pages are not supported (record at offset %lld)",
-                       (long long)at);
+            error_setg(errp, "XBZRLE pages are not supported");
             return false;
         }
         if (kind != RAM_SAVE_FLAG_ZERO && kind != RAM_SAVE_FLAG_PAGE) {
-            error_setg(errp, "Unknown combination of migration flags: 0x%x (offset %lld)",
-                       flags, (long long)at);
+            error_setg(errp, "Unknown combination of migration flags: 0x%x", flags);
             return false;
         }
         uint64_t blen = g_array_index(s->block_lengths, uint64_t, idx);
         if (addr >= blen) {
-            error_setg(errp, "Illegal RAM offset 0x%llx in block %s (offset %lld)",
-                       (unsigned long long)addr,
-                       (char *)g_ptr_array_index(s->block_names, idx), (long long)at);
+            error_setg(errp, "Illegal RAM offset 0x%llx in block %s", (unsigned long long)addr,
+                       (char *)g_ptr_array_index(s->block_names, idx));
             return false;
         }
         s->last_block = idx;
         if (kind == RAM_SAVE_FLAG_ZERO) {
-            uint8_t ch = qemu_get_byte(f);
-            if (ch != 0 && !qemu_file_has_error(f)) {
-                error_setg(errp, "Found a zero page with value %d (offset %lld)", ch,
-                           (long long)at);
+            uint8_t ch;
+            if (!qemu_get_byte(f, &ch, errp)) {
                 return false;
             }
-            if (!qemu_file_propagate_error(f, errp) ||
-                !sink->page(opaque, idx, addr, true, errp)) {
+            if (ch != 0) {
+                error_setg(errp, "Found a zero page with value %d", ch);
+                return false;
+            }
+            if (!sink->page(opaque, idx, addr, true, errp)) {
                 return false;
             }
         } else {
             uint8_t *dest = sink->page_dest(opaque, idx, addr, errp);
-            if (!dest || !qemu_get_buffer(f, dest, RAM_PAGE_SIZE)) {
-                if (dest) {
-                    qemu_file_propagate_error(f, errp);
-                }
-                return false;
-            }
-            if (!sink->page(opaque, idx, addr, false, errp)) {
+            if (!dest || !qemu_get_buffer(f, dest, RAM_PAGE_SIZE, errp) ||
+                !sink->page(opaque, idx, addr, false, errp)) {
                 return false;
             }
         }

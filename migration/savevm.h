@@ -75,7 +75,7 @@ typedef struct SectionInfo {
 typedef struct StreamVisitor {
     /* After the configuration section was parsed. */
     bool (*configuration)(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp);
-    /* Consume the body of a section (not its footer). */
+    /* Consume the body of a section (not its footer).  Mandatory. */
     bool (*section)(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp);
     /* After the footer was checked. */
     bool (*section_done)(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp);
@@ -87,9 +87,14 @@ typedef struct StreamVisitor {
 } StreamVisitor;
 
 /*
- * Parse the header, configuration and every section until EOF (and the
- * optional vmdesc).  Errors name the byte offset.  With stop_at_eof the
- * vmdesc is not read (a live incoming stream may end there).
+ * Parse the header, configuration and every section until EOF (and, with
+ * read_vmdesc, the optional vmdesc: a live incoming stream may end at the
+ * EOF).  A failure, the visitor's included, comes back prefixed with what
+ * was being read and where it starts, e.g. "PART section 'ram' (id 2) at
+ * offset 4711: Can't find block pc.ram", "Configuration at offset 8: ...",
+ * "Command at offset 900: ..."; the visitor and the parsers below it name
+ * no stream offsets of their own.  A cut at a record boundary is
+ * "Unexpected end of stream at offset N".
  */
 bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
                         bool read_vmdesc, GError **errp);

@@ -58,29 +58,30 @@ static void put_scalar(QEMUFile *f, const VMStateField *fld, const uint8_t *p)
     }
 }
 
-static bool get_scalar(QEMUFile *f, const VMStateField *fld, uint8_t *p,
-                       const char *vmsd_name, GError **errp)
+static bool get_scalar(QEMUFile *f, const VMStateField *fld, uint8_t *p, GError **errp)
 {
     switch (fld->type) {
     case VMS_TYPE_BOOL: {
-        uint8_t v = qemu_get_byte(f);
-        if (v > 1 && !qemu_file_has_error(f)) {
-            error_setg(errp, "%s: field '%s': invalid bool value %u", vmsd_name, fld->name, v);
+        uint8_t v;
+        if (!qemu_get_byte(f, &v, errp)) {
+            return false;
+        }
+        if (v > 1) {
+            error_setg(errp, "invalid bool value %u", v);
             return false;
         }
         *(bool *)p = v;
-        break;
+        return true;
     }
-    case VMS_TYPE_UINT8: case VMS_TYPE_INT8: *p = qemu_get_byte(f); break;
-    case VMS_TYPE_UINT16: case VMS_TYPE_INT16: *(uint16_t *)p = qemu_get_be16(f); break;
+    case VMS_TYPE_UINT8: case VMS_TYPE_INT8: return qemu_get_byte(f, p, errp);
+    case VMS_TYPE_UINT16: case VMS_TYPE_INT16: return qemu_get_be16(f, (uint16_t *)p, errp);
     case VMS_TYPE_UINT32: case VMS_TYPE_INT32: case VMS_TYPE_UINT32_ARRAY:
-        *(uint32_t *)p = qemu_get_be32(f); break;
-    case VMS_TYPE_UINT64: case VMS_TYPE_INT64: *(uint64_t *)p = qemu_get_be64(f); break;
-    case VMS_TYPE_BUFFER: qemu_get_buffer(f, p, fld->size); break;
-    case VMS_TYPE_UNUSED: qemu_file_skip(f, fld->size); break;
+        return qemu_get_be32(f, (uint32_t *)p, errp);
+    case VMS_TYPE_UINT64: case VMS_TYPE_INT64: return qemu_get_be64(f, (uint64_t *)p, errp);
+    case VMS_TYPE_BUFFER: return qemu_get_buffer(f, p, fld->size, errp);
+    case VMS_TYPE_UNUSED: return qemu_file_skip(f, fld->size, errp);
     default: g_assert_not_reached();
     }
-    return true;
 }
 
 static bool subsections_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
@@ -208,13 +209,12 @@ static bool subsections_load(QEMUFile *f, const VMStateDescription *vmsd, void *
         }
         const VMStateDescription *sub = find_subsection(vmsd, name);
         if (!sub) {
-            error_setg(errp, "VM subsection '%s' in '%s' does not exist (offset %lld)",
-                       name, vmsd->name, (long long)qemu_file_tell(f));
+            error_setg(errp, "VM subsection '%s' in '%s' does not exist", name, vmsd->name);
             return false;
         }
-        qemu_file_skip(f, 2 + len);
-        int version = qemu_get_be32(f);
-        if (!vmstate_load_state(f, sub, opaque, version, errp)) {
+        uint32_t version;
+        if (!qemu_file_skip(f, 2 + len, errp) || !qemu_get_be32(f, &version, errp) ||
+            !vmstate_load_state(f, sub, opaque, version, errp)) {
             return false;
         }
     }
@@ -255,21 +255,15 @@ bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd, void *opaqu
             unsigned n = fld->type == VMS_TYPE_UINT32_ARRAY ? fld->num : 1;
             ok = true;
             for (unsigned i = 0; i < n && ok; i++) {
-                ok = get_scalar(f, fld, p + i * fld->size, vmsd->name, errp);
+                ok = get_scalar(f, fld, p + i * fld->size, errp);
             }
         }
-        if (!ok || qemu_file_has_error(f)) {
-            if (ok) {
-                qemu_file_propagate_error(f, errp);
-            }
+        if (!ok) {
             g_prefix_error(errp, "Failed to load %s:%s: ", vmsd->name, fld->name);
             return false;
         }
     }
     if (!subsections_load(f, vmsd, opaque, errp)) {
-        return false;
-    }
-    if (!qemu_file_propagate_error(f, errp)) {
         return false;
     }
     if (vmsd->post_load) {

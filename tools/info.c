@@ -227,9 +227,6 @@ static bool analyse(Report *r, const char *arg, GError **errp)
         return false;
     }
     bool ok = savevm_walk_stream(f, &report_visitor, r, true, errp);
-    if (!ok && errp && *errp && !strstr((*errp)->message, "offset")) {
-        g_prefix_error(errp, "offset %lld: ", (long long)qemu_file_tell(f));
-    }
     if (ok && !qemu_file_at_eof(f)) {
         g_ptr_array_add(r->problems, g_strdup_printf(
             "offset %lld: %s trailing bytes after the vmdesc", (long long)qemu_file_tell(f),

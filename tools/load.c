@@ -303,9 +303,6 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
         };
         c.pc = page_channels_new(&cfg, errp);
         ok = c.pc && savevm_walk_stream(in, &load_visitor, &c, true, errp);
-        if (!ok && errp && *errp && !strstr((*errp)->message, "offset")) {
-            g_prefix_error(errp, "offset %lld: ", (long long)qemu_file_tell(in));
-        }
     }
     if (c.pc) {
         if (!ok) {

@@ -300,9 +300,6 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     c.progress = progress_new("mapram save", o->progress);
     bool ok = open_output(&c, errp) &&
               savevm_walk_stream(in, &save_visitor, &c, true, errp);
-    if (!ok && errp && *errp && !strstr((*errp)->message, "offset")) {
-        g_prefix_error(errp, "input offset %lld: ", (long long)qemu_file_tell(in));
-    }
     if (c.pc) {
         if (!ok) {
             page_channels_abort(c.pc);

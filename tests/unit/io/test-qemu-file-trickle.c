@@ -45,7 +45,8 @@ static void test_round_trip(void)
 
     in = io_channel_trickle_new(io_channel_buffer_new_data(data, len));
     f = qemu_file_new_input(in, 0);
-    g_assert_true(qemu_get_buffer(f, got, sizeof(got)));
+    g_assert_true(qemu_get_buffer(f, got, sizeof(got), &err));
+    g_assert_no_error(err);
     g_assert_true(memcmp(got, expected, sizeof(expected)) == 0);
     g_assert_true(qemu_file_at_eof(f));
     g_assert_true(qemu_fclose(f, &err));
