@@ -40,12 +40,12 @@ static char *exec_describe(const MigAddr *a)
     return g_strdup_printf("exec:%s", a->command);
 }
 
-static IOChannel *exec_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *exec_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
 {
     return io_channel_command_new_spawn(a->command, O_WRONLY, errp);
 }
 
-static IOChannel *exec_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+static IOChannel *exec_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                      GError **errp)
 {
     return io_channel_command_new_spawn(a->command, O_RDONLY, errp);

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "monitor/qmp.h"
 #include "transport.h"
 #include "util/error.h"
 
@@ -51,17 +50,24 @@ static int fd_dup_number(const char *fdname, GError **errp)
     return fd;
 }
 
-/* The fd named fdname, now the caller's, or -1 + errp. */
-static int fd_take(const char *fdname, GError **errp)
+/*
+ * The fd named fdname, now the caller's, or -1 + errp: one the host holds
+ * under that name (QMP getfd), else an inherited number.  m may be NULL
+ * (no host: numbers only).
+ */
+static int fd_take(Migration *m, const char *fdname, GError **errp)
 {
-    int fd = monitor_get_fd(fdname, NULL);
+    int fd = -1;
 
+    if (m && m->host->get_fd) {
+        fd = m->host->get_fd(m->host_opaque, fdname, NULL);
+    }
     return fd >= 0 ? fd : fd_dup_number(fdname, errp);
 }
 
-static IOChannel *fd_open(const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *fd_open(Migration *m, const MigAddr *a, off_t *start, GError **errp)
 {
-    int fd = fd_take(a->fdname, errp);
+    int fd = fd_take(m, a->fdname, errp);
     IOChannel *ioc;
     off_t pos;
 
@@ -80,10 +86,10 @@ static IOChannel *fd_open(const MigAddr *a, off_t *start, GError **errp)
     return ioc;
 }
 
-static IOChannel *fd_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+static IOChannel *fd_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                    GError **errp)
 {
-    return fd_open(a, start, errp);
+    return fd_open(m, a, start, errp);
 }
 
 /* No channels name: QMP gives an fd as a socket address (socket.c). */

@@ -67,7 +67,7 @@ static bool file_seek_to_offset(IOChannel *ioc, uint64_t offset, GError **errp)
     return io_channel_seek(ioc, offset, SEEK_SET, errp) >= 0;
 }
 
-static IOChannel *file_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
 {
     g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_WRONLY | O_CREAT,
                                                     0600, errp);
@@ -89,7 +89,7 @@ static IOChannel *file_open_outgoing(const MigAddr *a, off_t *start, GError **er
     return g_steal_pointer(&ioc);
 }
 
-static IOChannel *file_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+static IOChannel *file_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                      GError **errp)
 {
     g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_RDONLY, 0, errp);

@@ -309,7 +309,7 @@ bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
     IncomingRun *run = g_new0(IncomingRun, 1);
     run->s = s;
     run->m = m;
-    s->ioc = transport_open_incoming(&s->addr, &run->start, &s->listen_fd, errp);
+    s->ioc = transport_open_incoming(m, &s->addr, &run->start, &s->listen_fd, errp);
     if (!s->ioc && s->listen_fd < 0) {
         g_free(run);
         state_unref(s);

@@ -56,10 +56,13 @@ bool migration_parse_channels(JsonArray *channels, bool incoming, MigAddr *out, 
 bool migration_parse_address_args(JsonObject *args, bool incoming, MigAddr *out, GError **errp);
 char *mig_addr_describe(const MigAddr *a);
 
-/* Outgoing main channel; *start = channel offset of the stream's first byte. */
-IOChannel *transport_open_outgoing(const MigAddr *a, off_t *start, GError **errp);
+/*
+ * Outgoing main channel; *start = channel offset of the stream's first
+ * byte.  m: whose host resolves fd: names (NULL: inherited numbers only).
+ */
+IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp);
 /* Incoming: file/exec/fd return a channel; sockets return NULL and *listen_fd. */
-IOChannel *transport_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                    GError **errp);
 /* For query-migrate's socket-address on the destination. */
 JsonArray *transport_listen_address(const MigAddr *a, int listen_fd);

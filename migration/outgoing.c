@@ -369,7 +369,7 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
     migration_state_free(m->out);
     MigrationState *s = m->out = state_new(m, addr, g_steal_pointer(&cfg));
     off_t start = 0;
-    s->ioc = transport_open_outgoing(&s->addr, &start, errp);
+    s->ioc = transport_open_outgoing(m, &s->addr, &start, errp);
     if (!s->ioc) {
         /* QEMU reports open failures as a failed migration too */
         qemu_mutex_lock(&s->lock);

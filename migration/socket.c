@@ -107,7 +107,7 @@ static char *socket_describe(const MigAddr *a)
     return g_strdup_printf("tcp:%s:%s", a->host, a->port);
 }
 
-static IOChannel *socket_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *socket_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
 {
     if (is_unix(a)) {
         return io_channel_socket_connect_unix(a->path, errp);
@@ -116,7 +116,7 @@ static IOChannel *socket_open_outgoing(const MigAddr *a, off_t *start, GError **
 }
 
 /* No channel yet: *listen_fd is what migration.c accepts on. */
-static IOChannel *socket_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                        GError **errp)
 {
     if (is_unix(a)) {

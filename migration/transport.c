@@ -27,16 +27,16 @@ static char *rdma_describe(const MigAddr *a)
     return g_strdup("rdma");
 }
 
-static IOChannel *rdma_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *rdma_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
 {
     error_setg(errp, "RDMA is not supported by mapram");
     return NULL;
 }
 
-static IOChannel *rdma_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+static IOChannel *rdma_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                      GError **errp)
 {
-    return rdma_open_outgoing(a, start, errp);
+    return rdma_open_outgoing(m, a, start, errp);
 }
 
 static const MigTransport mig_transport_rdma = {
@@ -168,18 +168,18 @@ char *mig_addr_describe(const MigAddr *a)
     return transport_of(a)->describe(a);
 }
 
-IOChannel *transport_open_outgoing(const MigAddr *a, off_t *start, GError **errp)
+IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
 {
     *start = 0;
-    return transport_of(a)->open_outgoing(a, start, errp);
+    return transport_of(a)->open_outgoing(m, a, start, errp);
 }
 
-IOChannel *transport_open_incoming(const MigAddr *a, off_t *start, int *listen_fd,
+IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                    GError **errp)
 {
     *start = 0;
     *listen_fd = -1;
-    return transport_of(a)->open_incoming(a, start, listen_fd, errp);
+    return transport_of(a)->open_incoming(m, a, start, listen_fd, errp);
 }
 
 JsonArray *transport_listen_address(const MigAddr *a, int listen_fd)

@@ -28,10 +28,11 @@ typedef struct MigTransport {
     bool (*parse_channel)(JsonObject *addr, MigAddr *out, GError **errp);
     /* A URI that names the address, for messages and query-migrate. */
     char *(*describe)(const MigAddr *a);
-    /* As transport_open_outgoing / transport_open_incoming; *start and
-     * *listen_fd come in as 0 and -1. */
-    IOChannel *(*open_outgoing)(const MigAddr *a, off_t *start, GError **errp);
-    IOChannel *(*open_incoming)(const MigAddr *a, off_t *start, int *listen_fd,
+    /* As transport_open_outgoing / transport_open_incoming (m may be NULL:
+     * no host to ask for named fds); *start and *listen_fd come in as 0
+     * and -1. */
+    IOChannel *(*open_outgoing)(Migration *m, const MigAddr *a, off_t *start, GError **errp);
+    IOChannel *(*open_incoming)(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                 GError **errp);
     /* Optional: where an incoming listener is, for query-migrate. */
     JsonArray *(*listen_address)(const MigAddr *a, int listen_fd);
