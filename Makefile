@@ -4,14 +4,16 @@
 #   make            build into build/ (binaries: build/mapram-vm, build/mapram)
 #   make check      build, then run every test; last line "N passed, N failed[, N skipped]"
 #   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make check-tsan the same under ThreadSanitizer (build-tsan/; scripts/tsan.supp lists by-design races)
 #   make demo       save and restore a running VM, and say what happened
 #   make bench      benchmarks (figures only, never a pass/fail on speed)
 #   make clean
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 
-.PHONY: all deps build check check-asan demo bench clean
+.PHONY: all deps build check check-asan check-tsan demo bench clean
 
 all: build
 
@@ -42,6 +44,17 @@ check-asan: deps $(ASAN_BUILD)/build.ninja
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(ASAN_BUILD) --timeout-multiplier 3
 
+$(TSAN_BUILD)/build.ninja:
+	./configure --builddir=$(TSAN_BUILD) --enable-tsan
+
+# Any report fails the test (exitcode 66), but for scripts/tsan.supp.
+check-tsan: deps $(TSAN_BUILD)/build.ninja
+	ninja -C $(TSAN_BUILD)
+	@ln -sfn system/mapram-vm $(TSAN_BUILD)/mapram-vm
+	@ln -sfn tools/mapram $(TSAN_BUILD)/mapram
+	@TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(TSAN_BUILD) --timeout-multiplier 4
+
 demo: build
 	$(BUILD)/mapram demo
 
@@ -49,4 +62,4 @@ bench: build
 	bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
