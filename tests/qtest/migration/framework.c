@@ -183,36 +183,11 @@ void wait_for_serial(const char *side)
 
 void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who)
 {
-    uint8_t last = mem[0];
-    bool hit_edge = false;
-    unsigned bad = 0;
+    g_autoptr(GError) err = NULL;
 
-    g_assert_cmpuint(len % MIG_PAGE_SIZE, ==, 0);
-    for (uint64_t off = MIG_PAGE_SIZE; off < len; off += MIG_PAGE_SIZE) {
-        uint8_t b = mem[off];
-
-        if (b == last) {
-            continue;
-        }
-        if ((uint8_t)(b + 1) == last && !hit_edge) {
-            /* where the guest's increment loop was interrupted */
-            hit_edge = true;
-        } else {
-            bad++;
-            if (bad <= 10) {
-                g_printerr("%s: memory inconsistent at guest 0x%" G_GINT64_MODIFIER
-                           "x: first 0x%02x previous 0x%02x this 0x%02x "
-                           "edge seen %d\n", who,
-                           (guint64)(MIG_TEST_START + off), mem[0], last, b,
-                           hit_edge);
-            }
-        }
-        last = b;
+    if (!ab_pattern_check(mem, MIG_TEST_START, len, &err)) {
+        qtest_fail(NULL, "%s: %s", who, err->message);
     }
-    if (bad > 10) {
-        g_printerr("%s: and %u more inconsistent pages\n", who, bad - 10);
-    }
-    g_assert_cmpuint(bad, ==, 0);
 }
 
 void check_guests_ram(QTestState *who)

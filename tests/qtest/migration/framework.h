@@ -22,11 +22,12 @@
 
 #include "../libqtest.h"
 #include "../migration-helpers.h"
+#include "util/ab-pattern.h"
 
 #include <stdint.h>
 
-#define MIG_TEST_START   (1ULL << 20)
-#define MIG_TEST_END     (100ULL << 20)
+#define MIG_TEST_START   AB_PATTERN_START
+#define MIG_TEST_END     AB_PATTERN_END
 #define MIG_PAGE_SIZE    4096
 #define MIG_FILE_NAME    "migfile"
 #define MIG_OFFSET_MAGIC 0x5145564dU
@@ -103,7 +104,10 @@ void wait_for_serial(const char *side);
 
 /* The ab invariant over [1 MiB, 100 MiB) of @who (stop it first). */
 void check_guests_ram(QTestState *who);
-/* Same on a memory image of that range (for reuse). */
+/*
+ * Same on a memory image of that range: fails the test with
+ * ab_pattern_check()'s message (util/ab-pattern.h), prefixed with @who.
+ */
 void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who);
 
 /* Source after a refused or failed migration: running, RAM intact. */
