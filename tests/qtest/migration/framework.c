@@ -225,6 +225,56 @@ void migrate_end(QTestState *from, QTestState *to, bool test_dest)
     qtest_quit(to);
 }
 
+/*
+ * @desc is @before, a number ("0x" and lower-case hex digits when @hex,
+ * else decimal digits), then @after.
+ */
+static bool msg_has_number(const char *desc, const char *before,
+                           const char *after, bool hex, uint64_t *value)
+{
+    size_t lb = strlen(before), la = strlen(after), ld = strlen(desc);
+    size_t skip = hex ? 2 : 0;
+    const char *num = desc + lb;
+
+    if (ld < lb + skip + 1 + la || strncmp(desc, before, lb) != 0 ||
+        strcmp(desc + ld - la, after) != 0 ||
+        (hex && strncmp(num, "0x", 2) != 0)) {
+        return false;
+    }
+    for (size_t i = skip; i < ld - lb - la; i++) {
+        if (hex ? !g_ascii_isxdigit(num[i]) || g_ascii_isupper(num[i])
+                : !g_ascii_isdigit(num[i])) {
+            return false;
+        }
+    }
+    *value = g_ascii_strtoull(num + skip, NULL, hex ? 16 : 10);
+    return true;
+}
+
+uint64_t assert_msg_hex(const char *desc, const char *before,
+                        const char *after)
+{
+    uint64_t value = 0;
+
+    if (!msg_has_number(desc, before, after, true, &value)) {
+        qtest_fail(NULL, "error '%s' is not '%s0x<hex>%s'", desc, before,
+                   after);
+    }
+    return value;
+}
+
+uint64_t assert_msg_dec(const char *desc, const char *before,
+                        const char *after)
+{
+    uint64_t value = 0;
+
+    if (!msg_has_number(desc, before, after, false, &value)) {
+        qtest_fail(NULL, "error '%s' is not '%s<decimal>%s'", desc, before,
+                   after);
+    }
+    return value;
+}
+
 void assert_source_intact(QTestState *from)
 {
     g_autofree char *st = query_runstate(from);

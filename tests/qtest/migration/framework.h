@@ -110,6 +110,18 @@ void check_guests_ram(QTestState *who);
  */
 void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who);
 
+/*
+ * @desc must be exactly @before, a hex number ("0x1f000"), then @after;
+ * returns the number, for the caller to bound.  Only for messages whose
+ * number depends on timing (which page channel failed first, where a full
+ * disk or a cancel cut a live save): the words are asserted exactly.
+ */
+uint64_t assert_msg_hex(const char *desc, const char *before,
+                        const char *after);
+/* Same with a decimal number. */
+uint64_t assert_msg_dec(const char *desc, const char *before,
+                        const char *after);
+
 /* Source after a refused or failed migration: running, RAM intact. */
 void assert_source_intact(QTestState *from);
 /* A destination that must not have resumed: exited, or not running. */
