@@ -886,25 +886,6 @@ static void test_convert(void)
     ctx_free(c);
 }
 
-/* Does some number (decimal or 0x-hex) in @text lie in [lo, hi]? */
-static bool text_names_offset(const char *text, guint64 lo, guint64 hi)
-{
-    for (const char *p = text; *p; p++) {
-        char *end;
-        guint64 v;
-
-        if (!g_ascii_isdigit(*p) || (p > text && g_ascii_isalnum(p[-1]))) {
-            continue;
-        }
-        v = g_ascii_strtoull(p, &end, 0);
-        if (v >= lo && v <= hi) {
-            return true;
-        }
-        p = end - 1;
-    }
-    return false;
-}
-
 /*
  * (f) The stream is cut off inside the RAM data: mapram save must fail
  * with one line naming the byte offset, leave no file that verify passes,
@@ -913,9 +894,12 @@ static bool text_names_offset(const char *text, guint64 lo, guint64 hi)
 static void test_truncated(void)
 {
     const guint64 cut = (8ull << 20) + 2049;
+    const char *cut_prefix = "mapram save: Unexpected end of stream at offset ";
     Ctx *c = ctx_new("interop-cut", true);
     g_autofree char *file = NULL, *err_path = NULL, *rc_path = NULL;
     g_autofree char *uri = NULL, *err_text = NULL, *rc_text = NULL;
+    g_autofree char *want = NULL;
+    guint64 at = 0;
     g_autofree char *state = NULL;
     g_autoptr(JsonObject) r = NULL;
     gint64 deadline;
@@ -954,13 +938,18 @@ static void test_truncated(void)
                    err_text);
     g_assert_cmpint(atoi(rc_text), !=, 0);
 
-    /* One line, naming an offset at or just before the cut. */
-    g_assert_cmpuint(strlen(err_text), >, 1);
-    g_assert_nonnull(strchr(err_text, '\n'));
-    g_assert_cmpuint(strchr(err_text, '\n') - err_text + 1, ==,
-                     strlen(err_text));
-    g_assert_true(text_names_offset(err_text, cut - 2 * (TARGET_PAGE + 256),
-                                    cut));
+    /*
+     * One line, naming the offset where the stream ran out: at the cut or
+     * at the start of the record it cut (which depends on how many of
+     * the guest's pages were zero, so it is bounded, not fixed).
+     */
+    if (g_str_has_prefix(err_text, cut_prefix)) {
+        at = g_ascii_strtoull(err_text + strlen(cut_prefix), NULL, 10);
+    }
+    want = g_strdup_printf("%s%" G_GUINT64_FORMAT "\n", cut_prefix, at);
+    g_assert_cmpstr(err_text, ==, want);
+    g_assert_cmpuint(at, >=, cut - 2 * (TARGET_PAGE + 256));
+    g_assert_cmpuint(at, <=, cut);
 
     if (g_file_test(file, G_FILE_TEST_EXISTS)) {
         g_auto(ToolRun) v = { 0 };
