@@ -951,13 +951,15 @@ static void test_truncated(void)
     g_assert_cmpuint(at, >=, cut - 2 * (TARGET_PAGE + 256));
     g_assert_cmpuint(at, <=, cut);
 
+    /* What save leaves behind today is an empty file. */
     if (g_file_test(file, G_FILE_TEST_EXISTS)) {
         g_auto(ToolRun) v = { 0 };
+        g_autofree char *verify_err = g_strdup_printf(
+            "mapram verify: %s: Unexpected end of stream at offset 0\n", file);
 
         run_mapram(&v, "verify", file, NULL);
-        g_test_message("verify of the cut file: exit %d: %s", v.status,
-                       v.err);
-        g_assert_cmpint(v.status, !=, 0);
+        g_assert_cmpint(v.status, ==, 1);
+        g_assert_cmpstr(v.err, ==, verify_err);
     }
 
     /* The source guest goes on as before. */
