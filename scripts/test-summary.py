@@ -3,9 +3,11 @@
 
   test-summary.py TESTLOG.json [RETRY-TESTLOG.json]
 
-With a second log (a re-run of the tests that failed in the first), a test
-counts as passed only if its re-run passed; each such test is named as
-flaky above the summary line, so a flake is reported, never hidden.
+With a second log (a re-run of the tests that failed in the first), each
+failed test whose re-run passed is named FLAKY above the summary line, and
+each whose re-run failed too is named FAILED; both count as failed.  A test
+counts as passed only when its first run passed: a pass on the re-run says
+the failure is a race, not that there is none.
   test-summary.py --failed TESTLOG.json   prints the names of failed tests
 """
 import json
@@ -42,10 +44,11 @@ def main(argv):
             skipped += 1
         elif ok(res):
             passed += 1
-        elif name in retry and ok(retry[name]):
-            print(f"FLAKY: {name} failed ({res}) and passed when run again")
-            passed += 1
         else:
+            if name in retry and ok(retry[name]):
+                print(f"FLAKY: {name} failed ({res}) and passed when run again")
+            elif name in retry:
+                print(f"FAILED: {name} failed ({res}) and again ({retry[name]})")
             failed += 1
     tail = f", {skipped} skipped" if skipped else ""
     print(f"{passed} passed, {failed} failed{tail}")

@@ -10,6 +10,7 @@
  */
 #include "mapram-tool.h"
 #include "qmp-client.h"
+#include "util/ab-pattern.h"
 #include "util/cutils.h"
 #include "util/error.h"
 
@@ -25,9 +26,6 @@
 #include <glib/gstdio.h>
 
 #define DEMO_CHANNELS    4
-#define DEMO_AB_START    (1ULL << 20)     /* the ab guest's range */
-#define DEMO_AB_END      (100ULL << 20)
-#define DEMO_PAGE        4096
 #define DEMO_POLL_MS     50               /* query-migrate on the source */
 #define DEMO_PRINT_MS    200              /* a progress line at most this often */
 #define DEMO_START_MS    20000            /* a VM's QMP socket appears */
@@ -291,41 +289,14 @@ static bool wait_for_b(DemoVm *vm, GError **errp)
     }
 }
 
-/*
- * The ab invariant: every page's first byte is equal, but for one step
- * down by 1 where the increment loop was when the guest stopped.
- */
-static bool check_ab(const uint8_t *mem, uint64_t len, const char *who, GError **errp)
-{
-    uint8_t last = mem[0];
-    bool edge = false;
-
-    for (uint64_t off = DEMO_PAGE; off < len; off += DEMO_PAGE) {
-        uint8_t b = mem[off];
-        if (b == last) {
-            continue;
-        }
-        if ((uint8_t)(b + 1) == last && !edge) {
-            edge = true;
-        } else {
-            error_setg(errp, "%s: guest memory inconsistent at 0x%llx: "
-                       "previous page 0x%02x, this 0x%02x", who,
-                       (unsigned long long)(DEMO_AB_START + off), last, b);
-            return false;
-        }
-        last = b;
-    }
-    return true;
-}
-
-/* pmemsave the ab range of a stopped VM and check it. */
+/* pmemsave the ab range of a stopped VM and check it (util/ab-pattern.h). */
 static bool check_guest_memory(Demo *d, DemoVm *vm, GError **errp)
 {
     g_autofree char *dump = g_strdup_printf("%s/%s.pmem", d->workdir, vm->role);
-    uint64_t len = d->check_end - DEMO_AB_START;
+    uint64_t len = d->check_end - AB_PATTERN_START;
     JsonObject *args = json_object_new();
 
-    json_object_set_int_member(args, "val", DEMO_AB_START);
+    json_object_set_int_member(args, "val", AB_PATTERN_START);
     json_object_set_int_member(args, "size", len);
     json_object_set_string_member(args, "filename", dump);
     if (!vm_cmd(vm, "pmemsave", args, errp)) {
@@ -342,13 +313,14 @@ static bool check_guest_memory(Demo *d, DemoVm *vm, GError **errp)
                    (size_t)got, (unsigned long long)len);
         return false;
     }
-    if (!check_ab((const uint8_t *)mem, len, vm->role, errp)) {
+    if (!ab_pattern_check((const uint8_t *)mem, AB_PATTERN_START, len, errp)) {
+        g_prefix_error(errp, "%s: ", vm->role);
         return false;
     }
     say(d, "%s: guest memory checked: ab pattern intact over [1 MiB, %llu MiB) "
         "(%llu pages, first byte 0x%02x)", vm->role,
         (unsigned long long)(d->check_end >> 20),
-        (unsigned long long)(len / DEMO_PAGE), (uint8_t)mem[0]);
+        (unsigned long long)(len / AB_PATTERN_PAGE), (uint8_t)mem[0]);
     return true;
 }
 
@@ -748,7 +720,7 @@ static bool parse_args(Demo *d, int argc, char **argv, GError **errp)
         d->size = g_strdup("1G");
     }
     if (qemu_strtosz_MiB(d->size, NULL, &d->ram_bytes) < 0 ||
-        d->ram_bytes < DEMO_AB_START + 16 * DEMO_PAGE) {
+        d->ram_bytes < AB_PATTERN_START + 16 * AB_PATTERN_PAGE) {
         error_setg(errp, "--size '%s': need a size of at least 2M", d->size);
         return false;
     }
@@ -774,7 +746,8 @@ static bool prepare(Demo *d, GError **errp)
     }
     d->file = g_strdup_printf("%s/mapram-demo-%d.img", d->dir, (int)getpid());
     d->direct_io = probe_o_direct(d->dir);
-    d->check_end = MIN(DEMO_AB_END, d->ram_bytes);
+    /* whole pages: the checker reads one byte per page */
+    d->check_end = MIN(AB_PATTERN_END, d->ram_bytes & ~(AB_PATTERN_PAGE - 1));
     vm_init(d, &d->src, "source", "src");
     vm_init(d, &d->dst, "destination", "dst");
     return true;

@@ -13,6 +13,8 @@
  * of memory taken while the vCPU is stopped has at most one "edge" where
  * the value drops by one.  A restore that loses or misplaces any page breaks
  * that invariant; 'B' on the destination serial proves the vCPU resumed.
+ * The invariant is checked by util/ab-pattern.c, shared with mapram-vm's
+ * own ab guest (system/guest.c): keep the range and page size in step.
  *
  * The loop keeps its state in registers only (no stack, no RAM variables
  * besides the pages themselves), so the migrated CPU state is all it needs.

@@ -10,14 +10,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +54,132 @@ static volatile pid_t children[MAX_CHILDREN];
 static char *harness_dir;
 static unsigned spawn_count;
 
+/*
+ * Temp dirs made by qtest_mkdtemp() and not yet removed by qtest_rmtree():
+ * removed at exit and on a fatal signal (a failed assertion aborts, a
+ * meson timeout sends SIGTERM), so a failed test leaves nothing behind in
+ * /var/tmp but with MAPRAM_TEST_KEEP set.  Slots are written only by the
+ * test thread; the signal handler only reads them.
+ */
+#define MAX_TMPDIRS 64
+static char *volatile tmpdirs[MAX_TMPDIRS];
+static volatile sig_atomic_t keep_tmpdirs;
+static pid_t harness_pid;       /* forked children must not clean up */
+
+/* --- removing a tree, async-signal-safe ------------------------------------ */
+
+#define RMTREE_MAX_DEPTH 16
+
+/*
+ * Remove everything in the directory @dfd (closed here), whose path is
+ * @path (a PATH_MAX buffer, restored before returning).  A file system a
+ * test mounted below (a small tmpfs) is detached, not emptied.  Only
+ * system calls, so that the fatal-signal handler can use it; a fixed
+ * depth, so that it needs no allocation.
+ */
+static void rmtree_fd(int dfd, dev_t dev, int depth, char *path)
+{
+    char buf[4096] __attribute__((aligned(8)));
+    size_t plen = strlen(path);
+    long n;
+
+    while ((n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < n;) {
+            struct linux_dirent64 {
+                uint64_t d_ino;
+                int64_t d_off;
+                unsigned short d_reclen;
+                unsigned char d_type;
+                char d_name[];
+            } *d = (void *)(buf + off);
+            const char *name = d->d_name;
+            size_t nlen = strlen(name);
+            struct stat st;
+
+            off += d->d_reclen;
+            if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) {
+                continue;
+            }
+            if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                continue;
+            }
+            if (!S_ISDIR(st.st_mode)) {
+                unlinkat(dfd, name, 0);
+                continue;
+            }
+            if (plen + 1 + nlen >= PATH_MAX) {
+                continue;
+            }
+            path[plen] = '/';
+            memcpy(path + plen + 1, name, nlen + 1);
+            if (st.st_dev != dev) {
+                umount2(path, MNT_DETACH);
+            } else if (depth < RMTREE_MAX_DEPTH) {
+                int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY |
+                                 O_NOFOLLOW | O_CLOEXEC);
+
+                if (sub >= 0) {
+                    rmtree_fd(sub, dev, depth + 1, path);
+                }
+            }
+            path[plen] = 0;
+            unlinkat(dfd, name, AT_REMOVEDIR);
+        }
+    }
+    close(dfd);
+}
+
+/* rm -rf @path; true when it is gone. */
+static bool rmtree(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    int dfd;
+    struct stat st;
+
+    if (len >= sizeof(buf)) {
+        return false;
+    }
+    dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        return unlink(path) == 0 || errno == ENOENT;
+    }
+    if (fstat(dfd, &st) < 0) {
+        close(dfd);
+        return false;
+    }
+    memcpy(buf, path, len + 1);
+    rmtree_fd(dfd, st.st_dev, 0, buf);
+    return rmdir(path) == 0;
+}
+
+static void say(const char *a, const char *b)
+{
+    ssize_t r;
+
+    r = write(STDERR_FILENO, a, strlen(a));
+    r = write(STDERR_FILENO, b, strlen(b));
+    r = write(STDERR_FILENO, "\n", 1);
+    (void)r;
+}
+
+/* Remove (or, with MAPRAM_TEST_KEEP, name) every temp dir still there. */
+static void remove_tmpdirs(void)
+{
+    for (int i = 0; i < MAX_TMPDIRS; i++) {
+        const char *dir = tmpdirs[i];
+
+        if (!dir) {
+            continue;
+        }
+        if (keep_tmpdirs) {
+            say("libqtest: kept ", dir);
+        } else if (!rmtree(dir)) {
+            say("libqtest: could not remove ", dir);
+        }
+    }
+}
+
 /* --- child bookkeeping and emergency cleanup ----------------------------- */
 
 static void kill_all_children(void)
@@ -62,14 +192,8 @@ static void kill_all_children(void)
     }
 }
 
-static void fatal_signal_handler(int sig)
-{
-    kill_all_children();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void atexit_cleanup(void)
+/* Kill the children and wait for them: then nothing writes to the dirs. */
+static void reap_all_children(void)
 {
     kill_all_children();
     for (int i = 0; i < MAX_CHILDREN; i++) {
@@ -78,9 +202,25 @@ static void atexit_cleanup(void)
             children[i] = 0;
         }
     }
-    if (harness_dir && !g_getenv("MAPRAM_TEST_KEEP")) {
-        qtest_rmtree(harness_dir);
+}
+
+static void fatal_signal_handler(int sig)
+{
+    if (getpid() == harness_pid) {
+        reap_all_children();
+        remove_tmpdirs();
     }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void atexit_cleanup(void)
+{
+    if (getpid() != harness_pid) {
+        return;
+    }
+    reap_all_children();
+    remove_tmpdirs();
 }
 
 static void harness_init_once(void)
@@ -93,6 +233,8 @@ static void harness_init_once(void)
         return;
     }
     done = true;
+    harness_pid = getpid();
+    keep_tmpdirs = g_getenv("MAPRAM_TEST_KEEP") != NULL;
     atexit(atexit_cleanup);
     for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
         struct sigaction sa = { .sa_handler = fatal_signal_handler };
@@ -102,7 +244,6 @@ static void harness_init_once(void)
     }
     /* A peer closing its socket must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
-    harness_dir = qtest_mkdtemp("qtest");
 }
 
 static void child_track(pid_t pid)
@@ -153,7 +294,15 @@ char *qtest_mkdtemp(const char *prefix)
 {
     const char *parent = g_getenv("MAPRAM_TEST_TMPDIR");
     g_autofree char *tmpl = NULL;
+    int slot = 0;
 
+    harness_init_once();
+    while (slot < MAX_TMPDIRS && tmpdirs[slot]) {
+        slot++;
+    }
+    if (slot == MAX_TMPDIRS) {
+        g_error("libqtest: more than %d temp dirs at once", MAX_TMPDIRS);
+    }
     if (!parent || !*parent) {
         parent = "/var/tmp";
     }
@@ -162,33 +311,23 @@ char *qtest_mkdtemp(const char *prefix)
         g_error("libqtest: cannot create temp dir '%s': %s", tmpl,
                 g_strerror(errno));
     }
+    tmpdirs[slot] = g_strdup(tmpl);
     return g_steal_pointer(&tmpl);
 }
 
 void qtest_rmtree(const char *path)
 {
-    g_autoptr(GDir) dir = NULL;
-    const char *name;
-
-    if (!path) {
+    if (!path || !rmtree(path)) {
         return;
     }
-    dir = g_dir_open(path, 0, NULL);
-    if (!dir) {
-        g_unlink(path);
-        return;
-    }
-    while ((name = g_dir_read_name(dir))) {
-        g_autofree char *child = g_build_filename(path, name, NULL);
-        struct stat st;
+    for (int i = 0; i < MAX_TMPDIRS; i++) {
+        char *dir = tmpdirs[i];
 
-        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode)) {
-            qtest_rmtree(child);
-        } else {
-            g_unlink(child);
+        if (dir && !strcmp(dir, path)) {
+            tmpdirs[i] = NULL;      /* before the free: see tmpdirs */
+            g_free(dir);
         }
     }
-    g_rmdir(path);
 }
 
 static gint64 deadline_after_ms(gint64 ms)
@@ -669,6 +808,9 @@ static QTestState *spawn(const char *binary, const char *const *env,
     int argc = 0;
 
     harness_init_once();
+    if (!harness_dir) {
+        harness_dir = qtest_mkdtemp("qtest");
+    }
     if (*args && !g_shell_parse_argv(args, &argc, &argv_user, &err)) {
         g_error("libqtest: cannot split arguments '%s': %s", args,
                 err->message);

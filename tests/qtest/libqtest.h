@@ -28,7 +28,8 @@
  * timeout fails the test with a message (g_test_fail + g_assert), so a hung
  * VM fails CI instead of hanging it.  Children are killed when the test
  * process exits, even through abort() (atexit + signal handlers + the
- * child's PR_SET_PDEATHSIG).
+ * child's PR_SET_PDEATHSIG), and then the temp dirs of qtest_mkdtemp()
+ * (the harness's own included) are removed.
  *
  * Each child's stderr goes to a log file in the harness temp dir; it is
  * copied to our stderr at qtest_quit()/qtest_kill() when the test failed
@@ -173,10 +174,16 @@ int qtest_timeout_s(void);
 /*
  * A new empty directory /var/tmp/mapram-<prefix>-XXXXXX (/var/tmp because
  * /tmp may be tmpfs, which lacks O_DIRECT); $MAPRAM_TEST_TMPDIR overrides
- * the parent.  Returns the path (g_free).
+ * the parent.  Returns the path (g_free).  The harness removes it when the
+ * test process exits, also through a failed assertion or a fatal signal,
+ * if qtest_rmtree() has not; with $MAPRAM_TEST_KEEP set it is kept and
+ * named on stderr instead.
  */
 char *qtest_mkdtemp(const char *prefix);
-/* rm -rf @path (best effort; for temp dirs only). */
+/*
+ * rm -rf @path (best effort; for temp dirs only).  A file system mounted
+ * below it is detached, not emptied.
+ */
 void qtest_rmtree(const char *path);
 
 /* Tier selection: false when MAPRAM_TEST_QUICK=1 (smoke tests only). */

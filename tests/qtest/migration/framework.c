@@ -183,36 +183,11 @@ void wait_for_serial(const char *side)
 
 void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who)
 {
-    uint8_t last = mem[0];
-    bool hit_edge = false;
-    unsigned bad = 0;
+    g_autoptr(GError) err = NULL;
 
-    g_assert_cmpuint(len % MIG_PAGE_SIZE, ==, 0);
-    for (uint64_t off = MIG_PAGE_SIZE; off < len; off += MIG_PAGE_SIZE) {
-        uint8_t b = mem[off];
-
-        if (b == last) {
-            continue;
-        }
-        if ((uint8_t)(b + 1) == last && !hit_edge) {
-            /* where the guest's increment loop was interrupted */
-            hit_edge = true;
-        } else {
-            bad++;
-            if (bad <= 10) {
-                g_printerr("%s: memory inconsistent at guest 0x%" G_GINT64_MODIFIER
-                           "x: first 0x%02x previous 0x%02x this 0x%02x "
-                           "edge seen %d\n", who,
-                           (guint64)(MIG_TEST_START + off), mem[0], last, b,
-                           hit_edge);
-            }
-        }
-        last = b;
+    if (!ab_pattern_check(mem, MIG_TEST_START, len, &err)) {
+        qtest_fail(NULL, "%s: %s", who, err->message);
     }
-    if (bad > 10) {
-        g_printerr("%s: and %u more inconsistent pages\n", who, bad - 10);
-    }
-    g_assert_cmpuint(bad, ==, 0);
 }
 
 void check_guests_ram(QTestState *who)
@@ -248,6 +223,56 @@ void migrate_end(QTestState *from, QTestState *to, bool test_dest)
         check_guests_ram(to);
     }
     qtest_quit(to);
+}
+
+/*
+ * @desc is @before, a number ("0x" and lower-case hex digits when @hex,
+ * else decimal digits), then @after.
+ */
+static bool msg_has_number(const char *desc, const char *before,
+                           const char *after, bool hex, uint64_t *value)
+{
+    size_t lb = strlen(before), la = strlen(after), ld = strlen(desc);
+    size_t skip = hex ? 2 : 0;
+    const char *num = desc + lb;
+
+    if (ld < lb + skip + 1 + la || strncmp(desc, before, lb) != 0 ||
+        strcmp(desc + ld - la, after) != 0 ||
+        (hex && strncmp(num, "0x", 2) != 0)) {
+        return false;
+    }
+    for (size_t i = skip; i < ld - lb - la; i++) {
+        if (hex ? !g_ascii_isxdigit(num[i]) || g_ascii_isupper(num[i])
+                : !g_ascii_isdigit(num[i])) {
+            return false;
+        }
+    }
+    *value = g_ascii_strtoull(num + skip, NULL, hex ? 16 : 10);
+    return true;
+}
+
+uint64_t assert_msg_hex(const char *desc, const char *before,
+                        const char *after)
+{
+    uint64_t value = 0;
+
+    if (!msg_has_number(desc, before, after, true, &value)) {
+        qtest_fail(NULL, "error '%s' is not '%s0x<hex>%s'", desc, before,
+                   after);
+    }
+    return value;
+}
+
+uint64_t assert_msg_dec(const char *desc, const char *before,
+                        const char *after)
+{
+    uint64_t value = 0;
+
+    if (!msg_has_number(desc, before, after, false, &value)) {
+        qtest_fail(NULL, "error '%s' is not '%s<decimal>%s'", desc, before,
+                   after);
+    }
+    return value;
 }
 
 void assert_source_intact(QTestState *from)

@@ -22,11 +22,12 @@
 
 #include "../libqtest.h"
 #include "../migration-helpers.h"
+#include "util/ab-pattern.h"
 
 #include <stdint.h>
 
-#define MIG_TEST_START   (1ULL << 20)
-#define MIG_TEST_END     (100ULL << 20)
+#define MIG_TEST_START   AB_PATTERN_START
+#define MIG_TEST_END     AB_PATTERN_END
 #define MIG_PAGE_SIZE    4096
 #define MIG_FILE_NAME    "migfile"
 #define MIG_OFFSET_MAGIC 0x5145564dU
@@ -103,8 +104,23 @@ void wait_for_serial(const char *side);
 
 /* The ab invariant over [1 MiB, 100 MiB) of @who (stop it first). */
 void check_guests_ram(QTestState *who);
-/* Same on a memory image of that range (for reuse). */
+/*
+ * Same on a memory image of that range: fails the test with
+ * ab_pattern_check()'s message (util/ab-pattern.h), prefixed with @who.
+ */
 void check_ab_pattern(const uint8_t *mem, uint64_t len, const char *who);
+
+/*
+ * @desc must be exactly @before, a hex number ("0x1f000"), then @after;
+ * returns the number, for the caller to bound.  Only for messages whose
+ * number depends on timing (which page channel failed first, where a full
+ * disk or a cancel cut a live save): the words are asserted exactly.
+ */
+uint64_t assert_msg_hex(const char *desc, const char *before,
+                        const char *after);
+/* Same with a decimal number. */
+uint64_t assert_msg_dec(const char *desc, const char *before,
+                        const char *after);
 
 /* Source after a refused or failed migration: running, RAM intact. */
 void assert_source_intact(QTestState *from);

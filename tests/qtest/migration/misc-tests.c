@@ -39,7 +39,6 @@ static void test_cancel(void)
     g_autofree char *uri2 = g_strdup_printf("unix:%s", sock2);
     MigrateCommon args = { 0 };
     QTestState *from, *to, *to2;
-    int code;
 
     migrate_start(&args, &from, &to);
     migrate_incoming_qmp(to, uri1, NULL, "'exit-on-error': false");
@@ -47,18 +46,21 @@ static void test_cancel(void)
     start_slow_migration(from, uri1);
     cancel_and_check(from);
 
-    /* The first destination got half a stream: it must not run. */
-    code = qtest_wait_exit(to, 5);
-    if (code < 0) {
-        g_autofree char *st = migrate_query_status(to);
+    /*
+     * The first destination got half a stream: it fails where the stream
+     * stopped (in a section, or between two when the rate limit had the
+     * source waiting), stays up (exit-on-error is off) and does not run.
+     */
+    {
+        g_autofree char *desc = wait_for_migration_fail(to);
+        bool between = g_str_has_suffix(desc, " (no EOF marker)");
 
-        g_assert_cmpstr(st, !=, "completed");
-        assert_dest_not_resumed(to);
-        qtest_kill(to);
-    } else {
-        g_assert_cmpint(code, !=, 0);
-        qtest_quit(to);
+        assert_msg_dec(desc, "Unexpected end of stream at offset ",
+                       between ? " (no EOF marker)" : "");
     }
+    assert_dest_not_resumed(to);
+    g_assert_true(qtest_alive(to));
+    qtest_quit(to);
 
     /* A second migration to a fresh destination succeeds. */
     {
@@ -84,16 +86,11 @@ static void test_cancel(void)
 /* --- refused URIs -------------------------------------------------------- */
 
 static void expect_migrate_error(QTestState *from, const char *uri,
-                                 const char *channels, const char *want,
-                                 bool exact)
+                                 const char *channels, const char *want)
 {
     g_autofree char *desc = migrate_qmp_expect_error(from, uri, channels);
 
-    if (exact) {
-        g_assert_cmpstr(desc, ==, want);
-    } else if (!strstr(desc, want)) {
-        g_error("error '%s' does not mention '%s'", desc, want);
-    }
+    g_assert_cmpstr(desc, ==, want);
 }
 
 static void test_bad_uri(void)
@@ -107,12 +104,12 @@ static void test_bad_uri(void)
     wait_for_serial("src_serial");
 
     expect_migrate_error(from, "foo:bar", NULL,
-                         "unknown migration protocol: foo:bar", true);
-    expect_migrate_error(from, "tcp:nohostport", NULL, "nohostport", false);
-    /* "unix:" with no path: any clear error, naming no success */
-    desc = migrate_qmp_expect_error(from, "unix:", NULL);
-    g_assert_cmpuint(strlen(desc), >, 0);
-    g_clear_pointer(&desc, g_free);
+                         "unknown migration protocol: foo:bar");
+    /* QEMU's inet_parse() message */
+    expect_migrate_error(from, "tcp:nohostport", NULL,
+                         "error parsing address 'nohostport'");
+    expect_migrate_error(from, "unix:", NULL,
+                         "unix: URI has an empty socket path");
 
     desc = qtest_qmp_expect_error(from, "{'execute': 'migrate', "
                                   "'arguments': {}}");
@@ -129,19 +126,20 @@ static void test_bad_uri(void)
     g_assert_cmpstr(desc, ==, "need either 'uri' or 'channels' argument");
     g_clear_pointer(&desc, g_free);
 
-    desc = qtest_qmp_expect_error(from, "{'execute': 'migrate', "
-        "'arguments': {'channels': []}}");
-    g_assert_cmpuint(strlen(desc), >, 0);
-    g_clear_pointer(&desc, g_free);
+    expect_migrate_error(from, NULL, "[]", "Channel list has no main entry");
 
-    /* Nothing started: the source runs on, its status untouched. */
+    /* Nothing started: the source runs on, query-migrate still empty. */
     st = migrate_query_status(from);
-    g_assert_true(g_str_equal(st, "none") || g_str_equal(st, "failed"));
+    g_assert_cmpstr(st, ==, "none");
     assert_source_intact(from);
     qtest_quit(from);
 }
 
 /* --- RAM layout mismatch ------------------------------------------------- */
+
+/* A 150 MiB main RAM block in the file, 256 MiB on the destination. */
+#define LAYOUT_MISMATCH \
+    "Length mismatch: mig.mem: 0x9600000 in != 0x10000000: Invalid argument"
 
 static void layout_mismatch(bool exit_on_error)
 {
@@ -166,18 +164,16 @@ static void layout_mismatch(bool exit_on_error)
                        "'arguments': {'uri': '%s'}}", uri);
         code = qtest_wait_exit(to, 0);
         log = qtest_stderr_text(to);
-        g_test_message("destination said: %s", log);
         g_assert_cmpint(code, ==, 1);
-        g_assert_true(strstr(log, "load") || strstr(log, "RAM") ||
-                      strstr(log, "ram"));
+        g_assert_cmpstr(log, ==, "mapram-vm: load of migration failed: "
+                        LAYOUT_MISMATCH "\n");
         qtest_quit(to);
     } else {
         g_autofree char *desc = NULL;
 
         migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
         desc = wait_for_migration_fail(to);
-        g_test_message("destination error: %s", desc);
-        g_assert_cmpuint(strlen(desc), >, 0);
+        g_assert_cmpstr(desc, ==, LAYOUT_MISMATCH);
         assert_dest_not_resumed(to);
         g_assert_true(qtest_alive(to));
         qtest_quit(to);

@@ -229,7 +229,6 @@ static void test_greeting_and_negotiation(Fixture *f, gconstpointer data)
 static void test_errors(Fixture *f, gconstpointer data)
 {
     Client *c = client_negotiated(f);
-    g_autofree char *line = NULL;
 
     cmd(c, "{\"execute\": \"nope\", \"id\": 3}",
         "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not"
@@ -258,10 +257,10 @@ static void test_errors(Fixture *f, gconstpointer data)
     /* The error class of a handler's GError is passed through. */
     cmd(c, "{\"execute\": \"cont\"}",
         "{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"not now\"}}");
-    client_send(c, "{\"execute\": tru}");
-    line = client_line(c);
-    g_assert_true(g_str_has_prefix(line, "{\"error\": {\"class\": \"GenericError\", \"desc\":"
-                                         " \"JSON parse error, "));
+    /* json-glib's words (Debian 12's 1.6), after QEMU's "JSON parse error, " */
+    cmd(c, "{\"execute\": tru}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error,"
+        " <data>:1:15: Parse error: unexpected identifier `tru', expected value\"}}");
     /* The session survives all of that. */
     cmd(c, "{\"execute\": \"query-commands\", \"id\": 9}",
         "{\"return\": [{\"name\": \"add-fd\"}, {\"name\": \"closefd\"}, {\"name\": \"cont\"},"
@@ -277,12 +276,10 @@ static void test_pipelined(Fixture *f, gconstpointer data)
     const char *two = "{\"execute\": \"query-version\", \"id\": 1}{\"execute\": \"nope\", "
                       "\"id\": 2}\n{\"execute\":\"qmp_capabilities\",\"id\":3}";
     const char *split = "{\"execute\": \"query-fd";
-    g_autofree char *l1 = NULL;
 
     client_send(c, two);
-    l1 = client_line(c);
-    g_assert_true(g_str_has_suffix(l1, "\"id\": 1}"));
-    g_assert_true(g_str_has_prefix(l1, "{\"return\": {\"qemu\""));
+    expect(c, "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10},"
+              " \"package\": \"mapram 0.1.0\"}, \"id\": 1}");
     expect(c, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has"
               " not been found\"}, \"id\": 2}");
     expect(c, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities"
