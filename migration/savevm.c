@@ -309,6 +309,11 @@ static bool read_full_header(QEMUFile *f, SectionInfo *si, GError **errp)
 static bool read_header(QEMUFile *f, GError **errp)
 {
     uint32_t magic, version;
+    if (qemu_file_at_eof(f)) {
+        /* a save that never started, or a file cut to nothing */
+        error_setg(errp, "the stream is empty (no QEVM header)");
+        return false;
+    }
     if (!qemu_get_be32(f, &magic, errp)) {
         return false;
     }

@@ -121,6 +121,7 @@ static void test_load_page_read(void)
     desc = wait_for_migration_fail(to);
     /* Loads use 4 page workers: any of them may fail first. */
     assert_page_offset(assert_msg_hex(desc,
+                                      "START section 'ram' (id 0) at offset 71: "
                                       "Unable to read from file at offset ",
                                       ": Input/output error"));
     assert_dest_not_resumed(to);

@@ -137,8 +137,13 @@ static void test_bad_uri(void)
 
 /* --- RAM layout mismatch ------------------------------------------------- */
 
-/* A 150 MiB main RAM block in the file, 256 MiB on the destination. */
+/*
+ * A 150 MiB main RAM block in the file, 256 MiB on the destination; the
+ * walker names the section (ram is section 0, after the 8-byte header
+ * and a 16-byte configuration).
+ */
 #define LAYOUT_MISMATCH \
+    "START section 'ram' (id 0) at offset 24: " \
     "Length mismatch: mig.mem: 0x9600000 in != 0x10000000: Invalid argument"
 
 static void layout_mismatch(bool exit_on_error)
