@@ -40,7 +40,7 @@ check-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@ln -sfn system/mapram-vm $(ASAN_BUILD)/mapram-vm
 	@ln -sfn tools/mapram $(ASAN_BUILD)/mapram
-	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(ASAN_BUILD) --timeout-multiplier 3
 
