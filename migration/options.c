@@ -249,28 +249,28 @@ typedef struct IntRange {
     const char *name;      /* QMP name */
     const char *cname;     /* name in the message (QEMU prints C names) */
     gint64 min, max;
-    const char *msg;       /* printf with cname, or NULL for the range text */
+    const char *expects;   /* "Parameter '<cname>' expects " this */
 } IntRange;
 
 static const IntRange int_ranges[] = {
     { "multifd-channels", "multifd_channels", 1, 255,
-      "Parameter '%s' expects a value between 1 and 255" },
+      "a value between 1 and 255" },
     { "downtime-limit", "downtime_limit", 0, 2000000,
-      "Parameter '%s' expects an integer in the range of 0 to 2000 seconds" },
+      "an integer in the range of 0 to 2000 seconds" },
     { "throttle-trigger-threshold", "throttle_trigger_threshold", 1, 100,
-      "Parameter '%s' expects an integer in the range of 1 to 100" },
+      "an integer in the range of 1 to 100" },
     { "cpu-throttle-initial", "cpu_throttle_initial", 1, 99,
-      "Parameter '%s' expects an integer in the range of 1 to 99" },
+      "an integer in the range of 1 to 99" },
     { "cpu-throttle-increment", "cpu_throttle_increment", 1, 99,
-      "Parameter '%s' expects an integer in the range of 1 to 99" },
+      "an integer in the range of 1 to 99" },
     { "max-cpu-throttle", "max_cpu_throttle", 1, 99,
-      "Parameter '%s' expects an integer in the range of 1 to 99" },
+      "an integer in the range of 1 to 99" },
     { "multifd-zlib-level", "multifd_zlib_level", 0, 9,
-      "Parameter '%s' expects a value between 0 and 9" },
+      "a value between 0 and 9" },
     { "multifd-zstd-level", "multifd_zstd_level", 0, 20,
-      "Parameter '%s' expects a value between 0 and 20" },
+      "a value between 0 and 20" },
     { "x-io-queue-depth", "x_io_queue_depth", 1, 256,
-      "Parameter '%s' expects a value between 1 and 256" },
+      "a value between 1 and 256" },
 };
 
 static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **errp)
@@ -282,7 +282,7 @@ static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **e
         }
         gint64 v = json_object_get_int_member(newp, r->name);
         if (v < r->min || v > r->max) {
-            error_setg(errp, r->msg, r->cname);
+            error_setg(errp, "Parameter '%s' expects %s", r->cname, r->expects);
             return false;
         }
     }

@@ -709,12 +709,12 @@ int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, GError **errp)
             continue;
         }
         savevm_put_section_short_header(f, QEMU_VM_SECTION_PART, se->section_id);
-        int r = se->ops->save_iterate(f, se->opaque, errp);
+        int ret = se->ops->save_iterate(f, se->opaque, errp);
         savevm_put_section_footer(f, se->section_id);
-        if (r < 0) {
-            return r;
+        if (ret < 0) {
+            return ret;
         }
-        if (r == 0) {
+        if (ret == 0) {
             all_done = 0;
         }
     }

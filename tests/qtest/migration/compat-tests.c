@@ -34,22 +34,22 @@ static const CompatRule rules[] = {
     { "multifd-channels-0", AT_PARAMS, { NULL }, "'multifd-channels': 0",
       NULL, "Parameter 'multifd_channels' expects a value between 1 and 255" },
     { "seekable/exec", AT_MIGRATE, { "mapped-ram" }, NULL,
-      "exec:cat > %s/out", "Migration requires seekable transport (e.g. file)" },
+      "exec:cat > @TMP@/out", "Migration requires seekable transport (e.g. file)" },
     { "seekable/unix", AT_MIGRATE, { "mapped-ram" }, NULL,
-      "unix:%s/sock", "Migration requires seekable transport (e.g. file)" },
+      "unix:@TMP@/sock", "Migration requires seekable transport (e.g. file)" },
     { "seekable/tcp", AT_MIGRATE, { "mapped-ram" }, NULL,
       "tcp:127.0.0.1:1", "Migration requires seekable transport (e.g. file)" },
     { "seekable/fd", AT_MIGRATE, { "mapped-ram" }, NULL,
       "fd:fd-mig", "Migration requires seekable transport (e.g. file)" },
     { "multi-channel/file", AT_MIGRATE, { "multifd" }, NULL,
-      "file:%s/out", "Migration requires multi-channel URIs (e.g. tcp)" },
+      "file:@TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "multi-channel/exec", AT_MIGRATE, { "multifd" }, NULL,
-      "exec:cat > %s/out", "Migration requires multi-channel URIs (e.g. tcp)" },
+      "exec:cat > @TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "compression", AT_MIGRATE, { "mapped-ram", "multifd" },
-      "'multifd-compression': 'zlib'", "file:%s/out",
+      "'multifd-compression': 'zlib'", "file:@TMP@/out",
       "Cannot use compression with mapped-ram" },
     { "tls", AT_MIGRATE, { "mapped-ram" }, "'tls-creds': 'tls0'",
-      "file:%s/out", "Cannot use TLS with mapped-ram" },
+      "file:@TMP@/out", "Cannot use TLS with mapped-ram" },
     /* the rest of the rule table in migration/options.c */
     { "postcopy-preempt", AT_CAPS, { "postcopy-preempt" }, NULL, NULL,
       "Postcopy preempt requires postcopy-ram" },
@@ -64,17 +64,25 @@ static const CompatRule rules[] = {
     { "x-colo", AT_CAPS, { "x-colo" }, NULL, NULL, "COLO is not supported by mapram" },
     { "rdma-pin-all", AT_CAPS, { "rdma-pin-all" }, NULL, NULL,
       "RDMA is not supported by mapram" },
-    { "cpr-transfer-file", AT_MIGRATE, { NULL }, "'mode': 'cpr-transfer'", "file:%s/out",
+    { "cpr-transfer-file", AT_MIGRATE, { NULL }, "'mode': 'cpr-transfer'", "file:@TMP@/out",
       "Migration requires streamable transport (eg unix)" },
-    { "multifd-socket", AT_MIGRATE, { "multifd" }, NULL, "unix:%s/sock",
+    { "multifd-socket", AT_MIGRATE, { "multifd" }, NULL, "unix:@TMP@/sock",
       "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { "rdma", AT_MIGRATE, { NULL }, NULL, "rdma:127.0.0.1:1",
       "RDMA is not supported by mapram" },
-    { "tls-stream", AT_MIGRATE, { NULL }, "'tls-creds': 'tls0'", "file:%s/out",
+    { "tls-stream", AT_MIGRATE, { NULL }, "'tls-creds': 'tls0'", "file:@TMP@/out",
       "TLS is not supported by mapram" },
-    { "mode-cpr-reboot", AT_MIGRATE, { NULL }, "'mode': 'cpr-reboot'", "file:%s/out",
+    { "mode-cpr-reboot", AT_MIGRATE, { NULL }, "'mode': 'cpr-reboot'", "file:@TMP@/out",
       "Migration modes other than 'normal' are not supported by mapram" },
 };
+
+/* The row's URI with "@TMP@" replaced by this test's directory. */
+static char *uri_in_tmpdir(const char *tmpl)
+{
+    g_auto(GStrv) parts = g_strsplit(tmpl, "@TMP@", -1);
+
+    return g_strjoinv(mig_tmpdir, parts);
+}
 
 static void set_caps_expect_error(QTestState *who, const char *const *caps,
                                   const char *want)
@@ -115,7 +123,7 @@ static void test_compat_rule(gconstpointer data)
 
         g_assert_cmpstr(desc, ==, r->error);
     } else {
-        g_autofree char *uri = g_strdup_printf(r->uri, mig_tmpdir);
+        g_autofree char *uri = uri_in_tmpdir(r->uri);
         g_autofree char *desc = NULL;
         g_autofree char *st = NULL;
 
