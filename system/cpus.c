@@ -19,7 +19,7 @@ typedef struct VCPU {
 } VCPU;
 
 /*
- * Immutable after cpus_start(): ncpus, vcpus.
+ * Immutable after cpus_create(): ncpus, vcpus.
  * Protected by lock: pause_depth, nparked, quit.
  * pause_req: atomic mirror of (pause_depth > 0 || quit), polled by vCPUs.
  */
