@@ -29,7 +29,7 @@ build: deps $(BUILD)/build.ninja
 	@ln -sfn tools/mapram $(BUILD)/mapram
 
 # A failed test is run once more on its own; one that then passes is named
-# FLAKY above the summary line (scripts/run-tests.sh).
+# FLAKY above the summary line and still counted as failed (scripts/run-tests.sh).
 check: build
 	@scripts/run-tests.sh $(BUILD)
 

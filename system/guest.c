@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "migration/migration.h"
+#include "util/ab-pattern.h"
 #include "util/bufferzero.h"
 #include "util/cutils.h"
 #include "system-internal.h"
@@ -33,8 +34,9 @@ enum {
     PHASE_DONE = 3,     /* nothing left to do */
 };
 
-#define AB_START_BYTES  (1ULL << 20)
-#define AB_END_BYTES    (100ULL << 20)
+/* The range the shared checker (util/ab-pattern.h) verifies. */
+#define AB_START_BYTES  AB_PATTERN_START
+#define AB_END_BYTES    AB_PATTERN_END
 #define AB_PASSES_PER_B 64
 /* Pages per slice: how often a busy vCPU looks for a pause request. */
 #define SLICE_PAGES     256
