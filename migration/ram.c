@@ -204,8 +204,8 @@ static uint64_t send_stream_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t
     } else {
         put_page_header(rs, f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_PAGE);
         qemu_put_buffer_async(f, host, RAM_PAGE_SIZE);
+        /* its bytes are the stream's: counted by the QEMUFile, not in st->bytes */
         stat64_add(&st->normal_pages, 1);
-        stat64_add(&st->bytes, RAM_PAGE_SIZE);
     }
     return qemu_file_transferred(f) - before;
 }

@@ -48,7 +48,12 @@ typedef enum {
 
 /* Counters of one save; any thread reads them. */
 typedef struct RamStats {
-    PageStats pages;              /* page data: the page channels' workers or the stream */
+    /*
+     * Pages sent, by the page channels' workers or the stream writer; bytes
+     * only counts page data written beside the stream (mapped-ram): the
+     * stream's page records are in the stream's own byte count.
+     */
+    PageStats pages;
     Stat64 dirty_sync_count;      /* passes: dirty-log harvests */
     Stat64 remaining;             /* bytes still dirty, not yet handed to a writer */
 } RamStats;

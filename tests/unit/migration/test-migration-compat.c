@@ -1,0 +1,348 @@
+/*
+ * Every row of the compatibility rule table (compat_rules[] in
+ * migration/options.c) in process, through the public API: the refused
+ * call (migration_set_capability, migration_start, migration_start_incoming)
+ * returns the row's exact message and leaves the options, the run state
+ * and the migration status as they were.  /migration/compat/table-covered
+ * fails when a row is added to the table without a case here.
+ *
+ * tests/qtest/migration/compat-tests.c asserts the same texts over QMP.
+ */
+#include <string.h>
+
+#include "fake-host.h"
+#include "migration/migration-internal.h"
+
+typedef enum {
+    AT_CAPS,          /* the last capability of caps is refused */
+    AT_MIGRATE,       /* caps and params accepted, migration_start refused */
+    AT_BOTH,          /* migration_start and migration_start_incoming refused */
+} Stage;
+
+typedef struct Case {
+    const char *name;
+    const char *rule;           /* the row's predicate in options.c */
+    Stage stage;
+    const char *caps[4];        /* turned on in order */
+    const char *params;         /* JSON object for migration_set_parameters, or NULL */
+    const char *uri;            /* %s = the test's directory */
+    const char *error;
+} Case;
+
+static const Case cases[] = {
+    /* capabilities */
+    { "mapped-ram-xbzrle", "r_mr_xbzrle", AT_CAPS, { "mapped-ram", "xbzrle" }, NULL, NULL,
+      "Mapped-ram migration is incompatible with xbzrle" },
+    { "xbzrle-mapped-ram", "r_mr_xbzrle", AT_CAPS, { "xbzrle", "mapped-ram" }, NULL, NULL,
+      "Mapped-ram migration is incompatible with xbzrle" },
+    { "mapped-ram-postcopy", "r_mr_postcopy", AT_CAPS, { "mapped-ram", "postcopy-ram" }, NULL,
+      NULL, "Mapped-ram migration is incompatible with postcopy" },
+    { "multifd-xbzrle", "r_mfd_xbzrle", AT_CAPS, { "multifd", "xbzrle" }, NULL, NULL,
+      "Multifd is not compatible with xbzrle" },
+    { "postcopy-preempt", "r_preempt", AT_CAPS, { "postcopy-preempt" }, NULL, NULL,
+      "Postcopy preempt requires postcopy-ram" },
+    { "switchover-ack", "r_sw_ack", AT_CAPS, { "switchover-ack" }, NULL, NULL,
+      "Capability 'switchover-ack' requires capability 'return-path'" },
+    { "zero-copy-send", "r_zero_copy", AT_CAPS, { "zero-copy-send" }, NULL, NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "background-snapshot-postcopy", "r_bg_postcopy", AT_CAPS,
+      { "background-snapshot", "postcopy-ram" }, NULL, NULL,
+      "Background-snapshot is not compatible with postcopy-ram" },
+    { "background-snapshot-mapped-ram", "r_bg_mapped", AT_CAPS,
+      { "background-snapshot", "mapped-ram" }, NULL, NULL,
+      "Background-snapshot is not compatible with mapped-ram" },
+    { "x-colo", "r_colo", AT_CAPS, { "x-colo" }, NULL, NULL, "COLO is not supported by mapram" },
+    { "rdma-pin-all", "r_rdma_pin", AT_CAPS, { "rdma-pin-all" }, NULL, NULL,
+      "RDMA is not supported by mapram" },
+    /* r_mfd_incoming needs an incoming migration started: test_multifd_after_incoming */
+    /* transports, checked by both directions */
+    { "seekable/exec", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "exec:cat > %s/out",
+      "Migration requires seekable transport (e.g. file)" },
+    { "seekable/unix", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "unix:%s/sock",
+      "Migration requires seekable transport (e.g. file)" },
+    { "seekable/tcp", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "tcp:127.0.0.1:1",
+      "Migration requires seekable transport (e.g. file)" },
+    { "seekable/fd", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "fd:fd-mig",
+      "Migration requires seekable transport (e.g. file)" },
+    { "multi-channel/file", "r_multi_channel", AT_BOTH, { "multifd" }, NULL, "file:%s/out",
+      "Migration requires multi-channel URIs (e.g. tcp)" },
+    { "multi-channel/exec", "r_multi_channel", AT_BOTH, { "multifd" }, NULL,
+      "exec:cat > %s/out", "Migration requires multi-channel URIs (e.g. tcp)" },
+    { "multi-channel/postcopy-preempt", "r_multi_channel", AT_BOTH,
+      { "postcopy-ram", "postcopy-preempt" }, NULL, "file:%s/out",
+      "Migration requires multi-channel URIs (e.g. tcp)" },
+    /*
+     * r_extra_fds (multifd + direct-io off file:) cannot fire: direct-io
+     * takes effect only with mapped-ram, and mapped-ram off file: is
+     * refused first by r_seekable.  This case pins that order.
+     */
+    { "extra-fds/shadowed", "r_extra_fds", AT_BOTH, { "mapped-ram", "multifd" },
+      "{\"direct-io\": true}", "unix:%s/sock",
+      "Migration requires seekable transport (e.g. file)" },
+    { "cpr-transfer-file", "r_cpr_transfer", AT_BOTH, { NULL }, "{\"mode\": \"cpr-transfer\"}",
+      "file:%s/out", "Migration requires streamable transport (eg unix)" },
+    { "multifd-socket/unix", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL, "unix:%s/sock",
+      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
+    { "multifd-socket/tcp", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL,
+      "tcp:127.0.0.1:1",
+      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
+    { "rdma", "r_rdma", AT_BOTH, { NULL }, NULL, "rdma:127.0.0.1:1",
+      "RDMA is not supported by mapram" },
+    /* migrate only (QEMU's migrate_prepare) */
+    { "tls-mapped-ram", "r_mr_tls", AT_MIGRATE, { "mapped-ram" }, "{\"tls-creds\": \"tls0\"}",
+      "file:%s/out", "Cannot use TLS with mapped-ram" },
+    { "compression", "r_mr_compress", AT_MIGRATE, { "mapped-ram", "multifd" },
+      "{\"multifd-compression\": \"zlib\"}", "file:%s/out",
+      "Cannot use compression with mapped-ram" },
+    { "tls-stream", "r_tls", AT_MIGRATE, { NULL }, "{\"tls-creds\": \"tls0\"}", "file:%s/out",
+      "TLS is not supported by mapram" },
+    { "mode-cpr-reboot", "r_mode", AT_MIGRATE, { NULL }, "{\"mode\": \"cpr-reboot\"}",
+      "file:%s/out", "Migration modes other than 'normal' are not supported by mapram" },
+};
+
+/*
+ * The capability set in force, read through the options' own query (the
+ * public API has none): "name=on" for each capability that is on.
+ */
+static char *caps_on(Migration *m)
+{
+    g_autoptr(JsonNode) n = migration_options_query_capabilities(m->opts);
+    JsonArray *a = json_node_get_array(n);
+    GString *s = g_string_new(NULL);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *e = json_array_get_object_element(a, i);
+        if (json_object_get_boolean_member(e, "state")) {
+            g_string_append_printf(s, "%s%s", s->len ? " " : "",
+                                   json_object_get_string_member(e, "capability"));
+        }
+    }
+    return g_string_free(s, FALSE);
+}
+
+static void set_params(Migration *m, const char *json)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) n = json_from_string(json, &err);
+    g_assert_no_error(err);
+    g_assert_true(migration_set_parameters(m, json_node_get_object(n), &err));
+    g_assert_no_error(err);
+}
+
+static void set_cap(Migration *m, const char *name)
+{
+    g_autoptr(GError) err = NULL;
+    g_assert_true(migration_set_capability(m, name, true, &err));
+    g_assert_no_error(err);
+}
+
+static void assert_status(Migration *m, const char *status)
+{
+    MigrationInfo info;
+    migration_query(m, &info);
+    g_assert_cmpstr(info.status, ==, status);
+    g_assert_null(info.error_desc);
+    migration_info_clear(&info);
+}
+
+static void test_caps_case(const Case *c, FakeHost *h, Migration *m)
+{
+    g_autoptr(GError) err = NULL;
+    size_t n = 0;
+    while (c->caps[n]) {
+        n++;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        set_cap(m, c->caps[i]);
+    }
+    g_autofree char *before = caps_on(m);
+    g_assert_false(migration_set_capability(m, c->caps[n - 1], true, &err));
+    g_assert_cmpstr(err->message, ==, c->error);
+    g_autofree char *after = caps_on(m);
+    g_assert_cmpstr(after, ==, before);
+}
+
+/* Refused before anything is opened or started: status, run state and events stay. */
+static void test_transport_case(const Case *c, FakeHost *h, Migration *m, const char *dir,
+                                bool incoming)
+{
+    g_autofree char *uri = g_strdup_printf(c->uri, dir);
+    g_autoptr(GError) err = NULL;
+    RunState state = fake_host_runstate(h);
+
+    if (c->params) {
+        set_params(m, c->params);
+    }
+    for (size_t i = 0; c->caps[i]; i++) {
+        set_cap(m, c->caps[i]);
+    }
+    fake_host_clear_events(h);
+    if (incoming) {
+        g_assert_false(migration_start_incoming(m, uri, true, &err));
+    } else {
+        g_assert_false(migration_start(m, uri, &err));
+    }
+    g_assert_cmpstr(err->message, ==, c->error);
+    g_clear_error(&err);
+    assert_status(m, "none");
+    g_assert_cmpint(fake_host_runstate(h), ==, state);
+    g_autofree char *events = fake_host_events(h, true);
+    g_assert_cmpstr(events, ==, "");
+    /* nothing was left behind: the same call is refused the same way */
+    if (incoming) {
+        g_assert_false(migration_start_incoming(m, uri, true, &err));
+    } else {
+        g_assert_false(migration_start(m, uri, &err));
+    }
+    g_assert_cmpstr(err->message, ==, c->error);
+    g_autofree char *out = g_strdup_printf("%s/out", dir);
+    g_assert_false(g_file_test(out, G_FILE_TEST_EXISTS));
+}
+
+static void run_case(const Case *c, bool incoming)
+{
+    g_autofree char *dir = fake_test_mkdtemp("compat");
+    FakeHost *h = fake_host_new(RUN_STATE_RUNNING);
+    fake_host_add_block(h, "pc.ram", 1024 * 1024);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+
+    if (incoming) {
+        g_assert_true(migration_incoming_cmdline(m, "defer", &err));
+    }
+    if (c->stage == AT_CAPS) {
+        test_caps_case(c, h, m);
+    } else {
+        test_transport_case(c, h, m, dir, incoming);
+    }
+    migration_free(m);
+    fake_host_free(h);
+    fake_test_rmtree(dir);
+}
+
+static void test_outgoing(gconstpointer data)
+{
+    run_case(data, false);
+}
+
+static void test_incoming(gconstpointer data)
+{
+    run_case(data, true);
+}
+
+/* r_mfd_incoming: multifd cannot change once migrate-incoming was issued. */
+static void test_multifd_after_incoming(void)
+{
+    g_autofree char *dir = fake_test_mkdtemp("compat");
+    g_autofree char *uri = g_strdup_printf("unix:%s/sock", dir);
+    FakeHost *h = fake_host_new(RUN_STATE_PRELAUNCH);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(migration_incoming_cmdline(m, "defer", &err));
+    set_cap(m, "mapped-ram");     /* before migrate-incoming: anything goes */
+    g_assert_true(migration_set_capability(m, "mapped-ram", false, &err));
+    g_assert_true(migration_start_incoming(m, uri, true, &err));
+    g_assert_no_error(err);
+    g_assert_false(migration_set_capability(m, "multifd", true, &err));
+    g_assert_cmpstr(err->message, ==, "Multifd must be set before incoming starts");
+    g_clear_error(&err);
+    g_autofree char *on = caps_on(m);
+    g_assert_cmpstr(on, ==, "events");
+    /* setting it to the value it has is no change, and other capabilities may change */
+    g_assert_true(migration_set_capability(m, "multifd", false, &err));
+    g_assert_true(migration_set_capability(m, "xbzrle", true, &err));
+    g_assert_no_error(err);
+    migration_free(m);
+    fake_host_free(h);
+    fake_test_rmtree(dir);
+}
+
+/* Not rows of the table, but the same path: parameter ranges and QEMU's quirk. */
+static void test_params_range(void)
+{
+    FakeHost *h = fake_host_new(RUN_STATE_RUNNING);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) n = json_from_string("{\"multifd-channels\": 0}", NULL);
+
+    g_assert_false(migration_set_parameters(m, json_node_get_object(n), &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Parameter 'multifd_channels' expects a value between 1 and 255");
+    migration_free(m);
+    fake_host_free(h);
+}
+
+/*
+ * QEMU checks the current values, not the new ones: compression turned on
+ * under mapped-ram is accepted, and every later change is refused.
+ */
+static void test_params_quirk(void)
+{
+    FakeHost *h = fake_host_new(RUN_STATE_RUNNING);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) n = json_from_string("{\"downtime-limit\": 300}", NULL);
+
+    set_cap(m, "mapped-ram");
+    set_params(m, "{\"multifd-compression\": \"zlib\"}");
+    g_assert_false(migration_set_parameters(m, json_node_get_object(n), &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Mapped-ram only available for non-compressed non-TLS multifd migration");
+    migration_free(m);
+    fake_host_free(h);
+}
+
+/* Every predicate of compat_rules[] has a case above. */
+static void test_table_covered(void)
+{
+    g_autofree char *path = g_build_filename(MAPRAM_SOURCE_ROOT, "migration", "options.c",
+                                             NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    g_assert_true(g_file_get_contents(path, &text, NULL, &err));
+
+    const char *table = strstr(text, "compat_rules[] = {");
+    g_assert_nonnull(table);
+    const char *end = strstr(table, "\n};");
+    g_assert_nonnull(end);
+    g_autofree char *body = g_strndup(table, end - table);
+    g_autoptr(GRegex) row = g_regex_new("\\{\\s*PHASE_[A-Z]+,\\s*(r_[a-z_]+),", 0, 0, &err);
+    g_autoptr(GMatchInfo) mi = NULL;
+    g_autoptr(GString) missing = g_string_new(NULL);
+    unsigned rows = 0;
+
+    g_regex_match(row, body, 0, &mi);
+    for (; g_match_info_matches(mi); g_match_info_next(mi, NULL)) {
+        g_autofree char *rule = g_match_info_fetch(mi, 1);
+        bool found = !strcmp(rule, "r_mfd_incoming");    /* its own test */
+        for (size_t i = 0; i < G_N_ELEMENTS(cases) && !found; i++) {
+            found = !strcmp(cases[i].rule, rule);
+        }
+        if (!found) {
+            g_string_append_printf(missing, " %s", rule);
+        }
+        rows++;
+    }
+    g_assert_cmpuint(rows, >=, 21);
+    g_assert_cmpstr(missing->str, ==, "");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const Case *c = &cases[i];
+        g_autofree char *out = g_strdup_printf("/migration/compat/%s%s", c->name,
+                                               c->stage == AT_BOTH ? "/outgoing" : "");
+        g_test_add_data_func(out, c, test_outgoing);
+        if (c->stage == AT_BOTH) {
+            g_autofree char *in = g_strdup_printf("/migration/compat/%s/incoming", c->name);
+            g_test_add_data_func(in, c, test_incoming);
+        }
+    }
+    g_test_add_func("/migration/compat/multifd-after-incoming", test_multifd_after_incoming);
+    g_test_add_func("/migration/compat/params/range", test_params_range);
+    g_test_add_func("/migration/compat/params/quirk", test_params_quirk);
+    g_test_add_func("/migration/compat/table-covered", test_table_covered);
+    return g_test_run();
+}
