@@ -11,8 +11,10 @@
  *
  * Threads: every operation may be called from the migration thread or the
  * incoming thread as well as from the thread that called migration_new()
- * (for mapram-vm, the main loop), so each must be safe to call from any
- * thread.  A migration never calls two operations at the same time.
+ * (for mapram-vm, the main loop), and at the same time from two of them
+ * (migration_query() walks the RAM blocks on the main thread while the
+ * migration thread harvests a dirty log), so each must be safe to call
+ * from any thread, concurrently.
  *
  * RAM: a block is a page-aligned mapping of used_length bytes (a multiple
  * of 4096) that stays valid and at the same address for the life of the

@@ -25,7 +25,7 @@ typedef struct Case {
     Stage stage;
     const char *caps[4];        /* turned on in order */
     const char *params;         /* JSON object for migration_set_parameters, or NULL */
-    const char *uri;            /* %s = the test's directory */
+    const char *uri;            /* @TMP@ = the test's directory */
     const char *error;
 } Case;
 
@@ -56,20 +56,20 @@ static const Case cases[] = {
       "RDMA is not supported by mapram" },
     /* r_mfd_incoming needs an incoming migration started: test_multifd_after_incoming */
     /* transports, checked by both directions */
-    { "seekable/exec", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "exec:cat > %s/out",
+    { "seekable/exec", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "exec:cat > @TMP@/out",
       "Migration requires seekable transport (e.g. file)" },
-    { "seekable/unix", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "unix:%s/sock",
+    { "seekable/unix", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "unix:@TMP@/sock",
       "Migration requires seekable transport (e.g. file)" },
     { "seekable/tcp", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "tcp:127.0.0.1:1",
       "Migration requires seekable transport (e.g. file)" },
     { "seekable/fd", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "fd:fd-mig",
       "Migration requires seekable transport (e.g. file)" },
-    { "multi-channel/file", "r_multi_channel", AT_BOTH, { "multifd" }, NULL, "file:%s/out",
+    { "multi-channel/file", "r_multi_channel", AT_BOTH, { "multifd" }, NULL, "file:@TMP@/out",
       "Migration requires multi-channel URIs (e.g. tcp)" },
     { "multi-channel/exec", "r_multi_channel", AT_BOTH, { "multifd" }, NULL,
-      "exec:cat > %s/out", "Migration requires multi-channel URIs (e.g. tcp)" },
+      "exec:cat > @TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "multi-channel/postcopy-preempt", "r_multi_channel", AT_BOTH,
-      { "postcopy-ram", "postcopy-preempt" }, NULL, "file:%s/out",
+      { "postcopy-ram", "postcopy-preempt" }, NULL, "file:@TMP@/out",
       "Migration requires multi-channel URIs (e.g. tcp)" },
     /*
      * r_extra_fds (multifd + direct-io off file:) cannot fire: direct-io
@@ -77,11 +77,11 @@ static const Case cases[] = {
      * refused first by r_seekable.  This case pins that order.
      */
     { "extra-fds/shadowed", "r_extra_fds", AT_BOTH, { "mapped-ram", "multifd" },
-      "{\"direct-io\": true}", "unix:%s/sock",
+      "{\"direct-io\": true}", "unix:@TMP@/sock",
       "Migration requires seekable transport (e.g. file)" },
     { "cpr-transfer-file", "r_cpr_transfer", AT_BOTH, { NULL }, "{\"mode\": \"cpr-transfer\"}",
-      "file:%s/out", "Migration requires streamable transport (eg unix)" },
-    { "multifd-socket/unix", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL, "unix:%s/sock",
+      "file:@TMP@/out", "Migration requires streamable transport (eg unix)" },
+    { "multifd-socket/unix", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL, "unix:@TMP@/sock",
       "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { "multifd-socket/tcp", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL,
       "tcp:127.0.0.1:1",
@@ -90,14 +90,14 @@ static const Case cases[] = {
       "RDMA is not supported by mapram" },
     /* migrate only (QEMU's migrate_prepare) */
     { "tls-mapped-ram", "r_mr_tls", AT_MIGRATE, { "mapped-ram" }, "{\"tls-creds\": \"tls0\"}",
-      "file:%s/out", "Cannot use TLS with mapped-ram" },
+      "file:@TMP@/out", "Cannot use TLS with mapped-ram" },
     { "compression", "r_mr_compress", AT_MIGRATE, { "mapped-ram", "multifd" },
-      "{\"multifd-compression\": \"zlib\"}", "file:%s/out",
+      "{\"multifd-compression\": \"zlib\"}", "file:@TMP@/out",
       "Cannot use compression with mapped-ram" },
-    { "tls-stream", "r_tls", AT_MIGRATE, { NULL }, "{\"tls-creds\": \"tls0\"}", "file:%s/out",
+    { "tls-stream", "r_tls", AT_MIGRATE, { NULL }, "{\"tls-creds\": \"tls0\"}", "file:@TMP@/out",
       "TLS is not supported by mapram" },
     { "mode-cpr-reboot", "r_mode", AT_MIGRATE, { NULL }, "{\"mode\": \"cpr-reboot\"}",
-      "file:%s/out", "Migration modes other than 'normal' are not supported by mapram" },
+      "file:@TMP@/out", "Migration modes other than 'normal' are not supported by mapram" },
 };
 
 /*
@@ -165,7 +165,8 @@ static void test_caps_case(const Case *c, FakeHost *h, Migration *m)
 static void test_transport_case(const Case *c, FakeHost *h, Migration *m, const char *dir,
                                 bool incoming)
 {
-    g_autofree char *uri = g_strdup_printf(c->uri, dir);
+    g_auto(GStrv) parts = g_strsplit(c->uri, "@TMP@", -1);
+    g_autofree char *uri = g_strjoinv(dir, parts);
     g_autoptr(GError) err = NULL;
     RunState state = fake_host_runstate(h);
 

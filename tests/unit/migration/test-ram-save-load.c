@@ -321,6 +321,7 @@ static void test_layout_mismatch(void)
     fake_host_wait_end(dst.h, dst.m, &info);
     g_assert_cmpstr(info.status, ==, "failed");
     g_assert_cmpstr(info.error_desc, ==,
+                    "START section 'ram' (id 0) at offset 71: "
                     "Length mismatch: pc.ram: 0x600000 in != 0x5ff000: Invalid argument");
     migration_info_clear(&info);
     g_assert_cmpint(fake_host_runstate(dst.h), ==, RUN_STATE_INMIGRATE);
