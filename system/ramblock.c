@@ -337,7 +337,9 @@ void guest_write(RAMBlock *rb, uint64_t off, const void *buf, size_t len)
     if (len == 0) {
         return;
     }
+    tsan_ignore_begin();            /* see guest_write_u8() */
     memcpy(rb->host + off, buf, len);
+    tsan_ignore_end();
     first = off >> TARGET_PAGE_BITS;
     last = (off + len - 1) >> TARGET_PAGE_BITS;
     for (uint64_t page = first; page <= last; page++) {

@@ -44,15 +44,25 @@ void qemu_cond_broadcast(QemuCond *c);
  * g_idle_add, whose queue is guarded by a futex): the sender calls
  * tsan_release(p) before handing p over, the receiver tsan_acquire(p)
  * before using it.  No-ops in other builds.
+ *
+ * tsan_ignore_begin()/end() bracket accesses TSan must not track: the
+ * emulated guest's own reads and writes of its RAM (system/), which the
+ * host reads while they happen by design (a live save, pmemsave).
  */
 #if defined(__SANITIZE_THREAD__)
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
+void __tsan_ignore_thread_begin(void);
+void __tsan_ignore_thread_end(void);
 #define tsan_acquire(p) __tsan_acquire((void *)(p))
 #define tsan_release(p) __tsan_release((void *)(p))
+#define tsan_ignore_begin() __tsan_ignore_thread_begin()
+#define tsan_ignore_end() __tsan_ignore_thread_end()
 #else
 #define tsan_acquire(p) ((void)(p))
 #define tsan_release(p) ((void)(p))
+#define tsan_ignore_begin() ((void)0)
+#define tsan_ignore_end() ((void)0)
 #endif
 
 #endif
