@@ -12,6 +12,7 @@
  * Exit status 0 when the restored VM matches, 1 otherwise.
  */
 #include <migration/migration.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,7 +32,7 @@
  */
 typedef struct Host {
     const char *name;
-    GMutex lock;
+    pthread_mutex_t lock;
     RunState state;                         /* protected by lock */
     unsigned long dirty[NPAGES / BITS_PER_WORD]; /* protected by lock */
     uint8_t *ram;                           /* RAM_SIZE bytes, page aligned */
@@ -60,7 +61,7 @@ static bool host_init(Host *h, const char *name, RunState state)
 {
     memset(h, 0, sizeof(*h));
     h->name = name;
-    g_mutex_init(&h->lock);
+    pthread_mutex_init(&h->lock, NULL);
     h->state = state;
     /* mmap: page aligned, and its pages read as zero until written */
     h->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -70,18 +71,18 @@ static bool host_init(Host *h, const char *name, RunState state)
 static void host_cleanup(Host *h)
 {
     munmap(h->ram, RAM_SIZE);
-    g_mutex_clear(&h->lock);
+    pthread_mutex_destroy(&h->lock);
 }
 
 /* The guest writes memory only through here, as an emulated CPU would. */
 static void guest_write(Host *h, uint64_t offset, uint8_t byte, size_t len)
 {
     memset(h->ram + offset, byte, len);
-    g_mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     for (uint64_t p = offset / PAGE_SIZE; p <= (offset + len - 1) / PAGE_SIZE; p++) {
         h->dirty[p / BITS_PER_WORD] |= 1UL << (p % BITS_PER_WORD);
     }
-    g_mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
 }
 
 /* ---- the host operations (include/migration/host.h) -------------------- */
@@ -89,18 +90,18 @@ static void guest_write(Host *h, uint64_t offset, uint8_t byte, size_t len)
 static RunState op_runstate_get(void *opaque)
 {
     Host *h = opaque;
-    g_mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     RunState s = h->state;
-    g_mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     return s;
 }
 
 static void op_runstate_set(void *opaque, RunState s)
 {
     Host *h = opaque;
-    g_mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     h->state = s;
-    g_mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
 }
 
 /* No vCPU threads here: a real VMM parks them before it returns. */
@@ -141,13 +142,13 @@ static uint64_t op_ram_block_sync_dirty(void *opaque, size_t index, unsigned lon
     Host *h = opaque;
     uint64_t newly = 0;
     g_assert(index == 0);
-    g_mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < G_N_ELEMENTS(h->dirty); i++) {
         newly += __builtin_popcountl(h->dirty[i] & ~dest[i]);
         dest[i] |= h->dirty[i];
         h->dirty[i] = 0;
     }
-    g_mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     return newly;
 }
 

@@ -20,10 +20,10 @@ typedef struct FakeMainCall {
 
 static void record(FakeHost *h, char *line)
 {
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     g_ptr_array_add(h->events, line);
-    g_cond_broadcast(&h->cond);
-    g_mutex_unlock(&h->lock);
+    qemu_cond_broadcast(&h->cond);
+    qemu_mutex_unlock(&h->lock);
 }
 
 /* The last "MIGRATION <status>" recorded, or NULL; under lock. */
@@ -47,9 +47,9 @@ static RunState op_runstate_get(void *opaque)
 
 static void set_state(FakeHost *h, RunState s)
 {
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     h->state = s;
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
 }
 
 static void op_runstate_set(void *opaque, RunState s)
@@ -104,9 +104,9 @@ static uint64_t op_ram_block_sync_dirty(void *opaque, size_t index, unsigned lon
 static void op_request_exit(void *opaque, int status)
 {
     FakeHost *h = opaque;
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     h->exit_status = status;
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
     record(h, g_strdup_printf("exit %d", status));
 }
 
@@ -134,10 +134,10 @@ static void op_main_call(void *opaque, void (*fn)(void *data), void *data)
     FakeMainCall *c = g_new(FakeMainCall, 1);
     c->fn = fn;
     c->data = data;
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     g_queue_push_tail(&h->main_calls, c);
-    g_cond_broadcast(&h->cond);
-    g_mutex_unlock(&h->lock);
+    qemu_cond_broadcast(&h->cond);
+    qemu_mutex_unlock(&h->lock);
 }
 
 #define FAKE_HOST_OPS \
@@ -162,8 +162,8 @@ FakeHost *fake_host_new(RunState state)
     FakeHost *h = g_new0(FakeHost, 1);
     h->blocks = g_ptr_array_new();
     h->autostart = true;
-    g_mutex_init(&h->lock);
-    g_cond_init(&h->cond);
+    qemu_mutex_init(&h->lock);
+    qemu_cond_init(&h->cond);
     h->state = state;
     h->events = g_ptr_array_new_with_free_func(g_free);
     g_queue_init(&h->main_calls);
@@ -186,8 +186,8 @@ void fake_host_free(FakeHost *h)
     }
     g_ptr_array_unref(h->blocks);
     g_ptr_array_unref(h->events);
-    g_mutex_clear(&h->lock);
-    g_cond_clear(&h->cond);
+    qemu_mutex_destroy(&h->lock);
+    qemu_cond_destroy(&h->cond);
     g_free(h);
 }
 
@@ -255,16 +255,16 @@ Migration *fake_host_migration_new(FakeHost *h)
 
 RunState fake_host_runstate(FakeHost *h)
 {
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     RunState s = h->state;
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
     return s;
 }
 
 char *fake_host_events(FakeHost *h, bool with_passes)
 {
     GString *s = g_string_new(NULL);
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     for (guint i = 0; i < h->events->len; i++) {
         const char *e = g_ptr_array_index(h->events, i);
         if (!with_passes && g_str_has_prefix(e, "MIGRATION_PASS ")) {
@@ -272,22 +272,22 @@ char *fake_host_events(FakeHost *h, bool with_passes)
         }
         g_string_append_printf(s, "%s%s", s->len ? ", " : "", e);
     }
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
     return g_string_free(s, FALSE);
 }
 
 void fake_host_clear_events(FakeHost *h)
 {
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     g_ptr_array_set_size(h->events, 0);
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
 }
 
 int fake_host_exit_status(FakeHost *h)
 {
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     int st = h->exit_status;
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
     return st;
 }
 
@@ -295,9 +295,9 @@ unsigned fake_host_run_main_calls(FakeHost *h)
 {
     unsigned n = 0;
     for (;;) {
-        g_mutex_lock(&h->lock);
+        qemu_mutex_lock(&h->lock);
         FakeMainCall *c = g_queue_pop_head(&h->main_calls);
-        g_mutex_unlock(&h->lock);
+        qemu_mutex_unlock(&h->lock);
         if (!c) {
             return n;
         }
@@ -310,28 +310,28 @@ unsigned fake_host_run_main_calls(FakeHost *h)
 void fake_host_wait_main_call(FakeHost *h)
 {
     gint64 deadline = g_get_monotonic_time() + 30 * G_TIME_SPAN_SECOND;
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     while (g_queue_is_empty(&h->main_calls)) {
-        if (!g_cond_wait_until(&h->cond, &h->lock, deadline)) {
-            g_mutex_unlock(&h->lock);
+        if (!qemu_cond_wait_until(&h->cond, &h->lock, deadline)) {
+            qemu_mutex_unlock(&h->lock);
             g_error("fake host: no main call queued within 30 s");
         }
     }
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
 }
 
 void fake_host_wait_status_event(FakeHost *h, const char *status)
 {
     g_autofree char *want = g_strdup_printf("MIGRATION %s", status);
     gint64 deadline = g_get_monotonic_time() + 30 * G_TIME_SPAN_SECOND;
-    g_mutex_lock(&h->lock);
+    qemu_mutex_lock(&h->lock);
     while (g_strcmp0(last_status_event(h), want) != 0) {
-        if (!g_cond_wait_until(&h->cond, &h->lock, deadline)) {
-            g_mutex_unlock(&h->lock);
+        if (!qemu_cond_wait_until(&h->cond, &h->lock, deadline)) {
+            qemu_mutex_unlock(&h->lock);
             g_error("fake host: no event '%s' within 30 s", want);
         }
     }
-    g_mutex_unlock(&h->lock);
+    qemu_mutex_unlock(&h->lock);
 }
 
 static bool status_is_end(const char *s)

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "migration/migration.h"
+#include "util/thread.h"
 
 #define FAKE_PAGE_SIZE 4096
 
@@ -58,8 +59,8 @@ typedef struct FakeHost {
     void (*on_sync)(struct FakeHost *h, size_t index, void *opaque);
     void *on_sync_opaque;
     /* Protected by lock */
-    GMutex lock;
-    GCond cond;                  /* a main call was queued */
+    QemuMutex lock;
+    QemuCond cond;                  /* a main call was queued */
     RunState state;
     GPtrArray *events;           /* char *, see above */
     GQueue main_calls;           /* queued FakeMainCall * */
