@@ -682,8 +682,13 @@ static void send_command(QTestState *s, const int *fds, size_t nfds,
     if (g_getenv("MAPRAM_TEST_QMP_LOG")) {
         g_printerr("[qmp %d] >>> %s\n", (int)s->pid, json);
     }
-    send_all(s, json, strlen(json), fds, nfds);
-    send_all(s, "\n", 1, NULL, 0);
+    /*
+     * One send, newline included: a process that acts on the command
+     * before the newline arrives ("quit") may be gone by then, and a
+     * separate send of the newline would fail with EPIPE.
+     */
+    g_autofree char *line = g_strconcat(json, "\n", NULL);
+    send_all(s, line, strlen(line), fds, nfds);
 }
 
 /* Read until a reply arrives, queueing events; dies on timeout. */
