@@ -12,6 +12,8 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+# meson test selection for check-tsan, e.g. "--suite unit --suite qtest-smoke" (CI)
+TSAN_SUITES ?=
 
 .PHONY: all deps build check check-asan check-tsan demo bench clean
 
@@ -54,7 +56,7 @@ check-tsan: deps $(TSAN_BUILD)/build.ninja
 	@ln -sfn system/mapram-vm $(TSAN_BUILD)/mapram-vm
 	@ln -sfn tools/mapram $(TSAN_BUILD)/mapram
 	@G_SLICE=always-malloc TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
-	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(TSAN_BUILD) --timeout-multiplier 4
+	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(TSAN_BUILD) --timeout-multiplier 4 $(TSAN_SUITES)
 
 demo: build
 	$(BUILD)/mapram demo
