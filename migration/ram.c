@@ -29,7 +29,7 @@ typedef struct RamSaveState {
     size_t nblocks;
     size_t cur_block;
     uint64_t cur_page;
-    int last_sent_block;
+    RamEncoder enc;               /* the block list, and the last block for CONTINUE */
     uint64_t dirty_pages;
     PageChannels *pc;
 } RamSaveState;
@@ -121,6 +121,7 @@ static void ram_save_cleanup(void *opaque)
         g_free(rs->blocks[i].file_bmap);
     }
     g_free(rs->blocks);
+    ram_encoder_clear(&rs->enc);
     g_free(rs);
     ram->save = NULL;
 }
@@ -135,9 +136,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     rs = ram->save = g_new0(RamSaveState, 1);
     rs->nblocks = host_block_count(ram);
     rs->blocks = g_new0(RamBlockState, rs->nblocks);
-    rs->last_sent_block = -1;
+    ram_encoder_init(&rs->enc);
 
-    qemu_put_be64(f, ram_state_total(ram) | RAM_SAVE_FLAG_MEM_SIZE);
+    ram_encode_mem_size(&rs->enc, f, ram_state_total(ram));
     for (size_t i = 0; i < rs->nblocks; i++) {
         RamBlockState *b = &rs->blocks[i];
         host_block(ram, i, &b->rb);
@@ -148,16 +149,15 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         host_sync_dirty(ram, i, b->bmap);
         bitmap_set_range(b->bmap, 0, b->npages);
         rs->dirty_pages += b->npages;
-        qemu_put_counted_string(f, b->rb.idstr);
-        qemu_put_be64(f, b->rb.used_length);
         if (p->mapped_ram) {
             b->file_bmap = bitmap_new(b->npages);
-            if (!mapped_ram_put_block(f, b->rb.used_length, RAM_PAGE_SIZE, &b->hdr, errp)) {
-                return false;
-            }
+        }
+        if (!ram_encode_block(&rs->enc, f, b->rb.idstr, b->rb.used_length,
+                              p->mapped_ram ? &b->hdr : NULL, errp)) {
+            return false;
         }
     }
-    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_encode_eos(f);
     if (p->mapped_ram) {
         PageChannelsConfig cfg = {
             .path = p->path,
@@ -177,18 +177,6 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     return qemu_file_propagate_error(f, errp);
 }
 
-static void put_page_header(RamSaveState *rs, QEMUFile *f, size_t bi, uint64_t offset,
-                            unsigned flags)
-{
-    if ((int)bi == rs->last_sent_block) {
-        qemu_put_be64(f, offset | flags | RAM_SAVE_FLAG_CONTINUE);
-    } else {
-        qemu_put_be64(f, offset | flags);
-        qemu_put_counted_string(f, rs->blocks[bi].rb.idstr);
-        rs->last_sent_block = bi;
-    }
-}
-
 /* Stream format: one record per page. Returns bytes put. */
 static uint64_t send_stream_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t page)
 {
@@ -198,12 +186,10 @@ static uint64_t send_stream_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t
     uint8_t *host = b->rb.host + page * RAM_PAGE_SIZE;
     uint64_t before = qemu_file_transferred(f);
     if (ram->sp.zero != ZERO_PAGE_DETECTION_NONE && buffer_is_zero(host, RAM_PAGE_SIZE)) {
-        put_page_header(rs, f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_ZERO);
-        qemu_put_byte(f, 0);
+        ram_encode_zero_page(&rs->enc, f, bi, page * RAM_PAGE_SIZE);
         stat64_add(&st->zero_pages, 1);
     } else {
-        put_page_header(rs, f, bi, page * RAM_PAGE_SIZE, RAM_SAVE_FLAG_PAGE);
-        qemu_put_buffer_async(f, host, RAM_PAGE_SIZE);
+        ram_encode_page(&rs->enc, f, bi, page * RAM_PAGE_SIZE, host);
         stat64_add(&st->normal_pages, 1);
         stat64_add(&st->bytes, RAM_PAGE_SIZE);
     }
@@ -282,7 +268,7 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     if (r == 1 && ram->save->pc && !page_channels_sync(ram->save->pc, errp)) {
         r = -1;
     }
-    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_encode_eos(f);
     return r;
 }
 
@@ -312,7 +298,7 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
             }
         }
     }
-    qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_encode_eos(f);
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
 }
@@ -333,7 +319,7 @@ typedef struct GapPage { uint8_t *host; } GapPage;
 
 /* One load, from load_setup to load_cleanup: the incoming thread only. */
 struct RamLoadState {
-    RamParseState ps;
+    RamDecoder dec;
     PageChannels *pc;
     GArray *zero_after_sync;      /* GapPage: read as part of a merged range, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
@@ -478,7 +464,7 @@ static void ram_load_cleanup(void *opaque)
         return;
     }
     page_channels_free(rl->pc);
-    ram_parse_state_clear(&rl->ps);
+    ram_decoder_clear(&rl->dec);
     g_array_unref(rl->zero_after_sync);
     g_array_unref(rl->blocks);
     g_free(rl);
@@ -493,7 +479,7 @@ static bool ram_load_setup(void *opaque, GError **errp)
 
     ram_load_cleanup(ram);
     rl = ram->load = g_new0(RamLoadState, 1);
-    ram_parse_state_init(&rl->ps, p->mapped_ram);
+    ram_decoder_init(&rl->dec, p->mapped_ram);
     rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapPage));
     rl->blocks = g_array_new(FALSE, FALSE, sizeof(size_t));
     if (p->mapped_ram) {
@@ -517,7 +503,7 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
 {
     RamState *ram = opaque;
     RamLoadState *rl = ram->load;
-    if (!ram_parse_section(f, si->type, &rl->ps, &vm_sink, ram, errp)) {
+    if (!ram_decode_section(&rl->dec, f, si->type, &vm_sink, ram, errp)) {
         if (rl->pc) {
             page_channels_abort(rl->pc);
         }

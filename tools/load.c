@@ -12,7 +12,7 @@
  */
 #include "mapram-tool.h"
 #include "../migration/page-channels.h"
-#include "../migration/ram.h"
+#include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
 #include "util/bitmap.h"
 #include "util/error.h"
@@ -42,7 +42,8 @@ typedef struct LoadCtx {
     char *path;
     QEMUFile *out;
     PageChannels *pc;
-    RamParseState ps;
+    RamDecoder dec;             /* the file's ram section */
+    RamEncoder enc;             /* the stream's */
     GPtrArray *blocks;          /* InBlock * */
     uint8_t *buf[2];
     uint64_t ram_done;
@@ -57,6 +58,14 @@ static void in_block_free(gpointer p)
     g_free(b);
 }
 
+static bool l_mem_size(void *opaque, uint64_t total, GError **errp)
+{
+    LoadCtx *c = opaque;
+    ram_encode_mem_size(&c->enc, c->out, total);
+    progress_set_total(c->progress, total);
+    return true;
+}
+
 static bool l_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                     uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
 {
@@ -64,10 +73,6 @@ static bool l_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!hdr) {
         error_setg(errp, "the input is not a mapped-ram file");
         return false;
-    }
-    if (idx == 0) {
-        qemu_put_be64(c->out, c->ps.total | RAM_SAVE_FLAG_MEM_SIZE);
-        progress_set_total(c->progress, c->ps.total);
     }
     InBlock *b = g_new0(InBlock, 1);
     b->idstr = g_strdup(idstr);
@@ -78,23 +83,12 @@ static bool l_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!b->bmap) {
         return false;
     }
-    qemu_put_counted_string(c->out, idstr);
-    qemu_put_be64(c->out, used_length);
-    return true;
+    return ram_encode_block(&c->enc, c->out, idstr, used_length, NULL, errp);
 }
 
-static uint8_t *l_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
-{
-    g_assert_not_reached();
-}
-
-static bool l_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp)
-{
-    g_assert_not_reached();
-}
-
+/* The decoder of a mapped-ram file refuses page records: no page callbacks. */
 static const RamSink load_sink = {
-    .block = l_block, .page_dest = l_page_dest, .page = l_page,
+    .mem_size = l_mem_size, .block = l_block,
 };
 
 /* Clear runs this short are read through: holes cost no disk I/O, syscalls do. */
@@ -134,23 +128,15 @@ static bool queue_window(LoadCtx *c, const Window *w, uint8_t *buf, GError **err
     return page_channels_queue_segs(c->pc, false, segs, n, errp);
 }
 
-static void emit_window(LoadCtx *c, const Window *w, uint8_t *buf, int *last_block)
+static void emit_window(LoadCtx *c, const Window *w, uint8_t *buf)
 {
     InBlock *b = g_ptr_array_index(c->blocks, w->block);
     for (uint64_t p = w->first; p < w->first + w->n; p++) {
-        bool data = test_bit(p, b->bmap);
-        unsigned flags = data ? RAM_SAVE_FLAG_PAGE : RAM_SAVE_FLAG_ZERO;
-        if (*last_block == (int)w->block) {
-            qemu_put_be64(c->out, p * RAM_PAGE_SIZE | flags | RAM_SAVE_FLAG_CONTINUE);
+        if (test_bit(p, b->bmap)) {
+            ram_encode_page(&c->enc, c->out, w->block, p * RAM_PAGE_SIZE,
+                            buf + (p - w->first) * RAM_PAGE_SIZE);
         } else {
-            qemu_put_be64(c->out, p * RAM_PAGE_SIZE | flags);
-            qemu_put_counted_string(c->out, b->idstr);
-            *last_block = w->block;
-        }
-        if (data) {
-            qemu_put_buffer_async(c->out, buf + (p - w->first) * RAM_PAGE_SIZE, RAM_PAGE_SIZE);
-        } else {
-            qemu_put_byte(c->out, 0);
+            ram_encode_zero_page(&c->enc, c->out, w->block, p * RAM_PAGE_SIZE);
         }
     }
     c->ram_done += w->n * RAM_PAGE_SIZE;
@@ -169,7 +155,6 @@ static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
         }
     }
     savevm_put_section_short_header(c->out, QEMU_VM_SECTION_PART, sid);
-    int last_block = -1;
     if (windows->len && (!queue_window(c, &g_array_index(windows, Window, 0), c->buf[0], errp) ||
                          !page_channels_sync(c->pc, errp))) {
         return false;
@@ -179,7 +164,7 @@ static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
             !queue_window(c, &g_array_index(windows, Window, i + 1), c->buf[(i + 1) % 2], errp)) {
             return false;
         }
-        emit_window(c, &g_array_index(windows, Window, i), c->buf[i % 2], &last_block);
+        emit_window(c, &g_array_index(windows, Window, i), c->buf[i % 2]);
         if (!qemu_fflush(c->out)) {
             return qemu_file_propagate_error(c->out, errp);
         }
@@ -187,7 +172,7 @@ static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
             return false;
         }
     }
-    qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+    ram_encode_eos(c->out);
     savevm_put_section_footer(c->out, sid);
     return qemu_file_propagate_error(c->out, errp);
 }
@@ -216,7 +201,8 @@ static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, 
     qemu_put_be32(c->out, QEMU_VM_FILE_VERSION);
     savevm_put_configuration(c->out, &oc, NULL);
     g_ptr_array_unref(oc.caps);
-    ram_parse_state_init(&c->ps, true);
+    ram_decoder_init(&c->dec, true);
+    ram_encoder_init(&c->enc);
     return true;
 }
 
@@ -226,7 +212,7 @@ static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
     bool is_ram = !strcmp(si->idstr, "ram") && si->type != QEMU_VM_SECTION_FULL;
 
     if (is_ram) {
-        if (!ram_parse_section(f, si->type, &c->ps, &load_sink, c, errp)) {
+        if (!ram_decode_section(&c->dec, f, si->type, &load_sink, c, errp)) {
             return false;
         }
         if (si->type == QEMU_VM_SECTION_PART) {
@@ -234,12 +220,12 @@ static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
         }
         if (si->type == QEMU_VM_SECTION_START) {
             /* the header went out before the block list */
-            qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+            ram_encode_eos(c->out);
             savevm_put_section_footer(c->out, si->section_id);
             return emit_pages(c, si->section_id, errp);
         }
         savevm_put_section_header(c->out, si);
-        qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+        ram_encode_eos(c->out);
         savevm_put_section_footer(c->out, si->section_id);
         return qemu_file_propagate_error(c->out, errp);
     }
@@ -317,7 +303,8 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     qemu_vfree(c.buf[0]);
     qemu_vfree(c.buf[1]);
     progress_finish(c.progress);
-    ram_parse_state_clear(&c.ps);
+    ram_decoder_clear(&c.dec);
+    ram_encoder_clear(&c.enc);
     g_ptr_array_unref(c.blocks);
     g_free(c.path);
     return ok;
