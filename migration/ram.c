@@ -315,13 +315,17 @@ static uint64_t ram_pending(void *opaque, bool exact)
 /* ------------------------------------------------------------------ */
 /* load into the VM                                                    */
 
-typedef struct GapPage { uint8_t *host; } GapPage;
+/* Guest memory read through a gap of a run: zeroed once the reads are done. */
+typedef struct GapRange {
+    uint8_t *host;
+    size_t len;
+} GapRange;
 
 /* One load, from load_setup to load_cleanup: the incoming thread only. */
 struct RamLoadState {
     RamDecoder dec;
     PageChannels *pc;
-    GArray *zero_after_sync;      /* GapPage: read as part of a merged range, must be zero */
+    GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
     PageStats stats;              /* page channels' counters (not reported) */
 };
@@ -365,6 +369,30 @@ static const RamSink vm_sink = {
  * extra requests on the hosts we measured; docs/benchmarks.md).
  */
 #define LOAD_GAP_PAGES 0
+/* One read request at most: 1 MiB, so that a block's reads spread over the workers. */
+#define LOAD_RUN_PAGES (MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE)
+
+/* Pages [from, to) are clear: those this VM wrote must read back as zero. */
+static void zero_touched(const MigrationRAMBlock *rb, const unsigned long *touched,
+                         uint64_t from, uint64_t to)
+{
+    for (uint64_t z = find_next_bit(touched, to, from); z < to;
+         z = find_next_bit(touched, to, z + 1)) {
+        memset(rb->host + z * RAM_PAGE_SIZE, 0, RAM_PAGE_SIZE);
+    }
+}
+
+/* The run's gap pages are read, and hold a hole or stale data: zero them after the reads. */
+static void note_gaps(RamLoadState *rl, const MappedRamRuns *it, const MappedRamRun *run,
+                      const MigrationRAMBlock *rb)
+{
+    uint64_t pos = run->start, gs, ge;
+
+    while (run->gap_pages && mapped_ram_run_next_gap(it, run, &pos, &gs, &ge)) {
+        GapRange g = { rb->host + gs * RAM_PAGE_SIZE, (ge - gs) * RAM_PAGE_SIZE };
+        g_array_append_val(rl->zero_after_sync, g);
+    }
+}
 
 static bool plan_block_reads(RamState *ram, size_t index, const MigrationRAMBlock *rb,
                              const MappedRamHeader *hdr, const unsigned long *bmap,
@@ -372,43 +400,24 @@ static bool plan_block_reads(RamState *ram, size_t index, const MigrationRAMBloc
 {
     RamLoadState *rl = ram->load;
     g_autofree unsigned long *touched = bitmap_new(npages);
+    MappedRamRuns it;
+    MappedRamRun run;
+    uint64_t pos = 0;
+
     /* Pages this VM wrote since it started: only those can be non-zero. */
     host_sync_dirty(ram, index, touched);
-
-    uint64_t pos = 0;
-    while (pos < npages) {
-        uint64_t start = find_next_bit(bmap, npages, pos);
-        /* clear pages before the run must read back as zero */
-        for (uint64_t z = find_next_bit(touched, start, pos); z < start;
-             z = find_next_bit(touched, start, z + 1)) {
-            memset(rb->host + z * RAM_PAGE_SIZE, 0, RAM_PAGE_SIZE);
+    mapped_ram_runs_init(&it, bmap, 0, npages, LOAD_GAP_PAGES, LOAD_RUN_PAGES);
+    while (mapped_ram_runs_next(&it, &run)) {
+        zero_touched(rb, touched, pos, run.start);
+        note_gaps(rl, &it, &run, rb);
+        if (!page_channels_queue_read(rl->pc, rb->host + run.start * RAM_PAGE_SIZE,
+                                      (run.end - run.start) * RAM_PAGE_SIZE,
+                                      hdr->pages_offset + run.start * RAM_PAGE_SIZE, errp)) {
+            return false;
         }
-        if (start >= npages) {
-            break;
-        }
-        uint64_t end = find_next_zero_bit(bmap, npages, start);
-        for (;;) {
-            uint64_t next = find_next_bit(bmap, npages, end);
-            if (next >= npages || next - end > LOAD_GAP_PAGES) {
-                break;
-            }
-            for (uint64_t g = end; g < next; g++) {
-                GapPage gp = { rb->host + g * RAM_PAGE_SIZE };
-                g_array_append_val(rl->zero_after_sync, gp);
-            }
-            end = find_next_zero_bit(bmap, npages, next);
-        }
-        for (uint64_t c = start; c < end; ) {
-            uint64_t n = MIN(end - c, MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE);
-            if (!page_channels_queue_read(rl->pc, rb->host + c * RAM_PAGE_SIZE,
-                                          n * RAM_PAGE_SIZE,
-                                          hdr->pages_offset + c * RAM_PAGE_SIZE, errp)) {
-                return false;
-            }
-            c += n;
-        }
-        pos = end;
+        pos = run.end;
     }
+    zero_touched(rb, touched, pos, npages);
     return true;
 }
 
@@ -480,7 +489,7 @@ static bool ram_load_setup(void *opaque, GError **errp)
     ram_load_cleanup(ram);
     rl = ram->load = g_new0(RamLoadState, 1);
     ram_decoder_init(&rl->dec, p->mapped_ram);
-    rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapPage));
+    rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapRange));
     rl->blocks = g_array_new(FALSE, FALSE, sizeof(size_t));
     if (p->mapped_ram) {
         PageChannelsConfig cfg = {
@@ -515,8 +524,8 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
             return false;
         }
         for (guint i = 0; i < rl->zero_after_sync->len; i++) {
-            GapPage *gp = &g_array_index(rl->zero_after_sync, GapPage, i);
-            memset(gp->host, 0, RAM_PAGE_SIZE);
+            GapRange *g = &g_array_index(rl->zero_after_sync, GapRange, i);
+            memset(g->host, 0, g->len);
         }
         g_array_set_size(rl->zero_after_sync, 0);
     }

@@ -93,37 +93,33 @@ static const RamSink load_sink = {
 
 /* Clear runs this short are read through: holes cost no disk I/O, syscalls do. */
 #define READ_GAP_PAGES 64
+/* One read request at most: 1 MiB. */
+#define READ_RUN_PAGES (MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE)
 
+/*
+ * Read the window's set runs into buf.  What a run reads through a gap is
+ * never sent: emit_window() sends a ZERO record for every clear page.
+ */
 static bool queue_window(LoadCtx *c, const Window *w, uint8_t *buf, GError **errp)
 {
     InBlock *b = g_ptr_array_index(c->blocks, w->block);
-    uint64_t end = w->first + w->n;
     PageSeg segs[64];
     unsigned n = 0;
-    uint64_t p = find_next_bit(b->bmap, end, w->first);
-    while (p < end) {
-        uint64_t q = find_next_zero_bit(b->bmap, end, p);
-        for (;;) {
-            uint64_t next = find_next_bit(b->bmap, end, q);
-            if (next >= end || next - q > READ_GAP_PAGES ||
-                next + 1 - p > MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE) {
-                break;
+    MappedRamRuns it;
+    MappedRamRun r;
+
+    mapped_ram_runs_init(&it, b->bmap, w->first, w->first + w->n, READ_GAP_PAGES,
+                         READ_RUN_PAGES);
+    while (mapped_ram_runs_next(&it, &r)) {
+        segs[n++] = (PageSeg) { buf + (r.start - w->first) * RAM_PAGE_SIZE,
+                                (r.end - r.start) * RAM_PAGE_SIZE,
+                                b->hdr.pages_offset + r.start * RAM_PAGE_SIZE };
+        if (n == G_N_ELEMENTS(segs)) {
+            if (!page_channels_queue_segs(c->pc, false, segs, n, errp)) {
+                return false;
             }
-            q = find_next_zero_bit(b->bmap, end, next);
+            n = 0;
         }
-        for (uint64_t s = p; s < q; ) {
-            uint64_t len = MIN(q - s, MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE);
-            segs[n++] = (PageSeg) { buf + (s - w->first) * RAM_PAGE_SIZE, len * RAM_PAGE_SIZE,
-                                    b->hdr.pages_offset + s * RAM_PAGE_SIZE };
-            if (n == G_N_ELEMENTS(segs)) {
-                if (!page_channels_queue_segs(c->pc, false, segs, n, errp)) {
-                    return false;
-                }
-                n = 0;
-            }
-            s += len;
-        }
-        p = find_next_bit(b->bmap, end, q);
     }
     return page_channels_queue_segs(c->pc, false, segs, n, errp);
 }
