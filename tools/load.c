@@ -4,8 +4,8 @@
  *
  * The "ram" START is re-emitted with the plain block list; right after it
  * one PART section carries every page: set bits as PAGE records (read
- * ahead by the page channels, double-buffered in 64 MiB windows so the
- * single writer never waits), clear bits as ZERO records, so the guest
+ * ahead by the page channels into a ring of chunks, so the single writer
+ * rarely waits), clear bits as ZERO records, so the guest
  * gets exactly the saved memory whatever the destination held before.
  * SWITCHOVER_START is dropped: QEMUs before 10.0 reject it and it carries
  * no state.
@@ -22,8 +22,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WINDOW_BYTES (64ULL * 1024 * 1024)
-#define WINDOW_PAGES (WINDOW_BYTES / RAM_PAGE_SIZE)
+/*
+ * The pages go out in chunks of one block, read ahead into a ring of
+ * RING_CHUNKS buffers: each chunk is one batch of reads for one worker, so
+ * the workers read several chunks at once while the writer sends the
+ * oldest, and the writer waits only for the chunk it sends next.  Before,
+ * 64 MiB windows were read as one batch each, double-buffered behind a
+ * sync of every worker, so one worker read while the others idled: QEMU
+ * 7.2's interleaved 4 GiB guest (bench/qemu-exec.sh) took 4.8 s to go into
+ * a pipe alone, 3.8 s in 4 MiB chunks.
+ */
+#define CHUNK_PAGES  1024ULL
+#define CHUNK_BYTES  (CHUNK_PAGES * RAM_PAGE_SIZE)
+#define RING_CHUNKS  16
 
 typedef struct InBlock {
     char *idstr;
@@ -32,10 +43,17 @@ typedef struct InBlock {
     unsigned long *bmap;
 } InBlock;
 
-typedef struct Window {
+/* Pages [first, first + n) of one block. */
+typedef struct Chunk {
     unsigned block;
     uint64_t first, n;
-} Window;
+} Chunk;
+
+/* A ring buffer: the chunk read into it, and whether its reads are done. */
+typedef struct Slot {
+    uint8_t *buf;
+    PageBatch batch;
+} Slot;
 
 typedef struct LoadCtx {
     const PageIoOptions *o;
@@ -45,7 +63,9 @@ typedef struct LoadCtx {
     RamDecoder dec;             /* the file's ram section */
     RamEncoder enc;             /* the stream's */
     GPtrArray *blocks;          /* InBlock * */
-    uint8_t *buf[2];
+    uint8_t *ring_buf;          /* RING_CHUNKS * CHUNK_BYTES */
+    Slot ring[RING_CHUNKS];
+    PageSeg *segs;              /* CHUNK_PAGES: a chunk's reads being queued */
     uint64_t ram_done;
     Progress *progress;
 } LoadCtx;
@@ -97,74 +117,88 @@ static const RamSink load_sink = {
 #define READ_RUN_PAGES (MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE)
 
 /*
- * Read the window's set runs into buf.  What a run reads through a gap is
- * never sent: emit_window() sends a ZERO record for every clear page.
+ * Read the chunk's set runs into slot as one batch.  What a run reads
+ * through a gap is never sent: emit_chunk() sends a ZERO record for every
+ * clear page.
  */
-static bool queue_window(LoadCtx *c, const Window *w, uint8_t *buf, GError **errp)
+static bool queue_chunk(LoadCtx *c, const Chunk *k, Slot *slot, GError **errp)
 {
-    InBlock *b = g_ptr_array_index(c->blocks, w->block);
-    PageSeg segs[64];
+    InBlock *b = g_ptr_array_index(c->blocks, k->block);
     unsigned n = 0;
     MappedRamRuns it;
     MappedRamRun r;
 
-    mapped_ram_runs_init(&it, b->bmap, w->first, w->first + w->n, READ_GAP_PAGES,
+    mapped_ram_runs_init(&it, b->bmap, k->first, k->first + k->n, READ_GAP_PAGES,
                          READ_RUN_PAGES);
     while (mapped_ram_runs_next(&it, &r)) {
-        segs[n++] = (PageSeg) { buf + (r.start - w->first) * RAM_PAGE_SIZE,
-                                (r.end - r.start) * RAM_PAGE_SIZE,
-                                b->hdr.pages_offset + r.start * RAM_PAGE_SIZE };
-        if (n == G_N_ELEMENTS(segs)) {
-            if (!page_channels_queue_segs(c->pc, false, segs, n, errp)) {
-                return false;
-            }
-            n = 0;
-        }
+        c->segs[n++] = (PageSeg) { slot->buf + (r.start - k->first) * RAM_PAGE_SIZE,
+                                   (r.end - r.start) * RAM_PAGE_SIZE,
+                                   b->hdr.pages_offset + r.start * RAM_PAGE_SIZE };
     }
-    return page_channels_queue_segs(c->pc, false, segs, n, errp);
+    return page_channels_queue_batch(c->pc, false, c->segs, n, &slot->batch, errp);
 }
 
-static void emit_window(LoadCtx *c, const Window *w, uint8_t *buf)
+/* The chunk's records; its page data is queued by reference until the next flush. */
+static void emit_chunk(LoadCtx *c, const Chunk *k, const uint8_t *buf)
 {
-    InBlock *b = g_ptr_array_index(c->blocks, w->block);
-    for (uint64_t p = w->first; p < w->first + w->n; p++) {
+    InBlock *b = g_ptr_array_index(c->blocks, k->block);
+    for (uint64_t p = k->first; p < k->first + k->n; p++) {
         if (test_bit(p, b->bmap)) {
-            ram_encode_page(&c->enc, c->out, w->block, p * RAM_PAGE_SIZE,
-                            buf + (p - w->first) * RAM_PAGE_SIZE);
+            ram_encode_page(&c->enc, c->out, k->block, p * RAM_PAGE_SIZE,
+                            buf + (p - k->first) * RAM_PAGE_SIZE);
         } else {
-            ram_encode_zero_page(&c->enc, c->out, w->block, p * RAM_PAGE_SIZE);
+            ram_encode_zero_page(&c->enc, c->out, k->block, p * RAM_PAGE_SIZE);
         }
     }
-    c->ram_done += w->n * RAM_PAGE_SIZE;
+    c->ram_done += k->n * RAM_PAGE_SIZE;
     progress_update(c->progress, c->ram_done);
+}
+
+static GArray *plan_chunks(LoadCtx *c)
+{
+    GArray *chunks = g_array_new(FALSE, FALSE, sizeof(Chunk));
+    for (guint i = 0; i < c->blocks->len; i++) {
+        InBlock *b = g_ptr_array_index(c->blocks, i);
+        for (uint64_t p = 0; p < b->npages; p += CHUNK_PAGES) {
+            Chunk k = { i, p, MIN(CHUNK_PAGES, b->npages - p) };
+            g_array_append_val(chunks, k);
+        }
+    }
+    return chunks;
+}
+
+/*
+ * Send chunk i once its reads are done; its buffer is free again after
+ * the flush (the page data went out by reference), for chunk i + RING_CHUNKS.
+ */
+static bool send_chunk(LoadCtx *c, GArray *chunks, guint i, GError **errp)
+{
+    Slot *slot = &c->ring[i % RING_CHUNKS];
+
+    if (!page_channels_wait_batch(c->pc, &slot->batch, errp)) {
+        return false;
+    }
+    emit_chunk(c, &g_array_index(chunks, Chunk, i), slot->buf);
+    if (!qemu_fflush(c->out)) {
+        return qemu_file_propagate_error(c->out, errp);
+    }
+    return i + RING_CHUNKS >= chunks->len ||
+           queue_chunk(c, &g_array_index(chunks, Chunk, i + RING_CHUNKS), slot, errp);
 }
 
 /* All pages, as one PART section of the ram section sid. */
 static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
 {
-    g_autoptr(GArray) windows = g_array_new(FALSE, FALSE, sizeof(Window));
-    for (guint i = 0; i < c->blocks->len; i++) {
-        InBlock *b = g_ptr_array_index(c->blocks, i);
-        for (uint64_t p = 0; p < b->npages; p += WINDOW_PAGES) {
-            Window w = { i, p, MIN(WINDOW_PAGES, b->npages - p) };
-            g_array_append_val(windows, w);
-        }
-    }
+    g_autoptr(GArray) chunks = plan_chunks(c);
+
     savevm_put_section_short_header(c->out, QEMU_VM_SECTION_PART, sid);
-    if (windows->len && (!queue_window(c, &g_array_index(windows, Window, 0), c->buf[0], errp) ||
-                         !page_channels_sync(c->pc, errp))) {
-        return false;
-    }
-    for (guint i = 0; i < windows->len; i++) {
-        if (i + 1 < windows->len &&
-            !queue_window(c, &g_array_index(windows, Window, i + 1), c->buf[(i + 1) % 2], errp)) {
+    for (guint i = 0; i < MIN(chunks->len, RING_CHUNKS); i++) {
+        if (!queue_chunk(c, &g_array_index(chunks, Chunk, i), &c->ring[i], errp)) {
             return false;
         }
-        emit_window(c, &g_array_index(windows, Window, i), c->buf[i % 2]);
-        if (!qemu_fflush(c->out)) {
-            return qemu_file_propagate_error(c->out, errp);
-        }
-        if (!page_channels_sync(c->pc, errp)) {
+    }
+    for (guint i = 0; i < chunks->len; i++) {
+        if (!send_chunk(c, chunks, i, errp)) {
             return false;
         }
     }
@@ -267,6 +301,14 @@ static const StreamVisitor load_visitor = {
     .vmdesc = l_vmdesc,
 };
 
+static void alloc_ring(LoadCtx *c)
+{
+    c->ring_buf = qemu_memalign(4096, RING_CHUNKS * CHUNK_BYTES);
+    for (unsigned i = 0; i < RING_CHUNKS; i++) {
+        c->ring[i].buf = c->ring_buf + i * CHUNK_BYTES;
+    }
+}
+
 bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
                              const PageIoOptions *o, GError **errp)
 {
@@ -274,8 +316,8 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     c.blocks = g_ptr_array_new_with_free_func(in_block_free);
     c.progress = progress_new("mapram load", o->progress);
     c.out = qemu_file_new_output(out, 0);
-    c.buf[0] = qemu_memalign(4096, WINDOW_BYTES);
-    c.buf[1] = qemu_memalign(4096, WINDOW_BYTES);
+    alloc_ring(&c);
+    c.segs = g_new(PageSeg, CHUNK_PAGES);
     QEMUFile *in = tool_open_input(path, offset, errp);
     bool ok = in != NULL;
     if (ok) {
@@ -296,8 +338,8 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     if (in) {
         qemu_fclose(in, NULL);
     }
-    qemu_vfree(c.buf[0]);
-    qemu_vfree(c.buf[1]);
+    qemu_vfree(c.ring_buf);
+    g_free(c.segs);
     progress_finish(c.progress);
     ram_decoder_clear(&c.dec);
     ram_encoder_clear(&c.enc);
