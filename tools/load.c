@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 /*
  * The pages go out in chunks of one block, read ahead into a ring of
@@ -31,10 +32,17 @@
  * sync of every worker, so one worker read while the others idled: QEMU
  * 7.2's interleaved 4 GiB guest (bench/qemu-exec.sh) took 4.8 s to go into
  * a pipe alone, 3.8 s in 4 MiB chunks.
+ *
+ * The ring is one region in transparent huge pages, a chunk per huge page:
+ * faulting it in and pinning it for every O_DIRECT read cost less than in
+ * 4 KiB pages (CPU time of that load 1.76 s -> 1.4 s; 1.04 s -> 0.73 s on
+ * the clustered guest).  32 MiB read ahead is enough: 64 MiB in 4 MiB
+ * chunks was no faster, and every MiB of it is first touched at each load.
  */
-#define CHUNK_PAGES  1024ULL
+#define CHUNK_PAGES  512ULL
 #define CHUNK_BYTES  (CHUNK_PAGES * RAM_PAGE_SIZE)
 #define RING_CHUNKS  16
+#define HUGE_PAGE_BYTES (2 * 1024 * 1024)
 
 typedef struct InBlock {
     char *idstr;
@@ -63,7 +71,7 @@ typedef struct LoadCtx {
     RamDecoder dec;             /* the file's ram section */
     RamEncoder enc;             /* the stream's */
     GPtrArray *blocks;          /* InBlock * */
-    uint8_t *ring_buf;          /* RING_CHUNKS * CHUNK_BYTES */
+    uint8_t *ring_buf;          /* RING_CHUNKS * CHUNK_BYTES, huge-page aligned */
     Slot ring[RING_CHUNKS];
     PageSeg *segs;              /* CHUNK_PAGES: a chunk's reads being queued */
     uint64_t ram_done;
@@ -301,9 +309,11 @@ static const StreamVisitor load_visitor = {
     .vmdesc = l_vmdesc,
 };
 
+/* Best effort: without huge pages the ring works the same, a little slower. */
 static void alloc_ring(LoadCtx *c)
 {
-    c->ring_buf = qemu_memalign(4096, RING_CHUNKS * CHUNK_BYTES);
+    c->ring_buf = qemu_memalign(HUGE_PAGE_BYTES, RING_CHUNKS * CHUNK_BYTES);
+    madvise(c->ring_buf, RING_CHUNKS * CHUNK_BYTES, MADV_HUGEPAGE);
     for (unsigned i = 0; i < RING_CHUNKS; i++) {
         c->ring[i].buf = c->ring_buf + i * CHUNK_BYTES;
     }
