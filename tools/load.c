@@ -119,8 +119,17 @@ static const RamSink load_sink = {
     .mem_size = l_mem_size, .block = l_block,
 };
 
-/* Clear runs this short are read through: holes cost no disk I/O, syscalls do. */
-#define READ_GAP_PAGES 64
+/*
+ * Clear runs of at most READ_GAP_PAGES pages are read through, inside one
+ * request: a hole that short costs less to zero-fill than a request of its
+ * own costs to submit (each extent is a bio either way).  Measured alone
+ * into a pipe, median of 4: the interleaved guest's one-page holes read
+ * through (gap 4 or 64) take 1.5-1.6 s of CPU instead of 1.8 s; the
+ * clustered guest's holes, 16 pages and longer, read through (gap 64) take
+ * 0.66 s instead of 0.50-0.55 s and 1.40 s instead of 1.2 s, so longer
+ * holes stay unread.
+ */
+#define READ_GAP_PAGES 4
 /* One read request at most: 1 MiB. */
 #define READ_RUN_PAGES (MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE)
 
