@@ -172,3 +172,50 @@ bool mapped_ram_write_bitmap(IOChannel *ioc, const MappedRamHeader *h,
     }
     return true;
 }
+
+void mapped_ram_runs_init(MappedRamRuns *it, const unsigned long *bmap, uint64_t first,
+                          uint64_t last, uint64_t max_gap, uint64_t max_run)
+{
+    g_assert(max_run > 0 && first <= last);
+    *it = (MappedRamRuns) {
+        .bmap = bmap, .pos = first, .last = last, .max_gap = max_gap, .max_run = max_run,
+    };
+}
+
+bool mapped_ram_runs_next(MappedRamRuns *it, MappedRamRun *run)
+{
+    uint64_t start = find_next_bit(it->bmap, it->last, it->pos);
+    if (start >= it->last) {
+        it->pos = it->last;
+        return false;
+    }
+    /* every search below stops at the cap, so a run never passes it */
+    uint64_t cap = start + MIN(it->max_run, it->last - start);
+    uint64_t end = find_next_zero_bit(it->bmap, cap, start);
+    uint64_t gaps = 0;
+    while (it->max_gap && end < cap) {
+        uint64_t next = find_next_bit(it->bmap, cap, end);
+        if (next >= cap || next - end > it->max_gap) {
+            break;
+        }
+        gaps += next - end;
+        end = find_next_zero_bit(it->bmap, cap, next);
+    }
+    *run = (MappedRamRun) { .start = start, .end = end, .gap_pages = gaps };
+    it->pos = end;
+    return true;
+}
+
+bool mapped_ram_run_next_gap(const MappedRamRuns *it, const MappedRamRun *run, uint64_t *pos,
+                             uint64_t *gap_start, uint64_t *gap_end)
+{
+    uint64_t s = find_next_zero_bit(it->bmap, run->end, *pos);
+    if (s >= run->end) {
+        *pos = run->end;
+        return false;
+    }
+    /* a run ends on a set page, so every gap ends inside it */
+    *gap_start = s;
+    *gap_end = *pos = find_next_bit(it->bmap, run->end, s);
+    return true;
+}

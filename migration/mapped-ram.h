@@ -65,4 +65,49 @@ unsigned long *mapped_ram_read_bitmap(IOChannel *ioc, const char *idstr,
 bool mapped_ram_write_bitmap(IOChannel *ioc, const MappedRamHeader *h,
                              const unsigned long *bmap, uint64_t num_pages, GError **errp);
 
+/*
+ * The set runs of a block's bitmap, for whoever reads the pages back (the
+ * VM's load, `mapram load`): every run [start, end) begins and ends on a
+ * set page and holds at most max_run pages (>= 1).  With max_gap > 0 a
+ * run reads through clear stretches of at most max_gap pages between set
+ * pages, so one I/O replaces several; its gap_pages counts them, and
+ * mapped_ram_run_next_gap() lists them, since a clear page's slot holds a
+ * hole or stale data, never the page (the reader must make it zero).
+ * Only pages of [first, last) are looked at: bits outside are ignored.
+ *
+ *   MappedRamRuns it;
+ *   MappedRamRun r;
+ *   mapped_ram_runs_init(&it, bmap, first, last, max_gap, max_run);
+ *   while (mapped_ram_runs_next(&it, &r)) {
+ *       read pages [r.start, r.end)
+ *       uint64_t pos = r.start, gs, ge;
+ *       while (r.gap_pages && mapped_ram_run_next_gap(&it, &r, &pos, &gs, &ge)) {
+ *           pages [gs, ge) are clear
+ *       }
+ *   }
+ */
+typedef struct MappedRamRuns {
+    const unsigned long *bmap;    /* borrowed: outlives the iteration */
+    uint64_t pos;                 /* first page not yet looked at */
+    uint64_t last;                /* end of the range, exclusive */
+    uint64_t max_gap;
+    uint64_t max_run;
+} MappedRamRuns;
+
+typedef struct MappedRamRun {
+    uint64_t start, end;          /* pages [start, end); start and end - 1 are set */
+    uint64_t gap_pages;           /* clear pages inside, read through */
+} MappedRamRun;
+
+void mapped_ram_runs_init(MappedRamRuns *it, const unsigned long *bmap, uint64_t first,
+                          uint64_t last, uint64_t max_gap, uint64_t max_run);
+/* The next run, or false when the range has no more set pages. */
+bool mapped_ram_runs_next(MappedRamRuns *it, MappedRamRun *run);
+/*
+ * The next clear stretch [*gap_start, *gap_end) of run at or after *pos
+ * (start *pos at run->start); false when there is none.
+ */
+bool mapped_ram_run_next_gap(const MappedRamRuns *it, const MappedRamRun *run, uint64_t *pos,
+                             uint64_t *gap_start, uint64_t *gap_end);
+
 #endif

@@ -29,6 +29,8 @@ typedef struct Job {
     /* READ / PWRITE */
     size_t len;
     off_t off;
+    /* SEGS_*: marked done once the job's I/O has completed, or NULL */
+    PageBatch *batch;
     /* SEGS_*: n segments after the struct */
     union {
         uint64_t pages[0];
@@ -190,9 +192,12 @@ static bool do_segs(PageWorker *c, Job *j, bool write, GError **errp)
     return true;
 }
 
-static void job_finished(PageWorker *c)
+static void job_finished(PageWorker *c, PageBatch *batch)
 {
     qemu_mutex_lock(&c->pc->lock);
+    if (batch) {
+        g_atomic_int_set(&batch->done, 1);
+    }
     g_atomic_int_dec_and_test(&c->queued);
     qemu_cond_broadcast(&c->pc->cond);
     qemu_mutex_unlock(&c->pc->lock);
@@ -229,6 +234,8 @@ static gpointer channel_thread(gpointer opaque)
         case JOB_SEGS_R:
             if (!has_error(pc)) {
                 ok = do_segs(c, j, j->kind == JOB_SEGS_W, &err);
+                /* a batch is done when its I/O is, not when it is submitted */
+                ok = ok && (!j->batch || aio_engine_drain(c->aio, &err));
             }
             break;
         case JOB_SYNC:
@@ -243,6 +250,7 @@ static gpointer channel_thread(gpointer opaque)
             set_error(pc, err);
         }
         JobKind kind = j->kind;
+        PageBatch *batch = j->batch;
         g_free(j);
         if (kind == JOB_SYNC) {
             qemu_mutex_lock(&pc->lock);
@@ -250,7 +258,7 @@ static gpointer channel_thread(gpointer opaque)
             qemu_cond_broadcast(&pc->cond);
             qemu_mutex_unlock(&pc->lock);
         }
-        job_finished(c);
+        job_finished(c, batch);
         if (kind == JOB_QUIT) {
             return NULL;
         }
@@ -370,7 +378,7 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
     if (!check_error(pc, errp)) {
         return false;
     }
-    Job *j = g_malloc(sizeof(Job) + n * sizeof(uint64_t));
+    Job *j = g_malloc0(sizeof(Job) + n * sizeof(uint64_t));
     j->kind = JOB_WRITE;
     j->host = host;
     j->pages_offset = pages_offset;
@@ -409,21 +417,42 @@ bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, o
     return queue_io(pc, JOB_PWRITE, (void *)buf, len, off, errp);
 }
 
-bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
-                              GError **errp)
+static bool queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
+                       PageBatch *batch, GError **errp)
 {
-    if (!n) {
-        return true;
-    }
     if (!check_error(pc, errp)) {
         return false;
     }
     Job *j = g_malloc0(sizeof(Job) + n * sizeof(PageSeg));
     j->kind = write ? JOB_SEGS_W : JOB_SEGS_R;
     j->n = n;
+    j->batch = batch;
     memcpy(j->segs, segs, n * sizeof(PageSeg));
     worker_push(pick_worker(pc), j);
     return true;
+}
+
+bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
+                              GError **errp)
+{
+    return !n || queue_segs(pc, write, segs, n, NULL, errp);
+}
+
+bool page_channels_queue_batch(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
+                               PageBatch *batch, GError **errp)
+{
+    g_atomic_int_set(&batch->done, n == 0);
+    return !n || queue_segs(pc, write, segs, n, batch, errp);
+}
+
+bool page_channels_wait_batch(PageChannels *pc, PageBatch *batch, GError **errp)
+{
+    qemu_mutex_lock(&pc->lock);
+    while (!g_atomic_int_get(&batch->done) && !pc->err && !g_atomic_int_get(&pc->aborted)) {
+        qemu_cond_wait(&pc->cond, &pc->lock);
+    }
+    qemu_mutex_unlock(&pc->lock);
+    return check_error(pc, errp);
 }
 
 bool page_channels_sync(PageChannels *pc, GError **errp)

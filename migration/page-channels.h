@@ -84,6 +84,21 @@ typedef struct PageSeg {
 } PageSeg;
 bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
                               GError **errp);
+/*
+ * The same as one batch whose completion the caller can wait for, so that
+ * a reader can use (and a writer reuse) the batch's buffers while the
+ * other batches go on: the worker marks the batch done when all its I/O
+ * has completed (or failed).  batch is the caller's and must stay valid
+ * until page_channels_wait_batch() returned or the channels are freed;
+ * n == 0 is done at once.
+ */
+typedef struct PageBatch {
+    gint done;                 /* atomic; set by the worker under the channels' lock */
+} PageBatch;
+bool page_channels_queue_batch(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
+                               PageBatch *batch, GError **errp);
+/* Wait until batch is done; false with the first error of any channel. */
+bool page_channels_wait_batch(PageChannels *pc, PageBatch *batch, GError **errp);
 /* Wait for every channel; the first error of any channel is returned. */
 bool page_channels_sync(PageChannels *pc, GError **errp);
 /* Cancel: make channels drop queued work and fail. */

@@ -4,7 +4,7 @@
  * parser the VM loads with.
  */
 #include "mapram-tool.h"
-#include "../migration/ram.h"
+#include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
 #include "util/bitmap.h"
 #include "util/cutils.h"
@@ -33,7 +33,7 @@ typedef struct Report {
     bool verify;
     StreamConfig cfg;
     bool mapped;
-    RamParseState ps;
+    RamDecoder dec;
     GPtrArray *blocks;         /* BlockReport * */
     GArray *sections;          /* SectionReport */
     GArray *commands;          /* uint16_t */
@@ -61,7 +61,7 @@ static bool r_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, 
             r->mapped = true;
         }
     }
-    ram_parse_state_init(&r->ps, r->mapped);
+    ram_decoder_init(&r->dec, r->mapped);
     return true;
 }
 
@@ -147,7 +147,7 @@ static bool r_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
                        si->version_id);
             return false;
         }
-        return ram_parse_section(f, si->type, &r->ps, &report_sink, r, errp);
+        return ram_decode_section(&r->dec, f, si->type, &report_sink, r, errp);
     }
     return savevm_skip_unknown_body(f, si, NULL, errp);
 }
@@ -200,7 +200,7 @@ static const StreamVisitor report_visitor = {
 static void report_clear(Report *r)
 {
     stream_config_clear(&r->cfg);
-    ram_parse_state_clear(&r->ps);
+    ram_decoder_clear(&r->dec);
     g_ptr_array_unref(r->blocks);
     g_array_unref(r->sections);
     g_array_unref(r->commands);
@@ -246,7 +246,7 @@ static void print_text(Report *r, const char *arg)
         printf(" %s", (char *)g_ptr_array_index(r->cfg.caps, i));
     }
     printf("%s\n", r->cfg.caps->len ? "" : " (none)");
-    printf("ram: %llu bytes in %u blocks\n", (unsigned long long)r->ps.total, r->blocks->len);
+    printf("ram: %llu bytes in %u blocks\n", (unsigned long long)r->dec.total, r->blocks->len);
     for (guint i = 0; i < r->blocks->len; i++) {
         BlockReport *b = g_ptr_array_index(r->blocks, i);
         g_autofree char *sz = g_format_size_full(b->length, G_FORMAT_SIZE_IEC_UNITS);
@@ -302,7 +302,7 @@ static void print_json(Report *r)
     }
     json_builder_end_array(b);
     json_builder_set_member_name(b, "ram-total");
-    json_builder_add_int_value(b, r->ps.total);
+    json_builder_add_int_value(b, r->dec.total);
     json_builder_set_member_name(b, "blocks");
     json_builder_begin_array(b);
     for (guint i = 0; i < r->blocks->len; i++) {

@@ -11,7 +11,7 @@
  */
 #include "mapram-tool.h"
 #include "../migration/page-channels.h"
-#include "../migration/ram.h"
+#include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
 #include "util/bitmap.h"
 #include "util/bufferzero.h"
@@ -41,7 +41,8 @@ typedef struct SaveCtx {
     QEMUFile *out;
     IOChannel *out_ioc;
     PageChannels *pc;
-    RamParseState ps;
+    RamDecoder dec;            /* the input stream's ram section */
+    RamEncoder enc;            /* the output's block list */
     bool mapped_in;
     GPtrArray *blocks;         /* OutBlock * */
     uint8_t *chunks[CHUNKS];
@@ -96,6 +97,14 @@ static bool submit_chunk(SaveCtx *c, GError **errp)
     return true;
 }
 
+static bool s_mem_size(void *opaque, uint64_t total, GError **errp)
+{
+    SaveCtx *c = opaque;
+    ram_encode_mem_size(&c->enc, c->out, total);
+    progress_set_total(c->progress, total);
+    return true;
+}
+
 static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                     uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
 {
@@ -104,19 +113,13 @@ static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
         error_setg(errp, "the input is already a mapped-ram stream");
         return false;
     }
-    if (idx == 0) {
-        qemu_put_be64(c->out, c->ps.total | RAM_SAVE_FLAG_MEM_SIZE);
-        progress_set_total(c->progress, c->ps.total);
-    }
     OutBlock *b = g_new0(OutBlock, 1);
     b->idstr = g_strdup(idstr);
     b->npages = used_length / RAM_PAGE_SIZE;
     b->file_bmap = bitmap_new(b->npages);
     b->inflight = bitmap_new(b->npages);
     g_ptr_array_add(c->blocks, b);
-    qemu_put_counted_string(c->out, idstr);
-    qemu_put_be64(c->out, used_length);
-    return mapped_ram_put_block(c->out, used_length, RAM_PAGE_SIZE, &b->hdr, errp);
+    return ram_encode_block(&c->enc, c->out, idstr, used_length, &b->hdr, errp);
 }
 
 static uint8_t *s_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
@@ -168,7 +171,7 @@ static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErro
 }
 
 static const RamSink save_sink = {
-    .block = s_block, .page_dest = s_page_dest, .page = s_page,
+    .mem_size = s_mem_size, .block = s_block, .page_dest = s_page_dest, .page = s_page,
 };
 
 static bool s_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
@@ -201,7 +204,8 @@ static bool s_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, 
     qemu_put_be32(c->out, QEMU_VM_FILE_VERSION);
     savevm_put_configuration(c->out, &oc, NULL);
     g_ptr_array_unref(oc.caps);
-    ram_parse_state_init(&c->ps, false);
+    ram_decoder_init(&c->dec, false);
+    ram_encoder_init(&c->enc);
     return qemu_file_propagate_error(c->out, errp);
 }
 
@@ -231,13 +235,13 @@ static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
         return false;
     }
     savevm_put_section_header(c->out, si);
-    if (!ram_parse_section(f, si->type, &c->ps, &save_sink, c, errp)) {
+    if (!ram_decode_section(&c->dec, f, si->type, &save_sink, c, errp)) {
         return false;
     }
     if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
         return false;
     }
-    qemu_put_be64(c->out, RAM_SAVE_FLAG_EOS);
+    ram_encode_eos(c->out);
     savevm_put_section_footer(c->out, si->section_id);
     return qemu_file_propagate_error(c->out, errp);
 }
@@ -328,7 +332,8 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
         progress_update(c.progress, c.ram_done);
     }
     progress_finish(c.progress);
-    ram_parse_state_clear(&c.ps);
+    ram_decoder_clear(&c.dec);
+    ram_encoder_clear(&c.enc);
     g_ptr_array_unref(c.blocks);
     g_free(c.path);
     return ok;
