@@ -172,7 +172,7 @@ static const MigrationHostOps host_ops = {
     .ram_block_get = op_ram_block_get,
     .ram_block_sync_dirty = op_ram_block_sync_dirty,
     .event = op_event,
-    /* no request_exit, get_fd or main_call: the defaults do */
+    /* no request_exit, get_fd, main_call or error_report: the defaults do */
 };
 
 /* ---- driving a migration ------------------------------------------------ */

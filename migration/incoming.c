@@ -178,7 +178,7 @@ static IOChannel *accept_peer(MigrationIncomingState *s, GError **errp)
             g_propagate_error(errp, err);
             return NULL;
         }
-        g_printerr("mapram-vm: accept failed: %s\n", err->message);
+        migration_error_report(s->mig, "accept failed: %s", err->message);
         g_error_free(err);
     }
 }
@@ -258,8 +258,8 @@ static gpointer incoming_thread(gpointer opaque)
         return NULL;
     }
     if (!ok) {
-        g_printerr("mapram-vm: load of migration failed: %s\n",
-                   err ? err->message : "load failed");
+        migration_error_report(m, "load of migration failed: %s",
+                               err ? err->message : "load failed");
     }
     g_clear_error(&err);
     if (m->host->main_call) {

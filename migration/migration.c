@@ -30,6 +30,21 @@ void migration_event(Migration *m, const char *name, JsonObject *data)
     }
 }
 
+void migration_error_report(Migration *m, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (m->host->error_report) {
+        m->host->error_report(m->host_opaque, msg);
+    } else {
+        g_printerr("migration: %s\n", msg);
+    }
+    g_free(msg);
+}
+
 /* cfg: the migration's snapshot (the events capability as it was at its start). */
 void migration_status_event(Migration *m, const MigrationConfig *cfg, MigrationStatus s)
 {

@@ -283,7 +283,7 @@ static gpointer migration_thread(gpointer opaque)
         set_status(s, MIGRATION_STATUS_COMPLETED);
     } else {
         if (err && !cancelled) {
-            g_printerr("mapram-vm: migration failed: %s\n", err->message);
+            migration_error_report(m, "migration failed: %s", err->message);
             qemu_mutex_lock(&s->lock);
             g_free(s->error_desc);
             s->error_desc = g_strdup(err->message);

@@ -96,6 +96,13 @@ static void host_main_call(void *opaque, void (*fn)(void *data), void *data)
     g_idle_add(main_call_run, c);
 }
 
+/* As QEMU's error_report: the program's name first. */
+static void host_error_report(void *opaque, const char *msg)
+{
+    (void)opaque;
+    g_printerr("mapram-vm: %s\n", msg);
+}
+
 static const MigrationHostOps vm_host_ops = {
     .runstate_get = host_runstate_get,
     .runstate_set = host_runstate_set,
@@ -109,6 +116,7 @@ static const MigrationHostOps vm_host_ops = {
     .event = host_event,
     .get_fd = host_get_fd,
     .main_call = host_main_call,
+    .error_report = host_error_report,
 };
 
 Migration *vm_migration_new(void)

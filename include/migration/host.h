@@ -100,6 +100,13 @@ typedef struct MigrationHostOps {
      * thread runs fn itself.
      */
     void (*main_call)(void *opaque, void (*fn)(void *data), void *data);
+    /*
+     * Optional. A failure nobody asked for by command: a save or load
+     * failed, an accept on the listening socket failed.  msg has no
+     * trailing newline.  Without it the message goes to stderr as
+     * "migration: MSG".  (query-migrate's error-desc has the same text.)
+     */
+    void (*error_report)(void *opaque, const char *msg);
 } MigrationHostOps;
 
 #endif

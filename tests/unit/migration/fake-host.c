@@ -124,6 +124,15 @@ static void op_event(void *opaque, const char *name, JsonObject *data)
     json_object_unref(data);
 }
 
+static void op_error_report(void *opaque, const char *msg)
+{
+    FakeHost *h = opaque;
+    qemu_mutex_lock(&h->lock);
+    g_ptr_array_add(h->errors, g_strdup(msg));
+    qemu_mutex_unlock(&h->lock);
+    record(h, g_strdup("error"));
+}
+
 static void op_main_call(void *opaque, void (*fn)(void *data), void *data)
 {
     FakeHost *h = opaque;
@@ -150,7 +159,8 @@ static void op_main_call(void *opaque, void (*fn)(void *data), void *data)
     .ram_block_get = op_ram_block_get, \
     .ram_block_sync_dirty = op_ram_block_sync_dirty, \
     .request_exit = op_request_exit, \
-    .event = op_event
+    .event = op_event, \
+    .error_report = op_error_report
 
 const MigrationHostOps fake_host_ops = { FAKE_HOST_OPS, .main_call = op_main_call };
 const MigrationHostOps fake_host_ops_no_main_call = { FAKE_HOST_OPS };
@@ -168,6 +178,7 @@ FakeHost *fake_host_new(RunState state)
     h->events = g_ptr_array_new_with_free_func(g_free);
     g_queue_init(&h->main_calls);
     h->exit_status = -1;
+    h->errors = g_ptr_array_new_with_free_func(g_free);
     return h;
 }
 
@@ -186,6 +197,7 @@ void fake_host_free(FakeHost *h)
     }
     g_ptr_array_unref(h->blocks);
     g_ptr_array_unref(h->events);
+    g_ptr_array_unref(h->errors);
     qemu_mutex_destroy(&h->lock);
     qemu_cond_destroy(&h->cond);
     g_free(h);
@@ -281,6 +293,17 @@ void fake_host_clear_events(FakeHost *h)
     qemu_mutex_lock(&h->lock);
     g_ptr_array_set_size(h->events, 0);
     qemu_mutex_unlock(&h->lock);
+}
+
+char *fake_host_errors(FakeHost *h)
+{
+    qemu_mutex_lock(&h->lock);
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < h->errors->len; i++) {
+        g_string_append_printf(out, "%s%s", i ? "\n" : "", (char *)h->errors->pdata[i]);
+    }
+    qemu_mutex_unlock(&h->lock);
+    return g_string_free(out, FALSE);
 }
 
 int fake_host_exit_status(FakeHost *h)

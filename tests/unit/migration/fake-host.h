@@ -16,6 +16,7 @@
  * What is recorded, in order, as one line each in events:
  *   "MIGRATION <status>", "MIGRATION_PASS <n>"   the host's event op
  *   "vm_stop <state>", "vm_start", "runstate <state>", "exit <status>"
+ *   "error"                                        error_report (its text: fake_host_errors())
  * There is no get_fd: the fd: transport does not ask the host (yet).
  * main_call runs its function inline (the default) or, with
  * queue_main_calls, queues it until fake_host_run_main_calls() (the wait
@@ -65,6 +66,7 @@ typedef struct FakeHost {
     GPtrArray *events;           /* char *, see above */
     GQueue main_calls;           /* queued FakeMainCall * */
     int exit_status;             /* -1 until request_exit */
+    GPtrArray *errors;           /* char *: the error_report messages, in order */
 } FakeHost;
 
 extern const MigrationHostOps fake_host_ops;
@@ -99,6 +101,8 @@ RunState fake_host_runstate(FakeHost *h);
 char *fake_host_events(FakeHost *h, bool with_passes);
 void fake_host_clear_events(FakeHost *h);
 int fake_host_exit_status(FakeHost *h);
+/* The error_report messages so far, one per line ("" if none). */
+char *fake_host_errors(FakeHost *h);
 /* Run the queued main calls; returns how many ran. */
 unsigned fake_host_run_main_calls(FakeHost *h);
 /* Wait (up to 30 s) until a main call is queued, without running it. */

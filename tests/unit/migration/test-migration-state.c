@@ -190,7 +190,11 @@ static void test_save_failed_pre_save(void)
                     "Failed to save device state 'fakedev': pre-save failed: fakedev");
     migration_info_clear(&info);
     assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, vm_start, MIGRATION failed");
+                  "MIGRATION device, error, vm_start, MIGRATION failed");
+    /* the failure goes to the host's error_report, as QEMU's error_report */
+    g_autofree char *errors = fake_host_errors(src.h);
+    g_assert_cmpstr(errors, ==, "migration failed: Failed to save device state 'fakedev': "
+                    "pre-save failed: fakedev");
     g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
@@ -210,7 +214,7 @@ static void test_save_failed_pre_save_paused(void)
     g_assert_cmpstr(info.status, ==, "failed");
     migration_info_clear(&info);
     assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, runstate paused, MIGRATION failed");
+                  "MIGRATION device, error, runstate paused, MIGRATION failed");
     g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_PAUSED);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
@@ -266,7 +270,7 @@ static void test_fault_save_page_write(void)
     g_assert_cmpstr(info.error_desc, ==,
                     "Unable to write to file at offset 0x110000: Input/output error");
     migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, MIGRATION failed");
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, error, MIGRATION failed");
     g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
@@ -289,7 +293,7 @@ static void test_fault_save_device_state(void)
     g_assert_cmpstr(info.error_desc, ==, "Failed to save device state: injected fault");
     migration_info_clear(&info);
     assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, vm_start, MIGRATION failed");
+                  "MIGRATION device, error, vm_start, MIGRATION failed");
     g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
@@ -573,6 +577,9 @@ static void load_failed_case(bool exit_on_error, const char *want_events)
     migration_free(dst.m);
     dst.m = NULL;
     assert_events(dst.h, want_events);
+    g_autofree char *want_errors = g_strdup_printf("load of migration failed: %s", want_desc);
+    g_autofree char *errors = fake_host_errors(dst.h);
+    g_assert_cmpstr(errors, ==, want_errors);
     g_assert_cmpint(fake_host_exit_status(dst.h), ==, exit_on_error ? 1 : -1);
     g_assert_cmpint(fake_host_runstate(dst.h), ==, RUN_STATE_INMIGRATE);
     vm_cleanup(&dst);
@@ -581,12 +588,12 @@ static void load_failed_case(bool exit_on_error, const char *want_events)
 
 static void test_load_failed_exit(void)
 {
-    load_failed_case(true, "MIGRATION setup, MIGRATION active, MIGRATION failed, exit 1");
+    load_failed_case(true, "MIGRATION setup, MIGRATION active, error, MIGRATION failed, exit 1");
 }
 
 static void test_load_failed_no_exit(void)
 {
-    load_failed_case(false, "MIGRATION setup, MIGRATION active, MIGRATION failed");
+    load_failed_case(false, "MIGRATION setup, MIGRATION active, error, MIGRATION failed");
 }
 
 /* The order of the incoming checks, each with QEMU's text. */
