@@ -3,10 +3,12 @@
  */
 #include "mapram-tool.h"
 #include "../migration/migration-internal.h"
+#include "../migration/ram-codec.h"
 #include "util/error.h"
 #include "util/osdep.h"
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp)
@@ -43,6 +45,8 @@ struct Progress {
     const char *what;
     bool enabled;
     uint64_t total;
+    uint64_t done;             /* bytes of RAM gone through, as last updated */
+    bool shown;                /* a progress line is on the terminal */
     gint64 start_us, last_us;
 };
 
@@ -57,25 +61,24 @@ Progress *progress_new(const char *what, bool enabled)
 
 void progress_set_total(Progress *p, uint64_t total) { p->total = total; }
 
-static void progress_print(Progress *p, uint64_t done, bool final)
+/* GLib's IEC size with a plain space: the line also ends up in logs and pipes. */
+static char *format_size(uint64_t bytes)
 {
-    gint64 now = g_get_monotonic_time();
-    double secs = (now - p->start_us) / 1e6;
-    double rate = secs > 0 ? done / secs : 0;
-    g_autofree char *d = g_format_size_full(done, G_FORMAT_SIZE_IEC_UNITS);
-    g_autofree char *r = g_format_size_full((guint64)rate, G_FORMAT_SIZE_IEC_UNITS);
-    if (p->total && rate > 0 && !final) {
-        double eta = (p->total > done ? p->total - done : 0) / rate;
-        g_autofree char *t = g_format_size_full(p->total, G_FORMAT_SIZE_IEC_UNITS);
-        fprintf(stderr, "\r%s: %s of %s, %s/s, ETA %.0f s   ", p->what, d, t, r, eta);
-    } else {
-        fprintf(stderr, "\r%s: %s, %s/s%s", p->what, d, r, final ? "\n" : "   ");
+    char *s = g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+    char *nbsp = strstr(s, "\xc2\xa0");
+    if (nbsp) {
+        *nbsp = ' ';
+        memmove(nbsp + 1, nbsp + 2, strlen(nbsp + 2) + 1);
     }
-    fflush(stderr);
+    return s;
 }
+
+/* "\r" back to the line's start, "ESC [ K" erases to its end: no leftovers. */
+#define LINE_RESTART "\r\033[K"
 
 void progress_update(Progress *p, uint64_t done)
 {
+    p->done = done;
     if (!p->enabled) {
         return;
     }
@@ -84,10 +87,33 @@ void progress_update(Progress *p, uint64_t done)
         return;
     }
     p->last_us = now;
-    progress_print(p, done, false);
+    double secs = (now - p->start_us) / 1e6;
+    double rate = secs > 0 ? done / secs : 0;
+    g_autofree char *d = format_size(done);
+    g_autofree char *r = format_size((guint64)rate);
+    if (p->total && rate > 0) {
+        double eta = (p->total > done ? p->total - done : 0) / rate;
+        g_autofree char *t = format_size(p->total);
+        fprintf(stderr, LINE_RESTART "%s: %s of %s, %s/s, ETA %.0f s", p->what, d, t, r, eta);
+    } else {
+        fprintf(stderr, LINE_RESTART "%s: %s, %s/s", p->what, d, r);
+    }
+    fflush(stderr);
+    p->shown = true;
 }
 
-void progress_finish(Progress *p)
+void progress_finish(Progress *p, bool ok)
 {
+    if (p->enabled && ok) {
+        double secs = (g_get_monotonic_time() - p->start_us) / 1e6;
+        g_autofree char *d = format_size(p->done);
+        g_autofree char *r = format_size(secs > 0 ? (guint64)(p->done / secs) : 0);
+        fprintf(stderr, "%s%s: %s of RAM (%" G_GUINT64_FORMAT " pages) in %.2f s, %s/s\n",
+                p->shown ? LINE_RESTART : "", p->what, d, (guint64)(p->done / RAM_PAGE_SIZE),
+                secs, r);
+    } else if (p->shown) {
+        fprintf(stderr, LINE_RESTART);
+    }
+    fflush(stderr);
     g_free(p);
 }

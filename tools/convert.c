@@ -79,9 +79,7 @@ bool tool_parse_file_command(const char *name, int argc, char **argv, const char
                              PageIoOptions *o, char **path, uint64_t *offset)
 {
     GError *err = NULL;
-    o->channels = 1;
-    o->queue_depth = 256;
-    o->progress = true;
+    *o = (PageIoOptions){ .channels = 1, .queue_depth = 256, .progress = true };
     if (!tool_parse_io_options(&argc, &argv, usage, o, &err) || argc != 2 ||
         !tool_parse_file_arg(argv[1], path, offset, &err)) {
         fprintf(stderr, "mapram %s: %s\n", name, err ? err->message : "expected one FILE");
@@ -93,7 +91,8 @@ bool tool_parse_file_command(const char *name, int argc, char **argv, const char
 
 int cmd_convert(int argc, char **argv)
 {
-    PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true };
+    PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true,
+                        .name = "mapram convert" };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
                                "file to a mapped-ram file or back", &o, &err) || argc != 3) {

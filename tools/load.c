@@ -333,7 +333,7 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
 {
     LoadCtx c = { .o = o, .path = g_strdup(path) };
     c.blocks = g_ptr_array_new_with_free_func(in_block_free);
-    c.progress = progress_new("mapram load", o->progress);
+    c.progress = progress_new(o->name ? o->name : "mapram load", o->progress);
     c.out = qemu_file_new_output(out, 0);
     alloc_ring(&c);
     c.segs = g_new(PageSeg, CHUNK_PAGES);
@@ -359,7 +359,7 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     }
     qemu_vfree(c.ring_buf);
     g_free(c.segs);
-    progress_finish(c.progress);
+    progress_finish(c.progress, ok);
     ram_decoder_clear(&c.dec);
     ram_encoder_clear(&c.enc);
     g_ptr_array_unref(c.blocks);

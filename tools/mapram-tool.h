@@ -30,6 +30,7 @@ typedef struct PageIoOptions {
     bool direct_io;
     unsigned queue_depth;
     bool progress;
+    const char *name;          /* what progress lines start with; NULL: "mapram save"/"load" */
 } PageIoOptions;
 
 /* Options and "FILE[,offset=N]" of save/load; false = usage error (printed). */
@@ -47,11 +48,17 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
 /* Does the file at path/offset hold a mapped-ram stream? */
 bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, GError **errp);
 
-/* Progress on stderr when it is a terminal. */
+/*
+ * Progress on stderr when it is a terminal: a line rewritten in place at
+ * most twice a second, and at the end, in its place, one summary line
+ * ("mapram save: 64 MiB of RAM (16384 pages) in 0.21 s, 305 MiB/s"), or
+ * nothing when the command failed (its error follows on a clean line).
+ */
 typedef struct Progress Progress;
 Progress *progress_new(const char *what, bool enabled);
 void progress_set_total(Progress *p, uint64_t total);
 void progress_update(Progress *p, uint64_t done);
-void progress_finish(Progress *p);
+/* Ends the line as above and frees p. */
+void progress_finish(Progress *p, bool ok);
 
 #endif

@@ -301,7 +301,7 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
 {
     SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .cur_block = -1 };
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
-    c.progress = progress_new("mapram save", o->progress);
+    c.progress = progress_new(o->name ? o->name : "mapram save", o->progress);
     bool ok = open_output(&c, errp) &&
               savevm_walk_stream(in, &save_visitor, &c, true, errp);
     if (c.pc) {
@@ -328,10 +328,7 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     for (int i = 0; i < CHUNKS; i++) {
         qemu_vfree(c.chunks[i]);
     }
-    if (ok && o->progress) {
-        progress_update(c.progress, c.ram_done);
-    }
-    progress_finish(c.progress);
+    progress_finish(c.progress, ok);
     ram_decoder_clear(&c.dec);
     ram_encoder_clear(&c.enc);
     g_ptr_array_unref(c.blocks);
