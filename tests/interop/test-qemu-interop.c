@@ -1001,14 +1001,17 @@ static char *numbers_out(const char *s)
 
 /*
  * One line: @prefix, then the stream walker's "<part> at offset N: "
- * and what is missing there (the reasons a file cut anywhere can give).
+ * and what is missing there (the reasons a file cut anywhere can give),
+ * or only "Unexpected end of stream at offset N" when the stream ends
+ * between two records.
  */
 static void assert_cut_error(const char *err, const char *prefix)
 {
     static const char pat[] =
-        "^(Stream header|Configuration|Command|Record|VM description|"
+        "^(Unexpected end of stream at offset N|"
+        "(Stream header|Configuration|Command|Record|VM description|"
         "(START|PART|END|FULL) section '[^']+' \\(id N\\)) at offset N: "
-        "(Unexpected end of stream at offset N|the stream is empty \\(no QEVM header\\))\n$";
+        "(Unexpected end of stream at offset N|the stream is empty \\(no QEVM header\\)))\n$";
     g_autoptr(GRegex) re = g_regex_new(pat, 0, 0, NULL);
     g_autofree char *shape = NULL;
 
