@@ -388,16 +388,17 @@ class Bench:
             prev, cpu = cur, now_cpu
 
     @staticmethod
-    def config(multifd, channels, dio, mapped_ram):
+    def config(multifd, channels, dio, mapped_ram, fsync=False):
         caps = {"mapped-ram": mapped_ram, "multifd": multifd}
-        params = {"max-bandwidth": 0, "direct-io": dio}
+        # x-fsync is set either way, so a save after a durable one is not
+        params = {"max-bandwidth": 0, "direct-io": dio, "x-fsync": fsync}
         if multifd:
             params["multifd-channels"] = channels
         return caps, params
 
-    def save(self, src, case, path):
+    def save(self, src, case, path, fsync=False):
         caps, params = self.config(case["multifd"], case["channels"], case["dio"],
-                                   case["mapped_ram"])
+                                   case["mapped_ram"], fsync)
         # A finished migration leaves the source in "postmigrate", which
         # refuses another: resume and stop the (idle, filled) guest.
         if src.qmp.cmd("query-status").get("status") == "postmigrate":
@@ -608,8 +609,13 @@ class Bench:
             path = os.path.join(self.work, "save.sav")
             if os.path.exists(path):
                 os.unlink(path)
+            log("case %s: save with x-fsync" % case["name"])
+            durable = self.save(src, case, path, fsync=True)
+            os.unlink(path)
             log("case %s: save" % case["name"])
             save = self.save(src, case, path)
+            save["durable_s"] = durable["time_s"]
+            save["durable_fsync_s"] = durable["fsync_s"]
             log("case %s: restore" % case["name"])
             restore = self.restore(case, path, src_windows)
             restore["page_bytes"] = save["page_bytes"]
@@ -682,9 +688,9 @@ def report(res):
               "fills that much fresh RAM" % (fb / 1e6, gib(res["mem"]), res["mem"] / fb))
     else:
         print("\nfio: not run (no fio): ratios omitted")
-    hdr = ("%-28s %-7s %7s %7s %7s %7s %8s %6s %6s %8s %7s %7s %7s %7s" %
+    hdr = ("%-28s %-7s %7s %7s %7s %7s %8s %6s %6s %7s %6s %8s %7s %7s %7s %7s" %
            ("case", "op", "time s", "wall s", "start s", "fsync s", "data MB/s", "xfio",
-            "+sync", "RAM GiB/s", "cpu s", "rss MiB", "size G", "alloc G"))
+            "+sync", "x-fs s", "xfio", "RAM GiB/s", "cpu s", "rss MiB", "size G", "alloc G"))
     print("\n" + hdr)
     print("-" * len(hdr))
     for row in res["cases"]:
@@ -698,13 +704,19 @@ def report(res):
             synced = ("%6.2f" % (r["page_bytes"] / (t + r["fsync_s"]) / lim)
                       if lim and op == "save" else "     -")
             fsync = "%7.2f" % r["fsync_s"] if op == "save" else "      -"
+            # the same save with x-fsync: "completed" once on the disk
+            dur = r.get("durable_s") if op == "save" else None
+            durable = "%7.2f" % dur if dur else "      -"
+            dratio = ("%6.2f" % (r["page_bytes"] / dur / lim)
+                      if dur and lim else "     -")
             start = "%7.2f" % r["start_s"] if "start_s" in r else "      -"
             size = "%7.2f" % gib(row["save"]["file_size"]) if op == "save" else "      -"
             alloc = "%7.2f" % gib(row["save"]["file_alloc"]) if op == "save" else "      -"
-            print("%-28s %-7s %7.2f %7.2f %s %s %8.0f %s %s %8.2f %7.2f %7.0f %s %s" %
+            print("%-28s %-7s %7.2f %7.2f %s %s %8.0f %s %s %s %s %8.2f %7.2f %7.0f %s %s" %
                   (row["case"]["name"] if op == "save" else "", op, t, r["wall_s"], start,
                    fsync,
-                   bps / 1e6, ratio, synced, gib(res["mem"]) / t if t else 0, r["cpu_s"],
+                   bps / 1e6, ratio, synced, durable, dratio,
+                   gib(res["mem"]) / t if t else 0, r["cpu_s"],
                    r["peak_rss_kib"] / 1024, size, alloc))
     for live in res.get("live", []):
         t = live["time_s"] or live["wall_s"]
@@ -722,7 +734,9 @@ def report(res):
           "the destination's start-up to QMP ready (with /prealloc: -mem-prealloc "
           "backs all guest RAM then); fsync s: "
           "extra time to flush a finished save to disk; +sync: xfio counting that "
-          "flush (fio's write test ends with an fsync too).")
+          "flush (fio's write test ends with an fsync too, inside its timed run); "
+          "x-fs s: the same save with x-fsync on (completed = every fd fdatasync()ed), "
+          "and its xfio: the figure to hold beside fio's.")
     for row in res["cases"]:
         for op in ("save", "restore"):
             if row[op].get("strace"):

@@ -166,6 +166,11 @@ static int buffer_truncate(IOChannel *ioc, off_t len, GError **errp)
     return 0;
 }
 
+static int buffer_sync(IOChannel *ioc, GError **errp)
+{
+    return 0;       /* memory: as durable as it gets */
+}
+
 static int buffer_close(IOChannel *ioc, GError **errp)
 {
     return 0;       /* data stays readable through io_channel_buffer_data */
@@ -187,6 +192,7 @@ static const IOChannelOps buffer_ops = {
     .seek = buffer_seek,
     .size = buffer_size,
     .truncate = buffer_truncate,
+    .sync = buffer_sync,
 };
 
 IOChannel *io_channel_buffer_new(size_t initial_capacity)

@@ -109,6 +109,18 @@ static int file_truncate(IOChannel *ioc, off_t len, GError **errp)
     return ret;
 }
 
+static int file_sync(IOChannel *ioc, GError **errp)
+{
+    if (qemu_fdatasync(file_fd(ioc)) < 0) {
+        int saved_errno = errno;
+
+        error_setg_errno(errp, saved_errno, "Unable to sync '%s' to disk", ioc->name);
+        errno = saved_errno;
+        return -1;
+    }
+    return 0;
+}
+
 static int file_close(IOChannel *ioc, GError **errp)
 {
     IOChannelFile *fioc = (IOChannelFile *)ioc;
@@ -138,6 +150,7 @@ static const IOChannelOps file_ops = {
     .get_fd = file_fd,
     .size = file_size,
     .truncate = file_truncate,
+    .sync = file_sync,
 };
 
 /* A failing fstat or lseek leaves the channel unseekable, which is safe. */

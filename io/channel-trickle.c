@@ -99,6 +99,11 @@ static int trickle_truncate(IOChannel *ioc, off_t len, GError **errp)
     return io_channel_truncate(inner_of(ioc), len, errp) ? 0 : -1;
 }
 
+static int trickle_sync(IOChannel *ioc, GError **errp)
+{
+    return io_channel_sync(inner_of(ioc), errp) ? 0 : -1;
+}
+
 static int trickle_shutdown(IOChannel *ioc, GError **errp)
 {
     return io_channel_shutdown(inner_of(ioc), errp) ? 0 : -1;
@@ -132,6 +137,7 @@ static const IOChannelOps trickle_ops = {
     .get_fd = trickle_get_fd,
     .size = trickle_size,
     .truncate = trickle_truncate,
+    .sync = trickle_sync,
 };
 
 IOChannel *io_channel_trickle_new(IOChannel *inner)

@@ -389,6 +389,14 @@ bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp)
     return ioc->ops->truncate(ioc, len, errp) == 0;
 }
 
+bool io_channel_sync(IOChannel *ioc, GError **errp)
+{
+    if (!io_channel_check_op(ioc, ioc->ops->sync != NULL, "sync", errp)) {
+        return false;
+    }
+    return ioc->ops->sync(ioc, errp) == 0;
+}
+
 bool io_channel_shutdown(IOChannel *ioc, GError **errp)
 {
     if (!ioc->ops->shutdown || ioc->closed ||

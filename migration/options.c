@@ -62,7 +62,7 @@ typedef struct RuleCtx {
     const bool *current;              /* CAPS: the capabilities in force now */
     bool incoming_started;            /* CAPS: migrate-incoming was issued */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
-    TransportKind transport;
+    TransportKind transport;          /* TRANSPORT / PREPARE */
 } RuleCtx;
 
 typedef struct CompatRule {
@@ -102,6 +102,8 @@ static bool r_cpr_transfer(const RuleCtx *r)
 static bool r_multifd_socket(const RuleCtx *r)
 { return CAP(MULTIFD) && r->transport == TRANSPORT_SOCKET; }
 static bool r_rdma(const RuleCtx *r) { return r->transport == TRANSPORT_RDMA; }
+static bool r_fsync_stream(const RuleCtx *r)
+{ return r->cfg->fsync && (r->transport == TRANSPORT_SOCKET || r->transport == TRANSPORT_EXEC); }
 
 static bool r_mr_tls(const RuleCtx *r) { return CAP(MAPPED_RAM) && *r->cfg->tls_creds; }
 static bool r_mr_compress(const RuleCtx *r)
@@ -137,6 +139,8 @@ static const CompatRule compat_rules[] = {
     { PHASE_PREPARE, r_mr_compress, "Cannot use compression with mapped-ram" },
     { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
     { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
+    /* mapram's x-fsync (saves only): only a file has a disk to sync to */
+    { PHASE_PREPARE, r_fsync_stream, MIGRATION_FSYNC_NEEDS_FILE },
 };
 
 static bool rules_check(RulePhase phase, const RuleCtx *r, GError **errp)
@@ -223,6 +227,8 @@ static JsonObject *params_defaults(void)
     json_object_set_string_member(params, "zero-page-detection", "multifd");
     json_object_set_boolean_member(params, "direct-io", false);
     json_object_set_int_member(params, "x-io-queue-depth", 256);
+    /* mapram: "completed" means on the disk (fdatasync of every fd) */
+    json_object_set_boolean_member(params, "x-fsync", false);
     return params;
 }
 
@@ -391,6 +397,7 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     c->send_configuration = o->send_configuration;
     c->send_section_footer = o->send_section_footer;
     c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
+    c->fsync = json_object_get_boolean_member(params, "x-fsync");
     return c;
 }
 
@@ -472,8 +479,8 @@ bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError
     return rules_check(PHASE_TRANSPORT, &r, errp);
 }
 
-bool migration_check_prepare(const MigrationConfig *c, GError **errp)
+bool migration_check_prepare(const MigrationConfig *c, TransportKind t, GError **errp)
 {
-    RuleCtx r = { .caps = c->caps, .cfg = c };
+    RuleCtx r = { .caps = c->caps, .cfg = c, .transport = t };
     return rules_check(PHASE_PREPARE, &r, errp);
 }

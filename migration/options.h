@@ -62,6 +62,8 @@ typedef struct MigrationConfig {
     bool send_section_footer;
     /* mapram extension: async page I/O queue depth per channel */
     unsigned io_queue_depth;
+    /* mapram extension x-fsync: every fd fdatasync()ed before "completed" */
+    bool fsync;
 } MigrationConfig;
 
 typedef struct MigrationOptions MigrationOptions;
@@ -97,7 +99,14 @@ typedef enum {
     TRANSPORT_FILE, TRANSPORT_SOCKET, TRANSPORT_EXEC, TRANSPORT_FD, TRANSPORT_RDMA,
 } TransportKind;
 bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError **errp);
+/*
+ * x-fsync on a transport with no file behind it: refused by migrate's
+ * rules for sockets and exec:, and once opened for an fd: that is not a
+ * file (a load ignores x-fsync).
+ */
+#define MIGRATION_FSYNC_NEEDS_FILE \
+    "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)"
 /* migrate only: TLS / compression with mapped-ram etc. */
-bool migration_check_prepare(const MigrationConfig *c, GError **errp);
+bool migration_check_prepare(const MigrationConfig *c, TransportKind t, GError **errp);
 
 #endif

@@ -212,6 +212,25 @@ static void build_config(const Migration *m, const MigrationConfig *c, StreamCon
     }
 }
 
+/*
+ * x-fsync: the stream's fd to the disk, after its last byte and before
+ * "completed" (ram.c did the page fds before writing the bitmaps).  The
+ * message names the file, or the fd: address, rather than the channel.
+ */
+static bool sync_main_channel(MigrationState *s, GError **errp)
+{
+    qemu_mutex_lock(&s->ioc_lock);
+    bool ok = io_channel_sync(s->ioc, NULL);
+    int saved_errno = errno;
+    qemu_mutex_unlock(&s->ioc_lock);
+    if (!ok) {
+        g_autofree char *what = s->addr.kind == TRANSPORT_FILE ? g_strdup(s->addr.filename)
+                                                              : mig_addr_describe(&s->addr);
+        error_setg_errno(errp, saved_errno, "Unable to sync '%s' to disk", what);
+    }
+    return ok;
+}
+
 /* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
@@ -241,6 +260,9 @@ static bool run_save(OutgoingRun *run, GError **errp)
         transferred_bytes(run);
         ok = qemu_fclose(run->f, errp);
         run->f = NULL;
+        if (ok && s->cfg->fsync) {
+            ok = sync_main_channel(s, errp);
+        }
         if (ok) {
             qemu_mutex_lock(&s->ioc_lock);
             ok = io_channel_close(s->ioc, errp);
@@ -349,6 +371,7 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
         .direct_io = migrate_direct_io_effective(c),
         .queue_depth = c->io_queue_depth,
         .zero = c->zero_page_detection,
+        .fsync = c->fsync,
         .path = s->addr.filename,
         .main_ioc = s->ioc,
         .stats = &s->stats.ram,
@@ -362,7 +385,7 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
 {
     g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
     if (!migration_check_transport(cfg, addr->kind, errp) ||
-        !migration_check_prepare(cfg, errp)) {
+        !migration_check_prepare(cfg, addr->kind, errp)) {
         mig_addr_clear(addr);
         return false;
     }
@@ -372,6 +395,15 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
     s->ioc = transport_open_outgoing(m, &s->addr, &start, errp);
     if (!s->ioc) {
         /* QEMU reports open failures as a failed migration too */
+        qemu_mutex_lock(&s->lock);
+        s->error_desc = g_strdup((*errp)->message);
+        qemu_mutex_unlock(&s->lock);
+        set_status(s, MIGRATION_STATUS_FAILED);
+        return false;
+    }
+    if (s->cfg->fsync && !io_channel_has_feature(s->ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
+        /* an fd: on a pipe or a socket */
+        error_setg(errp, MIGRATION_FSYNC_NEEDS_FILE);
         qemu_mutex_lock(&s->lock);
         s->error_desc = g_strdup((*errp)->message);
         qemu_mutex_unlock(&s->lock);

@@ -475,6 +475,25 @@ bool page_channels_sync(PageChannels *pc, GError **errp)
     return check_error(pc, errp);
 }
 
+bool page_channels_fsync(PageChannels *pc, GError **errp)
+{
+    if (!page_channels_sync(pc, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        PageWorker *c = &pc->workers[i];
+        if (!c->owns_fd || qemu_fdatasync(c->fd) == 0) {
+            continue;
+        }
+        error_setg_errno(errp, errno, "Unable to sync '%s' to disk", pc->path);
+        if (pc->cfg.channels > 1) {
+            g_prefix_error(errp, "multifd channel %u: ", i * pc->cfg.channels / pc->nworkers);
+        }
+        return false;
+    }
+    return true;
+}
+
 void page_channels_abort(PageChannels *pc)
 {
     g_atomic_int_set(&pc->aborted, 1);

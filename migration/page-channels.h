@@ -101,6 +101,13 @@ bool page_channels_queue_batch(PageChannels *pc, bool write, const PageSeg *segs
 bool page_channels_wait_batch(PageChannels *pc, PageBatch *batch, GError **errp);
 /* Wait for every channel; the first error of any channel is returned. */
 bool page_channels_sync(PageChannels *pc, GError **errp);
+/*
+ * A sync, then every channel's fd fdatasync()ed in channel order (from
+ * the calling thread: the fds are immutable after setup), so that what
+ * was written is on the disk.  "Unable to sync 'PATH' to disk: <strerror>",
+ * prefixed "multifd channel N: " when there are several channels.
+ */
+bool page_channels_fsync(PageChannels *pc, GError **errp);
 /* Cancel: make channels drop queued work and fail. */
 void page_channels_abort(PageChannels *pc);
 

@@ -284,7 +284,9 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
         return false;
     }
     if (rs->pc) {
-        if (!page_channels_sync(rs->pc, errp)) {
+        bool synced = ram->sp.fsync ? page_channels_fsync(rs->pc, errp)
+                                    : page_channels_sync(rs->pc, errp);
+        if (!synced) {
             return false;
         }
         if (!qemu_fflush(f)) {

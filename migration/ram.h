@@ -54,6 +54,7 @@ typedef struct RamSaveParams {
     bool direct_io;
     unsigned queue_depth;
     ZeroPageDetection zero;
+    bool fsync;                   /* mapped-ram: page fds to the disk before the bitmaps */
     const char *path;             /* file to reopen for page channels */
     IOChannel *main_ioc;          /* for the bitmap pwrites */
     RamStats *stats;              /* the caller's; outlives the save */

@@ -5,6 +5,7 @@
 #include "mapram-tool.h"
 #include "../migration/savevm.h"
 #include "util/error.h"
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,18 +42,24 @@ bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, G
     return false;
 }
 
-bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
-                           GError **errp)
+bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writes,
+                           PageIoOptions *o, GError **errp)
 {
     gint channels = o->channels, depth = o->queue_depth;
-    gboolean dio = FALSE, quiet = FALSE;
+    gboolean dio = FALSE, quiet = FALSE, fsync = FALSE;
     GOptionEntry entries[] = {
         { "channels", 'c', 0, G_OPTION_ARG_INT, &channels, "parallel page-I/O channels (1-255)", "N" },
         { "direct-io", 'd', 0, G_OPTION_ARG_NONE, &dio, "O_DIRECT on the page-data fds", NULL },
         { "queue-depth", 'q', 0, G_OPTION_ARG_INT, &depth, "async requests in flight per channel", "N" },
         { "quiet", 0, 0, G_OPTION_ARG_NONE, &quiet, "no progress on stderr", NULL },
+        /* last: left out (NULL-terminated early) when nothing is written */
+        { "fsync", 0, 0, G_OPTION_ARG_NONE, &fsync,
+          "exit 0 only once the output is on the disk (fdatasync of every fd)", NULL },
         { NULL }
     };
+    if (!writes) {
+        memset(&entries[G_N_ELEMENTS(entries) - 2], 0, sizeof(entries[0]));
+    }
     g_autoptr(GOptionContext) ctx = g_option_context_new(usage);
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, argc, argv, errp)) {
@@ -72,15 +79,25 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOpt
     o->queue_depth = depth;
     o->direct_io = dio;
     o->progress = !quiet;
+    o->fsync = fsync;
+    return true;
+}
+
+bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp)
+{
+    if (!io_channel_sync(ioc, NULL)) {
+        error_setg_errno(errp, errno, "Unable to sync '%s' to disk", path);
+        return false;
+    }
     return true;
 }
 
 bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,
-                             PageIoOptions *o, char **path, uint64_t *offset)
+                             bool writes, PageIoOptions *o, char **path, uint64_t *offset)
 {
     GError *err = NULL;
     *o = (PageIoOptions){ .channels = 1, .queue_depth = 256, .progress = true };
-    if (!tool_parse_io_options(&argc, &argv, usage, o, &err) || argc != 2 ||
+    if (!tool_parse_io_options(&argc, &argv, usage, writes, o, &err) || argc != 2 ||
         !tool_parse_file_arg(argv[1], path, offset, &err)) {
         fprintf(stderr, "mapram %s: %s\n", name, err ? err->message : "expected one FILE");
         g_clear_error(&err);
@@ -95,7 +112,7 @@ int cmd_convert(int argc, char **argv)
                         .name = "mapram convert" };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
-                               "file to a mapped-ram file or back", &o, &err) || argc != 3) {
+                               "file to a mapped-ram file or back", true, &o, &err) || argc != 3) {
         fprintf(stderr, "mapram convert: %s\n", err ? err->message : "expected IN and OUT");
         g_clear_error(&err);
         return 2;
@@ -126,7 +143,8 @@ int cmd_convert(int argc, char **argv)
                                                         &err);
         ok = out && io_channel_truncate(out, out_off, &err) &&
              io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
-             mapram_mapped_to_stream(in_path, in_off, out, &o, &err);
+             mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&
+             (!o.fsync || tool_sync_output(out, out_path, &err));
         if (!ok && out) {
             /* Leave nothing that looks like a valid stream; the error is reported below. */
             io_channel_truncate(out, out_off, NULL);

@@ -376,7 +376,7 @@ int cmd_load(int argc, char **argv)
     if (!tool_parse_file_command("load", argc, argv,
                                  "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
                                  "stream on stdout",
-                                 &o, &path, &offset)) {
+                                 false, &o, &path, &offset)) {
         return 2;
     }
     /* QEMU reads a 64 KiB pipe by default: a larger one keeps it fed */

@@ -31,13 +31,19 @@ typedef struct PageIoOptions {
     unsigned queue_depth;
     bool progress;
     const char *name;          /* what progress lines start with; NULL: "mapram save"/"load" */
+    bool fsync;            /* the output on the disk before success */
 } PageIoOptions;
 
-/* Options and "FILE[,offset=N]" of save/load; false = usage error (printed). */
-bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOptions *o,
-                           GError **errp);
+/*
+ * Options and "FILE[,offset=N]" of save/load; false = usage error (printed).
+ * writes: the command writes a file, so --fsync is offered.
+ */
+bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writes,
+                           PageIoOptions *o, GError **errp);
 bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,
-                             PageIoOptions *o, char **path, uint64_t *offset);
+                             bool writes, PageIoOptions *o, char **path, uint64_t *offset);
+/* io_channel_sync() of a written file, the error naming its path. */
+bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp);
 
 /* stream (f) -> mapped-ram file path at offset. */
 bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,

@@ -296,6 +296,18 @@ static bool open_output(SaveCtx *c, GError **errp)
     return true;
 }
 
+/* --fsync: page fds, then the main one (with its last bytes) on the disk. */
+static bool make_durable(SaveCtx *c, GError **errp)
+{
+    if (!page_channels_fsync(c->pc, errp)) {
+        return false;
+    }
+    if (!qemu_fflush(c->out)) {
+        return qemu_file_propagate_error(c->out, errp);
+    }
+    return tool_sync_output(c->out_ioc, c->path, errp);
+}
+
 bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
                              const PageIoOptions *o, GError **errp)
 {
@@ -303,7 +315,8 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
     c.progress = progress_new(o->name ? o->name : "mapram save", o->progress);
     bool ok = open_output(&c, errp) &&
-              savevm_walk_stream(in, &save_visitor, &c, true, errp);
+              savevm_walk_stream(in, &save_visitor, &c, true, errp) &&
+              (!o->fsync || make_durable(&c, errp));
     if (c.pc) {
         if (!ok) {
             page_channels_abort(c.pc);
@@ -345,7 +358,7 @@ int cmd_save(int argc, char **argv)
     if (!tool_parse_file_command("save", argc, argv,
                                  "FILE[,offset=N] - write the QEMU migration stream on stdin "
                                  "as a mapped-ram file",
-                                 &o, &path, &offset)) {
+                                 true, &o, &path, &offset)) {
         return 2;
     }
     /* QEMU writes through a 64 KiB pipe by default: a larger one saves wakeups */

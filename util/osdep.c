@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/fault.h"
 #include "util/osdep.h"
 
 #define FDSET_PREFIX "/dev/fdset/"
@@ -30,6 +31,20 @@ static int open_cloexec(const char *name, int flags, mode_t mode)
         fd = open(name, flags | O_CLOEXEC, mode);
     } while (fd < 0 && errno == EINTR);
     return fd;
+}
+
+int qemu_fdatasync(int fd)
+{
+    int ret;
+
+    if (fault_hit("save-fsync")) {
+        errno = EIO;
+        return -1;
+    }
+    do {
+        ret = fdatasync(fd);
+    } while (ret < 0 && errno == EINTR);
+    return ret;
 }
 
 int qemu_open(const char *name, int flags, mode_t mode, GError **errp)

@@ -53,6 +53,9 @@ typedef struct IOChannelOps {
     /* Set that size, zero-filling when it grows; 0, or -1 with errno and
      * the error set.  The stream cursor does not move. */
     int (*truncate)(IOChannel *ioc, off_t len, GError **errp);
+    /* Get what was written onto stable storage; 0, or -1 with errno and
+     * the error set. */
+    int (*sync)(IOChannel *ioc, GError **errp);
 } IOChannelOps;
 
 struct IOChannel {
@@ -107,6 +110,14 @@ off_t io_channel_size(IOChannel *ioc, GError **errp);
  * QEMU's own message around it.
  */
 bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp);
+/*
+ * Make what was written durable (fdatasync: the data and the size, not
+ * the timestamps).  "Channel 'NAME' does not support sync" for sockets
+ * and commands, "Unable to sync 'NAME' to disk: <strerror>" when the
+ * kernel refuses (EINVAL on a pipe, EIO when the disk failed); errno is
+ * set too, as for io_channel_truncate.
+ */
+bool io_channel_sync(IOChannel *ioc, GError **errp);
 bool io_channel_shutdown(IOChannel *ioc, GError **errp);   /* no-op success if unsupported */
 bool io_channel_close(IOChannel *ioc, GError **errp);      /* idempotent */
 

@@ -7,6 +7,7 @@
  *   save-page-write      a page-data write fails with EIO
  *   save-device-state    device state serialisation fails
  *   load-page-read       a page-data read fails with EIO
+ *   save-fsync           qemu_fdatasync() fails with EIO (x-fsync, mapram save --fsync)
  *   multifd-send-stall   a multifd channel sleeps 50 ms per job (for cancel tests)
  * Without the build option fault_injection every check is false.
  */

@@ -26,6 +26,14 @@ void qemu_set_fdset_provider(const FdsetProvider *p);
 int qemu_open(const char *name, int flags, mode_t mode, GError **errp);
 int qemu_close(int fd);
 
+/*
+ * fdatasync(fd), again on EINTR: 0, or -1 with errno.  Enough for a save
+ * file: the data and what it takes to read it back (size, extents) reach
+ * the disk; timestamps need not.  The fault point "save-fsync" fails it
+ * with EIO.
+ */
+int qemu_fdatasync(int fd);
+
 /* Allocation aligned for O_DIRECT (4096); free with qemu_vfree. */
 void *qemu_memalign(size_t align, size_t size);
 void qemu_vfree(void *p);

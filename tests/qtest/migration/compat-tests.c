@@ -74,6 +74,11 @@ static const CompatRule rules[] = {
       "TLS is not supported by mapram" },
     { "mode-cpr-reboot", AT_MIGRATE, { NULL }, "'mode': 'cpr-reboot'", "file:@TMP@/out",
       "Migration modes other than 'normal' are not supported by mapram" },
+    /* mapram's x-fsync: only a file has a disk to sync to */
+    { "fsync/exec", AT_MIGRATE, { NULL }, "'x-fsync': true", "exec:cat > @TMP@/out",
+      "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)" },
+    { "fsync/unix", AT_MIGRATE, { NULL }, "'x-fsync': true", "unix:@TMP@/sock",
+      "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)" },
 };
 
 /* The row's URI with "@TMP@" replaced by this test's directory. */

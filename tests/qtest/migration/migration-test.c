@@ -22,6 +22,8 @@ static void register_all(void)
     migration_test_add_badfile();
     migration_test_add_fault();
     migration_test_add_size();
+    migration_test_add_durable();
+    migration_test_add_kill();
 }
 
 /*

@@ -15,6 +15,8 @@ void migration_test_add_compat(void);
 void migration_test_add_badfile(void);
 void migration_test_add_fault(void);
 void migration_test_add_size(void);
+void migration_test_add_durable(void);
+void migration_test_add_kill(void);
 
 /* One RAM block of a mapped-ram file (reference §3.2). */
 typedef struct MRBlock {

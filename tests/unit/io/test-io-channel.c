@@ -499,6 +499,8 @@ static void check_no_size(IOChannel *ioc)
                                                ioc->name);
     g_autofree char *no_trunc = g_strdup_printf("Channel '%s' does not support truncate",
                                                 ioc->name);
+    g_autofree char *no_sync = g_strdup_printf("Channel '%s' does not support sync",
+                                               ioc->name);
 
     g_assert_cmpint(io_channel_size(ioc, &err), ==, -1);
     g_assert_cmpstr(err->message, ==, no_size);
@@ -507,6 +509,11 @@ static void check_no_size(IOChannel *ioc)
     g_assert_false(io_channel_truncate(ioc, 0, &err));
     g_assert_cmpint(errno, ==, ENOTSUP);
     g_assert_cmpstr(err->message, ==, no_trunc);
+    g_clear_error(&err);
+    errno = 0;
+    g_assert_false(io_channel_sync(ioc, &err));
+    g_assert_cmpint(errno, ==, ENOTSUP);
+    g_assert_cmpstr(err->message, ==, no_sync);
 }
 
 static void check_writer_not_seekable(IOChannel *ioc)
@@ -577,6 +584,9 @@ static void test_size(gconstpointer opaque)
     g_assert_cmpstr(err->message, ==, bad_len);
     g_clear_error(&err);
     g_assert_cmpint(io_channel_size(ioc, &err), ==, 100);
+    /* Kinds that store bytes can make them durable. */
+    g_assert_true(io_channel_sync(ioc, &err));
+    g_assert_no_error(err);
 
     /* Closed: refused before reaching the kind (and a stale fd). */
     g_assert_true(io_channel_close(ioc, &err));
@@ -585,6 +595,11 @@ static void test_size(gconstpointer opaque)
     g_clear_error(&err);
     errno = 0;
     g_assert_false(io_channel_truncate(ioc, 0, &err));
+    g_assert_cmpint(errno, ==, EBADF);
+    g_assert_cmpstr(err->message, ==, closed);
+    g_clear_error(&err);
+    errno = 0;
+    g_assert_false(io_channel_sync(ioc, &err));
     g_assert_cmpint(errno, ==, EBADF);
     g_assert_cmpstr(err->message, ==, closed);
     ctx_free(c);
@@ -614,6 +629,12 @@ static void test_file_on_pipe(void)
     g_clear_error(&err);
     g_assert_false(io_channel_truncate(w, 0, &err));
     g_assert_cmpstr(err->message, ==, "Unable to truncate 'pipe-w' to 0 bytes: Invalid argument");
+    g_clear_error(&err);
+    /* ...and nothing the kernel could sync to a disk. */
+    errno = 0;
+    g_assert_false(io_channel_sync(w, &err));
+    g_assert_cmpint(errno, ==, EINVAL);
+    g_assert_cmpstr(err->message, ==, "Unable to sync 'pipe-w' to disk: Invalid argument");
 }
 
 static void test_file_errors(void)

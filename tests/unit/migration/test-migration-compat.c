@@ -98,6 +98,13 @@ static const Case cases[] = {
       "TLS is not supported by mapram" },
     { "mode-cpr-reboot", "r_mode", AT_MIGRATE, { NULL }, "{\"mode\": \"cpr-reboot\"}",
       "file:@TMP@/out", "Migration modes other than 'normal' are not supported by mapram" },
+    /* mapram's x-fsync; a load ignores it (AT_MIGRATE: incoming accepted) */
+    { "fsync/exec", "r_fsync_stream", AT_MIGRATE, { NULL }, "{\"x-fsync\": true}",
+      "exec:cat > @TMP@/out",
+      "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)" },
+    { "fsync/tcp", "r_fsync_stream", AT_MIGRATE, { NULL }, "{\"x-fsync\": true}",
+      "tcp:127.0.0.1:1",
+      "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)" },
 };
 
 /*

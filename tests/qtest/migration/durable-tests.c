@@ -1,0 +1,358 @@
+/*
+ * Durable and private saves (issue 11, points 3 and 7): the x-fsync
+ * parameter over QMP, saves with it, a sync that fails (the save-fsync
+ * fault point), `mapram save --fsync`; and the mode of the files that
+ * mapram-vm and the tool create.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#define FSYNC_NEEDS_FILE \
+    "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)"
+
+static bool get_fsync_param(QTestState *who)
+{
+    g_autoptr(JsonObject) r = qtest_qmp_assert_success_ref(who,
+        "{'execute': 'query-migrate-parameters'}");
+
+    g_assert_true(json_object_has_member(r, "x-fsync"));
+    return qtest_json_get_bool(r, "x-fsync", false);
+}
+
+static void set_fsync_hook(QTestState *from, QTestState *to, MigrateCommon *args)
+{
+    migrate_set_parameter_bool(from, "x-fsync", true);
+}
+
+/* query shows it (off by default), set changes it, a bad type is refused. */
+static void test_fsync_params(void)
+{
+    MigrateCommon args = { .start.only_source = true };
+    QTestState *from, *to;
+    g_autofree char *bad = NULL;
+
+    migrate_start(&args, &from, &to);
+    g_assert_false(get_fsync_param(from));
+    migrate_set_parameter_bool(from, "x-fsync", true);
+    g_assert_true(get_fsync_param(from));
+    bad = qtest_qmp_expect_error(from, "{'execute': 'migrate-set-parameters', "
+                                 "'arguments': {'x-fsync': 'yes'}}");
+    g_assert_cmpstr(bad, ==, "Invalid parameter type for 'x-fsync', expected: boolean");
+    g_assert_true(get_fsync_param(from));
+    migrate_set_parameter_bool(from, "x-fsync", false);
+    g_assert_false(get_fsync_param(from));
+    qtest_quit(from);
+}
+
+static void test_fsync_mapped_ram_multifd(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri, .caps = { "mapped-ram", "multifd" },
+                           .multifd_channels = 2, .start_hook = set_fsync_hook };
+
+    test_file_common(&args, true);
+}
+
+static void test_fsync_stream(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri, .start_hook = set_fsync_hook };
+
+    test_file_common(&args, false);
+}
+
+/* An fd: that is a pipe has no disk behind it: migrate refuses it. */
+static void test_fsync_fd_pipe(void)
+{
+    MigrateCommon args = { .start.only_source = true };
+    QTestState *from, *to;
+    g_autofree char *desc = NULL;
+    g_autofree char *st = NULL;
+    int fds[2];
+
+    migrate_start(&args, &from, &to);
+    migrate_set_parameter_bool(from, "x-fsync", true);
+    g_assert_cmpint(pipe(fds), ==, 0);
+    qtest_qmp_fds_assert_success(from, &fds[1], 1,
+        "{'execute': 'getfd', 'arguments': {'fdname': 'fd-mig'}}");
+    close(fds[1]);
+    desc = migrate_qmp_expect_error(from, "fd:fd-mig", NULL);
+    g_assert_cmpstr(desc, ==, FSYNC_NEEDS_FILE);
+    st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "failed");
+    close(fds[0]);
+    assert_source_intact(from);
+    qtest_quit(from);
+}
+
+/* Save with x-fsync and MAPRAM_FAULT=save-fsync; returns the error-desc. */
+static char *fsync_save_must_fail(const char *cap, int channels)
+{
+    static const char *const ungoals[] = { "completed", "cancelled", NULL };
+    const char *env[] = { "MAPRAM_FAULT=save-fsync", NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .start.only_source = true, .start.env_source = env,
+                           .multifd_channels = channels, .caps = { cap } };
+    QTestState *from, *to;
+    char *desc;
+
+    if (channels) {
+        args.caps[1] = "multifd";
+    }
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    migrate_set_parameter_bool(from, "x-fsync", true);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "failed", ungoals);
+    desc = wait_for_migration_fail(from);
+    assert_source_intact(from);
+    qtest_quit(from);
+    return desc;
+}
+
+/* Page fds are synced in channel order: channel 0 fails first. */
+static void test_fault_save_fsync(void)
+{
+    g_autofree char *desc = fsync_save_must_fail("mapped-ram", 2);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *want = g_strdup_printf(
+        "multifd channel 0: Unable to sync '%s' to disk: Input/output error", path);
+
+    g_assert_cmpstr(desc, ==, want);
+}
+
+/* Without page channels the main fd is the one synced. */
+static void test_fault_save_fsync_stream(void)
+{
+    g_autofree char *desc = fsync_save_must_fail(NULL, 0);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *want = g_strdup_printf(
+        "Unable to sync '%s' to disk: Input/output error", path);
+
+    g_assert_cmpstr(desc, ==, want);
+}
+
+/* --- the mapram tool ------------------------------------------------------ */
+
+static const char *tool_path(void)
+{
+    const char *t = g_getenv("MAPRAM_TOOL");
+
+    g_assert_nonnull(t);
+    return t;
+}
+
+typedef struct ToolResult {
+    int status;
+    char *err;
+} ToolResult;
+
+/* Run the tool with argv (after "mapram"), stdin from @in (or /dev/null). */
+static ToolResult run_tool(const char *const *env, const char *in, const char *const *argv)
+{
+    g_autoptr(GPtrArray) av = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    g_auto(GStrv) envp = g_get_environ();
+    ToolResult r = { 0 };
+    g_autofree char *cmd = NULL;
+    int status = 0;
+
+    for (const char *const *e = env; e && *e; e++) {
+        g_auto(GStrv) kv = g_strsplit(*e, "=", 2);
+
+        envp = g_environ_setenv(envp, kv[0], kv[1], TRUE);
+    }
+    /* the shell gives stdin a file; the tool's arguments need no quoting here */
+    g_ptr_array_add(av, (char *)tool_path());
+    for (const char *const *a = argv; *a; a++) {
+        g_ptr_array_add(av, (char *)*a);
+    }
+    g_ptr_array_add(av, NULL);
+    cmd = g_strjoinv(" ", (char **)av->pdata);
+    {
+        g_autofree char *sh = g_strdup_printf("exec %s < %s", cmd, in ? in : "/dev/null");
+        const char *shargv[] = { "/bin/sh", "-c", sh, NULL };
+
+        if (!g_spawn_sync(NULL, (char **)shargv, envp, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                          NULL, &r.err, &status, &err)) {
+            g_error("cannot run '%s': %s", cmd, err->message);
+        }
+    }
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+static void assert_tool(const ToolResult *r, int status, const char *err)
+{
+    if (r->status != status || strcmp(r->err, err)) {
+        qtest_fail(NULL, "mapram exited %d with '%s', not %d with '%s'", r->status, r->err,
+                   status, err);
+    }
+}
+
+static void assert_mode(const char *path, mode_t mode)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    if ((st.st_mode & 07777) != mode) {
+        qtest_fail(NULL, "'%s' has mode %04o, not %04o", path, st.st_mode & 07777, mode);
+    }
+}
+
+/* A stream file saved by a stopped ab guest. */
+static char *make_stream_file(void)
+{
+    return mig_make_saved_file("stream.sav", NULL, false);
+}
+
+static void test_tool_save_fsync(void)
+{
+    g_autofree char *stream = make_stream_file();
+    g_autofree char *out = mig_path("out.img");
+    g_autofree char *want = g_strdup_printf(
+        "mapram save: multifd channel 0: Unable to sync '%s' to disk: Input/output error\n",
+        out);
+    g_autofree char *empty = g_strdup_printf(
+        "mapram verify: %s: Stream header at offset 0: the stream is empty "
+        "(no QEVM header)\n", out);
+    const char *fault[] = { "MAPRAM_FAULT=save-fsync", NULL };
+    const char *save[] = { "save", "--fsync", "--channels", "2", out, NULL };
+    const char *verify[] = { "verify", out, NULL };
+    const char *load[] = { "load", "--fsync", out, NULL };
+    ToolResult r;
+
+    r = run_tool(NULL, stream, save);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    r = run_tool(NULL, NULL, verify);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+
+    /* a failed sync fails the save, and leaves no file that verify passes */
+    r = run_tool(fault, stream, save);
+    assert_tool(&r, 1, want);
+    g_free(r.err);
+    r = run_tool(NULL, NULL, verify);
+    assert_tool(&r, 1, empty);
+    g_free(r.err);
+
+    /* load writes no file: it has no --fsync */
+    r = run_tool(NULL, NULL, load);
+    assert_tool(&r, 2, "mapram load: Unknown option --fsync\n");
+    g_free(r.err);
+}
+
+static void test_tool_convert_fsync(void)
+{
+    g_autofree char *stream = make_stream_file();
+    g_autofree char *mapped = mig_path("mapped.img");
+    g_autofree char *back = mig_path("back.sav");
+    g_autofree char *want = g_strdup_printf(
+        "mapram convert: Unable to sync '%s' to disk: Input/output error\n", back);
+    const char *fault[] = { "MAPRAM_FAULT=save-fsync", NULL };
+    const char *to_mapped[] = { "convert", "--fsync", stream, mapped, NULL };
+    const char *to_stream[] = { "convert", "--fsync", mapped, back, NULL };
+    const char *verify[] = { "verify", back, NULL };
+    ToolResult r;
+
+    r = run_tool(NULL, NULL, to_mapped);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    r = run_tool(NULL, NULL, to_stream);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    r = run_tool(NULL, NULL, verify);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    /* the stream output's one fd fails to sync */
+    r = run_tool(fault, NULL, to_stream);
+    assert_tool(&r, 1, want);
+    g_free(r.err);
+}
+
+/* --- file modes (point 7) ------------------------------------------------- */
+
+/*
+ * With umask 0, what mapram creates is 0600 all the same; an existing
+ * file keeps its mode, as with QEMU's file: migration.
+ */
+static void test_file_mode(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    g_autofree char *file = mig_path(MIG_FILE_NAME);
+    g_autofree char *stream = NULL;
+    g_autofree char *saved = mig_path("saved.img");
+    g_autofree char *conv = mig_path("converted.img");
+    g_autofree char *back = mig_path("back.sav");
+    const char *save[] = { "save", saved, NULL };
+    const char *to_stream[] = { "convert", conv, back, NULL };
+    MigrateCommon args = { .start.only_source = true, .caps = { "mapped-ram" } };
+    mode_t old = umask(0);
+    QTestState *from, *to;
+    ToolResult r;
+
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    assert_mode(file, 0600);
+
+    /* an existing file: rewritten in place, its mode kept */
+    g_assert_cmpint(chmod(file, 0644), ==, 0);
+    qtest_qmp_assert_success(from, "{'execute': 'cont'}");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    assert_mode(file, 0644);
+    qtest_quit(from);
+
+    /* the tool's outputs */
+    stream = make_stream_file();
+    r = run_tool(NULL, stream, save);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    assert_mode(saved, 0600);
+    {
+        const char *to_mapped[] = { "convert", stream, conv, NULL };
+
+        r = run_tool(NULL, NULL, to_mapped);
+    }
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    assert_mode(conv, 0600);
+    r = run_tool(NULL, NULL, to_stream);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    assert_mode(back, 0600);
+    g_assert_cmpint(chmod(back, 0640), ==, 0);
+    r = run_tool(NULL, NULL, to_stream);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    assert_mode(back, 0640);
+    umask(old);
+}
+
+void migration_test_add_durable(void)
+{
+    migration_test_add("/migration/fsync/params", test_fsync_params, MIG_SMOKE);
+    migration_test_add("/migration/fsync/mapped-ram/multifd", test_fsync_mapped_ram_multifd,
+                       MIG_SMOKE);
+    migration_test_add("/migration/fsync/stream", test_fsync_stream, MIG_FULL);
+    migration_test_add("/migration/fsync/fd-pipe", test_fsync_fd_pipe, MIG_FULL);
+    migration_test_add("/migration/fault/save-fsync", test_fault_save_fsync, MIG_FULL);
+    migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
+                       MIG_FULL);
+    migration_test_add("/migration/tool/save-fsync", test_tool_save_fsync, MIG_FULL);
+    migration_test_add("/migration/tool/convert-fsync", test_tool_convert_fsync, MIG_FULL);
+    migration_test_add("/migration/file/mode", test_file_mode, MIG_SMOKE);
+}
