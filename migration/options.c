@@ -223,6 +223,7 @@ static JsonObject *params_defaults(void)
     json_object_set_string_member(params, "zero-page-detection", "multifd");
     json_object_set_boolean_member(params, "direct-io", false);
     json_object_set_int_member(params, "x-io-queue-depth", 256);
+    json_object_set_boolean_member(params, "x-checksums", true);
     return params;
 }
 
@@ -353,7 +354,7 @@ JsonNode *migration_options_query_parameters(const MigrationOptions *o)
     JsonObject *copy = json_object_new();
     GList *members = json_object_get_members(params);
     for (GList *l = members; l; l = l->next) {
-        if (strcmp(l->data, "x-io-queue-depth") == 0) {
+        if (strcmp(l->data, "x-io-queue-depth") == 0 || strcmp(l->data, "x-checksums") == 0) {
             continue;   /* not in QEMU's MigrationParameters */
         }
         json_object_set_member(copy, l->data,
@@ -391,6 +392,7 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     c->send_configuration = o->send_configuration;
     c->send_section_footer = o->send_section_footer;
     c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
+    c->checksums = json_object_get_boolean_member(params, "x-checksums");
     return c;
 }
 

@@ -62,6 +62,8 @@ typedef struct MigrationConfig {
     bool send_section_footer;
     /* mapram extension: async page I/O queue depth per channel */
     unsigned io_queue_depth;
+    /* mapram extension x-checksums: mapped-ram checksum table written and checked */
+    bool checksums;
 } MigrationConfig;
 
 typedef struct MigrationOptions MigrationOptions;

@@ -351,6 +351,7 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
         .zero = c->zero_page_detection,
         .path = s->addr.filename,
         .main_ioc = s->ioc,
+        .checksums = c->checksums,
         .stats = &s->stats.ram,
         .rate_limited = rate_limited,
         .rate_opaque = run,
