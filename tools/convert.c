@@ -45,12 +45,14 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOpt
                            GError **errp)
 {
     gint channels = o->channels, depth = o->queue_depth;
-    gboolean dio = FALSE, quiet = FALSE;
+    gboolean dio = FALSE, quiet = FALSE, no_checksums = FALSE;
     GOptionEntry entries[] = {
         { "channels", 'c', 0, G_OPTION_ARG_INT, &channels, "parallel page-I/O channels (1-255)", "N" },
         { "direct-io", 'd', 0, G_OPTION_ARG_NONE, &dio, "O_DIRECT on the page-data fds", NULL },
         { "queue-depth", 'q', 0, G_OPTION_ARG_INT, &depth, "async requests in flight per channel", "N" },
         { "quiet", 0, 0, G_OPTION_ARG_NONE, &quiet, "no progress on stderr", NULL },
+        { "no-checksums", 0, 0, G_OPTION_ARG_NONE, &no_checksums,
+          "write no checksum table into a mapped-ram file, check none when reading one", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(usage);
@@ -72,6 +74,7 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, PageIoOpt
     o->queue_depth = depth;
     o->direct_io = dio;
     o->progress = !quiet;
+    o->checksums = !no_checksums;
     return true;
 }
 

@@ -30,6 +30,7 @@ typedef struct PageIoOptions {
     bool direct_io;
     unsigned queue_depth;
     bool progress;
+    bool checksums;            /* write a mapped-ram file's checksum table / check a file's */
 } PageIoOptions;
 
 /* Options and "FILE[,offset=N]" of save/load; false = usage error (printed). */
