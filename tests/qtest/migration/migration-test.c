@@ -22,6 +22,7 @@ static void register_all(void)
     migration_test_add_badfile();
     migration_test_add_fault();
     migration_test_add_size();
+    migration_test_add_checksums();
 }
 
 /*
