@@ -354,7 +354,7 @@ JsonNode *migration_options_query_parameters(const MigrationOptions *o)
     JsonObject *copy = json_object_new();
     GList *members = json_object_get_members(params);
     for (GList *l = members; l; l = l->next) {
-        if (strcmp(l->data, "x-io-queue-depth") == 0 || strcmp(l->data, "x-checksums") == 0) {
+        if (strcmp(l->data, "x-io-queue-depth") == 0) {
             continue;   /* not in QEMU's MigrationParameters */
         }
         json_object_set_member(copy, l->data,

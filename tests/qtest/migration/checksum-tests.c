@@ -253,12 +253,9 @@ static void check_live_table(QTestState *from, QTestState *to, MigrateCommon *ar
 {
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autofree char *out = NULL, *err = NULL;
-    JsonObject *rsp = qtest_qmp(from, "{'execute': 'query-migrate'}");
-    JsonObject *ram = json_object_get_object_member(
-        json_object_get_object_member(rsp, "return"), "ram");
-    gint64 passes = json_object_get_int_member(ram, "dirty-sync-count");
+    g_autoptr(JsonObject) info = migrate_query(from);
+    gint64 passes = qtest_json_get_int(qtest_json_get_obj(info, "ram"), "dirty-sync-count", 0);
 
-    json_object_unref(rsp);
     g_test_message("live save: %" G_GINT64_FORMAT " passes", passes);
     g_assert_cmpint(passes, >=, 2);
     g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
