@@ -388,17 +388,20 @@ class Bench:
             prev, cpu = cur, now_cpu
 
     @staticmethod
-    def config(multifd, channels, dio, mapped_ram, fsync=False):
+    def config(multifd, channels, dio, mapped_ram, fsync=False, checksums=True):
         caps = {"mapped-ram": mapped_ram, "multifd": multifd}
-        # x-fsync is set either way, so a save after a durable one is not
-        params = {"max-bandwidth": 0, "direct-io": dio, "x-fsync": fsync}
+        # x-fsync and x-checksums are set either way: the source is reused,
+        # so a case must undo what the one before it set
+        params = {"max-bandwidth": 0, "direct-io": dio, "x-fsync": fsync,
+                  "x-checksums": checksums}
         if multifd:
             params["multifd-channels"] = channels
         return caps, params
 
     def save(self, src, case, path, fsync=False):
         caps, params = self.config(case["multifd"], case["channels"], case["dio"],
-                                   case["mapped_ram"], fsync)
+                                   case["mapped_ram"], fsync=fsync,
+                                   checksums=case.get("checksums", True))
         # A finished migration leaves the source in "postmigrate", which
         # refuses another: resume and stop the (idle, filled) guest.
         if src.qmp.cmd("query-status").get("status") == "postmigrate":
@@ -436,7 +439,7 @@ class Bench:
 
     def restore(self, case, path, src_windows):
         caps, params = self.config(case["multifd"], case["channels"], case["dio"],
-                                   case["mapped_ram"])
+                                   case["mapped_ram"], checksums=case.get("checksums", True))
         cached = not drop_caches()
         # prealloc: back the destination's RAM at start-up (-mem-prealloc),
         # so the restore itself does not wait for first touches
@@ -580,6 +583,11 @@ class Bench:
                     "mapped-ram+multifd4+dio")
         out += [dict(c, name=c["name"] + "/prealloc", prealloc=True)
                 for c in out if c["name"] in prealloc]
+        # The cost of the checksum table (x-checksums, on above): the same without it.
+        nocsum = ("mapped-ram", "mapped-ram+multifd4", "mapped-ram+dio",
+                  "mapped-ram+multifd4+dio")
+        out += [dict(c, name=c["name"] + "/nocsum", checksums=False)
+                for c in out if c["name"] in nocsum]
         return out
 
     def run(self, only=None):
@@ -718,6 +726,19 @@ def report(res):
                    bps / 1e6, ratio, synced, durable, dratio,
                    gib(res["mem"]) / t if t else 0, r["cpu_s"],
                    r["peak_rss_kib"] / 1024, size, alloc))
+    by_name = {row["case"]["name"]: row for row in res["cases"]}
+    pairs = [(by_name[n[:-len("/nocsum")]], row) for n, row in by_name.items()
+             if n.endswith("/nocsum") and n[:-len("/nocsum")] in by_name]
+    if pairs:
+        print("\nchecksum table (x-checksums): time with it vs without, and the difference")
+        for on, off in pairs:
+            cells = []
+            for op in ("save", "restore"):
+                t_on = on[op]["time_s"] or on[op]["wall_s"]
+                t_off = off[op]["time_s"] or off[op]["wall_s"]
+                cells.append("%s %.2f s vs %.2f s (%+.1f %%)" %
+                             (op, t_on, t_off, 100.0 * (t_on - t_off) / t_off if t_off else 0))
+            print("  %-26s %s" % (on["case"]["name"], ";  ".join(cells)))
     for live in res.get("live", []):
         t = live["time_s"] or live["wall_s"]
         how = ("converged" if live["converged"] else

@@ -214,6 +214,7 @@ static void configure_ram(Migration *m, MigrationIncomingState *s)
         .direct_io = migrate_direct_io_effective(c),
         .queue_depth = c->io_queue_depth,
         .path = s->addr.filename,
+        .checksums = c->checksums,
     };
     ram_load_configure(m->ram, &lp);
 }

@@ -229,6 +229,7 @@ static JsonObject *params_defaults(void)
     json_object_set_int_member(params, "x-io-queue-depth", 256);
     /* mapram: "completed" means on the disk (fdatasync of every fd) */
     json_object_set_boolean_member(params, "x-fsync", false);
+    json_object_set_boolean_member(params, "x-checksums", true);
     return params;
 }
 
@@ -398,6 +399,7 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     c->send_section_footer = o->send_section_footer;
     c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
     c->fsync = json_object_get_boolean_member(params, "x-fsync");
+    c->checksums = json_object_get_boolean_member(params, "x-checksums");
     return c;
 }
 

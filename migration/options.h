@@ -64,6 +64,8 @@ typedef struct MigrationConfig {
     unsigned io_queue_depth;
     /* mapram extension x-fsync: every fd fdatasync()ed before "completed" */
     bool fsync;
+    /* mapram extension x-checksums: mapped-ram checksum table written and checked */
+    bool checksums;
 } MigrationConfig;
 
 typedef struct MigrationOptions MigrationOptions;

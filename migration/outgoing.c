@@ -374,6 +374,7 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
         .fsync = c->fsync,
         .path = s->addr.filename,
         .main_ioc = s->ioc,
+        .checksums = c->checksums,
         .stats = &s->stats.ram,
         .rate_limited = rate_limited,
         .rate_opaque = run,

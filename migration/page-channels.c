@@ -2,6 +2,7 @@
  * Page channels (multifd over file:).  See page-channels.h.
  */
 #include "page-channels.h"
+#include "mapped-ram-csum.h"
 #include "io/aio.h"
 #include "util/bufferzero.h"
 #include "util/bitmap.h"
@@ -26,6 +27,8 @@ typedef struct Job {
     unsigned long *bitmap;
     const char *idstr;
     unsigned n;
+    /* WRITE: indexed by page, or NULL; READ / PWRITE: one per page of the range, or NULL */
+    uint64_t *hashes;
     /* READ / PWRITE */
     size_t len;
     off_t off;
@@ -50,7 +53,16 @@ typedef struct PageWorker {
     GQueue jobs;                   /* Job *, protected by qlock */
     bool has_queue;                /* qlock and qcond were initialised */
     gint queued;                   /* jobs not yet finished (atomic) */
+    bool sync_io;                  /* immutable: the engine completes each request at once */
+    GArray *unhashed;              /* HashLater: reads in flight to hash; this thread only */
 } PageWorker;
+
+/* A read whose pages are hashed once the engine has drained. */
+typedef struct HashLater {
+    const void *buf;
+    uint64_t npages;
+    uint64_t *hashes;
+} HashLater;
 
 struct PageChannels {
     PageChannelsConfig cfg;
@@ -135,6 +147,10 @@ static bool do_write(PageWorker *c, Job *j, GError **errp)
             continue;
         }
         set_bit_atomic(p, j->bitmap);
+        if (j->hashes) {
+            /* the page was just read by the zero check: it is in this core's cache */
+            j->hashes[p] = mrc_page_hash(j->host + p * PAGE_CHANNELS_PAGE_SIZE);
+        }
         if (run_len && run_start + run_len == p) {
             run_len++;
             continue;
@@ -161,6 +177,34 @@ static bool do_read(PageWorker *c, Job *j, GError **errp)
         return false;
     }
     stat64_add(&c->pc->stats->bytes, j->len);
+    if (j->hashes) {
+        HashLater h = { j->host, j->len / PAGE_CHANNELS_PAGE_SIZE, j->hashes };
+        if (c->sync_io) {
+            mrc_hash_pages(h.buf, h.npages, h.hashes);    /* the data is in cache now */
+        } else {
+            g_array_append_val(c->unhashed, h);
+        }
+    }
+    return true;
+}
+
+/* After a drain: every read has arrived, hash those that wait for it. */
+static void hash_arrived(PageWorker *c)
+{
+    for (guint i = 0; i < c->unhashed->len; i++) {
+        HashLater *h = &g_array_index(c->unhashed, HashLater, i);
+        mrc_hash_pages(h->buf, h->npages, h->hashes);
+    }
+    g_array_set_size(c->unhashed, 0);
+}
+
+static bool drain(PageWorker *c, GError **errp)
+{
+    if (!aio_engine_drain(c->aio, errp)) {
+        g_array_set_size(c->unhashed, 0);
+        return false;
+    }
+    hash_arrived(c);
     return true;
 }
 
@@ -171,6 +215,9 @@ static bool do_pwrite(PageWorker *c, Job *j, GError **errp)
         error_setg(errp, "Unable to write to file at offset 0x%llx: %s",
                    (unsigned long long)j->off, g_strerror(EIO));
         return false;
+    }
+    if (j->hashes) {
+        mrc_hash_pages(j->host, j->len / PAGE_CHANNELS_PAGE_SIZE, j->hashes);
     }
     if (!aio_engine_pwritev(c->aio, &iov, 1, j->off, errp)) {
         return false;
@@ -184,7 +231,8 @@ static bool do_segs(PageWorker *c, Job *j, bool write, GError **errp)
 {
     for (unsigned i = 0; i < j->n; i++) {
         Job one = { .kind = write ? JOB_PWRITE : JOB_READ, .host = j->segs[i].buf,
-                    .len = j->segs[i].len, .off = j->segs[i].off };
+                    .len = j->segs[i].len, .off = j->segs[i].off,
+                    .hashes = j->segs[i].hashes };
         if (!(write ? do_pwrite(c, &one, errp) : do_read(c, &one, errp))) {
             return false;
         }
@@ -235,12 +283,12 @@ static gpointer channel_thread(gpointer opaque)
             if (!has_error(pc)) {
                 ok = do_segs(c, j, j->kind == JOB_SEGS_W, &err);
                 /* a batch is done when its I/O is, not when it is submitted */
-                ok = ok && (!j->batch || aio_engine_drain(c->aio, &err));
+                ok = ok && (!j->batch || drain(c, &err));
             }
             break;
         case JOB_SYNC:
         case JOB_QUIT:
-            ok = aio_engine_drain(c->aio, &err);
+            ok = drain(c, &err);
             break;
         }
         if (!ok) {
@@ -325,6 +373,8 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
         if (!c->aio) {
             goto fail;
         }
+        c->sync_io = !strcmp(aio_engine_backend_name(c->aio), "sync");
+        c->unhashed = g_array_new(FALSE, FALSE, sizeof(HashLater));
         qemu_mutex_init(&c->qlock);
         qemu_cond_init(&c->qcond);
         c->has_queue = true;
@@ -374,6 +424,15 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
                                uint64_t pages_offset, unsigned long *file_bitmap,
                                const uint64_t *pages, unsigned n, GError **errp)
 {
+    return page_channels_queue_write_hashed(pc, idstr, host, pages_offset, file_bitmap, NULL,
+                                            pages, n, errp);
+}
+
+bool page_channels_queue_write_hashed(PageChannels *pc, const char *idstr, uint8_t *host,
+                                      uint64_t pages_offset, unsigned long *file_bitmap,
+                                      uint64_t *page_hashes, const uint64_t *pages,
+                                      unsigned n, GError **errp)
+{
     g_assert(n > 0 && n <= PAGE_CHANNELS_MAX_BATCH);
     if (!check_error(pc, errp)) {
         return false;
@@ -385,13 +444,14 @@ bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *hos
     j->bitmap = file_bitmap;
     j->idstr = idstr;
     j->n = n;
+    j->hashes = page_hashes;
     memcpy(j->pages, pages, n * sizeof(uint64_t));
     worker_push(pick_worker(pc), j);
     return true;
 }
 
 static bool queue_io(PageChannels *pc, JobKind kind, void *host, size_t len, off_t off,
-                     GError **errp)
+                     uint64_t *hashes, GError **errp)
 {
     if (!check_error(pc, errp)) {
         return false;
@@ -401,6 +461,7 @@ static bool queue_io(PageChannels *pc, JobKind kind, void *host, size_t len, off
     j->host = host;
     j->len = len;
     j->off = off;
+    j->hashes = hashes;
     worker_push(pick_worker(pc), j);
     return true;
 }
@@ -408,13 +469,19 @@ static bool queue_io(PageChannels *pc, JobKind kind, void *host, size_t len, off
 bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
                               GError **errp)
 {
-    return queue_io(pc, JOB_READ, host, len, off, errp);
+    return queue_io(pc, JOB_READ, host, len, off, NULL, errp);
+}
+
+bool page_channels_queue_read_hashed(PageChannels *pc, void *host, size_t len, off_t off,
+                                     uint64_t *hashes, GError **errp)
+{
+    return queue_io(pc, JOB_READ, host, len, off, hashes, errp);
 }
 
 bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, off_t off,
                                 GError **errp)
 {
-    return queue_io(pc, JOB_PWRITE, (void *)buf, len, off, errp);
+    return queue_io(pc, JOB_PWRITE, (void *)buf, len, off, NULL, errp);
 }
 
 static bool queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
@@ -519,6 +586,9 @@ void page_channels_free(PageChannels *pc)
         }
         if (c->aio) {
             aio_engine_free(c->aio);
+        }
+        if (c->unhashed) {
+            g_array_unref(c->unhashed);
         }
         if (c->fd >= 0 && c->owns_fd) {
             qemu_close(c->fd);

@@ -69,9 +69,26 @@ void page_channels_free(PageChannels *pc);
 bool page_channels_queue_write(PageChannels *pc, const char *idstr, uint8_t *host,
                                uint64_t pages_offset, unsigned long *file_bitmap,
                                const uint64_t *pages, unsigned n, GError **errp);
+/*
+ * The same with the page hashes of the checksum table (mapped-ram-csum.h):
+ * the worker stores the XXH3-64 of every page it writes in
+ * page_hashes[page] (pages it finds zero get none: their clear bit says
+ * what they hold), while the page is in its cache.
+ */
+bool page_channels_queue_write_hashed(PageChannels *pc, const char *idstr, uint8_t *host,
+                                      uint64_t pages_offset, unsigned long *file_bitmap,
+                                      uint64_t *page_hashes, const uint64_t *pages,
+                                      unsigned n, GError **errp);
 /* Load: read len bytes at file offset off into host. */
 bool page_channels_queue_read(PageChannels *pc, void *host, size_t len, off_t off,
                               GError **errp);
+/*
+ * The same, and hashes[i] receives the XXH3-64 of the read's page i: at
+ * once after the read with the synchronous engine, after the worker's
+ * engine drained otherwise (by the next sync at the latest).
+ */
+bool page_channels_queue_read_hashed(PageChannels *pc, void *host, size_t len, off_t off,
+                                     uint64_t *hashes, GError **errp);
 /* Write len bytes of buf at file offset off (buf valid until the next sync). */
 bool page_channels_queue_pwrite(PageChannels *pc, const void *buf, size_t len, off_t off,
                                 GError **errp);
@@ -81,6 +98,12 @@ typedef struct PageSeg {
     void *buf;
     size_t len;
     off_t off;
+    /*
+     * Or NULL: hashes[i] receives the XXH3-64 of page i of buf (written:
+     * before the write; read: once it arrived, by the time the batch is
+     * done or the next sync returns).
+     */
+    uint64_t *hashes;
 } PageSeg;
 bool page_channels_queue_segs(PageChannels *pc, bool write, const PageSeg *segs, unsigned n,
                               GError **errp);

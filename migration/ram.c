@@ -2,6 +2,7 @@
  * RAM migration: the "ram" section.  See ram.h.
  */
 #include "ram.h"
+#include "mapped-ram-csum.h"
 #include "page-channels.h"
 #include "util/bitmap.h"
 #include "util/bufferzero.h"
@@ -20,6 +21,7 @@ typedef struct RamBlockState {
     uint64_t npages;
     unsigned long *bmap;          /* pages still to send this pass */
     unsigned long *file_bmap;     /* mapped-ram: page present in file */
+    uint64_t *page_hashes;        /* checksums: per page, stored by the page-channel workers */
     MappedRamHeader hdr;
 } RamBlockState;
 
@@ -32,6 +34,7 @@ typedef struct RamSaveState {
     RamEncoder enc;               /* the block list, and the last block for CONTINUE */
     uint64_t dirty_pages;
     PageChannels *pc;
+    MrcTable *csum;               /* built at completion, put after the vmdesc */
 } RamSaveState;
 
 typedef struct RamLoadState RamLoadState;
@@ -119,8 +122,10 @@ static void ram_save_cleanup(void *opaque)
     for (size_t i = 0; i < rs->nblocks; i++) {
         g_free(rs->blocks[i].bmap);
         g_free(rs->blocks[i].file_bmap);
+        g_free(rs->blocks[i].page_hashes);
     }
     g_free(rs->blocks);
+    mrc_table_free(rs->csum);
     ram_encoder_clear(&rs->enc);
     g_free(rs);
     ram->save = NULL;
@@ -151,6 +156,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         rs->dirty_pages += b->npages;
         if (p->mapped_ram) {
             b->file_bmap = bitmap_new(b->npages);
+        }
+        if (p->mapped_ram && p->checksums) {
+            b->page_hashes = g_new(uint64_t, b->npages);
         }
         if (!ram_encode_block(&rs->enc, f, b->rb.idstr, b->rb.used_length,
                               p->mapped_ram ? &b->hdr : NULL, errp)) {
@@ -227,8 +235,9 @@ static int send_dirty_pages(RamState *ram, QEMUFile *f, bool rate_limit, GError 
             pg++;
         }
         if (rs->pc && n) {
-            if (!page_channels_queue_write(rs->pc, b->rb.idstr, b->rb.host, b->hdr.pages_offset,
-                                           b->file_bmap, batch, n, errp)) {
+            if (!page_channels_queue_write_hashed(rs->pc, b->rb.idstr, b->rb.host,
+                                                  b->hdr.pages_offset, b->file_bmap,
+                                                  b->page_hashes, batch, n, errp)) {
                 return -1;
             }
             since_check += (uint64_t)n * RAM_PAGE_SIZE;
@@ -272,6 +281,22 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     return r;
 }
 
+/*
+ * From the final bitmaps and page hashes, after the last sync: a page
+ * rewritten in a later pass was hashed again when it was written again,
+ * and the pages of the last pass were hashed with the VM stopped.
+ */
+static void build_checksums(RamSaveState *rs)
+{
+    rs->csum = mrc_table_new();
+    for (size_t i = 0; i < rs->nblocks; i++) {
+        RamBlockState *b = &rs->blocks[i];
+        mrc_block_fill(mrc_table_add_block(rs->csum, b->rb.idstr, b->rb.used_length,
+                                           b->hdr.pages_offset),
+                       b->file_bmap, b->page_hashes);
+    }
+}
+
 static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
 {
     RamState *ram = opaque;
@@ -299,9 +324,21 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
                 return false;
             }
         }
+        if (ram->sp.checksums) {
+            build_checksums(rs);
+        }
     }
     ram_encode_eos(f);
     qemu_fflush(f);
+    return qemu_file_propagate_error(f, errp);
+}
+
+static bool ram_save_trailer(QEMUFile *f, void *opaque, GError **errp)
+{
+    RamSaveState *rs = ((RamState *)opaque)->save;
+    if (rs->csum) {
+        mrc_table_put(f, rs->csum);
+    }
     return qemu_file_propagate_error(f, errp);
 }
 
@@ -324,9 +361,19 @@ typedef struct GapRange {
 } GapRange;
 
 /* One load, from load_setup to load_cleanup: the incoming thread only. */
+/* A block whose reads are hashed, checked once they are done. */
+typedef struct LoadCheck {
+    const MrcBlock *sums;         /* in RamLoadState.csum */
+    unsigned long *bmap;
+    uint64_t *hashes;             /* per page, stored by the page-channel workers */
+} LoadCheck;
+
 struct RamLoadState {
     RamDecoder dec;
     PageChannels *pc;
+    bool csum_looked;             /* the file's end was searched for a checksum table */
+    MrcTable *csum;               /* or NULL: the file has none (or checks are off) */
+    GArray *checks;               /* LoadCheck */
     GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
     PageStats stats;              /* page channels' counters (not reported) */
@@ -334,6 +381,9 @@ struct RamLoadState {
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                      uint64_t used_length, const MappedRamHeader *hdr, GError **errp);
+static bool find_checksums(RamState *ram, QEMUFile *f, const char *idstr,
+                           uint64_t used_length, const MappedRamHeader *hdr,
+                           const MrcBlock **sums, GError **errp);
 
 static MigrationRAMBlock load_block(RamState *ram, unsigned idx)
 {
@@ -406,7 +456,7 @@ static void note_gaps(RamLoadState *rl, const MappedRamRuns *it, const MappedRam
 
 static bool plan_block_reads(RamState *ram, size_t index, const MigrationRAMBlock *rb,
                              const MappedRamHeader *hdr, const unsigned long *bmap,
-                             uint64_t npages, GError **errp)
+                             uint64_t npages, uint64_t *hashes, GError **errp)
 {
     RamLoadState *rl = ram->load;
     g_autofree unsigned long *touched = bitmap_new(npages);
@@ -420,9 +470,10 @@ static bool plan_block_reads(RamState *ram, size_t index, const MigrationRAMBloc
     while (mapped_ram_runs_next(&it, &run)) {
         zero_touched(rb, touched, pos, run.start);
         note_gaps(rl, &it, &run, rb);
-        if (!page_channels_queue_read(rl->pc, rb->host + run.start * RAM_PAGE_SIZE,
-                                      (run.end - run.start) * RAM_PAGE_SIZE,
-                                      hdr->pages_offset + run.start * RAM_PAGE_SIZE, errp)) {
+        if (!page_channels_queue_read_hashed(rl->pc, rb->host + run.start * RAM_PAGE_SIZE,
+                                             (run.end - run.start) * RAM_PAGE_SIZE,
+                                             hdr->pages_offset + run.start * RAM_PAGE_SIZE,
+                                             hashes ? hashes + run.start : NULL, errp)) {
             return false;
         }
         pos = run.end;
@@ -472,7 +523,64 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!bmap) {
         return false;
     }
-    return plan_block_reads(ram, index, &rb, hdr, bmap, npages, errp);
+    LoadCheck chk = { 0 };
+    if (!find_checksums(ram, f, idstr, used_length, hdr, &chk.sums, errp)) {
+        return false;
+    }
+    if (chk.sums) {
+        chk.hashes = g_new(uint64_t, npages);
+        chk.bmap = g_steal_pointer(&bmap);
+        g_array_append_val(ram->load->checks, chk);
+    }
+    return plan_block_reads(ram, index, &rb, hdr, chk.bmap ? chk.bmap : bmap, npages,
+                            chk.hashes, errp);
+}
+
+/*
+ * The block's entry in the file's checksum table; *sums is NULL when
+ * checks are off or the file has no table (QEMU's files have none).
+ * The table is found from the file's end before the first block's pages
+ * are read.
+ */
+static bool find_checksums(RamState *ram, QEMUFile *f, const char *idstr,
+                           uint64_t used_length, const MappedRamHeader *hdr,
+                           const MrcBlock **sums, GError **errp)
+{
+    RamLoadState *rl = ram->load;
+    *sums = NULL;
+    if (!ram->lp.checksums) {
+        return true;
+    }
+    if (!rl->csum_looked) {
+        rl->csum_looked = true;
+        if (!mrc_table_read_trailer(qemu_file_get_ioc(f), &rl->csum, errp)) {
+            return false;
+        }
+    }
+    return !rl->csum || mrc_table_match(rl->csum, idstr, used_length, hdr, sums, errp);
+}
+
+/* After the reads: every block's runs against the table. */
+static bool check_loaded_pages(RamLoadState *rl, GError **errp)
+{
+    for (guint i = 0; i < rl->checks->len; i++) {
+        LoadCheck *c = &g_array_index(rl->checks, LoadCheck, i);
+        if (!mrc_check_runs(c->sums, c->bmap, c->hashes, 0,
+                            c->sums->used_length / RAM_PAGE_SIZE, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void clear_checks(RamLoadState *rl)
+{
+    for (guint i = 0; i < rl->checks->len; i++) {
+        LoadCheck *c = &g_array_index(rl->checks, LoadCheck, i);
+        g_free(c->bmap);
+        g_free(c->hashes);
+    }
+    g_array_set_size(rl->checks, 0);
 }
 
 static void ram_load_cleanup(void *opaque)
@@ -483,6 +591,9 @@ static void ram_load_cleanup(void *opaque)
         return;
     }
     page_channels_free(rl->pc);
+    clear_checks(rl);
+    g_array_unref(rl->checks);
+    mrc_table_free(rl->csum);
     ram_decoder_clear(&rl->dec);
     g_array_unref(rl->zero_after_sync);
     g_array_unref(rl->blocks);
@@ -501,6 +612,7 @@ static bool ram_load_setup(void *opaque, GError **errp)
     ram_decoder_init(&rl->dec, p->mapped_ram);
     rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapRange));
     rl->blocks = g_array_new(FALSE, FALSE, sizeof(size_t));
+    rl->checks = g_array_new(FALSE, FALSE, sizeof(LoadCheck));
     if (p->mapped_ram) {
         PageChannelsConfig cfg = {
             .path = p->path,
@@ -538,6 +650,9 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
             memset(g->host, 0, g->len);
         }
         g_array_set_size(rl->zero_after_sync, 0);
+        bool ok = check_loaded_pages(rl, errp);
+        clear_checks(rl);
+        return ok;
     }
     return true;
 }
@@ -546,6 +661,7 @@ static const SaveVMHandlers ram_handlers = {
     .save_setup = ram_save_setup,
     .save_iterate = ram_save_iterate,
     .save_complete = ram_save_complete,
+    .save_trailer = ram_save_trailer,
     .save_cleanup = ram_save_cleanup,
     .pending = ram_pending,
     .load_setup = ram_load_setup,

@@ -57,6 +57,7 @@ typedef struct RamSaveParams {
     bool fsync;                   /* mapped-ram: page fds to the disk before the bitmaps */
     const char *path;             /* file to reopen for page channels */
     IOChannel *main_ioc;          /* for the bitmap pwrites */
+    bool checksums;               /* mapped-ram: the checksum table after the vmdesc */
     RamStats *stats;              /* the caller's; outlives the save */
     /* Rate limit: returns true when the current window's budget is used up. */
     bool (*rate_limited)(void *opaque, uint64_t bytes_just_sent);
@@ -69,6 +70,7 @@ typedef struct RamLoadParams {
     bool direct_io;
     unsigned queue_depth;
     const char *path;             /* file to reopen for page channels */
+    bool checksums;               /* mapped-ram: check pages against the file's table, if any */
 } RamLoadParams;
 
 typedef struct RamState RamState;

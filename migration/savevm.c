@@ -795,6 +795,11 @@ bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmd
     gsize len;
     g_autofree char *json = json_generator_to_data(gen, &len);
     savevm_put_vmdesc(f, json, len);
+    FOREACH_SE(r, se) {
+        if (se->ops && se->ops->save_trailer && !se->ops->save_trailer(f, se->opaque, errp)) {
+            return false;
+        }
+    }
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
 }

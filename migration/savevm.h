@@ -127,6 +127,8 @@ typedef struct SaveVMHandlers {
     /* <0 error (errp set), 0 more to do, 1 this pass is done */
     int (*save_iterate)(QEMUFile *f, void *opaque, GError **errp);
     bool (*save_complete)(QEMUFile *f, void *opaque, GError **errp);
+    /* Optional: after the vmdesc, where QEMU stops reading (the checksum table). */
+    bool (*save_trailer)(QEMUFile *f, void *opaque, GError **errp);
     void (*save_cleanup)(void *opaque);
     uint64_t (*pending)(void *opaque, bool exact);
     bool (*load_setup)(void *opaque, GError **errp);

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh [--qemu]    (--qemu also installs qemu-system-x86 for interop tests)
 set -e
 pkgs="gcc make meson ninja-build pkg-config python3 libglib2.0-dev libjson-glib-dev
-      liburing-dev libaio-dev libzstd-dev fio binutils util-linux e2fsprogs"
+      liburing-dev libaio-dev libzstd-dev libxxhash-dev fio binutils util-linux e2fsprogs"
 case " $* " in *" --qemu "*) pkgs="$pkgs qemu-system-x86" ;; esac
 missing=""
 for p in $pkgs; do

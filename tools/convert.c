@@ -46,12 +46,14 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writ
                            PageIoOptions *o, GError **errp)
 {
     gint channels = o->channels, depth = o->queue_depth;
-    gboolean dio = FALSE, quiet = FALSE, fsync = FALSE;
+    gboolean dio = FALSE, quiet = FALSE, fsync = FALSE, no_checksums = FALSE;
     GOptionEntry entries[] = {
         { "channels", 'c', 0, G_OPTION_ARG_INT, &channels, "parallel page-I/O channels (1-255)", "N" },
         { "direct-io", 'd', 0, G_OPTION_ARG_NONE, &dio, "O_DIRECT on the page-data fds", NULL },
         { "queue-depth", 'q', 0, G_OPTION_ARG_INT, &depth, "async requests in flight per channel", "N" },
         { "quiet", 0, 0, G_OPTION_ARG_NONE, &quiet, "no progress on stderr", NULL },
+        { "no-checksums", 0, 0, G_OPTION_ARG_NONE, &no_checksums,
+          "write no checksum table into a mapped-ram file, check none when reading one", NULL },
         /* last: left out (NULL-terminated early) when nothing is written */
         { "fsync", 0, 0, G_OPTION_ARG_NONE, &fsync,
           "exit 0 only once the output is on the disk (fdatasync of every fd)", NULL },
@@ -80,6 +82,7 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writ
     o->direct_io = dio;
     o->progress = !quiet;
     o->fsync = fsync;
+    o->checksums = !no_checksums;
     return true;
 }
 

@@ -4,6 +4,7 @@
  * parser the VM loads with.
  */
 #include "mapram-tool.h"
+#include "../migration/mapped-ram-csum.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
 #include "util/bitmap.h"
@@ -42,6 +43,10 @@ typedef struct Report {
     uint8_t scratch[RAM_PAGE_SIZE];
     GPtrArray *problems;       /* verify: char * */
     bool saw_eof;
+    bool data;                 /* verify --data: every page against the checksum table */
+    MrcTable *csum;            /* the checksum table after the vmdesc, or NULL */
+    char *csum_error;          /* why a table after the vmdesc does not parse */
+    bool data_checked;         /* verify --data went through every block's pages */
 } Report;
 
 static void block_report_free(gpointer p)
@@ -206,9 +211,104 @@ static void report_clear(Report *r)
     g_array_unref(r->commands);
     g_ptr_array_unref(r->problems);
     g_free(r->vmdesc);
+    mrc_table_free(r->csum);
+    g_free(r->csum_error);
     if (r->vmdesc_root) {
         json_node_unref(r->vmdesc_root);
     }
+}
+
+/* What follows the vmdesc: our checksum table, or bytes nobody should have put there. */
+static void read_checksum_table(Report *r, QEMUFile *f)
+{
+    off_t at = qemu_file_tell(f);
+    uint8_t magic[8];
+    GError *err = NULL;
+
+    if (qemu_peek_buffer(f, magic, sizeof(magic), 0) != sizeof(magic) ||
+        !mrc_is_table(magic, sizeof(magic))) {
+        g_ptr_array_add(r->problems, g_strdup_printf(
+            "offset %lld: unexpected trailing bytes after the vmdesc", (long long)at));
+        return;
+    }
+    off_t size = io_channel_size(qemu_file_get_ioc(f), &err);
+    g_autofree uint8_t *buf = NULL;
+    if (size >= 0 && (uint64_t)(size - at) > MRC_MAX_TABLE) {
+        error_setg(&err, "checksum table at offset 0x%llx: %lld bytes is implausible",
+                   (unsigned long long)at, (long long)(size - at));
+    } else if (size >= 0) {
+        buf = g_malloc(size - at);
+        if (qemu_get_buffer(f, buf, size - at, &err)) {
+            r->csum = mrc_table_decode(buf, size - at, at, &err);
+        }
+    }
+    if (err) {
+        r->csum_error = g_strdup(err->message);
+        g_ptr_array_add(r->problems, g_strdup(err->message));
+        g_error_free(err);
+        return;
+    }
+    /* every mapped-ram block has its entry, and nothing else is listed */
+    for (guint i = 0; i < r->blocks->len; i++) {
+        BlockReport *b = g_ptr_array_index(r->blocks, i);
+        const MrcBlock *mb;
+        if (b->mapped && !mrc_table_match(r->csum, b->idstr, b->length, &b->hdr, &mb, &err)) {
+            g_ptr_array_add(r->problems, g_strdup(err->message));
+            g_clear_error(&err);
+        }
+    }
+    if (r->csum->blocks->len != r->blocks->len) {
+        g_ptr_array_add(r->problems, g_strdup_printf(
+            "checksum table at offset 0x%llx lists %u ramblocks, the file has %u",
+            (unsigned long long)at, r->csum->blocks->len, r->blocks->len));
+    }
+}
+
+/* verify --data: one block's pages, read in runs of set pages, against its checksums. */
+static bool check_block_data(Report *r, IOChannel *ioc, BlockReport *b, GError **errp)
+{
+    const MrcBlock *mb;
+    uint64_t npages = b->length / RAM_PAGE_SIZE;
+    if (!mrc_table_match(r->csum, b->idstr, b->length, &b->hdr, &mb, NULL)) {
+        return true;             /* read_checksum_table() said so */
+    }
+    g_autofree unsigned long *bmap = mapped_ram_read_bitmap(ioc, b->idstr, &b->hdr, npages,
+                                                            errp);
+    if (!bmap) {
+        return false;
+    }
+    g_autofree uint64_t *hashes = g_new(uint64_t, npages);
+    g_autofree uint8_t *buf = g_malloc(MAPPED_RAM_LOAD_BUF_SIZE);
+    MappedRamRuns it;
+    MappedRamRun run;
+
+    mapped_ram_runs_init(&it, bmap, 0, npages, 0, MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE);
+    while (mapped_ram_runs_next(&it, &run)) {
+        uint64_t n = run.end - run.start;
+        if (!io_channel_pread_all(ioc, buf, n * RAM_PAGE_SIZE,
+                                  b->hdr.pages_offset + run.start * RAM_PAGE_SIZE, errp)) {
+            g_prefix_error(errp, "ramblock %s: ", b->idstr);
+            return false;
+        }
+        mrc_hash_pages(buf, n, hashes + run.start);
+    }
+    return mrc_check_runs(mb, bmap, hashes, 0, npages, errp);
+}
+
+static void check_data(Report *r, IOChannel *ioc)
+{
+    if (!r->csum) {
+        return;
+    }
+    for (guint i = 0; i < r->blocks->len; i++) {
+        BlockReport *b = g_ptr_array_index(r->blocks, i);
+        GError *err = NULL;
+        if (b->mapped && !check_block_data(r, ioc, b, &err)) {
+            g_ptr_array_add(r->problems, g_strdup(err->message));
+            g_error_free(err);
+        }
+    }
+    r->data_checked = true;
 }
 
 static bool analyse(Report *r, const char *arg, GError **errp)
@@ -228,9 +328,10 @@ static bool analyse(Report *r, const char *arg, GError **errp)
     }
     bool ok = savevm_walk_stream(f, &report_visitor, r, true, errp);
     if (ok && !qemu_file_at_eof(f)) {
-        g_ptr_array_add(r->problems, g_strdup_printf(
-            "offset %lld: %s trailing bytes after the vmdesc", (long long)qemu_file_tell(f),
-            "unexpected"));
+        read_checksum_table(r, f);
+    }
+    if (ok && r->data) {
+        check_data(r, qemu_file_get_ioc(f));
     }
     qemu_fclose(f, NULL);
     return ok;
@@ -284,6 +385,14 @@ static void print_text(Report *r, const char *arg)
         printf("\n");
     } else {
         printf("vmdesc: none\n");
+    }
+    if (r->csum) {
+        printf("checksums: XXH3-64 per %u pages, table @%llu (%llu bytes)\n", MRC_RUN_PAGES,
+               (unsigned long long)r->csum->offset, (unsigned long long)r->csum->length);
+    } else if (r->csum_error) {
+        printf("checksums: table after the vmdesc is invalid: %s\n", r->csum_error);
+    } else {
+        printf("checksums: none\n");
     }
 }
 
@@ -360,6 +469,26 @@ static void print_json(Report *r)
     json_builder_set_member_name(b, "vmdesc");
     if (r->vmdesc_root) {
         json_builder_add_value(b, json_node_copy(r->vmdesc_root));
+    } else {
+        json_builder_add_null_value(b);
+    }
+    json_builder_set_member_name(b, "checksums");
+    if (r->csum) {
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "algorithm");
+        json_builder_add_string_value(b, "xxh3-64");
+        json_builder_set_member_name(b, "run-pages");
+        json_builder_add_int_value(b, MRC_RUN_PAGES);
+        json_builder_set_member_name(b, "offset");
+        json_builder_add_int_value(b, r->csum->offset);
+        json_builder_set_member_name(b, "length");
+        json_builder_add_int_value(b, r->csum->length);
+        json_builder_end_object(b);
+    } else if (r->csum_error) {
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "error");
+        json_builder_add_string_value(b, r->csum_error);
+        json_builder_end_object(b);
     } else {
         json_builder_add_null_value(b);
     }
@@ -459,16 +588,24 @@ static void verify_sections(Report *r)
 
 int cmd_verify(int argc, char **argv)
 {
+    gboolean data = FALSE;
+    GOptionEntry entries[] = {
+        { "data", 0, 0, G_OPTION_ARG_NONE, &data,
+          "also read every page of a mapped-ram file and check it against the file's "
+          "checksum table", NULL },
+        { NULL }
+    };
     g_autoptr(GOptionContext) ctx = g_option_context_new(
         "FILE[,offset=N] - check a stream or mapped-ram file; the first problem is "
         "reported with its byte offset");
+    g_option_context_add_main_entries(ctx, entries, NULL);
     GError *err = NULL;
     if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2) {
         fprintf(stderr, "mapram verify: %s\n", err ? err->message : "expected one FILE");
         g_clear_error(&err);
         return 2;
     }
-    Report r = { .verify = true };
+    Report r = { .verify = true, .data = data };
     bool ok = analyse(&r, argv[1], &err);
     if (!ok) {
         fprintf(stderr, "mapram verify: %s: %s\n", argv[1], err->message);
@@ -490,8 +627,10 @@ int cmd_verify(int argc, char **argv)
         }
         rc = 1;
     } else {
-        printf("%s: OK (%s, %u RAM blocks, %u sections)\n", argv[1],
-               r.mapped ? "mapped-ram" : "stream", r.blocks->len, r.sections->len);
+        printf("%s: OK (%s, %u RAM blocks, %u sections, %s)\n", argv[1],
+               r.mapped ? "mapped-ram" : "stream", r.blocks->len, r.sections->len,
+               !r.csum ? "no checksum table" :
+               r.data_checked ? "every page matches the checksum table" : "checksum table");
     }
     report_clear(&r);
     return rc;

@@ -11,6 +11,7 @@
  * no state.
  */
 #include "mapram-tool.h"
+#include "../migration/mapped-ram-csum.h"
 #include "../migration/page-channels.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
@@ -42,6 +43,8 @@
 #define CHUNK_PAGES  512ULL
 #define CHUNK_BYTES  (CHUNK_PAGES * RAM_PAGE_SIZE)
 #define RING_CHUNKS  16
+/* checksums: a chunk holds whole runs of the table */
+G_STATIC_ASSERT(CHUNK_PAGES % MRC_RUN_PAGES == 0);
 #define HUGE_PAGE_BYTES (2 * 1024 * 1024)
 
 typedef struct InBlock {
@@ -49,6 +52,7 @@ typedef struct InBlock {
     uint64_t npages;
     MappedRamHeader hdr;
     unsigned long *bmap;
+    const MrcBlock *sums;       /* in LoadCtx.csum, or NULL: not checked */
 } InBlock;
 
 /* Pages [first, first + n) of one block. */
@@ -60,6 +64,7 @@ typedef struct Chunk {
 /* A ring buffer: the chunk read into it, and whether its reads are done. */
 typedef struct Slot {
     uint8_t *buf;
+    uint64_t *hashes;           /* CHUNK_PAGES: page hashes of the chunk, stored by the workers */
     PageBatch batch;
 } Slot;
 
@@ -76,6 +81,8 @@ typedef struct LoadCtx {
     PageSeg *segs;              /* CHUNK_PAGES: a chunk's reads being queued */
     uint64_t ram_done;
     Progress *progress;
+    bool csum_looked;           /* the file's end was searched for a checksum table */
+    MrcTable *csum;             /* or NULL: none (or --no-checksums) */
 } LoadCtx;
 
 static void in_block_free(gpointer p)
@@ -109,6 +116,15 @@ static bool l_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     b->bmap = mapped_ram_read_bitmap(qemu_file_get_ioc(f), idstr, hdr, b->npages, errp);
     g_ptr_array_add(c->blocks, b);
     if (!b->bmap) {
+        return false;
+    }
+    if (c->o->checksums && !c->csum_looked) {
+        c->csum_looked = true;
+        if (!mrc_table_read_trailer(qemu_file_get_ioc(f), &c->csum, errp)) {
+            return false;
+        }
+    }
+    if (c->csum && !mrc_table_match(c->csum, idstr, used_length, hdr, &b->sums, errp)) {
         return false;
     }
     return ram_encode_block(&c->enc, c->out, idstr, used_length, NULL, errp);
@@ -150,7 +166,8 @@ static bool queue_chunk(LoadCtx *c, const Chunk *k, Slot *slot, GError **errp)
     while (mapped_ram_runs_next(&it, &r)) {
         c->segs[n++] = (PageSeg) { slot->buf + (r.start - k->first) * RAM_PAGE_SIZE,
                                    (r.end - r.start) * RAM_PAGE_SIZE,
-                                   b->hdr.pages_offset + r.start * RAM_PAGE_SIZE };
+                                   b->hdr.pages_offset + r.start * RAM_PAGE_SIZE,
+                                   b->sums ? slot->hashes + (r.start - k->first) : NULL };
     }
     return page_channels_queue_batch(c->pc, false, c->segs, n, &slot->batch, errp);
 }
@@ -192,10 +209,17 @@ static bool send_chunk(LoadCtx *c, GArray *chunks, guint i, GError **errp)
 {
     Slot *slot = &c->ring[i % RING_CHUNKS];
 
+    const Chunk *k = &g_array_index(chunks, Chunk, i);
+    InBlock *b = g_ptr_array_index(c->blocks, k->block);
+
     if (!page_channels_wait_batch(c->pc, &slot->batch, errp)) {
         return false;
     }
-    emit_chunk(c, &g_array_index(chunks, Chunk, i), slot->buf);
+    /* a chunk is whole runs of the table: checked before any of its pages goes out */
+    if (b->sums && !mrc_check_runs(b->sums, b->bmap, slot->hashes, k->first, k->n, errp)) {
+        return false;
+    }
+    emit_chunk(c, k, slot->buf);
     if (!qemu_fflush(c->out)) {
         return qemu_file_propagate_error(c->out, errp);
     }
@@ -325,6 +349,7 @@ static void alloc_ring(LoadCtx *c)
     madvise(c->ring_buf, RING_CHUNKS * CHUNK_BYTES, MADV_HUGEPAGE);
     for (unsigned i = 0; i < RING_CHUNKS; i++) {
         c->ring[i].buf = c->ring_buf + i * CHUNK_BYTES;
+        c->ring[i].hashes = g_new(uint64_t, CHUNK_PAGES);
     }
 }
 
@@ -358,6 +383,10 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
         qemu_fclose(in, NULL);
     }
     qemu_vfree(c.ring_buf);
+    for (unsigned i = 0; i < RING_CHUNKS; i++) {
+        g_free(c.ring[i].hashes);
+    }
+    mrc_table_free(c.csum);
     g_free(c.segs);
     progress_finish(c.progress, ok);
     ram_decoder_clear(&c.dec);

@@ -32,6 +32,7 @@ typedef struct PageIoOptions {
     bool progress;
     const char *name;          /* what progress lines start with; NULL: "mapram save"/"load" */
     bool fsync;            /* the output on the disk before success */
+    bool checksums;            /* write a mapped-ram file's checksum table / check a file's */
 } PageIoOptions;
 
 /*

@@ -10,6 +10,7 @@
  * truncated back to the offset, so no file that verify passes is left.
  */
 #include "mapram-tool.h"
+#include "../migration/mapped-ram-csum.h"
 #include "../migration/page-channels.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
@@ -32,6 +33,7 @@ typedef struct OutBlock {
     MappedRamHeader hdr;
     unsigned long *file_bmap;
     unsigned long *inflight;   /* written since the last sync */
+    uint64_t *hashes;          /* checksums: per page, stored by the workers as they write */
 } OutBlock;
 
 typedef struct SaveCtx {
@@ -54,6 +56,8 @@ typedef struct SaveCtx {
     uint64_t cur_next;         /* page that would extend the open run */
     uint64_t ram_done;
     Progress *progress;
+    MrcTable *csum;            /* built with the bitmaps, put after the vmdesc */
+    bool saw_vmdesc;
 } SaveCtx;
 
 static void out_block_free(gpointer p)
@@ -62,6 +66,7 @@ static void out_block_free(gpointer p)
     g_free(b->idstr);
     g_free(b->file_bmap);
     g_free(b->inflight);
+    g_free(b->hashes);
     g_free(b);
 }
 
@@ -118,6 +123,9 @@ static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     b->npages = used_length / RAM_PAGE_SIZE;
     b->file_bmap = bitmap_new(b->npages);
     b->inflight = bitmap_new(b->npages);
+    if (c->o->checksums) {
+        b->hashes = g_new(uint64_t, b->npages);
+    }
     g_ptr_array_add(c->blocks, b);
     return ram_encode_block(&c->enc, c->out, idstr, used_length, &b->hdr, errp);
 }
@@ -161,8 +169,8 @@ static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErro
     if (c->cur_block == (int)idx && c->cur_next == page && c->nsegs) {
         c->segs[c->nsegs - 1].len += RAM_PAGE_SIZE;
     } else {
-        c->segs[c->nsegs++] = (PageSeg) { data, RAM_PAGE_SIZE,
-                                          b->hdr.pages_offset + offset };
+        c->segs[c->nsegs++] = (PageSeg) { data, RAM_PAGE_SIZE, b->hdr.pages_offset + offset,
+                                          b->hashes ? b->hashes + page : NULL };
         c->cur_block = idx;
     }
     c->cur_next = page + 1;
@@ -220,6 +228,17 @@ static bool write_bitmaps(SaveCtx *c, GError **errp)
             return false;
         }
     }
+    if (c->o->checksums) {
+        /* after the last sync: a page sent again was hashed again when written again */
+        mrc_table_free(c->csum);
+        c->csum = mrc_table_new();
+        for (guint i = 0; i < c->blocks->len; i++) {
+            OutBlock *b = g_ptr_array_index(c->blocks, i);
+            mrc_block_fill(mrc_table_add_block(c->csum, b->idstr, b->npages * RAM_PAGE_SIZE,
+                                               b->hdr.pages_offset),
+                           b->file_bmap, b->hashes);
+        }
+    }
     return true;
 }
 
@@ -262,7 +281,9 @@ static bool s_eof(void *opaque, QEMUFile *f, GError **errp)
 
 static bool s_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
 {
-    savevm_put_vmdesc(((SaveCtx *)opaque)->out, json, len);
+    SaveCtx *c = opaque;
+    savevm_put_vmdesc(c->out, json, len);
+    c->saw_vmdesc = true;
     return true;
 }
 
@@ -315,8 +336,15 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
     c.progress = progress_new(o->name ? o->name : "mapram save", o->progress);
     bool ok = open_output(&c, errp) &&
-              savevm_walk_stream(in, &save_visitor, &c, true, errp) &&
-              (!o->fsync || make_durable(&c, errp));
+              savevm_walk_stream(in, &save_visitor, &c, true, errp);
+    if (ok && c.csum && c.saw_vmdesc) {
+        /*
+         * After the vmdesc, where QEMU stops reading.  A stream without a
+         * vmdesc gets none: a loader expects a vmdesc or the end there.
+         */
+        mrc_table_put(c.out, c.csum);
+    }
+    ok = ok && (!o->fsync || make_durable(&c, errp));
     if (c.pc) {
         if (!ok) {
             page_channels_abort(c.pc);
@@ -345,6 +373,7 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     ram_decoder_clear(&c.dec);
     ram_encoder_clear(&c.enc);
     g_ptr_array_unref(c.blocks);
+    mrc_table_free(c.csum);
     g_free(c.path);
     return ok;
 }

@@ -513,6 +513,28 @@ static void assert_verify_ok(const char *file)
     assert_tool_ok(&r, "verify");
 }
 
+/*
+ * mapram save wrote its checksum table after QEMU's vmdesc (on by
+ * default): the file ends with the table's trailer, and every page
+ * matches.  QEMU then loads that very file through mapram load.
+ */
+static void assert_checksummed(const char *file)
+{
+    g_auto(ToolRun) r = { 0 };
+    char tail[8];
+    struct stat st;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(fstat(fd, &st), ==, 0);
+    g_assert_cmpint(pread(fd, tail, 8, st.st_size - 8), ==, 8);
+    close(fd);
+    g_assert_cmpmem(tail, 8, "MRAMCEND", 8);
+    run_mapram(&r, "verify", "--data", file, NULL);
+    assert_tool_ok(&r, "verify --data");
+    g_assert_true(g_str_has_suffix(r.out, " every page matches the checksum table)\n"));
+}
+
 /* An exec: URI running mapram with its stderr kept in the test's log. */
 static char *exec_mapram(Ctx *c, const char *verb, const char *opts,
                          const char *file)
@@ -779,6 +801,7 @@ static void save_load_round_trip(const char *prefix, const char *opts)
     assert_tool_quiet(c);
     g_assert_true(file_is_mapped_ram(file));
     assert_verify_ok(file);
+    assert_checksummed(file);
     restore_into_qemu(c, in, dump);
     assert_tool_quiet(c);
     ctx_free(c);

@@ -24,6 +24,7 @@ static void register_all(void)
     migration_test_add_size();
     migration_test_add_durable();
     migration_test_add_kill();
+    migration_test_add_checksums();
 }
 
 /*

@@ -17,6 +17,7 @@ void migration_test_add_fault(void);
 void migration_test_add_size(void);
 void migration_test_add_durable(void);
 void migration_test_add_kill(void);
+void migration_test_add_checksums(void);
 
 /* One RAM block of a mapped-ram file (reference §3.2). */
 typedef struct MRBlock {

@@ -294,6 +294,12 @@ void vm_save(QTestState *s, const char *uri, bool mapped_ram)
 {
     if (mapped_ram) {
         migrate_set_capability(s, "mapped-ram", true);
+        /*
+         * QEMU's layout exactly, up to the end of the vmdesc: mapram's
+         * checksum table after it has a test of its own
+         * (test-mapped-ram-csum, qtest /migration/mapped-ram/checksums/).
+         */
+        migrate_set_parameter_bool(s, "x-checksums", false);
     }
     migrate_qmp(s, uri, NULL);
     wait_for_migration_complete(s);

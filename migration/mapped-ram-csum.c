@@ -1,0 +1,335 @@
+/*
+ * The checksum table of a mapped-ram file.  See mapped-ram-csum.h.
+ */
+#include "mapped-ram-csum.h"
+#include "util/bitmap.h"
+#include "util/cutils.h"
+#include "util/error.h"
+#include <string.h>
+#include <xxhash.h>
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, v >> 32);
+    put_be32(p + 4, (uint32_t)v);
+}
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t get_be64(const uint8_t *p)
+{
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static void mrc_block_free(gpointer p)
+{
+    MrcBlock *b = p;
+    g_free(b->idstr);
+    g_free(b->sums);
+    g_free(b);
+}
+
+MrcTable *mrc_table_new(void)
+{
+    MrcTable *t = g_new0(MrcTable, 1);
+    t->blocks = g_ptr_array_new_with_free_func(mrc_block_free);
+    return t;
+}
+
+void mrc_table_free(MrcTable *t)
+{
+    if (t) {
+        g_ptr_array_unref(t->blocks);
+        g_free(t);
+    }
+}
+
+uint64_t mrc_runs(uint64_t npages)
+{
+    return DIV_ROUND_UP(npages, MRC_RUN_PAGES);
+}
+
+MrcBlock *mrc_table_add_block(MrcTable *t, const char *idstr, uint64_t used_length,
+                              uint64_t pages_offset)
+{
+    MrcBlock *b = g_new0(MrcBlock, 1);
+    b->idstr = g_strdup(idstr);
+    b->used_length = used_length;
+    b->pages_offset = pages_offset;
+    b->nruns = mrc_runs(used_length / MRC_PAGE_SIZE);
+    b->sums = g_new0(uint64_t, b->nruns);
+    g_ptr_array_add(t->blocks, b);
+    return b;
+}
+
+uint64_t mrc_page_hash(const void *page)
+{
+    return XXH3_64bits(page, MRC_PAGE_SIZE);
+}
+
+void mrc_hash_pages(const void *buf, uint64_t npages, uint64_t *hashes)
+{
+    const uint8_t *p = buf;
+    for (uint64_t i = 0; i < npages; i++) {
+        hashes[i] = XXH3_64bits(p + i * MRC_PAGE_SIZE, MRC_PAGE_SIZE);
+    }
+}
+
+uint64_t mrc_run_sum(const uint64_t *hashes, const unsigned long *bmap, uint64_t first,
+                     uint64_t n)
+{
+    uint64_t le[MRC_RUN_PAGES];
+    g_assert(n <= MRC_RUN_PAGES);
+    for (uint64_t i = 0; i < n; i++) {
+        le[i] = GUINT64_TO_LE(test_bit(first + i, bmap) ? hashes[i] : MRC_ZERO_PAGE_HASH);
+    }
+    return XXH3_64bits(le, n * sizeof(uint64_t));
+}
+
+void mrc_block_fill(MrcBlock *b, const unsigned long *bmap, const uint64_t *hashes)
+{
+    uint64_t npages = b->used_length / MRC_PAGE_SIZE;
+    for (uint64_t r = 0; r < b->nruns; r++) {
+        uint64_t first = r * MRC_RUN_PAGES;
+        b->sums[r] = mrc_run_sum(hashes + first, bmap, first,
+                                 MIN(MRC_RUN_PAGES, npages - first));
+    }
+}
+
+bool mrc_check_runs(const MrcBlock *b, const unsigned long *bmap, const uint64_t *hashes,
+                    uint64_t first, uint64_t n, GError **errp)
+{
+    uint64_t npages = b->used_length / MRC_PAGE_SIZE;
+    g_assert(first % MRC_RUN_PAGES == 0 && first + n <= npages);
+    for (uint64_t p = first; p < first + n; p += MRC_RUN_PAGES) {
+        uint64_t len = MIN(MRC_RUN_PAGES, npages - p);
+        uint64_t want = b->sums[p / MRC_RUN_PAGES];
+        uint64_t got = mrc_run_sum(hashes + (p - first), bmap, p, len);
+        if (got != want) {
+            error_setg(errp, "Checksum mismatch in ramblock %s at offset 0x%llx "
+                       "(%llu pages at file offset 0x%llx): expected 0x%016llx, got 0x%016llx",
+                       b->idstr, (unsigned long long)(p * MRC_PAGE_SIZE),
+                       (unsigned long long)len,
+                       (unsigned long long)(b->pages_offset + p * MRC_PAGE_SIZE),
+                       (unsigned long long)want, (unsigned long long)got);
+            return false;
+        }
+    }
+    return true;
+}
+
+GByteArray *mrc_table_encode(const MrcTable *t, uint64_t offset)
+{
+    GByteArray *a = g_byte_array_new();
+    uint8_t hdr[MRC_HEADER_SIZE], b8[8];
+    uint64_t length = MRC_HEADER_SIZE + MRC_TRAILER_SIZE;
+
+    for (guint i = 0; i < t->blocks->len; i++) {
+        MrcBlock *b = g_ptr_array_index(t->blocks, i);
+        length += 1 + strlen(b->idstr) + 24 + b->nruns * 8;
+    }
+    memcpy(hdr, MRC_MAGIC, 8);
+    put_be32(hdr + 8, MRC_VERSION);
+    put_be32(hdr + 12, 0);                     /* flags */
+    put_be64(hdr + 16, length);
+    put_be32(hdr + 24, MRC_RUN_PAGES);
+    put_be32(hdr + 28, t->blocks->len);
+    g_byte_array_append(a, hdr, sizeof(hdr));
+    for (guint i = 0; i < t->blocks->len; i++) {
+        MrcBlock *b = g_ptr_array_index(t->blocks, i);
+        uint8_t idlen = strlen(b->idstr);
+        g_byte_array_append(a, &idlen, 1);
+        g_byte_array_append(a, (const uint8_t *)b->idstr, idlen);
+        put_be64(b8, b->used_length);
+        g_byte_array_append(a, b8, 8);
+        put_be64(b8, b->pages_offset);
+        g_byte_array_append(a, b8, 8);
+        put_be64(b8, b->nruns);
+        g_byte_array_append(a, b8, 8);
+        for (uint64_t r = 0; r < b->nruns; r++) {
+            put_be64(b8, b->sums[r]);
+            g_byte_array_append(a, b8, 8);
+        }
+    }
+    uint64_t self = XXH3_64bits(a->data, a->len);
+    put_be64(b8, offset);
+    g_byte_array_append(a, b8, 8);
+    put_be64(b8, self);
+    g_byte_array_append(a, b8, 8);
+    g_byte_array_append(a, (const uint8_t *)MRC_TRAILER_MAGIC, 8);
+    g_assert(a->len == length);
+    return a;
+}
+
+void mrc_table_put(QEMUFile *f, const MrcTable *t)
+{
+    g_autoptr(GByteArray) a = mrc_table_encode(t, qemu_file_tell(f));
+    qemu_put_buffer(f, a->data, a->len);
+}
+
+bool mrc_is_table(const uint8_t *buf, size_t n)
+{
+    return n >= 8 && memcmp(buf, MRC_MAGIC, 8) == 0;
+}
+
+/* One block entry at *pos; false when it does not fit in end. */
+static bool decode_block(MrcTable *t, const uint8_t *buf, size_t end, size_t *pos,
+                         uint64_t offset, GError **errp)
+{
+    size_t p = *pos;
+    if (p + 1 > end || p + 1 + buf[p] + 24 > end) {
+        error_setg(errp, "checksum table at offset 0x%llx: block entry %u at 0x%llx runs past "
+                   "the table's end", (unsigned long long)offset, t->blocks->len,
+                   (unsigned long long)(offset + p));
+        return false;
+    }
+    g_autofree char *idstr = g_strndup((const char *)buf + p + 1, buf[p]);
+    p += 1 + buf[p];
+    uint64_t used = get_be64(buf + p), pages_offset = get_be64(buf + p + 8);
+    uint64_t nruns = get_be64(buf + p + 16);
+    p += 24;
+    if (used % MRC_PAGE_SIZE || nruns != mrc_runs(used / MRC_PAGE_SIZE)) {
+        error_setg(errp, "checksum table at offset 0x%llx: ramblock %s has %llu runs for "
+                   "0x%llx bytes (expected %llu)", (unsigned long long)offset, idstr,
+                   (unsigned long long)nruns, (unsigned long long)used,
+                   (unsigned long long)mrc_runs(used / MRC_PAGE_SIZE));
+        return false;
+    }
+    if (nruns > (end - p) / 8) {
+        error_setg(errp, "checksum table at offset 0x%llx: the %llu checksums of ramblock %s "
+                   "run past the table's end", (unsigned long long)offset,
+                   (unsigned long long)nruns, idstr);
+        return false;
+    }
+    MrcBlock *b = mrc_table_add_block(t, idstr, used, pages_offset);
+    for (uint64_t r = 0; r < nruns; r++, p += 8) {
+        b->sums[r] = get_be64(buf + p);
+    }
+    *pos = p;
+    return true;
+}
+
+MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GError **errp)
+{
+    unsigned long long at = offset;
+    if (len < MRC_HEADER_SIZE + MRC_TRAILER_SIZE || !mrc_is_table(buf, len)) {
+        error_setg(errp, "checksum table at offset 0x%llx: no table magic \"%s\"", at, MRC_MAGIC);
+        return NULL;
+    }
+    uint32_t version = get_be32(buf + 8), flags = get_be32(buf + 12);
+    uint64_t length = get_be64(buf + 16);
+    uint32_t run_pages = get_be32(buf + 24), nblocks = get_be32(buf + 28);
+    if (version != MRC_VERSION) {
+        error_setg(errp, "checksum table at offset 0x%llx: version %u is not supported "
+                   "(expected %u)", at, version, MRC_VERSION);
+        return NULL;
+    }
+    if (length != len) {
+        error_setg(errp, "checksum table at offset 0x%llx: length %llu, but %zu bytes follow "
+                   "the vmdesc", at, (unsigned long long)length, len);
+        return NULL;
+    }
+    const uint8_t *tr = buf + len - MRC_TRAILER_SIZE;
+    if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0 || get_be64(tr) != offset) {
+        error_setg(errp, "checksum table at offset 0x%llx: its trailer does not point back "
+                   "to it", at);
+        return NULL;
+    }
+    uint64_t self = XXH3_64bits(buf, len - MRC_TRAILER_SIZE);
+    if (self != get_be64(tr + 8)) {
+        error_setg(errp, "checksum table at offset 0x%llx is damaged: its own checksum is "
+                   "0x%016llx, the trailer says 0x%016llx", at, (unsigned long long)self,
+                   (unsigned long long)get_be64(tr + 8));
+        return NULL;
+    }
+    if (flags || run_pages != MRC_RUN_PAGES) {
+        error_setg(errp, "checksum table at offset 0x%llx: flags 0x%x and %u pages per run "
+                   "are not supported (expected 0 and %u)", at, flags, run_pages,
+                   MRC_RUN_PAGES);
+        return NULL;
+    }
+    g_autoptr(MrcTable) t = mrc_table_new();
+    size_t pos = MRC_HEADER_SIZE, end = len - MRC_TRAILER_SIZE;
+    for (uint32_t i = 0; i < nblocks; i++) {
+        if (!decode_block(t, buf, end, &pos, offset, errp)) {
+            return NULL;
+        }
+    }
+    if (pos != end) {
+        error_setg(errp, "checksum table at offset 0x%llx: %zu stray bytes after its %u "
+                   "blocks", at, end - pos, nblocks);
+        return NULL;
+    }
+    t->offset = offset;
+    t->length = length;
+    return g_steal_pointer(&t);
+}
+
+bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp)
+{
+    uint8_t tr[MRC_TRAILER_SIZE];
+    off_t size = io_channel_size(ioc, errp);
+
+    *out = NULL;
+    if (size < 0) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    if (size < MRC_HEADER_SIZE + MRC_TRAILER_SIZE) {
+        return true;
+    }
+    if (!io_channel_pread_all(ioc, tr, sizeof(tr), size - MRC_TRAILER_SIZE, errp)) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0) {
+        return true;
+    }
+    uint64_t offset = get_be64(tr);
+    if (offset > (uint64_t)size - MRC_HEADER_SIZE - MRC_TRAILER_SIZE ||
+        size - offset > MRC_MAX_TABLE) {
+        error_setg(errp, "checksum table: the trailer at offset 0x%llx points to 0x%llx, "
+                   "outside the file's last %llu bytes", (unsigned long long)size -
+                   MRC_TRAILER_SIZE, (unsigned long long)offset,
+                   (unsigned long long)MIN((uint64_t)size, MRC_MAX_TABLE));
+        return false;
+    }
+    size_t len = size - offset;
+    g_autofree uint8_t *buf = g_malloc(len);
+    if (!io_channel_pread_all(ioc, buf, len, offset, errp)) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    *out = mrc_table_decode(buf, len, offset, errp);
+    return *out != NULL;
+}
+
+bool mrc_table_match(const MrcTable *t, const char *idstr, uint64_t used_length,
+                     const MappedRamHeader *hdr, const MrcBlock **out, GError **errp)
+{
+    for (guint i = 0; i < t->blocks->len; i++) {
+        MrcBlock *b = g_ptr_array_index(t->blocks, i);
+        if (strcmp(b->idstr, idstr) != 0) {
+            continue;
+        }
+        if (b->used_length != used_length || b->pages_offset != hdr->pages_offset) {
+            error_setg(errp, "checksum table at offset 0x%llx: ramblock %s has 0x%llx bytes "
+                       "at 0x%llx, the file's block 0x%llx bytes at 0x%llx",
+                       (unsigned long long)t->offset, idstr,
+                       (unsigned long long)b->used_length,
+                       (unsigned long long)b->pages_offset, (unsigned long long)used_length,
+                       (unsigned long long)hdr->pages_offset);
+            return false;
+        }
+        *out = b;
+        return true;
+    }
+    error_setg(errp, "checksum table at offset 0x%llx has no entry for ramblock %s",
+               (unsigned long long)t->offset, idstr);
+    return false;
+}

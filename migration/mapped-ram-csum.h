@@ -1,0 +1,116 @@
+/*
+ * The checksum table of a mapped-ram file: a mapram extension that QEMU
+ * never reads (docs/file-format.md §2.5 has every byte).
+ *
+ * Each RAM block's pages are cut into runs of MRC_RUN_PAGES pages (the
+ * last run of a block may be shorter).  The checksum of a run is the
+ * XXH3-64 (seed 0) of the little-endian XXH3-64 of each of its pages, in
+ * order, a page whose bitmap bit is clear counting as 4096 zero bytes
+ * (MRC_ZERO_PAGE_HASH): what the run holds once loaded.  Two levels so
+ * that the page hashes can be computed wherever a page is written or read
+ * (the page-channel workers, in parallel, while the data is in cache),
+ * in any order and any batching, and combined later at a cost of 1/512 of
+ * the data; 64 pages so that the table stays at 32 KiB per GiB of RAM.
+ *
+ * The table is written after the vmdesc, where a QEMU load has stopped
+ * reading, and ends with a fixed-size trailer so that a loader finds it
+ * from the end of the file before it reads any page:
+ *
+ *   writer:  MrcTable *t = mrc_table_new();
+ *            MrcBlock *b = mrc_table_add_block(t, idstr, used_length, pages_offset);
+ *            mrc_block_fill(b, bmap, page_hashes);       per block
+ *            mrc_table_put(f, t);                         after the vmdesc
+ *   loader:  mrc_table_read_trailer(ioc, &t, errp);      t NULL: no table
+ *            mrc_table_match(t, idstr, used_length, hdr, &b, errp);
+ *            ... page hashes of what was read ...
+ *            mrc_check_runs(b, bmap, hashes, first, n, errp);
+ *
+ * XXH3 is libxxhash's (Debian's libxxhash-dev); this file is its only user.
+ */
+#ifndef MIGRATION_MAPPED_RAM_CSUM_H
+#define MIGRATION_MAPPED_RAM_CSUM_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "io/channel.h"
+#include "mapped-ram.h"
+#include "qemu-file.h"
+
+#define MRC_MAGIC          "MRAMCSUM"
+#define MRC_TRAILER_MAGIC  "MRAMCEND"
+#define MRC_VERSION        1
+#define MRC_HEADER_SIZE    32
+#define MRC_TRAILER_SIZE   24
+#define MRC_RUN_PAGES      64
+#define MRC_PAGE_SIZE      4096
+/* XXH3-64 of 4096 zero bytes (test-mapped-ram-csum checks it). */
+#define MRC_ZERO_PAGE_HASH 0x93d76fe148c689baULL
+/* A table larger than this is refused as implausible (1 TiB of RAM needs 32 MiB). */
+#define MRC_MAX_TABLE      (1024ULL * 1024 * 1024)
+
+typedef struct MrcBlock {
+    char *idstr;
+    uint64_t used_length;
+    uint64_t pages_offset;
+    uint64_t nruns;
+    uint64_t *sums;               /* nruns checksums */
+} MrcBlock;
+
+typedef struct MrcTable {
+    GPtrArray *blocks;            /* MrcBlock *, in the file's block order */
+    uint64_t offset;              /* decoded: absolute offset of its first byte */
+    uint64_t length;              /* decoded: bytes, header to trailer */
+} MrcTable;
+
+MrcTable *mrc_table_new(void);
+void mrc_table_free(MrcTable *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MrcTable, mrc_table_free)
+/* A block with room for its checksums (all zero); owned by t. */
+MrcBlock *mrc_table_add_block(MrcTable *t, const char *idstr, uint64_t used_length,
+                              uint64_t pages_offset);
+
+uint64_t mrc_runs(uint64_t npages);
+/* XXH3-64 of one 4096-byte page. */
+uint64_t mrc_page_hash(const void *page);
+/* hashes[i] = mrc_page_hash(buf + i * 4096), i < npages. */
+void mrc_hash_pages(const void *buf, uint64_t npages, uint64_t *hashes);
+/*
+ * The checksum of pages [first, first + n) of a block: hashes[i] is the
+ * hash of page first + i, used only where bmap has the page's bit set.
+ */
+uint64_t mrc_run_sum(const uint64_t *hashes, const unsigned long *bmap, uint64_t first,
+                     uint64_t n);
+/* Every run of b from the block's bitmap and its page hashes (indexed by page). */
+void mrc_block_fill(MrcBlock *b, const unsigned long *bmap, const uint64_t *hashes);
+/*
+ * Check the runs of pages [first, first + n): first is a multiple of
+ * MRC_RUN_PAGES, n reaches a run boundary or the block's end; hashes[i]
+ * is the hash of page first + i.  The error names the block, the run's
+ * offset in it and in the file, and both checksums.
+ */
+bool mrc_check_runs(const MrcBlock *b, const unsigned long *bmap, const uint64_t *hashes,
+                    uint64_t first, uint64_t n, GError **errp);
+
+/* The table's bytes, trailer included, for a table starting at offset. */
+GByteArray *mrc_table_encode(const MrcTable *t, uint64_t offset);
+/* Put the table at f's position (after the vmdesc). */
+void mrc_table_put(QEMUFile *f, const MrcTable *t);
+/* Parse len bytes (the whole table) that start at absolute offset. */
+MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GError **errp);
+/* Does buf (n bytes at the end of a stream) start with a table's magic? */
+bool mrc_is_table(const uint8_t *buf, size_t n);
+/*
+ * Find the table from the end of the file behind ioc: *out is NULL
+ * without a trailer (a file with no table); an error for a trailer
+ * whose table does not parse.
+ */
+bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp);
+/*
+ * The table's entry for a block of the file, checked against its length
+ * and its MappedRamHeader.
+ */
+bool mrc_table_match(const MrcTable *t, const char *idstr, uint64_t used_length,
+                     const MappedRamHeader *hdr, const MrcBlock **out, GError **errp);
+
+#endif

@@ -1,0 +1,287 @@
+/*
+ * The checksum table of mapped-ram files (docs/file-format.md §2.5):
+ * written by default, checked by every load, by `mapram load` and by
+ * `mapram verify --data`; a flipped bit in page data fails the load with
+ * the block and offset and the guest never runs; files without the table
+ * (x-checksums off, or QEMU's) still load; a live save whose pages are
+ * rewritten in later passes verifies.  The expected checksums are
+ * recomputed here from the file with libxxhash, not by the codec.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define RAM_START "START section 'ram' (id 0) at offset 71: "
+#define TRAILER 24
+#define RUN_PAGES 64
+#define ZERO_PAGE_HASH 0x93d76fe148c689baULL
+
+static uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* The table's offset from the trailer at the end of the file; 0 = none. */
+static uint64_t table_offset(const uint8_t *file, size_t len)
+{
+    if (len < TRAILER || memcmp(file + len - 8, "MRAMCEND", 8) != 0) {
+        return 0;
+    }
+    uint64_t off = be64_at(file + len - TRAILER);
+    g_assert_cmpmem(file + off, 8, "MRAMCSUM", 8);
+    g_assert_cmpuint(be64_at(file + off + 16), ==, len - off);
+    return off;
+}
+
+/* The stored checksum of run @run of the first block (mig.mem). */
+static uint64_t stored_sum(const uint8_t *file, size_t len, uint64_t run)
+{
+    uint64_t t = table_offset(file, len);
+    const uint8_t *b = file + t + 32;
+
+    g_assert_cmpuint(t, >, 0);
+    g_assert_cmpmem(b, 8, "\x07mig.mem", 8);
+    g_assert_cmpuint(run, <, be64_at(b + 8 + 16));
+    return be64_at(b + 8 + 24 + run * 8);
+}
+
+/* Run @run of @blk recomputed from the file's bitmap and slots. */
+static uint64_t file_sum(const uint8_t *file, const MRBlock *blk, uint64_t run)
+{
+    uint8_t le[RUN_PAGES * 8];
+    for (uint64_t i = 0; i < RUN_PAGES; i++) {
+        uint64_t p = run * RUN_PAGES + i;
+        bool set = file[blk->bitmap_offset + p / 8] >> (p % 8) & 1;
+        uint64_t h = set ? XXH3_64bits(file + blk->pages_offset + p * MIG_PAGE_SIZE,
+                                       MIG_PAGE_SIZE)
+                         : ZERO_PAGE_HASH;
+        for (int k = 0; k < 8; k++) {
+            le[i * 8 + k] = h >> (8 * k);
+        }
+    }
+    return XXH3_64bits(le, sizeof(le));
+}
+
+/* Run the mapram tool; returns its exit status, stdout and stderr. */
+static int run_tool(char **out, char **err, const char *arg0, ...)
+{
+    const char *tool = g_getenv("MAPRAM_TOOL");
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    GError *gerr = NULL;
+    int status = -1;
+    va_list ap;
+
+    g_assert_nonnull(tool);
+    g_ptr_array_add(argv, (char *)tool);
+    va_start(ap, arg0);
+    for (const char *a = arg0; a; a = va_arg(ap, const char *)) {
+        g_ptr_array_add(argv, (char *)a);
+    }
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                      out, err, &status, &gerr)) {
+        g_error("cannot run %s: %s", tool, gerr->message);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void load_must_fail(const char *path, const char *want)
+{
+    g_autofree char *dst = g_strdup_printf(
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    QTestState *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
+
+    migrate_set_capability(to, "events", true);
+    migrate_set_capability(to, "mapped-ram", true);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, want);
+    assert_dest_not_resumed(to);
+    /* nothing started it since: a second look still finds it stopped */
+    g_autofree char *st = query_runstate(to);
+    g_assert_cmpstr(st, ==, "inmigrate");
+    qtest_quit(to);
+}
+
+static char *saved_mapped_ram(void)
+{
+    static const char *const caps[] = { "mapped-ram", NULL };
+
+    return mig_make_saved_file(MIG_FILE_NAME, caps, false);
+}
+
+/* One bit of the ab guest's first page at 1 MiB: run 4 of mig.mem. */
+static void test_flipped_bit(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+    MRBlock b = g_array_index(blocks, MRBlock, 0);
+    uint64_t slot = b.pages_offset + (1 << 20);
+    size_t len;
+
+    g_assert_cmpstr(b.idstr, ==, "mig.mem");
+    g_autofree uint8_t *file = read_whole_file(path, &len);
+    uint64_t want_sum = stored_sum(file, len, 4);
+    g_assert_cmphex(file_sum(file, &b, 4), ==, want_sum);     /* as saved: right */
+    g_assert_cmpuint(file[b.bitmap_offset + 256 / 8] & 1, ==, 1);
+    file[slot + 100] ^= 0x20;
+    patch_file(path, slot + 100, file + slot + 100, 1);
+    uint64_t got_sum = file_sum(file, &b, 4);
+    g_assert_cmphex(got_sum, !=, want_sum);
+
+    g_autofree char *mismatch = g_strdup_printf(
+        "Checksum mismatch in ramblock mig.mem at offset 0x100000 (64 pages at file offset "
+        "0x%" PRIx64 "): expected 0x%016" PRIx64 ", got 0x%016" PRIx64, slot, want_sum,
+        got_sum);
+    g_autofree char *want = g_strconcat(RAM_START, mismatch, NULL);
+    load_must_fail(path, want);
+
+    /* verify --data names it; verify alone only reads the structure */
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 1);
+    g_autofree char *verr = g_strdup_printf("mapram verify: %s: %s\n", path, mismatch);
+    g_assert_cmpstr(err, ==, verr);
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(run_tool(&out, &err, "verify", path, NULL), ==, 0);
+    g_assert_true(g_str_has_suffix(out, ", checksum table)\n"));
+
+    /* mapram load (exec: for any QEMU) stops before it sends the bad run */
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(run_tool(&out, &err, "load", "--quiet", path, NULL), ==, 1);
+    g_autofree char *lerr = g_strdup_printf("mapram load: %s\n", want);
+    g_assert_cmpstr(err, ==, lerr);
+
+    /* with checks off, the same file loads (bit flip and all) */
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(run_tool(&out, &err, "load", "--quiet", "--no-checksums", path, NULL),
+                    ==, 0);
+}
+
+/* A good file: verify --data reads every page; info shows the table. */
+static void test_verify_data(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+    g_autofree char *out = NULL, *err = NULL;
+    size_t len;
+    g_autofree uint8_t *file = read_whole_file(path, &len);
+    uint64_t t = table_offset(file, len);
+    MRBlock b = g_array_index(blocks, MRBlock, 0);
+
+    g_assert_cmpuint(t, >, 0);
+    for (uint64_t run = 0; run < b.used_length / MIG_PAGE_SIZE / RUN_PAGES; run += 97) {
+        g_assert_cmphex(file_sum(file, &b, run), ==, stored_sum(file, len, run));
+    }
+    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
+    g_autofree char *prefix = g_strdup_printf("%s: OK (mapped-ram, %u RAM blocks, ", path,
+                                              blocks->len);
+    g_assert_true(g_str_has_prefix(out, prefix));
+    g_assert_true(g_str_has_suffix(out, " sections, every page matches the checksum table)\n"));
+    g_assert_cmpstr(err, ==, "");
+
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(run_tool(&out, &err, "info", "--json", path, NULL), ==, 0);
+    g_autoptr(JsonParser) p = json_parser_new();
+    g_assert_true(json_parser_load_from_data(p, out, -1, NULL));
+    JsonObject *cs = json_object_get_object_member(
+        json_node_get_object(json_parser_get_root(p)), "checksums");
+    g_assert_nonnull(cs);
+    g_assert_cmpstr(json_object_get_string_member(cs, "algorithm"), ==, "xxh3-64");
+    g_assert_cmpint(json_object_get_int_member(cs, "run-pages"), ==, RUN_PAGES);
+    g_assert_cmpint(json_object_get_int_member(cs, "offset"), ==, t);
+    g_assert_cmpint(json_object_get_int_member(cs, "length"), ==, len - t);
+}
+
+/* x-checksums off: the file ends at the vmdesc, and loads as QEMU's do. */
+static void checksums_off(QTestState *from, QTestState *to, MigrateCommon *args)
+{
+    migrate_set_parameter_bool(from, "x-checksums", false);
+}
+
+static void check_no_table(QTestState *from, QTestState *to, MigrateCommon *args)
+{
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *out = NULL, *err = NULL;
+    size_t len;
+    g_autofree uint8_t *file = read_whole_file(path, &len);
+
+    g_assert_cmpuint(table_offset(file, len), ==, 0);
+    g_assert_null(memmem(file + len - 4096, 4096, "MRAMCSUM", 8));
+    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
+    g_assert_true(g_str_has_suffix(out, " sections, no checksum table)\n"));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(run_tool(&out, &err, "info", path, NULL), ==, 0);
+    g_assert_true(g_str_has_suffix(out, "\nchecksums: none\n"));
+}
+
+static void test_checksums_off(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram" },
+        .start_hook = checksums_off,
+        .end_hook = check_no_table,
+    };
+
+    test_file_common(&args, true);
+}
+
+/* The source rewrote pages in later passes: the table is the last pass's. */
+static void check_live_table(QTestState *from, QTestState *to, MigrateCommon *args)
+{
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *out = NULL, *err = NULL;
+    g_autoptr(JsonObject) info = migrate_query(from);
+    gint64 passes = qtest_json_get_int(qtest_json_get_obj(info, "ram"), "dirty-sync-count", 0);
+
+    g_test_message("live save: %" G_GINT64_FORMAT " passes", passes);
+    g_assert_cmpint(passes, >=, 2);
+    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
+    g_assert_true(g_str_has_suffix(out, " sections, every page matches the checksum table)\n"));
+}
+
+static void test_checksums_live(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = {
+        .connect_uri = uri,
+        .caps = { "mapped-ram", "multifd" },
+        .multifd_channels = 4,
+        .direct_io = probe_o_direct_support(mig_tmpdir),
+        .end_hook = check_live_table,
+    };
+
+    test_file_common(&args, false);
+}
+
+void migration_test_add_checksums(void)
+{
+    migration_test_add("/migration/mapped-ram/checksums/flipped-bit", test_flipped_bit,
+                       MIG_SMOKE);
+    migration_test_add("/migration/mapped-ram/checksums/verify-data", test_verify_data,
+                       MIG_SMOKE);
+    migration_test_add("/migration/mapped-ram/checksums/off", test_checksums_off, MIG_FULL);
+    migration_test_add("/migration/mapped-ram/checksums/live", test_checksums_live, MIG_FULL);
+}
