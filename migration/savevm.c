@@ -671,6 +671,24 @@ void savevm_register_vmstate(SaveVMRegistry *r, const char *idstr, uint32_t inst
     se->opaque = opaque;
 }
 
+bool savevm_registry_device(SaveVMRegistry *r, unsigned n, const char **idstr,
+                            uint32_t *instance_id, const VMStateDescription **vmsd,
+                            void **opaque)
+{
+    for (guint i = 0; i < r->entries->len; i++) {
+        SaveStateEntry *se = g_ptr_array_index(r->entries, i);
+        if (!se->vmsd || n--) {
+            continue;
+        }
+        *idstr = se->idstr;
+        *instance_id = se->instance_id;
+        *vmsd = se->vmsd;
+        *opaque = se->opaque;
+        return true;
+    }
+    return false;
+}
+
 #define FOREACH_SE(r, se) \
     for (guint i_ = 0; i_ < (r)->entries->len && ((se) = (r)->entries->pdata[i_]); i_++)
 
