@@ -184,7 +184,13 @@ static bool r_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp
         g_error_free(err);
         return false;
     }
-    r->vmdesc_root = json_node_copy(json_parser_get_root(p));
+    JsonNode *root = json_parser_get_root(p);
+    if (!root) {
+        /* json-glib parses nothing (or only blanks) to no root at all */
+        error_setg(errp, "vmdesc JSON is empty");
+        return false;
+    }
+    r->vmdesc_root = json_node_copy(root);
     return true;
 }
 
