@@ -264,6 +264,26 @@ static bool analyse(Report *r, const char *arg, GError **errp)
     return ok;
 }
 
+/*
+ * The vmdesc's "devices" list; NULL with *why (for verify) when the
+ * vmdesc is no object or the member is missing or no list.  Any JSON
+ * parses; the types are checked here, since json-glib's getters only
+ * complain (a GLib critical) about a wrong one.
+ */
+static JsonArray *vmdesc_devices(Report *r, const char **why)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(r->vmdesc_root)) {
+        *why = "vmdesc is not a JSON object";
+        return NULL;
+    }
+    JsonNode *n = json_object_get_member(json_node_get_object(r->vmdesc_root), "devices");
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n)) {
+        *why = n ? "vmdesc \"devices\" is not a list" : "vmdesc has no \"devices\" list";
+        return NULL;
+    }
+    return json_node_get_array(n);
+}
+
 void report_print_text(Report *r, FILE *out, const char *arg)
 {
     fprintf(out, "file: %s\n", arg);
@@ -300,9 +320,8 @@ void report_print_text(Report *r, FILE *out, const char *arg)
         fprintf(out, "command: %u%s\n", c, c == 11 ? " (switchover-start)" : "");
     }
     if (r->vmdesc_root) {
-        JsonObject *o = json_node_get_object(r->vmdesc_root);
-        JsonArray *devs = json_object_has_member(o, "devices") ?
-            json_object_get_array_member(o, "devices") : NULL;
+        const char *why;
+        JsonArray *devs = vmdesc_devices(r, &why);
         fprintf(out, "vmdesc: %zu bytes, %u devices:", strlen(r->vmdesc),
                devs ? json_array_get_length(devs) : 0);
         for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
@@ -437,12 +456,12 @@ static void verify_vmdesc(Report *r)
     if (!r->vmdesc_root) {
         return;
     }
-    JsonObject *o = json_node_get_object(r->vmdesc_root);
-    if (!o || !json_object_has_member(o, "devices")) {
-        g_ptr_array_add(r->problems, g_strdup("vmdesc has no \"devices\" list"));
+    const char *why;
+    JsonArray *devs = vmdesc_devices(r, &why);
+    if (!devs) {
+        g_ptr_array_add(r->problems, g_strdup(why));
         return;
     }
-    JsonArray *devs = json_object_get_array_member(o, "devices");
     guint d = 0;
     for (guint i = 0; i < r->sections->len; i++) {
         SectionReport *s = &g_array_index(r->sections, SectionReport, i);
