@@ -80,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!migration_incoming_load(mig, cfg, f, path, &err)) {
         g_assert(err && err->message[0]);
+        g_printerr("load: %s\n", err->message);   /* shown with FUZZ_VERBOSE=1 */
         g_clear_error(&err);
     }
     qemu_fclose(f, NULL);

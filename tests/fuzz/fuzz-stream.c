@@ -42,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         report_print_json(r, fuzz_devnull());
     } else {
         g_assert(err && err->message[0]);
+        g_printerr("walk: %s\n", err->message);   /* shown with FUZZ_VERBOSE=1 */
         g_clear_error(&err);
     }
     report_free(r);

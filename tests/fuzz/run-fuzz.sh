@@ -7,7 +7,8 @@
 #   run-fuzz.sh run HARNESS CORPUS_DIR ARTIFACT_DIR
 #       fuzz from CORPUS_DIR for $FUZZ_SECONDS seconds (default 10); new
 #       inputs go to a scratch directory (the corpus is not touched), a
-#       crash is written to ARTIFACT_DIR/HARNESS-crash-SHA1 and fails the run
+#       crash is written to ARTIFACT_DIR/HARNESS-crash-SHA1 and fails the run;
+#       tests/fuzz/HARNESS.dict, when there is one, is its dictionary
 #
 # Both print libFuzzer's final statistics (-print_final_stats=1).  Extra
 # libFuzzer flags: $FUZZ_FLAGS (e.g. FUZZ_FLAGS=-jobs=2).  To reproduce a
@@ -33,6 +34,8 @@ run)
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/mapram-$name-XXXXXX")
     trap 'rm -rf "$scratch"' EXIT
     secs=${FUZZ_SECONDS:-10}
+    dict=$(dirname "$corpus")/../$name.dict
+    [ -f "$dict" ] && common="$common -dict=$dict"
     echo "run-fuzz: $name: $secs s from $corpus"
     # shellcheck disable=SC2086
     "$exe" $common -max_total_time="$secs" ${FUZZ_FLAGS:-} "$scratch" "$corpus"
