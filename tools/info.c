@@ -284,6 +284,17 @@ static JsonArray *vmdesc_devices(Report *r, const char **why)
     return json_node_get_array(n);
 }
 
+/* The "name" of device i of the list; NULL when the device is no object or its name no string. */
+static const char *vmdesc_device_name(JsonArray *devs, guint i)
+{
+    JsonNode *dev = json_array_get_element(devs, i);
+    if (!JSON_NODE_HOLDS_OBJECT(dev)) {
+        return NULL;
+    }
+    JsonNode *name = json_object_get_member(json_node_get_object(dev), "name");
+    return name && JSON_NODE_HOLDS_VALUE(name) ? json_node_get_string(name) : NULL;
+}
+
 void report_print_text(Report *r, FILE *out, const char *arg)
 {
     fprintf(out, "file: %s\n", arg);
@@ -325,8 +336,8 @@ void report_print_text(Report *r, FILE *out, const char *arg)
         fprintf(out, "vmdesc: %zu bytes, %u devices:", strlen(r->vmdesc),
                devs ? json_array_get_length(devs) : 0);
         for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
-            JsonObject *d = json_array_get_object_element(devs, i);
-            fprintf(out, " %s", json_object_get_string_member_with_default(d, "name", "?"));
+            const char *name = vmdesc_device_name(devs, i);
+            fprintf(out, " %s", name ? name : "?");
         }
         fprintf(out, "\n");
     } else {
@@ -474,9 +485,12 @@ static void verify_vmdesc(Report *r)
                 (long long)s->si.header_offset, s->si.idstr));
             continue;
         }
-        JsonObject *dev = json_array_get_object_element(devs, d++);
-        const char *name = json_object_get_string_member_with_default(dev, "name", "");
-        if (strcmp(name, s->si.idstr) != 0) {
+        const char *name = vmdesc_device_name(devs, d++);
+        if (!name) {
+            g_ptr_array_add(r->problems, g_strdup_printf(
+                "offset %lld: device section %s is described without a \"name\" string in the "
+                "vmdesc", (long long)s->si.header_offset, s->si.idstr));
+        } else if (strcmp(name, s->si.idstr) != 0) {
             g_ptr_array_add(r->problems, g_strdup_printf(
                 "offset %lld: device section %s is described as '%s' in the vmdesc",
                 (long long)s->si.header_offset, s->si.idstr, name));
