@@ -9,7 +9,7 @@
  * splitter), parsing, schema argument checking and dispatch of every
  * command of the qapi/ schema.  The client is also handed two fds as with
  * SCM_RIGHTS (a file of the sandbox), for getfd and add-fd.  After the
- * input the main context runs until a started migration ends (200 ms at
+ * input the main context runs until a started migration ends (100 ms at
  * most); then the Migration is freed (cancel and join), the vCPU stopped,
  * the sandbox emptied.  Every line the monitor sends must be a JSON object.
  *
@@ -225,10 +225,10 @@ static void run_main_context(void)
     }
 }
 
-/* A started migration runs on (its events go out) until it ends: 200 ms at most. */
+/* A started migration runs on (its events go out) until it ends: 100 ms at most. */
 static void let_it_run(Migration *m)
 {
-    gint64 deadline = g_get_monotonic_time() + 200 * 1000;
+    gint64 deadline = g_get_monotonic_time() + 100 * 1000;
 
     run_main_context();
     while (migration_is_running(m) && g_get_monotonic_time() < deadline) {
