@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the seed corpora of tests/fuzz from real files and real traffic.
 
-    tests/fuzz/make-seeds.py BUILD_DIR [CORPUS_DIR]
+    tests/fuzz/make-seeds.py [--only HARNESS] BUILD_DIR [CORPUS_DIR]
 
 BUILD_DIR is a normal build (make): its mapram-vm, mapram and qtest
 migration-test are used.  CORPUS_DIR defaults to tests/fuzz/corpus.  Seeds
@@ -281,6 +281,8 @@ def qtest_traffic(build, tmp):
             if m:
                 per_pid.setdefault(m.group(1), []).append(m.group(2))
         for cmds in per_pid.values():
+            # a poll loop (query-migrate until done) is one command many times: keep two
+            cmds = [c for i, c in enumerate(cmds) if i < 2 or not cmds[i - 2] == cmds[i - 1] == c]
             text = "\n".join(cmds) + "\n"
             mode = b"i" if "migrate-incoming" in text else b"r"
             seeds.append((path, mode + text.encode()))
@@ -328,13 +330,21 @@ def put(corpus, harness, name, data):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    global put
+    args = sys.argv[1:]
+    only = None
+    if args[:1] == ["--only"] and len(args) > 1:
+        only, args = args[1], args[2:]
+    if len(args) not in (1, 2):
         sys.exit(__doc__)
-    build = os.path.abspath(sys.argv[1])
-    corpus = sys.argv[2] if len(sys.argv) == 3 else os.path.join(
+    build = os.path.abspath(args[0])
+    corpus = args[1] if len(args) == 2 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
-    for old in glob.glob(os.path.join(corpus, "*", "seed-*")):
+    for old in glob.glob(os.path.join(corpus, only or "*", "seed-*")):
         os.unlink(old)
+    if only:
+        put_all = put
+        put = lambda c, harness, name, data: harness == only and put_all(c, harness, name, data)
     tmp = tempfile.mkdtemp(prefix="mapram-seeds-", dir="/var/tmp")
     try:
         files = {
