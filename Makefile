@@ -5,6 +5,9 @@
 #   make check      build, then run every test; last line "N passed, N failed[, N skipped]"
 #   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make check-tsan the same under ThreadSanitizer (build-tsan/; scripts/tsan.supp lists by-design races)
+#   make check-fuzz the libFuzzer harnesses (clang, build-fuzz/): every corpus input once, then
+#                   FUZZ_SECONDS (default 10) of fuzzing each; what CI runs
+#   make fuzz       FUZZ_SECONDS (default 60) of fuzzing each harness, one after the other
 #   make demo       save and restore a running VM, and say what happened
 #   make bench      benchmarks (figures only, never a pass/fail on speed)
 #   make clean
@@ -12,10 +15,11 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
 # meson test selection for check-tsan, e.g. "--suite unit --suite qtest-smoke" (CI)
 TSAN_SUITES ?=
 
-.PHONY: all deps build check check-asan check-tsan demo bench clean
+.PHONY: all deps fuzz-deps build check check-asan check-tsan check-fuzz fuzz fuzzers demo bench clean
 
 all: build
 
@@ -58,6 +62,24 @@ check-tsan: deps $(TSAN_BUILD)/build.ninja
 	@G_SLICE=always-malloc TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
 	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(TSAN_BUILD) --timeout-multiplier 4 $(TSAN_SUITES)
 
+$(FUZZ_BUILD)/build.ninja:
+	./configure --builddir=$(FUZZ_BUILD) --enable-fuzzing
+
+fuzz-deps:
+	@scripts/install-deps.sh --fuzz
+
+# Only the harnesses (and the libraries they link) are built: CI's time.
+fuzzers: fuzz-deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) fuzzers
+
+# tests/fuzz/run-fuzz.sh: a crash, leak, UBSan report or GLib critical fails
+# the test; its input is left in $(FUZZ_BUILD)/fuzz-artifacts/.
+check-fuzz: fuzzers
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/run-tests.sh $(FUZZ_BUILD) --no-rebuild --suite fuzz
+
+fuzz: fuzzers
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/run-tests.sh $(FUZZ_BUILD) --no-rebuild --suite fuzz-run
+
 demo: build
 	$(BUILD)/mapram demo
 
@@ -65,4 +87,4 @@ bench: build
 	bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

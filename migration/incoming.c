@@ -69,7 +69,13 @@ static void set_status(MigrationIncomingState *s, MigrationStatus st)
 
 /* ---- the configuration section against this VM ---- */
 
-static bool check_capabilities(MigrationIncomingState *s, const StreamConfig *cfg,
+/* What a received configuration is checked against. */
+typedef struct LoadCheck {
+    Migration *m;
+    const MigrationConfig *cfg;
+} LoadCheck;
+
+static bool check_capabilities(const MigrationConfig *local, const StreamConfig *cfg,
                                GError **errp)
 {
     static const MigrationCapability validated[] = {
@@ -88,17 +94,17 @@ static bool check_capabilities(MigrationIncomingState *s, const StreamConfig *cf
     g_autoptr(GString) msg = g_string_new(NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(validated); i++) {
         MigrationCapability c = validated[i];
-        if (received[c] != s->cfg->caps[c]) {
+        if (received[c] != local->caps[c]) {
             g_string_append_printf(msg, "%sCapability %s is %s, but received capability is %s",
                                    msg->len ? "; " : "", migration_capability_name(c),
-                                   s->cfg->caps[c] ? "on" : "off", received[c] ? "on" : "off");
+                                   local->caps[c] ? "on" : "off", received[c] ? "on" : "off");
         }
     }
     if (msg->len) {
         error_setg(errp, "%s", msg->str);
         return false;
     }
-    if (s->cfg->caps[MIGRATION_CAPABILITY_X_IGNORE_SHARED]) {
+    if (local->caps[MIGRATION_CAPABILITY_X_IGNORE_SHARED]) {
         error_setg(errp, "x-ignore-shared is not supported by mapram");
         return false;
     }
@@ -107,8 +113,8 @@ static bool check_capabilities(MigrationIncomingState *s, const StreamConfig *cf
 
 static bool check_config(void *opaque, const StreamConfig *cfg, GError **errp)
 {
-    IncomingRun *run = opaque;
-    const char *local = run->m->machine_type;
+    LoadCheck *lc = opaque;
+    const char *local = lc->m->machine_type;
     size_t len = strlen(cfg->machine);
     if (strncmp(cfg->machine, local, len) != 0 || (len == 0 && local[0])) {
         error_setg(errp, "Machine type received is '%s' and local is '%s'",
@@ -120,7 +126,7 @@ static bool check_config(void *opaque, const StreamConfig *cfg, GError **errp)
                    cfg->page_bits, 12);
         return false;
     }
-    return check_capabilities(run->s, cfg, errp);
+    return check_capabilities(lc->cfg, cfg, errp);
 }
 
 /* ---- the end of a load, on the host's main thread ---- */
@@ -204,19 +210,28 @@ static bool take_channel(MigrationIncomingState *s, GError **errp)
     return true;
 }
 
-static void configure_ram(Migration *m, MigrationIncomingState *s)
+static void configure_ram(Migration *m, const MigrationConfig *c, const char *path)
 {
-    const MigrationConfig *c = s->cfg;
     bool multifd = c->caps[MIGRATION_CAPABILITY_MULTIFD];
     RamLoadParams lp = {
         .mapped_ram = c->caps[MIGRATION_CAPABILITY_MAPPED_RAM],
         .channels = multifd ? c->multifd_channels : 1,
         .direct_io = migrate_direct_io_effective(c),
         .queue_depth = c->io_queue_depth,
-        .path = s->addr.filename,
+        .path = path,
         .checksums = c->checksums,
     };
     ram_load_configure(m->ram, &lp);
+}
+
+bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
+                             const char *path, GError **errp)
+{
+    LoadCheck lc = { .m = m, .cfg = cfg };
+
+    configure_ram(m, cfg, path);
+    global_state_reset(m->global_state);
+    return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
 }
 
 static bool load(IncomingRun *run, GError **errp)
@@ -228,10 +243,8 @@ static bool load(IncomingRun *run, GError **errp)
         return false;
     }
     set_status(s, MIGRATION_STATUS_ACTIVE);
-    configure_ram(m, s);
-    global_state_reset(m->global_state);
     QEMUFile *f = qemu_file_new_input(s->ioc, run->start);
-    bool ok = qemu_loadvm_state(m->registry, f, check_config, run, errp);
+    bool ok = migration_incoming_load(m, s->cfg, f, s->addr.filename, errp);
     qemu_fclose(f, ok ? errp : NULL);
     return ok;
 }

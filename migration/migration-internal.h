@@ -163,6 +163,14 @@ bool migration_incoming_allowed(Migration *m, GError **errp);
 bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
                               GError **errp);  /* takes addr */
 void migration_incoming_free(MigrationIncomingState *s);   /* stops and joins */
+/*
+ * The load itself, as the incoming thread runs it on its channel: RAM
+ * configured from cfg (path: the file the page channels open, for
+ * mapped-ram), the configuration section checked against m and cfg, every
+ * section into m's handlers.  tests/fuzz calls it on in-memory files.
+ */
+bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
+                             const char *path, GError **errp);
 void migration_incoming_query(MigrationIncomingState *s, MigrationInfo *info);
 /* socket-address for query-migrate, or NULL when not listening */
 JsonArray *migration_incoming_listen_address(MigrationIncomingState *s);

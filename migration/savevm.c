@@ -560,17 +560,31 @@ bool savevm_skip_unknown_body(QEMUFile *f, const SectionInfo *si, GByteArray *ou
                         si->section_id >> 8, si->section_id };
     off_t start = qemu_file_tell(f);
     for (;;) {
-        uint8_t w[5], b;
-        if (qemu_peek_buffer(f, w, 5, 0) == 5 && memcmp(w, foot, 5) == 0 &&
-            plausible_next(f, 5, si->section_id)) {
-            return true;
+        uint8_t w[4096];
+        size_t n = qemu_peek_buffer(f, w, sizeof(w), 0);
+        const uint8_t *mark = memchr(w, QEMU_VM_SECTION_FOOTER, n);
+        size_t take;
+        if (mark == w) {
+            if (qemu_peek_buffer(f, w, 5, 0) == 5 && memcmp(w, foot, 5) == 0 &&
+                plausible_next(f, 5, si->section_id)) {
+                return true;
+            }
+            take = 1;
+        } else {
+            /*
+             * A footer starts with its marker byte: all before the next
+             * one is body, taken at once (byte by byte, the scan of a
+             * 20 MiB region took 0.9 s, 11 s under ASan).  Nothing left:
+             * the get below fails naming the end.
+             */
+            take = mark ? (size_t)(mark - w) : MAX(n, 1);
         }
-        if (!qemu_get_byte(f, &b, errp)) {
+        if (!qemu_get_buffer(f, w, take, errp)) {
             g_prefix_error(errp, "No section footer found: ");
             return false;
         }
         if (out) {
-            g_byte_array_append(out, &b, 1);
+            g_byte_array_append(out, w, take);
         }
         if (qemu_file_tell(f) - start > 256 * 1024 * 1024) {
             error_setg(errp, "No section footer within 256 MiB");
@@ -669,6 +683,24 @@ void savevm_register_vmstate(SaveVMRegistry *r, const char *idstr, uint32_t inst
     se->version_id = vmsd->version_id;
     se->vmsd = vmsd;
     se->opaque = opaque;
+}
+
+bool savevm_registry_device(SaveVMRegistry *r, unsigned n, const char **idstr,
+                            uint32_t *instance_id, const VMStateDescription **vmsd,
+                            void **opaque)
+{
+    for (guint i = 0; i < r->entries->len; i++) {
+        SaveStateEntry *se = g_ptr_array_index(r->entries, i);
+        if (!se->vmsd || n--) {
+            continue;
+        }
+        *idstr = se->idstr;
+        *instance_id = se->instance_id;
+        *vmsd = se->vmsd;
+        *opaque = se->opaque;
+        return true;
+    }
+    return false;
 }
 
 #define FOREACH_SE(r, se) \

@@ -144,6 +144,14 @@ void savevm_register_live(SaveVMRegistry *r, const char *idstr, uint32_t instanc
                           uint32_t version, const SaveVMHandlers *ops, void *opaque);
 void savevm_register_vmstate(SaveVMRegistry *r, const char *idstr, uint32_t instance_id,
                              const VMStateDescription *vmsd, void *opaque);
+/*
+ * The n-th registered device (an entry with a VMStateDescription), in
+ * registration order; false past the last.  For tests/fuzz, which loads
+ * each device's state on its own.
+ */
+bool savevm_registry_device(SaveVMRegistry *r, unsigned n, const char **idstr,
+                            uint32_t *instance_id, const VMStateDescription **vmsd,
+                            void **opaque);
 
 /*
  * The save pipeline, in order, on the migration thread.  vmdesc is the

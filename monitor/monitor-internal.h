@@ -105,6 +105,19 @@ void monitor_register_builtin_commands(void);
 
 /* --- server.c: per-monitor state the dispatcher needs --- */
 
+/*
+ * An in-process client, for tests/fuzz: no fd and no main-loop watch;
+ * monitor_inproc_feed() hands it bytes as a socket read would, and every
+ * line it sends (greeting, replies, events, each with its "\r\n") goes to
+ * out, on the thread that sends it (events from other threads still go
+ * through the main context).  Freed by monitor_cleanup_all().
+ */
+typedef void (*MonitorOutFunc)(void *opaque, const char *buf, size_t len);
+Monitor *monitor_new_qmp_inproc(MonitorOutFunc out, void *opaque);
+void monitor_inproc_feed(Monitor *mon, const char *buf, size_t len);
+/* fd as if it came with SCM_RIGHTS (getfd, add-fd take it); the monitor owns it. */
+void monitor_inproc_pass_fd(Monitor *mon, int fd);
+
 bool monitor_is_negotiated(Monitor *mon);
 void monitor_set_negotiated(Monitor *mon, bool oob);
 bool monitor_oob_enabled(Monitor *mon);

@@ -49,6 +49,9 @@ struct Monitor {
     GArray *recv_fds;         /* int fds from SCM_RIGHTS, oldest first, owned */
     bool negotiated;
     bool oob;
+    /* In-process client (monitor_new_qmp_inproc): where output goes; immutable. */
+    MonitorOutFunc out_fn;
+    void *out_opaque;
 };
 
 static GList *monitors;       /* Monitor*, main thread only */
@@ -150,6 +153,11 @@ static void monitor_send(Monitor *mon, JsonNode *msg)
 {
     g_autoptr(GString) line = qmp_json_to_string(msg);
 
+    if (mon->out_fn) {
+        g_string_append(line, "\r\n");
+        mon->out_fn(mon->out_opaque, line->str, line->len);
+        return;
+    }
     if (mon->out_fd < 0) {
         return;
     }
@@ -235,22 +243,29 @@ static ssize_t client_read(Monitor *mon, char *buf, size_t len)
     return n;
 }
 
+/* Bytes from the client: every complete text is answered in order. */
+static void process_input(Monitor *mon, const char *buf, size_t n)
+{
+    char *text;
+
+    json_splitter_feed(&mon->splitter, buf, n);
+    while ((mon->in_fd >= 0 || mon->out_fn) && (text = json_splitter_next(&mon->splitter))) {
+        handle_text(mon, text);
+        g_free(text);
+    }
+}
+
 static gboolean in_ready(gint fd, GIOCondition cond, gpointer opaque)
 {
     Monitor *mon = opaque;
     char buf[MONITOR_READ_SIZE];
     ssize_t n = client_read(mon, buf, sizeof(buf));
-    char *text;
 
     if (n <= 0) {
         client_detach(mon, true);
         return G_SOURCE_REMOVE;
     }
-    json_splitter_feed(&mon->splitter, buf, n);
-    while (mon->in_fd >= 0 && (text = json_splitter_next(&mon->splitter))) {
-        handle_text(mon, text);
-        g_free(text);
-    }
+    process_input(mon, buf, n);
     return G_SOURCE_CONTINUE;
 }
 
@@ -508,6 +523,31 @@ Monitor *monitor_new_qmp(const char *spec, GError **errp)
     return mon;
 }
 
+Monitor *monitor_new_qmp_inproc(MonitorOutFunc out, void *opaque)
+{
+    Monitor *mon;
+
+    monitor_register_builtin_commands();
+    mon = monitor_alloc("inproc");
+    mon->out_fn = out;
+    mon->out_opaque = opaque;
+    send_greeting(mon);
+    monitors = g_list_append(monitors, mon);
+    return mon;
+}
+
+void monitor_inproc_pass_fd(Monitor *mon, int fd)
+{
+    g_assert(mon->out_fn);
+    g_array_append_val(mon->recv_fds, fd);
+}
+
+void monitor_inproc_feed(Monitor *mon, const char *buf, size_t len)
+{
+    g_assert(mon->out_fn);
+    process_input(mon, buf, len);
+}
+
 void monitor_cleanup_all(void)
 {
     g_list_free_full(g_steal_pointer(&monitors), (GDestroyNotify)monitor_free);
@@ -521,7 +561,7 @@ static void emit_event(JsonNode *ev)
     for (GList *l = monitors; l; l = l->next) {
         Monitor *mon = l->data;
 
-        if (mon->out_fd >= 0 && mon->negotiated) {
+        if ((mon->out_fd >= 0 || mon->out_fn) && mon->negotiated) {
             monitor_send(mon, ev);
         }
     }

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Install the Debian 12 packages mapram needs to build, test and benchmark.
 # Idempotent: does nothing when everything is present. Needs root to install.
-#   scripts/install-deps.sh [--qemu]    (--qemu also installs qemu-system-x86 for interop tests)
+#   scripts/install-deps.sh [--qemu] [--fuzz]
+#   (--qemu also installs qemu-system-x86 for interop tests, --fuzz clang and
+#   its runtime libraries, libFuzzer's included, for make check-fuzz / make fuzz)
 set -e
 pkgs="gcc make meson ninja-build pkg-config python3 libglib2.0-dev libjson-glib-dev
       liburing-dev libaio-dev libzstd-dev libxxhash-dev fio binutils util-linux e2fsprogs"
 case " $* " in *" --qemu "*) pkgs="$pkgs qemu-system-x86" ;; esac
+case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev" ;; esac
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

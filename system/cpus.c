@@ -92,10 +92,13 @@ static gpointer vcpu_thread_fn(gpointer opaque)
     return NULL;
 }
 
+/* Also after cpus_stop_threads() (tests/fuzz builds a VM per input). */
 void cpus_create(unsigned ncpus, const GuestConfig *gc, Migration *mig)
 {
     qemu_mutex_init(&cpus.lock);
     qemu_cond_init(&cpus.cond);
+    cpus.quit = false;
+    update_pause_req_locked();
     cpus.ncpus = ncpus;
     cpus.vcpus = g_new0(VCPU, ncpus);
     for (unsigned i = 0; i < ncpus; i++) {

@@ -29,7 +29,7 @@ typedef struct SectionReport {
     off_t end;
 } SectionReport;
 
-typedef struct Report {
+struct Report {
     const char *path;
     bool verify;
     StreamConfig cfg;
@@ -47,7 +47,7 @@ typedef struct Report {
     MrcTable *csum;            /* the checksum table after the vmdesc, or NULL */
     char *csum_error;          /* why a table after the vmdesc does not parse */
     bool data_checked;         /* verify --data went through every block's pages */
-} Report;
+};
 
 static void block_report_free(gpointer p)
 {
@@ -189,7 +189,13 @@ static bool r_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp
         g_error_free(err);
         return false;
     }
-    r->vmdesc_root = json_node_copy(json_parser_get_root(p));
+    JsonNode *root = json_parser_get_root(p);
+    if (!root) {
+        /* json-glib parses nothing (or only blanks) to no root at all */
+        error_setg(errp, "vmdesc JSON is empty");
+        return false;
+    }
+    r->vmdesc_root = json_node_copy(root);
     return true;
 }
 
@@ -202,8 +208,22 @@ static const StreamVisitor report_visitor = {
     .vmdesc = r_vmdesc,
 };
 
-static void report_clear(Report *r)
+Report *report_new(bool verify)
 {
+    Report *r = g_new0(Report, 1);
+    r->verify = verify;
+    r->blocks = g_ptr_array_new_with_free_func(block_report_free);
+    r->sections = g_array_new(FALSE, FALSE, sizeof(SectionReport));
+    r->commands = g_array_new(FALSE, FALSE, sizeof(uint16_t));
+    r->problems = g_ptr_array_new_with_free_func(g_free);
+    return r;
+}
+
+void report_free(Report *r)
+{
+    if (!r) {
+        return;
+    }
     stream_config_clear(&r->cfg);
     ram_decoder_clear(&r->dec);
     g_ptr_array_unref(r->blocks);
@@ -216,6 +236,23 @@ static void report_clear(Report *r)
     if (r->vmdesc_root) {
         json_node_unref(r->vmdesc_root);
     }
+    g_free(r);
+}
+
+bool report_analyse(Report *r, QEMUFile *f, GError **errp)
+{
+    bool ok = savevm_walk_stream(f, &report_visitor, r, true, errp);
+    if (ok && !qemu_file_at_eof(f)) {
+        g_ptr_array_add(r->problems, g_strdup_printf(
+            "offset %lld: %s trailing bytes after the vmdesc", (long long)qemu_file_tell(f),
+            "unexpected"));
+    }
+    return ok;
+}
+
+GPtrArray *report_problems(Report *r)
+{
+    return r->problems;
 }
 
 /* What follows the vmdesc: our checksum table, or bytes nobody should have put there. */
@@ -315,10 +352,6 @@ static bool analyse(Report *r, const char *arg, GError **errp)
 {
     g_autofree char *path = NULL;
     uint64_t offset;
-    r->blocks = g_ptr_array_new_with_free_func(block_report_free);
-    r->sections = g_array_new(FALSE, FALSE, sizeof(SectionReport));
-    r->commands = g_array_new(FALSE, FALSE, sizeof(uint16_t));
-    r->problems = g_ptr_array_new_with_free_func(g_free);
     if (!tool_parse_file_arg(arg, &path, &offset, errp)) {
         return false;
     }
@@ -326,7 +359,7 @@ static bool analyse(Report *r, const char *arg, GError **errp)
     if (!f) {
         return false;
     }
-    bool ok = savevm_walk_stream(f, &report_visitor, r, true, errp);
+    bool ok = report_analyse(r, f, errp);
     if (ok && !qemu_file_at_eof(f)) {
         read_checksum_table(r, f);
     }
@@ -337,54 +370,84 @@ static bool analyse(Report *r, const char *arg, GError **errp)
     return ok;
 }
 
-static void print_text(Report *r, const char *arg)
+/*
+ * The vmdesc's "devices" list; NULL with *why (for verify) when the
+ * vmdesc is no object or the member is missing or no list.  Any JSON
+ * parses; the types are checked here, since json-glib's getters only
+ * complain (a GLib critical) about a wrong one.
+ */
+static JsonArray *vmdesc_devices(Report *r, const char **why)
 {
-    printf("file: %s\n", arg);
-    printf("format: %s\n", r->mapped ? "mapped-ram" : "stream");
-    printf("machine: %s\n", r->cfg.machine);
-    printf("capabilities:");
-    for (guint i = 0; i < r->cfg.caps->len; i++) {
-        printf(" %s", (char *)g_ptr_array_index(r->cfg.caps, i));
+    if (!JSON_NODE_HOLDS_OBJECT(r->vmdesc_root)) {
+        *why = "vmdesc is not a JSON object";
+        return NULL;
     }
-    printf("%s\n", r->cfg.caps->len ? "" : " (none)");
-    printf("ram: %llu bytes in %u blocks\n", (unsigned long long)r->dec.total, r->blocks->len);
+    JsonNode *n = json_object_get_member(json_node_get_object(r->vmdesc_root), "devices");
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n)) {
+        *why = n ? "vmdesc \"devices\" is not a list" : "vmdesc has no \"devices\" list";
+        return NULL;
+    }
+    return json_node_get_array(n);
+}
+
+/* The "name" of device i of the list; NULL when the device is no object or its name no string. */
+static const char *vmdesc_device_name(JsonArray *devs, guint i)
+{
+    JsonNode *dev = json_array_get_element(devs, i);
+    if (!JSON_NODE_HOLDS_OBJECT(dev)) {
+        return NULL;
+    }
+    JsonNode *name = json_object_get_member(json_node_get_object(dev), "name");
+    return name && JSON_NODE_HOLDS_VALUE(name) ? json_node_get_string(name) : NULL;
+}
+
+void report_print_text(Report *r, FILE *out, const char *arg)
+{
+    fprintf(out, "file: %s\n", arg);
+    fprintf(out, "format: %s\n", r->mapped ? "mapped-ram" : "stream");
+    fprintf(out, "machine: %s\n", r->cfg.machine);
+    fprintf(out, "capabilities:");
+    for (guint i = 0; i < r->cfg.caps->len; i++) {
+        fprintf(out, " %s", (char *)g_ptr_array_index(r->cfg.caps, i));
+    }
+    fprintf(out, "%s\n", r->cfg.caps->len ? "" : " (none)");
+    fprintf(out, "ram: %llu bytes in %u blocks\n", (unsigned long long)r->dec.total, r->blocks->len);
     for (guint i = 0; i < r->blocks->len; i++) {
         BlockReport *b = g_ptr_array_index(r->blocks, i);
         g_autofree char *sz = g_format_size_full(b->length, G_FORMAT_SIZE_IEC_UNITS);
-        printf("  block %-28s %10s  data pages %llu  zero pages %llu", b->idstr, sz,
+        fprintf(out, "  block %-28s %10s  data pages %llu  zero pages %llu", b->idstr, sz,
                (unsigned long long)b->pages_data, (unsigned long long)b->pages_zero);
         if (b->mapped) {
-            printf("  bitmap@0x%llx pages@0x%llx",
+            fprintf(out, "  bitmap@0x%llx pages@0x%llx",
                    (unsigned long long)b->hdr.bitmap_offset,
                    (unsigned long long)b->hdr.pages_offset);
         }
-        printf("\n");
+        fprintf(out, "\n");
     }
-    printf("sections:\n");
+    fprintf(out, "sections:\n");
     for (guint i = 0; i < r->sections->len; i++) {
         SectionReport *s = &g_array_index(r->sections, SectionReport, i);
-        printf("  @%-10lld %-5s id %-3u %s instance %u version %u (%lld bytes)\n",
+        fprintf(out, "  @%-10lld %-5s id %-3u %s instance %u version %u (%lld bytes)\n",
                (long long)s->si.header_offset, savevm_section_type_name(s->si.type),
                s->si.section_id, s->si.idstr, s->si.instance_id, s->si.version_id,
                (long long)(s->end - s->si.header_offset));
     }
     for (guint i = 0; i < r->commands->len; i++) {
         uint16_t c = g_array_index(r->commands, uint16_t, i);
-        printf("command: %u%s\n", c, c == 11 ? " (switchover-start)" : "");
+        fprintf(out, "command: %u%s\n", c, c == 11 ? " (switchover-start)" : "");
     }
     if (r->vmdesc_root) {
-        JsonObject *o = json_node_get_object(r->vmdesc_root);
-        JsonArray *devs = json_object_has_member(o, "devices") ?
-            json_object_get_array_member(o, "devices") : NULL;
-        printf("vmdesc: %zu bytes, %u devices:", strlen(r->vmdesc),
+        const char *why;
+        JsonArray *devs = vmdesc_devices(r, &why);
+        fprintf(out, "vmdesc: %zu bytes, %u devices:", strlen(r->vmdesc),
                devs ? json_array_get_length(devs) : 0);
         for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
-            JsonObject *d = json_array_get_object_element(devs, i);
-            printf(" %s", json_object_get_string_member_with_default(d, "name", "?"));
+            const char *name = vmdesc_device_name(devs, i);
+            fprintf(out, " %s", name ? name : "?");
         }
-        printf("\n");
+        fprintf(out, "\n");
     } else {
-        printf("vmdesc: none\n");
+        fprintf(out, "vmdesc: none\n");
     }
     if (r->csum) {
         printf("checksums: XXH3-64 per %u pages, table @%llu (%llu bytes)\n", MRC_RUN_PAGES,
@@ -396,7 +459,7 @@ static void print_text(Report *r, const char *arg)
     }
 }
 
-static void print_json(Report *r)
+void report_print_json(Report *r, FILE *out)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
@@ -498,7 +561,7 @@ static void print_json(Report *r)
     json_generator_set_root(gen, root);
     json_generator_set_pretty(gen, TRUE);
     g_autofree char *s = json_generator_to_data(gen, NULL);
-    printf("%s\n", s);
+    fprintf(out, "%s\n", s);
 }
 
 int cmd_info(int argc, char **argv)
@@ -516,20 +579,20 @@ int cmd_info(int argc, char **argv)
         g_clear_error(&err);
         return 2;
     }
-    Report r = { .verify = false };
-    bool ok = analyse(&r, argv[1], &err);
+    Report *r = report_new(false);
+    bool ok = analyse(r, argv[1], &err);
     if (!ok) {
         fprintf(stderr, "mapram info: %s: %s\n", argv[1], err->message);
         g_error_free(err);
-        report_clear(&r);
+        report_free(r);
         return 1;
     }
     if (json) {
-        print_json(&r);
+        report_print_json(r, stdout);
     } else {
-        print_text(&r, argv[1]);
+        report_print_text(r, stdout, argv[1]);
     }
-    report_clear(&r);
+    report_free(r);
     return 0;
 }
 
@@ -538,12 +601,12 @@ static void verify_vmdesc(Report *r)
     if (!r->vmdesc_root) {
         return;
     }
-    JsonObject *o = json_node_get_object(r->vmdesc_root);
-    if (!o || !json_object_has_member(o, "devices")) {
-        g_ptr_array_add(r->problems, g_strdup("vmdesc has no \"devices\" list"));
+    const char *why;
+    JsonArray *devs = vmdesc_devices(r, &why);
+    if (!devs) {
+        g_ptr_array_add(r->problems, g_strdup(why));
         return;
     }
-    JsonArray *devs = json_object_get_array_member(o, "devices");
     guint d = 0;
     for (guint i = 0; i < r->sections->len; i++) {
         SectionReport *s = &g_array_index(r->sections, SectionReport, i);
@@ -556,9 +619,12 @@ static void verify_vmdesc(Report *r)
                 (long long)s->si.header_offset, s->si.idstr));
             continue;
         }
-        JsonObject *dev = json_array_get_object_element(devs, d++);
-        const char *name = json_object_get_string_member_with_default(dev, "name", "");
-        if (strcmp(name, s->si.idstr) != 0) {
+        const char *name = vmdesc_device_name(devs, d++);
+        if (!name) {
+            g_ptr_array_add(r->problems, g_strdup_printf(
+                "offset %lld: device section %s is described without a \"name\" string in the "
+                "vmdesc", (long long)s->si.header_offset, s->si.idstr));
+        } else if (strcmp(name, s->si.idstr) != 0) {
             g_ptr_array_add(r->problems, g_strdup_printf(
                 "offset %lld: device section %s is described as '%s' in the vmdesc",
                 (long long)s->si.header_offset, s->si.idstr, name));
@@ -586,6 +652,15 @@ static void verify_sections(Report *r)
     }
 }
 
+void report_verify(Report *r)
+{
+    if (!r->vmdesc_root) {
+        g_ptr_array_add(r->problems, g_strdup("no vmdesc after the EOF marker"));
+    }
+    verify_sections(r);
+    verify_vmdesc(r);
+}
+
 int cmd_verify(int argc, char **argv)
 {
     gboolean data = FALSE;
@@ -605,33 +680,30 @@ int cmd_verify(int argc, char **argv)
         g_clear_error(&err);
         return 2;
     }
-    Report r = { .verify = true, .data = data };
-    bool ok = analyse(&r, argv[1], &err);
+    Report *r = report_new(true);
+    r->data = data;
+    bool ok = analyse(r, argv[1], &err);
     if (!ok) {
         fprintf(stderr, "mapram verify: %s: %s\n", argv[1], err->message);
         g_error_free(err);
-        report_clear(&r);
+        report_free(r);
         return 1;
     }
-    if (!r.vmdesc_root) {
-        g_ptr_array_add(r.problems, g_strdup("no vmdesc after the EOF marker"));
-    }
-    verify_sections(&r);
-    verify_vmdesc(&r);
+    report_verify(r);
     int rc = 0;
-    if (r.problems->len) {
+    if (r->problems->len) {
         fprintf(stderr, "mapram verify: %s: %s\n", argv[1],
-                (char *)g_ptr_array_index(r.problems, 0));
-        for (guint i = 1; i < r.problems->len; i++) {
-            fprintf(stderr, "  also: %s\n", (char *)g_ptr_array_index(r.problems, i));
+                (char *)g_ptr_array_index(r->problems, 0));
+        for (guint i = 1; i < r->problems->len; i++) {
+            fprintf(stderr, "  also: %s\n", (char *)g_ptr_array_index(r->problems, i));
         }
         rc = 1;
     } else {
         printf("%s: OK (%s, %u RAM blocks, %u sections, %s)\n", argv[1],
-               r.mapped ? "mapped-ram" : "stream", r.blocks->len, r.sections->len,
-               !r.csum ? "no checksum table" :
-               r.data_checked ? "every page matches the checksum table" : "checksum table");
+               r->mapped ? "mapped-ram" : "stream", r->blocks->len, r->sections->len,
+               !r->csum ? "no checksum table" :
+               r->data_checked ? "every page matches the checksum table" : "checksum table");
     }
-    report_clear(&r);
+    report_free(r);
     return rc;
 }

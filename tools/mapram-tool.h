@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include "io/channel.h"
 #include "../migration/qemu-file.h"
@@ -23,6 +24,25 @@ int cmd_demo(int argc, char **argv);
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);
 /* Open FILE for reading at offset: a QEMUFile over a seekable channel. */
 QEMUFile *tool_open_input(const char *path, uint64_t offset, GError **errp);
+
+/*
+ * The analysis behind info and verify (tools/info.c), callable in process
+ * (tests/fuzz drives it on in-memory files):
+ *   Report *r = report_new(verify);
+ *   ok = report_analyse(r, f, errp);       walk the stream: the first fatal problem
+ *   report_verify(r);                      verify's whole-file checks, into the problems
+ *   report_print_text(r, stdout, name);    or report_print_json(r, stdout)
+ *   report_free(r);
+ */
+typedef struct Report Report;
+Report *report_new(bool verify);
+void report_free(Report *r);
+bool report_analyse(Report *r, QEMUFile *f, GError **errp);
+void report_verify(Report *r);
+/* Problems found so far (char *), first first; verify fails when there is one. */
+GPtrArray *report_problems(Report *r);
+void report_print_text(Report *r, FILE *out, const char *name);
+void report_print_json(Report *r, FILE *out);
 
 /* Options shared by save / load / convert. */
 typedef struct PageIoOptions {
