@@ -6,25 +6,9 @@
 #include "util/cutils.h"
 #include "util/error.h"
 #include <string.h>
+#include "util/bswap.h"
 #include <xxhash.h>
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, v >> 32);
-    put_be32(p + 4, (uint32_t)v);
-}
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get_be64(const uint8_t *p)
-{
-    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
 
 static void mrc_block_free(gpointer p)
 {
@@ -134,32 +118,32 @@ GByteArray *mrc_table_encode(const MrcTable *t, uint64_t offset)
         length += 1 + strlen(b->idstr) + 24 + b->nruns * 8;
     }
     memcpy(hdr, MRC_MAGIC, 8);
-    put_be32(hdr + 8, MRC_VERSION);
-    put_be32(hdr + 12, 0);                     /* flags */
-    put_be64(hdr + 16, length);
-    put_be32(hdr + 24, MRC_RUN_PAGES);
-    put_be32(hdr + 28, t->blocks->len);
+    stl_be_p(hdr + 8, MRC_VERSION);
+    stl_be_p(hdr + 12, 0);                     /* flags */
+    stq_be_p(hdr + 16, length);
+    stl_be_p(hdr + 24, MRC_RUN_PAGES);
+    stl_be_p(hdr + 28, t->blocks->len);
     g_byte_array_append(a, hdr, sizeof(hdr));
     for (guint i = 0; i < t->blocks->len; i++) {
         MrcBlock *b = g_ptr_array_index(t->blocks, i);
         uint8_t idlen = strlen(b->idstr);
         g_byte_array_append(a, &idlen, 1);
         g_byte_array_append(a, (const uint8_t *)b->idstr, idlen);
-        put_be64(b8, b->used_length);
+        stq_be_p(b8, b->used_length);
         g_byte_array_append(a, b8, 8);
-        put_be64(b8, b->pages_offset);
+        stq_be_p(b8, b->pages_offset);
         g_byte_array_append(a, b8, 8);
-        put_be64(b8, b->nruns);
+        stq_be_p(b8, b->nruns);
         g_byte_array_append(a, b8, 8);
         for (uint64_t r = 0; r < b->nruns; r++) {
-            put_be64(b8, b->sums[r]);
+            stq_be_p(b8, b->sums[r]);
             g_byte_array_append(a, b8, 8);
         }
     }
     uint64_t self = XXH3_64bits(a->data, a->len);
-    put_be64(b8, offset);
+    stq_be_p(b8, offset);
     g_byte_array_append(a, b8, 8);
-    put_be64(b8, self);
+    stq_be_p(b8, self);
     g_byte_array_append(a, b8, 8);
     g_byte_array_append(a, (const uint8_t *)MRC_TRAILER_MAGIC, 8);
     g_assert(a->len == length);
@@ -190,8 +174,8 @@ static bool decode_block(MrcTable *t, const uint8_t *buf, size_t end, size_t *po
     }
     g_autofree char *idstr = g_strndup((const char *)buf + p + 1, buf[p]);
     p += 1 + buf[p];
-    uint64_t used = get_be64(buf + p), pages_offset = get_be64(buf + p + 8);
-    uint64_t nruns = get_be64(buf + p + 16);
+    uint64_t used = ldq_be_p(buf + p), pages_offset = ldq_be_p(buf + p + 8);
+    uint64_t nruns = ldq_be_p(buf + p + 16);
     p += 24;
     if (used % MRC_PAGE_SIZE || nruns != mrc_runs(used / MRC_PAGE_SIZE)) {
         error_setg(errp, "checksum table at offset 0x%llx: ramblock %s has %llu runs for "
@@ -208,7 +192,7 @@ static bool decode_block(MrcTable *t, const uint8_t *buf, size_t end, size_t *po
     }
     MrcBlock *b = mrc_table_add_block(t, idstr, used, pages_offset);
     for (uint64_t r = 0; r < nruns; r++, p += 8) {
-        b->sums[r] = get_be64(buf + p);
+        b->sums[r] = ldq_be_p(buf + p);
     }
     *pos = p;
     return true;
@@ -221,9 +205,9 @@ MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GErr
         error_setg(errp, "checksum table at offset 0x%llx: no table magic \"%s\"", at, MRC_MAGIC);
         return NULL;
     }
-    uint32_t version = get_be32(buf + 8), flags = get_be32(buf + 12);
-    uint64_t length = get_be64(buf + 16);
-    uint32_t run_pages = get_be32(buf + 24), nblocks = get_be32(buf + 28);
+    uint32_t version = ldl_be_p(buf + 8), flags = ldl_be_p(buf + 12);
+    uint64_t length = ldq_be_p(buf + 16);
+    uint32_t run_pages = ldl_be_p(buf + 24), nblocks = ldl_be_p(buf + 28);
     if (version != MRC_VERSION) {
         error_setg(errp, "checksum table at offset 0x%llx: version %u is not supported "
                    "(expected %u)", at, version, MRC_VERSION);
@@ -235,16 +219,16 @@ MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GErr
         return NULL;
     }
     const uint8_t *tr = buf + len - MRC_TRAILER_SIZE;
-    if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0 || get_be64(tr) != offset) {
+    if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0 || ldq_be_p(tr) != offset) {
         error_setg(errp, "checksum table at offset 0x%llx: its trailer does not point back "
                    "to it", at);
         return NULL;
     }
     uint64_t self = XXH3_64bits(buf, len - MRC_TRAILER_SIZE);
-    if (self != get_be64(tr + 8)) {
+    if (self != ldq_be_p(tr + 8)) {
         error_setg(errp, "checksum table at offset 0x%llx is damaged: its own checksum is "
                    "0x%016llx, the trailer says 0x%016llx", at, (unsigned long long)self,
-                   (unsigned long long)get_be64(tr + 8));
+                   (unsigned long long)ldq_be_p(tr + 8));
         return NULL;
     }
     if (flags || run_pages != MRC_RUN_PAGES) {
@@ -290,7 +274,7 @@ bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp)
     if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0) {
         return true;
     }
-    uint64_t offset = get_be64(tr);
+    uint64_t offset = ldq_be_p(tr);
     if (offset > (uint64_t)size - MRC_HEADER_SIZE - MRC_TRAILER_SIZE ||
         size - offset > MRC_MAX_TABLE) {
         error_setg(errp, "checksum table: the trailer at offset 0x%llx points to 0x%llx, "

@@ -6,39 +6,22 @@
 #include "util/cutils.h"
 #include "util/error.h"
 #include <string.h>
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, v >> 32);
-    put_be32(p + 4, (uint32_t)v);
-}
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static uint64_t get_be64(const uint8_t *p)
-{
-    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
+#include "util/bswap.h"
 
 void mapped_ram_header_encode(const MappedRamHeader *h, uint8_t out[MAPPED_RAM_HDR_SIZE])
 {
-    put_be32(out, h->version);
-    put_be64(out + 4, h->page_size);
-    put_be64(out + 12, h->bitmap_offset);
-    put_be64(out + 20, h->pages_offset);
+    stl_be_p(out, h->version);
+    stq_be_p(out + 4, h->page_size);
+    stq_be_p(out + 12, h->bitmap_offset);
+    stq_be_p(out + 20, h->pages_offset);
 }
 
 void mapped_ram_header_decode(const uint8_t in[MAPPED_RAM_HDR_SIZE], MappedRamHeader *h)
 {
-    h->version = get_be32(in);
-    h->page_size = get_be64(in + 4);
-    h->bitmap_offset = get_be64(in + 12);
-    h->pages_offset = get_be64(in + 20);
+    h->version = ldl_be_p(in);
+    h->page_size = ldq_be_p(in + 4);
+    h->bitmap_offset = ldq_be_p(in + 12);
+    h->pages_offset = ldq_be_p(in + 20);
 }
 
 uint64_t mapped_ram_bitmap_size(uint64_t num_pages)
