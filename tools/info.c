@@ -239,13 +239,18 @@ void report_free(Report *r)
     g_free(r);
 }
 
+static void read_checksum_table(Report *r, QEMUFile *f);
+static void check_data(Report *r, IOChannel *ioc);
+
+/* After the walk: our checksum table, or trailing bytes; with r->data, every page. */
 bool report_analyse(Report *r, QEMUFile *f, GError **errp)
 {
     bool ok = savevm_walk_stream(f, &report_visitor, r, true, errp);
     if (ok && !qemu_file_at_eof(f)) {
-        g_ptr_array_add(r->problems, g_strdup_printf(
-            "offset %lld: %s trailing bytes after the vmdesc", (long long)qemu_file_tell(f),
-            "unexpected"));
+        read_checksum_table(r, f);
+    }
+    if (ok && r->data) {
+        check_data(r, qemu_file_get_ioc(f));
     }
     return ok;
 }
@@ -360,12 +365,6 @@ static bool analyse(Report *r, const char *arg, GError **errp)
         return false;
     }
     bool ok = report_analyse(r, f, errp);
-    if (ok && !qemu_file_at_eof(f)) {
-        read_checksum_table(r, f);
-    }
-    if (ok && r->data) {
-        check_data(r, qemu_file_get_ioc(f));
-    }
     qemu_fclose(f, NULL);
     return ok;
 }
