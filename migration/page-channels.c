@@ -571,6 +571,10 @@ void page_channels_free(PageChannels *pc)
     if (!pc) {
         return;
     }
+    /*
+     * Every worker ends before any fd closes: workers share a channel's fd
+     * (only one of them owns it), and one may still be in a preadv on it.
+     */
     for (unsigned i = 0; i < pc->nworkers; i++) {
         PageWorker *c = &pc->workers[i];
         if (c->thread) {
@@ -578,8 +582,15 @@ void page_channels_free(PageChannels *pc)
             j->kind = JOB_QUIT;
             g_atomic_int_inc(&c->queued);
             worker_push(c, j);
-            g_thread_join(c->thread);
         }
+    }
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        if (pc->workers[i].thread) {
+            g_thread_join(pc->workers[i].thread);
+        }
+    }
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        PageWorker *c = &pc->workers[i];
         if (c->has_queue) {
             qemu_cond_destroy(&c->qcond);
             qemu_mutex_destroy(&c->qlock);
