@@ -536,6 +536,25 @@ static const struct {
       "No file descriptor supplied via SCM_RIGHTS" },
 };
 
+/* @take an fd (sent with it) named by @args, then @release it. */
+static void flood_fd_pair(Flood *fl, FloodConn *c, const char *take,
+                          const char *release, const char *args)
+{
+    g_autofree char *t = g_strdup_printf(
+        "{\"execute\": \"%s\", \"arguments\": {%s}}", take, args);
+    g_autofree char *rel = g_strdup_printf(
+        "{\"execute\": \"%s\", \"arguments\": {%s}}", release, args);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    g_autofree char *err = conn_cmd_fd(c, t, fd);
+
+    close(fd);
+    if (err) {
+        flood_fail(take, err);
+    }
+    expect_ok(c, rel);
+    atomic_fetch_add(&fl->fds_passed, 1);
+}
+
 /* One well-formed command (or pair) with its expected outcome. */
 static void flood_well_formed(Flood *fl, FloodConn *c, GRand *r, int id)
 {
@@ -577,40 +596,16 @@ static void flood_well_formed(Flood *fl, FloodConn *c, GRand *r, int id)
         break;
     case 8: {
         /* A named fd, then closed. */
-        g_autofree char *get = g_strdup_printf(
-            "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"soak%d\"}}",
-            id);
-        g_autofree char *close_cmd = g_strdup_printf(
-            "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"soak%d\"}}",
-            id);
-        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        g_autofree char *err = conn_cmd_fd(c, get, fd);
+        g_autofree char *name = g_strdup_printf("\"fdname\": \"soak%d\"", id);
 
-        close(fd);
-        if (err) {
-            flood_fail("getfd", err);
-        }
-        expect_ok(c, close_cmd);
-        atomic_fetch_add(&fl->fds_passed, 1);
+        flood_fd_pair(fl, c, "getfd", "closefd", name);
         break;
     }
     case 9: {
         /* An fdset of its own, then removed. */
-        g_autofree char *add = g_strdup_printf(
-            "{\"execute\": \"add-fd\", \"arguments\": {\"fdset-id\": %d}}",
-            100 + id);
-        g_autofree char *rm = g_strdup_printf(
-            "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": %d}}",
-            100 + id);
-        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        g_autofree char *err = conn_cmd_fd(c, add, fd);
+        g_autofree char *set = g_strdup_printf("\"fdset-id\": %d", 100 + id);
 
-        close(fd);
-        if (err) {
-            flood_fail("add-fd", err);
-        }
-        expect_ok(c, rm);
-        atomic_fetch_add(&fl->fds_passed, 1);
+        flood_fd_pair(fl, c, "add-fd", "remove-fd", set);
         break;
     }
     case 10: {
