@@ -301,6 +301,15 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
 {
     RamState *ram = opaque;
     RamSaveState *rs = ram->save;
+    /*
+     * The last iteration may have ended mid-pass (rate-limited) with
+     * writes still queued on the page channels; the sweep below can write
+     * one of those pages again on another channel, and the older write
+     * must not land last (stale page, and a hash that is not the file's).
+     */
+    if (rs->pc && !page_channels_sync(rs->pc, errp)) {
+        return false;
+    }
     /* the last pass is a full sweep: pages behind the cursor may be dirty too */
     rs->cur_block = 0;
     rs->cur_page = 0;
