@@ -58,14 +58,18 @@ bool vm_autostart(void)
     return __atomic_load_n(&autostart, __ATOMIC_ACQUIRE);
 }
 
-void vm_stop(RunState s)
+static void vm_stop_common(RunState s, bool wait)
 {
     bool was_running;
 
     qemu_mutex_lock(&vm_lock);
     was_running = !vcpus_held;
     if (was_running) {
-        cpus_pause_all();
+        if (wait) {
+            cpus_pause_all();
+        } else {
+            cpus_request_pause();
+        }
         vcpus_held = true;
     }
     runstate_set(s);
@@ -74,6 +78,16 @@ void vm_stop(RunState s)
         qmp_event_send("STOP", NULL);
     }
     qemu_mutex_unlock(&vm_lock);
+}
+
+void vm_stop(RunState s)
+{
+    vm_stop_common(s, true);
+}
+
+void vm_stop_nowait(RunState s)
+{
+    vm_stop_common(s, false);
 }
 
 void vm_start(void)
