@@ -4,6 +4,7 @@
 #include "ram.h"
 #include "mapped-ram-csum.h"
 #include "page-channels.h"
+#include "postcopy.h"
 #include "util/bitmap.h"
 #include "util/bufferzero.h"
 #include "util/cutils.h"
@@ -527,6 +528,11 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!find_checksums(ram, f, idstr, used_length, hdr, &chk.sums, errp)) {
         return false;
     }
+    if (ram->lp.postcopy) {
+        return postcopy_load_add_block(ram->lp.postcopy, idstr, rb.host, used_length,
+                                       hdr->pages_offset, g_steal_pointer(&bmap), chk.sums,
+                                       errp);
+    }
     if (chk.sums) {
         chk.hashes = g_new(uint64_t, npages);
         chk.bmap = g_steal_pointer(&bmap);
@@ -639,6 +645,12 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
             page_channels_abort(rl->pc);
         }
         return false;
+    }
+    if (si->type == QEMU_VM_SECTION_START && rl->pc && ram->lp.postcopy) {
+        /* on demand: no page is read here; the channels serve the background stream */
+        postcopy_load_start(ram->lp.postcopy, g_steal_pointer(&rl->pc),
+                            g_steal_pointer(&rl->csum));
+        return true;
     }
     if (si->type == QEMU_VM_SECTION_START && rl->pc) {
         if (!page_channels_sync(rl->pc, errp)) {
