@@ -231,7 +231,8 @@ static bool window_placed(const PcBlock *b, uint64_t w0, uint64_t w1)
 {
     for (uint64_t p = find_next_bit(b->bmap, w1, w0); p < w1;
          p = find_next_bit(b->bmap, w1, p + 1)) {
-        if (!test_bit(p, b->placed)) {
+        unsigned long word = __atomic_load_n(&b->placed[BIT_WORD(p)], __ATOMIC_RELAXED);
+        if (!(word & BIT_MASK(p))) {
             return false;
         }
     }
