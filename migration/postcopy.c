@@ -53,6 +53,7 @@ struct PostcopyLoad {
     MrcTable *csum;               /* owned */
     /* The streaming (incoming) thread only */
     PageChannels *pc;
+    PageStats page_stats;         /* the channels' counters (Stat64; not reported) */
     bool registered;
     /* The thread that called new/start/free */
     GThread *fault_thread;
@@ -464,6 +465,11 @@ bool postcopy_load_add_block(PostcopyLoad *pl, const char *idstr, uint8_t *host,
     }
     pl->registered = true;
     return true;
+}
+
+PageStats *postcopy_load_page_stats(PostcopyLoad *pl)
+{
+    return &pl->page_stats;
 }
 
 void postcopy_load_start(PostcopyLoad *pl, PageChannels *pc, MrcTable *csum)

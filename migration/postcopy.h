@@ -59,6 +59,11 @@ PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError *
 bool postcopy_load_add_block(PostcopyLoad *pl, const char *idstr, uint8_t *host,
                              uint64_t used_length, uint64_t pages_offset, unsigned long *bmap,
                              const MrcBlock *sums, GError **errp);
+/*
+ * The counters the load's page channels must write to once pl takes them
+ * (they outlive the RAM load that creates the channels).
+ */
+PageStats *postcopy_load_page_stats(PostcopyLoad *pl);
 /* Starts the fault thread; takes pc (the background's channels) and csum (or NULL). */
 void postcopy_load_start(PostcopyLoad *pl, PageChannels *pc, MrcTable *csum);
 /*

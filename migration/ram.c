@@ -626,7 +626,8 @@ static bool ram_load_setup(void *opaque, GError **errp)
             .channels = p->channels ? p->channels : 1,
             .direct_io = p->direct_io,
             .queue_depth = p->queue_depth,
-            .stats = &rl->stats,
+            /* on demand the channels outlive this load: the counters go with them */
+            .stats = p->postcopy ? postcopy_load_page_stats(p->postcopy) : &rl->stats,
         };
         rl->pc = page_channels_new(&cfg, errp);
         if (!rl->pc) {
