@@ -44,6 +44,7 @@ static void state_unref(MigrationIncomingState *s)
     if (s->listen_fd >= 0) {
         close(s->listen_fd);
     }
+    postcopy_load_free(s->postcopy);
     migration_config_free(s->cfg);
     mig_addr_clear(&s->addr);
     g_free(s->error_desc);
@@ -170,7 +171,57 @@ static void incoming_end(void *data)
     state_unref(s);
 }
 
+/* On demand, the device state loaded: the guest runs (or waits under -S) from now on. */
+static void on_demand_resume(void *data)
+{
+    MigrationIncomingState *s = data;
+    qemu_mutex_lock(&s->lock);
+    Migration *m = s->mig;
+    qemu_mutex_unlock(&s->lock);
+
+    if (m) {
+        resume_or_pause(m);
+        set_status(s, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    }
+    state_unref(s);
+}
+
+/*
+ * On demand, the last page loaded (completed), or a page that cannot be
+ * (error_desc set): the guest is paused, a vCPU waiting for that page
+ * keeps waiting, and nothing exits: the guest's state lives only here.
+ */
+static void on_demand_end(void *data)
+{
+    MigrationIncomingState *s = data;
+    qemu_mutex_lock(&s->lock);
+    Migration *m = s->mig;
+    bool failed = s->error_desc != NULL;
+    qemu_mutex_unlock(&s->lock);
+
+    if (m && failed) {
+        if (m->host->vm_stop_nowait) {
+            m->host->vm_stop_nowait(m->host_opaque, RUN_STATE_PAUSED);
+        } else {
+            m->host->runstate_set(m->host_opaque, RUN_STATE_PAUSED);
+        }
+        set_status(s, MIGRATION_STATUS_POSTCOPY_PAUSED);
+    } else if (m) {
+        set_status(s, MIGRATION_STATUS_COMPLETED);
+    }
+    state_unref(s);
+}
+
 /* ---- the thread ---- */
+
+static void call_main(Migration *m, MigrationIncomingState *s, void (*fn)(void *data))
+{
+    if (m->host->main_call) {
+        m->host->main_call(m->host_opaque, fn, state_ref(s));
+    } else {
+        fn(state_ref(s));
+    }
+}
 
 static IOChannel *accept_peer(MigrationIncomingState *s, GError **errp)
 {
@@ -210,7 +261,8 @@ static bool take_channel(MigrationIncomingState *s, GError **errp)
     return true;
 }
 
-static void configure_ram(Migration *m, const MigrationConfig *c, const char *path)
+static void configure_ram(Migration *m, const MigrationConfig *c, const char *path,
+                          PostcopyLoad *postcopy)
 {
     bool multifd = c->caps[MIGRATION_CAPABILITY_MULTIFD];
     RamLoadParams lp = {
@@ -220,18 +272,25 @@ static void configure_ram(Migration *m, const MigrationConfig *c, const char *pa
         .queue_depth = c->io_queue_depth,
         .path = path,
         .checksums = c->checksums,
+        .postcopy = postcopy,
     };
     ram_load_configure(m->ram, &lp);
+}
+
+static bool incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
+                          const char *path, PostcopyLoad *postcopy, GError **errp)
+{
+    LoadCheck lc = { .m = m, .cfg = cfg };
+
+    configure_ram(m, cfg, path, postcopy);
+    global_state_reset(m->global_state);
+    return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
 }
 
 bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                              const char *path, GError **errp)
 {
-    LoadCheck lc = { .m = m, .cfg = cfg };
-
-    configure_ram(m, cfg, path);
-    global_state_reset(m->global_state);
-    return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
+    return incoming_load(m, cfg, f, path, NULL, errp);
 }
 
 static bool load(IncomingRun *run, GError **errp)
@@ -243,8 +302,14 @@ static bool load(IncomingRun *run, GError **errp)
         return false;
     }
     set_status(s, MIGRATION_STATUS_ACTIVE);
+    if (s->on_demand) {
+        s->postcopy = postcopy_load_new(s->addr.filename, &s->pstats, errp);
+        if (!s->postcopy) {
+            return false;
+        }
+    }
     QEMUFile *f = qemu_file_new_input(s->ioc, run->start);
-    bool ok = migration_incoming_load(m, s->cfg, f, s->addr.filename, errp);
+    bool ok = incoming_load(m, s->cfg, f, s->addr.filename, s->postcopy, errp);
     qemu_fclose(f, ok ? errp : NULL);
     return ok;
 }
@@ -257,10 +322,17 @@ static gpointer incoming_thread(gpointer opaque)
     GError *err = NULL;
 
     bool ok = load(run, &err);
+    bool on_demand = ok && s->postcopy;
     qemu_mutex_lock(&s->lock);
     if (s->ioc) {
         io_channel_close(s->ioc, NULL);
     }
+    qemu_mutex_unlock(&s->lock);
+    if (on_demand && !stop_requested(s)) {
+        call_main(m, s, on_demand_resume);
+        ok = postcopy_load_stream(s->postcopy, &s->stop, &err);
+    }
+    qemu_mutex_lock(&s->lock);
     s->total_ms = migration_now_ms() - s->start_ms;
     if (!ok) {
         s->error_desc = g_strdup(err ? err->message : "load failed");
@@ -272,15 +344,12 @@ static gpointer incoming_thread(gpointer opaque)
         return NULL;
     }
     if (!ok) {
-        migration_error_report(m, "load of migration failed: %s",
+        migration_error_report(m, "%s: %s", on_demand ? "on-demand load of migration paused"
+                                                      : "load of migration failed",
                                err ? err->message : "load failed");
     }
     g_clear_error(&err);
-    if (m->host->main_call) {
-        m->host->main_call(m->host_opaque, incoming_end, state_ref(s));
-    } else {
-        incoming_end(state_ref(s));
-    }
+    call_main(m, s, on_demand ? on_demand_end : incoming_end);
     return NULL;
 }
 
@@ -304,7 +373,7 @@ bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
                               GError **errp)
 {
     g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
-    if (!migration_check_transport(cfg, addr->kind, errp) ||
+    if (!migration_check_transport(cfg, addr->kind, true, errp) ||
         !probe_direct_io(addr, cfg, errp)) {
         mig_addr_clear(addr);
         return false;
@@ -313,6 +382,8 @@ bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
     s->refs = 1;
     s->mig = m;
     s->cfg = g_steal_pointer(&cfg);
+    s->on_demand = s->cfg->caps[MIGRATION_CAPABILITY_MAPPED_RAM] &&
+                   s->cfg->caps[MIGRATION_CAPABILITY_POSTCOPY_RAM];
     s->addr = *addr;
     memset(addr, 0, sizeof(*addr));
     s->start_ms = migration_now_ms();
@@ -358,6 +429,9 @@ void migration_incoming_free(MigrationIncomingState *s)
     qemu_mutex_lock(&s->lock);
     s->mig = NULL;                 /* a pending end finds nothing to act on */
     qemu_mutex_unlock(&s->lock);
+    /* the fault thread ends, and a vCPU waiting for a page is let go: the VM is ending */
+    postcopy_load_free(s->postcopy);
+    s->postcopy = NULL;
     state_unref(s);
 }
 
@@ -371,7 +445,9 @@ bool migration_incoming_active(Migration *m)
     }
     qemu_mutex_lock(&s->lock);
     active = s->status == MIGRATION_STATUS_SETUP ||
-             s->status == MIGRATION_STATUS_ACTIVE;
+             s->status == MIGRATION_STATUS_ACTIVE ||
+             s->status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+             s->status == MIGRATION_STATUS_POSTCOPY_PAUSED;
     qemu_mutex_unlock(&s->lock);
     return active;
 }
@@ -381,10 +457,38 @@ void migration_incoming_query(MigrationIncomingState *s, MigrationInfo *info)
     qemu_mutex_lock(&s->lock);
     info->incoming = true;
     info->status = migration_status_name(s->status);
-    if (s->status == MIGRATION_STATUS_FAILED && s->error_desc) {
+    if ((s->status == MIGRATION_STATUS_FAILED ||
+         s->status == MIGRATION_STATUS_POSTCOPY_PAUSED) && s->error_desc) {
         info->error_desc = g_strdup(s->error_desc);
     }
+    bool on_demand = s->on_demand && (s->status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+                                      s->status == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+                                      s->status == MIGRATION_STATUS_COMPLETED);
     qemu_mutex_unlock(&s->lock);
+    if (on_demand) {
+        const PostcopyStats *st = &s->pstats;
+        uint64_t total = stat64_get(&st->total), remaining = stat64_get(&st->remaining);
+        uint64_t demand = stat64_get(&st->demand_pages);
+        uint64_t background = stat64_get(&st->background_pages);
+        info->has_ram = true;
+        info->remaining = remaining;
+        info->transferred = total - remaining;
+        info->normal = demand + background;
+        info->normal_bytes = info->normal * RAM_PAGE_SIZE;
+        info->postcopy_requests = stat64_get(&st->requests);
+        info->postcopy_bytes = demand * RAM_PAGE_SIZE;
+        info->precopy_bytes = background * RAM_PAGE_SIZE;
+    }
+}
+
+bool migration_incoming_pages_missing(MigrationIncomingState *s)
+{
+    qemu_mutex_lock(&s->lock);
+    bool missing = s->status == MIGRATION_STATUS_POSTCOPY_ACTIVE ||
+                   s->status == MIGRATION_STATUS_POSTCOPY_PAUSED ||
+                   (s->on_demand && s->status == MIGRATION_STATUS_ACTIVE);
+    qemu_mutex_unlock(&s->lock);
+    return missing;
 }
 
 JsonArray *migration_incoming_listen_address(MigrationIncomingState *s)

@@ -21,6 +21,7 @@
 #include "io/channel.h"
 #include "migration/migration.h"
 #include "options.h"
+#include "postcopy.h"
 #include "ram.h"
 #include "savevm.h"
 #include "util/stat64.h"
@@ -35,6 +36,8 @@ typedef enum {
     MIGRATION_STATUS_COMPLETED,
     MIGRATION_STATUS_FAILED,
     MIGRATION_STATUS_DEVICE,
+    MIGRATION_STATUS_POSTCOPY_ACTIVE,     /* on demand: the guest runs, pages still missing */
+    MIGRATION_STATUS_POSTCOPY_PAUSED,     /* on demand: a page could not be loaded */
 } MigrationStatus;
 
 const char *migration_status_name(MigrationStatus s);
@@ -87,6 +90,8 @@ struct Migration {
     bool incoming_started;        /* migrate-incoming (or -incoming URI) was issued */
 };
 
+/* The VM waits for an incoming migration (-incoming, still "inmigrate"). */
+bool migration_incoming_vm(Migration *m);
 /* Events (MIGRATION, MIGRATION_PASS) through the host; takes data. */
 void migration_event(Migration *m, const char *name, JsonObject *data);
 /* Through the host's error_report, or to stderr. */
@@ -140,6 +145,7 @@ void migration_outgoing_query(MigrationState *s, MigrationInfo *info);
 struct MigrationIncomingState {
     /* Immutable once started */
     MigrationConfig *cfg;
+    bool on_demand;               /* mapped-ram + postcopy-ram: postcopy.h */
     MigAddr addr;
     gint64 start_ms;
     bool exit_on_error;
@@ -153,11 +159,20 @@ struct MigrationIncomingState {
     gint64 total_ms;
     int listen_fd;                /* sockets: until a peer is accepted, else -1 */
     IOChannel *ioc;               /* the opened or accepted channel */
+    /*
+     * The incoming thread while it runs, then the main thread (after the
+     * join): the on-demand load, kept after a failure so that a guest
+     * waiting for a page keeps waiting (never a wrong page)
+     */
+    PostcopyLoad *postcopy;
     /* Atomics */
     int stop;                     /* the Migration is going away: give up */
     int refs;                     /* the Migration's, and a pending end's */
+    PostcopyStats pstats;         /* on demand: written by its threads, read by QMP */
 };
 
+/* Guest pages are still to be loaded on demand (postcopy-active or -paused). */
+bool migration_incoming_pages_missing(MigrationIncomingState *s);
 /* migrate-incoming is allowed now (-incoming given, not yet started). */
 bool migration_incoming_allowed(Migration *m, GError **errp);
 /*

@@ -12,6 +12,7 @@ const char *migration_status_name(MigrationStatus s)
 {
     static const char *const names[] = {
         "none", "setup", "cancelling", "cancelled", "active", "completed", "failed", "device",
+        "postcopy-active", "postcopy-paused",
     };
     return names[s];
 }
@@ -96,6 +97,12 @@ void migration_register_vmstate(Migration *m, const char *idstr, uint32_t instan
     savevm_register_vmstate(m->registry, idstr, instance_id, vmsd, opaque);
 }
 
+bool migration_incoming_vm(Migration *m)
+{
+    return m->incoming_cmdline &&
+           m->host->runstate_get(m->host_opaque) == RUN_STATE_INMIGRATE;
+}
+
 bool migration_set_capability(Migration *m, const char *name, bool on, GError **errp)
 {
     if (migration_is_running(m)) {
@@ -107,8 +114,8 @@ bool migration_set_capability(Migration *m, const char *name, bool on, GError **
     json_object_set_string_member(e, "capability", name);
     json_object_set_boolean_member(e, "state", on);
     json_array_add_object_element(list, e);
-    return migration_options_set_capabilities(m->opts, list,
-                                              migration_incoming_active(m), errp);
+    return migration_options_set_capabilities(m->opts, list, migration_incoming_active(m),
+                                              migration_incoming_vm(m), errp);
 }
 
 bool migration_set_parameters(Migration *m, JsonObject *args, GError **errp)
@@ -131,6 +138,10 @@ bool migration_outgoing_allowed(Migration *m, GError **errp)
     }
     if (rs == RUN_STATE_INMIGRATE) {
         error_setg(errp, "Guest is waiting for an incoming migration");
+        return false;
+    }
+    if (m->in && migration_incoming_pages_missing(m->in)) {
+        error_setg(errp, MIGRATION_PAGES_MISSING);
         return false;
     }
     if (rs == RUN_STATE_POSTMIGRATE) {
@@ -166,6 +177,9 @@ void migration_query(Migration *m, MigrationInfo *info)
     MigrationStatus os = m->out ? migration_state_status(m->out) : MIGRATION_STATUS_NONE;
     if (os == MIGRATION_STATUS_NONE && m->in) {
         migration_incoming_query(m->in, info);
+        if (info->has_ram) {
+            info->total = ram_state_total(m->ram);
+        }
         return;
     }
     info->status = migration_status_name(os);

@@ -61,6 +61,8 @@ typedef struct RuleCtx {
     const bool *caps;                 /* capability set being checked */
     const bool *current;              /* CAPS: the capabilities in force now */
     bool incoming_active;             /* CAPS: an incoming migration listens or loads */
+    bool incoming_vm;                 /* CAPS: the VM waits for an incoming migration */
+    bool incoming;                    /* TRANSPORT: migrate-incoming (not migrate) */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
     TransportKind transport;          /* TRANSPORT / PREPARE */
 } RuleCtx;
@@ -74,7 +76,17 @@ typedef struct CompatRule {
 #define CAP(x) (r->caps[C(x)])
 
 static bool r_mr_xbzrle(const RuleCtx *r) { return CAP(MAPPED_RAM) && CAP(XBZRLE); }
-static bool r_mr_postcopy(const RuleCtx *r) { return CAP(MAPPED_RAM) && CAP(POSTCOPY_RAM); }
+/*
+ * QEMU refuses mapped-ram with postcopy-ram.  mapram takes the pair on a
+ * VM that waits for an incoming migration: an on-demand restore from a
+ * mapped-ram file (postcopy.h).  A save keeps QEMU's refusal.
+ */
+static bool r_mr_postcopy(const RuleCtx *r)
+{ return CAP(MAPPED_RAM) && CAP(POSTCOPY_RAM) && !r->incoming_vm; }
+static bool r_mr_postcopy_save(const RuleCtx *r)
+{ return CAP(MAPPED_RAM) && CAP(POSTCOPY_RAM); }
+static bool r_postcopy_shared(const RuleCtx *r)
+{ return CAP(POSTCOPY_RAM) && CAP(X_IGNORE_SHARED); }
 static bool r_mfd_xbzrle(const RuleCtx *r) { return CAP(MULTIFD) && CAP(XBZRLE); }
 static bool r_preempt(const RuleCtx *r) { return CAP(POSTCOPY_PREEMPT) && !CAP(POSTCOPY_RAM); }
 static bool r_sw_ack(const RuleCtx *r) { return CAP(SWITCHOVER_ACK) && !CAP(RETURN_PATH); }
@@ -102,6 +114,10 @@ static bool r_cpr_transfer(const RuleCtx *r)
 static bool r_multifd_socket(const RuleCtx *r)
 { return CAP(MULTIFD) && r->transport == TRANSPORT_SOCKET; }
 static bool r_rdma(const RuleCtx *r) { return r->transport == TRANSPORT_RDMA; }
+static bool r_postcopy_in_stream(const RuleCtx *r)
+{ return r->incoming && CAP(POSTCOPY_RAM) && !CAP(MAPPED_RAM); }
+static bool r_on_demand_preempt(const RuleCtx *r)
+{ return r->incoming && CAP(POSTCOPY_RAM) && CAP(MAPPED_RAM) && CAP(POSTCOPY_PREEMPT); }
 static bool r_fsync_stream(const RuleCtx *r)
 { return r->cfg->fsync && (r->transport == TRANSPORT_SOCKET || r->transport == TRANSPORT_EXEC); }
 
@@ -115,6 +131,7 @@ static const CompatRule compat_rules[] = {
     /* capabilities (QEMU's migrate_caps_check) */
     { PHASE_CAPS, r_mr_xbzrle, "Mapped-ram migration is incompatible with xbzrle" },
     { PHASE_CAPS, r_mr_postcopy, "Mapped-ram migration is incompatible with postcopy" },
+    { PHASE_CAPS, r_postcopy_shared, "Postcopy is not compatible with ignore-shared" },
     { PHASE_CAPS, r_mfd_xbzrle, "Multifd is not compatible with xbzrle" },
     { PHASE_CAPS, r_preempt, "Postcopy preempt requires postcopy-ram" },
     { PHASE_CAPS, r_sw_ack, "Capability 'switchover-ack' requires capability 'return-path'" },
@@ -134,9 +151,15 @@ static const CompatRule compat_rules[] = {
     { PHASE_TRANSPORT, r_multifd_socket,
       "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { PHASE_TRANSPORT, r_rdma, "RDMA is not supported by mapram" },
+    /* mapram's on-demand restore (migrate-incoming only): from a mapped-ram file */
+    { PHASE_TRANSPORT, r_postcopy_in_stream, MIGRATION_POSTCOPY_NEEDS_MAPPED_RAM },
+    { PHASE_TRANSPORT, r_on_demand_preempt,
+      "Capability 'postcopy-preempt' does not apply to an on-demand restore from a file" },
     /* migrate (QEMU's migrate_prepare) */
     { PHASE_PREPARE, r_mr_tls, "Cannot use TLS with mapped-ram" },
     { PHASE_PREPARE, r_mr_compress, "Cannot use compression with mapped-ram" },
+    /* QEMU's caps check, kept for saves: mapram takes the pair only to load on demand */
+    { PHASE_PREPARE, r_mr_postcopy_save, "Mapped-ram migration is incompatible with postcopy" },
     { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
     { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
     /* mapram's x-fsync (saves only): only a file has a disk to sync to */
@@ -156,7 +179,8 @@ static bool rules_check(RulePhase phase, const RuleCtx *r, GError **errp)
 }
 
 bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
-                                        bool incoming_active, GError **errp)
+                                        bool incoming_active, bool incoming_vm,
+                                        GError **errp)
 {
     bool newc[MIGRATION_CAPABILITY__MAX];
     memcpy(newc, o->caps, sizeof(newc));
@@ -170,7 +194,8 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
         }
         newc[c] = json_object_get_boolean_member(e, "state");
     }
-    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_active = incoming_active };
+    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_active = incoming_active,
+                  .incoming_vm = incoming_vm };
     if (!rules_check(PHASE_CAPS, &r, errp)) {
         return false;
     }
@@ -475,9 +500,10 @@ bool migration_options_set_global(MigrationOptions *o, const char *name, const c
 /* ------------------------------------------------------------------ */
 /* transport rules                                                      */
 
-bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError **errp)
+bool migration_check_transport(const MigrationConfig *c, TransportKind t, bool incoming,
+                               GError **errp)
 {
-    RuleCtx r = { .caps = c->caps, .cfg = c, .transport = t };
+    RuleCtx r = { .caps = c->caps, .cfg = c, .transport = t, .incoming = incoming };
     return rules_check(PHASE_TRANSPORT, &r, errp);
 }
 

@@ -85,11 +85,14 @@ bool migrate_direct_io_effective(const MigrationConfig *c);
 /*
  * The bodies of migrate-set-capabilities / migrate-set-parameters and
  * their queries (the QMP side refuses a change while a migration runs).
- * incoming_active: an incoming migration is listening or loading (a rule
- * depends on it).
+ * incoming_active: an incoming migration is listening or loading;
+ * incoming_vm: the VM waits for an incoming migration (mapped-ram with
+ * postcopy-ram is then an on-demand restore, not refused).  Rules
+ * depend on both.
  */
 bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
-                                        bool incoming_active, GError **errp);
+                                        bool incoming_active, bool incoming_vm,
+                                        GError **errp);
 JsonNode *migration_options_query_capabilities(const MigrationOptions *o);
 bool migration_options_set_parameters(MigrationOptions *o, JsonObject *args, GError **errp);
 JsonNode *migration_options_query_parameters(const MigrationOptions *o);
@@ -101,7 +104,13 @@ bool migration_options_set_global(MigrationOptions *o, const char *name, const c
 typedef enum {
     TRANSPORT_FILE, TRANSPORT_SOCKET, TRANSPORT_EXEC, TRANSPORT_FD, TRANSPORT_RDMA,
 } TransportKind;
-bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError **errp);
+/* incoming: for migrate-incoming (the on-demand rows apply to it only) */
+bool migration_check_transport(const MigrationConfig *c, TransportKind t, bool incoming,
+                               GError **errp);
+/* postcopy-ram on a destination that would load a stream, not a mapped-ram file */
+#define MIGRATION_POSTCOPY_NEEDS_MAPPED_RAM \
+    "Postcopy on the destination requires mapped-ram: mapram loads on demand only from " \
+    "a mapped-ram file"
 /*
  * x-fsync on a transport with no file behind it: refused by migrate's
  * rules for sockets and exec:, and once opened for an fd: that is not a
@@ -109,6 +118,10 @@ bool migration_check_transport(const MigrationConfig *c, TransportKind t, GError
  */
 #define MIGRATION_FSYNC_NEEDS_FILE \
     "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)"
+/* migrate on a destination whose guest RAM is still loading on demand */
+#define MIGRATION_PAGES_MISSING \
+    "Guest RAM is still being loaded on demand from the incoming migration; " \
+    "migrate again once it has completed"
 /* migrate only: TLS / compression with mapped-ram etc. */
 bool migration_check_prepare(const MigrationConfig *c, TransportKind t, GError **errp);
 

@@ -388,7 +388,7 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
 bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
 {
     g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
-    if (!migration_check_transport(cfg, addr->kind, errp) ||
+    if (!migration_check_transport(cfg, addr->kind, false, errp) ||
         !migration_check_prepare(cfg, addr->kind, errp)) {
         mig_addr_clear(addr);
         return false;

@@ -62,13 +62,13 @@ static JsonObject *ram_json(const MigrationInfo *info)
     json_object_set_int_member(r, "dirty-pages-rate", 0);
     json_object_set_double_member(r, "mbps", info->mbps);
     json_object_set_int_member(r, "dirty-sync-count", info->dirty_sync_count);
-    json_object_set_int_member(r, "postcopy-requests", 0);
+    json_object_set_int_member(r, "postcopy-requests", info->postcopy_requests);
     json_object_set_int_member(r, "page-size", RAM_PAGE_SIZE);
     json_object_set_int_member(r, "multifd-bytes", info->multifd_bytes);
     json_object_set_int_member(r, "pages-per-second", 0);
     json_object_set_int_member(r, "precopy-bytes", info->precopy_bytes);
     json_object_set_int_member(r, "downtime-bytes", info->downtime_bytes);
-    json_object_set_int_member(r, "postcopy-bytes", 0);
+    json_object_set_int_member(r, "postcopy-bytes", info->postcopy_bytes);
     json_object_set_int_member(r, "dirty-sync-missed-zero-copy", 0);
     return r;
 }
@@ -120,7 +120,8 @@ static JsonNode *qmp_set_caps(JsonObject *args, Monitor *mon, void *opaque, GErr
         return NULL;
     }
     migration_options_set_capabilities(m->opts, json_object_get_array_member(args, "capabilities"),
-                                       migration_incoming_active(m), errp);
+                                       migration_incoming_active(m), migration_incoming_vm(m),
+                                       errp);
     return NULL;
 }
 

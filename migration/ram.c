@@ -4,6 +4,7 @@
 #include "ram.h"
 #include "mapped-ram-csum.h"
 #include "page-channels.h"
+#include "postcopy.h"
 #include "util/bitmap.h"
 #include "util/bufferzero.h"
 #include "util/cutils.h"
@@ -536,6 +537,11 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!find_checksums(ram, f, idstr, used_length, hdr, &chk.sums, errp)) {
         return false;
     }
+    if (ram->lp.postcopy) {
+        return postcopy_load_add_block(ram->lp.postcopy, idstr, rb.host, used_length,
+                                       hdr->pages_offset, g_steal_pointer(&bmap), chk.sums,
+                                       errp);
+    }
     if (chk.sums) {
         chk.hashes = g_new(uint64_t, npages);
         chk.bmap = g_steal_pointer(&bmap);
@@ -629,7 +635,8 @@ static bool ram_load_setup(void *opaque, GError **errp)
             .channels = p->channels ? p->channels : 1,
             .direct_io = p->direct_io,
             .queue_depth = p->queue_depth,
-            .stats = &rl->stats,
+            /* on demand the channels outlive this load: the counters go with them */
+            .stats = p->postcopy ? postcopy_load_page_stats(p->postcopy) : &rl->stats,
         };
         rl->pc = page_channels_new(&cfg, errp);
         if (!rl->pc) {
@@ -648,6 +655,12 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
             page_channels_abort(rl->pc);
         }
         return false;
+    }
+    if (si->type == QEMU_VM_SECTION_START && rl->pc && ram->lp.postcopy) {
+        /* on demand: no page is read here; the channels serve the background stream */
+        postcopy_load_start(ram->lp.postcopy, g_steal_pointer(&rl->pc),
+                            g_steal_pointer(&rl->csum));
+        return true;
     }
     if (si->type == QEMU_VM_SECTION_START && rl->pc) {
         if (!page_channels_sync(rl->pc, errp)) {

@@ -71,6 +71,12 @@ typedef struct RamLoadParams {
     unsigned queue_depth;
     const char *path;             /* file to reopen for page channels */
     bool checksums;               /* mapped-ram: check pages against the file's table, if any */
+    /*
+     * mapped-ram on demand (postcopy.h), the caller's, or NULL: each block
+     * is registered with it instead of read, and at the end of the block
+     * list it takes the page channels and the checksum table.
+     */
+    struct PostcopyLoad *postcopy;
 } RamLoadParams;
 
 typedef struct RamState RamState;

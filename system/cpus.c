@@ -145,6 +145,15 @@ void cpus_pause_all(void)
     qemu_mutex_unlock(&cpus.lock);
 }
 
+void cpus_request_pause(void)
+{
+    qemu_mutex_lock(&cpus.lock);
+    cpus.pause_depth++;
+    update_pause_req_locked();
+    qemu_cond_broadcast(&cpus.cond);
+    qemu_mutex_unlock(&cpus.lock);
+}
+
 void cpus_resume_all(void)
 {
     qemu_mutex_lock(&cpus.lock);

@@ -26,6 +26,11 @@ static void host_vm_stop(void *opaque, RunState s)
     vm_stop(s);
 }
 
+static void host_vm_stop_nowait(void *opaque, RunState s)
+{
+    vm_stop_nowait(s);
+}
+
 static void host_vm_start(void *opaque)
 {
     vm_start();
@@ -107,6 +112,7 @@ static const MigrationHostOps vm_host_ops = {
     .runstate_get = host_runstate_get,
     .runstate_set = host_runstate_set,
     .vm_stop = host_vm_stop,
+    .vm_stop_nowait = host_vm_stop_nowait,
     .vm_start = host_vm_start,
     .autostart = host_autostart,
     .ram_block_count = host_ram_block_count,

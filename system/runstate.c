@@ -94,7 +94,8 @@ static void wait_out_migration_locked(bool from_monitor)
     }
 }
 
-static void stop_vm(RunState s, bool from_monitor)
+/* @wait: return only when every vCPU has parked. */
+static void stop_vm(RunState s, bool from_monitor, bool wait)
 {
     bool was_running;
 
@@ -103,7 +104,11 @@ static void stop_vm(RunState s, bool from_monitor)
     wait_out_migration_locked(from_monitor);
     was_running = !vcpus_held;
     if (was_running) {
-        cpus_pause_all();
+        if (wait) {
+            cpus_pause_all();
+        } else {
+            cpus_request_pause();
+        }
         vcpus_held = true;
     }
     set_locked(s);
@@ -133,7 +138,12 @@ static void start_vm(bool from_monitor)
 
 void vm_stop(RunState s)
 {
-    stop_vm(s, false);
+    stop_vm(s, false, true);
+}
+
+void vm_stop_nowait(RunState s)
+{
+    stop_vm(s, false, false);
 }
 
 void vm_start(void)
@@ -143,7 +153,7 @@ void vm_start(void)
 
 void vm_stop_from_monitor(void)
 {
-    stop_vm(RUN_STATE_PAUSED, true);
+    stop_vm(RUN_STATE_PAUSED, true, true);
 }
 
 void vm_start_from_monitor(void)

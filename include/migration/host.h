@@ -76,6 +76,13 @@ typedef struct MigrationHostOps {
      * mapram-vm: QMP stop and cont wait, system/runstate.c).
      */
     void (*vm_stop)(void *opaque, RunState s);
+    /*
+     * Optional. Ask every vCPU to park and enter state s, without waiting
+     * for them: a vCPU blocked on a guest page that can no longer arrive
+     * (an on-demand restore whose file failed) never parks.  Without it
+     * the state is only set.
+     */
+    void (*vm_stop_nowait)(void *opaque, RunState s);
     /* Resume the vCPUs in RUN_STATE_RUNNING. */
     void (*vm_start)(void *opaque);
     /* Whether an incoming guest resumes when its load completes (false with -S). */

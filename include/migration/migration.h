@@ -74,7 +74,7 @@ typedef struct MigrationInfo {
     int64_t setup_time_ms;
     int64_t downtime_ms;          /* completed */
     int64_t expected_downtime_ms; /* active */
-    bool has_ram;                 /* outgoing, past setup */
+    bool has_ram;                 /* outgoing, past setup; on-demand destination */
     uint64_t transferred;         /* stream bytes + page data bytes */
     uint64_t remaining;
     uint64_t total;
@@ -85,6 +85,8 @@ typedef struct MigrationInfo {
     uint64_t multifd_bytes;       /* page data when multifd is on */
     uint64_t precopy_bytes;
     uint64_t downtime_bytes;
+    uint64_t postcopy_requests;   /* on-demand destination: guest faults served */
+    uint64_t postcopy_bytes;      /* on-demand destination: bytes loaded on demand */
     double mbps;
 } MigrationInfo;
 

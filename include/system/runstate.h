@@ -19,6 +19,8 @@ bool runstate_is_running(void);
 
 /* Stop vCPUs, enter state s (PAUSED, FINISH_MIGRATE, ...), emit STOP if it was running. */
 void vm_stop(RunState s);
+/* The same, but without waiting for the vCPUs to park (one may wait for a page forever). */
+void vm_stop_nowait(RunState s);
 /* Resume vCPUs in RUNNING, emit RESUME. */
 void vm_start(void);
 

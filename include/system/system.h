@@ -11,6 +11,8 @@ void vm_request_exit(int status);
 
 /* Guest programs' state is device state; these pause/resume the vCPU threads. */
 void cpus_pause_all(void);
+/* The same request, without waiting for every vCPU to have parked. */
+void cpus_request_pause(void);
 void cpus_resume_all(void);
 
 #endif

@@ -26,6 +26,7 @@ static void register_all(void)
     migration_test_add_kill();
     migration_test_add_checksums();
     migration_test_add_soak();
+    migration_test_add_ondemand();
 }
 
 /*

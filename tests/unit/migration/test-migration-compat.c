@@ -17,6 +17,7 @@ typedef enum {
     AT_CAPS,          /* the last capability of caps is refused */
     AT_MIGRATE,       /* caps and params accepted, migration_start refused */
     AT_BOTH,          /* migration_start and migration_start_incoming refused */
+    AT_INCOMING,      /* caps and params accepted, migration_start_incoming refused */
 } Stage;
 
 typedef struct Case {
@@ -51,6 +52,9 @@ static const Case cases[] = {
     { "background-snapshot-mapped-ram", "r_bg_mapped", AT_CAPS,
       { "background-snapshot", "mapped-ram" }, NULL, NULL,
       "Background-snapshot is not compatible with mapped-ram" },
+    { "postcopy-ignore-shared", "r_postcopy_shared", AT_CAPS,
+      { "postcopy-ram", "x-ignore-shared" }, NULL, NULL,
+      "Postcopy is not compatible with ignore-shared" },
     { "x-colo", "r_colo", AT_CAPS, { "x-colo" }, NULL, NULL, "COLO is not supported by mapram" },
     { "rdma-pin-all", "r_rdma_pin", AT_CAPS, { "rdma-pin-all" }, NULL, NULL,
       "RDMA is not supported by mapram" },
@@ -88,6 +92,18 @@ static const Case cases[] = {
       "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { "rdma", "r_rdma", AT_BOTH, { NULL }, NULL, "rdma:127.0.0.1:1",
       "RDMA is not supported by mapram" },
+    /* mapram's on-demand restore: migrate-incoming only */
+    { "ondemand/postcopy-stream", "r_postcopy_in_stream", AT_INCOMING, { "postcopy-ram" },
+      NULL, "file:@TMP@/in",
+      "Postcopy on the destination requires mapped-ram: mapram loads on demand only from "
+      "a mapped-ram file" },
+    { "ondemand/postcopy-stream/unix", "r_postcopy_in_stream", AT_INCOMING,
+      { "postcopy-ram" }, NULL, "unix:@TMP@/sock",
+      "Postcopy on the destination requires mapped-ram: mapram loads on demand only from "
+      "a mapped-ram file" },
+    { "ondemand/preempt", "r_on_demand_preempt", AT_INCOMING,
+      { "mapped-ram", "postcopy-ram", "postcopy-preempt" }, NULL, "file:@TMP@/in",
+      "Capability 'postcopy-preempt' does not apply to an on-demand restore from a file" },
     /* migrate only (QEMU's migrate_prepare) */
     { "tls-mapped-ram", "r_mr_tls", AT_MIGRATE, { "mapped-ram" }, "{\"tls-creds\": \"tls0\"}",
       "file:@TMP@/out", "Cannot use TLS with mapped-ram" },
@@ -227,6 +243,32 @@ static void run_case(const Case *c, bool incoming)
     fake_test_rmtree(dir);
 }
 
+/*
+ * r_mr_postcopy_save: the pair is accepted only while the VM waits for an
+ * incoming migration; once it runs, migrate keeps QEMU's refusal.
+ */
+static void test_mapped_ram_postcopy_save(void)
+{
+    g_autofree char *dir = fake_test_mkdtemp("compat");
+    g_autofree char *uri = g_strdup_printf("file:%s/out", dir);
+    FakeHost *h = fake_host_new(RUN_STATE_PRELAUNCH);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(migration_incoming_cmdline(m, "defer", &err));
+    set_cap(m, "mapped-ram");
+    set_cap(m, "postcopy-ram");
+    m->host->runstate_set(m->host_opaque, RUN_STATE_RUNNING);
+    g_assert_false(migration_start(m, uri, &err));
+    g_assert_cmpstr(err->message, ==, "Mapped-ram migration is incompatible with postcopy");
+    assert_status(m, "none");
+    g_autofree char *out = g_strdup_printf("%s/out", dir);
+    g_assert_false(g_file_test(out, G_FILE_TEST_EXISTS));
+    migration_free(m);
+    fake_host_free(h);
+    fake_test_rmtree(dir);
+}
+
 static void test_outgoing(gconstpointer data)
 {
     run_case(data, false);
@@ -322,7 +364,8 @@ static void test_table_covered(void)
     g_regex_match(row, body, 0, &mi);
     for (; g_match_info_matches(mi); g_match_info_next(mi, NULL)) {
         g_autofree char *rule = g_match_info_fetch(mi, 1);
-        bool found = !strcmp(rule, "r_mfd_incoming");    /* its own test */
+        bool found = !strcmp(rule, "r_mfd_incoming") ||    /* their own tests */
+                     !strcmp(rule, "r_mr_postcopy_save");
         for (size_t i = 0; i < G_N_ELEMENTS(cases) && !found; i++) {
             found = !strcmp(cases[i].rule, rule);
         }
@@ -342,6 +385,10 @@ int main(int argc, char **argv)
         const Case *c = &cases[i];
         g_autofree char *out = g_strdup_printf("/migration/compat/%s%s", c->name,
                                                c->stage == AT_BOTH ? "/outgoing" : "");
+        if (c->stage == AT_INCOMING) {
+            g_test_add_data_func(out, c, test_incoming);
+            continue;
+        }
         g_test_add_data_func(out, c, test_outgoing);
         if (c->stage == AT_BOTH) {
             g_autofree char *in = g_strdup_printf("/migration/compat/%s/incoming", c->name);
@@ -349,6 +396,8 @@ int main(int argc, char **argv)
         }
     }
     g_test_add_func("/migration/compat/multifd-after-incoming", test_multifd_after_incoming);
+    g_test_add_func("/migration/compat/mapped-ram-postcopy/save",
+                    test_mapped_ram_postcopy_save);
     g_test_add_func("/migration/compat/params/range", test_params_range);
     g_test_add_func("/migration/compat/params/quirk", test_params_quirk);
     g_test_add_func("/migration/compat/table-covered", test_table_covered);

@@ -1,0 +1,646 @@
+/*
+ * On-demand restore: userfaultfd, the fault thread, the background
+ * stream.  See postcopy.h.
+ */
+#include "postcopy.h"
+#include "util/bitmap.h"
+#include "util/error.h"
+#include "util/fault.h"
+#include "util/osdep.h"
+#include "util/thread.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define PC_PAGE PAGE_CHANNELS_PAGE_SIZE
+/*
+ * A fault reads the checksum run around the page (64 pages, 256 KiB):
+ * a guest touches its memory in neighbourhoods, one read of 256 KiB costs
+ * little more than one of 4 KiB, and a run is what a checksum covers.
+ */
+#define FAULT_WINDOW_PAGES MRC_RUN_PAGES
+/* The background reads 1 MiB windows (4 checksum runs), SLOTS of them in flight. */
+#define STREAM_WINDOW_PAGES (4 * MRC_RUN_PAGES)
+#define STREAM_SLOTS 16
+
+typedef struct PcBlock {
+    /* Immutable once added */
+    char *idstr;
+    uint8_t *host;
+    uint64_t npages;
+    uint64_t pages_offset;
+    unsigned long *bmap;          /* the file's bitmap */
+    const MrcBlock *sums;         /* in PostcopyLoad.csum, or NULL */
+    /* Atomic bits: the page's data is in guest RAM (set bits only) */
+    unsigned long *placed;
+} PcBlock;
+
+struct PostcopyLoad {
+    /* Immutable once postcopy_load_start() returned */
+    GPtrArray *blocks;            /* PcBlock * */
+    int uffd;
+    int fd;                       /* the fault thread's reads */
+    int wake_fd;                  /* eventfd: the fault thread must end */
+    PostcopyStats *stats;         /* the caller's; Stat64 */
+    MrcTable *csum;               /* owned */
+    /* The streaming (incoming) thread only */
+    PageChannels *pc;
+    PageStats page_stats;         /* the channels' counters (Stat64; not reported) */
+    bool registered;
+    /* The thread that called new/start/free */
+    GThread *fault_thread;
+    /* Protected by lock */
+    QemuMutex lock;
+    GError *err;                  /* the first error of either thread */
+    int failed;                   /* atomic mirror of err != NULL */
+};
+
+static void set_error(PostcopyLoad *pl, GError *err)
+{
+    qemu_mutex_lock(&pl->lock);
+    if (!pl->err) {
+        pl->err = err;
+        err = NULL;
+        __atomic_store_n(&pl->failed, 1, __ATOMIC_RELEASE);
+    }
+    qemu_mutex_unlock(&pl->lock);
+    if (err) {
+        g_error_free(err);
+    }
+}
+
+static bool has_failed(PostcopyLoad *pl)
+{
+    return __atomic_load_n(&pl->failed, __ATOMIC_ACQUIRE);
+}
+
+/* ---- userfaultfd ---- */
+
+static int uffd_open(GError **errp)
+{
+    int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        int u = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+        close(fd);
+        if (u >= 0) {
+            return u;
+        }
+    }
+    fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        error_setg(errp, "Userfaultfd not available: %s", g_strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
+static bool uffd_api(int uffd, GError **errp)
+{
+    struct uffdio_api api = { .api = UFFD_API };
+    if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+        error_setg(errp, "UFFDIO_API failed: %s", g_strerror(errno));
+        return false;
+    }
+    uint64_t need = (1ULL << _UFFDIO_REGISTER) | (1ULL << _UFFDIO_UNREGISTER);
+    if ((api.ioctls & need) != need) {
+        error_setg(errp, "Missing userfault features: %llx",
+                   (unsigned long long)(need & ~api.ioctls));
+        return false;
+    }
+    return true;
+}
+
+/* The kernel has no page left in the range (a shared or preallocated backend would). */
+static bool empty_range(const char *idstr, uint8_t *host, uint64_t len, GError **errp)
+{
+    if (madvise(host, len, MADV_DONTNEED) < 0) {
+        error_setg(errp, "Cannot empty RAM block '%s' for on-demand restore: %s", idstr,
+                   g_strerror(errno));
+        return false;
+    }
+    g_autofree unsigned char *vec = g_malloc(len / PC_PAGE);
+    if (mincore(host, len, vec) < 0) {
+        error_setg(errp, "Cannot empty RAM block '%s' for on-demand restore: %s", idstr,
+                   g_strerror(errno));
+        return false;
+    }
+    for (uint64_t i = 0; i < len / PC_PAGE; i++) {
+        if (vec[i] & 1) {
+            error_setg(errp, "On-demand restore needs RAM block '%s' empty, but its page "
+                       "at offset 0x%" PRIx64 " is present (a shared or preallocated "
+                       "memory backend)", idstr, (uint64_t)(i * PC_PAGE));
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool uffd_register(int uffd, const char *idstr, uint8_t *host, uint64_t len,
+                          GError **errp)
+{
+    struct uffdio_register reg = {
+        .range = { .start = (uintptr_t)host, .len = len },
+        .mode = UFFDIO_REGISTER_MODE_MISSING,
+    };
+    if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+        error_setg(errp, "Cannot register RAM block '%s' with userfaultfd: %s", idstr,
+                   g_strerror(errno));
+        return false;
+    }
+    uint64_t need = (1ULL << _UFFDIO_WAKE) | (1ULL << _UFFDIO_COPY) |
+                    (1ULL << _UFFDIO_ZEROPAGE);
+    if ((reg.ioctls & need) != need) {
+        error_setg(errp, "Missing userfault map features: %llx",
+                   (unsigned long long)(need & ~reg.ioctls));
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Place len bytes of src (or zero pages when src is NULL) at dst; pages
+ * already there are skipped.  Returns the pages this call placed, -1 with
+ * errp set.
+ */
+static int64_t uffd_place(int uffd, uint8_t *dst, const uint8_t *src, uint64_t len,
+                          GError **errp)
+{
+    int64_t placed = 0;
+    while (len) {
+        int64_t done;
+        int r;
+        if (src) {
+            struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len };
+            r = ioctl(uffd, UFFDIO_COPY, &c);
+            done = c.copy;
+        } else {
+            struct uffdio_zeropage z = { .range = { .start = (uintptr_t)dst, .len = len } };
+            r = ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+            done = z.zeropage;
+        }
+        if (r == 0) {
+            return placed + len / PC_PAGE;
+        }
+        if (done > 0) {
+            placed += done / PC_PAGE;    /* part placed, stopped at a page that is there */
+        } else if (errno == EEXIST || done == -EEXIST) {
+            done = PC_PAGE;              /* the first page is there: skip it */
+        } else if (errno == EAGAIN) {
+            continue;                    /* the mapping changed under us: retry */
+        } else {
+            error_setg(errp, "%s failed at 0x%" PRIxPTR ": %s",
+                       src ? "UFFDIO_COPY" : "UFFDIO_ZEROPAGE", (uintptr_t)dst,
+                       g_strerror(errno));
+            return -1;
+        }
+        dst += done;
+        if (src) {
+            src += done;
+        }
+        len -= done;
+    }
+    return placed;
+}
+
+/* ---- a window of a block ---- */
+
+/* The set pages of [w0, w1): *first and *last (inclusive); false when none. */
+static bool window_set_pages(const PcBlock *b, uint64_t w0, uint64_t w1, uint64_t *first,
+                             uint64_t *last)
+{
+    uint64_t p = find_next_bit(b->bmap, w1, w0);
+    if (p >= w1) {
+        return false;
+    }
+    *first = p;
+    while (p < w1) {
+        *last = p;
+        p = find_next_bit(b->bmap, w1, p + 1);
+    }
+    return true;
+}
+
+static bool window_placed(const PcBlock *b, uint64_t w0, uint64_t w1)
+{
+    for (uint64_t p = find_next_bit(b->bmap, w1, w0); p < w1;
+         p = find_next_bit(b->bmap, w1, p + 1)) {
+        unsigned long word = __atomic_load_n(&b->placed[BIT_WORD(p)], __ATOMIC_RELAXED);
+        if (!(word & BIT_MASK(p))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * buf holds pages [first, first + n) of b as read from the file: check the
+ * runs of [w0, w1) (hashes[i] is page w0 + i's, or NULL: no table) and
+ * place every set page.  Returns pages placed, -1 with errp set.
+ */
+static int64_t window_place(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w1,
+                            uint64_t first, uint64_t n, const uint8_t *buf,
+                            const uint64_t *hashes, GError **errp)
+{
+    int64_t placed = 0;
+    if (b->sums && hashes && !mrc_check_runs(b->sums, b->bmap, hashes, w0, w1 - w0, errp)) {
+        return -1;
+    }
+    uint64_t end = first + n;
+    for (uint64_t s = find_next_bit(b->bmap, end, first); s < end;) {
+        uint64_t e = find_next_zero_bit(b->bmap, end, s);
+        int64_t k = uffd_place(pl->uffd, b->host + s * PC_PAGE, buf + (s - first) * PC_PAGE,
+                               (e - s) * PC_PAGE, errp);
+        if (k < 0) {
+            return -1;
+        }
+        placed += k;
+        for (uint64_t p = s; p < e; p++) {
+            set_bit_atomic(p, b->placed);
+        }
+        s = find_next_bit(b->bmap, end, e);
+    }
+    stat64_sub(&pl->stats->remaining, (uint64_t)placed * PC_PAGE);
+    return placed;
+}
+
+static void prefix_page(GError **errp, const PcBlock *b, uint64_t page)
+{
+    g_prefix_error(errp, "On-demand load of RAM block '%s' at offset 0x%" PRIx64 ": ",
+                   b->idstr, (uint64_t)(page * PC_PAGE));
+}
+
+/* ---- the fault thread ---- */
+
+static PcBlock *block_of(PostcopyLoad *pl, uintptr_t addr, uint64_t *page)
+{
+    for (guint i = 0; i < pl->blocks->len; i++) {
+        PcBlock *b = g_ptr_array_index(pl->blocks, i);
+        uintptr_t h = (uintptr_t)b->host;
+        if (addr >= h && addr < h + b->npages * PC_PAGE) {
+            *page = (addr - h) / PC_PAGE;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static bool pread_all(int fd, uint8_t *buf, size_t len, off_t off, GError **errp)
+{
+    size_t done = 0;
+    if (fault_hit("postcopy-fault-read")) {
+        error_setg(errp, "Unable to read from file at offset 0x%llx: %s",
+                   (unsigned long long)off, g_strerror(EIO));
+        return false;
+    }
+    while (done < len) {
+        ssize_t r = pread(fd, buf + done, len - done, off + done);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            error_setg(errp, "Unable to read from file at offset 0x%llx: %s",
+                       (unsigned long long)(off + done), g_strerror(errno));
+            return false;
+        }
+        if (r == 0) {
+            error_setg(errp, "Unable to read from file at offset 0x%llx: the file ends there",
+                       (unsigned long long)(off + done));
+            return false;
+        }
+        done += r;
+    }
+    return true;
+}
+
+/* A clear bit: the zero pages of the clear run around page, inside its window. */
+static bool serve_zero(PostcopyLoad *pl, PcBlock *b, uint64_t page, GError **errp)
+{
+    uint64_t w0 = page - page % FAULT_WINDOW_PAGES;
+    uint64_t w1 = MIN(w0 + FAULT_WINDOW_PAGES, b->npages);
+    uint64_t s = page, e = find_next_bit(b->bmap, w1, page);
+    while (s > w0 && !test_bit(s - 1, b->bmap)) {
+        s--;
+    }
+    return uffd_place(pl->uffd, b->host + s * PC_PAGE, NULL, (e - s) * PC_PAGE, errp) >= 0;
+}
+
+static bool serve_data(PostcopyLoad *pl, PcBlock *b, uint64_t page, uint8_t *buf,
+                       GError **errp)
+{
+    uint64_t w0 = page - page % FAULT_WINDOW_PAGES;
+    uint64_t w1 = MIN(w0 + FAULT_WINDOW_PAGES, b->npages);
+    uint64_t first = page, last = page, hashes[FAULT_WINDOW_PAGES];
+    window_set_pages(b, w0, w1, &first, &last);
+    uint64_t n = last - first + 1;
+    if (!pread_all(pl->fd, buf, n * PC_PAGE, b->pages_offset + first * PC_PAGE, errp)) {
+        return false;
+    }
+    if (b->sums) {
+        mrc_hash_pages(buf, n, hashes + (first - w0));
+    }
+    int64_t k = window_place(pl, b, w0, w1, first, n, buf, b->sums ? hashes : NULL, errp);
+    if (k < 0) {
+        return false;
+    }
+    stat64_add(&pl->stats->demand_pages, k);
+    return true;
+}
+
+static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError **errp)
+{
+    uint64_t page;
+    PcBlock *b = block_of(pl, addr, &page);
+    if (!b) {
+        error_setg(errp, "Fault at 0x%" PRIxPTR " outside guest RAM", addr);
+        return false;
+    }
+    stat64_add(&pl->stats->requests, 1);
+    if (fault_hit("postcopy-fault-slow")) {
+        g_usleep(2 * 1000);            /* tests: pages stay missing a while after RESUME */
+    }
+    bool ok = test_bit(page, b->bmap) ? serve_data(pl, b, page, buf, errp)
+                                      : serve_zero(pl, b, page, errp);
+    if (!ok) {
+        prefix_page(errp, b, page);
+        return false;
+    }
+    /* the page may have come from the background between the fault and now */
+    struct uffdio_range r = { .start = (uintptr_t)b->host + page * PC_PAGE, .len = PC_PAGE };
+    ioctl(pl->uffd, UFFDIO_WAKE, &r);
+    return true;
+}
+
+/* Returns false when the thread must end. */
+static bool fault_wait(PostcopyLoad *pl)
+{
+    struct pollfd p[2] = { { pl->uffd, POLLIN, 0 }, { pl->wake_fd, POLLIN, 0 } };
+    while (poll(p, 2, -1) < 0) {
+        if (errno != EINTR) {
+            set_error(pl, g_error_new(G_FILE_ERROR, 0, "poll on userfaultfd failed: %s",
+                                      g_strerror(errno)));
+            return false;
+        }
+    }
+    return !(p[1].revents & POLLIN);
+}
+
+static gpointer fault_thread(gpointer opaque)
+{
+    PostcopyLoad *pl = opaque;
+    uint8_t *buf = qemu_memalign(PC_PAGE, FAULT_WINDOW_PAGES * PC_PAGE);
+
+    while (fault_wait(pl)) {
+        struct uffd_msg msg;
+        ssize_t n = read(pl->uffd, &msg, sizeof(msg));
+        if (n != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT) {
+            continue;                    /* EAGAIN: another wake-up took it */
+        }
+        if (has_failed(pl)) {
+            continue;                    /* never a wrong page: the faulting thread waits */
+        }
+        GError *err = NULL;
+        if (!serve_fault(pl, (uintptr_t)msg.arg.pagefault.address, buf, &err)) {
+            set_error(pl, err);
+        }
+    }
+    qemu_vfree(buf);
+    return NULL;
+}
+
+/* ---- setup and teardown ---- */
+
+PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError **errp)
+{
+    int uffd = uffd_open(errp);
+    if (uffd < 0) {
+        return NULL;
+    }
+    if (!uffd_api(uffd, errp)) {
+        close(uffd);
+        return NULL;
+    }
+    int fd = qemu_open(path, O_RDONLY, 0, errp);
+    if (fd < 0) {
+        close(uffd);
+        return NULL;
+    }
+    PostcopyLoad *pl = g_new0(PostcopyLoad, 1);
+    pl->uffd = uffd;
+    pl->fd = fd;
+    pl->wake_fd = eventfd(0, EFD_CLOEXEC);
+    pl->stats = stats;
+    pl->blocks = g_ptr_array_new();
+    qemu_mutex_init(&pl->lock);
+    return pl;
+}
+
+bool postcopy_load_add_block(PostcopyLoad *pl, const char *idstr, uint8_t *host,
+                             uint64_t used_length, uint64_t pages_offset, unsigned long *bmap,
+                             const MrcBlock *sums, GError **errp)
+{
+    PcBlock *b = g_new0(PcBlock, 1);
+    b->idstr = g_strdup(idstr);
+    b->host = host;
+    b->npages = used_length / PC_PAGE;
+    b->pages_offset = pages_offset;
+    b->bmap = bmap;
+    b->sums = sums;
+    b->placed = bitmap_new(b->npages);
+    g_ptr_array_add(pl->blocks, b);
+
+    uint64_t bytes = bitmap_count_one(bmap, b->npages) * PC_PAGE;
+    stat64_add(&pl->stats->total, bytes);
+    stat64_add(&pl->stats->remaining, bytes);
+    if (!empty_range(idstr, host, used_length, errp) ||
+        !uffd_register(pl->uffd, idstr, host, used_length, errp)) {
+        return false;
+    }
+    pl->registered = true;
+    return true;
+}
+
+PageStats *postcopy_load_page_stats(PostcopyLoad *pl)
+{
+    return &pl->page_stats;
+}
+
+void postcopy_load_start(PostcopyLoad *pl, PageChannels *pc, MrcTable *csum)
+{
+    pl->pc = pc;
+    pl->csum = csum;
+    pl->fault_thread = g_thread_new("postcopy/fault", fault_thread, pl);
+}
+
+static void stop_fault_thread(PostcopyLoad *pl)
+{
+    if (pl->fault_thread) {
+        uint64_t one = 1;
+        if (write(pl->wake_fd, &one, sizeof(one)) != sizeof(one)) {
+            g_assert_not_reached();
+        }
+        g_thread_join(pl->fault_thread);
+        pl->fault_thread = NULL;
+    }
+}
+
+/* Every waiter wakes and takes a kernel zero page: only where no data is due. */
+static void unregister_all(PostcopyLoad *pl)
+{
+    for (guint i = 0; pl->registered && i < pl->blocks->len; i++) {
+        PcBlock *b = g_ptr_array_index(pl->blocks, i);
+        struct uffdio_range r = { .start = (uintptr_t)b->host, .len = b->npages * PC_PAGE };
+        ioctl(pl->uffd, UFFDIO_UNREGISTER, &r);
+    }
+    pl->registered = false;
+}
+
+void postcopy_load_free(PostcopyLoad *pl)
+{
+    if (!pl) {
+        return;
+    }
+    stop_fault_thread(pl);
+    if (pl->pc) {
+        page_channels_abort(pl->pc);
+        page_channels_free(pl->pc);
+    }
+    /* closing the fd ends the registration and lets any waiter go (we are exiting) */
+    close(pl->uffd);
+    close(pl->fd);
+    close(pl->wake_fd);
+    for (guint i = 0; i < pl->blocks->len; i++) {
+        PcBlock *b = g_ptr_array_index(pl->blocks, i);
+        g_free(b->idstr);
+        g_free(b->bmap);
+        g_free(b->placed);
+        g_free(b);
+    }
+    g_ptr_array_unref(pl->blocks);
+    mrc_table_free(pl->csum);
+    if (pl->err) {
+        g_error_free(pl->err);
+    }
+    qemu_mutex_destroy(&pl->lock);
+    g_free(pl);
+}
+
+/* ---- the background stream (the incoming thread) ---- */
+
+typedef struct StreamSlot {
+    uint8_t *buf;                 /* STREAM_WINDOW_PAGES pages, aligned for O_DIRECT */
+    uint64_t hashes[STREAM_WINDOW_PAGES];
+    PageBatch batch;
+    PcBlock *b;                   /* NULL: free */
+    uint64_t w0, w1, first, n;
+} StreamSlot;
+
+static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
+{
+    PcBlock *b = s->b;
+    s->b = NULL;
+    if (!page_channels_wait_batch(pl->pc, &s->batch, errp)) {
+        prefix_page(errp, b, s->first);
+        return false;
+    }
+    int64_t k = window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf,
+                             b->sums ? s->hashes : NULL, errp);
+    if (k < 0) {
+        prefix_page(errp, b, s->first);
+        return false;
+    }
+    stat64_add(&pl->stats->background_pages, k);
+    return true;
+}
+
+static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0, uint64_t w1,
+                       uint64_t first, uint64_t last, GError **errp)
+{
+    if (fault_hit("postcopy-background-slow")) {
+        g_usleep(50 * 1000);           /* tests: the guest runs long before the pages arrive */
+    }
+    *s = (StreamSlot){ .buf = s->buf, .b = b, .w0 = w0, .w1 = w1, .first = first,
+                       .n = last - first + 1 };
+    PageSeg seg = {
+        .buf = s->buf, .len = s->n * PC_PAGE, .off = b->pages_offset + first * PC_PAGE,
+        .hashes = b->sums ? s->hashes + (first - w0) : NULL,
+    };
+    if (!page_channels_queue_batch(pl->pc, false, &seg, 1, &s->batch, errp)) {
+        s->b = NULL;
+        prefix_page(errp, b, first);
+        return false;
+    }
+    return true;
+}
+
+static bool stream_all(PostcopyLoad *pl, StreamSlot *slots, const int *stop, GError **errp)
+{
+    unsigned next = 0;
+    for (guint i = 0; i < pl->blocks->len; i++) {
+        PcBlock *b = g_ptr_array_index(pl->blocks, i);
+        for (uint64_t w0 = 0; w0 < b->npages; w0 += STREAM_WINDOW_PAGES) {
+            uint64_t w1 = MIN(w0 + STREAM_WINDOW_PAGES, b->npages), first, last;
+            if (__atomic_load_n(stop, __ATOMIC_ACQUIRE) || has_failed(pl)) {
+                return false;
+            }
+            if (!window_set_pages(b, w0, w1, &first, &last) || window_placed(b, w0, w1)) {
+                continue;
+            }
+            StreamSlot *s = &slots[next];
+            next = (next + 1) % STREAM_SLOTS;
+            if ((s->b && !slot_finish(pl, s, errp)) ||
+                !slot_queue(pl, s, b, w0, w1, first, last, errp)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
+{
+    StreamSlot *slots = g_new0(StreamSlot, STREAM_SLOTS);
+    GError *err = NULL;
+    for (unsigned i = 0; i < STREAM_SLOTS; i++) {
+        slots[i].buf = qemu_memalign(PC_PAGE, STREAM_WINDOW_PAGES * PC_PAGE);
+    }
+    bool ok = stream_all(pl, slots, stop, &err);
+    if (!ok) {
+        page_channels_abort(pl->pc);
+    }
+    for (unsigned i = 0; i < STREAM_SLOTS; i++) {
+        GError *e = NULL;
+        if (slots[i].b && !slot_finish(pl, &slots[i], ok ? &e : NULL) && ok) {
+            ok = false;
+            err = e;
+        }
+        qemu_vfree(slots[i].buf);
+    }
+    g_free(slots);
+    if (err) {
+        set_error(pl, err);
+    }
+    if (ok && !has_failed(pl)) {
+        /* the fault thread first: a zero page it places must not race the unregister */
+        stop_fault_thread(pl);
+        if (!has_failed(pl)) {
+            unregister_all(pl);
+            return true;
+        }
+    }
+    qemu_mutex_lock(&pl->lock);
+    if (pl->err) {
+        g_propagate_error(errp, g_error_copy(pl->err));
+    } else {
+        error_setg(errp, "On-demand load stopped");
+    }
+    qemu_mutex_unlock(&pl->lock);
+    return false;
+}

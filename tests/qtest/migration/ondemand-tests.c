@@ -1,0 +1,388 @@
+/*
+ * On-demand restore (migrate-incoming file: with mapped-ram and
+ * postcopy-ram): the guest resumes before its pages are read, touched
+ * pages are right while the rest still arrive, a migrate is refused
+ * until the last page is in, a read error pauses the guest in
+ * postcopy-paused, and every rule row of the mode gives its message.
+ */
+#include "framework.h"
+#include "tests.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PAGES_MISSING \
+    "Guest RAM is still being loaded on demand from the incoming migration; " \
+    "migrate again once it has completed"
+#define NEEDS_MAPPED_RAM \
+    "Postcopy on the destination requires mapped-ram: mapram loads on demand only from " \
+    "a mapped-ram file"
+#define FAULT_PREFIX "On-demand load of RAM block 'mig.mem' at offset 0x"
+
+typedef struct OnDemand {
+    bool multifd;              /* saved with 4 channels, loaded with 4 */
+    bool direct_io;
+    bool paused;               /* destination started with -S */
+    const char *fault;         /* MAPRAM_FAULT of the destination, or NULL */
+} OnDemand;
+
+static QTestState *start_dest(const OnDemand *od, const char *extra)
+{
+    g_autofree char *env_fault = od->fault ? g_strdup_printf("MAPRAM_FAULT=%s", od->fault)
+                                           : NULL;
+    const char *env[] = { env_fault, NULL };
+    QTestState *to = qtest_init_bin_env(
+        qtest_vm_binary(), env,
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+        "-guest ab -serial file:%s/dest_serial -incoming defer %s %s", mig_tmpdir,
+        od->paused ? "-S" : "", extra ? extra : "");
+
+    migrate_set_capability(to, "events", true);
+    migrate_set_capability(to, "mapped-ram", true);
+    migrate_set_capability(to, "postcopy-ram", true);
+    if (od->multifd) {
+        migrate_set_capability(to, "multifd", true);
+        migrate_set_parameter_int(to, "multifd-channels", 4);
+    }
+    if (od->direct_io) {
+        migrate_set_parameter_bool(to, "direct-io", true);
+    }
+    return to;
+}
+
+/*
+ * The ab guest saved live (so that the destination resumes by itself),
+ * with mapped-ram; returns the file: URI.
+ */
+static char *saved_file(const OnDemand *od)
+{
+    MigrateCommon args = { .start.only_source = true, .caps = { "mapped-ram" } };
+    char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    QTestState *from, *to;
+
+    if (od->multifd) {
+        args.caps[1] = "multifd";
+        args.multifd_channels = 4;
+    }
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_quit(from);
+    return uri;
+}
+
+static JsonObject *query_ram(QTestState *to, char **status)
+{
+    JsonObject *rsp = migrate_query(to);
+    JsonObject *ram = qtest_json_get_obj(rsp, "ram");
+
+    *status = g_strdup(qtest_json_get_str(rsp, "status"));
+    g_assert_nonnull(ram);
+    json_object_ref(ram);
+    json_object_unref(rsp);
+    return ram;
+}
+
+/* The MIGRATION events of an on-demand load, in QEMU's order. */
+static void assert_events(QTestState *to)
+{
+    static const char *const want[] = { "active", "postcopy-active", "completed" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(want); i++) {
+        JsonObject *ev = qtest_qmp_eventwait_ref(to, "MIGRATION");
+        JsonObject *data = qtest_json_get_obj(ev, "data");
+
+        g_assert_cmpstr(qtest_json_get_str(data, "status"), ==, want[i]);
+        json_object_unref(ev);
+    }
+}
+
+/* The guest runs on, its memory keeps the ab invariant. */
+static void check_running_guest(QTestState *to)
+{
+    uint8_t a = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START), b;
+    gint64 deadline = g_get_monotonic_time() + (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    do {
+        g_usleep(10 * 1000);
+        b = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
+        if (g_get_monotonic_time() > deadline) {
+            qtest_fail(to, "destination guest does not run: byte at 1 MiB stays 0x%02x", a);
+        }
+    } while (a == b);
+    qtest_qmp_assert_success(to, "{'execute': 'stop'}");
+    check_guests_ram(to);
+}
+
+static void test_on_demand(const OnDemand *od)
+{
+    g_autofree char *uri = saved_file(od);
+    g_autofree char *status = NULL;
+    QTestState *to = start_dest(od, NULL);
+
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    if (od->paused) {
+        /* -S: the pages load behind a guest that stays paused until cont */
+        wait_for_migration_complete(to);
+        g_autofree char *st = query_runstate(to);
+        g_assert_cmpstr(st, ==, "paused");
+        assert_dest_not_resumed(to);
+        qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    }
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_migration_complete(to);
+    assert_events(to);
+
+    JsonObject *ram = query_ram(to, &status);
+    g_assert_cmpstr(status, ==, "completed");
+    g_assert_cmpint(qtest_json_get_int(ram, "remaining", -1), ==, 0);
+    g_assert_cmpint(qtest_json_get_int(ram, "total", -1), >=, 150 << 20);
+    /* the guest wrote [1 MiB, 100 MiB): those pages have data in the file */
+    g_assert_cmpint(qtest_json_get_int(ram, "transferred", -1), >=, 99 << 20);
+    g_assert_cmpint(qtest_json_get_int(ram, "normal-bytes", -1), ==,
+                    qtest_json_get_int(ram, "transferred", -1));
+    g_assert_cmpint(qtest_json_get_int(ram, "postcopy-bytes", -1) +
+                    qtest_json_get_int(ram, "precopy-bytes", -1), ==,
+                    qtest_json_get_int(ram, "transferred", -1));
+    json_object_unref(ram);
+    check_running_guest(to);
+    qtest_quit(to);
+}
+
+/*
+ * A slow background and slow faults (fault points): right after RESUME
+ * most pages are missing; a migrate is refused, and every page read
+ * through the fault thread (the guest's and those it never touched) is
+ * right while the rest still arrive.
+ */
+static void test_while_arriving(void)
+{
+    OnDemand od = { .fault = "postcopy-background-slow,postcopy-fault-slow" };
+    g_autofree char *uri = saved_file(&od);
+    g_autofree char *out = mig_file_uri("out", NULL);
+    g_autofree char *status = NULL;
+    g_autofree char *desc = NULL;
+    QTestState *to = start_dest(&od, NULL);
+
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    qtest_qmp_eventwait(to, "RESUME");
+    qtest_qmp_assert_success(to, "{'execute': 'stop'}");
+
+    JsonObject *ram = query_ram(to, &status);
+    g_assert_cmpstr(status, ==, "postcopy-active");
+    g_assert_cmpint(qtest_json_get_int(ram, "remaining", 0), >, 0);
+    json_object_unref(ram);
+    desc = migrate_qmp_expect_error(to, out, NULL);
+    g_assert_cmpstr(desc, ==, PAGES_MISSING);
+    g_assert_false(g_file_test(out + strlen("file:"), G_FILE_TEST_EXISTS));
+
+    /* read through the fault thread: every page as the guest left it */
+    check_guests_ram(to);
+    g_free(status);
+    ram = query_ram(to, &status);
+    g_assert_cmpint(qtest_json_get_int(ram, "postcopy-requests", 0), >, 0);
+    g_assert_cmpint(qtest_json_get_int(ram, "postcopy-bytes", 0), >, 0);
+    json_object_unref(ram);
+
+    qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    wait_for_migration_complete(to);
+    check_running_guest(to);
+    /* complete, the caps still on: a save keeps QEMU's refusal of the pair */
+    g_free(desc);
+    desc = migrate_qmp_expect_error(to, out, NULL);
+    g_assert_cmpstr(desc, ==, "Mapped-ram migration is incompatible with postcopy");
+    qtest_quit(to);
+}
+
+/* "...at offset 0xA: Unable to read from file at offset 0xB: TAIL"; returns B. */
+static uint64_t assert_fault_msg(const char *desc, const char *tail)
+{
+    unsigned long long in_block, in_file;
+    int n = 0;
+
+    if (!g_str_has_prefix(desc, FAULT_PREFIX) || !g_str_has_suffix(desc, tail) ||
+        sscanf(desc, FAULT_PREFIX "%llx: Unable to read from file at offset 0x%llx: %n",
+               &in_block, &in_file, &n) != 2 || strcmp(desc + n, tail) != 0) {
+        g_error("unexpected error-desc: %s", desc);
+    }
+    g_assert_cmphex(in_block % MIG_PAGE_SIZE, ==, 0);
+    g_assert_cmphex(in_block, <, 150 << 20);
+    g_assert_cmphex(in_file, >, in_block);
+    return in_file;
+}
+
+/* A failed page read while the guest runs lazily: paused, postcopy-paused, no zero page. */
+static void wait_paused(QTestState *to, char **desc)
+{
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+
+    wait_for_migration_status(to, "postcopy-paused", ungoals);
+    JsonObject *rsp = migrate_query(to);
+    *desc = g_strdup(qtest_json_get_str(rsp, "error-desc"));
+    json_object_unref(rsp);
+    g_autofree char *st = query_runstate(to);
+    g_assert_cmpstr(st, ==, "paused");
+}
+
+static void test_fault_read(void)
+{
+    OnDemand od = { .fault = "postcopy-fault-read,postcopy-background-slow" };
+    g_autofree char *uri = saved_file(&od);
+    g_autofree char *desc = NULL;
+    QTestState *to = start_dest(&od, NULL);
+
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_paused(to, &desc);
+    assert_fault_msg(desc, "Input/output error");
+    /* the guest never got past the page: no 'B' was printed */
+    qtest_quit(to);
+}
+
+/* The file loses its page data while the guest runs lazily. */
+static void test_fault_truncated(void)
+{
+    OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
+    g_autofree char *uri = saved_file(&od);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *desc = NULL;
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+    QTestState *to = start_dest(&od, NULL);
+    GArray *blocks = mr_file_blocks(path, 0);
+    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
+    uint64_t cut = b->pages_offset + (50 << 20);
+
+    g_assert_cmpstr(b->idstr, ==, "mig.mem");
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_status(to, "postcopy-active", ungoals);
+    g_assert_cmpint(truncate(path, cut), ==, 0);
+    qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    wait_paused(to, &desc);
+    g_assert_cmphex(assert_fault_msg(desc, "the file ends there"), >=, cut);
+    g_array_unref(blocks);
+    qtest_quit(to);
+}
+
+/* ---- rule rows ---- */
+
+static void expect_incoming_refused(const char *const *caps, const char *uri, const char *msg)
+{
+    g_autofree char *desc = NULL;
+    QTestState *to = qtest_init_bin(
+        qtest_vm_binary(),
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+
+    for (; *caps; caps++) {
+        migrate_set_capability(to, *caps, true);
+    }
+    desc = migrate_incoming_qmp_expect_error(to, uri, NULL);
+    g_assert_cmpstr(desc, ==, msg);
+    g_autofree char *st = query_runstate(to);
+    g_assert_cmpstr(st, ==, "inmigrate");
+    qtest_quit(to);
+}
+
+static void test_rule_stream(void)
+{
+    static const char *const caps[] = { "postcopy-ram", NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+
+    expect_incoming_refused(caps, uri, NEEDS_MAPPED_RAM);
+}
+
+static void test_rule_stream_unix(void)
+{
+    static const char *const caps[] = { "postcopy-ram", NULL };
+    g_autofree char *uri = g_strdup_printf("unix:%s/sock", mig_tmpdir);
+
+    expect_incoming_refused(caps, uri, NEEDS_MAPPED_RAM);
+}
+
+static void test_rule_preempt(void)
+{
+    static const char *const caps[] = { "mapped-ram", "postcopy-ram", "postcopy-preempt",
+                                        NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+
+    expect_incoming_refused(caps, uri,
+        "Capability 'postcopy-preempt' does not apply to an on-demand restore from a file");
+}
+
+static void test_rule_ignore_shared(void)
+{
+    QTestState *to = qtest_init_bin(qtest_vm_binary(), "-m 150M -guest ab -incoming defer");
+    g_autofree char *desc = qtest_qmp_expect_error(to,
+        "{'execute': 'migrate-set-capabilities', 'arguments': {'capabilities': "
+        "[{'capability': 'postcopy-ram', 'state': true}, "
+        "{'capability': 'x-ignore-shared', 'state': true}]}}");
+
+    g_assert_cmpstr(desc, ==, "Postcopy is not compatible with ignore-shared");
+    qtest_quit(to);
+}
+
+/* postcopy-ram on a file saved without mapped-ram: the configuration check refuses it. */
+static void test_rule_stream_file(void)
+{
+    OnDemand od = { 0 };
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    QTestState *to = start_dest(&od, NULL);
+    g_autofree char *desc = NULL;
+
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, "Configuration at offset 8: "
+                    "Capability mapped-ram is on, but received capability is off");
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+}
+
+static void test_plain(void)
+{
+    OnDemand od = { 0 };
+
+    test_on_demand(&od);
+}
+
+static void test_paused(void)
+{
+    OnDemand od = { .paused = true };
+
+    test_on_demand(&od);
+}
+
+static void test_multifd_dio(void)
+{
+    OnDemand od = { .multifd = true, .direct_io = true };
+
+    if (!probe_o_direct_support(mig_tmpdir)) {
+        g_test_skip("O_DIRECT not supported here");
+        return;
+    }
+    test_on_demand(&od);
+}
+
+void migration_test_add_ondemand(void)
+{
+    migration_test_add("/migration/ondemand/file/mapped-ram", test_plain, MIG_SMOKE);
+    migration_test_add("/migration/ondemand/file/mapped-ram/paused", test_paused, MIG_FULL);
+    migration_test_add("/migration/ondemand/multifd/file/mapped-ram/dio", test_multifd_dio,
+                       MIG_FULL);
+    migration_test_add("/migration/ondemand/while-arriving", test_while_arriving, MIG_SMOKE);
+    migration_test_add("/migration/ondemand/fault/read", test_fault_read, MIG_FULL);
+    migration_test_add("/migration/ondemand/fault/truncated", test_fault_truncated, MIG_FULL);
+    migration_test_add("/migration/ondemand/rule/stream", test_rule_stream, MIG_SMOKE);
+    migration_test_add("/migration/ondemand/rule/stream/unix", test_rule_stream_unix,
+                       MIG_FULL);
+    migration_test_add("/migration/ondemand/rule/stream-file", test_rule_stream_file,
+                       MIG_FULL);
+    migration_test_add("/migration/ondemand/rule/preempt", test_rule_preempt, MIG_FULL);
+    migration_test_add("/migration/ondemand/rule/ignore-shared", test_rule_ignore_shared,
+                       MIG_FULL);
+}
