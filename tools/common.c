@@ -74,7 +74,7 @@ QEMUFile *tool_open_image_data(const char *path, const LibvirtImage *img, CodecP
     return qemu_file_new_input(ioc, 0);
 }
 
-bool tool_close_image_data(QEMUFile *f, CodecPump *pump, GError **errp)
+bool tool_close_image_data(QEMUFile *f, CodecPump *pump, bool ok, GError **errp)
 {
     if (pump) {
         IOChannel *ioc = qemu_file_get_ioc(f);
@@ -83,7 +83,16 @@ bool tool_close_image_data(QEMUFile *f, CodecPump *pump, GError **errp)
         }
     }
     qemu_fclose(f, NULL);
-    return !pump || codec_pump_finish(pump, errp);
+    GError *err = NULL;
+    if (pump && !codec_pump_finish(pump, &err)) {
+        /* damaged compressed data: the cause of whatever the reader saw */
+        if (!ok && errp) {
+            g_clear_error(errp);
+        }
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return ok;
 }
 
 struct Progress {

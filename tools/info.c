@@ -385,7 +385,7 @@ static bool analyse(Report *r, const char *arg, GError **errp)
         return false;
     }
     bool ok = report_analyse(r, f, errp);
-    ok = tool_close_image_data(f, pump, ok ? errp : NULL) && ok;
+    ok = tool_close_image_data(f, pump, ok, errp);
     if (!ok && r->lv->partial) {
         g_prefix_error(errp, "%s: ", LIBVIRT_PARTIAL_PROBLEM);
     }

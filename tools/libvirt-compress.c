@@ -35,6 +35,7 @@ struct CodecPump {
     lzma_stream xz;
     ZSTD_CStream *zc;
     ZSTD_DStream *zd;
+    bool zd_ended;             /* the last step that did anything ended a frame */
 };
 
 bool codec_supported(uint32_t format, GError **errp)
@@ -185,7 +186,14 @@ static bool codec_step(CodecPump *p, Window *w, bool finish, bool *done, GError 
             return false;
         }
         /* compressing: 0 = all flushed; decompressing: 0 = a frame ended */
-        *done = p->compress ? finish && rc == 0 : rc == 0 && !w->in_len && finish;
+        if (p->compress) {
+            *done = finish && rc == 0;
+        } else {
+            if (in.pos || out.pos) {
+                p->zd_ended = rc == 0;
+            }
+            *done = finish && !w->in_len && p->zd_ended;
+        }
         return true;
     }
     default:

@@ -30,13 +30,14 @@ QEMUFile *tool_open_input(const char *path, uint64_t offset, GError **errp);
  * the image's data offset, or a pipe fed by a decompressing thread (*pump
  * set) for a compressed one.  tool_close_image_data() reads what is left
  * of a compressed stream (so that damage past the end of QEMU's data is
- * still found), closes f and reports the thread's error first.
+ * still found), closes f; the thread's error replaces the reader's.
  */
 struct LibvirtImage;
 struct CodecPump;
 QEMUFile *tool_open_image_data(const char *path, const struct LibvirtImage *img,
                                struct CodecPump **pump, GError **errp);
-bool tool_close_image_data(QEMUFile *f, struct CodecPump *pump, GError **errp);
+/* ok: how the reader did (its error in *errp); returns the outcome of both. */
+bool tool_close_image_data(QEMUFile *f, struct CodecPump *pump, bool ok, GError **errp);
 
 /*
  * The analysis behind info and verify (tools/info.c), callable in process
