@@ -2,6 +2,8 @@
  * Helpers shared by the mapram subcommands.
  */
 #include "mapram-tool.h"
+#include "libvirt-compress.h"
+#include "libvirt-image.h"
 #include "../migration/migration-internal.h"
 #include "../migration/ram-codec.h"
 #include "util/error.h"
@@ -39,6 +41,58 @@ QEMUFile *tool_open_input(const char *path, uint64_t offset, GError **errp)
     }
     g_autoptr(IOChannel) ioc = io_channel_file_new_fd(fd, path);
     return qemu_file_new_input(ioc, offset);
+}
+
+QEMUFile *tool_open_image_data(const char *path, const LibvirtImage *img, CodecPump **pump,
+                               GError **errp)
+{
+    *pump = NULL;
+    if (img->format == LIBVIRT_FORMAT_RAW || img->format == LIBVIRT_FORMAT_SPARSE) {
+        return tool_open_input(path, img->data_offset, errp);
+    }
+    if (!codec_supported(img->format, errp)) {
+        return NULL;
+    }
+    int fd = qemu_open(path, O_RDONLY, 0, errp);
+    if (fd < 0) {
+        return NULL;
+    }
+    int pipefd[2];
+    if (lseek(fd, img->data_offset, SEEK_SET) < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+        error_setg_errno(errp, errno, "Unable to read the %s data of '%s'",
+                         libvirt_format_name(img->format), path);
+        qemu_close(fd);
+        return NULL;
+    }
+    *pump = codec_pump_start(img->format, false, fd, pipefd[1], errp);
+    if (!*pump) {
+        close(pipefd[0]);
+        return NULL;
+    }
+    g_autofree char *name = g_strdup_printf("%s (%s)", path, libvirt_format_name(img->format));
+    g_autoptr(IOChannel) ioc = io_channel_file_new_fd(pipefd[0], name);
+    return qemu_file_new_input(ioc, 0);
+}
+
+bool tool_close_image_data(QEMUFile *f, CodecPump *pump, bool ok, GError **errp)
+{
+    if (pump) {
+        IOChannel *ioc = qemu_file_get_ioc(f);
+        g_autofree uint8_t *buf = g_malloc(64 * 1024);
+        while (io_channel_read_all_eof(ioc, buf, 64 * 1024, NULL) > 0) {
+        }
+    }
+    qemu_fclose(f, NULL);
+    GError *err = NULL;
+    if (pump && !codec_pump_finish(pump, &err)) {
+        /* damaged compressed data: the cause of whatever the reader saw */
+        if (!ok && errp) {
+            g_clear_error(errp);
+        }
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return ok;
 }
 
 struct Progress {

@@ -3,12 +3,15 @@
  * cores as save and load.
  */
 #include "mapram-tool.h"
+#include "libvirt-compress.h"
+#include "libvirt-image.h"
 #include "../migration/savevm.h"
 #include "util/error.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static bool peek_config(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
 {
@@ -109,13 +112,139 @@ bool tool_parse_file_command(const char *name, int argc, char **argv, const char
     return true;
 }
 
+/* sparse image -> stream image in format: header, the pages as a stream, final magic */
+static bool libvirt_to_stream(const char *in_path, const LibvirtImage *img, IOChannel *out,
+                              uint32_t format, const PageIoOptions *o, GError **errp)
+{
+    if (format == LIBVIRT_FORMAT_RAW) {
+        return io_channel_seek(out, img->data_offset, SEEK_SET, errp) >= 0 &&
+               mapram_mapped_to_stream(in_path, img->data_offset, out, o, errp);
+    }
+    int pipefd[2];
+    int out_fd = dup(io_channel_get_fd(out));
+    if (out_fd < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+        error_setg_errno(errp, errno, "Unable to set up the %s compression",
+                         libvirt_format_name(format));
+        if (out_fd >= 0) {
+            close(out_fd);
+        }
+        return false;
+    }
+    if (lseek(out_fd, img->data_offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "Unable to seek to offset %" G_GUINT64_FORMAT,
+                         img->data_offset);
+        close(out_fd);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return false;
+    }
+    CodecPump *pump = codec_pump_start(format, true, pipefd[0], out_fd, errp);
+    if (!pump) {
+        close(pipefd[1]);
+        return false;
+    }
+    g_autoptr(IOChannel) pipe_out = io_channel_file_new_fd(pipefd[1], "compressor");
+    GError *err = NULL;
+    bool ok = mapram_mapped_to_stream(in_path, img->data_offset, pipe_out, o, &err);
+    io_channel_close(pipe_out, NULL);
+    /* the pump's error first: a failed write into its pipe follows from it */
+    if (!codec_pump_finish(pump, errp)) {
+        g_clear_error(&err);
+        return false;
+    }
+    if (!ok) {
+        g_propagate_error(errp, err);
+    }
+    return ok;
+}
+
+/* stream image (raw or compressed) -> sparse image at the same data offset */
+static bool libvirt_to_sparse(const char *in_path, const LibvirtImage *img,
+                              const char *out_path, const PageIoOptions *o, GError **errp)
+{
+    struct CodecPump *pump;
+    QEMUFile *in = tool_open_image_data(in_path, img, &pump, errp);
+    if (!in) {
+        return false;
+    }
+    bool ok = mapram_stream_to_mapped(in, out_path, img->data_offset, o, errp);
+    return tool_close_image_data(in, pump, ok, errp);
+}
+
+/*
+ * A libvirt save image: the direction follows its format (sparse -> stream
+ * in format, stream -> sparse); the XML, cookie and padding are copied
+ * byte for byte and the data starts where it did.  Like libvirt, the
+ * header carries the partial magic until the data is complete.
+ */
+static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const char *out_path,
+                            const char *format_name, const PageIoOptions *o, GError **errp)
+{
+    bool sparse_in = img->format == LIBVIRT_FORMAT_SPARSE;
+    uint32_t format = sparse_in ? LIBVIRT_FORMAT_RAW : LIBVIRT_FORMAT_SPARSE;
+    if (img->partial) {
+        error_setg(errp, "%s", LIBVIRT_PARTIAL_PROBLEM);
+        return false;
+    }
+    if (format_name) {
+        if (!libvirt_format_from_name(format_name, &format) ||
+            format == LIBVIRT_FORMAT_SPARSE) {
+            error_setg(errp, "--format '%s' is not one of raw, gzip, bzip2, xz, lzop, zstd",
+                       format_name);
+            return false;
+        }
+        if (!sparse_in) {
+            error_setg(errp, "--format applies to a sparse image: this one is %s and becomes "
+                       "sparse", libvirt_format_name(img->format));
+            return false;
+        }
+        if (!codec_supported(format, errp)) {
+            return false;
+        }
+    }
+    g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600, errp);
+    if (!out || !io_channel_truncate(out, 0, errp) ||
+        !libvirt_image_write_header(out, img, format, true, errp)) {
+        return false;
+    }
+    bool ok = sparse_in ? libvirt_to_stream(in_path, img, out, format, o, errp)
+                        : libvirt_to_sparse(in_path, img, out_path, o, errp);
+    ok = ok && libvirt_image_finish(out, img, format, errp) &&
+         (!o->fsync || tool_sync_output(out, out_path, errp));
+    if (!ok) {
+        /* nothing that looks like an image: the error is reported by the caller */
+        io_channel_truncate(out, 0, NULL);
+    }
+    return io_channel_close(out, ok ? errp : NULL) && ok;
+}
+
+/* Takes "--format NAME" / "--format=NAME" out of argv (the page-I/O options parse the rest). */
+static const char *take_format_option(int *argc, char **argv)
+{
+    const char *format = NULL;
+    int j = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < *argc) {
+            format = argv[++i];
+        } else if (g_str_has_prefix(argv[i], "--format=")) {
+            format = argv[i] + strlen("--format=");
+        } else {
+            argv[j++] = argv[i];
+        }
+    }
+    *argc = j;
+    return format;
+}
+
 int cmd_convert(int argc, char **argv)
 {
+    const char *format_name = take_format_option(&argc, argv);
     PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true,
                         .name = "mapram convert" };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
-                               "file to a mapped-ram file or back", true, &o, &err) || argc != 3) {
+                               "file to a mapped-ram file or back; a libvirt save image "
+                               "to a sparse one or back (--format raw|gzip|bzip2|xz|zstd)", true, &o, &err) || argc != 3) {
         fprintf(stderr, "mapram convert: %s\n", err ? err->message : "expected IN and OUT");
         g_clear_error(&err);
         return 2;
@@ -127,6 +256,29 @@ int cmd_convert(int argc, char **argv)
         !tool_parse_file_arg(argv[2], &out_path, &out_off, &err)) {
         fprintf(stderr, "mapram convert: %s\n", err->message);
         g_error_free(err);
+        return 2;
+    }
+    g_autoptr(LibvirtImage) img = NULL;
+    if (in_off == 0 && !libvirt_image_open(in_path, &img, &err)) {
+        fprintf(stderr, "mapram convert: %s: %s\n", argv[1], err->message);
+        g_error_free(err);
+        return 1;
+    }
+    if (img) {
+        if (out_off) {
+            fprintf(stderr, "mapram convert: a libvirt save image is written at offset 0, "
+                    "not %" G_GUINT64_FORMAT "\n", out_off);
+            return 2;
+        }
+        if (!convert_libvirt(in_path, img, out_path, format_name, &o, &err)) {
+            fprintf(stderr, "mapram convert: %s\n", err->message);
+            g_error_free(err);
+            return 1;
+        }
+        return 0;
+    }
+    if (format_name) {
+        fprintf(stderr, "mapram convert: --format applies to libvirt save images only\n");
         return 2;
     }
     if (!mapram_file_is_mapped(in_path, in_off, &mapped, &err)) {

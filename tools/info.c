@@ -4,6 +4,7 @@
  * parser the VM loads with.
  */
 #include "mapram-tool.h"
+#include "libvirt-image.h"
 #include "../migration/mapped-ram-csum.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
@@ -47,6 +48,7 @@ struct Report {
     MrcTable *csum;            /* the checksum table after the vmdesc, or NULL */
     char *csum_error;          /* why a table after the vmdesc does not parse */
     bool data_checked;         /* verify --data went through every block's pages */
+    LibvirtImage *lv;          /* the libvirt save image around the data, or NULL */
 };
 
 static void block_report_free(gpointer p)
@@ -233,6 +235,7 @@ void report_free(Report *r)
     g_free(r->vmdesc);
     mrc_table_free(r->csum);
     g_free(r->csum_error);
+    libvirt_image_free(r->lv);
     if (r->vmdesc_root) {
         json_node_unref(r->vmdesc_root);
     }
@@ -360,13 +363,89 @@ static bool analyse(Report *r, const char *arg, GError **errp)
     if (!tool_parse_file_arg(arg, &path, &offset, errp)) {
         return false;
     }
-    QEMUFile *f = tool_open_input(path, offset, errp);
+    /* a libvirt save image starts the file: with offset=N the data is QEMU's */
+    if (offset == 0 && !libvirt_image_open(path, &r->lv, errp)) {
+        return false;
+    }
+    if (!r->lv) {
+        QEMUFile *f = tool_open_input(path, offset, errp);
+        if (!f) {
+            return false;
+        }
+        bool ok = report_analyse(r, f, errp);
+        qemu_fclose(f, NULL);
+        return ok;
+    }
+    if (r->lv->partial && r->verify) {
+        g_ptr_array_add(r->problems, g_strdup(LIBVIRT_PARTIAL_PROBLEM));
+    }
+    struct CodecPump *pump;
+    QEMUFile *f = tool_open_image_data(path, r->lv, &pump, errp);
     if (!f) {
         return false;
     }
     bool ok = report_analyse(r, f, errp);
-    qemu_fclose(f, NULL);
+    ok = tool_close_image_data(f, pump, ok, errp);
+    if (!ok && r->lv->partial) {
+        g_prefix_error(errp, "%s: ", LIBVIRT_PARTIAL_PROBLEM);
+    }
     return ok;
+}
+
+static void print_libvirt_text(const LibvirtImage *lv, FILE *out)
+{
+    fprintf(out, "libvirt save image: version %u, format %s, %s, data at offset %" G_GUINT64_FORMAT
+            "\n", lv->version, libvirt_format_name(lv->format),
+            lv->partial ? "incomplete (magic " LIBVIRT_SAVE_PARTIAL ": an interrupted save)"
+                        : "complete", lv->data_offset);
+    fprintf(out, "libvirt was running: %s\n", lv->was_running ? "yes" : "no");
+    fprintf(out, "libvirt domain: %s, uuid %s, memory %" G_GUINT64_FORMAT " bytes, machine %s\n",
+            lv->name ? lv->name : "(none)", lv->uuid ? lv->uuid : "(none)", lv->memory_bytes,
+            lv->machine ? lv->machine : "(none)");
+    fprintf(out, "libvirt xml: %zu bytes, cookie: ", strlen(lv->xml));
+    if (lv->cookie) {
+        fprintf(out, "%zu bytes at %u\n", strlen(lv->cookie), lv->cookie_offset);
+    } else {
+        fprintf(out, "none\n");
+    }
+}
+
+static void add_string_or_null(JsonBuilder *b, const char *name, const char *v)
+{
+    json_builder_set_member_name(b, name);
+    if (v) {
+        json_builder_add_string_value(b, v);
+    } else {
+        json_builder_add_null_value(b);
+    }
+}
+
+static void print_libvirt_json(const LibvirtImage *lv, JsonBuilder *b)
+{
+    json_builder_set_member_name(b, "libvirt");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "complete");
+    json_builder_add_boolean_value(b, !lv->partial);
+    json_builder_set_member_name(b, "version");
+    json_builder_add_int_value(b, lv->version);
+    json_builder_set_member_name(b, "format");
+    json_builder_add_string_value(b, libvirt_format_name(lv->format));
+    json_builder_set_member_name(b, "was-running");
+    json_builder_add_boolean_value(b, lv->was_running);
+    json_builder_set_member_name(b, "data-len");
+    json_builder_add_int_value(b, lv->data_len);
+    json_builder_set_member_name(b, "data-offset");
+    json_builder_add_int_value(b, lv->data_offset);
+    json_builder_set_member_name(b, "cookie-offset");
+    json_builder_add_int_value(b, lv->cookie_offset);
+    add_string_or_null(b, "cookie", lv->cookie);
+    add_string_or_null(b, "name", lv->name);
+    add_string_or_null(b, "uuid", lv->uuid);
+    json_builder_set_member_name(b, "memory");
+    json_builder_add_int_value(b, lv->memory_bytes);
+    add_string_or_null(b, "machine", lv->machine);
+    add_string_or_null(b, "xml", lv->xml);
+    json_builder_end_object(b);
 }
 
 /*
@@ -403,6 +482,9 @@ static const char *vmdesc_device_name(JsonArray *devs, guint i)
 void report_print_text(Report *r, FILE *out, const char *arg)
 {
     fprintf(out, "file: %s\n", arg);
+    if (r->lv) {
+        print_libvirt_text(r->lv, out);
+    }
     fprintf(out, "format: %s\n", r->mapped ? "mapped-ram" : "stream");
     fprintf(out, "machine: %s\n", r->cfg.machine);
     fprintf(out, "capabilities:");
@@ -462,6 +544,9 @@ void report_print_json(Report *r, FILE *out)
 {
     g_autoptr(JsonBuilder) b = json_builder_new();
     json_builder_begin_object(b);
+    if (r->lv) {
+        print_libvirt_json(r->lv, b);
+    }
     json_builder_set_member_name(b, "format");
     json_builder_add_string_value(b, r->mapped ? "mapped-ram" : "stream");
     json_builder_set_member_name(b, "machine");
@@ -698,8 +783,9 @@ int cmd_verify(int argc, char **argv)
         }
         rc = 1;
     } else {
-        printf("%s: OK (%s, %u RAM blocks, %u sections, %s)\n", argv[1],
-               r->mapped ? "mapped-ram" : "stream", r->blocks->len, r->sections->len,
+        printf("%s: OK (%s%s%s%s, %u RAM blocks, %u sections, %s)\n", argv[1],
+               r->lv ? "libvirt " : "", r->lv ? libvirt_format_name(r->lv->format) : "",
+               r->lv ? " image of " : "", r->mapped ? "mapped-ram" : "stream", r->blocks->len, r->sections->len,
                !r->csum ? "no checksum table" :
                r->data_checked ? "every page matches the checksum table" : "checksum table");
     }

@@ -11,6 +11,8 @@
  * no state.
  */
 #include "mapram-tool.h"
+#include "libvirt-compress.h"
+#include "libvirt-image.h"
 #include "../migration/mapped-ram-csum.h"
 #include "../migration/page-channels.h"
 #include "../migration/ram-codec.h"
@@ -396,6 +398,35 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     return ok;
 }
 
+/*
+ * A libvirt image holding a stream (raw or compressed): QEMU reads it as it
+ * is, so it goes to stdout unchanged or decompressed.
+ */
+static bool load_libvirt_stream(const char *path, const LibvirtImage *img, GError **errp)
+{
+    if (img->partial) {
+        error_setg(errp, "%s", LIBVIRT_PARTIAL_PROBLEM);
+        return false;
+    }
+    int in_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (in_fd < 0 || lseek(in_fd, img->data_offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "Unable to read '%s' from offset %" G_GUINT64_FORMAT,
+                         path, img->data_offset);
+        if (in_fd >= 0) {
+            close(in_fd);
+        }
+        return false;
+    }
+    int out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+    if (out_fd < 0) {
+        error_setg_errno(errp, errno, "Unable to use stdout");
+        close(in_fd);
+        return false;
+    }
+    CodecPump *pump = codec_pump_start(img->format, false, in_fd, out_fd, errp);
+    return pump && codec_pump_finish(pump, errp);
+}
+
 int cmd_load(int argc, char **argv)
 {
     PageIoOptions o;
@@ -404,13 +435,34 @@ int cmd_load(int argc, char **argv)
     GError *err = NULL;
     if (!tool_parse_file_command("load", argc, argv,
                                  "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
-                                 "stream on stdout",
+                                 "stream on stdout (or a libvirt save image's data)",
                                  false, &o, &path, &offset)) {
         return 2;
     }
     /* QEMU reads a 64 KiB pipe by default: a larger one keeps it fed */
     fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024);
+    g_autoptr(LibvirtImage) img = NULL;
+    if (offset == 0 && !libvirt_image_open(path, &img, &err)) {
+        fprintf(stderr, "mapram load: %s: %s\n", path, err->message);
+        g_error_free(err);
+        return 1;
+    }
+    if (img && img->format != LIBVIRT_FORMAT_SPARSE) {
+        if (!load_libvirt_stream(path, img, &err)) {
+            fprintf(stderr, "mapram load: %s: %s\n", path, err->message);
+            g_error_free(err);
+            return 1;
+        }
+        return 0;
+    }
+    if (img && img->partial) {
+        fprintf(stderr, "mapram load: %s: %s\n", path, LIBVIRT_PARTIAL_PROBLEM);
+        return 1;
+    }
     g_autoptr(IOChannel) out = io_channel_file_new_dup(STDOUT_FILENO, "stdout", &err);
+    if (img) {
+        offset = img->data_offset;     /* a sparse image: the mapped-ram file after libvirt's data */
+    }
     if (!out || !mapram_mapped_to_stream(path, offset, out, &o, &err)) {
         fprintf(stderr, "mapram load: %s\n", err->message);
         g_error_free(err);

@@ -26,6 +26,20 @@ bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError 
 QEMUFile *tool_open_input(const char *path, uint64_t offset, GError **errp);
 
 /*
+ * QEMU's data in a libvirt save image (tools/libvirt-image.h): the file at
+ * the image's data offset, or a pipe fed by a decompressing thread (*pump
+ * set) for a compressed one.  tool_close_image_data() reads what is left
+ * of a compressed stream (so that damage past the end of QEMU's data is
+ * still found), closes f; the thread's error replaces the reader's.
+ */
+struct LibvirtImage;
+struct CodecPump;
+QEMUFile *tool_open_image_data(const char *path, const struct LibvirtImage *img,
+                               struct CodecPump **pump, GError **errp);
+/* ok: how the reader did (its error in *errp); returns the outcome of both. */
+bool tool_close_image_data(QEMUFile *f, struct CodecPump *pump, bool ok, GError **errp);
+
+/*
  * The analysis behind info and verify (tools/info.c), callable in process
  * (tests/fuzz drives it on in-memory files):
  *   Report *r = report_new(verify);

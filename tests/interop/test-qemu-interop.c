@@ -911,6 +911,80 @@ static void test_convert(void)
 }
 
 /*
+ * A libvirt save image around QEMU 7.2's stream, built here the way
+ * libvirt writes one (docs/file-format.md section 5): header with the
+ * partial magic, XML and cookie with their NULs, 64 KiB of zeros, QEMU's
+ * data appended by "cat >>" (what libvirt once ran), then the final magic.
+ * mapram verifies it, converts it to sparse and back to gzip, and QEMU 7.2
+ * restores both through exec:mapram load.
+ */
+static void write_libvirt_header(const char *path, const char *magic)
+{
+    static const char xml[] = "<domain type='qemu'><name>interop</name>"
+        "<uuid>c7a5fdbd-cdaf-9455-926a-d65c16db1809</uuid><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os></domain>\n";
+    static const char cookie[] = "<qemuDomainSaveCookie/>\n";
+    guint32 data_len = sizeof(xml) + sizeof(cookie) + 64 * 1024;
+    guint32 fields[19] = { GUINT32_TO_LE(2), GUINT32_TO_LE(data_len), GUINT32_TO_LE(1),
+                           GUINT32_TO_LE(0), GUINT32_TO_LE(sizeof(xml)) };
+    g_autofree guint8 *buf = g_malloc0(92 + data_len);
+    memcpy(buf, magic, 16);
+    memcpy(buf + 16, fields, sizeof(fields));
+    memcpy(buf + 92, xml, sizeof(xml));
+    memcpy(buf + 92 + sizeof(xml), cookie, sizeof(cookie));
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    /* the first time the whole region; then only the header, as libvirt's last step */
+    size_t len = !strcmp(magic, "LibvirtQemudPart") ? 92 + data_len : 92;
+    g_assert_cmpint(pwrite(fd, buf, len, 0), ==, (ssize_t)len);
+    close(fd);
+}
+
+static void test_libvirt_image(void)
+{
+    Ctx *c = ctx_new("interop-libvirt", true);
+    g_autofree char *img = NULL, *sparse = NULL, *gz = NULL, *dump = NULL, *uri = NULL;
+    g_autofree char *sparse_uri = NULL, *gz_uri = NULL;
+    g_auto(ToolRun) to_sparse = { 0 };
+    g_auto(ToolRun) to_gz = { 0 };
+    g_auto(ToolRun) info = { 0 };
+
+    if (!c) {
+        return;
+    }
+    img = ctx_path(c, "web.save");
+    sparse = ctx_path(c, "web-sparse.save");
+    gz = ctx_path(c, "web-gzip.save");
+    dump = ctx_path(c, "src.mem");
+    uri = g_strdup_printf("exec:cat >> %s", img);
+    sparse_uri = exec_mapram(c, "load", NULL, sparse);
+    gz_uri = exec_mapram(c, "load", NULL, gz);
+
+    write_libvirt_header(img, "LibvirtQemudPart");
+    save_from_qemu(c, uri, dump, 0);
+    write_libvirt_header(img, "LibvirtQemudSave");
+    assert_verify_ok(img);
+    run_mapram(&info, "info", img, NULL);
+    assert_tool_ok(&info, "info");
+    g_assert_nonnull(strstr(info.out, "libvirt domain: interop, uuid "
+                            "c7a5fdbd-cdaf-9455-926a-d65c16db1809, memory 67108864 bytes, "
+                            "machine pc-i440fx-7.2\n"));
+
+    run_mapram(&to_sparse, "convert", img, sparse, NULL);
+    assert_tool_ok(&to_sparse, "convert (to sparse)");
+    assert_verify_ok(sparse);
+    run_mapram(&to_gz, "convert", "--format", "gzip", sparse, gz, NULL);
+    assert_tool_ok(&to_gz, "convert (to gzip)");
+    assert_verify_ok(gz);
+    g_unlink(img);
+
+    restore_into_qemu(c, sparse_uri, dump);
+    restore_into_qemu(c, gz_uri, dump);
+    assert_tool_quiet(c);
+    ctx_free(c);
+}
+
+/*
  * (f) The stream is cut off inside the RAM data: mapram save must fail
  * with one line naming the byte offset, leave no file that verify passes,
  * and QEMU must see the migration fail and keep its guest running.
@@ -1132,6 +1206,7 @@ int main(int argc, char **argv)
                     test_save_load_channels_dio);
     g_test_add_func("/interop/live-bounded", test_live_bounded);
     g_test_add_func("/interop/convert", test_convert);
+    g_test_add_func("/interop/libvirt-image", test_libvirt_image);
     g_test_add_func("/interop/truncated", test_truncated);
     g_test_add_func("/interop/killed-save", test_killed_save);
     return g_test_run();
