@@ -12,9 +12,11 @@
  * end nothing to touch but the state itself.
  */
 #include "migration-internal.h"
+#include "multifd.h"
 #include "util/error.h"
 #include "util/osdep.h"
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,7 +26,10 @@ typedef struct IncomingRun {
     MigrationIncomingState *s;
     Migration *m;
     off_t start;
+    IOChannel **multifd_iocs;     /* multifd over sockets: cfg->multifd_channels, by id */
 } IncomingRun;
+
+#define QEVM_MAGIC 0x5145564dU
 
 static MigrationIncomingState *state_ref(MigrationIncomingState *s)
 {
@@ -189,13 +194,115 @@ static IOChannel *accept_peer(MigrationIncomingState *s, GError **errp)
     }
 }
 
-/* The channel to load from: the one begin opened, or an accepted peer. */
-static bool take_channel(MigrationIncomingState *s, GError **errp)
+static bool multifd_over_socket(const MigrationIncomingState *s)
 {
+    return s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] && s->addr.kind == TRANSPORT_SOCKET;
+}
+
+/*
+ * The first 4 bytes of an accepted connection, left in the socket (QEMU
+ * 10.2 tells the main connection from a multifd one by them).  Polls,
+ * so that a stop is seen while a peer sends nothing.
+ */
+static bool peek_magic(MigrationIncomingState *s, IOChannel *ioc, uint32_t *magic,
+                       GError **errp)
+{
+    int fd = io_channel_get_fd(ioc);
+    uint8_t b[4];
+
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (stop_requested(s)) {
+            error_setg(errp, "Failed to peek at channel: stopped");
+            return false;
+        }
+        if (poll(&pfd, 1, 100) <= 0) {
+            continue;
+        }
+        ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_WAITALL);
+        if (n == sizeof(b)) {
+            break;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error_setg_errno(errp, errno, "Failed to peek at channel");
+            return false;
+        }
+        if (n == 0) {
+            error_setg(errp, "Failed to peek at channel: end of file");
+            return false;
+        }
+    }
+    *magic = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return true;
+}
+
+/* A multifd connection: its initial packet read and checked, stored by its id. */
+static bool take_multifd_channel(IncomingRun *run, IOChannel *ioc, GError **errp)
+{
+    const MigrationConfig *c = run->s->cfg;
+    static const uint8_t no_uuid[16];
+    uint8_t init[MULTIFD_INIT_SIZE];
+    uint8_t id;
+
+    if (!io_channel_read_all(ioc, init, sizeof(init), errp) ||
+        !multifd_decode_init(init, no_uuid, c->multifd_channels, &id, errp)) {
+        return false;
+    }
+    if (run->multifd_iocs[id]) {
+        error_setg(errp, "multifd: received id '%d' already setup'", id);
+        return false;
+    }
+    run->multifd_iocs[id] = io_channel_ref(ioc);
+    return true;
+}
+
+/*
+ * Multifd over sockets: accept until the main connection and every
+ * channel are there, in any order (10.2's senders connect the channels
+ * first, 7.2's the main one first), each told by its first 4 bytes.
+ */
+static IOChannel *accept_all(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
+    unsigned want = s->cfg->multifd_channels, got = 0;
+    g_autoptr(IOChannel) main_ioc = NULL;
+
+    run->multifd_iocs = g_new0(IOChannel *, want);
+    while (!main_ioc || got < want) {
+        g_autoptr(IOChannel) ioc = accept_peer(s, errp);
+        uint32_t magic;
+        if (!ioc || !peek_magic(s, ioc, &magic, errp)) {
+            return NULL;
+        }
+        if (magic == QEVM_MAGIC && !main_ioc) {
+            main_ioc = g_steal_pointer(&ioc);
+        } else if (magic == MULTIFD_MAGIC) {
+            if (!take_multifd_channel(run, ioc, errp)) {
+                return NULL;
+            }
+            got++;
+        } else if (magic == QEVM_MAGIC) {
+            migration_error_report(s->mig, "Extra incoming migration connection; ignoring");
+        } else {
+            /* QEMU prints the 4 bytes as its (little-endian) host reads them */
+            error_setg(errp, "unknown channel magic: %u", GUINT32_SWAP_LE_BE(magic));
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&main_ioc);
+}
+
+/* The channel to load from: the one begin opened, or an accepted peer. */
+static bool take_channel(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
     if (s->ioc) {
         return true;
     }
-    IOChannel *ioc = accept_peer(s, errp);
+    IOChannel *ioc = multifd_over_socket(s) ? accept_all(run, errp) : accept_peer(s, errp);
     if (!ioc) {
         return false;
     }
@@ -210,7 +317,8 @@ static bool take_channel(MigrationIncomingState *s, GError **errp)
     return true;
 }
 
-static void configure_ram(Migration *m, const MigrationConfig *c, const char *path)
+static void configure_ram(Migration *m, const MigrationConfig *c, const char *path,
+                          MultiFDRecv *mr)
 {
     bool multifd = c->caps[MIGRATION_CAPABILITY_MULTIFD];
     RamLoadParams lp = {
@@ -220,18 +328,77 @@ static void configure_ram(Migration *m, const MigrationConfig *c, const char *pa
         .queue_depth = c->io_queue_depth,
         .path = path,
         .checksums = c->checksums,
+        .multifd_recv = mr,
     };
     ram_load_configure(m->ram, &lp);
+}
+
+static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
+                        const char *path, MultiFDRecv *mr, GError **errp)
+{
+    LoadCheck lc = { .m = m, .cfg = cfg };
+
+    configure_ram(m, cfg, path, mr);
+    global_state_reset(m->global_state);
+    return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
 }
 
 bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                              const char *path, GError **errp)
 {
-    LoadCheck lc = { .m = m, .cfg = cfg };
+    return load_stream(m, cfg, f, path, NULL, errp);
+}
 
-    configure_ram(m, cfg, path);
-    global_state_reset(m->global_state);
-    return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
+/* A channel failed: the main stream may wait for bytes that never come. */
+static void multifd_failed(void *opaque)
+{
+    MigrationIncomingState *s = opaque;
+
+    qemu_mutex_lock(&s->lock);
+    io_channel_shutdown(s->ioc, NULL);
+    qemu_mutex_unlock(&s->lock);
+}
+
+/* The receive threads on the accepted channels, published for a stop. */
+static MultiFDRecv *multifd_start(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
+    MultiFDRecvConfig rc = {
+        .channels = s->cfg->multifd_channels,
+        .method = multifd_method_find(s->cfg->multifd_compression),
+        .find_block = ram_find_block,
+        .find_opaque = run->m->ram,
+        .on_error = multifd_failed,
+        .error_opaque = s,
+    };
+    MultiFDRecv *mr = multifd_recv_new(&rc, run->multifd_iocs, errp);
+    if (mr) {
+        qemu_mutex_lock(&s->lock);
+        s->multifd = mr;
+        qemu_mutex_unlock(&s->lock);
+    }
+    return mr;
+}
+
+static void multifd_stop(IncomingRun *run, MultiFDRecv *mr)
+{
+    MigrationIncomingState *s = run->s;
+
+    if (mr) {
+        qemu_mutex_lock(&s->lock);
+        s->multifd = NULL;
+        qemu_mutex_unlock(&s->lock);
+        multifd_recv_free(mr);
+    }
+    if (run->multifd_iocs) {
+        for (unsigned i = 0; i < s->cfg->multifd_channels; i++) {
+            if (run->multifd_iocs[i]) {
+                io_channel_close(run->multifd_iocs[i], NULL);
+                io_channel_unref(run->multifd_iocs[i]);
+            }
+        }
+        g_clear_pointer(&run->multifd_iocs, g_free);
+    }
 }
 
 static bool load(IncomingRun *run, GError **errp)
@@ -239,13 +406,28 @@ static bool load(IncomingRun *run, GError **errp)
     MigrationIncomingState *s = run->s;
     Migration *m = run->m;
 
-    if (!take_channel(s, errp)) {
-        return false;
+    MultiFDRecv *mr = NULL;
+    bool ok = false;
+
+    if (!take_channel(run, errp)) {
+        goto out;
+    }
+    if (run->multifd_iocs && !(mr = multifd_start(run, errp))) {
+        goto out;
     }
     set_status(s, MIGRATION_STATUS_ACTIVE);
     QEMUFile *f = qemu_file_new_input(s->ioc, run->start);
-    bool ok = migration_incoming_load(m, s->cfg, f, s->addr.filename, errp);
-    qemu_fclose(f, ok ? errp : NULL);
+    GError *err = NULL;
+    ok = load_stream(m, s->cfg, f, s->addr.filename, mr, &err);
+    qemu_fclose(f, ok ? &err : NULL);
+    /* the channel's failure is the cause; the main stream's is its echo */
+    if (!ok && mr && multifd_recv_error(mr, errp)) {
+        g_clear_error(&err);
+    } else if (err) {
+        g_propagate_error(errp, err);
+    }
+out:
+    multifd_stop(run, mr);
     return ok;
 }
 
@@ -349,6 +531,9 @@ void migration_incoming_free(MigrationIncomingState *s)
     }
     if (s->ioc) {
         io_channel_shutdown(s->ioc, NULL);
+    }
+    if (s->multifd) {
+        multifd_recv_shutdown(s->multifd);
     }
     qemu_mutex_unlock(&s->lock);
     if (s->thread) {

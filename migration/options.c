@@ -99,8 +99,6 @@ static bool r_extra_fds(const RuleCtx *r)
 { return CAP(MULTIFD) && migrate_direct_io_effective(r->cfg) && r->transport != TRANSPORT_FILE; }
 static bool r_cpr_transfer(const RuleCtx *r)
 { return r->transport == TRANSPORT_FILE && !strcmp(r->cfg->mode, "cpr-transfer"); }
-static bool r_multifd_socket(const RuleCtx *r)
-{ return CAP(MULTIFD) && r->transport == TRANSPORT_SOCKET; }
 static bool r_rdma(const RuleCtx *r) { return r->transport == TRANSPORT_RDMA; }
 static bool r_fsync_stream(const RuleCtx *r)
 { return r->cfg->fsync && (r->transport == TRANSPORT_SOCKET || r->transport == TRANSPORT_EXEC); }
@@ -131,8 +129,6 @@ static const CompatRule compat_rules[] = {
     { PHASE_TRANSPORT, r_extra_fds,
       "Migration requires a transport that allows for extra fds (e.g. file)" },
     { PHASE_TRANSPORT, r_cpr_transfer, "Migration requires streamable transport (eg unix)" },
-    { PHASE_TRANSPORT, r_multifd_socket,
-      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { PHASE_TRANSPORT, r_rdma, "RDMA is not supported by mapram" },
     /* migrate (QEMU's migrate_prepare) */
     { PHASE_PREPARE, r_mr_tls, "Cannot use TLS with mapped-ram" },
@@ -390,6 +386,8 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     memcpy(c->caps, o->caps, sizeof(c->caps));
     c->multifd_channels = json_object_get_int_member(params, "multifd-channels");
     c->multifd_compression = g_strdup(json_object_get_string_member(params, "multifd-compression"));
+    c->multifd_zlib_level = json_object_get_int_member(params, "multifd-zlib-level");
+    c->multifd_zstd_level = json_object_get_int_member(params, "multifd-zstd-level");
     c->zero_page_detection = zpd_from_name(json_object_get_string_member(params, "zero-page-detection"));
     c->direct_io = json_object_get_boolean_member(params, "direct-io");
     c->tls_creds = g_strdup(json_object_get_string_member(params, "tls-creds"));

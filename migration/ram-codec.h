@@ -75,6 +75,8 @@ void ram_encode_page(RamEncoder *e, QEMUFile *f, unsigned block, uint64_t offset
 void ram_encode_zero_page(RamEncoder *e, QEMUFile *f, unsigned block, uint64_t offset);
 /* The end of a section's RAM data. */
 void ram_encode_eos(QEMUFile *f);
+/* Multifd's sync marker (MULTIFD_FLUSH), after a SYNC packet on every channel. */
+void ram_encode_multifd_flush(QEMUFile *f);
 
 /* ---- decoder ---- */
 
@@ -100,6 +102,12 @@ typedef struct RamSink {
      */
     uint8_t *(*page_dest)(void *opaque, unsigned idx, uint64_t offset, GError **errp);
     bool (*page)(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp);
+    /*
+     * Optional, stream only: a MULTIFD_FLUSH record (eos = false), or the
+     * section's EOS (eos = true, before the decoder returns): the points
+     * where a multifd receiver may have to wait for its channels.
+     */
+    bool (*multifd_sync)(void *opaque, uint8_t section_type, bool eos, GError **errp);
 } RamSink;
 
 typedef struct RamDecoder {

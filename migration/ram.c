@@ -43,7 +43,7 @@ struct RamState {
     /* Immutable */
     const MigrationHostOps *host;
     void *host_opaque;
-    /* Set by ram_save_configure() before the migration thread starts; read-only after. */
+    /* Set by ram_save_configure() before the save handlers run; read-only after. */
     RamSaveParams sp;
     /* The migration thread only */
     RamSaveState *save;
@@ -108,6 +108,8 @@ static uint64_t ram_sync_dirty(RamState *ram)
     return rs->dirty_pages * RAM_PAGE_SIZE;
 }
 
+static bool multifd_sync_point(RamState *ram, QEMUFile *f, bool round_end, GError **errp);
+
 static void ram_save_cleanup(void *opaque)
 {
     RamState *ram = opaque;
@@ -165,6 +167,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
             return false;
         }
     }
+    if (!multifd_sync_point(ram, f, true, errp)) {
+        return false;
+    }
     ram_encode_eos(f);
     if (p->mapped_ram) {
         PageChannelsConfig cfg = {
@@ -205,6 +210,53 @@ static uint64_t send_stream_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t
 }
 
 /*
+ * Multifd over sockets: a zero page goes on the main stream as a ZERO
+ * record unless the wire lists zero pages in packets; the others go to
+ * the channels.  Returns the page bytes handed over, or -1.
+ */
+static int64_t send_multifd_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t page,
+                                 GError **errp)
+{
+    RamSaveState *rs = ram->save;
+    const RamSaveParams *p = &ram->sp;
+    RamBlockState *b = &rs->blocks[bi];
+    uint8_t *host = b->rb.host + page * RAM_PAGE_SIZE;
+
+    if (!p->wire.zero_in_packets && p->zero != ZERO_PAGE_DETECTION_NONE &&
+        buffer_is_zero(host, RAM_PAGE_SIZE)) {
+        uint64_t before = qemu_file_transferred(f);
+        ram_encode_zero_page(&rs->enc, f, bi, page * RAM_PAGE_SIZE);
+        stat64_add(&p->stats->pages.zero_pages, 1);
+        return qemu_file_transferred(f) - before;
+    }
+    if (!multifd_send_queue_page(p->multifd_send, b->rb.idstr, b->rb.host,
+                                 page * RAM_PAGE_SIZE, errp)) {
+        return -1;
+    }
+    return RAM_PAGE_SIZE;
+}
+
+/*
+ * Multifd's sync point before an EOS: every EOS is a marker in the
+ * per-section mode; else a pass's end (round_end) gets a MULTIFD_FLUSH.
+ */
+static bool multifd_sync_point(RamState *ram, QEMUFile *f, bool round_end, GError **errp)
+{
+    const RamSaveParams *p = &ram->sp;
+
+    if (!p->multifd_send || (!p->wire.sync_per_section && !round_end)) {
+        return true;
+    }
+    if (!multifd_send_sync(p->multifd_send, errp)) {
+        return false;
+    }
+    if (!p->wire.sync_per_section) {
+        ram_encode_multifd_flush(f);
+    }
+    return true;
+}
+
+/*
  * Send dirty pages from the cursor on.  Returns 1 when the pass is
  * complete, 0 when rate-limited (more to do), -1 on error.
  */
@@ -228,6 +280,13 @@ static int send_dirty_pages(RamState *ram, QEMUFile *f, bool rate_limit, GError 
             rs->dirty_pages--;
             if (rs->pc) {
                 batch[n++] = pg;
+            } else if (p->multifd_send) {
+                int64_t sent = send_multifd_page(ram, f, rs->cur_block, pg, errp);
+                if (sent < 0) {
+                    return -1;
+                }
+                since_check += sent;
+                n++;
             } else {
                 since_check += send_stream_page(ram, f, rs->cur_block, pg);
                 n++;
@@ -275,6 +334,9 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     RamState *ram = opaque;
     int r = send_dirty_pages(ram, f, true, errp);
     if (r == 1 && ram->save->pc && !page_channels_sync(ram->save->pc, errp)) {
+        r = -1;
+    }
+    if (r >= 0 && !multifd_sync_point(ram, f, r == 1, errp)) {
         r = -1;
     }
     ram_encode_eos(f);
@@ -328,6 +390,9 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
             build_checksums(rs);
         }
     }
+    if (!multifd_sync_point(ram, f, true, errp)) {
+        return false;
+    }
     ram_encode_eos(f);
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
@@ -377,6 +442,8 @@ struct RamLoadState {
     GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
     PageStats stats;              /* page channels' counters (not reported) */
+    bool saw_flush;               /* multifd: a MULTIFD_FLUSH record arrived */
+    bool per_section;             /* multifd: every EOS is a sync marker */
 };
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
@@ -408,11 +475,52 @@ static bool vm_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErr
     return true;
 }
 
+/*
+ * Multifd's markers (reference §6.6): every MULTIFD_FLUSH; and every EOS
+ * when the sender is per-section, which it is when START ended without a
+ * MULTIFD_FLUSH (a per-round sender always puts one there).
+ */
+static bool vm_multifd_sync(void *opaque, uint8_t section_type, bool eos, GError **errp)
+{
+    RamState *ram = opaque;
+    RamLoadState *rl = ram->load;
+    MultiFDRecv *mr = ram->lp.multifd_recv;
+
+    if (!mr) {
+        return true;
+    }
+    if (!eos) {
+        rl->saw_flush = true;
+        return multifd_recv_sync(mr, errp);
+    }
+    if (section_type == QEMU_VM_SECTION_START && !rl->saw_flush) {
+        rl->per_section = true;
+    }
+    return !rl->per_section || multifd_recv_sync(mr, errp);
+}
+
 static const RamSink vm_sink = {
     .block = vm_block,
     .page_dest = vm_page_dest,
     .page = vm_page,
+    .multifd_sync = vm_multifd_sync,
 };
+
+bool ram_find_block(void *ram_state, const char *idstr, uint8_t **host, uint64_t *used_length)
+{
+    RamState *ram = ram_state;
+
+    for (size_t i = 0; i < host_block_count(ram); i++) {
+        MigrationRAMBlock rb;
+        host_block(ram, i, &rb);
+        if (strcmp(rb.idstr, idstr) == 0) {
+            *host = rb.host;
+            *used_length = rb.used_length;
+            return true;
+        }
+    }
+    return false;
+}
 
 /*
  * Clear runs of at most LOAD_GAP_PAGES pages are read through, inside the

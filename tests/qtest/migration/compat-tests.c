@@ -45,6 +45,9 @@ static const CompatRule rules[] = {
       "file:@TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "multi-channel/exec", AT_MIGRATE, { "multifd" }, NULL,
       "exec:cat > @TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
+    /* as QEMU: an fd: socket is one connection, multifd needs an address to reconnect to */
+    { "multi-channel/fd", AT_MIGRATE, { "multifd" }, NULL,
+      "fd:fd-mig", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "compression", AT_MIGRATE, { "mapped-ram", "multifd" },
       "'multifd-compression': 'zlib'", "file:@TMP@/out",
       "Cannot use compression with mapped-ram" },
@@ -66,8 +69,6 @@ static const CompatRule rules[] = {
       "RDMA is not supported by mapram" },
     { "cpr-transfer-file", AT_MIGRATE, { NULL }, "'mode': 'cpr-transfer'", "file:@TMP@/out",
       "Migration requires streamable transport (eg unix)" },
-    { "multifd-socket", AT_MIGRATE, { "multifd" }, NULL, "unix:@TMP@/sock",
-      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { "rdma", AT_MIGRATE, { NULL }, NULL, "rdma:127.0.0.1:1",
       "RDMA is not supported by mapram" },
     { "tls-stream", AT_MIGRATE, { NULL }, "'tls-creds': 'tls0'", "file:@TMP@/out",
