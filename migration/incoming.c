@@ -16,7 +16,6 @@
 #include "util/error.h"
 #include "util/osdep.h"
 #include <fcntl.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,8 +27,6 @@ typedef struct IncomingRun {
     off_t start;
     IOChannel **multifd_iocs;     /* multifd over sockets: cfg->multifd_channels, by id */
 } IncomingRun;
-
-#define QEVM_MAGIC 0x5145564dU
 
 static MigrationIncomingState *state_ref(MigrationIncomingState *s)
 {
@@ -199,100 +196,19 @@ static bool multifd_over_socket(const MigrationIncomingState *s)
     return s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] && s->addr.kind == TRANSPORT_SOCKET;
 }
 
-/*
- * The first 4 bytes of an accepted connection, left in the socket (QEMU
- * 10.2 tells the main connection from a multifd one by them).  Polls,
- * so that a stop is seen while a peer sends nothing.
- */
-static bool peek_magic(MigrationIncomingState *s, IOChannel *ioc, uint32_t *magic,
-                       GError **errp)
+static bool stop_polled(void *opaque)
 {
-    int fd = io_channel_get_fd(ioc);
-    uint8_t b[4];
-
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        if (stop_requested(s)) {
-            error_setg(errp, "Failed to peek at channel: stopped");
-            return false;
-        }
-        if (poll(&pfd, 1, 100) <= 0) {
-            continue;
-        }
-        ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_WAITALL);
-        if (n == sizeof(b)) {
-            break;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            error_setg_errno(errp, errno, "Failed to peek at channel");
-            return false;
-        }
-        if (n == 0) {
-            error_setg(errp, "Failed to peek at channel: end of file");
-            return false;
-        }
-    }
-    *magic = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-    return true;
+    return stop_requested(opaque);
 }
 
-/* A multifd connection: its initial packet read and checked, stored by its id. */
-static bool take_multifd_channel(IncomingRun *run, IOChannel *ioc, GError **errp)
-{
-    const MigrationConfig *c = run->s->cfg;
-    static const uint8_t no_uuid[16];
-    uint8_t init[MULTIFD_INIT_SIZE];
-    uint8_t id;
-
-    if (!io_channel_read_all(ioc, init, sizeof(init), errp) ||
-        !multifd_decode_init(init, no_uuid, c->multifd_channels, &id, errp)) {
-        return false;
-    }
-    if (run->multifd_iocs[id]) {
-        error_setg(errp, "multifd: received id '%d' already setup'", id);
-        return false;
-    }
-    run->multifd_iocs[id] = io_channel_ref(ioc);
-    return true;
-}
-
-/*
- * Multifd over sockets: accept until the main connection and every
- * channel are there, in any order (10.2's senders connect the channels
- * first, 7.2's the main one first), each told by its first 4 bytes.
- */
+/* Multifd over sockets: the main connection and every channel. */
 static IOChannel *accept_all(IncomingRun *run, GError **errp)
 {
     MigrationIncomingState *s = run->s;
-    unsigned want = s->cfg->multifd_channels, got = 0;
-    g_autoptr(IOChannel) main_ioc = NULL;
 
-    run->multifd_iocs = g_new0(IOChannel *, want);
-    while (!main_ioc || got < want) {
-        g_autoptr(IOChannel) ioc = accept_peer(s, errp);
-        uint32_t magic;
-        if (!ioc || !peek_magic(s, ioc, &magic, errp)) {
-            return NULL;
-        }
-        if (magic == QEVM_MAGIC && !main_ioc) {
-            main_ioc = g_steal_pointer(&ioc);
-        } else if (magic == MULTIFD_MAGIC) {
-            if (!take_multifd_channel(run, ioc, errp)) {
-                return NULL;
-            }
-            got++;
-        } else if (magic == QEVM_MAGIC) {
-            migration_error_report(s->mig, "Extra incoming migration connection; ignoring");
-        } else {
-            /* QEMU prints the 4 bytes as its (little-endian) host reads them */
-            error_setg(errp, "unknown channel magic: %u", GUINT32_SWAP_LE_BE(magic));
-            return NULL;
-        }
-    }
-    return g_steal_pointer(&main_ioc);
+    run->multifd_iocs = g_new0(IOChannel *, s->cfg->multifd_channels);
+    return multifd_accept_all(s->listen_fd, s->cfg->multifd_channels, run->multifd_iocs,
+                              stop_polled, s, errp);
 }
 
 /* The channel to load from: the one begin opened, or an accepted peer. */

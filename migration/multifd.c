@@ -6,10 +6,14 @@
 #include "util/bswap.h"
 #include "util/bufferzero.h"
 #include "util/error.h"
+#include "util/osdep.h"
 #include "util/thread.h"
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------------------ */
 /* codec                                                               */
@@ -511,6 +515,7 @@ typedef struct RecvChannel {
     void *method_state;
     uint8_t *hdr;
     uint8_t *cbuf;
+    uint8_t *pagebuf;             /* cfg.pages: a packet's pages, MULTIFD_PACKET_PAGES of them */
     MultiFDPacket pkt;
 } RecvChannel;
 
@@ -536,9 +541,14 @@ static bool recv_check_pages(RecvChannel *c, const MultiFDPacket *p, uint8_t **h
     uint64_t used;
 
     if ((p->flags & MULTIFD_FLAG_METHOD) != want) {
-        error_setg(errp, "multifd %u: flags received %x flags expected %x", c->id,
+        error_setg(errp, "flags received %x flags expected %x",
                    p->flags & MULTIFD_FLAG_METHOD, want);
         return false;
+    }
+    if (r->cfg.pages) {
+        /* pages land in the channel's buffer, in packet order; the callback checks them */
+        *host = NULL;
+        return true;
     }
     if (!r->cfg.find_block(r->cfg.find_opaque, p->idstr, host, &used)) {
         error_setg(errp, "multifd: unknown ram block %s", p->idstr);
@@ -562,7 +572,8 @@ static bool recv_payload(RecvChannel *c, const MultiFDPacket *p, uint8_t *host, 
     struct iovec iov[MULTIFD_PACKET_PAGES];
 
     for (uint32_t i = 0; i < p->normal_pages; i++) {
-        iov[i] = (struct iovec){ host + p->offsets[i], MULTIFD_PAGE_SIZE };
+        uint8_t *dest = host ? host + p->offsets[i] : c->pagebuf + i * MULTIFD_PAGE_SIZE;
+        iov[i] = (struct iovec){ dest, MULTIFD_PAGE_SIZE };
     }
     if (!m) {
         if (p->normal_pages && !io_channel_readv_all(c->ioc, iov, p->normal_pages, errp)) {
@@ -579,6 +590,9 @@ static bool recv_payload(RecvChannel *c, const MultiFDPacket *p, uint8_t *host, 
                            p->normal_pages, errp)) {
             return false;
         }
+    }
+    if (!host) {
+        return c->r->cfg.pages(c->r->cfg.pages_opaque, c->id, p, c->pagebuf, errp);
     }
     /* the destination's RAM is not known to be zero: write the zeros */
     for (uint32_t i = p->normal_pages; i < p->normal_pages + p->zero_pages; i++) {
@@ -663,6 +677,11 @@ MultiFDRecv *multifd_recv_new(const MultiFDRecvConfig *cfg, IOChannel *const *io
         c->id = i;
         c->ioc = io_channel_ref(iocs[i]);
         c->hdr = g_malloc(MULTIFD_HEADER_SIZE);
+        if (cfg->pages) {
+            /* page-aligned, so that the tool may write it with O_DIRECT */
+            c->pagebuf = qemu_memalign(MULTIFD_PAGE_SIZE,
+                                       MULTIFD_PACKET_PAGES * MULTIFD_PAGE_SIZE);
+        }
         if (cfg->method) {
             c->cbuf = g_malloc(MULTIFD_MAX_COMPRESSED);
             c->method_state = cfg->method->recv_new(errp);
@@ -746,6 +765,7 @@ void multifd_recv_free(MultiFDRecv *r)
         io_channel_unref(c->ioc);
         g_free(c->hdr);
         g_free(c->cbuf);
+        qemu_vfree(c->pagebuf);
     }
     if (r->err) {
         g_error_free(r->err);
@@ -754,4 +774,111 @@ void multifd_recv_free(MultiFDRecv *r)
     qemu_mutex_destroy(&r->lock);
     g_free(r->ch);
     g_free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* accepting                                                           */
+
+#define QEVM_MAGIC 0x5145564dU
+
+/* Waits until fd is readable; false when stop says so. */
+static bool wait_readable(int fd, MultiFDStop stop, void *opaque)
+{
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (stop && stop(opaque)) {
+            return false;
+        }
+        if (poll(&pfd, 1, 100) > 0) {
+            return true;
+        }
+    }
+}
+
+/*
+ * The first 4 bytes of an accepted connection, left in the socket (QEMU
+ * 10.2 tells the main connection from a multifd one by them).
+ */
+static bool peek_magic(IOChannel *ioc, uint32_t *magic, MultiFDStop stop, void *opaque,
+                       GError **errp)
+{
+    int fd = io_channel_get_fd(ioc);
+    uint8_t b[4];
+
+    for (;;) {
+        if (!wait_readable(fd, stop, opaque)) {
+            error_setg(errp, "Failed to peek at channel: stopped");
+            return false;
+        }
+        ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_WAITALL);
+        if (n == sizeof(b)) {
+            break;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            error_setg_errno(errp, errno, "Failed to peek at channel");
+            return false;
+        }
+        if (n == 0) {
+            error_setg(errp, "Failed to peek at channel: end of file");
+            return false;
+        }
+    }
+    *magic = ldl_be_p(b);
+    return true;
+}
+
+/* A multifd connection: its initial packet read and checked, stored by its id. */
+static bool take_channel(IOChannel *ioc, unsigned channels, IOChannel **chans, GError **errp)
+{
+    static const uint8_t no_uuid[16];
+    uint8_t init[MULTIFD_INIT_SIZE];
+    uint8_t id;
+
+    if (!io_channel_read_all(ioc, init, sizeof(init), errp) ||
+        !multifd_decode_init(init, no_uuid, channels, &id, errp)) {
+        return false;
+    }
+    if (chans[id]) {
+        error_setg(errp, "multifd: received id '%d' already setup'", id);
+        return false;
+    }
+    chans[id] = io_channel_ref(ioc);
+    return true;
+}
+
+IOChannel *multifd_accept_all(int listen_fd, unsigned channels, IOChannel **chans,
+                              MultiFDStop stop, void *opaque, GError **errp)
+{
+    g_autoptr(IOChannel) main_ioc = NULL;
+    unsigned got = 0;
+
+    while (!main_ioc || got < channels) {
+        uint32_t magic;
+        if (!wait_readable(listen_fd, stop, opaque)) {
+            error_setg(errp, "Failed to accept a migration connection: stopped");
+            return NULL;
+        }
+        g_autoptr(IOChannel) ioc = io_socket_accept(listen_fd, errp);
+        if (!ioc || !peek_magic(ioc, &magic, stop, opaque, errp)) {
+            return NULL;
+        }
+        if (magic == QEVM_MAGIC && !main_ioc) {
+            main_ioc = g_steal_pointer(&ioc);
+        } else if (magic == MULTIFD_MAGIC) {
+            if (!take_channel(ioc, channels, chans, errp)) {
+                return NULL;
+            }
+            got++;
+        } else if (magic == QEVM_MAGIC) {
+            /* a second main connection: QEMU ignores it too (and says so) */
+        } else {
+            /* QEMU prints the 4 bytes as its (little-endian) host reads them */
+            error_setg(errp, "unknown channel magic: %u", GUINT32_SWAP_LE_BE(magic));
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&main_ioc);
 }

@@ -171,6 +171,23 @@ void multifd_send_shutdown(MultiFDSend *s);
 /* Joins the threads, drops the channels; NULL is fine. */
 void multifd_send_free(MultiFDSend *s);
 
+/* ---- accepting ---- */
+
+/* Polled while waiting for a connection or its first bytes: true = give up. */
+typedef bool (*MultiFDStop)(void *opaque);
+
+/*
+ * Accepts on listen_fd until the main connection and channels multifd
+ * connections are there, in any order (10.2's senders connect the
+ * channels first, 7.2's the main one first), each told by its first 4
+ * bytes; a multifd one's initial packet is read and checked at once.
+ * chans (channels entries, zeroed) receives a reference per channel by
+ * its id, also on failure (the caller drops them).  Returns the main
+ * connection, or NULL + errp (QEMU's texts).
+ */
+IOChannel *multifd_accept_all(int listen_fd, unsigned channels, IOChannel **chans,
+                              MultiFDStop stop, void *opaque, GError **errp);
+
 /* ---- receiving ---- */
 
 typedef struct MultiFDRecv MultiFDRecv;
@@ -179,11 +196,23 @@ typedef struct MultiFDRecv MultiFDRecv;
 typedef bool (*MultiFDFindBlock)(void *opaque, const char *idstr, uint8_t **host,
                                  uint64_t *used_length);
 
+/*
+ * For a receiver without guest memory (mapram save --listen): a packet's
+ * normal pages, read or decompressed into the channel's buffer (data,
+ * p->normal_pages × 4096 bytes, page-aligned), handed over with its zero
+ * pages; called from channel's thread, which goes on once it returns.
+ * The callback checks the block and the offsets.
+ */
+typedef bool (*MultiFDPages)(void *opaque, unsigned channel, const MultiFDPacket *p,
+                             uint8_t *data, GError **errp);
+
 typedef struct MultiFDRecvConfig {
     unsigned channels;
     const MultiFDMethod *method;  /* NULL: none */
-    MultiFDFindBlock find_block;  /* called from the channel threads */
+    MultiFDFindBlock find_block;  /* called from the channel threads; or NULL and: */
     void *find_opaque;
+    MultiFDPages pages;
+    void *pages_opaque;
     /*
      * Optional, called once from the channel thread that failed first, so
      * that the caller can stop a main stream that would otherwise wait

@@ -61,6 +61,7 @@ typedef struct RuleCtx {
     const bool *caps;                 /* capability set being checked */
     const bool *current;              /* CAPS: the capabilities in force now */
     bool incoming_started;            /* CAPS: migrate-incoming was issued */
+    const char *compression;          /* CAPS: multifd-compression now */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
     TransportKind transport;          /* TRANSPORT / PREPARE */
 } RuleCtx;
@@ -78,7 +79,8 @@ static bool r_mr_postcopy(const RuleCtx *r) { return CAP(MAPPED_RAM) && CAP(POST
 static bool r_mfd_xbzrle(const RuleCtx *r) { return CAP(MULTIFD) && CAP(XBZRLE); }
 static bool r_preempt(const RuleCtx *r) { return CAP(POSTCOPY_PREEMPT) && !CAP(POSTCOPY_RAM); }
 static bool r_sw_ack(const RuleCtx *r) { return CAP(SWITCHOVER_ACK) && !CAP(RETURN_PATH); }
-static bool r_zero_copy(const RuleCtx *r) { return CAP(ZERO_COPY_SEND) && !CAP(MULTIFD); }
+static bool r_zero_copy(const RuleCtx *r)
+{ return CAP(ZERO_COPY_SEND) && (!CAP(MULTIFD) || strcmp(r->compression, "none") != 0); }
 static bool r_bg_postcopy(const RuleCtx *r)
 { return CAP(BACKGROUND_SNAPSHOT) && CAP(POSTCOPY_RAM); }
 static bool r_bg_mapped(const RuleCtx *r) { return CAP(BACKGROUND_SNAPSHOT) && CAP(MAPPED_RAM); }
@@ -166,7 +168,8 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
         }
         newc[c] = json_object_get_boolean_member(e, "state");
     }
-    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_started = incoming_started };
+    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_started = incoming_started,
+                  .compression = json_object_get_string_member(o->params, "multifd-compression") };
     if (!rules_check(PHASE_CAPS, &r, errp)) {
         return false;
     }
@@ -296,6 +299,12 @@ static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **e
                        "than the target page size");
             return false;
         }
+    }
+    /* zero-copy-send (which mapram accepts and ignores) refuses compression, as in QEMU */
+    if (o->caps[C(ZERO_COPY_SEND)] && json_object_has_member(newp, "multifd-compression") &&
+        strcmp(json_object_get_string_member(newp, "multifd-compression"), "none") != 0) {
+        error_setg(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
+        return false;
     }
     /* QEMU checks the *current* mapped-ram/compression/TLS values here. */
     if (o->caps[C(MAPPED_RAM)] &&

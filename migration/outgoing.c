@@ -34,6 +34,7 @@ typedef struct OutgoingRun {
     double bandwidth_bpms;        /* bytes per ms, measured */
     bool vm_stopped_by_us;
     MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
+    bool compressed;              /* multifd-compression is not "none" */
 } OutgoingRun;
 
 static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run);
@@ -110,6 +111,25 @@ static void rate_limit_wait(OutgoingRun *run)
     }
 }
 
+/*
+ * What the estimate measures: bytes sent, except that compressed pages
+ * count at their size in guest memory.  remaining is in those bytes, so
+ * the downtime threshold must be too: with a guest whose pages compress
+ * 100:1, the wire rate would make the threshold 100 times too small and
+ * a live migration would never converge.
+ */
+static uint64_t progress_bytes(OutgoingRun *run)
+{
+    uint64_t bytes = transferred_bytes(run);
+    if (run->compressed) {
+        const PageStats *ps = &run->s->stats.ram.pages;
+        uint64_t raw = stat64_get(&ps->normal_pages) * RAM_PAGE_SIZE;
+        uint64_t wire = stat64_get(&ps->bytes);
+        bytes += raw > wire ? raw - wire : 0;
+    }
+    return bytes;
+}
+
 static void update_bandwidth(OutgoingRun *run)
 {
     MigrationState *s = run->s;
@@ -118,7 +138,7 @@ static void update_bandwidth(OutgoingRun *run)
     if (dt < BUFFER_DELAY_MS * 1000) {
         return;
     }
-    uint64_t bytes = transferred_bytes(run);
+    uint64_t bytes = progress_bytes(run);
     uint64_t sent = bytes - run->iter_last_bytes;
     double bpms = (double)sent / (dt / 1000.0);
     run->iter_last_bytes = bytes;
@@ -277,6 +297,7 @@ static bool multifd_connect(OutgoingRun *run, GError **errp)
         return false;
     }
     run->multifd = mfd;
+    run->compressed = mc.method != NULL;
     qemu_mutex_lock(&s->ioc_lock);
     s->multifd = mfd;
     qemu_mutex_unlock(&s->ioc_lock);

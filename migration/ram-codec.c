@@ -288,7 +288,11 @@ bool ram_decode_section(RamDecoder *s, QEMUFile *f, uint8_t section_type,
             continue;
         }
         if (flags == RAM_SAVE_FLAG_EOS) {
-            return !sink->multifd_sync || sink->multifd_sync(opaque, section_type, true, errp);
+            if (section_type == QEMU_VM_SECTION_START && !s->saw_flush) {
+                s->sync_per_section = true;
+            }
+            return !sink->multifd_sync || !s->sync_per_section ||
+                   sink->multifd_sync(opaque, errp);
         }
         if (s->mapped_ram) {
             /* mapped-ram bodies carry the block list and EOS, no page record */
@@ -296,7 +300,8 @@ bool ram_decode_section(RamDecoder *s, QEMUFile *f, uint8_t section_type,
             return false;
         }
         if (flags == RAM_SAVE_FLAG_MULTIFD_FLUSH) {
-            if (sink->multifd_sync && !sink->multifd_sync(opaque, section_type, false, errp)) {
+            s->saw_flush = true;
+            if (sink->multifd_sync && !sink->multifd_sync(opaque, errp)) {
                 return false;
             }
             continue;

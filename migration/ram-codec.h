@@ -103,11 +103,14 @@ typedef struct RamSink {
     uint8_t *(*page_dest)(void *opaque, unsigned idx, uint64_t offset, GError **errp);
     bool (*page)(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp);
     /*
-     * Optional, stream only: a MULTIFD_FLUSH record (eos = false), or the
-     * section's EOS (eos = true, before the decoder returns): the points
-     * where a multifd receiver may have to wait for its channels.
+     * Optional, stream only: a multifd sync marker, where a multifd
+     * receiver waits until each channel reached its SYNC packet.  Every
+     * MULTIFD_FLUSH record is one; every EOS too when the sender syncs per
+     * section (QEMU 7.2, machines <= 8.0), which the decoder knows from a
+     * START without MULTIFD_FLUSH (a per-round sender always puts one
+     * there).  Called before the decoder reads past the marker.
      */
-    bool (*multifd_sync)(void *opaque, uint8_t section_type, bool eos, GError **errp);
+    bool (*multifd_sync)(void *opaque, GError **errp);
 } RamSink;
 
 typedef struct RamDecoder {
@@ -116,6 +119,8 @@ typedef struct RamDecoder {
     GPtrArray *block_names;       /* char *, index = idx */
     GArray *block_lengths;        /* uint64_t */
     uint64_t total;               /* MEM_SIZE total */
+    bool saw_flush;               /* a MULTIFD_FLUSH record was read */
+    bool sync_per_section;        /* every EOS is a multifd sync marker */
 } RamDecoder;
 
 void ram_decoder_init(RamDecoder *d, bool mapped_ram);

@@ -109,6 +109,8 @@ static uint64_t ram_sync_dirty(RamState *ram)
 }
 
 static bool multifd_sync_point(RamState *ram, QEMUFile *f, bool round_end, GError **errp);
+static bool multifd_marker_out(RamState *ram, QEMUFile *f, GError **errp);
+static bool ram_eos(RamState *ram, QEMUFile *f, GError **errp);
 
 static void ram_save_cleanup(void *opaque)
 {
@@ -167,10 +169,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
             return false;
         }
     }
-    if (!multifd_sync_point(ram, f, true, errp)) {
+    if (!multifd_sync_point(ram, f, true, errp) || !ram_eos(ram, f, errp)) {
         return false;
     }
-    ram_encode_eos(f);
     if (p->mapped_ram) {
         PageChannelsConfig cfg = {
             .path = p->path,
@@ -252,8 +253,29 @@ static bool multifd_sync_point(RamState *ram, QEMUFile *f, bool round_end, GErro
     }
     if (!p->wire.sync_per_section) {
         ram_encode_multifd_flush(f);
+        return multifd_marker_out(ram, f, errp);
     }
     return true;
+}
+
+/*
+ * A marker must not wait in the stream's buffer: the destination's
+ * channels stop at their SYNC until it arrives, and once their sockets
+ * fill, the next packet would wait for them here, for good.
+ */
+static bool multifd_marker_out(RamState *ram, QEMUFile *f, GError **errp)
+{
+    if (ram->sp.multifd_send && !qemu_fflush(f)) {
+        return qemu_file_propagate_error(f, errp);
+    }
+    return true;
+}
+
+/* An EOS, which is a marker in the per-section mode. */
+static bool ram_eos(RamState *ram, QEMUFile *f, GError **errp)
+{
+    ram_encode_eos(f);
+    return !ram->sp.wire.sync_per_section || multifd_marker_out(ram, f, errp);
 }
 
 /*
@@ -339,7 +361,11 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     if (r >= 0 && !multifd_sync_point(ram, f, r == 1, errp)) {
         r = -1;
     }
-    ram_encode_eos(f);
+    if (r < 0) {
+        ram_encode_eos(f);
+    } else if (!ram_eos(ram, f, errp)) {
+        r = -1;
+    }
     return r;
 }
 
@@ -363,7 +389,17 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
 {
     RamState *ram = opaque;
     RamSaveState *rs = ram->save;
-    /* the last pass is a full sweep: pages behind the cursor may be dirty too */
+    /*
+     * The last pass is a full sweep: pages behind the cursor may be dirty
+     * too.  A page of the unfinished pass may go again now, maybe on
+     * another channel: a sync point first, so that its older copy lands
+     * before it (per-section mode had one at the last EOS).
+     */
+    if ((rs->cur_block || rs->cur_page) && !ram->sp.wire.sync_per_section) {
+        if (!multifd_sync_point(ram, f, true, errp)) {
+            return false;
+        }
+    }
     rs->cur_block = 0;
     rs->cur_page = 0;
     ram_sync_dirty(ram);
@@ -390,10 +426,9 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
             build_checksums(rs);
         }
     }
-    if (!multifd_sync_point(ram, f, true, errp)) {
+    if (!multifd_sync_point(ram, f, true, errp) || !ram_eos(ram, f, errp)) {
         return false;
     }
-    ram_encode_eos(f);
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
 }
@@ -442,8 +477,6 @@ struct RamLoadState {
     GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
     PageStats stats;              /* page channels' counters (not reported) */
-    bool saw_flush;               /* multifd: a MULTIFD_FLUSH record arrived */
-    bool per_section;             /* multifd: every EOS is a sync marker */
 };
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
@@ -475,28 +508,12 @@ static bool vm_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErr
     return true;
 }
 
-/*
- * Multifd's markers (reference §6.6): every MULTIFD_FLUSH; and every EOS
- * when the sender is per-section, which it is when START ended without a
- * MULTIFD_FLUSH (a per-round sender always puts one there).
- */
-static bool vm_multifd_sync(void *opaque, uint8_t section_type, bool eos, GError **errp)
+/* A multifd sync marker: the channels' pages up to their SYNC are in guest memory. */
+static bool vm_multifd_sync(void *opaque, GError **errp)
 {
     RamState *ram = opaque;
-    RamLoadState *rl = ram->load;
-    MultiFDRecv *mr = ram->lp.multifd_recv;
 
-    if (!mr) {
-        return true;
-    }
-    if (!eos) {
-        rl->saw_flush = true;
-        return multifd_recv_sync(mr, errp);
-    }
-    if (section_type == QEMU_VM_SECTION_START && !rl->saw_flush) {
-        rl->per_section = true;
-    }
-    return !rl->per_section || multifd_recv_sync(mr, errp);
+    return !ram->lp.multifd_recv || multifd_recv_sync(ram->lp.multifd_recv, errp);
 }
 
 static const RamSink vm_sink = {

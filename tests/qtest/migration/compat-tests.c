@@ -60,6 +60,13 @@ static const CompatRule rules[] = {
       "Capability 'switchover-ack' requires capability 'return-path'" },
     { "zero-copy-send", AT_CAPS, { "zero-copy-send" }, NULL, NULL,
       "Zero copy only available for non-compressed non-TLS multifd migration" },
+    /* compression, which multifd over sockets brings, and zero-copy-send, both ways */
+    { "zero-copy-send/compressed", AT_CAPS, { "multifd", "zero-copy-send" },
+      "'multifd-compression': 'zstd'", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "zero-copy-send/compression", AT_PARAMS, { "multifd", "zero-copy-send" },
+      "'multifd-compression': 'zlib'", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
     { "background-snapshot-postcopy", AT_CAPS, { "background-snapshot", "postcopy-ram" },
       NULL, NULL, "Background-snapshot is not compatible with postcopy-ram" },
     { "background-snapshot-mapped-ram", AT_CAPS, { "background-snapshot", "mapped-ram" },
@@ -121,8 +128,15 @@ static void test_compat_rule(gconstpointer data)
     wait_for_serial("src_serial");
 
     if (r->stage == AT_CAPS) {
+        if (r->params) {
+            qtest_qmp_assert_success(from, "{'execute': "
+                "'migrate-set-parameters', 'arguments': {%s}}", r->params);
+        }
         set_caps_expect_error(from, r->caps, r->error);
     } else if (r->stage == AT_PARAMS) {
+        for (size_t i = 0; r->caps[i]; i++) {
+            migrate_set_capability(from, r->caps[i], true);
+        }
         g_autofree char *desc = qtest_qmp_expect_error(from,
             "{'execute': 'migrate-set-parameters', 'arguments': {%s}}",
             r->params);

@@ -25,6 +25,7 @@ typedef struct MultifdTest {
     bool channels_arg;           /* migrate / migrate-incoming with "channels" */
     bool unix_socket;            /* unix: instead of tcp: */
     bool keep_dest;              /* the destination stays after a failure (exit-on-error off) */
+    int nchannels;               /* multifd-channels; 0: MULTIFD_TEST_CHANNELS */
     char uri[256];               /* where the source connects */
     char channels[512];
 } MultifdTest;
@@ -119,7 +120,7 @@ static void multifd_round_trip(MultifdTest *t)
 {
     MigrateCommon args = {
         .caps = { "multifd" },
-        .multifd_channels = MULTIFD_TEST_CHANNELS,
+        .multifd_channels = t->nchannels ? t->nchannels : MULTIFD_TEST_CHANNELS,
         .start_hook = multifd_start_hook,
         .end_hook = multifd_end_hook,
         .opaque = t,
@@ -154,7 +155,14 @@ static void test_multifd_tcp_channels_none(void)
 
 static void test_multifd_unix_none(void)
 {
-    MultifdTest t = { .compression = "none", .unix_socket = true };
+    MultifdTest t = { .compression = "none", .unix_socket = true, .nchannels = 1 };
+    multifd_round_trip(&t);
+}
+
+/* The most QEMU allows: 255 connections each way, a thread each. */
+static void test_multifd_tcp_channels_255(void)
+{
+    MultifdTest t = { .compression = "none", .nchannels = 255 };
     multifd_round_trip(&t);
 }
 
@@ -370,6 +378,8 @@ void migration_test_add_multifd(void)
     migration_test_add("/migration/multifd/tcp/plain/cancel", test_multifd_tcp_cancel,
                        MIG_FULL);
     migration_test_add("/migration/multifd/tcp/machine-7.2", test_multifd_tcp_machine_7_2,
+                       MIG_FULL);
+    migration_test_add("/migration/multifd/tcp/plain/none/255", test_multifd_tcp_channels_255,
                        MIG_FULL);
     migration_test_add("/migration/multifd/unix/plain/none", test_multifd_unix_none, MIG_FULL);
     migration_test_add("/migration/multifd/unix/plain/zstd", test_multifd_unix_zstd, MIG_FULL);
