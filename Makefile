@@ -8,6 +8,9 @@
 #   make check-fuzz the libFuzzer harnesses (clang, build-fuzz/): every corpus input once, then
 #                   FUZZ_SECONDS (default 10) of fuzzing each; what CI runs
 #   make fuzz       FUZZ_SECONDS (default 60) of fuzzing each harness, one after the other
+#   make soak       100 live round trips of one guest across every transport and
+#                   capability mix, and 200000 QMP messages from 16 clients at once
+#                   (MAPRAM_SOAK_TRIPS / _MESSAGES / _CLIENTS; make check runs them short)
 #   make demo       save and restore a running VM, and say what happened
 #   make bench      benchmarks (figures only, never a pass/fail on speed)
 #   make clean
@@ -19,7 +22,7 @@ FUZZ_BUILD ?= build-fuzz
 # meson test selection for check-tsan, e.g. "--suite unit --suite qtest-smoke" (CI)
 TSAN_SUITES ?=
 
-.PHONY: all deps fuzz-deps build check check-asan check-tsan check-fuzz fuzz fuzzers demo bench clean
+.PHONY: all deps fuzz-deps build check check-asan check-tsan check-fuzz fuzz fuzzers soak demo bench clean
 
 all: build
 
@@ -79,6 +82,12 @@ check-fuzz: fuzzers
 
 fuzz: fuzzers
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/run-tests.sh $(FUZZ_BUILD) --no-rebuild --suite fuzz-run
+
+soak: build
+	@MAPRAM_SOAK_TRIPS=$${MAPRAM_SOAK_TRIPS:-100} \
+	  MAPRAM_SOAK_MESSAGES=$${MAPRAM_SOAK_MESSAGES:-200000} \
+	  MAPRAM_SOAK_CLIENTS=$${MAPRAM_SOAK_CLIENTS:-16} \
+	  scripts/run-tests.sh $(BUILD) --suite soak --timeout-multiplier 10 --verbose
 
 demo: build
 	$(BUILD)/mapram demo

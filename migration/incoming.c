@@ -462,6 +462,21 @@ void migration_incoming_free(MigrationIncomingState *s)
     state_unref(s);
 }
 
+bool migration_incoming_active(Migration *m)
+{
+    MigrationIncomingState *s = m->in;
+    bool active;
+
+    if (!s) {
+        return false;
+    }
+    qemu_mutex_lock(&s->lock);
+    active = s->status == MIGRATION_STATUS_SETUP ||
+             s->status == MIGRATION_STATUS_ACTIVE;
+    qemu_mutex_unlock(&s->lock);
+    return active;
+}
+
 void migration_incoming_query(MigrationIncomingState *s, MigrationInfo *info)
 {
     qemu_mutex_lock(&s->lock);

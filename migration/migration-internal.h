@@ -162,6 +162,12 @@ struct MigrationIncomingState {
 
 /* migrate-incoming is allowed now (-incoming given, not yet started). */
 bool migration_incoming_allowed(Migration *m, GError **errp);
+/*
+ * An incoming migration listens or loads.  QEMU ties "Multifd must be set
+ * before incoming starts" to its incoming transport's lifetime, so a VM
+ * that has loaded may change multifd before it migrates on.
+ */
+bool migration_incoming_active(Migration *m);
 bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
                               GError **errp);  /* takes addr */
 void migration_incoming_free(MigrationIncomingState *s);   /* stops and joins */

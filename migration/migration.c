@@ -107,7 +107,8 @@ bool migration_set_capability(Migration *m, const char *name, bool on, GError **
     json_object_set_string_member(e, "capability", name);
     json_object_set_boolean_member(e, "state", on);
     json_array_add_object_element(list, e);
-    return migration_options_set_capabilities(m->opts, list, m->incoming_started, errp);
+    return migration_options_set_capabilities(m->opts, list,
+                                              migration_incoming_active(m), errp);
 }
 
 bool migration_set_parameters(Migration *m, JsonObject *args, GError **errp)

@@ -60,7 +60,7 @@ typedef enum {
 typedef struct RuleCtx {
     const bool *caps;                 /* capability set being checked */
     const bool *current;              /* CAPS: the capabilities in force now */
-    bool incoming_started;            /* CAPS: migrate-incoming was issued */
+    bool incoming_active;             /* CAPS: an incoming migration listens or loads */
     const char *compression;          /* CAPS: multifd-compression now */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
     TransportKind transport;          /* TRANSPORT / PREPARE */
@@ -87,7 +87,7 @@ static bool r_bg_mapped(const RuleCtx *r) { return CAP(BACKGROUND_SNAPSHOT) && C
 static bool r_colo(const RuleCtx *r) { return CAP(X_COLO); }
 static bool r_rdma_pin(const RuleCtx *r) { return CAP(RDMA_PIN_ALL); }
 static bool r_mfd_incoming(const RuleCtx *r)
-{ return CAP(MULTIFD) != r->current[C(MULTIFD)] && r->incoming_started; }
+{ return CAP(MULTIFD) != r->current[C(MULTIFD)] && r->incoming_active; }
 
 static bool r_seekable(const RuleCtx *r)
 { return CAP(MAPPED_RAM) && r->transport != TRANSPORT_FILE; }
@@ -154,7 +154,7 @@ static bool rules_check(RulePhase phase, const RuleCtx *r, GError **errp)
 }
 
 bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
-                                        bool incoming_started, GError **errp)
+                                        bool incoming_active, GError **errp)
 {
     bool newc[MIGRATION_CAPABILITY__MAX];
     memcpy(newc, o->caps, sizeof(newc));
@@ -168,7 +168,7 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
         }
         newc[c] = json_object_get_boolean_member(e, "state");
     }
-    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_started = incoming_started,
+    RuleCtx r = { .caps = newc, .current = o->caps, .incoming_active = incoming_active,
                   .compression = json_object_get_string_member(o->params, "multifd-compression") };
     if (!rules_check(PHASE_CAPS, &r, errp)) {
         return false;

@@ -87,10 +87,11 @@ bool migrate_direct_io_effective(const MigrationConfig *c);
 /*
  * The bodies of migrate-set-capabilities / migrate-set-parameters and
  * their queries (the QMP side refuses a change while a migration runs).
- * incoming_started: migrate-incoming was issued (a rule depends on it).
+ * incoming_active: an incoming migration is listening or loading (a rule
+ * depends on it).
  */
 bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
-                                        bool incoming_started, GError **errp);
+                                        bool incoming_active, GError **errp);
 JsonNode *migration_options_query_capabilities(const MigrationOptions *o);
 bool migration_options_set_parameters(MigrationOptions *o, JsonObject *args, GError **errp);
 JsonNode *migration_options_query_parameters(const MigrationOptions *o);

@@ -206,6 +206,9 @@ static bool completion(OutgoingRun *run, GError **errp)
     run->vm_stopped_by_us = m->host->runstate_get(m->host_opaque) == RUN_STATE_RUNNING;
     m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
     set_status(s, MIGRATION_STATUS_DEVICE);
+    if (fault_hit("device-state-stall")) {
+        g_usleep(G_USEC_PER_SEC);
+    }
     if (fault_hit("save-device-state")) {
         error_setg(errp, "Failed to save device state: injected fault");
         return false;

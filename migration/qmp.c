@@ -120,7 +120,7 @@ static JsonNode *qmp_set_caps(JsonObject *args, Monitor *mon, void *opaque, GErr
         return NULL;
     }
     migration_options_set_capabilities(m->opts, json_object_get_array_member(args, "capabilities"),
-                                       m->incoming_started, errp);
+                                       migration_incoming_active(m), errp);
     return NULL;
 }
 

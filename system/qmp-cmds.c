@@ -31,7 +31,7 @@ static JsonNode *qmp_stop(JsonObject *args, Monitor *mon, void *opaque, GError *
     if (runstate_get() == RUN_STATE_INMIGRATE) {
         vm_set_autostart(false);
     } else {
-        vm_stop(RUN_STATE_PAUSED);
+        vm_stop_from_monitor();
     }
     return NULL;
 }
@@ -45,7 +45,7 @@ static JsonNode *qmp_cont(JsonObject *args, Monitor *mon, void *opaque, GError *
     if (runstate_get() == RUN_STATE_INMIGRATE) {
         vm_set_autostart(true);
     } else {
-        vm_start();
+        vm_start_from_monitor();
     }
     return NULL;
 }

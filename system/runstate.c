@@ -16,12 +16,32 @@
 /*
  * current: read anywhere (atomic), written under vm_lock or before
  * threads start.  vcpus_held: protected by vm_lock; true while the VM's
- * own pause reference is taken (the vCPUs start parked).
+ * own pause reference is taken (the vCPUs start parked).  vm_cond: with
+ * vm_lock, broadcast whenever current changes; the monitor's stop and
+ * cont wait on it while a migration completes.
  */
 static QemuMutex vm_lock;
+static QemuCond vm_cond;
+static gsize vm_cond_ready;
 static int current = RUN_STATE_PRELAUNCH;
 static bool vcpus_held = true;
 static int autostart = 1;
+
+static void vm_cond_init(void)
+{
+    if (g_once_init_enter(&vm_cond_ready)) {
+        qemu_cond_init(&vm_cond);
+        g_once_init_leave(&vm_cond_ready, 1);
+    }
+}
+
+/* Under vm_lock. */
+static void set_locked(RunState s)
+{
+    g_assert((unsigned)s < RUN_STATE__MAX);
+    __atomic_store_n(&current, s, __ATOMIC_RELEASE);
+    qemu_cond_broadcast(&vm_cond);
+}
 
 RunState runstate_get(void)
 {
@@ -30,8 +50,10 @@ RunState runstate_get(void)
 
 void runstate_set(RunState s)
 {
-    g_assert((unsigned)s < RUN_STATE__MAX);
-    __atomic_store_n(&current, s, __ATOMIC_RELEASE);
+    vm_cond_init();
+    qemu_mutex_lock(&vm_lock);
+    set_locked(s);
+    qemu_mutex_unlock(&vm_lock);
 }
 
 bool runstate_is_running(void)
@@ -58,17 +80,33 @@ bool vm_autostart(void)
     return __atomic_load_n(&autostart, __ATOMIC_ACQUIRE);
 }
 
-void vm_stop(RunState s)
+/*
+ * A migration that stopped the VM for its last pass and device state
+ * (finish-migrate) owns the run state until it sets another one; QEMU's
+ * big lock keeps monitor commands out of that stretch, so the monitor's
+ * stop and cont wait for it here.  Under vm_lock.
+ */
+static void wait_out_migration_locked(bool from_monitor)
+{
+    while (from_monitor &&
+           runstate_get() == RUN_STATE_FINISH_MIGRATE) {
+        qemu_cond_wait(&vm_cond, &vm_lock);
+    }
+}
+
+static void stop_vm(RunState s, bool from_monitor)
 {
     bool was_running;
 
+    vm_cond_init();
     qemu_mutex_lock(&vm_lock);
+    wait_out_migration_locked(from_monitor);
     was_running = !vcpus_held;
     if (was_running) {
         cpus_pause_all();
         vcpus_held = true;
     }
-    runstate_set(s);
+    set_locked(s);
     /* Under the lock so that STOP and RESUME reach clients in order. */
     if (was_running) {
         qmp_event_send("STOP", NULL);
@@ -76,17 +114,39 @@ void vm_stop(RunState s)
     qemu_mutex_unlock(&vm_lock);
 }
 
-void vm_start(void)
+static void start_vm(bool from_monitor)
 {
     bool resumed;
 
+    vm_cond_init();
     qemu_mutex_lock(&vm_lock);
+    wait_out_migration_locked(from_monitor);
     resumed = vcpus_held;
-    runstate_set(RUN_STATE_RUNNING);
+    set_locked(RUN_STATE_RUNNING);
     if (resumed) {
         vcpus_held = false;
         cpus_resume_all();
         qmp_event_send("RESUME", NULL);
     }
     qemu_mutex_unlock(&vm_lock);
+}
+
+void vm_stop(RunState s)
+{
+    stop_vm(s, false);
+}
+
+void vm_start(void)
+{
+    start_vm(false);
+}
+
+void vm_stop_from_monitor(void)
+{
+    stop_vm(RUN_STATE_PAUSED, true);
+}
+
+void vm_start_from_monitor(void)
+{
+    start_vm(true);
 }

@@ -67,7 +67,14 @@ typedef struct MigrationHostOps {
     /* The current run state, and entering one without touching the vCPUs. */
     RunState (*runstate_get)(void *opaque);
     void (*runstate_set)(void *opaque, RunState s);
-    /* Park every vCPU (return when all are parked), then enter state s. */
+    /*
+     * Park every vCPU (return when all are parked), then enter state s.
+     * A save calls it with RUN_STATE_FINISH_MIGRATE for its last pass and
+     * device state, and owns the run state until it sets another one
+     * (postmigrate, or back as it was on failure): the host must keep its
+     * own users from resuming the vCPUs meanwhile (QEMU: the big lock;
+     * mapram-vm: QMP stop and cont wait, system/runstate.c).
+     */
     void (*vm_stop)(void *opaque, RunState s);
     /* Resume the vCPUs in RUN_STATE_RUNNING. */
     void (*vm_start)(void *opaque);

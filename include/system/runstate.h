@@ -23,6 +23,14 @@ void vm_stop(RunState s);
 void vm_start(void);
 
 /*
+ * QMP's stop and cont: the same, but never while a migration completes
+ * (finish-migrate); they wait until it has set postmigrate, or restored
+ * the VM on failure, as QEMU's monitor waits for the big lock.
+ */
+void vm_stop_from_monitor(void);
+void vm_start_from_monitor(void);
+
+/*
  * QEMU's "autostart": true unless -S was given; QMP cont / stop in state
  * "inmigrate" set / clear it.  The incoming side reads it when a load
  * completes to choose between vm_start() and "paused" (§5.6).

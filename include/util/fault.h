@@ -9,6 +9,8 @@
  *   load-page-read       a page-data read fails with EIO
  *   save-fsync           qemu_fdatasync() fails with EIO (x-fsync, mapram save --fsync)
  *   multifd-send-stall   a multifd channel sleeps 50 ms per job (for cancel tests)
+ *   device-state-stall   the save sleeps 1 s after stopping the VM, before its
+ *                        device state (finish-migrate held open)
  * Without the build option fault_injection every check is false.
  */
 #ifndef UTIL_FAULT_H

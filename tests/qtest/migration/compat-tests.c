@@ -234,10 +234,8 @@ static void test_postmigrate(void)
 
 static QTestState *start_dest_only(void)
 {
-    g_autofree char *dst = g_strdup_printf(
-        "-m 150M -machine memory-backend=mig.mem "
-        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
-        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    g_autofree char *dst = mig_vm_args("150M", "ab", "dest_serial",
+                                       "-incoming defer");
     QTestState *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
 
     migrate_set_capability(to, "events", true);
@@ -268,6 +266,23 @@ static void test_multifd_after_incoming(void)
     migrate_incoming_qmp(to, uri, NULL, NULL);
     set_caps_expect_error(to, caps, "Multifd must be set before incoming starts");
     g_assert_false(runstate_is_running(to));
+    qtest_quit(to);
+}
+
+/*
+ * QEMU ties that rule to the incoming transport's life: once a load has
+ * completed, the VM may turn multifd on to migrate on with it.
+ */
+static void test_multifd_after_load(void)
+{
+    g_autofree char *file = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+    g_autofree char *uri = g_strdup_printf("file:%s", file);
+    QTestState *to = start_dest_only();
+
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    migrate_set_capability(to, "multifd", true);
+    g_assert_true(migrate_get_capability(to, "multifd"));
     qtest_quit(to);
 }
 
@@ -336,6 +351,8 @@ void migration_test_add_compat(void)
                        test_incoming_started, MIG_SMOKE);
     migration_test_add("/migration/compat/multifd-after-incoming",
                        test_multifd_after_incoming, MIG_SMOKE);
+    migration_test_add("/migration/compat/multifd-after-load",
+                       test_multifd_after_load, MIG_SMOKE);
     migration_test_add("/migration/compat/no-incoming", test_no_incoming,
                        MIG_SMOKE);
     migration_test_add("/migration/compat/guest-waiting",

@@ -102,6 +102,49 @@ static void test_send_stall_cancel(void)
     qtest_quit(from);
 }
 
+/*
+ * stop and cont wait while a save completes (finish-migrate), as QEMU's
+ * monitor waits for the big lock: otherwise the vCPUs would run during
+ * the last pass and the device state, and the file would hold a guest
+ * that never was.  The reply to cont comes after "completed", and the
+ * guest runs on from postmigrate.
+ */
+static void test_cont_during_completion(void)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", NULL };
+    const char *env[] = { "MAPRAM_FAULT=device-state-stall", NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .start.only_source = true, .start.env_source = env,
+                           .caps = { "mapped-ram" } };
+    QTestState *from, *to;
+    g_autofree char *st = NULL;
+
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "device", ungoals);
+    qtest_qmp_assert_success(from, "{'execute': 'cont'}");
+    st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "completed");
+    g_assert_true(runstate_is_running(from));
+    assert_guest_runs(from);
+    qtest_quit(from);
+
+    /* The file holds the guest as it was stopped: it loads and checks. */
+    args.start.only_source = false;
+    args.start.env_source = NULL;
+    migrate_start(&args, &from, &to);
+    qtest_quit(from);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    qtest_qmp_eventwait(to, "RESUME");
+    assert_guest_runs(to);
+    qtest_qmp_assert_success(to, "{'execute': 'stop'}");
+    check_guests_ram(to);
+    qtest_quit(to);
+}
+
 static void test_load_page_read(void)
 {
     static const char *const caps[] = { "mapped-ram", NULL };
@@ -137,5 +180,7 @@ void migration_test_add_fault(void)
                        MIG_FULL);
     migration_test_add("/migration/fault/send-stall-cancel", test_send_stall_cancel,
                        MIG_FULL);
+    migration_test_add("/migration/fault/cont-during-completion",
+                       test_cont_during_completion, MIG_FULL);
     migration_test_add("/migration/fault/load-page-read", test_load_page_read, MIG_FULL);
 }

@@ -149,26 +149,6 @@ typedef struct FdsetSpec {
     bool dio_second;    /* the second fd of each side has O_DIRECT */
 } FdsetSpec;
 
-static void add_fd(QTestState *who, const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC, 0660);
-    g_autoptr(JsonNode) r = NULL;
-    JsonObject *ret;
-
-    g_assert_cmpint(fd, >=, 0);
-    r = qtest_qmp_fds(who, &fd, 1, "{'execute': 'add-fd', "
-                      "'arguments': {'fdset-id': 1}}");
-    ret = qtest_json_get_obj(json_node_get_object(r), "return");
-    if (!ret) {
-        g_autofree char *text = qtest_json_text(r);
-
-        qtest_fail(who, "add-fd failed: %s", text);
-    }
-    g_assert_cmpint(qtest_json_get_int(ret, "fdset-id", -1), ==, 1);
-    /* The process holds its own copy now. */
-    close(fd);
-}
-
 static void fdset_start_hook(QTestState *from, QTestState *to,
                              MigrateCommon *args)
 {
@@ -178,8 +158,8 @@ static void fdset_start_hook(QTestState *from, QTestState *to,
     for (int i = 0; i < spec->nfds; i++) {
         int dio = (spec->dio_second && i == 1) ? O_DIRECT : 0;
 
-        add_fd(from, file, O_CREAT | O_WRONLY | dio);
-        add_fd(to, file, O_CREAT | O_RDONLY | dio);
+        mig_add_fd(from, 1, file, O_CREAT | O_WRONLY | dio);
+        mig_add_fd(to, 1, file, O_CREAT | O_RDONLY | dio);
     }
 }
 

@@ -98,8 +98,8 @@ char *mig_file_uri(const char *name, const char *suffix)
     return g_strdup_printf("file:%s%s", p, suffix ? suffix : "");
 }
 
-static char *vm_args(const char *mem, const char *guest, const char *serial,
-                     const char *extra)
+char *mig_vm_args(const char *mem, const char *guest, const char *serial,
+                  const char *extra)
 {
     return g_strdup_printf("-m %s -machine memory-backend=mig.mem "
                            "-object memory-backend-ram,id=mig.mem,size=%s,"
@@ -128,7 +128,8 @@ void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
     const MigrateStart *st = &args->start;
     const char *mem = st->mem_size ? st->mem_size : "150M";
     const char *guest = st->guest ? st->guest : "ab";
-    g_autofree char *src = vm_args(mem, guest, "src_serial", st->opts_source);
+    g_autofree char *src = mig_vm_args(mem, guest, "src_serial",
+                                       st->opts_source);
 
     *from = qtest_init_bin_env(qtest_vm_binary(), st->env_source, "%s", src);
     migrate_apply_caps(*from, args);
@@ -140,9 +141,9 @@ void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
         g_autofree char *extra = g_strdup_printf("-incoming %s %s",
             st->incoming ? st->incoming : "defer",
             st->opts_target ? st->opts_target : "");
-        g_autofree char *dst = vm_args(st->dst_mem_size ? st->dst_mem_size
-                                                        : mem,
-                                       guest, "dest_serial", extra);
+        g_autofree char *dst = mig_vm_args(st->dst_mem_size ? st->dst_mem_size
+                                                            : mem,
+                                           guest, "dest_serial", extra);
 
         *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
     }
@@ -198,28 +199,39 @@ void check_guests_ram(QTestState *who)
     check_ab_pattern(mem, MIG_TEST_END - MIG_TEST_START, "guest");
 }
 
+void assert_guest_runs(QTestState *who)
+{
+    uint8_t a = guest_memread_u8(who, mig_tmpdir, MIG_TEST_START), b;
+    gint64 deadline = g_get_monotonic_time() +
+                      (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    /* A running ab guest keeps changing its first page. */
+    do {
+        g_usleep(10 * 1000);
+        b = guest_memread_u8(who, mig_tmpdir, MIG_TEST_START);
+        if (g_get_monotonic_time() > deadline) {
+            qtest_fail(who, "guest does not run: byte at 1 MiB stays 0x%02x",
+                       a);
+        }
+    } while (a == b);
+}
+
+void assert_guest_still(QTestState *who)
+{
+    uint8_t c = guest_memread_u8(who, mig_tmpdir, MIG_TEST_START), d;
+
+    g_usleep(200 * 1000);
+    d = guest_memread_u8(who, mig_tmpdir, MIG_TEST_START);
+    g_assert_cmpint(c, ==, d);
+}
+
 void migrate_end(QTestState *from, QTestState *to, bool test_dest)
 {
     qtest_quit(from);
     if (test_dest) {
-        uint8_t a = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START), b, c, d;
-        gint64 deadline = g_get_monotonic_time() +
-                          (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
-
-        /* The destination must really run: the first page keeps changing. */
-        do {
-            g_usleep(10 * 1000);
-            b = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
-            if (g_get_monotonic_time() > deadline) {
-                qtest_fail(to, "destination guest does not run: byte at "
-                           "1 MiB stays 0x%02x", a);
-            }
-        } while (a == b);
+        assert_guest_runs(to);
         qtest_qmp_assert_success(to, "{'execute': 'stop'}");
-        c = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
-        g_usleep(200 * 1000);
-        d = guest_memread_u8(to, mig_tmpdir, MIG_TEST_START);
-        g_assert_cmpint(c, ==, d);
+        assert_guest_still(to);
         check_guests_ram(to);
     }
     qtest_quit(to);
@@ -304,7 +316,27 @@ void assert_dest_not_resumed(QTestState *to)
 
 /* --- files --------------------------------------------------------------- */
 
-static void file_offset_pre_write(const char *path)
+void mig_add_fd(QTestState *who, int fdset_id, const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC, 0660);
+    g_autoptr(JsonNode) r = NULL;
+    JsonObject *ret;
+
+    g_assert_cmpint(fd, >=, 0);
+    r = qtest_qmp_fds(who, &fd, 1, "{'execute': 'add-fd', "
+                      "'arguments': {'fdset-id': %d}}", fdset_id);
+    ret = qtest_json_get_obj(json_node_get_object(r), "return");
+    if (!ret) {
+        g_autofree char *text = qtest_json_text(r);
+
+        qtest_fail(who, "add-fd failed: %s", text);
+    }
+    g_assert_cmpint(qtest_json_get_int(ret, "fdset-id", -1), ==, fdset_id);
+    /* The process holds its own copy now. */
+    close(fd);
+}
+
+void mig_file_offset_prepare(const char *path)
 {
     g_autofree char *x = g_malloc(MIG_OFFSET);
     g_autoptr(GError) err = NULL;
@@ -315,7 +347,7 @@ static void file_offset_pre_write(const char *path)
     }
 }
 
-static void file_offset_check(const char *path)
+void mig_file_offset_check(const char *path)
 {
     size_t len = 0;
     g_autofree uint8_t *data = read_whole_file(path, &len);
@@ -372,7 +404,7 @@ void test_file_common(MigrateCommon *args, bool stop_src)
     bool check_offset = uri_has_offset(args->connect_uri);
 
     if (check_offset) {
-        file_offset_pre_write(file);
+        mig_file_offset_prepare(file);
     }
     migrate_start(args, &from, &to);
     migrate_ensure_converge(from);
@@ -433,7 +465,7 @@ void test_file_common(MigrateCommon *args, bool stop_src)
     wait_for_serial("dest_serial");
     g_assert_true(runstate_is_running(to));
     if (check_offset) {
-        file_offset_check(file);
+        mig_file_offset_check(file);
     }
     if (args->end_hook) {
         args->end_hook(from, to, args);

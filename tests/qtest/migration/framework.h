@@ -88,6 +88,13 @@ struct MigrateCommon {
 char *mig_path(const char *name);
 char *mig_file_uri(const char *name, const char *suffix);
 
+/*
+ * Arguments of a mapram-vm running @guest in @mem of RAM, its serial
+ * output in "<tmpdir>/<serial>", then @extra (NULL: none); g_free.
+ */
+char *mig_vm_args(const char *mem, const char *guest, const char *serial,
+                  const char *extra);
+
 /* Start the processes (caps from @args set on both, events on). */
 void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to);
 /* Turn on @args' capabilities and parameters on one side. */
@@ -98,6 +105,11 @@ void migrate_apply_caps(QTestState *who, MigrateCommon *args);
  * stop it, check it stays still, check its RAM, and quit it.
  */
 void migrate_end(QTestState *from, QTestState *to, bool test_dest);
+
+/* The guest runs: the byte at 1 MiB changes (bounded wait). */
+void assert_guest_runs(QTestState *who);
+/* The guest is still: the byte at 1 MiB stays the same for 200 ms. */
+void assert_guest_still(QTestState *who);
 
 /* Wait for a 'B' on "<tmpdir>/<side>" ("src_serial"/"dest_serial"). */
 void wait_for_serial(const char *side);
@@ -131,6 +143,17 @@ void assert_dest_not_resumed(QTestState *to);
 void test_file_common(MigrateCommon *args, bool stop_src);
 /* Socket-like round trips: the destination listens first (live source). */
 void test_precopy_common(MigrateCommon *args);
+
+/*
+ * add-fd of @path opened with @flags (O_CLOEXEC added) into @fdset_id of
+ * @who; asserts success.  Our own copy of the fd is closed.
+ */
+void mig_add_fd(QTestState *who, int fdset_id, const char *path, int flags);
+
+/* "X" bytes up to MIG_OFFSET of @path, for a save at offset=MIG_OFFSET. */
+void mig_file_offset_prepare(const char *path);
+/* Those bytes are intact and the stream's magic follows them. */
+void mig_file_offset_check(const char *path);
 
 /* O_DIRECT usable in @dir (QEMU's probe). */
 bool probe_o_direct_support(const char *dir);
