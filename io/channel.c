@@ -191,8 +191,8 @@ static size_t iov_total(const struct iovec *iov, size_t niov)
  * Read the whole of iov.  Returns 1 when all was read, 0 on EOF before
  * the first byte, -1 on error (EOF after the first byte included).
  */
-static int io_channel_readv_all_eof(IOChannel *ioc, const struct iovec *iov,
-                                    size_t niov, GError **errp)
+int io_channel_readv_all_eof(IOChannel *ioc, const struct iovec *iov, size_t niov,
+                             GError **errp)
 {
     IovCursor c;
     bool partial = false;
@@ -233,6 +233,17 @@ int io_channel_read_all_eof(IOChannel *ioc, void *buf, size_t len, GError **errp
 bool io_channel_read_all(IOChannel *ioc, void *buf, size_t len, GError **errp)
 {
     int ret = io_channel_read_all_eof(ioc, buf, len, errp);
+
+    if (ret == 0) {
+        error_setg(errp, "Unexpected end-of-file before all data were read "
+                   "from channel '%s'", ioc->name);
+    }
+    return ret == 1;
+}
+
+bool io_channel_readv_all(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp)
+{
+    int ret = io_channel_readv_all_eof(ioc, iov, niov, errp);
 
     if (ret == 0) {
         error_setg(errp, "Unexpected end-of-file before all data were read "

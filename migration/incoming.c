@@ -12,6 +12,7 @@
  * end nothing to touch but the state itself.
  */
 #include "migration-internal.h"
+#include "multifd.h"
 #include "util/error.h"
 #include "util/osdep.h"
 #include <fcntl.h>
@@ -24,6 +25,7 @@ typedef struct IncomingRun {
     MigrationIncomingState *s;
     Migration *m;
     off_t start;
+    IOChannel **multifd_iocs;     /* multifd over sockets: cfg->multifd_channels, by id */
 } IncomingRun;
 
 static MigrationIncomingState *state_ref(MigrationIncomingState *s)
@@ -240,13 +242,34 @@ static IOChannel *accept_peer(MigrationIncomingState *s, GError **errp)
     }
 }
 
-/* The channel to load from: the one begin opened, or an accepted peer. */
-static bool take_channel(MigrationIncomingState *s, GError **errp)
+static bool multifd_over_socket(const MigrationIncomingState *s)
 {
+    return s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] && s->addr.kind == TRANSPORT_SOCKET;
+}
+
+static bool stop_polled(void *opaque)
+{
+    return stop_requested(opaque);
+}
+
+/* Multifd over sockets: the main connection and every channel. */
+static IOChannel *accept_all(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
+
+    run->multifd_iocs = g_new0(IOChannel *, s->cfg->multifd_channels);
+    return multifd_accept_all(s->listen_fd, s->cfg->multifd_channels, run->multifd_iocs,
+                              stop_polled, s, errp);
+}
+
+/* The channel to load from: the one begin opened, or an accepted peer. */
+static bool take_channel(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
     if (s->ioc) {
         return true;
     }
-    IOChannel *ioc = accept_peer(s, errp);
+    IOChannel *ioc = multifd_over_socket(s) ? accept_all(run, errp) : accept_peer(s, errp);
     if (!ioc) {
         return false;
     }
@@ -262,7 +285,7 @@ static bool take_channel(MigrationIncomingState *s, GError **errp)
 }
 
 static void configure_ram(Migration *m, const MigrationConfig *c, const char *path,
-                          PostcopyLoad *postcopy)
+                          PostcopyLoad *postcopy, MultiFDRecv *mr)
 {
     bool multifd = c->caps[MIGRATION_CAPABILITY_MULTIFD];
     RamLoadParams lp = {
@@ -273,16 +296,18 @@ static void configure_ram(Migration *m, const MigrationConfig *c, const char *pa
         .path = path,
         .checksums = c->checksums,
         .postcopy = postcopy,
+        .multifd_recv = mr,
     };
     ram_load_configure(m->ram, &lp);
 }
 
-static bool incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
-                          const char *path, PostcopyLoad *postcopy, GError **errp)
+static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
+                        const char *path, PostcopyLoad *postcopy, MultiFDRecv *mr,
+                        GError **errp)
 {
     LoadCheck lc = { .m = m, .cfg = cfg };
 
-    configure_ram(m, cfg, path, postcopy);
+    configure_ram(m, cfg, path, postcopy, mr);
     global_state_reset(m->global_state);
     return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
 }
@@ -290,7 +315,59 @@ static bool incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
 bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                              const char *path, GError **errp)
 {
-    return incoming_load(m, cfg, f, path, NULL, errp);
+    return load_stream(m, cfg, f, path, NULL, NULL, errp);
+}
+
+/* A channel failed: the main stream may wait for bytes that never come. */
+static void multifd_failed(void *opaque)
+{
+    MigrationIncomingState *s = opaque;
+
+    qemu_mutex_lock(&s->lock);
+    io_channel_shutdown(s->ioc, NULL);
+    qemu_mutex_unlock(&s->lock);
+}
+
+/* The receive threads on the accepted channels, published for a stop. */
+static MultiFDRecv *multifd_start(IncomingRun *run, GError **errp)
+{
+    MigrationIncomingState *s = run->s;
+    MultiFDRecvConfig rc = {
+        .channels = s->cfg->multifd_channels,
+        .method = multifd_method_find(s->cfg->multifd_compression),
+        .find_block = ram_find_block,
+        .find_opaque = run->m->ram,
+        .on_error = multifd_failed,
+        .error_opaque = s,
+    };
+    MultiFDRecv *mr = multifd_recv_new(&rc, run->multifd_iocs, errp);
+    if (mr) {
+        qemu_mutex_lock(&s->lock);
+        s->multifd = mr;
+        qemu_mutex_unlock(&s->lock);
+    }
+    return mr;
+}
+
+static void multifd_stop(IncomingRun *run, MultiFDRecv *mr)
+{
+    MigrationIncomingState *s = run->s;
+
+    if (mr) {
+        qemu_mutex_lock(&s->lock);
+        s->multifd = NULL;
+        qemu_mutex_unlock(&s->lock);
+        multifd_recv_free(mr);
+    }
+    if (run->multifd_iocs) {
+        for (unsigned i = 0; i < s->cfg->multifd_channels; i++) {
+            if (run->multifd_iocs[i]) {
+                io_channel_close(run->multifd_iocs[i], NULL);
+                io_channel_unref(run->multifd_iocs[i]);
+            }
+        }
+        g_clear_pointer(&run->multifd_iocs, g_free);
+    }
 }
 
 static bool load(IncomingRun *run, GError **errp)
@@ -298,19 +375,34 @@ static bool load(IncomingRun *run, GError **errp)
     MigrationIncomingState *s = run->s;
     Migration *m = run->m;
 
-    if (!take_channel(s, errp)) {
-        return false;
+    MultiFDRecv *mr = NULL;
+    bool ok = false;
+
+    if (!take_channel(run, errp)) {
+        goto out;
+    }
+    if (run->multifd_iocs && !(mr = multifd_start(run, errp))) {
+        goto out;
     }
     set_status(s, MIGRATION_STATUS_ACTIVE);
     if (s->on_demand) {
         s->postcopy = postcopy_load_new(s->addr.filename, &s->pstats, errp);
         if (!s->postcopy) {
-            return false;
+            goto out;
         }
     }
     QEMUFile *f = qemu_file_new_input(s->ioc, run->start);
-    bool ok = incoming_load(m, s->cfg, f, s->addr.filename, s->postcopy, errp);
-    qemu_fclose(f, ok ? errp : NULL);
+    GError *err = NULL;
+    ok = load_stream(m, s->cfg, f, s->addr.filename, s->postcopy, mr, &err);
+    qemu_fclose(f, ok ? &err : NULL);
+    /* the channel's failure is the cause; the main stream's is its echo */
+    if (!ok && mr && multifd_recv_error(mr, errp)) {
+        g_clear_error(&err);
+    } else if (err) {
+        g_propagate_error(errp, err);
+    }
+out:
+    multifd_stop(run, mr);
     return ok;
 }
 
@@ -420,6 +512,9 @@ void migration_incoming_free(MigrationIncomingState *s)
     }
     if (s->ioc) {
         io_channel_shutdown(s->ioc, NULL);
+    }
+    if (s->multifd) {
+        multifd_recv_shutdown(s->multifd);
     }
     qemu_mutex_unlock(&s->lock);
     if (s->thread) {

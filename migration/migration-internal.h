@@ -119,6 +119,7 @@ struct MigrationState {
     /* The channel's shutdown (main thread, at cancel) against its close (migration thread) */
     QemuMutex ioc_lock;
     IOChannel *ioc;               /* a reference until migration_state_free */
+    MultiFDSend *multifd;         /* ioc_lock: multifd over sockets, while the thread has it */
     /* Protected by lock: what query-migrate reports besides the counters */
     QemuMutex lock;
     MigrationStatus status;
@@ -165,6 +166,7 @@ struct MigrationIncomingState {
      * waiting for a page keeps waiting (never a wrong page)
      */
     PostcopyLoad *postcopy;
+    MultiFDRecv *multifd;         /* multifd over sockets, while the thread has it */
     /* Atomics */
     int stop;                     /* the Migration is going away: give up */
     int refs;                     /* the Migration's, and a pending end's */

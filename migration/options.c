@@ -63,6 +63,7 @@ typedef struct RuleCtx {
     bool incoming_active;             /* CAPS: an incoming migration listens or loads */
     bool incoming_vm;                 /* CAPS: the VM waits for an incoming migration */
     bool incoming;                    /* TRANSPORT: migrate-incoming (not migrate) */
+    const char *compression;          /* CAPS: multifd-compression now */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
     TransportKind transport;          /* TRANSPORT / PREPARE */
 } RuleCtx;
@@ -90,7 +91,8 @@ static bool r_postcopy_shared(const RuleCtx *r)
 static bool r_mfd_xbzrle(const RuleCtx *r) { return CAP(MULTIFD) && CAP(XBZRLE); }
 static bool r_preempt(const RuleCtx *r) { return CAP(POSTCOPY_PREEMPT) && !CAP(POSTCOPY_RAM); }
 static bool r_sw_ack(const RuleCtx *r) { return CAP(SWITCHOVER_ACK) && !CAP(RETURN_PATH); }
-static bool r_zero_copy(const RuleCtx *r) { return CAP(ZERO_COPY_SEND) && !CAP(MULTIFD); }
+static bool r_zero_copy(const RuleCtx *r)
+{ return CAP(ZERO_COPY_SEND) && (!CAP(MULTIFD) || strcmp(r->compression, "none") != 0); }
 static bool r_bg_postcopy(const RuleCtx *r)
 { return CAP(BACKGROUND_SNAPSHOT) && CAP(POSTCOPY_RAM); }
 static bool r_bg_mapped(const RuleCtx *r) { return CAP(BACKGROUND_SNAPSHOT) && CAP(MAPPED_RAM); }
@@ -111,8 +113,6 @@ static bool r_extra_fds(const RuleCtx *r)
 { return CAP(MULTIFD) && migrate_direct_io_effective(r->cfg) && r->transport != TRANSPORT_FILE; }
 static bool r_cpr_transfer(const RuleCtx *r)
 { return r->transport == TRANSPORT_FILE && !strcmp(r->cfg->mode, "cpr-transfer"); }
-static bool r_multifd_socket(const RuleCtx *r)
-{ return CAP(MULTIFD) && r->transport == TRANSPORT_SOCKET; }
 static bool r_rdma(const RuleCtx *r) { return r->transport == TRANSPORT_RDMA; }
 static bool r_postcopy_in_stream(const RuleCtx *r)
 { return r->incoming && CAP(POSTCOPY_RAM) && !CAP(MAPPED_RAM); }
@@ -148,8 +148,6 @@ static const CompatRule compat_rules[] = {
     { PHASE_TRANSPORT, r_extra_fds,
       "Migration requires a transport that allows for extra fds (e.g. file)" },
     { PHASE_TRANSPORT, r_cpr_transfer, "Migration requires streamable transport (eg unix)" },
-    { PHASE_TRANSPORT, r_multifd_socket,
-      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { PHASE_TRANSPORT, r_rdma, "RDMA is not supported by mapram" },
     /* mapram's on-demand restore (migrate-incoming only): from a mapped-ram file */
     { PHASE_TRANSPORT, r_postcopy_in_stream, MIGRATION_POSTCOPY_NEEDS_MAPPED_RAM },
@@ -195,7 +193,8 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
         newc[c] = json_object_get_boolean_member(e, "state");
     }
     RuleCtx r = { .caps = newc, .current = o->caps, .incoming_active = incoming_active,
-                  .incoming_vm = incoming_vm };
+                  .incoming_vm = incoming_vm,
+                  .compression = json_object_get_string_member(o->params, "multifd-compression") };
     if (!rules_check(PHASE_CAPS, &r, errp)) {
         return false;
     }
@@ -326,6 +325,12 @@ static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **e
             return false;
         }
     }
+    /* zero-copy-send (which mapram accepts and ignores) refuses compression, as in QEMU */
+    if (o->caps[C(ZERO_COPY_SEND)] && json_object_has_member(newp, "multifd-compression") &&
+        strcmp(json_object_get_string_member(newp, "multifd-compression"), "none") != 0) {
+        error_setg(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
+        return false;
+    }
     /* QEMU checks the *current* mapped-ram/compression/TLS values here. */
     if (o->caps[C(MAPPED_RAM)] &&
         (strcmp(json_object_get_string_member(o->params, "multifd-compression"), "none") != 0 ||
@@ -415,6 +420,8 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     memcpy(c->caps, o->caps, sizeof(c->caps));
     c->multifd_channels = json_object_get_int_member(params, "multifd-channels");
     c->multifd_compression = g_strdup(json_object_get_string_member(params, "multifd-compression"));
+    c->multifd_zlib_level = json_object_get_int_member(params, "multifd-zlib-level");
+    c->multifd_zstd_level = json_object_get_int_member(params, "multifd-zstd-level");
     c->zero_page_detection = zpd_from_name(json_object_get_string_member(params, "zero-page-detection"));
     c->direct_io = json_object_get_boolean_member(params, "direct-io");
     c->tls_creds = g_strdup(json_object_get_string_member(params, "tls-creds"));

@@ -52,6 +52,8 @@ typedef struct MigrationConfig {
     bool caps[MIGRATION_CAPABILITY__MAX];
     unsigned multifd_channels;
     char *multifd_compression;
+    int multifd_zlib_level;
+    int multifd_zstd_level;
     ZeroPageDetection zero_page_detection;
     bool direct_io;
     char *tls_creds;

@@ -33,7 +33,12 @@ typedef struct OutgoingRun {
     uint64_t iter_last_bytes;
     double bandwidth_bpms;        /* bytes per ms, measured */
     bool vm_stopped_by_us;
+    MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
+    bool compressed;              /* multifd-compression is not "none" */
 } OutgoingRun;
+
+static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run);
+static MultiFDWire multifd_wire(const Migration *m, const MigrationConfig *c);
 
 static bool cancel_requested(MigrationState *s)
 {
@@ -106,6 +111,25 @@ static void rate_limit_wait(OutgoingRun *run)
     }
 }
 
+/*
+ * What the estimate measures: bytes sent, except that compressed pages
+ * count at their size in guest memory.  remaining is in those bytes, so
+ * the downtime threshold must be too: with a guest whose pages compress
+ * 100:1, the wire rate would make the threshold 100 times too small and
+ * a live migration would never converge.
+ */
+static uint64_t progress_bytes(OutgoingRun *run)
+{
+    uint64_t bytes = transferred_bytes(run);
+    if (run->compressed) {
+        const PageStats *ps = &run->s->stats.ram.pages;
+        uint64_t raw = stat64_get(&ps->normal_pages) * RAM_PAGE_SIZE;
+        uint64_t wire = stat64_get(&ps->bytes);
+        bytes += raw > wire ? raw - wire : 0;
+    }
+    return bytes;
+}
+
 static void update_bandwidth(OutgoingRun *run)
 {
     MigrationState *s = run->s;
@@ -114,7 +138,7 @@ static void update_bandwidth(OutgoingRun *run)
     if (dt < BUFFER_DELAY_MS * 1000) {
         return;
     }
-    uint64_t bytes = transferred_bytes(run);
+    uint64_t bytes = progress_bytes(run);
     uint64_t sent = bytes - run->iter_last_bytes;
     double bpms = (double)sent / (dt / 1000.0);
     run->iter_last_bytes = bytes;
@@ -234,6 +258,76 @@ static bool sync_main_channel(MigrationState *s, GError **errp)
     return ok;
 }
 
+/* True when multifd's pages go over extra connections to the main one's address. */
+static bool multifd_over_socket(const MigrationState *s)
+{
+    return s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] && s->addr.kind == TRANSPORT_SOCKET;
+}
+
+/*
+ * Multifd over sockets: the channels are connected before the header is
+ * written (as QEMU 10.2 does; the main connection was made first, which
+ * a 7.2 destination needs), and each thread sends its initial packet.
+ */
+static bool multifd_connect(OutgoingRun *run, GError **errp)
+{
+    MigrationState *s = run->s;
+    unsigned n = s->cfg->multifd_channels;
+    g_autoptr(GPtrArray) iocs = g_ptr_array_new_with_free_func((GDestroyNotify)io_channel_unref);
+
+    if (!multifd_over_socket(s)) {
+        return true;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        off_t start;
+        IOChannel *ioc = transport_open_outgoing(run->m, &s->addr, &start, errp);
+        if (!ioc) {
+            g_prefix_error(errp, "multifd channel %u: ", i);
+            return false;
+        }
+        g_ptr_array_add(iocs, ioc);
+    }
+    MultiFDSendConfig mc = {
+        .channels = n,
+        .method = multifd_method_find(s->cfg->multifd_compression),
+        .level = !strcmp(s->cfg->multifd_compression, "zstd") ? s->cfg->multifd_zstd_level
+                                                               : s->cfg->multifd_zlib_level,
+        .zero_in_packets = multifd_wire(run->m, s->cfg).zero_in_packets,
+        .stats = &s->stats.ram.pages,
+    };
+    MultiFDSend *mfd = multifd_send_new(&mc, (IOChannel *const *)iocs->pdata, errp);
+    if (!mfd) {
+        return false;
+    }
+    run->multifd = mfd;
+    run->compressed = mc.method != NULL;
+    qemu_mutex_lock(&s->ioc_lock);
+    s->multifd = mfd;
+    qemu_mutex_unlock(&s->ioc_lock);
+    if (cancel_requested(s)) {
+        multifd_send_shutdown(mfd);
+    }
+    return true;
+}
+
+/* After the save: failed or cancelled, blocked channel threads are woken first. */
+static void multifd_release(OutgoingRun *run, bool ok)
+{
+    MigrationState *s = run->s;
+
+    if (!run->multifd) {
+        return;
+    }
+    qemu_mutex_lock(&s->ioc_lock);
+    s->multifd = NULL;
+    qemu_mutex_unlock(&s->ioc_lock);
+    if (!ok) {
+        multifd_send_shutdown(run->multifd);
+    }
+    multifd_send_free(run->multifd);
+    run->multifd = NULL;
+}
+
 /* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
@@ -241,6 +335,10 @@ static bool run_save(OutgoingRun *run, GError **errp)
     StreamConfig sc;
     gint64 setup_start = migration_now_ms();
 
+    if (!multifd_connect(run, errp)) {
+        return false;
+    }
+    configure_ram(run->m, s, run);
     run->window_start_us = run->iter_start_us = g_get_monotonic_time();
     build_config(run->m, s->cfg, &sc);
     qemu_savevm_state_header(run->f, &sc, run->vmdesc);
@@ -297,8 +395,9 @@ static gpointer migration_thread(gpointer opaque)
     GError *err = NULL;
 
     bool ok = run_save(run, &err);
-    qemu_savevm_state_cleanup(m->registry);
     bool cancelled = cancel_requested(s);
+    multifd_release(run, ok && !cancelled);
+    qemu_savevm_state_cleanup(m->registry);
     qemu_mutex_lock(&s->lock);
     s->total_ms = migration_now_ms() - s->start_ms;
     qemu_mutex_unlock(&s->lock);
@@ -363,6 +462,17 @@ static MigrationState *state_new(Migration *m, MigAddr *addr, MigrationConfig *c
     return s;
 }
 
+/* What the QEMU of our machine type ("-X.Y"; 10.2 without one) sends. */
+static MultiFDWire multifd_wire(const Migration *m, const MigrationConfig *c)
+{
+    unsigned major = 10, minor = 2;
+
+    multifd_machine_version(m->machine_type, &major, &minor);
+    return multifd_wire_for(major, minor,
+                            c->zero_page_detection == ZERO_PAGE_DETECTION_MULTIFD);
+}
+
+/* On the migration thread, once the multifd channels (if any) are connected. */
 static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
 {
     const MigrationConfig *c = s->cfg;
@@ -378,6 +488,8 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
         .path = s->addr.filename,
         .main_ioc = s->ioc,
         .checksums = c->checksums,
+        .multifd_send = run->multifd,
+        .wire = multifd_wire(m, c),
         .stats = &s->stats.ram,
         .rate_limited = rate_limited,
         .rate_opaque = run,
@@ -420,7 +532,6 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
     run->start = start;
     run->f = qemu_file_new_output(s->ioc, start);
     run->vmdesc = json_builder_new();
-    configure_ram(m, s, run);
     set_status(s, MIGRATION_STATUS_SETUP);
     s->thread = g_thread_new("live_migration", migration_thread, run);
     return true;
@@ -439,6 +550,9 @@ void migration_outgoing_cancel(MigrationState *s)
     if (s->addr.kind != TRANSPORT_FILE) {
         qemu_mutex_lock(&s->ioc_lock);
         io_channel_shutdown(s->ioc, NULL);
+        if (s->multifd) {
+            multifd_send_shutdown(s->multifd);
+        }
         qemu_mutex_unlock(&s->ioc_lock);
     }
 }
@@ -468,9 +582,8 @@ void migration_outgoing_query(MigrationState *s, MigrationInfo *info)
     info->normal = stat64_get(&st->ram.pages.normal_pages);
     info->normal_bytes = info->normal * RAM_PAGE_SIZE;
     info->dirty_sync_count = stat64_get(&st->ram.dirty_sync_count);
-    /* QEMU counts page data as multifd-bytes only when multifd is on */
-    info->multifd_bytes = s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] &&
-                          s->cfg->caps[MIGRATION_CAPABILITY_MAPPED_RAM] ? page_bytes : 0;
+    /* QEMU counts page data (and multifd's packet headers) as multifd-bytes */
+    info->multifd_bytes = s->cfg->caps[MIGRATION_CAPABILITY_MULTIFD] ? page_bytes : 0;
     uint64_t precopy = stat64_get(&st->precopy_bytes);
     info->downtime_bytes = stat64_get(&st->downtime_bytes);
     info->precopy_bytes = precopy ? precopy - info->downtime_bytes : info->transferred;

@@ -91,6 +91,11 @@ void ram_encode_eos(QEMUFile *f)
     qemu_put_be64(f, RAM_SAVE_FLAG_EOS);
 }
 
+void ram_encode_multifd_flush(QEMUFile *f)
+{
+    qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+}
+
 /* ------------------------------------------------------------------ */
 /* decoder                                                             */
 
@@ -283,7 +288,11 @@ bool ram_decode_section(RamDecoder *s, QEMUFile *f, uint8_t section_type,
             continue;
         }
         if (flags == RAM_SAVE_FLAG_EOS) {
-            return true;
+            if (section_type == QEMU_VM_SECTION_START && !s->saw_flush) {
+                s->sync_per_section = true;
+            }
+            return !sink->multifd_sync || !s->sync_per_section ||
+                   sink->multifd_sync(opaque, errp);
         }
         if (s->mapped_ram) {
             /* mapped-ram bodies carry the block list and EOS, no page record */
@@ -291,6 +300,10 @@ bool ram_decode_section(RamDecoder *s, QEMUFile *f, uint8_t section_type,
             return false;
         }
         if (flags == RAM_SAVE_FLAG_MULTIFD_FLUSH) {
+            s->saw_flush = true;
+            if (sink->multifd_sync && !sink->multifd_sync(opaque, errp)) {
+                return false;
+            }
             continue;
         }
         if (!decode_page_record(s, f, flags, addr, sink, opaque, errp)) {

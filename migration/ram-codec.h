@@ -75,6 +75,8 @@ void ram_encode_page(RamEncoder *e, QEMUFile *f, unsigned block, uint64_t offset
 void ram_encode_zero_page(RamEncoder *e, QEMUFile *f, unsigned block, uint64_t offset);
 /* The end of a section's RAM data. */
 void ram_encode_eos(QEMUFile *f);
+/* Multifd's sync marker (MULTIFD_FLUSH), after a SYNC packet on every channel. */
+void ram_encode_multifd_flush(QEMUFile *f);
 
 /* ---- decoder ---- */
 
@@ -100,6 +102,15 @@ typedef struct RamSink {
      */
     uint8_t *(*page_dest)(void *opaque, unsigned idx, uint64_t offset, GError **errp);
     bool (*page)(void *opaque, unsigned idx, uint64_t offset, bool zero, GError **errp);
+    /*
+     * Optional, stream only: a multifd sync marker, where a multifd
+     * receiver waits until each channel reached its SYNC packet.  Every
+     * MULTIFD_FLUSH record is one; every EOS too when the sender syncs per
+     * section (QEMU 7.2, machines <= 8.0), which the decoder knows from a
+     * START without MULTIFD_FLUSH (a per-round sender always puts one
+     * there).  Called before the decoder reads past the marker.
+     */
+    bool (*multifd_sync)(void *opaque, GError **errp);
 } RamSink;
 
 typedef struct RamDecoder {
@@ -108,6 +119,8 @@ typedef struct RamDecoder {
     GPtrArray *block_names;       /* char *, index = idx */
     GArray *block_lengths;        /* uint64_t */
     uint64_t total;               /* MEM_SIZE total */
+    bool saw_flush;               /* a MULTIFD_FLUSH record was read */
+    bool sync_per_section;        /* every EOS is a multifd sync marker */
 } RamDecoder;
 
 void ram_decoder_init(RamDecoder *d, bool mapped_ram);

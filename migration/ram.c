@@ -44,7 +44,7 @@ struct RamState {
     /* Immutable */
     const MigrationHostOps *host;
     void *host_opaque;
-    /* Set by ram_save_configure() before the migration thread starts; read-only after. */
+    /* Set by ram_save_configure() before the save handlers run; read-only after. */
     RamSaveParams sp;
     /* The migration thread only */
     RamSaveState *save;
@@ -109,6 +109,10 @@ static uint64_t ram_sync_dirty(RamState *ram)
     return rs->dirty_pages * RAM_PAGE_SIZE;
 }
 
+static bool multifd_sync_point(RamState *ram, QEMUFile *f, bool round_end, GError **errp);
+static bool multifd_marker_out(RamState *ram, QEMUFile *f, GError **errp);
+static bool ram_eos(RamState *ram, QEMUFile *f, GError **errp);
+
 static void ram_save_cleanup(void *opaque)
 {
     RamState *ram = opaque;
@@ -166,7 +170,9 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
             return false;
         }
     }
-    ram_encode_eos(f);
+    if (!multifd_sync_point(ram, f, true, errp) || !ram_eos(ram, f, errp)) {
+        return false;
+    }
     if (p->mapped_ram) {
         PageChannelsConfig cfg = {
             .path = p->path,
@@ -206,6 +212,74 @@ static uint64_t send_stream_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t
 }
 
 /*
+ * Multifd over sockets: a zero page goes on the main stream as a ZERO
+ * record unless the wire lists zero pages in packets; the others go to
+ * the channels.  Returns the page bytes handed over, or -1.
+ */
+static int64_t send_multifd_page(RamState *ram, QEMUFile *f, size_t bi, uint64_t page,
+                                 GError **errp)
+{
+    RamSaveState *rs = ram->save;
+    const RamSaveParams *p = &ram->sp;
+    RamBlockState *b = &rs->blocks[bi];
+    uint8_t *host = b->rb.host + page * RAM_PAGE_SIZE;
+
+    if (!p->wire.zero_in_packets && p->zero != ZERO_PAGE_DETECTION_NONE &&
+        buffer_is_zero(host, RAM_PAGE_SIZE)) {
+        uint64_t before = qemu_file_transferred(f);
+        ram_encode_zero_page(&rs->enc, f, bi, page * RAM_PAGE_SIZE);
+        stat64_add(&p->stats->pages.zero_pages, 1);
+        return qemu_file_transferred(f) - before;
+    }
+    if (!multifd_send_queue_page(p->multifd_send, b->rb.idstr, b->rb.host,
+                                 page * RAM_PAGE_SIZE, errp)) {
+        return -1;
+    }
+    return RAM_PAGE_SIZE;
+}
+
+/*
+ * Multifd's sync point before an EOS: every EOS is a marker in the
+ * per-section mode; else a pass's end (round_end) gets a MULTIFD_FLUSH.
+ */
+static bool multifd_sync_point(RamState *ram, QEMUFile *f, bool round_end, GError **errp)
+{
+    const RamSaveParams *p = &ram->sp;
+
+    if (!p->multifd_send || (!p->wire.sync_per_section && !round_end)) {
+        return true;
+    }
+    if (!multifd_send_sync(p->multifd_send, errp)) {
+        return false;
+    }
+    if (!p->wire.sync_per_section) {
+        ram_encode_multifd_flush(f);
+        return multifd_marker_out(ram, f, errp);
+    }
+    return true;
+}
+
+/*
+ * A marker must not wait in the stream's buffer: the destination's
+ * channels stop at their SYNC until it arrives, and once their sockets
+ * fill, the next packet would wait for them here, for good.
+ */
+static bool multifd_marker_out(RamState *ram, QEMUFile *f, GError **errp)
+{
+    if (ram->sp.multifd_send && !qemu_fflush(f)) {
+        return qemu_file_propagate_error(f, errp);
+    }
+    return true;
+}
+
+/* An EOS, which is a marker in the per-section mode. */
+static bool ram_eos(RamState *ram, QEMUFile *f, GError **errp)
+{
+    ram_encode_eos(f);
+    return !ram->sp.wire.sync_per_section || multifd_marker_out(ram, f, errp);
+}
+
+/*
  * Send dirty pages from the cursor on.  Returns 1 when the pass is
  * complete, 0 when rate-limited (more to do), -1 on error.
  */
@@ -229,6 +303,13 @@ static int send_dirty_pages(RamState *ram, QEMUFile *f, bool rate_limit, GError 
             rs->dirty_pages--;
             if (rs->pc) {
                 batch[n++] = pg;
+            } else if (p->multifd_send) {
+                int64_t sent = send_multifd_page(ram, f, rs->cur_block, pg, errp);
+                if (sent < 0) {
+                    return -1;
+                }
+                since_check += sent;
+                n++;
             } else {
                 since_check += send_stream_page(ram, f, rs->cur_block, pg);
                 n++;
@@ -278,7 +359,14 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     if (r == 1 && ram->save->pc && !page_channels_sync(ram->save->pc, errp)) {
         r = -1;
     }
-    ram_encode_eos(f);
+    if (r >= 0 && !multifd_sync_point(ram, f, r == 1, errp)) {
+        r = -1;
+    }
+    if (r < 0) {
+        ram_encode_eos(f);
+    } else if (!ram_eos(ram, f, errp)) {
+        r = -1;
+    }
     return r;
 }
 
@@ -303,15 +391,22 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
     RamState *ram = opaque;
     RamSaveState *rs = ram->save;
     /*
-     * The last iteration may have ended mid-pass (rate-limited) with
-     * writes still queued on the page channels; the sweep below can write
-     * one of those pages again on another channel, and the older write
-     * must not land last (stale page, and a hash that is not the file's).
+     * The last pass is a full sweep: pages behind the cursor may be dirty
+     * too.  The last iteration may have ended mid-pass (rate-limited) with
+     * page writes still queued; a page of that unfinished pass may go
+     * again now, maybe on another channel, and its older copy must land
+     * first (else a stale page, and a hash that is not the file's): the
+     * page channels sync, multifd gets a sync point (per-section mode had
+     * one at the last EOS).
      */
     if (rs->pc && !page_channels_sync(rs->pc, errp)) {
         return false;
     }
-    /* the last pass is a full sweep: pages behind the cursor may be dirty too */
+    if ((rs->cur_block || rs->cur_page) && !ram->sp.wire.sync_per_section) {
+        if (!multifd_sync_point(ram, f, true, errp)) {
+            return false;
+        }
+    }
     rs->cur_block = 0;
     rs->cur_page = 0;
     ram_sync_dirty(ram);
@@ -338,7 +433,9 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
             build_checksums(rs);
         }
     }
-    ram_encode_eos(f);
+    if (!multifd_sync_point(ram, f, true, errp) || !ram_eos(ram, f, errp)) {
+        return false;
+    }
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
 }
@@ -418,11 +515,36 @@ static bool vm_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErr
     return true;
 }
 
+/* A multifd sync marker: the channels' pages up to their SYNC are in guest memory. */
+static bool vm_multifd_sync(void *opaque, GError **errp)
+{
+    RamState *ram = opaque;
+
+    return !ram->lp.multifd_recv || multifd_recv_sync(ram->lp.multifd_recv, errp);
+}
+
 static const RamSink vm_sink = {
     .block = vm_block,
     .page_dest = vm_page_dest,
     .page = vm_page,
+    .multifd_sync = vm_multifd_sync,
 };
+
+bool ram_find_block(void *ram_state, const char *idstr, uint8_t **host, uint64_t *used_length)
+{
+    RamState *ram = ram_state;
+
+    for (size_t i = 0; i < host_block_count(ram); i++) {
+        MigrationRAMBlock rb;
+        host_block(ram, i, &rb);
+        if (strcmp(rb.idstr, idstr) == 0) {
+            *host = rb.host;
+            *used_length = rb.used_length;
+            return true;
+        }
+    }
+    return false;
+}
 
 /*
  * Clear runs of at most LOAD_GAP_PAGES pages are read through, inside the

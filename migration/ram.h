@@ -27,6 +27,7 @@
 #include "mapped-ram.h"
 #include "page-channels.h"
 #include "ram-codec.h"
+#include "multifd.h"
 #include "util/stat64.h"
 
 typedef enum {
@@ -58,6 +59,9 @@ typedef struct RamSaveParams {
     const char *path;             /* file to reopen for page channels */
     IOChannel *main_ioc;          /* for the bitmap pwrites */
     bool checksums;               /* mapped-ram: the checksum table after the vmdesc */
+    /* Multifd over sockets: the caller's channels (non-zero pages go there) and wire */
+    MultiFDSend *multifd_send;
+    MultiFDWire wire;
     RamStats *stats;              /* the caller's; outlives the save */
     /* Rate limit: returns true when the current window's budget is used up. */
     bool (*rate_limited)(void *opaque, uint64_t bytes_just_sent);
@@ -77,6 +81,7 @@ typedef struct RamLoadParams {
      * list it takes the page channels and the checksum table.
      */
     struct PostcopyLoad *postcopy;
+    MultiFDRecv *multifd_recv;    /* multifd over sockets: the caller's channels, or NULL */
 } RamLoadParams;
 
 typedef struct RamState RamState;
@@ -86,6 +91,11 @@ RamState *ram_state_new(SaveVMRegistry *r, const MigrationHostOps *host, void *h
 void ram_state_free(RamState *ram);
 void ram_save_configure(RamState *ram, const RamSaveParams *p);
 void ram_load_configure(RamState *ram, const RamLoadParams *p);
+/*
+ * The host's block named idstr (a MultiFDFindBlock: the multifd receive
+ * threads call it; the host's block list does not change during a load).
+ */
+bool ram_find_block(void *ram_state, const char *idstr, uint8_t **host, uint64_t *used_length);
 /* Sum of the host's block lengths (query-migrate's "total"). */
 uint64_t ram_state_total(RamState *ram);
 

@@ -17,7 +17,7 @@ typedef struct Command {
 static const Command commands[] = {
     { "info", cmd_info, "show the structure of a stream or mapped-ram file" },
     { "verify", cmd_verify, "check a file's structure; non-zero exit with the offset of the first problem" },
-    { "save", cmd_save, "QEMU stream on stdin -> mapped-ram file (for migrate \"exec:mapram save F\")" },
+    { "save", cmd_save, "QEMU stream on stdin (or --listen URI, multifd too) -> mapped-ram file" },
     { "load", cmd_load, "mapped-ram file -> QEMU stream on stdout (for migrate-incoming \"exec:mapram load F\")" },
     { "convert", cmd_convert, "stream file <-> mapped-ram file" },
     { "demo", cmd_demo, "save and restore a running mapram-vm and print what happened" },

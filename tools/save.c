@@ -8,9 +8,17 @@
  * 1 MiB chunks).  A page sent again overwrites its slot; ZERO records (and
  * all-zero PAGEs) clear the bit and leave a hole.  On failure the output is
  * truncated back to the offset, so no file that verify passes is left.
+ *
+ * --listen URI (tcp: or unix:) receives a migration over sockets instead
+ * of stdin; with multifd (--channels N > 1, or any --compression) the
+ * page data comes in packets on N more connections, each served by its
+ * receive thread (multifd.c), which writes its pages to their slots
+ * through an fd of its own: one page-I/O channel per multifd channel.
  */
 #include "mapram-tool.h"
 #include "../migration/mapped-ram-csum.h"
+#include "../migration/migration-internal.h"
+#include "../migration/multifd.h"
 #include "../migration/page-channels.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
@@ -18,8 +26,12 @@
 #include "util/bufferzero.h"
 #include "util/error.h"
 #include "util/osdep.h"
+#include "util/thread.h"
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -58,6 +70,13 @@ typedef struct SaveCtx {
     Progress *progress;
     MrcTable *csum;            /* built with the bitmaps, put after the vmdesc */
     bool saw_vmdesc;
+    /* --listen with multifd: the receive threads and their fds */
+    MultiFDRecv *mr;
+    unsigned nchan;
+    int *chan_fds;             /* one O_WRONLY fd on the output per channel; immutable */
+    QemuMutex lock;            /* the block list, against the receive threads */
+    QemuCond blocks_known;
+    bool blocks_done;          /* lock: the START block list was read (or the save failed) */
 } SaveCtx;
 
 static void out_block_free(gpointer p)
@@ -126,8 +145,99 @@ static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (c->o->checksums) {
         b->hashes = g_new(uint64_t, b->npages);
     }
+    qemu_mutex_lock(&c->lock);
     g_ptr_array_add(c->blocks, b);
+    qemu_mutex_unlock(&c->lock);
     return ram_encode_block(&c->enc, c->out, idstr, used_length, &b->hdr, errp);
+}
+
+/* The receive threads may look the blocks up: their list is complete. */
+static void blocks_complete(SaveCtx *c)
+{
+    qemu_mutex_lock(&c->lock);
+    c->blocks_done = true;
+    qemu_cond_broadcast(&c->blocks_known);
+    qemu_mutex_unlock(&c->lock);
+}
+
+/* A multifd sync marker: every channel's pages up to its SYNC are written. */
+static bool s_multifd_sync(void *opaque, GError **errp)
+{
+    SaveCtx *c = opaque;
+
+    /* the first marker comes after the block list; pages come after it */
+    blocks_complete(c);
+    return !c->mr || multifd_recv_sync(c->mr, errp);
+}
+
+/* Channel thread: the block a packet names, once the block list is known. */
+static OutBlock *wait_block(SaveCtx *c, const char *idstr, GError **errp)
+{
+    OutBlock *found = NULL;
+
+    qemu_mutex_lock(&c->lock);
+    while (!c->blocks_done) {
+        qemu_cond_wait(&c->blocks_known, &c->lock);
+    }
+    for (guint i = 0; i < c->blocks->len && !found; i++) {
+        OutBlock *b = g_ptr_array_index(c->blocks, i);
+        if (!strcmp(b->idstr, idstr)) {
+            found = b;
+        }
+    }
+    qemu_mutex_unlock(&c->lock);
+    if (!found) {
+        error_setg(errp, "multifd: unknown ram block %s", idstr);
+    }
+    return found;
+}
+
+/*
+ * Channel thread: a packet's pages to their slots through the channel's
+ * fd; bits set for data, cleared for zero pages (atomically: other
+ * channels and the main stream's ZERO records touch the same words, but
+ * never the same page between two markers).
+ */
+static bool s_multifd_pages(void *opaque, unsigned ch, const MultiFDPacket *p, uint8_t *data,
+                            GError **errp)
+{
+    SaveCtx *c = opaque;
+    OutBlock *b = wait_block(c, p->idstr, errp);
+
+    if (!b) {
+        return false;
+    }
+    for (uint32_t i = 0; i < p->normal_pages + p->zero_pages; i++) {
+        uint64_t off = p->offsets[i];
+        if (off % RAM_PAGE_SIZE || off / RAM_PAGE_SIZE >= b->npages) {
+            error_setg(errp, "multifd: offset too long %" G_GUINT64_FORMAT " (max %"
+                       G_GUINT64_FORMAT ")", off, (guint64)(b->npages * RAM_PAGE_SIZE));
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < p->normal_pages; i++) {
+        uint64_t page = p->offsets[i] / RAM_PAGE_SIZE;
+        uint8_t *src = data + i * RAM_PAGE_SIZE;
+        if (buffer_is_zero(src, RAM_PAGE_SIZE)) {
+            clear_bit_atomic(page, b->file_bmap);     /* keep it a hole */
+            continue;
+        }
+        off_t at = b->hdr.pages_offset + p->offsets[i];
+        ssize_t n = pwrite(c->chan_fds[ch], src, RAM_PAGE_SIZE, at);
+        if (n != RAM_PAGE_SIZE) {
+            error_setg_errno(errp, n < 0 ? errno : ENOSPC,
+                             "Unable to write to file at offset 0x%llx", (unsigned long long)at);
+            return false;
+        }
+        if (b->hashes) {
+            b->hashes[page] = mrc_page_hash(src);
+        }
+        set_bit_atomic(page, b->file_bmap);
+    }
+    for (uint32_t i = p->normal_pages; i < p->normal_pages + p->zero_pages; i++) {
+        clear_bit_atomic(p->offsets[i] / RAM_PAGE_SIZE, b->file_bmap);
+    }
+    return true;
 }
 
 static uint8_t *s_page_dest(void *opaque, unsigned idx, uint64_t offset, GError **errp)
@@ -161,10 +271,10 @@ static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErro
         zero = true;       /* sent as data but all zero: keep it a hole */
     }
     if (zero) {
-        clear_bit(page, b->file_bmap);
+        clear_bit_atomic(page, b->file_bmap);
         return true;
     }
-    set_bit(page, b->file_bmap);
+    set_bit_atomic(page, b->file_bmap);
     set_bit(page, b->inflight);
     if (c->cur_block == (int)idx && c->cur_next == page && c->nsegs) {
         c->segs[c->nsegs - 1].len += RAM_PAGE_SIZE;
@@ -180,6 +290,7 @@ static bool s_page(void *opaque, unsigned idx, uint64_t offset, bool zero, GErro
 
 static const RamSink save_sink = {
     .mem_size = s_mem_size, .block = s_block, .page_dest = s_page_dest, .page = s_page,
+    .multifd_sync = s_multifd_sync,
 };
 
 static bool s_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
@@ -257,6 +368,9 @@ static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
     if (!ram_decode_section(&c->dec, f, si->type, &save_sink, c, errp)) {
         return false;
     }
+    if (si->type == QEMU_VM_SECTION_START) {
+        blocks_complete(c);
+    }
     if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
         return false;
     }
@@ -323,20 +437,89 @@ static bool make_durable(SaveCtx *c, GError **errp)
     if (!page_channels_fsync(c->pc, errp)) {
         return false;
     }
+    for (unsigned i = 0; i < c->nchan; i++) {
+        if (fdatasync(c->chan_fds[i]) < 0) {
+            error_setg_errno(errp, errno, "Unable to sync '%s' to disk", c->path);
+            return false;
+        }
+    }
     if (!qemu_fflush(c->out)) {
         return qemu_file_propagate_error(c->out, errp);
     }
     return tool_sync_output(c->out_ioc, c->path, errp);
 }
 
-bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
+/* What --listen accepted: the main connection's and the multifd channels. */
+typedef struct ListenInput {
+    IOChannel *main;
+    IOChannel **chans;         /* nchan, or NULL without multifd */
+    unsigned nchan;
+    const MultiFDMethod *method;
+} ListenInput;
+
+/* A channel failed: stop the main stream, which may wait for bytes that never come. */
+static void listen_channel_failed(void *opaque)
+{
+    io_channel_shutdown(((ListenInput *)opaque)->main, NULL);
+}
+
+static bool start_multifd(SaveCtx *c, ListenInput *li, GError **errp)
+{
+    c->nchan = li->nchan;
+    c->chan_fds = g_new(int, li->nchan);
+    for (unsigned i = 0; i < li->nchan; i++) {
+        c->chan_fds[i] = -1;
+    }
+    for (unsigned i = 0; i < li->nchan; i++) {
+        c->chan_fds[i] = qemu_open(c->path, O_WRONLY | (c->o->direct_io ? O_DIRECT : 0), 0,
+                                   errp);
+        if (c->chan_fds[i] < 0) {
+            return false;
+        }
+    }
+    MultiFDRecvConfig rc = {
+        .channels = li->nchan, .method = li->method,
+        .pages = s_multifd_pages, .pages_opaque = c,
+        .on_error = listen_channel_failed, .error_opaque = li,
+    };
+    c->mr = multifd_recv_new(&rc, li->chans, errp);
+    return c->mr != NULL;
+}
+
+static void stop_multifd(SaveCtx *c)
+{
+    if (c->mr) {
+        blocks_complete(c);        /* a thread waiting for the block list gives up */
+        multifd_recv_free(c->mr);
+        c->mr = NULL;
+    }
+    for (unsigned i = 0; c->chan_fds && i < c->nchan; i++) {
+        if (c->chan_fds[i] >= 0) {
+            close(c->chan_fds[i]);
+        }
+    }
+    g_clear_pointer(&c->chan_fds, g_free);
+}
+
+static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, uint64_t offset,
                              const PageIoOptions *o, GError **errp)
 {
     SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .cur_block = -1 };
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
     c.progress = progress_new(o->name ? o->name : "mapram save", o->progress);
-    bool ok = open_output(&c, errp) &&
-              savevm_walk_stream(in, &save_visitor, &c, true, errp);
+    qemu_mutex_init(&c.lock);
+    qemu_cond_init(&c.blocks_known);
+    bool ok = open_output(&c, errp) && (!li || !li->nchan || start_multifd(&c, li, errp));
+    if (ok) {
+        GError *err = NULL;
+        ok = savevm_walk_stream(in, &save_visitor, &c, true, &err);
+        /* a channel's failure is the cause; the main stream's is its echo */
+        if (!ok && c.mr && multifd_recv_error(c.mr, errp)) {
+            g_clear_error(&err);
+        } else if (err) {
+            g_propagate_error(errp, err);
+        }
+    }
     if (ok && c.csum && c.saw_vmdesc) {
         /*
          * After the vmdesc, where QEMU stops reading.  A stream without a
@@ -345,6 +528,7 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
         mrc_table_put(c.out, c.csum);
     }
     ok = ok && (!o->fsync || make_durable(&c, errp));
+    stop_multifd(&c);
     if (c.pc) {
         if (!ok) {
             page_channels_abort(c.pc);
@@ -374,16 +558,189 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
     ram_encoder_clear(&c.enc);
     g_ptr_array_unref(c.blocks);
     mrc_table_free(c.csum);
+    qemu_cond_destroy(&c.blocks_known);
+    qemu_mutex_destroy(&c.lock);
     g_free(c.path);
     return ok;
+}
+
+bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
+                             const PageIoOptions *o, GError **errp)
+{
+    return stream_to_mapped(in, NULL, path, offset, o, errp);
+}
+
+/*
+ * A connection after main + N were accepted comes from a source with
+ * more channels than we were told: its initial packet says so, and the
+ * main connection is shut down, so that the save fails with that reason
+ * instead of waiting for pages that will never come.
+ */
+typedef struct ExtraWatch {
+    int listen_fd;             /* immutable */
+    unsigned nchan;            /* immutable */
+    IOChannel *main;           /* immutable; shut down from the watcher */
+    GThread *thread;
+    int stop;                  /* atomic: the save is over */
+    GError *err;               /* the watcher's; read after the join */
+} ExtraWatch;
+
+static gpointer watch_extra(gpointer opaque)
+{
+    ExtraWatch *w = opaque;
+
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        struct pollfd pfd = { .fd = w->listen_fd, .events = POLLIN };
+        if (poll(&pfd, 1, 100) <= 0) {
+            continue;
+        }
+        g_autoptr(IOChannel) ioc = io_socket_accept(w->listen_fd, NULL);
+        static const uint8_t no_uuid[16];
+        uint8_t init[MULTIFD_INIT_SIZE], id;
+        /* a peer that sends nothing must not keep the save from ending */
+        struct timeval tv = { .tv_sec = 1 };
+        if (!ioc || setsockopt(io_channel_get_fd(ioc), SOL_SOCKET, SO_RCVTIMEO, &tv,
+                               sizeof(tv)) < 0 ||
+            !io_channel_read_all(ioc, init, sizeof(init), NULL)) {
+            continue;
+        }
+        if (multifd_decode_init(init, no_uuid, w->nchan, &id, &w->err)) {
+            error_setg(&w->err, "multifd: received id '%d' already setup'", id);
+        }
+        io_channel_shutdown(w->main, NULL);
+        break;
+    }
+    return NULL;
+}
+
+/*
+ * --listen URI: one connection (no multifd), or the main one and
+ * channels multifd ones, told apart as a QEMU destination does.
+ */
+static bool listen_and_save(const char *uri, unsigned channels, const char *compression,
+                            const char *path, uint64_t offset, const PageIoOptions *o,
+                            GError **errp)
+{
+    MigAddr addr;
+    ListenInput li = { .nchan = channels };
+    int listen_fd = -1;
+    bool ok = false;
+
+    if (!migration_parse_uri(uri, &addr, errp)) {
+        goto out;
+    }
+    if (addr.kind != TRANSPORT_SOCKET) {
+        error_setg(errp, "--listen expects a tcp: or unix: URI, not '%s'", uri);
+        goto out;
+    }
+    if (strcmp(compression, "none") != 0) {
+        li.method = multifd_method_find(compression);
+        if (!li.method) {
+            error_setg(errp, "--compression expects none, zlib or zstd, not '%s'", compression);
+            goto out;
+        }
+    }
+    listen_fd = !strcmp(addr.sock_type, "unix") ? io_socket_listen_unix(addr.path, errp)
+                                                : io_socket_listen_tcp(addr.host, addr.port, errp);
+    if (listen_fd < 0) {
+        goto out;
+    }
+    if (li.nchan) {
+        li.chans = g_new0(IOChannel *, li.nchan);
+        li.main = multifd_accept_all(listen_fd, li.nchan, li.chans, NULL, NULL, errp);
+    } else {
+        li.main = io_socket_accept(listen_fd, errp);
+    }
+    if (li.main) {
+        ExtraWatch w = { .listen_fd = listen_fd, .nchan = li.nchan, .main = li.main };
+        if (li.nchan) {
+            w.thread = g_thread_new("extra-channels", watch_extra, &w);
+        }
+        QEMUFile *in = qemu_file_new_input(li.main, 0);
+        GError *err = NULL;
+        ok = stream_to_mapped(in, &li, path, offset, o, &err);
+        qemu_fclose(in, NULL);
+        if (w.thread) {
+            __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+            g_thread_join(w.thread);
+        }
+        if (!ok && w.err) {
+            g_propagate_error(errp, g_steal_pointer(&w.err));
+            g_clear_error(&err);
+        } else if (err) {
+            g_propagate_error(errp, err);
+        }
+        g_clear_error(&w.err);
+    }
+    close(listen_fd);
+    if (!strcmp(addr.sock_type, "unix")) {
+        unlink(addr.path);
+    }
+out:
+    for (unsigned i = 0; li.chans && i < li.nchan; i++) {
+        if (li.chans[i]) {
+            io_channel_unref(li.chans[i]);
+        }
+    }
+    g_free(li.chans);
+    if (li.main) {
+        io_channel_unref(li.main);
+    }
+    mig_addr_clear(&addr);
+    return ok;
+}
+
+/* save's own options, taken out of argv before the common ones are parsed. */
+static bool parse_listen_options(int *argc, char ***argv, char **listen, char **compression,
+                                 gboolean *multifd, GError **errp)
+{
+    GOptionEntry entries[] = {
+        { "listen", 'l', 0, G_OPTION_ARG_STRING, listen,
+          "receive a migration on tcp:HOST:PORT or unix:PATH instead of stdin", "URI" },
+        { "multifd", 0, 0, G_OPTION_ARG_NONE, multifd,
+          "with --listen: the source has multifd on, with --channels channels", NULL },
+        { "compression", 0, 0, G_OPTION_ARG_STRING, compression,
+          "with --listen: multifd-compression of the source (none, zlib, zstd)", "METHOD" },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
+    g_option_context_set_ignore_unknown_options(ctx, TRUE);
+    g_option_context_set_help_enabled(ctx, FALSE);
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    return g_option_context_parse(ctx, argc, argv, errp);
 }
 
 int cmd_save(int argc, char **argv)
 {
     PageIoOptions o;
     g_autofree char *path = NULL;
+    g_autofree char *listen = NULL;
+    g_autofree char *compression = NULL;
+    gboolean multifd = FALSE;
     uint64_t offset;
     GError *err = NULL;
+    if (!parse_listen_options(&argc, &argv, &listen, &compression, &multifd, &err)) {
+        fprintf(stderr, "mapram save: %s\n", err->message);
+        g_error_free(err);
+        return 2;
+    }
+    if (listen) {
+        /* multifd as the source has it: --multifd, --compression or --channels */
+        for (int i = 1; i < argc; i++) {
+            multifd |= g_str_has_prefix(argv[i], "--channels") || !strcmp(argv[i], "-c");
+        }
+        if (!tool_parse_file_command("save", argc, argv, "FILE[,offset=N]", true, &o, &path,
+                                     &offset)) {
+            return 2;
+        }
+        if (!listen_and_save(listen, multifd || compression ? o.channels : 0,
+                             compression ? compression : "none", path, offset, &o, &err)) {
+            fprintf(stderr, "mapram save: %s\n", err->message);
+            g_error_free(err);
+            return 1;
+        }
+        return 0;
+    }
     if (!tool_parse_file_command("save", argc, argv,
                                  "FILE[,offset=N] - write the QEMU migration stream on stdin "
                                  "as a mapped-ram file",

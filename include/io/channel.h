@@ -82,6 +82,9 @@ ssize_t io_channel_writev(IOChannel *ioc, const struct iovec *iov, size_t niov, 
 /* 1 = all read; 0 = EOF before the first byte; -1 = error (incl. EOF mid-way). */
 int io_channel_read_all_eof(IOChannel *ioc, void *buf, size_t len, GError **errp);
 bool io_channel_read_all(IOChannel *ioc, void *buf, size_t len, GError **errp);
+/* The same for an iovec (multifd reads page data straight into guest memory). */
+int io_channel_readv_all_eof(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
+bool io_channel_readv_all(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
 bool io_channel_write_all(IOChannel *ioc, const void *buf, size_t len, GError **errp);
 bool io_channel_writev_all(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
 

@@ -45,6 +45,9 @@ static const CompatRule rules[] = {
       "file:@TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "multi-channel/exec", AT_MIGRATE, { "multifd" }, NULL,
       "exec:cat > @TMP@/out", "Migration requires multi-channel URIs (e.g. tcp)" },
+    /* as QEMU: an fd: socket is one connection, multifd needs an address to reconnect to */
+    { "multi-channel/fd", AT_MIGRATE, { "multifd" }, NULL,
+      "fd:fd-mig", "Migration requires multi-channel URIs (e.g. tcp)" },
     { "compression", AT_MIGRATE, { "mapped-ram", "multifd" },
       "'multifd-compression': 'zlib'", "file:@TMP@/out",
       "Cannot use compression with mapped-ram" },
@@ -57,6 +60,13 @@ static const CompatRule rules[] = {
       "Capability 'switchover-ack' requires capability 'return-path'" },
     { "zero-copy-send", AT_CAPS, { "zero-copy-send" }, NULL, NULL,
       "Zero copy only available for non-compressed non-TLS multifd migration" },
+    /* compression, which multifd over sockets brings, and zero-copy-send, both ways */
+    { "zero-copy-send/compressed", AT_CAPS, { "multifd", "zero-copy-send" },
+      "'multifd-compression': 'zstd'", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "zero-copy-send/compression", AT_PARAMS, { "multifd", "zero-copy-send" },
+      "'multifd-compression': 'zlib'", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
     { "background-snapshot-postcopy", AT_CAPS, { "background-snapshot", "postcopy-ram" },
       NULL, NULL, "Background-snapshot is not compatible with postcopy-ram" },
     { "background-snapshot-mapped-ram", AT_CAPS, { "background-snapshot", "mapped-ram" },
@@ -66,8 +76,6 @@ static const CompatRule rules[] = {
       "RDMA is not supported by mapram" },
     { "cpr-transfer-file", AT_MIGRATE, { NULL }, "'mode': 'cpr-transfer'", "file:@TMP@/out",
       "Migration requires streamable transport (eg unix)" },
-    { "multifd-socket", AT_MIGRATE, { "multifd" }, NULL, "unix:@TMP@/sock",
-      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
     { "rdma", AT_MIGRATE, { NULL }, NULL, "rdma:127.0.0.1:1",
       "RDMA is not supported by mapram" },
     { "tls-stream", AT_MIGRATE, { NULL }, "'tls-creds': 'tls0'", "file:@TMP@/out",
@@ -120,8 +128,15 @@ static void test_compat_rule(gconstpointer data)
     wait_for_serial("src_serial");
 
     if (r->stage == AT_CAPS) {
+        if (r->params) {
+            qtest_qmp_assert_success(from, "{'execute': "
+                "'migrate-set-parameters', 'arguments': {%s}}", r->params);
+        }
         set_caps_expect_error(from, r->caps, r->error);
     } else if (r->stage == AT_PARAMS) {
+        for (size_t i = 0; r->caps[i]; i++) {
+            migrate_set_capability(from, r->caps[i], true);
+        }
         g_autofree char *desc = qtest_qmp_expect_error(from,
             "{'execute': 'migrate-set-parameters', 'arguments': {%s}}",
             r->params);

@@ -46,6 +46,9 @@ static const Case cases[] = {
       "Capability 'switchover-ack' requires capability 'return-path'" },
     { "zero-copy-send", "r_zero_copy", AT_CAPS, { "zero-copy-send" }, NULL, NULL,
       "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "zero-copy-send/compressed", "r_zero_copy", AT_CAPS, { "multifd", "zero-copy-send" },
+      "{\"multifd-compression\": \"zstd\"}", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
     { "background-snapshot-postcopy", "r_bg_postcopy", AT_CAPS,
       { "background-snapshot", "postcopy-ram" }, NULL, NULL,
       "Background-snapshot is not compatible with postcopy-ram" },
@@ -85,11 +88,9 @@ static const Case cases[] = {
       "Migration requires seekable transport (e.g. file)" },
     { "cpr-transfer-file", "r_cpr_transfer", AT_BOTH, { NULL }, "{\"mode\": \"cpr-transfer\"}",
       "file:@TMP@/out", "Migration requires streamable transport (eg unix)" },
-    { "multifd-socket/unix", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL, "unix:@TMP@/sock",
-      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
-    { "multifd-socket/tcp", "r_multifd_socket", AT_BOTH, { "multifd" }, NULL,
-      "tcp:127.0.0.1:1",
-      "multifd over socket transports is not supported by mapram; use file: with mapped-ram" },
+    /* as QEMU: an fd is one connection; multifd over tcp: and unix: is fine */
+    { "multi-channel/fd", "r_multi_channel", AT_BOTH, { "multifd" }, NULL, "fd:fd-mig",
+      "Migration requires multi-channel URIs (e.g. tcp)" },
     { "rdma", "r_rdma", AT_BOTH, { NULL }, NULL, "rdma:127.0.0.1:1",
       "RDMA is not supported by mapram" },
     /* mapram's on-demand restore: migrate-incoming only */
@@ -173,6 +174,9 @@ static void test_caps_case(const Case *c, FakeHost *h, Migration *m)
     size_t n = 0;
     while (c->caps[n]) {
         n++;
+    }
+    if (c->params) {
+        set_params(m, c->params);
     }
     for (size_t i = 0; i + 1 < n; i++) {
         set_cap(m, c->caps[i]);
