@@ -19,7 +19,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
-# meson test selection for check-tsan, e.g. "--suite unit --suite qtest-smoke" (CI)
+# meson test selections for check-asan / check-tsan, e.g. "--suite unit --suite qtest-smoke"
+ASAN_SUITES ?=
 TSAN_SUITES ?=
 
 .PHONY: all deps fuzz-deps build check check-asan check-tsan check-fuzz fuzz fuzzers soak demo bench clean
@@ -51,7 +52,7 @@ check-asan: deps $(ASAN_BUILD)/build.ninja
 	@ln -sfn tools/mapram $(ASAN_BUILD)/mapram
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(ASAN_BUILD) --timeout-multiplier 3
+	  MAPRAM_TEST_TIMEOUT=240 scripts/run-tests.sh $(ASAN_BUILD) --timeout-multiplier 3 $(ASAN_SUITES)
 
 $(TSAN_BUILD)/build.ninja:
 	./configure --builddir=$(TSAN_BUILD) --enable-tsan
