@@ -282,8 +282,17 @@ static gpointer channel_thread(gpointer opaque)
         case JOB_SEGS_R:
             if (!has_error(pc)) {
                 ok = do_segs(c, j, j->kind == JOB_SEGS_W, &err);
-                /* a batch is done when its I/O is, not when it is submitted */
-                ok = ok && (!j->batch || drain(c, &err));
+                /*
+                 * A batch is done when its I/O is, not when it is
+                 * submitted: drained even after a failed submission, so
+                 * that no read lands in its buffers once it is done.
+                 */
+                if (j->batch) {
+                    GError *drain_err = NULL;
+                    bool drained = drain(c, ok ? &err : &drain_err);
+                    g_clear_error(&drain_err);
+                    ok = ok && drained;
+                }
             }
             break;
         case JOB_SYNC:
@@ -520,6 +529,15 @@ bool page_channels_wait_batch(PageChannels *pc, PageBatch *batch, GError **errp)
     }
     qemu_mutex_unlock(&pc->lock);
     return check_error(pc, errp);
+}
+
+void page_channels_settle_batch(PageChannels *pc, PageBatch *batch)
+{
+    qemu_mutex_lock(&pc->lock);
+    while (!g_atomic_int_get(&batch->done)) {
+        qemu_cond_wait(&pc->cond, &pc->lock);
+    }
+    qemu_mutex_unlock(&pc->lock);
 }
 
 bool page_channels_sync(PageChannels *pc, GError **errp)

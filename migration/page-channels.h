@@ -122,6 +122,12 @@ bool page_channels_queue_batch(PageChannels *pc, bool write, const PageSeg *segs
                                PageBatch *batch, GError **errp);
 /* Wait until batch is done; false with the first error of any channel. */
 bool page_channels_wait_batch(PageChannels *pc, PageBatch *batch, GError **errp);
+/*
+ * Wait until batch is done whatever else failed: page_channels_wait_batch()
+ * returns at the first error of any channel, while this batch may still be
+ * reading into its buffers.  After it the buffers may be freed.
+ */
+void page_channels_settle_batch(PageChannels *pc, PageBatch *batch);
 /* Wait for every channel; the first error of any channel is returned. */
 bool page_channels_sync(PageChannels *pc, GError **errp);
 /*

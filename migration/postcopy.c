@@ -539,6 +539,7 @@ typedef struct StreamSlot {
     uint64_t hashes[STREAM_WINDOW_PAGES];
     PageBatch batch;
     PcBlock *b;                   /* NULL: free */
+    bool queued;                  /* batch handed to the page channels, not yet settled */
     uint64_t w0, w1, first, n;
 } StreamSlot;
 
@@ -577,6 +578,7 @@ static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0,
         prefix_page(errp, b, first);
         return false;
     }
+    s->queued = true;
     return true;
 }
 
@@ -620,6 +622,10 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
         if (slots[i].b && !slot_finish(pl, &slots[i], ok ? &e : NULL) && ok) {
             ok = false;
             err = e;
+        }
+        /* after a failure its read may still be landing in buf */
+        if (slots[i].queued) {
+            page_channels_settle_batch(pl->pc, &slots[i].batch);
         }
         qemu_vfree(slots[i].buf);
     }
