@@ -314,6 +314,20 @@ void assert_dest_not_resumed(QTestState *to)
     }
 }
 
+int mig_listen_port(QTestState *to)
+{
+    g_autoptr(JsonObject) info = migrate_query(to);
+    JsonNode *addrs = json_object_get_member(info, "socket-address");
+    JsonObject *a;
+
+    g_assert_nonnull(addrs);
+    g_assert_true(JSON_NODE_HOLDS_ARRAY(addrs));
+    a = json_array_get_object_element(json_node_get_array(addrs), 0);
+    g_assert_cmpstr(qtest_json_get_str(a, "type"), ==, "inet");
+    g_assert_cmpstr(qtest_json_get_str(a, "host"), ==, "127.0.0.1");
+    return atoi(qtest_json_get_str(a, "port"));
+}
+
 /* --- files --------------------------------------------------------------- */
 
 void mig_add_fd(QTestState *who, int fdset_id, const char *path, int flags)

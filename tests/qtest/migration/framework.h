@@ -155,6 +155,12 @@ void mig_file_offset_prepare(const char *path);
 /* Those bytes are intact and the stream's magic follows them. */
 void mig_file_offset_check(const char *path);
 
+/*
+ * The port a destination listening on tcp:127.0.0.1:0 bound, from its
+ * query-migrate socket-address (asserts an inet address on 127.0.0.1).
+ */
+int mig_listen_port(QTestState *to);
+
 /* O_DIRECT usable in @dir (QEMU's probe). */
 bool probe_o_direct_support(const char *dir);
 

@@ -30,21 +30,6 @@ typedef struct MultifdTest {
     char channels[512];
 } MultifdTest;
 
-/* The port of the destination's listener, from query-migrate. */
-static int dest_port(QTestState *to)
-{
-    g_autoptr(JsonObject) info = migrate_query(to);
-    JsonNode *addrs = json_object_get_member(info, "socket-address");
-    JsonObject *a;
-
-    g_assert_nonnull(addrs);
-    g_assert_true(JSON_NODE_HOLDS_ARRAY(addrs));
-    a = json_array_get_object_element(json_node_get_array(addrs), 0);
-    g_assert_cmpstr(qtest_json_get_str(a, "type"), ==, "inet");
-    g_assert_cmpstr(qtest_json_get_str(a, "host"), ==, "127.0.0.1");
-    return atoi(qtest_json_get_str(a, "port"));
-}
-
 static void set_compression(QTestState *who, const char *method)
 {
     migrate_set_parameter_str(who, "multifd-compression", method);
@@ -75,7 +60,7 @@ static void multifd_listen(QTestState *from, QTestState *to, MultifdTest *t)
     } else {
         migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, extra);
     }
-    int port = dest_port(to);
+    int port = mig_listen_port(to);
     g_assert_cmpint(port, >, 0);
     if (t->channels_arg) {
         g_snprintf(t->channels, sizeof(t->channels), "[{'channel-type': 'main', 'addr': "
@@ -263,7 +248,7 @@ static void garbage_on_channel(const uint8_t *bytes, size_t len, const char *wan
     QTestState *from, *to;
 
     start_pair(&args, &from, &to, &t);
-    int fd = connect_tcp(dest_port(to));
+    int fd = connect_tcp(mig_listen_port(to));
     g_assert_cmpint(write(fd, bytes, len), ==, (ssize_t)len);
     g_autofree char *desc = wait_for_migration_fail(to);
     g_assert_cmpstr(desc, ==, want);
@@ -308,7 +293,7 @@ static void test_multifd_garbage_packet(void)
     int fds[MULTIFD_TEST_CHANNELS + 1];
 
     start_pair(&args, &from, &to, &t);
-    int port = dest_port(to);
+    int port = mig_listen_port(to);
     fds[0] = connect_tcp(port);
     g_assert_cmpint(write(fds[0], qevm, sizeof(qevm)), ==, (ssize_t)sizeof(qevm));
     for (int i = 0; i < MULTIFD_TEST_CHANNELS; i++) {

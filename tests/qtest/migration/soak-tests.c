@@ -159,20 +159,6 @@ static uint64_t soak_transferred(QTestState *from)
                               0);
 }
 
-/* tcp: the destination reports the port it bound in socket-address. */
-static char *soak_tcp_uri(QTestState *to)
-{
-    g_autoptr(JsonObject) info = migrate_query(to);
-    JsonNode *addrs = json_object_get_member(info, "socket-address");
-    JsonObject *a;
-
-    g_assert_nonnull(addrs);
-    g_assert_true(JSON_NODE_HOLDS_ARRAY(addrs));
-    a = json_array_get_object_element(json_node_get_array(addrs), 0);
-    g_assert_cmpstr(qtest_json_get_str(a, "type"), ==, "inet");
-    return g_strdup_printf("tcp:127.0.0.1:%s", qtest_json_get_str(a, "port"));
-}
-
 static void soak_trip(SoakRun *run, unsigned trip)
 {
     unsigned m = run->only_mix >= 0 ? (unsigned)run->only_mix
@@ -250,7 +236,7 @@ static void soak_trip(SoakRun *run, unsigned trip)
     if (socket_like) {
         migrate_incoming_qmp(to, in, NULL, NULL);
         if (mix->transport == SOAK_TCP) {
-            out = soak_tcp_uri(to);
+            out = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
         }
         /* One pass at least while the guest runs, as in precopy tests. */
         migrate_set_parameter_int(from, "max-bandwidth", 300 * 1000 * 1000);
