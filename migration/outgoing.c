@@ -403,8 +403,17 @@ static gpointer migration_thread(gpointer opaque)
     qemu_mutex_unlock(&s->lock);
 
     if (ok && !cancelled) {
+        /*
+         * Both under the state lock: a monitor's cont waits for the run
+         * state to leave finish-migrate, and its client's next
+         * query-migrate (which takes this lock) must already see
+         * "completed", as QEMU's big lock makes it.
+         */
+        qemu_mutex_lock(&s->lock);
         m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
-        set_status(s, MIGRATION_STATUS_COMPLETED);
+        s->status = MIGRATION_STATUS_COMPLETED;
+        qemu_mutex_unlock(&s->lock);
+        migration_status_event(m, s->cfg, MIGRATION_STATUS_COMPLETED);
     } else {
         if (err && !cancelled) {
             migration_error_report(m, "migration failed: %s", err->message);
