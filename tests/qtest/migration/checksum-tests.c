@@ -74,30 +74,6 @@ static uint64_t file_sum(const uint8_t *file, const MRBlock *blk, uint64_t run)
     return XXH3_64bits(le, sizeof(le));
 }
 
-/* Run the mapram tool; returns its exit status, stdout and stderr. */
-static int run_tool(char **out, char **err, const char *arg0, ...)
-{
-    const char *tool = g_getenv("MAPRAM_TOOL");
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    GError *gerr = NULL;
-    int status = -1;
-    va_list ap;
-
-    g_assert_nonnull(tool);
-    g_ptr_array_add(argv, (char *)tool);
-    va_start(ap, arg0);
-    for (const char *a = arg0; a; a = va_arg(ap, const char *)) {
-        g_ptr_array_add(argv, (char *)a);
-    }
-    va_end(ap);
-    g_ptr_array_add(argv, NULL);
-    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                      out, err, &status, &gerr)) {
-        g_error("cannot run %s: %s", tool, gerr->message);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void load_must_fail(const char *path, const char *want)
 {
     g_autofree char *dst = g_strdup_printf(
@@ -154,25 +130,25 @@ static void test_flipped_bit(void)
 
     /* verify --data names it; verify alone only reads the structure */
     g_autofree char *out = NULL, *err = NULL;
-    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 1);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", "--data", path, NULL), ==, 1);
     g_autofree char *verr = g_strdup_printf("mapram verify: %s: %s\n", path, mismatch);
     g_assert_cmpstr(err, ==, verr);
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
-    g_assert_cmpint(run_tool(&out, &err, "verify", path, NULL), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 0);
     g_assert_true(g_str_has_suffix(out, ", checksum table)\n"));
 
     /* mapram load (exec: for any QEMU) stops before it sends the bad run */
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
-    g_assert_cmpint(run_tool(&out, &err, "load", "--quiet", path, NULL), ==, 1);
+    g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", path, NULL), ==, 1);
     g_autofree char *lerr = g_strdup_printf("mapram load: %s\n", want);
     g_assert_cmpstr(err, ==, lerr);
 
     /* with checks off, the same file loads (bit flip and all) */
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
-    g_assert_cmpint(run_tool(&out, &err, "load", "--quiet", "--no-checksums", path, NULL),
+    g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", "--no-checksums", path, NULL),
                     ==, 0);
 }
 
@@ -191,7 +167,7 @@ static void test_verify_data(void)
     for (uint64_t run = 0; run < b.used_length / MIG_PAGE_SIZE / RUN_PAGES; run += 97) {
         g_assert_cmphex(file_sum(file, &b, run), ==, stored_sum(file, len, run));
     }
-    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
     g_autofree char *prefix = g_strdup_printf("%s: OK (mapped-ram, %u RAM blocks, ", path,
                                               blocks->len);
     g_assert_true(g_str_has_prefix(out, prefix));
@@ -200,7 +176,7 @@ static void test_verify_data(void)
 
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
-    g_assert_cmpint(run_tool(&out, &err, "info", "--json", path, NULL), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "info", "--json", path, NULL), ==, 0);
     g_autoptr(JsonParser) p = json_parser_new();
     g_assert_true(json_parser_load_from_data(p, out, -1, NULL));
     JsonObject *cs = json_object_get_object_member(
@@ -227,11 +203,11 @@ static void check_no_table(QTestState *from, QTestState *to, MigrateCommon *args
 
     g_assert_cmpuint(table_offset(file, len), ==, 0);
     g_assert_null(memmem(file + len - 4096, 4096, "MRAMCSUM", 8));
-    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
     g_assert_true(g_str_has_suffix(out, " sections, no checksum table)\n"));
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
-    g_assert_cmpint(run_tool(&out, &err, "info", path, NULL), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "info", path, NULL), ==, 0);
     g_assert_true(g_str_has_suffix(out, "\nchecksums: none\n"));
 }
 
@@ -258,7 +234,7 @@ static void check_live_table(QTestState *from, QTestState *to, MigrateCommon *ar
 
     g_test_message("live save: %" G_GINT64_FORMAT " passes", passes);
     g_assert_cmpint(passes, >=, 2);
-    g_assert_cmpint(run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
     g_assert_true(g_str_has_suffix(out, " sections, every page matches the checksum table)\n"));
 }
 

@@ -4,10 +4,12 @@
 #include "framework.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -543,4 +545,28 @@ char *mig_make_saved_file(const char *name, const char *const *caps,
     wait_for_migration_complete(from);
     qtest_quit(from);
     return mig_path(name);
+}
+
+/* Run the mapram tool; returns its exit status, stdout and stderr. */
+int mig_run_tool(char **out, char **err, const char *arg0, ...)
+{
+    const char *tool = g_getenv("MAPRAM_TOOL");
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    GError *gerr = NULL;
+    int status = -1;
+    va_list ap;
+
+    g_assert_nonnull(tool);
+    g_ptr_array_add(argv, (char *)tool);
+    va_start(ap, arg0);
+    for (const char *a = arg0; a; a = va_arg(ap, const char *)) {
+        g_ptr_array_add(argv, (char *)a);
+    }
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                      out, err, &status, &gerr)) {
+        g_error("cannot run %s: %s", tool, gerr->message);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

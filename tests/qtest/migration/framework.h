@@ -164,6 +164,12 @@ int mig_listen_port(QTestState *to);
 /* O_DIRECT usable in @dir (QEMU's probe). */
 bool probe_o_direct_support(const char *dir);
 
+/*
+ * Run the mapram tool ($MAPRAM_TOOL) with the NULL-terminated arguments;
+ * returns its exit status, its stdout and stderr in *out, *err (g_free).
+ */
+int mig_run_tool(char **out, char **err, const char *arg0, ...) G_GNUC_NULL_TERMINATED;
+
 /* Save ab guest RAM to @name with @caps (stopped source); returns path. */
 char *mig_make_saved_file(const char *name, const char *const *caps,
                           bool multifd);
