@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "mapped-ram-share.h"
 #include "transport.h"
 #include "util/cutils.h"
 #include "util/error.h"
@@ -73,6 +74,10 @@ static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *star
                                                     0600, errp);
 
     if (!ioc) {
+        return NULL;
+    }
+    /* Before the truncation: a VM restored with x-mapped-ram-shared may map this file. */
+    if (!mapped_ram_share_check_writable(io_channel_get_fd(ioc), a->filename, errp)) {
         return NULL;
     }
     /* The text is QEMU's, so the channel's own message gives way to it. */

@@ -295,6 +295,7 @@ static void configure_ram(Migration *m, const MigrationConfig *c, const char *pa
         .queue_depth = c->io_queue_depth,
         .path = path,
         .checksums = c->checksums,
+        .shared = c->shared && c->caps[MIGRATION_CAPABILITY_MAPPED_RAM],
         .postcopy = postcopy,
         .multifd_recv = mr,
     };

@@ -118,6 +118,12 @@ static bool r_postcopy_in_stream(const RuleCtx *r)
 { return r->incoming && CAP(POSTCOPY_RAM) && !CAP(MAPPED_RAM); }
 static bool r_on_demand_preempt(const RuleCtx *r)
 { return r->incoming && CAP(POSTCOPY_RAM) && CAP(MAPPED_RAM) && CAP(POSTCOPY_PREEMPT); }
+static bool r_shared_mr(const RuleCtx *r)
+{ return r->incoming && r->cfg->shared && !CAP(MAPPED_RAM); }
+static bool r_shared_dio(const RuleCtx *r)
+{ return r->incoming && r->cfg->shared && CAP(MAPPED_RAM) && r->cfg->direct_io; }
+static bool r_shared_postcopy(const RuleCtx *r)
+{ return r->incoming && r->cfg->shared && CAP(MAPPED_RAM) && CAP(POSTCOPY_RAM); }
 static bool r_fsync_stream(const RuleCtx *r)
 { return r->cfg->fsync && (r->transport == TRANSPORT_SOCKET || r->transport == TRANSPORT_EXEC); }
 
@@ -153,6 +159,10 @@ static const CompatRule compat_rules[] = {
     { PHASE_TRANSPORT, r_postcopy_in_stream, MIGRATION_POSTCOPY_NEEDS_MAPPED_RAM },
     { PHASE_TRANSPORT, r_on_demand_preempt,
       "Capability 'postcopy-preempt' does not apply to an on-demand restore from a file" },
+    /* mapram's shared restore (migrate-incoming only; a save ignores it) */
+    { PHASE_TRANSPORT, r_shared_mr, MIGRATION_SHARED_NEEDS_MAPPED_RAM },
+    { PHASE_TRANSPORT, r_shared_dio, MIGRATION_SHARED_NOT_DIO },
+    { PHASE_TRANSPORT, r_shared_postcopy, MIGRATION_SHARED_NOT_POSTCOPY },
     /* migrate (QEMU's migrate_prepare) */
     { PHASE_PREPARE, r_mr_tls, "Cannot use TLS with mapped-ram" },
     { PHASE_PREPARE, r_mr_compress, "Cannot use compression with mapped-ram" },
@@ -254,6 +264,8 @@ static JsonObject *params_defaults(void)
     /* mapram: "completed" means on the disk (fdatasync of every fd) */
     json_object_set_boolean_member(params, "x-fsync", false);
     json_object_set_boolean_member(params, "x-checksums", true);
+    /* mapram: a mapped-ram restore maps the file's pages instead of reading them */
+    json_object_set_boolean_member(params, "x-mapped-ram-shared", false);
     return params;
 }
 
@@ -432,6 +444,7 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
     c->fsync = json_object_get_boolean_member(params, "x-fsync");
     c->checksums = json_object_get_boolean_member(params, "x-checksums");
+    c->shared = json_object_get_boolean_member(params, "x-mapped-ram-shared");
     return c;
 }
 

@@ -68,6 +68,8 @@ typedef struct MigrationConfig {
     bool fsync;
     /* mapram extension x-checksums: mapped-ram checksum table written and checked */
     bool checksums;
+    /* mapram extension x-mapped-ram-shared: a restore maps the file privately (ram.h) */
+    bool shared;
 } MigrationConfig;
 
 typedef struct MigrationOptions MigrationOptions;
@@ -120,6 +122,15 @@ bool migration_check_transport(const MigrationConfig *c, TransportKind t, bool i
  */
 #define MIGRATION_FSYNC_NEEDS_FILE \
     "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)"
+/* x-mapped-ram-shared on migrate-incoming: what it cannot go with */
+#define MIGRATION_SHARED_NEEDS_MAPPED_RAM \
+    "Parameter 'x-mapped-ram-shared' requires capability 'mapped-ram'"
+#define MIGRATION_SHARED_NOT_DIO \
+    "Parameter 'x-mapped-ram-shared' cannot be used with 'direct-io': the file's pages are " \
+    "mapped, not read"
+#define MIGRATION_SHARED_NOT_POSTCOPY \
+    "Parameter 'x-mapped-ram-shared' cannot be used with capability 'postcopy-ram': " \
+    "choose one way to restore"
 /* migrate on a destination whose guest RAM is still loading on demand */
 #define MIGRATION_PAGES_MISSING \
     "Guest RAM is still being loaded on demand from the incoming migration; " \

@@ -3,6 +3,7 @@
  */
 #include "ram.h"
 #include "mapped-ram-csum.h"
+#include "mapped-ram-share.h"
 #include "page-channels.h"
 #include "postcopy.h"
 #include "util/bitmap.h"
@@ -52,6 +53,13 @@ struct RamState {
     RamLoadParams lp;
     /* The incoming thread only */
     RamLoadState *load;
+    /*
+     * Shared restore: the fd holding a shared flock() on the file that
+     * guest RAM maps (mapped-ram-share.h), or -1.  Set by the incoming
+     * thread, closed by ram_state_free() once no thread runs: it lives as
+     * long as the mapping.
+     */
+    int share_lock_fd;
 };
 
 void ram_save_configure(RamState *ram, const RamSaveParams *p)
@@ -71,6 +79,7 @@ static size_t host_block_count(RamState *ram)
 
 static void host_block(RamState *ram, size_t i, MigrationRAMBlock *out)
 {
+    *out = (MigrationRAMBlock){ 0 };
     ram->host->ram_block_get(ram->host_opaque, i, out);
 }
 
@@ -627,6 +636,28 @@ static bool find_host_block(RamState *ram, const char *idstr, size_t *index,
     return false;
 }
 
+/* x-mapped-ram-shared: the block's memory becomes a private mapping of its page region. */
+static bool share_block(RamState *ram, QEMUFile *f, const MigrationRAMBlock *rb,
+                        const MappedRamHeader *hdr, const unsigned long *bmap, GError **errp)
+{
+    int fd = io_channel_get_fd(qemu_file_get_ioc(f));
+
+    if (!rb->private_anon) {
+        error_setg(errp, "RAM block '%s' is not private anonymous memory (a memory backend "
+                   "with share=on, a file or a memfd): x-mapped-ram-shared cannot map the "
+                   "migration file over it", rb->idstr);
+        return false;
+    }
+    if (fd < 0) {
+        error_setg(errp, "x-mapped-ram-shared needs the migration file's fd");
+        return false;
+    }
+    if (ram->share_lock_fd < 0 && !mapped_ram_share_lock(fd, &ram->share_lock_fd, errp)) {
+        return false;
+    }
+    return mapped_ram_share_block(fd, rb->idstr, rb->host, rb->used_length, hdr, bmap, errp);
+}
+
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                      uint64_t used_length, const MappedRamHeader *hdr, GError **errp)
 {
@@ -654,6 +685,9 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
         mapped_ram_read_bitmap(qemu_file_get_ioc(f), idstr, hdr, npages, errp);
     if (!bmap) {
         return false;
+    }
+    if (ram->lp.shared) {
+        return share_block(ram, f, &rb, hdr, bmap, errp);
     }
     LoadCheck chk = { 0 };
     if (!find_checksums(ram, f, idstr, used_length, hdr, &chk.sums, errp)) {
@@ -818,6 +852,7 @@ RamState *ram_state_new(SaveVMRegistry *r, const MigrationHostOps *host, void *h
     RamState *ram = g_new0(RamState, 1);
     ram->host = host;
     ram->host_opaque = host_opaque;
+    ram->share_lock_fd = -1;
     savevm_register_live(r, "ram", 0, RAM_SECTION_VERSION, &ram_handlers, ram);
     return ram;
 }
@@ -827,6 +862,9 @@ void ram_state_free(RamState *ram)
     if (ram) {
         ram_save_cleanup(ram);
         ram_load_cleanup(ram);
+        if (ram->share_lock_fd >= 0) {
+            close(ram->share_lock_fd);
+        }
         g_free(ram);
     }
 }

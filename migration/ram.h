@@ -75,6 +75,7 @@ typedef struct RamLoadParams {
     unsigned queue_depth;
     const char *path;             /* file to reopen for page channels */
     bool checksums;               /* mapped-ram: check pages against the file's table, if any */
+    bool shared;                  /* mapped-ram: map the file's pages (mapped-ram-share.h) */
     /*
      * mapped-ram on demand (postcopy.h), the caller's, or NULL: each block
      * is registered with it instead of read, and at the end of the block

@@ -53,6 +53,7 @@ static void host_ram_block_get(void *opaque, size_t index, MigrationRAMBlock *ou
     out->idstr = rb->idstr;
     out->host = rb->host;
     out->used_length = rb->used_length;
+    out->private_anon = rb->fd < 0 && !rb->shared;
 }
 
 static uint64_t host_ram_block_sync_dirty(void *opaque, size_t index, unsigned long *dest)

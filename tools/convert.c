@@ -5,6 +5,7 @@
 #include "mapram-tool.h"
 #include "libvirt-compress.h"
 #include "libvirt-image.h"
+#include "../migration/mapped-ram-share.h"
 #include "../migration/savevm.h"
 #include "util/error.h"
 #include <errno.h>
@@ -203,7 +204,8 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
         }
     }
     g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600, errp);
-    if (!out || !io_channel_truncate(out, 0, errp) ||
+    if (!out || !mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, errp) ||
+        !io_channel_truncate(out, 0, errp) ||
         !libvirt_image_write_header(out, img, format, true, errp)) {
         return false;
     }
@@ -296,11 +298,14 @@ int cmd_convert(int argc, char **argv)
     } else {
         g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600,
                                                         &err);
-        ok = out && io_channel_truncate(out, out_off, &err) &&
+        /* a file that backs a running VM is left alone, not even cut */
+        bool writable = out &&
+            mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, &err);
+        ok = writable && io_channel_truncate(out, out_off, &err) &&
              io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
              mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&
              (!o.fsync || tool_sync_output(out, out_path, &err));
-        if (!ok && out) {
+        if (!ok && writable) {
             /* Leave nothing that looks like a valid stream; the error is reported below. */
             io_channel_truncate(out, out_off, NULL);
         }

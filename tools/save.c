@@ -17,6 +17,7 @@
  */
 #include "mapram-tool.h"
 #include "../migration/mapped-ram-csum.h"
+#include "../migration/mapped-ram-share.h"
 #include "../migration/migration-internal.h"
 #include "../migration/multifd.h"
 #include "../migration/page-channels.h"
@@ -412,6 +413,12 @@ static const StreamVisitor save_visitor = {
 static bool open_output(SaveCtx *c, GError **errp)
 {
     c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
+    if (c->out_ioc &&
+        !mapped_ram_share_check_writable(io_channel_get_fd(c->out_ioc), c->path, errp)) {
+        /* a file that backs a running VM is left alone, not even cut */
+        g_clear_pointer(&c->out_ioc, io_channel_unref);
+        return false;
+    }
     if (!c->out_ioc || !io_channel_truncate(c->out_ioc, c->offset, errp) ||
         io_channel_seek(c->out_ioc, c->offset, SEEK_SET, errp) < 0) {
         return false;

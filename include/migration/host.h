@@ -61,6 +61,13 @@ typedef struct MigrationRAMBlock {
     const char *idstr;        /* QEMU's block name: "pc.ram", "vga.vram", a backend id */
     uint8_t *host;            /* page-aligned, used_length bytes */
     uint64_t used_length;     /* a multiple of 4096 */
+    /*
+     * The host maps it private and anonymous (no file or memfd behind it,
+     * no share=on), so a restore with x-mapped-ram-shared may replace the
+     * mapping with a private one of the save file.  migration/ zeroes the
+     * struct before asking: a host that leaves it false refuses that mode.
+     */
+    bool private_anon;
 } MigrationRAMBlock;
 
 typedef struct MigrationHostOps {

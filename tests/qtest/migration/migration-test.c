@@ -27,6 +27,7 @@ static void register_all(void)
     migration_test_add_checksums();
     migration_test_add_soak();
     migration_test_add_ondemand();
+    migration_test_add_shared();
     migration_test_add_multifd();
 }
 

@@ -105,6 +105,18 @@ static const Case cases[] = {
     { "ondemand/preempt", "r_on_demand_preempt", AT_INCOMING,
       { "mapped-ram", "postcopy-ram", "postcopy-preempt" }, NULL, "file:@TMP@/in",
       "Capability 'postcopy-preempt' does not apply to an on-demand restore from a file" },
+    /* mapram's shared restore: migrate-incoming only */
+    { "shared/no-mapped-ram", "r_shared_mr", AT_INCOMING, { NULL },
+      "{\"x-mapped-ram-shared\": true}", "file:@TMP@/in",
+      "Parameter 'x-mapped-ram-shared' requires capability 'mapped-ram'" },
+    { "shared/direct-io", "r_shared_dio", AT_INCOMING, { "mapped-ram" },
+      "{\"x-mapped-ram-shared\": true, \"direct-io\": true}", "file:@TMP@/in",
+      "Parameter 'x-mapped-ram-shared' cannot be used with 'direct-io': the file's pages are "
+      "mapped, not read" },
+    { "shared/postcopy", "r_shared_postcopy", AT_INCOMING, { "mapped-ram", "postcopy-ram" },
+      "{\"x-mapped-ram-shared\": true}", "file:@TMP@/in",
+      "Parameter 'x-mapped-ram-shared' cannot be used with capability 'postcopy-ram': "
+      "choose one way to restore" },
     /* migrate only (QEMU's migrate_prepare) */
     { "tls-mapped-ram", "r_mr_tls", AT_MIGRATE, { "mapped-ram" }, "{\"tls-creds\": \"tls0\"}",
       "file:@TMP@/out", "Cannot use TLS with mapped-ram" },

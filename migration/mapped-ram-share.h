@@ -1,0 +1,48 @@
+/*
+ * The shared restore (x-mapped-ram-shared, a mapram extension): instead of
+ * reading a mapped-ram file's pages into guest RAM, each block's page
+ * region is mapped privately over it (MAP_PRIVATE | MAP_FIXED).  N VMs
+ * restored from one file share its page cache and pay only for the pages
+ * they write (copy on write); the load reads nothing but the headers,
+ * bitmaps and device state.
+ *
+ * A page whose bit is clear must read as zero even where its slot holds
+ * stale bytes (a live save that cleared the bit in a later pass, a reused
+ * file): such slots get anonymous zero pages over them.  The file must
+ * not change under the VMs: each keeps a shared flock() on it for its
+ * life, and mapram's saves refuse to write a file someone holds that way
+ * (mapped_ram_share_check_writable).  A writer that ignores flock (QEMU,
+ * cp, truncate) would change or cut the guests' memory: the user guide
+ * says so.
+ *
+ * Guest RAM must be private anonymous memory (the host says so in
+ * MigrationRAMBlock.private_anon); the file's page checksums are not
+ * checked (nothing is read: `mapram verify --data` checks the file).
+ */
+#ifndef MIGRATION_MAPPED_RAM_SHARE_H
+#define MIGRATION_MAPPED_RAM_SHARE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "mapped-ram.h"
+
+/* Someone holds an exclusive flock() on the file (a writer, or mapram's write check). */
+#define MAPPED_RAM_SHARE_BUSY \
+    "Cannot map the migration file into guest memory: another process holds it locked " \
+    "for writing"
+
+/*
+ * Maps the block's page region of fd over [host, host + used_length) and
+ * zeroes its clear pages that hold data.  On failure the block's memory
+ * is undefined: the load fails and the guest never runs.
+ */
+bool mapped_ram_share_block(int fd, const char *idstr, uint8_t *host, uint64_t used_length,
+                            const MappedRamHeader *hdr, const unsigned long *bmap,
+                            GError **errp);
+/* A shared lock on fd's file, held by *lock_fd (close it to drop the lock). */
+bool mapped_ram_share_lock(int fd, int *lock_fd, GError **errp);
+/* Before writing a file: refused while a shared restore maps it (path: for the message). */
+bool mapped_ram_share_check_writable(int fd, const char *path, GError **errp);
+
+#endif
