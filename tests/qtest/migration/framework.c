@@ -3,8 +3,12 @@
  */
 #include "framework.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -492,6 +496,33 @@ void mig_netns_link(MigNetns *n, int side, bool up)
                 "set", n->dev[side], up ? "up" : "down", NULL })) {
         qtest_fail(NULL, "%s", why);
     }
+}
+
+int mig_netns_connect(MigNetns *n, int side, const char *addr, int port)
+{
+    g_autofree char *path = g_strdup_printf("/run/netns/%s", n->ns[side]);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int there = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
+
+    g_assert_cmpint(home, >=, 0);
+    g_assert_cmpint(there, >=, 0);
+    g_assert_cmpint(inet_pton(AF_INET, addr, &sa.sin_addr), ==, 1);
+    if (setns(there, CLONE_NEWNET) < 0) {
+        qtest_fail(NULL, "setns into %s: %s", n->ns[side], g_strerror(errno));
+    }
+    /* a socket belongs to the namespace it was made in */
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(setns(home, CLONE_NEWNET), ==, 0);
+    close(there);
+    close(home);
+    g_assert_cmpint(fd, >=, 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        qtest_fail(NULL, "connect to %s:%d from %s: %s", addr, port, n->ns[side],
+                   g_strerror(errno));
+    }
+    return fd;
 }
 
 /* --- files --------------------------------------------------------------- */

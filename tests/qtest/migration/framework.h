@@ -200,6 +200,12 @@ bool mig_netns_setup(MigNetns *n);
 void mig_netns_teardown(MigNetns *n);
 /* `ip link set DEV up|down` on @side's end (0 source, 1 destination). */
 void mig_netns_link(MigNetns *n, int side, bool up);
+/*
+ * A tcp connection to @addr:@port made from inside @side's namespace (the
+ * socket is created there, by this thread switching in and back); the
+ * caller closes the fd.
+ */
+int mig_netns_connect(MigNetns *n, int side, const char *addr, int port);
 
 /* O_DIRECT usable in @dir (QEMU's probe). */
 bool probe_o_direct_support(const char *dir);

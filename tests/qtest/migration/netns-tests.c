@@ -5,13 +5,16 @@
  * round trip with and without zstd (the guest's memory checked on
  * arrival, the guest running on), the link taken down mid-way, and the
  * destination killed mid-way: the migration fails with the error the
- * source's sockets give, and the source runs on with its memory intact.
+ * source's sockets give, and the source runs on with its memory intact;
+ * garbage sent from the source's namespace on a new connection and on a
+ * multifd channel: the destination fails, naming it, and never resumes.
  * Skipped, saying why, where namespaces cannot be made (not root).
  */
 #include "framework.h"
 #include "tests.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define NETNS_CHANNELS 4
 
@@ -269,6 +272,93 @@ static void test_netns_kill_dest(void)
     mig_netns_teardown(&t.net);
 }
 
+/* --- garbage over the link ------------------------------------------------ */
+
+/*
+ * A destination listening in its namespace, and no source: the test
+ * connects from the source's namespace itself and sends what it likes.
+ */
+static bool start_listening_dest(NetnsTest *t, QTestState **from, QTestState **to,
+                                 int *port)
+{
+    MigrateCommon args = { .caps = { "multifd" },
+                           .multifd_channels = NETNS_CHANNELS };
+
+    if (!mig_netns_setup(&t->net)) {
+        return false;
+    }
+    args.start.netns_source = t->net.ns[0];
+    args.start.netns_target = t->net.ns[1];
+    migrate_start(&args, from, to);
+    netns_listen(*from, *to, t, true);
+    *port = mig_listen_port_on(*to, MIG_NETNS_DST_ADDR);
+    return true;
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+    g_assert_cmpint(write(fd, buf, len), ==, (ssize_t)len);
+}
+
+/* A connection that starts with neither "QEVM" nor multifd's magic. */
+static void test_netns_garbage_magic(void)
+{
+    static const uint8_t bytes[8] = "GARBAGE!";
+    NetnsTest t = { .compression = "none" };
+    QTestState *from, *to;
+    int port;
+
+    if (!start_listening_dest(&t, &from, &to, &port)) {
+        return;
+    }
+    int fd = mig_netns_connect(&t.net, 0, MIG_NETNS_DST_ADDR, port);
+    write_all(fd, bytes, sizeof(bytes));
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, "unknown channel magic: 1112686919");
+    assert_dest_not_resumed(to);
+    close(fd);
+    qtest_quit(to);
+    qtest_quit(from);
+    mig_netns_teardown(&t.net);
+}
+
+/* Main and 4 channels as QEMU opens them, then garbage on channel 2. */
+static void test_netns_garbage_packet(void)
+{
+    static const uint8_t qevm[8] = { 'Q', 'E', 'V', 'M', 0, 0, 0, 3 };
+    NetnsTest t = { .compression = "none" };
+    QTestState *from, *to;
+    int fds[NETNS_CHANNELS + 1];
+    uint8_t hdr[1344];
+    int port;
+
+    if (!start_listening_dest(&t, &from, &to, &port)) {
+        return;
+    }
+    fds[0] = mig_netns_connect(&t.net, 0, MIG_NETNS_DST_ADDR, port);
+    write_all(fds[0], qevm, sizeof(qevm));
+    for (int i = 0; i < NETNS_CHANNELS; i++) {
+        uint8_t init[64] = { 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1 };
+
+        init[24] = i;
+        fds[i + 1] = mig_netns_connect(&t.net, 0, MIG_NETNS_DST_ADDR, port);
+        write_all(fds[i + 1], init, sizeof(init));
+    }
+    memset(hdr, 0xab, sizeof(hdr));
+    write_all(fds[3], hdr, sizeof(hdr));
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, "multifd channel 2: multifd: received packet magic abababab "
+                    "expected 11223344");
+    assert_dest_not_resumed(to);
+    for (int i = 0; i <= NETNS_CHANNELS; i++) {
+        close(fds[i]);
+    }
+    assert_source_intact(from);
+    qtest_quit(to);
+    qtest_quit(from);
+    mig_netns_teardown(&t.net);
+}
+
 void migration_test_add_netns(void)
 {
     migration_test_add("/migration/multifd/netns/tcp/plain/none",
@@ -279,4 +369,8 @@ void migration_test_add_netns(void)
                        test_netns_link_down, MIG_FULL);
     migration_test_add("/migration/multifd/netns/tcp/kill/dest",
                        test_netns_kill_dest, MIG_FULL);
+    migration_test_add("/migration/multifd/netns/tcp/garbage/magic",
+                       test_netns_garbage_magic, MIG_FULL);
+    migration_test_add("/migration/multifd/netns/tcp/garbage/packet",
+                       test_netns_garbage_packet, MIG_FULL);
 }
