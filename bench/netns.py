@@ -196,10 +196,12 @@ class Bench:
                                     str(streams), "-J"], capture_output=True, text=True,
                                    timeout=self.iperf_seconds + 60)
                 out = json.loads(r.stdout) if r.stdout.strip() else {}
-                if r.returncode == 0:
+                # iperf3 -J may exit 0 with an "error" and no results
+                err = out.get("error") or (r.stderr.strip() if r.returncode else "")
+                if not err:
                     break
-                if "connect" not in out.get("error", ""):
-                    raise BenchError("iperf3: %s" % (out.get("error") or r.stderr.strip()))
+                if "unable to connect" not in err:
+                    raise BenchError("iperf3: %s" % err)
                 time.sleep(0.05)        # the server is not listening yet
             else:
                 raise BenchError("iperf3: the server never listened")
@@ -303,6 +305,7 @@ class Bench:
         # Warm-up, not reported: the first destination backs its fresh RAM
         # from the host (slow on a VM host); later ones reuse what the
         # previous VM freed, as every case does after this one.
+        log("warm-up migration, not reported:")
         _, src = self.migrate(src, 4, "none")
         rows = []
         for comp in self.compression:
