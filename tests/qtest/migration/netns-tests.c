@@ -157,9 +157,9 @@ static bool start_slow_migration(NetnsTest *t, QTestState **from,
 }
 
 /*
- * @desc is what a source gets when one of its connections fails with
- * @errtext: the main connection names the address, a multifd one its
- * number (which connection notices first is a race).
+ * @desc is what a source gets when one of its connections fails with one
+ * of @errtexts (NULL-terminated): the main connection names the address,
+ * a multifd one its number (which connection notices first is a race).
  */
 static void assert_connection_error(const char *desc, const char *uri,
                                     const char *const *errtexts)
