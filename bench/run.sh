@@ -17,6 +17,10 @@
 #        BENCH_LIVE_RATE pages/s of the rate-limited live save (20000)
 #        BENCH_STRACE=1  strace -c -f the VM during each case (slows it)
 #        BENCH_QEMU=1    also run bench/qemu-exec.sh (QEMU exec: migration)
+#        BENCH_NETNS=0   skip bench/netns.py (as root: live migration between
+#                        two network namespaces beside iperf3, and QEMU 7.2
+#                        saves through mapram save --listen; issue 12)
+#        BENCH_NETNS_MEM guest RAM of those migrations and saves (4G)
 # Run as root so the page cache can be dropped before each read.
 set -euo pipefail
 
@@ -47,4 +51,16 @@ if [ "${BENCH_QEMU:-0}" = 1 ]; then
     echo
     echo "QEMU exec: benchmark (bench/qemu-exec.sh):"
     BENCH_TMPDIR=$bench_dir "$here/qemu-exec.sh" "$build"
+fi
+
+if [ "${BENCH_NETNS:-1}" = 1 ]; then
+    echo
+    if [ "$(id -u)" = 0 ]; then
+        echo "Live migration between network namespaces (bench/netns.py):"
+        python3 "$here/netns.py" --build "$build" --dir "$bench_dir" \
+            --mem "${BENCH_NETNS_MEM:-4G}" --qemu-mem "${BENCH_NETNS_MEM:-4G}" \
+            --json "$here/results/netns.json"
+    else
+        echo "bench: not root: no network namespaces, bench/netns.py skipped" >&2
+    fi
 fi

@@ -7,6 +7,12 @@
  * on both sides with the ab invariant.  Every step is narrated on stdout,
  * so the output doubles as a walk-through of the QMP a management layer
  * sends.  Exit status 0 only if every check passed.
+ *
+ * With --netns (root) the job is live migration between two hosts: each
+ * VM runs in a network namespace of its own (`ip netns exec`), the two
+ * joined by a veth pair, and the source migrates straight to the
+ * destination over tcp with 4 multifd channels (--compression for zlib
+ * or zstd); the namespaces go when the demo ends, also after a failure.
  */
 #include "mapram-tool.h"
 #include "qmp-client.h"
@@ -30,6 +36,8 @@
 #define DEMO_PRINT_MS    200              /* a progress line at most this often */
 #define DEMO_START_MS    20000            /* a VM's QMP socket appears */
 #define DEMO_GUEST_MS    120000           /* a 'B' on a serial; a migration */
+#define DEMO_NET_SRC     "10.204.0.1"     /* --netns: the source's veth end */
+#define DEMO_NET_DST     "10.204.0.2"     /* the destination's */
 
 typedef struct DemoVm {
     const char *role;      /* "source" / "destination" */
@@ -52,6 +60,11 @@ typedef struct Demo {
     gint64 t0;
     DemoVm src, dst;
     uint64_t check_end;    /* ab range end, clipped to RAM */
+    gboolean netns;        /* live migration between network namespaces */
+    char *compression;     /* --netns: multifd-compression */
+    char ns[2][32];        /* --netns: [0] source's, [1] destination's; "" once gone */
+    char dev[2][32];       /* the veth end in each */
+    char *uri;             /* --netns: where the source connects */
 } Demo;
 
 /* --- narration ------------------------------------------------------------ */
@@ -135,16 +148,33 @@ static bool probe_o_direct(const char *dir)
 
 static bool vm_connect(DemoVm *vm, GError **errp);
 
+/* `ip`, for `ip netns ...`: root's PATH has it, a user's may not. */
+static const char *ip_binary(void)
+{
+    static const char *const paths[] = { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(paths); i++) {
+        if (g_file_test(paths[i], G_FILE_TEST_IS_EXECUTABLE)) {
+            return paths[i];
+        }
+    }
+    return "ip";
+}
+
 static bool vm_spawn(Demo *d, DemoVm *vm, bool incoming, GError **errp)
 {
     g_autofree char *qmp = g_strdup_printf("unix:%s,server=on,wait=off", vm->qmp_path);
     g_autofree char *serial = g_strdup_printf("file:%s", vm->serial_path);
+    /* with --netns, `ip netns exec NS` first: it execs the VM in place */
     const char *argv[] = {
+        ip_binary(), "netns", "exec", d->ns[incoming],
         d->vm_bin, "-m", d->size, "-guest", "ab", "-serial", serial,
         "-qmp", qmp, "-incoming", "defer", NULL,
     };
+    const char **args = d->netns ? argv : argv + 4;
+
     if (!incoming) {
-        argv[9] = NULL;                 /* the source takes no -incoming */
+        argv[13] = NULL;                /* the source takes no -incoming */
     }
     int log = open(vm->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -152,7 +182,7 @@ static bool vm_spawn(Demo *d, DemoVm *vm, bool incoming, GError **errp)
         error_setg_errno(errp, errno, "Could not create '%s'", vm->log_path);
         return false;
     }
-    bool ok = g_spawn_async_with_pipes_and_fds(NULL, argv, NULL,
+    bool ok = g_spawn_async_with_pipes_and_fds(NULL, args, NULL,
                                                G_SPAWN_DO_NOT_REAP_CHILD |
                                                G_SPAWN_STDIN_FROM_DEV_NULL,
                                                NULL, NULL, -1, log, log,
@@ -328,10 +358,12 @@ static bool check_guest_memory(Demo *d, DemoVm *vm, GError **errp)
 
 static bool set_caps(Demo *d, DemoVm *vm, GError **errp)
 {
-    static const char *const caps[] = { "events", "mapped-ram", "multifd" };
+    static const char *const caps[] = { "events", "multifd", "mapped-ram" };
+    /* between hosts there is no file: no mapped-ram */
+    size_t ncaps = d->netns ? 2 : 3;
     JsonArray *list = json_array_new();
 
-    for (size_t i = 0; i < G_N_ELEMENTS(caps); i++) {
+    for (size_t i = 0; i < ncaps; i++) {
         JsonObject *c = json_object_new();
         json_object_set_string_member(c, "capability", caps[i]);
         json_object_set_boolean_member(c, "state", TRUE);
@@ -344,9 +376,13 @@ static bool set_caps(Demo *d, DemoVm *vm, GError **errp)
     }
     JsonObject *params = json_object_new();
     json_object_set_int_member(params, "multifd-channels", DEMO_CHANNELS);
-    json_object_set_boolean_member(params, "direct-io", d->direct_io);
+    if (d->netns) {
+        json_object_set_string_member(params, "multifd-compression", d->compression);
+    } else {
+        json_object_set_boolean_member(params, "direct-io", d->direct_io);
+    }
     if (vm == &d->src) {
-        /* 0 = no limit: a save to a local file should go at disk speed */
+        /* 0 = no limit: at the disk's or the link's speed */
         json_object_set_int_member(params, "max-bandwidth", 0);
     }
     return vm_cmd(vm, "migrate-set-parameters", params, errp);
@@ -391,7 +427,8 @@ static void progress_line(Demo *d, JsonObject *q, Sample *last)
     Sample now = { .has_ram = ram != NULL, .us = g_get_monotonic_time() };
 
     if (!ram) {
-        say(d, "  %-7s laying out the file and opening the page channels", status);
+        say(d, "  %-7s %s", status, d->netns ? "connecting the main and multifd channels"
+                                            : "laying out the file and opening the page channels");
         *last = now;
         return;
     }
@@ -558,6 +595,170 @@ static bool restore(Demo *d, GError **errp)
     return true;
 }
 
+/* --- between hosts: network namespaces ----------------------------------- */
+
+/* `ip ARGS...`; its stderr in the error when it fails. */
+static bool run_ip(GError **errp, const char *const *args)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out = NULL, *err_text = NULL;
+    int status = 0;
+
+    g_ptr_array_add(argv, (char *)ip_binary());
+    for (; *args; args++) {
+        g_ptr_array_add(argv, (char *)*args);
+    }
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                      &out, &err_text, &status, errp)) {
+        return false;
+    }
+    if (!g_spawn_check_wait_status(status, NULL)) {
+        g_autofree char *line = g_strjoinv(" ", (char **)argv->pdata);
+        error_setg(errp, "'%s' failed: %s", line, g_strstrip(err_text));
+        return false;
+    }
+    return true;
+}
+
+#define IP(errp, ...) run_ip(errp, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* Delete the namespaces made so far (their veth ends go with them). */
+static void netns_remove(Demo *d)
+{
+    for (int i = 0; i < 2; i++) {
+        g_autoptr(GError) err = NULL;
+
+        if (d->ns[i][0] && !IP(&err, "netns", "del", d->ns[i])) {
+            fprintf(stderr, "mapram demo: %s\n", err->message);
+        }
+        d->ns[i][0] = '\0';
+    }
+}
+
+/*
+ * Two namespaces, "mapram-demo-PID-src" and "-dst", joined by a veth pair
+ * with DEMO_NET_SRC/24 and DEMO_NET_DST/24, everything up.
+ */
+static bool netns_create(Demo *d, GError **errp)
+{
+    static const char *const tag[2] = { "src", "dst" };
+    static const char *const addr[2] = { DEMO_NET_SRC "/24", DEMO_NET_DST "/24" };
+
+    for (int i = 0; i < 2; i++) {
+        g_snprintf(d->ns[i], sizeof(d->ns[i]), "mapram-demo-%d-%s", (int)getpid(), tag[i]);
+        /* an interface name has at most 15 characters */
+        g_snprintf(d->dev[i], sizeof(d->dev[i]), "mrd%d%c", (int)getpid(), tag[i][0]);
+        if (!IP(errp, "netns", "add", d->ns[i])) {
+            d->ns[i][0] = '\0';
+            return false;
+        }
+    }
+    if (!IP(errp, "link", "add", d->dev[0], "netns", d->ns[0], "type", "veth",
+            "peer", "name", d->dev[1], "netns", d->ns[1])) {
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!IP(errp, "-n", d->ns[i], "addr", "add", addr[i], "dev", d->dev[i]) ||
+            !IP(errp, "-n", d->ns[i], "link", "set", d->dev[i], "up") ||
+            !IP(errp, "-n", d->ns[i], "link", "set", "lo", "up")) {
+            return false;
+        }
+    }
+    say(d, "network: namespaces %s (%s on %s) and %s (%s on %s), a veth pair between them",
+        d->ns[0], DEMO_NET_SRC, d->dev[0], d->ns[1], DEMO_NET_DST, d->dev[1]);
+    return true;
+}
+
+/* The destination listens on its veth address; the kernel picks the port. */
+static bool listen_incoming(Demo *d, GError **errp)
+{
+    JsonObject *args = json_object_new();
+
+    json_object_set_string_member(args, "uri", "tcp:" DEMO_NET_DST ":0");
+    say(d, "destination: migrate-incoming {\"uri\": \"tcp:%s:0\"} (in %s)",
+        DEMO_NET_DST, d->ns[1]);
+    if (!vm_cmd(&d->dst, "migrate-incoming", args, errp)) {
+        return false;
+    }
+    g_autoptr(JsonObject) q = query_migrate(&d->dst, errp);
+    if (!q) {
+        return false;
+    }
+    JsonArray *addrs = json_object_has_member(q, "socket-address") ?
+                       json_object_get_array_member(q, "socket-address") : NULL;
+    JsonObject *a = addrs && json_array_get_length(addrs) ?
+                    json_array_get_object_element(addrs, 0) : NULL;
+    if (!a || !json_object_has_member(a, "port")) {
+        error_setg(errp, "destination: query-migrate reports no socket-address");
+        return false;
+    }
+    d->uri = g_strdup_printf("tcp:%s:%s", DEMO_NET_DST,
+                             json_object_get_string_member(a, "port"));
+    say(d, "destination: listening, query-migrate's socket-address says port %s",
+        json_object_get_string_member(a, "port"));
+    return true;
+}
+
+/* Live migration from the source's namespace to the destination's. */
+static bool migrate_between_hosts(Demo *d, GError **errp)
+{
+    JsonObject *args = json_object_new();
+
+    if (!listen_incoming(d, errp)) {
+        return false;
+    }
+    json_object_set_string_member(args, "uri", d->uri);
+    say(d, "source: migrate {\"uri\": \"%s\"} (in %s; live: the guest keeps running)",
+        d->uri, d->ns[0]);
+    gint64 t = g_get_monotonic_time();
+    if (!vm_cmd(&d->src, "migrate", args, errp)) {
+        return false;
+    }
+    g_autoptr(JsonObject) q = follow_migration(d, errp);
+    if (!q) {
+        return false;
+    }
+    const char *st = json_object_get_string_member(q, "status");
+    if (strcmp(st, "completed")) {
+        const char *why = json_object_has_member(q, "error-desc") ?
+                          json_object_get_string_member(q, "error-desc") : "no reason given";
+        error_setg(errp, "source: migration %s: %s", st, why);
+        return false;
+    }
+    JsonObject *ram = ram_of(q);
+    gint64 total = member_int(q, "total-time");
+    uint64_t bytes = member_int(ram, "transferred");
+    g_autofree char *tr = human(bytes);
+    g_autofree char *mf = human(member_int(ram, "multifd-bytes"));
+    g_autofree char *nb = human(member_int(ram, "normal-bytes"));
+    say(d, "source: completed in %lld ms (setup %lld ms, downtime %lld ms, %lld passes)",
+        (long long)total, (long long)member_int(q, "setup-time"),
+        (long long)member_int(q, "downtime"), (long long)member_int(ram, "dirty-sync-count"));
+    say(d, "source: %s sent over the veth (%s of it on the %d multifd channels, for %s of "
+        "page data; %lld zero pages), %.1f MB/s", tr, mf, DEMO_CHANNELS, nb,
+        (long long)member_int(ram, "duplicate"), gbps(bytes, total) * 1000);
+    if (!wait_incoming_done(&d->dst, errp)) {
+        return false;
+    }
+    g_autoptr(JsonObject) ev = qmp_client_wait_event(d->dst.qmp, "RESUME", DEMO_START_MS, errp);
+    if (!ev) {
+        g_prefix_error(errp, "destination: ");
+        return false;
+    }
+    g_autofree char *state = vm_runstate(&d->dst, errp);
+    if (!state) {
+        return false;
+    }
+    if (strcmp(state, "running")) {
+        error_setg(errp, "destination: run state is '%s' after RESUME", state);
+        return false;
+    }
+    say(d, "destination: resumed (RESUME event; query-status: running) %lld ms after "
+        "migrate", (long long)(g_get_monotonic_time() - t) / 1000);
+    return true;
+}
+
 /* --- the steps ------------------------------------------------------------ */
 
 static bool start_vms(Demo *d, GError **errp)
@@ -565,13 +766,14 @@ static bool start_vms(Demo *d, GError **errp)
     if (!vm_spawn(d, &d->src, false, errp)) {
         return false;
     }
-    say(d, "source: started %s -m %s -guest ab (pid %d), QMP on %s",
-        d->vm_bin, d->size, d->src.pid, d->src.qmp_path);
+    say(d, "source: started %s -m %s -guest ab (pid %d%s%s), QMP on %s",
+        d->vm_bin, d->size, d->src.pid, d->netns ? ", in " : "", d->netns ? d->ns[0] : "",
+        d->src.qmp_path);
     if (!vm_spawn(d, &d->dst, true, errp)) {
         return false;
     }
-    say(d, "destination: started with -incoming defer (pid %d), QMP on %s",
-        d->dst.pid, d->dst.qmp_path);
+    say(d, "destination: started with -incoming defer (pid %d%s%s), QMP on %s",
+        d->dst.pid, d->netns ? ", in " : "", d->netns ? d->ns[1] : "", d->dst.qmp_path);
     if (!wait_for_b(&d->src, errp)) {
         return false;
     }
@@ -583,6 +785,12 @@ static bool configure(Demo *d, GError **errp)
 {
     if (!set_caps(d, &d->src, errp) || !set_caps(d, &d->dst, errp)) {
         return false;
+    }
+    if (d->netns) {
+        say(d, "both: capabilities events, multifd on; multifd-channels=%d, "
+            "multifd-compression=%s", DEMO_CHANNELS, d->compression);
+        say(d, "source: max-bandwidth=0 (unlimited), downtime-limit 300 ms (default)");
+        return true;
     }
     say(d, "both: capabilities events, mapped-ram, multifd on; multifd-channels=%d, "
         "direct-io=%s%s", DEMO_CHANNELS, d->direct_io ? "on" : "off",
@@ -632,8 +840,23 @@ static bool show_file(Demo *d, GError **errp)
     return true;
 }
 
+static bool run_netns_demo(Demo *d, GError **errp)
+{
+    printf("mapram demo: live migration of a running VM between two hosts\n"
+           "  VM binary  %s\n  guest      ab, -m %s\n"
+           "  hosts      two network namespaces joined by a veth pair\n"
+           "  transport  tcp: + multifd (%d channels), compression %s\n\n",
+           d->vm_bin, d->size, DEMO_CHANNELS, d->compression);
+    fflush(stdout);
+    return netns_create(d, errp) && start_vms(d, errp) && configure(d, errp) &&
+           migrate_between_hosts(d, errp) && verify(d, errp);
+}
+
 static bool run_demo(Demo *d, GError **errp)
 {
+    if (d->netns) {
+        return run_netns_demo(d, errp);
+    }
     printf("mapram demo: live save and restore of a running VM through a mapped-ram file\n"
            "  VM binary  %s\n  guest      ab, -m %s\n  save file  %s\n"
            "  transport  file: + mapped-ram + multifd (%d channels)%s\n\n",
@@ -686,14 +909,21 @@ static void cleanup(Demo *d, bool ok)
     if (d->workdir) {
         remove_workdir(d->workdir);
     }
-    if (d->file && !d->keep) {
-        g_unlink(d->file);
+    if (d->netns) {
+        netns_remove(d);
+        say(d, "cleanup: VMs quit, network namespaces and temporary files removed");
+    } else {
+        if (d->file && !d->keep) {
+            g_unlink(d->file);
+        }
+        say(d, "cleanup: VMs quit, temporary files removed, save file %s",
+            d->keep ? "kept" : "removed");
     }
-    say(d, "cleanup: VMs quit, temporary files removed, save file %s", d->keep ? "kept" : "removed");
     vm_release(&d->src);
     vm_release(&d->dst);
     g_free(d->workdir);
     g_free(d->file);
+    g_free(d->uri);
 }
 
 static bool parse_args(Demo *d, int argc, char **argv, GError **errp)
@@ -703,10 +933,15 @@ static bool parse_args(Demo *d, int argc, char **argv, GError **errp)
         { "dir", 0, 0, G_OPTION_ARG_FILENAME, &d->dir, "where the save file goes (default /var/tmp)", "DIR" },
         { "size", 0, 0, G_OPTION_ARG_STRING, &d->size, "guest RAM (default 1G)", "SIZE" },
         { "keep", 0, 0, G_OPTION_ARG_NONE, &d->keep, "keep the save file", NULL },
+        { "netns", 0, 0, G_OPTION_ARG_NONE, &d->netns,
+          "live migration between two network namespaces over tcp instead (root)", NULL },
+        { "compression", 0, 0, G_OPTION_ARG_STRING, &d->compression,
+          "with --netns: multifd-compression none, zlib or zstd (default none)", "METHOD" },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(
-        "- save and restore a running mapram-vm and say what happened");
+        "- save and restore a running mapram-vm (or, with --netns, migrate it live "
+        "between two network namespaces) and say what happened");
 
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, errp)) {
@@ -726,6 +961,23 @@ static bool parse_args(Demo *d, int argc, char **argv, GError **errp)
     }
     if (!d->dir) {
         d->dir = g_strdup("/var/tmp");
+    }
+    if (d->compression && !d->netns) {
+        error_setg(errp, "--compression goes with --netns (a mapped-ram file takes none)");
+        return false;
+    }
+    if (!d->compression) {
+        d->compression = g_strdup("none");
+    }
+    if (strcmp(d->compression, "none") && strcmp(d->compression, "zlib") &&
+        strcmp(d->compression, "zstd")) {
+        error_setg(errp, "--compression '%s': expected none, zlib or zstd", d->compression);
+        return false;
+    }
+    if (d->netns && geteuid() != 0) {
+        error_setg(errp, "--netns makes network namespaces, which needs root "
+                   "(this is uid %d)", (int)geteuid());
+        return false;
     }
     if (!d->vm_bin && !(d->vm_bin = find_vm_binary())) {
         error_setg(errp, "mapram-vm not found next to this tool or on PATH; use --vm PATH");
@@ -765,11 +1017,15 @@ int cmd_demo(int argc, char **argv)
         g_free(d.vm_bin);
         g_free(d.dir);
         g_free(d.size);
+        g_free(d.compression);
         return 2;
     }
     ok = run_demo(&d, &err);
     cleanup(&d, ok);
-    if (ok) {
+    if (ok && d.netns) {
+        printf("mapram demo: OK: migrated live between namespaces, resumed, "
+               "guest memory verified\n");
+    } else if (ok) {
         printf("mapram demo: OK: saved live, restored, resumed, guest memory verified\n");
     } else {
         fprintf(stderr, "mapram demo: FAILED: %s\n", err->message);
@@ -777,5 +1033,6 @@ int cmd_demo(int argc, char **argv)
     g_free(d.vm_bin);
     g_free(d.dir);
     g_free(d.size);
+    g_free(d.compression);
     return ok ? 0 : 1;
 }

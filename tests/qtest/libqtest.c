@@ -66,6 +66,13 @@ static char *volatile tmpdirs[MAX_TMPDIRS];
 static volatile sig_atomic_t keep_tmpdirs;
 static pid_t harness_pid;       /* forked children must not clean up */
 
+/*
+ * Network namespaces to delete, as "/run/netns/NAME" (qtest_track_netns):
+ * written by the test thread only, read by the cleanup, like tmpdirs.
+ */
+#define MAX_NETNS 8
+static char *volatile netns_paths[MAX_NETNS];
+
 /* --- removing a tree, async-signal-safe ------------------------------------ */
 
 #define RMTREE_MAX_DEPTH 16
@@ -180,6 +187,22 @@ static void remove_tmpdirs(void)
     }
 }
 
+/* Delete every tracked network namespace (system calls only). */
+static void remove_netns(void)
+{
+    for (int i = 0; i < MAX_NETNS; i++) {
+        const char *path = netns_paths[i];
+
+        if (!path) {
+            continue;
+        }
+        umount2(path, MNT_DETACH);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            say("libqtest: could not remove network namespace ", path);
+        }
+    }
+}
+
 /* --- child bookkeeping and emergency cleanup ----------------------------- */
 
 static void kill_all_children(void)
@@ -208,6 +231,7 @@ static void fatal_signal_handler(int sig)
 {
     if (getpid() == harness_pid) {
         reap_all_children();
+        remove_netns();
         remove_tmpdirs();
     }
     signal(sig, SIG_DFL);
@@ -220,6 +244,7 @@ static void atexit_cleanup(void)
         return;
     }
     reap_all_children();
+    remove_netns();
     remove_tmpdirs();
 }
 
@@ -313,6 +338,35 @@ char *qtest_mkdtemp(const char *prefix)
     }
     tmpdirs[slot] = g_strdup(tmpl);
     return g_steal_pointer(&tmpl);
+}
+
+void qtest_track_netns(const char *name)
+{
+    int slot = 0;
+
+    harness_init_once();
+    while (slot < MAX_NETNS && netns_paths[slot]) {
+        slot++;
+    }
+    if (slot == MAX_NETNS) {
+        g_error("libqtest: more than %d network namespaces at once",
+                MAX_NETNS);
+    }
+    netns_paths[slot] = g_strdup_printf("/run/netns/%s", name);
+}
+
+void qtest_untrack_netns(const char *name)
+{
+    g_autofree char *path = g_strdup_printf("/run/netns/%s", name);
+
+    for (int i = 0; i < MAX_NETNS; i++) {
+        char *p = netns_paths[i];
+
+        if (p && !strcmp(p, path)) {
+            netns_paths[i] = NULL;      /* before the free: see tmpdirs */
+            g_free(p);
+        }
+    }
 }
 
 void qtest_rmtree(const char *path)

@@ -186,6 +186,17 @@ char *qtest_mkdtemp(const char *prefix);
  */
 void qtest_rmtree(const char *path);
 
+/*
+ * A network namespace made by the test (`ip netns add NAME`): the harness
+ * deletes it (as `ip netns del` does: detach /run/netns/NAME, unlink it)
+ * when the test process exits, also through a failed assertion or a fatal
+ * signal, after killing the children, unless qtest_untrack_netns() came
+ * first.  Its veth ends go with it.  At most 8 at once.
+ */
+void qtest_track_netns(const char *name);
+/* The test deleted @name itself: forget it. */
+void qtest_untrack_netns(const char *name);
+
 /* Tier selection: false when MAPRAM_TEST_QUICK=1 (smoke tests only). */
 bool qtest_full_tier(void);
 

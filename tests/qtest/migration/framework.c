@@ -3,9 +3,13 @@
  */
 #include "framework.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -125,6 +129,32 @@ void migrate_apply_caps(QTestState *who, MigrateCommon *args)
     }
 }
 
+/* `ip`, for `ip netns ...` (root's PATH has it; others may not). */
+static const char *ip_binary(void)
+{
+    static const char *const dirs[] = { "/usr/sbin/ip", "/sbin/ip",
+                                        "/usr/bin/ip", "/bin/ip" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        if (g_file_test(dirs[i], G_FILE_TEST_IS_EXECUTABLE)) {
+            return dirs[i];
+        }
+    }
+    return "ip";
+}
+
+/* A mapram-vm with @args, in network namespace @netns when not NULL. */
+static QTestState *start_vm(const char *netns, const char *const *env,
+                            const char *args)
+{
+    if (!netns) {
+        return qtest_init_bin_env(qtest_vm_binary(), env, "%s", args);
+    }
+    /* ip execs the VM in place: the child's pid is the VM's */
+    return qtest_init_bin_env(ip_binary(), env, "netns exec %s %s %s", netns,
+                              qtest_vm_binary(), args);
+}
+
 void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
 {
     const MigrateStart *st = &args->start;
@@ -133,7 +163,7 @@ void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
     g_autofree char *src = mig_vm_args(mem, guest, "src_serial",
                                        st->opts_source);
 
-    *from = qtest_init_bin_env(qtest_vm_binary(), st->env_source, "%s", src);
+    *from = start_vm(st->netns_source, st->env_source, src);
     migrate_apply_caps(*from, args);
     if (st->only_source) {
         *to = NULL;
@@ -147,7 +177,7 @@ void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
                                                             : mem,
                                            guest, "dest_serial", extra);
 
-        *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
+        *to = start_vm(st->netns_target, NULL, dst);
     }
     migrate_apply_caps(*to, args);
 }
@@ -318,6 +348,11 @@ void assert_dest_not_resumed(QTestState *to)
 
 int mig_listen_port(QTestState *to)
 {
+    return mig_listen_port_on(to, "127.0.0.1");
+}
+
+int mig_listen_port_on(QTestState *to, const char *host)
+{
     g_autoptr(JsonObject) info = migrate_query(to);
     JsonNode *addrs = json_object_get_member(info, "socket-address");
     JsonObject *a;
@@ -326,8 +361,170 @@ int mig_listen_port(QTestState *to)
     g_assert_true(JSON_NODE_HOLDS_ARRAY(addrs));
     a = json_array_get_object_element(json_node_get_array(addrs), 0);
     g_assert_cmpstr(qtest_json_get_str(a, "type"), ==, "inet");
-    g_assert_cmpstr(qtest_json_get_str(a, "host"), ==, "127.0.0.1");
+    g_assert_cmpstr(qtest_json_get_str(a, "host"), ==, host);
     return atoi(qtest_json_get_str(a, "port"));
+}
+
+/* --- network namespaces -------------------------------------------------- */
+
+/*
+ * Run `ip ARGS...`; true on success, else false with its stderr (or why
+ * it did not run) in *@why.
+ */
+static bool run_ip(char **why, const char *const *args)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL, *errtext = NULL;
+    int status = 0;
+
+    g_ptr_array_add(argv, (char *)ip_binary());
+    for (; *args; args++) {
+        g_ptr_array_add(argv, (char *)*args);
+    }
+    g_ptr_array_add(argv, NULL);
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT,
+                      NULL, NULL, &out, &errtext, &status, &err)) {
+        *why = g_strdup(err->message);
+        return false;
+    }
+    if (!g_spawn_check_wait_status(status, &err)) {
+        g_autofree char *line = g_strjoinv(" ", (char **)argv->pdata);
+
+        *why = g_strdup_printf("'%s': %s", line,
+                               errtext && *g_strstrip(errtext) ? errtext
+                                                                : err->message);
+        return false;
+    }
+    return true;
+}
+
+/* The namespaces' setup after they exist; false with *@why on a failure. */
+static bool netns_configure(MigNetns *n, char **why)
+{
+    static const char *const addr[2] = { MIG_NETNS_SRC_ADDR "/24",
+                                         MIG_NETNS_DST_ADDR "/24" };
+    g_autofree char *retries = g_strdup_printf(
+        "echo %d > /proc/sys/net/ipv4/tcp_retries2", MIG_NETNS_TCP_RETRIES2);
+
+    if (!run_ip(why, (const char *const[]){ "link", "add", n->dev[0],
+                "netns", n->ns[0], "type", "veth", "peer", "name",
+                n->dev[1], "netns", n->ns[1], NULL })) {
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!run_ip(why, (const char *const[]){ "-n", n->ns[i], "addr",
+                    "add", addr[i], "dev", n->dev[i], NULL }) ||
+            !run_ip(why, (const char *const[]){ "-n", n->ns[i], "link",
+                    "set", n->dev[i], "up", NULL }) ||
+            !run_ip(why, (const char *const[]){ "-n", n->ns[i], "link",
+                    "set", "lo", "up", NULL }) ||
+            !run_ip(why, (const char *const[]){ "netns", "exec", n->ns[i],
+                    "/bin/sh", "-c", retries, NULL })) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool mig_netns_setup(MigNetns *n)
+{
+    g_autofree char *why = NULL;
+
+    memset(n, 0, sizeof(*n));
+    if (geteuid() != 0) {
+        g_autofree char *msg = g_strdup_printf(
+            "making network namespaces needs root (this is uid %d)",
+            (int)geteuid());
+
+        g_test_skip(msg);
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *path = NULL;
+
+        g_snprintf(n->ns[i], sizeof(n->ns[i]), "mrq%d%c", (int)getpid(),
+                   i ? 'd' : 's');
+        g_snprintf(n->dev[i], sizeof(n->dev[i]), "%sv", n->ns[i]);
+        path = g_strdup_printf("/run/netns/%s", n->ns[i]);
+        /* left by a process of the same pid that was SIGKILLed */
+        if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+            run_ip(&why, (const char *const[]){ "netns", "del", n->ns[i],
+                   NULL });
+            g_clear_pointer(&why, g_free);
+        }
+        if (!run_ip(&why, (const char *const[]){ "netns", "add", n->ns[i],
+                    NULL })) {
+            g_autofree char *msg = g_strdup_printf(
+                "cannot make network namespaces here: %s", why);
+
+            n->ns[i][0] = '\0';
+            mig_netns_teardown(n);
+            g_test_skip(msg);
+            return false;
+        }
+        qtest_track_netns(n->ns[i]);
+    }
+    if (!netns_configure(n, &why)) {
+        qtest_fail(NULL, "setting up network namespaces %s and %s: %s",
+                   n->ns[0], n->ns[1], why);
+    }
+    return true;
+}
+
+void mig_netns_teardown(MigNetns *n)
+{
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *why = NULL;
+
+        if (!n->ns[i][0]) {
+            continue;
+        }
+        if (!run_ip(&why, (const char *const[]){ "netns", "del", n->ns[i],
+                    NULL })) {
+            g_test_message("deleting network namespace %s: %s", n->ns[i],
+                           why);
+        }
+        qtest_untrack_netns(n->ns[i]);
+        n->ns[i][0] = '\0';
+    }
+}
+
+void mig_netns_link(MigNetns *n, int side, bool up)
+{
+    g_autofree char *why = NULL;
+
+    if (!run_ip(&why, (const char *const[]){ "-n", n->ns[side], "link",
+                "set", n->dev[side], up ? "up" : "down", NULL })) {
+        qtest_fail(NULL, "%s", why);
+    }
+}
+
+int mig_netns_connect(MigNetns *n, int side, const char *addr, int port)
+{
+    g_autofree char *path = g_strdup_printf("/run/netns/%s", n->ns[side]);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int there = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
+
+    g_assert_cmpint(home, >=, 0);
+    g_assert_cmpint(there, >=, 0);
+    g_assert_cmpint(inet_pton(AF_INET, addr, &sa.sin_addr), ==, 1);
+    if (setns(there, CLONE_NEWNET) < 0) {
+        qtest_fail(NULL, "setns into %s: %s", n->ns[side], g_strerror(errno));
+    }
+    /* a socket belongs to the namespace it was made in */
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(setns(home, CLONE_NEWNET), ==, 0);
+    close(there);
+    close(home);
+    g_assert_cmpint(fd, >=, 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        qtest_fail(NULL, "connect to %s:%d from %s: %s", addr, port, n->ns[side],
+                   g_strerror(errno));
+    }
+    return fd;
 }
 
 /* --- files --------------------------------------------------------------- */

@@ -57,6 +57,8 @@ typedef struct MigrateStart {
     const char *incoming;        /* destination -incoming; default "defer" */
     bool only_source;            /* start no destination */
     const char *const *env_source;   /* "NAME=VALUE", NULL-terminated */
+    const char *netns_source;    /* run the source in this network namespace */
+    const char *netns_target;    /* same for the destination */
 } MigrateStart;
 
 typedef struct MigrateCommon MigrateCommon;
@@ -160,6 +162,50 @@ void mig_file_offset_check(const char *path);
  * query-migrate socket-address (asserts an inet address on 127.0.0.1).
  */
 int mig_listen_port(QTestState *to);
+/* Same for a destination listening on tcp:@host:0. */
+int mig_listen_port_on(QTestState *to, const char *host);
+
+/*
+ * Two hosts on one machine (issue 12): network namespaces joined by a
+ * veth pair, the source's end MIG_NETNS_SRC_ADDR/24 in ns[0], the
+ * destination's MIG_NETNS_DST_ADDR/24 in ns[1], both up, loopback up.
+ * Names are unique per test process ("mrq<pid>s"/"mrq<pid>d", the veth
+ * ends the same with "v" after them).  In both namespaces
+ * net.ipv4.tcp_retries2 is MIG_NETNS_TCP_RETRIES2, so a connection whose
+ * data goes unacknowledged (a link taken down) fails with ETIMEDOUT in
+ * a few seconds instead of the kernel's default 15 minutes: neither QEMU
+ * nor mapram sets a timeout of its own on a migration socket.
+ *
+ * The VMs run in them through MigrateStart.netns_source/_target (`ip
+ * netns exec NS mapram-vm ...`); QMP sockets and files stay in the shared
+ * temp dir, so everything else works as usual.
+ */
+#define MIG_NETNS_SRC_ADDR     "10.203.0.1"
+#define MIG_NETNS_DST_ADDR     "10.203.0.2"
+#define MIG_NETNS_TCP_RETRIES2 3
+
+typedef struct MigNetns {
+    char ns[2][32];              /* [0] the source's, [1] the destination's */
+    char dev[2][32];             /* the veth end in each */
+} MigNetns;
+
+/*
+ * Make them.  False when that is impossible here (not root, `ip netns
+ * add` refused): the test is skipped (g_test_skip) with the reason, and
+ * the caller returns.  Deleted by mig_netns_teardown(), or by the harness
+ * when the test fails first.
+ */
+bool mig_netns_setup(MigNetns *n);
+/* Delete both namespaces (and so the veth pair). */
+void mig_netns_teardown(MigNetns *n);
+/* `ip link set DEV up|down` on @side's end (0 source, 1 destination). */
+void mig_netns_link(MigNetns *n, int side, bool up);
+/*
+ * A tcp connection to @addr:@port made from inside @side's namespace (the
+ * socket is created there, by this thread switching in and back); the
+ * caller closes the fd.
+ */
+int mig_netns_connect(MigNetns *n, int side, const char *addr, int port);
 
 /* O_DIRECT usable in @dir (QEMU's probe). */
 bool probe_o_direct_support(const char *dir);
