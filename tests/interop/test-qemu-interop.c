@@ -1446,10 +1446,11 @@ static void run_connect(ToolRun *r, const char *uri, const char *opts, const cha
 /*
  * QEMU saved a running guest into a mapped-ram file through exec:; a
  * fresh QEMU listening on @transport ("unix" or "tcp") with multifd gets
- * it from "mapram load --connect", byte for byte, and runs it on.
+ * it from "mapram load --connect" (reading with --direct-io if @direct_io
+ * and the file system allows), byte for byte, and runs it on.
  */
 static void connect_round_trip(const char *prefix, const char *transport, int channels,
-                               const char *compression)
+                               const char *compression, bool direct_io)
 {
     Ctx *c = ctx_new(prefix, true);
     g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *uri = NULL, *opts = NULL;
@@ -1465,7 +1466,10 @@ static void connect_round_trip(const char *prefix, const char *transport, int ch
     uri = !strcmp(transport, "unix") ? g_strdup_printf("unix:%s", sock)
                                      : g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
     Peer *dst = multifd_destination(c, uri, channels, compression);
-    opts = g_strdup_printf("--channels %d --compression %s", channels, compression);
+    /* the page reads with O_DIRECT where the file system takes it */
+    direct_io = direct_io && probe_o_direct(c->dir);
+    opts = g_strdup_printf("--channels %d --compression %s%s", channels, compression,
+                           direct_io ? " --direct-io" : "");
     run_connect(&r, uri, opts, file);
     assert_tool_ok(&r, "load --connect");
     g_assert_cmpstr(r.err, ==, "");
@@ -1476,22 +1480,22 @@ static void connect_round_trip(const char *prefix, const char *transport, int ch
 
 static void test_connect_none(void)
 {
-    connect_round_trip("interop-connect", "tcp", 4, "none");
+    connect_round_trip("interop-connect", "tcp", 4, "none", false);
 }
 
 static void test_connect_unix(void)
 {
-    connect_round_trip("interop-connect-unix", "unix", 4, "none");
+    connect_round_trip("interop-connect-unix", "unix", 4, "none", true);
 }
 
 static void test_connect_zstd(void)
 {
-    connect_round_trip("interop-connect-zstd", "tcp", 4, "zstd");
+    connect_round_trip("interop-connect-zstd", "tcp", 4, "zstd", false);
 }
 
 static void test_connect_zlib(void)
 {
-    connect_round_trip("interop-connect-zlib", "unix", 2, "zlib");
+    connect_round_trip("interop-connect-zlib", "unix", 2, "zlib", false);
 }
 
 /*
@@ -1709,7 +1713,7 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/save-listen/compression-mismatch",
                     test_save_listen_compression_mismatch);
     g_test_add_func("/interop/load-connect/multifd4", test_connect_none);
-    g_test_add_func("/interop/load-connect/multifd4-unix", test_connect_unix);
+    g_test_add_func("/interop/load-connect/multifd4-unix-dio", test_connect_unix);
     g_test_add_func("/interop/load-connect/multifd4-zstd", test_connect_zstd);
     g_test_add_func("/interop/load-connect/multifd2-zlib", test_connect_zlib);
     g_test_add_func("/interop/load-connect/channels-mismatch", test_connect_channels_mismatch);
