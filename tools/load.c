@@ -739,12 +739,20 @@ int cmd_load(int argc, char **argv)
     g_autofree char *uri = co.uri;
     g_autofree char *compression = co.compression ? co.compression : g_strdup("none");
     co.compression = compression;
+    /* before the common parser, which takes the options out of argv */
+    bool channels_given = false;
+    for (int i = 1; i < argc; i++) {
+        channels_given |= g_str_has_prefix(argv[i], "--channels") || !strcmp(argv[i], "-c");
+    }
     if (!tool_parse_file_command("load", argc, argv,
                                  "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
                                  "stream on stdout (or a libvirt save image's data), or send it "
                                  "to a QEMU with --connect",
                                  false, &o, &path, &offset)) {
         return 2;
+    }
+    if (uri && !channels_given) {
+        o.channels = 2;        /* QEMU's default multifd-channels */
     }
     co.channels = o.channels;
     if (!uri) {

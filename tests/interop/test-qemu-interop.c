@@ -1605,8 +1605,9 @@ static void test_connect_libvirt(void)
                                             "(mapram convert makes it sparse)\n", img);
     g_assert_cmpstr(stream.err, ==, want);
 
+    /* without --channels: 2, as QEMU's default multifd-channels */
     Peer *dst = multifd_destination(c, uri, 2, "none");
-    run_connect(&r, uri, "--channels 2", sparse);
+    run_connect(&r, uri, "", sparse);
     assert_tool_ok(&r, "load --connect (libvirt image)");
     g_assert_cmpstr(r.err, ==, "");
     assert_restored(c, dst, dump);
