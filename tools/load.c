@@ -580,6 +580,7 @@ bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptio
     }
     /* a bad file is found before QEMU is touched: a started load would make it fail */
     if (!mapram_file_is_mapped(path, offset, &mapped, errp)) {
+        g_prefix_error(errp, "%s: ", path);
         mig_addr_clear(&addr);
         return false;
     }
@@ -746,8 +747,16 @@ int cmd_load(int argc, char **argv)
     }
     if (!tool_parse_file_command("load", argc, argv,
                                  "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
-                                 "stream on stdout (or a libvirt save image's data), or send it "
-                                 "to a QEMU with --connect",
+                                 "stream on stdout (or a libvirt save image's data)\n\n"
+                                 "Or send it to a QEMU listening with multifd on:\n"
+                                 "  --connect=URI           tcp:HOST:PORT or unix:PATH; "
+                                 "--channels is QEMU's multifd-channels (default 2)\n"
+                                 "  --compression=METHOD    QEMU's multifd-compression: none, "
+                                 "zlib, zstd\n"
+                                 "  --timeout=SECONDS       fail when QEMU reads nothing for this "
+                                 "long (default 60)\n"
+                                 "  --qemu-version=X.Y      speak multifd as that QEMU (default: "
+                                 "the saved machine type's version, 7.2 without one)",
                                  false, &o, &path, &offset)) {
         return 2;
     }

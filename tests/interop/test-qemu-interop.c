@@ -1615,9 +1615,10 @@ static void test_connect_libvirt(void)
 }
 
 /*
- * Bad input, each a one-line error and exit status 1: no such file, a
- * file that is not mapped-ram (QEMU never sees a connection), nobody
- * listening, and a QEMU killed while the tool sends.
+ * Bad input, each a one-line error and exit status 1: no such file, no
+ * migration stream, a stream that is not mapped-ram (QEMU never sees a
+ * connection for those), nobody listening, and a QEMU killed while the
+ * tool sends.
  */
 static void test_connect_bad_input(void)
 {
@@ -1640,6 +1641,18 @@ static void test_connect_bad_input(void)
         g_assert_cmpint(r.status, ==, 1);
         want = g_strdup_printf("mapram load: %s: Could not open '%s': No such file or "
                                "directory\n", missing, missing);
+        g_assert_cmpstr(r.err, ==, want);
+    }
+    {
+        /* no QEMU stream at all */
+        g_auto(ToolRun) r = { 0 };
+        g_autofree char *junk = ctx_path(c, "junk.img");
+        g_assert_true(g_file_set_contents(junk, "not a migration stream\n", -1, NULL));
+        run_connect(&r, uri, "", junk);
+        g_assert_cmpint(r.status, ==, 1);
+        g_free(want);
+        want = g_strdup_printf("mapram load: %s: Stream header at offset 0: Not a migration "
+                               "stream, magic: 6e6f7420 != 5145564d\n", junk);
         g_assert_cmpstr(r.err, ==, want);
     }
     cat = g_strdup_printf("exec:cat > %s", stream);
