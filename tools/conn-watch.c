@@ -54,8 +54,8 @@ void conn_watch_diagnose(GError **errp, bool main_closed, const bool *closed, un
                    "it failed to load it or it ended (see its own error)");
     } else if (nclosed == channels) {
         error_setg(errp, "QEMU closed every multifd channel before the end of the stream: "
-                   "its multifd-compression is not '%s' (--compression), or it failed to "
-                   "load a packet", compression);
+                   "its multifd-compression is not '%s' (--compression), its -uuid is not "
+                   "ours (--uuid), or it failed to load a packet", compression);
     } else if (first + nclosed == channels) {
         /* exactly the last ones: QEMU has all the channels it expects */
         g_autofree char *dropped = channel_range(first, channels - 1);

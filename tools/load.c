@@ -613,6 +613,7 @@ bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptio
         MultiFDSendConfig mc = {
             .channels = co->channels, .method = method, .level = co->level,
         };
+        memcpy(mc.uuid, co->uuid, sizeof(mc.uuid));
         c.mfd = multifd_send_new(&mc, chans, errp);
         ok = c.mfd != NULL;
     }
@@ -681,9 +682,22 @@ static bool load_libvirt_stream(const char *path, const LibvirtImage *img, GErro
     return pump && codec_pump_finish(pump, errp);
 }
 
+/* "c7a5fdbd-cdaf-9455-926a-d65c16db1809" -> 16 bytes; false when it is no UUID. */
+static bool parse_uuid(const char *text, uint8_t uuid[16])
+{
+    if (!g_uuid_string_is_valid(text)) {
+        return false;
+    }
+    for (unsigned i = 0, j = 0; i < 16; i++, j += 2) {
+        j += text[j] == '-';
+        uuid[i] = g_ascii_xdigit_value(text[j]) << 4 | g_ascii_xdigit_value(text[j + 1]);
+    }
+    return true;
+}
+
 /* load's own options, taken out of argv before the common ones are parsed. */
 static bool parse_connect_options(int *argc, char ***argv, ConnectOptions *co, char **version,
-                                  GError **errp)
+                                  char **uuid, GError **errp)
 {
     gint timeout = co->timeout_s;
     GOptionEntry entries[] = {
@@ -696,6 +710,9 @@ static bool parse_connect_options(int *argc, char ***argv, ConnectOptions *co, c
         { "qemu-version", 0, 0, G_OPTION_ARG_STRING, version,
           "with --connect: speak multifd as QEMU X.Y does (default: the saved machine "
           "type's version, 7.2 without one)", "X.Y" },
+        { "uuid", 0, 0, G_OPTION_ARG_STRING, uuid,
+          "with --connect: QEMU's -uuid (default: a libvirt image's domain UUID, else none)",
+          "UUID" },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
@@ -715,8 +732,12 @@ static bool parse_connect_options(int *argc, char ***argv, ConnectOptions *co, c
         error_setg(errp, "--qemu-version expects X.Y, not '%s'", *version);
         return false;
     }
-    if (!co->uri && (co->compression || *version)) {
-        error_setg(errp, "--compression and --qemu-version go with --connect");
+    if (*uuid && !parse_uuid(*uuid, co->uuid)) {
+        error_setg(errp, "--uuid expects a UUID, not '%s'", *uuid);
+        return false;
+    }
+    if (!co->uri && (co->compression || *version || *uuid)) {
+        error_setg(errp, "--compression, --qemu-version and --uuid go with --connect");
         return false;
     }
     return true;
@@ -727,10 +748,11 @@ int cmd_load(int argc, char **argv)
     PageIoOptions o;
     g_autofree char *path = NULL;
     g_autofree char *version = NULL;
+    g_autofree char *uuid = NULL;
     uint64_t offset;
     GError *err = NULL;
     ConnectOptions co = { .timeout_s = 60, .level = 1 };
-    if (!parse_connect_options(&argc, &argv, &co, &version, &err)) {
+    if (!parse_connect_options(&argc, &argv, &co, &version, &uuid, &err)) {
         fprintf(stderr, "mapram load: %s\n", err->message);
         g_error_free(err);
         g_free(co.uri);
@@ -756,7 +778,9 @@ int cmd_load(int argc, char **argv)
                                  "  --timeout=SECONDS       fail when QEMU reads nothing for this "
                                  "long (default 60)\n"
                                  "  --qemu-version=X.Y      speak multifd as that QEMU (default: "
-                                 "the saved machine type's version, 7.2 without one)",
+                                 "the saved machine type's version, 7.2 without one)\n"
+                                 "  --uuid=UUID             QEMU's -uuid, which its multifd "
+                                 "channels check (default: a libvirt image's domain UUID)",
                                  false, &o, &path, &offset)) {
         return 2;
     }
@@ -794,6 +818,12 @@ int cmd_load(int argc, char **argv)
     }
     if (img) {
         offset = img->data_offset;     /* a sparse image: the mapped-ram file after libvirt's data */
+        /* libvirt starts the domain's QEMU with -uuid of the domain */
+        if (!uuid && img->uuid && !parse_uuid(img->uuid, co.uuid)) {
+            fprintf(stderr, "mapram load: %s: the domain's uuid '%s' is no UUID\n", path,
+                    img->uuid);
+            return 1;
+        }
     }
     if (uri) {
         if (!mapram_mapped_to_qemu(path, offset, &co, &o, &err)) {

@@ -94,6 +94,7 @@ typedef struct ConnectOptions {
     int level;                 /* zlib/zstd level */
     unsigned timeout_s;        /* QEMU read nothing for this long: failure */
     unsigned qemu_major, qemu_minor;   /* the wire of that QEMU; 0: the machine type's */
+    uint8_t uuid[16];          /* QEMU's -uuid, which its multifd channels must carry */
 } ConnectOptions;
 /* mapped-ram file path at offset -> a QEMU listening with multifd on. */
 bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptions *co,

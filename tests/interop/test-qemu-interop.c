@@ -1392,10 +1392,12 @@ static int free_tcp_port(void)
     return ntohs(a.sin_port);
 }
 
-/* A fresh QEMU waiting on @uri with multifd on, @channels channels, @compression. */
-static Peer *multifd_destination(Ctx *c, const char *uri, int channels, const char *compression)
+/* A fresh QEMU (@extra arguments too) waiting on @uri with multifd on, @channels channels, @compression. */
+static Peer *multifd_destination_args(Ctx *c, const char *uri, int channels,
+                                      const char *compression, const char *extra)
 {
-    Peer *dst = peer_start(c, "dst", "-incoming defer -S");
+    g_autofree char *args = g_strdup_printf("-incoming defer -S %s", extra);
+    Peer *dst = peer_start(c, "dst", args);
 
     qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-set-capabilities', 'arguments': "
                              "{'capabilities': [{'capability': 'multifd', 'state': true}]}}");
@@ -1404,6 +1406,11 @@ static Peer *multifd_destination(Ctx *c, const char *uri, int channels, const ch
                              channels, compression);
     peer_migrate_incoming(dst, uri);
     return dst;
+}
+
+static Peer *multifd_destination(Ctx *c, const char *uri, int channels, const char *compression)
+{
+    return multifd_destination_args(c, uri, channels, compression, "");
 }
 
 /* A running ab guest saved by QEMU through "exec:mapram save" into @file; its memory in @dump. */
@@ -1560,8 +1567,8 @@ static void test_connect_compression_mismatch(void)
 {
     connect_mismatch("interop-connect-comp", 2, "none", "--channels 2 --compression zstd",
                      "mapram load: QEMU closed every multifd channel before the end of the "
-                     "stream: its multifd-compression is not 'zstd' (--compression), or it "
-                     "failed to load a packet\n");
+                     "stream: its multifd-compression is not 'zstd' (--compression), its "
+                     "-uuid is not ours (--uuid), or it failed to load a packet\n");
 }
 
 /* QEMU waits for 4 channels, we open 2: it never reads, the tool gives up at --timeout. */
@@ -1605,8 +1612,13 @@ static void test_connect_libvirt(void)
                                             "(mapram convert makes it sparse)\n", img);
     g_assert_cmpstr(stream.err, ==, want);
 
-    /* without --channels: 2, as QEMU's default multifd-channels */
-    Peer *dst = multifd_destination(c, uri, 2, "none");
+    /*
+     * As libvirt starts it: with the domain's -uuid, which QEMU checks in
+     * each multifd channel's initial packet; the tool takes it from the
+     * image's XML.  Without --channels: 2, as QEMU's default multifd-channels.
+     */
+    Peer *dst = multifd_destination_args(c, uri, 2, "none",
+                                         "-uuid c7a5fdbd-cdaf-9455-926a-d65c16db1809");
     run_connect(&r, uri, "", sparse);
     assert_tool_ok(&r, "load --connect (libvirt image)");
     g_assert_cmpstr(r.err, ==, "");

@@ -107,8 +107,8 @@ static void test_every_channel_closed(void)
         shutdown(c.fds[1 + k][1], SHUT_RDWR);     /* as QEMU does on a bad packet */
     }
     assert_failed(w, &c, "QEMU closed every multifd channel before the end of the stream: its "
-                  "multifd-compression is not 'zstd' (--compression), or it failed to load "
-                  "a packet");
+                  "multifd-compression is not 'zstd' (--compression), its -uuid is not ours "
+                  "(--uuid), or it failed to load a packet");
     conn_watch_free(w);
     conns_close(&c);
 }
