@@ -86,6 +86,19 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
 /* mapped-ram file path at offset -> stream written to out. */
 bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
                              const PageIoOptions *o, GError **errp);
+/* mapram load --connect: where and how to send. */
+typedef struct ConnectOptions {
+    char *uri;                 /* tcp:HOST:PORT or unix:PATH */
+    unsigned channels;         /* multifd channels, QEMU's multifd-channels */
+    char *compression;         /* QEMU's multifd-compression: none, zlib, zstd */
+    int level;                 /* zlib/zstd level */
+    unsigned timeout_s;        /* QEMU read nothing for this long: failure */
+    unsigned qemu_major, qemu_minor;   /* the wire of that QEMU; 0: the machine type's */
+    uint8_t uuid[16];          /* QEMU's -uuid, which its multifd channels must carry */
+} ConnectOptions;
+/* mapped-ram file path at offset -> a QEMU listening with multifd on. */
+bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptions *co,
+                           const PageIoOptions *o, GError **errp);
 /* Does the file at path/offset hold a mapped-ram stream? */
 bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, GError **errp);
 

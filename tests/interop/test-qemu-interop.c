@@ -24,6 +24,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -639,13 +642,25 @@ static guint64 save_from_qemu(Ctx *c, const char *uri, const char *dump,
  * Start a fresh QEMU with "-incoming defer -S", load it from @uri, check
  * its memory equals @src_dump, then "cont" and see the guest run on.
  */
+static void assert_restored(Ctx *c, Peer *dst, const char *src_dump);
+
 static void restore_into_qemu(Ctx *c, const char *uri, const char *src_dump)
 {
     Peer *dst = peer_start(c, "dst", "-incoming defer -S");
+
+    peer_migrate_incoming(dst, uri);
+    assert_restored(c, dst, src_dump);
+}
+
+/*
+ * The incoming migration of @dst completes, its memory equals @src_dump,
+ * and after "cont" its guest runs on; @dst is quit.
+ */
+static void assert_restored(Ctx *c, Peer *dst, const char *src_dump)
+{
     g_autofree char *dst_dump = ctx_path(c, "dst.mem");
     g_autofree char *state = NULL;
 
-    peer_migrate_incoming(dst, uri);
     peer_wait_completed(c, dst, NULL);
     state = peer_run_state(dst);
     g_assert_cmpstr(state, ==, "paused");
@@ -1587,6 +1602,347 @@ static void test_libvirt_virsh(void)
     ctx_free(c);
 }
 
+
+/* --- mapram load --connect: a mapped-ram file into QEMU's multifd (issue 12, point 4) */
+
+/* A TCP port nobody listens on at the moment (the kernel's pick). */
+static int free_tcp_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&a, &len), ==, 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A fresh QEMU (@extra arguments too) waiting on @uri with multifd on, @channels channels, @compression. */
+static Peer *multifd_destination_args(Ctx *c, const char *uri, int channels,
+                                      const char *compression, const char *extra)
+{
+    g_autofree char *args = g_strdup_printf("-incoming defer -S %s", extra);
+    Peer *dst = peer_start(c, "dst", args);
+
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-set-capabilities', 'arguments': "
+                             "{'capabilities': [{'capability': 'multifd', 'state': true}]}}");
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-set-parameters', 'arguments': "
+                             "{'multifd-channels': %d, 'multifd-compression': '%s'}}",
+                             channels, compression);
+    peer_migrate_incoming(dst, uri);
+    return dst;
+}
+
+static Peer *multifd_destination(Ctx *c, const char *uri, int channels, const char *compression)
+{
+    return multifd_destination_args(c, uri, channels, compression, "");
+}
+
+/* A running ab guest saved by QEMU through "exec:mapram save" into @file; its memory in @dump. */
+static void save_mapped_from_qemu(Ctx *c, const char *file, const char *dump)
+{
+    g_autofree char *uri = exec_mapram(c, "save", NULL, file);
+
+    save_from_qemu(c, uri, dump, 0);
+    assert_tool_quiet(c);
+    g_assert_true(file_is_mapped_ram(file));
+}
+
+/* "mapram load --connect @uri --quiet @opts @file", to completion. */
+static void run_connect(ToolRun *r, const char *uri, const char *opts, const char *file)
+{
+    g_auto(GStrv) extra = g_strsplit(opts, " ", -1);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    int wait_status = 0;
+
+    g_ptr_array_add(argv, cfg.mapram);
+    g_ptr_array_add(argv, (char *)"load");
+    g_ptr_array_add(argv, (char *)"--connect");
+    g_ptr_array_add(argv, (char *)uri);
+    g_ptr_array_add(argv, (char *)"--quiet");
+    for (char **e = extra; *e; e++) {
+        if (**e) {
+            g_ptr_array_add(argv, *e);
+        }
+    }
+    g_ptr_array_add(argv, (char *)file);
+    g_ptr_array_add(argv, NULL);
+    memset(r, 0, sizeof(*r));
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &r->out, &r->err, &wait_status, &err));
+    g_assert_no_error(err);
+    r->status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+}
+
+/*
+ * QEMU saved a running guest into a mapped-ram file through exec:; a
+ * fresh QEMU listening on @transport ("unix" or "tcp") with multifd gets
+ * it from "mapram load --connect" (reading with --direct-io if @direct_io
+ * and the file system allows), byte for byte, and runs it on.
+ */
+static void connect_round_trip(const char *prefix, const char *transport, int channels,
+                               const char *compression, bool direct_io)
+{
+    Ctx *c = ctx_new(prefix, true);
+    g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *uri = NULL, *opts = NULL;
+    g_auto(ToolRun) r = { 0 };
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    sock = ctx_path(c, "mig.sock");
+    save_mapped_from_qemu(c, file, dump);
+    uri = !strcmp(transport, "unix") ? g_strdup_printf("unix:%s", sock)
+                                     : g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+    Peer *dst = multifd_destination(c, uri, channels, compression);
+    /* the page reads with O_DIRECT where the file system takes it */
+    direct_io = direct_io && probe_o_direct(c->dir);
+    opts = g_strdup_printf("--channels %d --compression %s%s", channels, compression,
+                           direct_io ? " --direct-io" : "");
+    run_connect(&r, uri, opts, file);
+    assert_tool_ok(&r, "load --connect");
+    g_assert_cmpstr(r.err, ==, "");
+    g_assert_cmpstr(r.out, ==, "");
+    assert_restored(c, dst, dump);
+    ctx_free(c);
+}
+
+static void test_connect_none(void)
+{
+    connect_round_trip("interop-connect", "tcp", 4, "none", false);
+}
+
+static void test_connect_unix(void)
+{
+    connect_round_trip("interop-connect-unix", "unix", 4, "none", true);
+}
+
+static void test_connect_zstd(void)
+{
+    connect_round_trip("interop-connect-zstd", "tcp", 4, "zstd", false);
+}
+
+static void test_connect_zlib(void)
+{
+    connect_round_trip("interop-connect-zlib", "unix", 2, "zlib", false);
+}
+
+/*
+ * The load failed: QEMU must not run a half-loaded guest.  QEMU 7.2 exits
+ * when an incoming migration fails; a later one reports "failed".
+ */
+static void assert_load_failed(Peer *dst)
+{
+    int status = qtest_wait_exit(dst->qts, 10);
+
+    if (status >= 0) {
+        g_autofree char *err = qtest_stderr_text(dst->qts);
+        g_assert_cmpint(status, ==, 1);
+        g_assert_nonnull(strstr(err, "load of migration failed"));
+        return;
+    }
+    /* still there after 10 s (stuck in 7.2's multifd sync): never running */
+    g_autoptr(JsonObject) r = peer_query_migrate(dst);
+    g_autofree char *state = peer_run_state(dst);
+    g_assert_cmpstr(qtest_json_get_str(r, "status"), !=, "completed");
+    g_assert_cmpstr(state, !=, "running");
+}
+
+/*
+ * A mismatch with QEMU fails the tool within the test's time with exactly
+ * @want on stderr; QEMU never resumes the guest.
+ */
+static void connect_mismatch(const char *prefix, int qemu_channels, const char *qemu_compression,
+                             const char *opts, const char *want)
+{
+    Ctx *c = ctx_new(prefix, true);
+    g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *uri = NULL;
+    g_auto(ToolRun) r = { 0 };
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    sock = ctx_path(c, "mig.sock");
+    save_mapped_from_qemu(c, file, dump);
+    uri = g_strdup_printf("unix:%s", sock);
+    Peer *dst = multifd_destination(c, uri, qemu_channels, qemu_compression);
+    gint64 start = g_get_monotonic_time();
+    run_connect(&r, uri, opts, file);
+    g_test_message("the tool failed after %.1f s", (g_get_monotonic_time() - start) / 1e6);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_cmpstr(r.err, ==, want);
+    assert_load_failed(dst);
+    peer_quit(dst);
+    ctx_free(c);
+}
+
+static void test_connect_channels_mismatch(void)
+{
+    connect_mismatch("interop-connect-chan", 2, "none", "--channels 4",
+                     "mapram load: QEMU took 2 of the 4 multifd channels and closed channels "
+                     "2-3: its multifd-channels is 2 (use --channels 2)\n");
+}
+
+static void test_connect_compression_mismatch(void)
+{
+    connect_mismatch("interop-connect-comp", 2, "none", "--channels 2 --compression zstd",
+                     "mapram load: QEMU closed every multifd channel before the end of the "
+                     "stream: its multifd-compression is not 'zstd' (--compression), its "
+                     "-uuid is not ours (--uuid), or it failed to load a packet\n");
+}
+
+/* QEMU waits for 4 channels, we open 2: it never reads, the tool gives up at --timeout. */
+static void test_connect_too_few_channels(void)
+{
+    connect_mismatch("interop-connect-few", 4, "none", "--channels 2 --timeout 3",
+                     "mapram load: QEMU read nothing for 3 s (--timeout): is it stopped, or "
+                     "does it expect more multifd channels than 2 (--channels)?\n");
+}
+
+/* A sparse libvirt image (mapped-ram after libvirt's header) goes to QEMU the same way. */
+static void test_connect_libvirt(void)
+{
+    Ctx *c = ctx_new("interop-connect-libvirt", true);
+    g_autofree char *img = NULL, *sparse = NULL, *dump = NULL, *uri = NULL, *sock = NULL;
+    g_auto(ToolRun) conv = { 0 };
+    g_auto(ToolRun) r = { 0 };
+    g_auto(ToolRun) stream = { 0 };
+
+    if (!c) {
+        return;
+    }
+    img = ctx_path(c, "web.save");
+    sparse = ctx_path(c, "web-sparse.save");
+    dump = ctx_path(c, "src.mem");
+    sock = ctx_path(c, "mig.sock");
+    uri = g_strdup_printf("exec:cat >> %s", img);
+    write_libvirt_header(img, "LibvirtQemudPart");
+    save_from_qemu(c, uri, dump, 0);
+    write_libvirt_header(img, "LibvirtQemudSave");
+    run_mapram(&conv, "convert", img, sparse, NULL);
+    assert_tool_ok(&conv, "convert (to sparse)");
+
+    /* a stream image cannot go over multifd: said before QEMU is touched */
+    g_free(uri);
+    uri = g_strdup_printf("unix:%s", sock);
+    run_connect(&stream, uri, "--channels 2", img);
+    g_assert_cmpint(stream.status, ==, 1);
+    g_autofree char *want = g_strdup_printf("mapram load: %s: --connect sends a mapped-ram "
+                                            "file, and this libvirt image holds a raw stream "
+                                            "(mapram convert makes it sparse)\n", img);
+    g_assert_cmpstr(stream.err, ==, want);
+
+    /*
+     * As libvirt starts it: with the domain's -uuid, which QEMU checks in
+     * each multifd channel's initial packet; the tool takes it from the
+     * image's XML.  Without --channels: 2, as QEMU's default multifd-channels.
+     */
+    Peer *dst = multifd_destination_args(c, uri, 2, "none",
+                                         "-uuid c7a5fdbd-cdaf-9455-926a-d65c16db1809");
+    run_connect(&r, uri, "", sparse);
+    assert_tool_ok(&r, "load --connect (libvirt image)");
+    g_assert_cmpstr(r.err, ==, "");
+    assert_restored(c, dst, dump);
+    ctx_free(c);
+}
+
+/*
+ * Bad input, each a one-line error and exit status 1: no such file, no
+ * migration stream, a stream that is not mapped-ram (QEMU never sees a
+ * connection for those), nobody listening, and a QEMU killed while the
+ * tool sends.
+ */
+static void test_connect_bad_input(void)
+{
+    Ctx *c = ctx_new("interop-connect-bad", true);
+    g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *uri = NULL, *stream = NULL;
+    g_autofree char *want = NULL, *cat = NULL;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    stream = ctx_path(c, "stream");
+    dump = ctx_path(c, "src.mem");
+    sock = ctx_path(c, "mig.sock");
+    uri = g_strdup_printf("unix:%s", sock);
+    {
+        g_auto(ToolRun) r = { 0 };
+        g_autofree char *missing = ctx_path(c, "missing.img");
+        run_connect(&r, uri, "", missing);
+        g_assert_cmpint(r.status, ==, 1);
+        want = g_strdup_printf("mapram load: %s: Could not open '%s': No such file or "
+                               "directory\n", missing, missing);
+        g_assert_cmpstr(r.err, ==, want);
+    }
+    {
+        /* no QEMU stream at all */
+        g_auto(ToolRun) r = { 0 };
+        g_autofree char *junk = ctx_path(c, "junk.img");
+        g_assert_true(g_file_set_contents(junk, "not a migration stream\n", -1, NULL));
+        run_connect(&r, uri, "", junk);
+        g_assert_cmpint(r.status, ==, 1);
+        g_free(want);
+        want = g_strdup_printf("mapram load: %s: Stream header at offset 0: Not a migration "
+                               "stream, magic: 6e6f7420 != 5145564d\n", junk);
+        g_assert_cmpstr(r.err, ==, want);
+    }
+    cat = g_strdup_printf("exec:cat > %s", stream);
+    save_from_qemu(c, cat, dump, 0);
+    {
+        g_auto(ToolRun) r = { 0 };
+        run_connect(&r, uri, "", stream);
+        g_assert_cmpint(r.status, ==, 1);
+        g_free(want);
+        want = g_strdup_printf("mapram load: '%s' is not a mapped-ram file (its configuration "
+                               "has no mapped-ram capability)\n", stream);
+        g_assert_cmpstr(r.err, ==, want);
+    }
+    save_mapped_from_qemu(c, file, dump);
+    {
+        g_auto(ToolRun) r = { 0 };
+        run_connect(&r, uri, "", file);
+        g_assert_cmpint(r.status, ==, 1);
+        g_free(want);
+        want = g_strdup_printf("mapram load: Failed to connect to '%s': No such file or "
+                               "directory\n", sock);
+        g_assert_cmpstr(r.err, ==, want);
+    }
+    {
+        /* QEMU stopped, the tool's connections wait in its backlog; then it is killed */
+        g_auto(ToolRun) r = { 0 };
+        Peer *dst = multifd_destination(c, uri, 4, "none");
+        GPid pid = qtest_pid(dst->qts);
+        g_autofree char *cmd = g_strdup_printf("exec %s load --connect %s --channels 4 --quiet "
+                                               "%s 2>%s", cfg.mapram, uri, file, c->tool_log);
+        const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+        GPid tool;
+        g_autofree char *log = NULL;
+
+        g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
+        g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+                                    NULL, &tool, NULL));
+        g_usleep(1000 * 1000);
+        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+        g_assert_cmpint(wait_tool(tool), ==, 1);
+        g_assert_true(g_file_get_contents(c->tool_log, &log, NULL, NULL));
+        g_assert_cmpstr(log, ==, "mapram load: QEMU closed the migration connection before "
+                        "the end of the stream: it failed to load it or it ended (see its "
+                        "own error)\n");
+        g_unlink(c->tool_log);
+        g_assert_cmpint(qtest_wait_exit(dst->qts, 10), ==, 128 + SIGKILL);
+        peer_quit(dst);
+    }
+    ctx_free(c);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1610,5 +1966,15 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/save-listen/compression-mismatch",
                     test_save_listen_compression_mismatch);
     g_test_add_func("/interop/libvirt-virsh", test_libvirt_virsh);
+    g_test_add_func("/interop/load-connect/multifd4", test_connect_none);
+    g_test_add_func("/interop/load-connect/multifd4-unix-dio", test_connect_unix);
+    g_test_add_func("/interop/load-connect/multifd4-zstd", test_connect_zstd);
+    g_test_add_func("/interop/load-connect/multifd2-zlib", test_connect_zlib);
+    g_test_add_func("/interop/load-connect/channels-mismatch", test_connect_channels_mismatch);
+    g_test_add_func("/interop/load-connect/compression-mismatch",
+                    test_connect_compression_mismatch);
+    g_test_add_func("/interop/load-connect/too-few-channels", test_connect_too_few_channels);
+    g_test_add_func("/interop/load-connect/libvirt-image", test_connect_libvirt);
+    g_test_add_func("/interop/load-connect/bad-input", test_connect_bad_input);
     return g_test_run();
 }
