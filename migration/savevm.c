@@ -288,6 +288,24 @@ void savevm_put_postcopy_advise(QEMUFile *f, uint64_t summary, uint64_t tps)
     savevm_put_command(f, MIG_CMD_POSTCOPY_ADVISE, b, sizeof(b));
 }
 
+void savevm_put_postcopy_ram_discard(QEMUFile *f, const char *idstr, const uint64_t *starts,
+                                     const uint64_t *lengths, unsigned n)
+{
+    uint8_t b[3 + 255 + 12 * 16];
+    size_t len = strlen(idstr);
+
+    g_assert(len > 0 && len < 256 && n <= 12);
+    b[0] = 0;                   /* version */
+    b[1] = len;
+    memcpy(b + 2, idstr, len);
+    b[2 + len] = 0;
+    for (unsigned i = 0; i < n; i++) {
+        stq_be_p(b + 3 + len + 16 * i, starts[i]);
+        stq_be_p(b + 3 + len + 16 * i + 8, lengths[i]);
+    }
+    savevm_put_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, b, 3 + len + 16 * n);
+}
+
 void savevm_put_postcopy_listen(QEMUFile *f)
 {
     savevm_put_command(f, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);

@@ -37,6 +37,7 @@ enum {
     MIG_CMD_POSTCOPY_ADVISE = 3,
     MIG_CMD_POSTCOPY_LISTEN = 4,
     MIG_CMD_POSTCOPY_RUN = 5,
+    MIG_CMD_POSTCOPY_RAM_DISCARD = 6,
     MIG_CMD_PACKAGED = 7,
     MIG_CMD_SWITCHOVER_START = 11,
 };
@@ -75,6 +76,17 @@ void savevm_put_open_return_path(QEMUFile *f);
 void savevm_put_ping(QEMUFile *f, uint32_t value);
 /* summary: the OR of every block's page size; tps: the target page size. */
 void savevm_put_postcopy_advise(QEMUFile *f, uint64_t summary, uint64_t tps);
+/*
+ * POSTCOPY_RAM_DISCARD of n ranges (starts[i], lengths[i], bytes) of block
+ * idstr, n <= 12 as QEMU sends.  A source that sent no page before LISTEN
+ * still sends one: QEMU 7.2 takes a LISTEN that arrives straight
+ * after ADVISE down a path that leaves its postcopy state at DISCARD
+ * (postcopy_ram_prepare_discard sets it after LISTEN set LISTENING),
+ * so the listen thread loads pages with the precopy loader, which writes
+ * into registered memory and deadlocks on its own fault.
+ */
+void savevm_put_postcopy_ram_discard(QEMUFile *f, const char *idstr, const uint64_t *starts,
+                                     const uint64_t *lengths, unsigned n);
 void savevm_put_postcopy_listen(QEMUFile *f);
 void savevm_put_postcopy_run(QEMUFile *f);
 /* The PACKAGED record, then the len bytes of package right after it. */
