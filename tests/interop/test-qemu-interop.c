@@ -1411,23 +1411,19 @@ static void save_mapped(Ctx *c, const char *file, const char *dump)
  * (asked for or pushed), memory equal to the source's byte for byte, and
  * the guest runs on after "cont".
  */
-static void test_serve(void)
+/*
+ * Serve @file into a fresh QEMU 7.2 (-S): completed, every page sent once
+ * (asked for or pushed), memory equal to @dump byte for byte, and the
+ * guest runs on after "cont".
+ */
+static void serve_and_check(Ctx *c, const char *file, const char *dump)
 {
-    Ctx *c = ctx_new("interop-serve", true);
-    g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *out = NULL, *dst_dump = NULL;
+    g_autofree char *sock = ctx_path(c, "serve.sock");
+    g_autofree char *out = ctx_path(c, "serve.json");
+    g_autofree char *dst_dump = ctx_path(c, "dst.mem");
     g_autofree char *json = NULL, *state = NULL;
     g_autoptr(JsonParser) parser = json_parser_new();
     guint64 total;
-
-    if (!c) {
-        return;
-    }
-    file = ctx_path(c, "mapped-ram.img");
-    dump = ctx_path(c, "src.mem");
-    sock = ctx_path(c, "serve.sock");
-    out = ctx_path(c, "serve.json");
-    dst_dump = ctx_path(c, "dst.mem");
-    save_mapped(c, file, dump);
 
     Peer *dst = postcopy_destination(c, sock, "-S");
     GPid pid = spawn_serve(c, "--json", file, sock, out);
@@ -1457,7 +1453,58 @@ static void test_serve(void)
     qtest_qmp_assert_success(dst->qts, "{'execute': 'stop'}");
     peer_pmemsave(dst, dst_dump);
     assert_moved_on(dump, dst_dump);
+    g_unlink(dst_dump);
     peer_quit(dst);
+}
+
+static void test_serve(void)
+{
+    Ctx *c = ctx_new("interop-serve", true);
+    g_autofree char *file = NULL, *dump = NULL;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    save_mapped(c, file, dump);
+    serve_and_check(c, file, dump);
+    ctx_free(c);
+}
+
+/*
+ * A libvirt image (issue 13, point 3): a sparse one (mapped-ram after
+ * libvirt's header) is served from its data offset; one holding a plain
+ * stream is refused, naming its format.
+ */
+static void test_serve_libvirt(void)
+{
+    Ctx *c = ctx_new("interop-serve-libvirt", true);
+    g_autofree char *img = NULL, *sparse = NULL, *dump = NULL, *uri = NULL, *want = NULL;
+    g_auto(ToolRun) conv = { 0 };
+    g_auto(ToolRun) r = { 0 };
+
+    if (!c) {
+        return;
+    }
+    img = ctx_path(c, "web.save");
+    sparse = ctx_path(c, "web-sparse.save");
+    dump = ctx_path(c, "src.mem");
+    uri = g_strdup_printf("exec:cat >> %s", img);
+    write_libvirt_header(img, "LibvirtQemudPart");
+    save_from_qemu(c, uri, dump, 0);
+    write_libvirt_header(img, "LibvirtQemudSave");
+    run_mapram(&conv, "convert", img, sparse, NULL);
+    assert_tool_ok(&conv, "convert (to sparse)");
+
+    run_mapram(&r, "serve", img, "unix:/nonexistent", NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    want = g_strdup_printf("mapram serve: %s: a libvirt save image of a raw stream, not "
+                           "mapped-ram: only a mapped-ram image can be served ('mapram convert' "
+                           "writes one)\n", img);
+    g_assert_cmpstr(r.err, ==, want);
+
+    serve_and_check(c, sparse, dump);
     ctx_free(c);
 }
 
@@ -1602,6 +1649,7 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/serve/restore", test_serve);
     g_test_add_func("/interop/serve/killed", test_serve_killed);
     g_test_add_func("/interop/serve/errors", test_serve_errors);
+    g_test_add_func("/interop/serve/libvirt", test_serve_libvirt);
     g_test_add_func("/interop/save-listen/multifd4", test_save_listen_none);
     g_test_add_func("/interop/save-listen/multifd4-zstd", test_save_listen_zstd);
     g_test_add_func("/interop/save-listen/multifd2-zlib", test_save_listen_zlib);
