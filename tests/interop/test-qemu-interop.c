@@ -1508,6 +1508,54 @@ static void test_serve_libvirt(void)
     ctx_free(c);
 }
 
+/*
+ * The guest runs from RUN on (no -S) while the push is slowed: its faults
+ * come back as page requests that are served ahead of the push, and once
+ * every page is in, its memory still holds the a-b invariant and moved on
+ * from the saved state.
+ */
+static void test_serve_running(void)
+{
+    Ctx *c = ctx_new("interop-serve-running", true);
+    g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *out = NULL, *dst_dump = NULL;
+    g_autofree char *json = NULL, *state = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    sock = ctx_path(c, "serve.sock");
+    out = ctx_path(c, "serve.json");
+    dst_dump = ctx_path(c, "dst.mem");
+    save_mapped(c, file, dump);
+
+    Peer *dst = postcopy_destination(c, sock, NULL);
+    GPid pid = spawn_serve(c, "--json --max-bandwidth 64M", file, sock, out);
+    g_assert_cmpint(wait_tool(pid), ==, 0);
+    assert_tool_quiet(c);
+    peer_wait_completed(c, dst, NULL);
+    state = peer_run_state(dst);
+    g_assert_cmpstr(state, ==, "running");
+
+    g_assert_true(g_file_get_contents(out, &json, NULL, NULL));
+    g_assert_true(json_parser_load_from_data(parser, json, -1, NULL));
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    g_assert_cmpint(json_object_get_int_member(o, "requests"), >, 0);
+    g_assert_cmpint(json_object_get_int_member(o, "pages-requested"), >, 0);
+    g_assert_cmpuint(json_object_get_int_member(o, "pages-requested") +
+                     json_object_get_int_member(o, "pages-pushed"), ==,
+                     json_object_get_int_member(o, "ram-bytes") / TARGET_PAGE);
+
+    peer_wait_serial(dst, 'B');
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'stop'}");
+    peer_pmemsave(dst, dst_dump);
+    assert_moved_on(dump, dst_dump);
+    peer_quit(dst);
+    ctx_free(c);
+}
+
 /* query-migrate's status on @p until it is @want (or the test's timeout). */
 static void peer_wait_status(Peer *p, const char *want)
 {
@@ -1647,6 +1695,7 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/truncated", test_truncated);
     g_test_add_func("/interop/killed-save", test_killed_save);
     g_test_add_func("/interop/serve/restore", test_serve);
+    g_test_add_func("/interop/serve/running", test_serve_running);
     g_test_add_func("/interop/serve/killed", test_serve_killed);
     g_test_add_func("/interop/serve/errors", test_serve_errors);
     g_test_add_func("/interop/serve/libvirt", test_serve_libvirt);
