@@ -325,9 +325,9 @@ static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
     return qemu_file_propagate_error(c->out, errp);
 }
 
-static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+bool tool_put_stream_head(QEMUFile *out, const StreamConfig *cfg, const char *path,
+                          GError **errp)
 {
-    LoadCtx *c = opaque;
     StreamConfig oc = *cfg;
     bool mapped = false;
     oc.caps = g_ptr_array_new_with_free_func(g_free);
@@ -342,13 +342,22 @@ static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, 
     if (!mapped) {
         g_ptr_array_unref(oc.caps);
         error_setg(errp, "'%s' is not a mapped-ram file (its configuration has no "
-                   "mapped-ram capability)", c->path);
+                   "mapped-ram capability)", path);
         return false;
     }
-    qemu_put_be32(c->out, QEMU_VM_FILE_MAGIC);
-    qemu_put_be32(c->out, QEMU_VM_FILE_VERSION);
-    savevm_put_configuration(c->out, &oc, NULL);
+    qemu_put_be32(out, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(out, QEMU_VM_FILE_VERSION);
+    savevm_put_configuration(out, &oc, NULL);
     g_ptr_array_unref(oc.caps);
+    return true;
+}
+
+static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    LoadCtx *c = opaque;
+    if (!tool_put_stream_head(c->out, cfg, c->path, errp)) {
+        return false;
+    }
     ram_decoder_init(&c->dec, true);
     ram_encoder_init(&c->enc);
     if (c->mfd) {

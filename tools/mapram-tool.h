@@ -19,6 +19,7 @@ int cmd_save(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);
@@ -99,6 +100,14 @@ typedef struct ConnectOptions {
 /* mapped-ram file path at offset -> a QEMU listening with multifd on. */
 bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptions *co,
                            const PageIoOptions *o, GError **errp);
+/*
+ * The header and configuration of the stream a mapped-ram file (path, for
+ * the error) becomes: its configuration without the mapped-ram
+ * capability.  An error when cfg has none: the file is not mapped-ram.
+ */
+struct StreamConfig;
+bool tool_put_stream_head(QEMUFile *out, const struct StreamConfig *cfg, const char *path,
+                          GError **errp);
 /* Does the file at path/offset hold a mapped-ram stream? */
 bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, GError **errp);
 

@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1943,6 +1944,314 @@ static void test_connect_bad_input(void)
     ctx_free(c);
 }
 
+/* --- mapram serve: instant restore through postcopy (issue 10, point 3) - */
+
+/* A fresh QEMU waiting for a postcopy migration on unix:@sock. */
+static Peer *postcopy_destination(Ctx *c, const char *sock, const char *extra)
+{
+    g_autofree char *opts = g_strdup_printf("-incoming defer %s", extra ? extra : "");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    Peer *dst = peer_start(c, "dst", opts);
+
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-set-capabilities', 'arguments': "
+                             "{'capabilities': [{'capability': 'postcopy-ram', 'state': true}]}}");
+    peer_migrate_incoming(dst, uri);
+    for (int i = 0; i < 200 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++) {
+        g_usleep(20 * 1000);
+    }
+    return dst;
+}
+
+/* "mapram serve OPTS FILE unix:SOCK" in the background, stdout into @out; its pid. */
+static GPid spawn_serve(Ctx *c, const char *opts, const char *file, const char *sock,
+                        const char *out)
+{
+    g_autofree char *cmd = g_strdup_printf("exec %s serve %s %s unix:%s >%s 2>>%s", cfg.mapram,
+                                           opts, file, sock, out, c->tool_log);
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    GError *err = NULL;
+    GPid pid;
+
+    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                &pid, &err));
+    g_assert_no_error(err);
+    return pid;
+}
+
+
+/*
+ * QEMU 7.2 (-S) restored by mapram serve: completed, every page sent once
+ * (asked for or pushed), memory equal to the source's byte for byte, and
+ * the guest runs on after "cont".
+ */
+/*
+ * Serve @file into a fresh QEMU 7.2 (-S): completed, every page sent once
+ * (asked for or pushed), memory equal to @dump byte for byte, and the
+ * guest runs on after "cont".
+ */
+static void serve_and_check(Ctx *c, const char *file, const char *dump)
+{
+    g_autofree char *sock = ctx_path(c, "serve.sock");
+    g_autofree char *out = ctx_path(c, "serve.json");
+    g_autofree char *dst_dump = ctx_path(c, "dst.mem");
+    g_autofree char *json = NULL, *state = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    guint64 total;
+
+    Peer *dst = postcopy_destination(c, sock, "-S");
+    GPid pid = spawn_serve(c, "--json", file, sock, out);
+    g_assert_cmpint(wait_tool(pid), ==, 0);
+    assert_tool_quiet(c);
+    peer_wait_completed(c, dst, NULL);
+    state = peer_run_state(dst);
+    g_assert_cmpstr(state, ==, "paused");
+
+    g_assert_true(g_file_get_contents(out, &json, NULL, NULL));
+    g_assert_true(json_parser_load_from_data(parser, json, -1, NULL));
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    total = json_object_get_int_member(o, "ram-bytes");
+    g_assert_cmpuint(total, >, GUEST_RAM_BYTES);
+    g_assert_cmpuint(json_object_get_int_member(o, "pages-requested") +
+                     json_object_get_int_member(o, "pages-pushed"), ==, total / TARGET_PAGE);
+    g_assert_cmpint(json_object_get_int_member(o, "zero-pages"), >, 0);
+    g_assert_cmpint(json_object_get_int_member(o, "run-sent-ms"), <=,
+                    json_object_get_int_member(o, "total-ms"));
+    g_assert_cmpint(json_object_get_int_member(o, "devices-loaded-ms"), >=,
+                    json_object_get_int_member(o, "run-sent-ms"));
+
+    peer_pmemsave(dst, dst_dump);
+    assert_same_memory(dump, dst_dump);
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'cont'}");
+    peer_wait_serial(dst, 'B');
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'stop'}");
+    peer_pmemsave(dst, dst_dump);
+    assert_moved_on(dump, dst_dump);
+    g_unlink(dst_dump);
+    peer_quit(dst);
+}
+
+static void test_serve(void)
+{
+    Ctx *c = ctx_new("interop-serve", true);
+    g_autofree char *file = NULL, *dump = NULL;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    save_mapped_from_qemu(c, file, dump);
+    serve_and_check(c, file, dump);
+    ctx_free(c);
+}
+
+/*
+ * A libvirt image (issue 13, point 3): a sparse one (mapped-ram after
+ * libvirt's header) is served from its data offset; one holding a plain
+ * stream is refused, naming its format.
+ */
+static void test_serve_libvirt(void)
+{
+    Ctx *c = ctx_new("interop-serve-libvirt", true);
+    g_autofree char *img = NULL, *sparse = NULL, *dump = NULL, *uri = NULL, *want = NULL;
+    g_auto(ToolRun) conv = { 0 };
+    g_auto(ToolRun) r = { 0 };
+
+    if (!c) {
+        return;
+    }
+    img = ctx_path(c, "web.save");
+    sparse = ctx_path(c, "web-sparse.save");
+    dump = ctx_path(c, "src.mem");
+    uri = g_strdup_printf("exec:cat >> %s", img);
+    write_libvirt_header(img, "LibvirtQemudPart");
+    save_from_qemu(c, uri, dump, 0);
+    write_libvirt_header(img, "LibvirtQemudSave");
+    run_mapram(&conv, "convert", img, sparse, NULL);
+    assert_tool_ok(&conv, "convert (to sparse)");
+
+    run_mapram(&r, "serve", img, "unix:/nonexistent", NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    want = g_strdup_printf("mapram serve: %s: a libvirt save image of a raw stream, not "
+                           "mapped-ram: only a mapped-ram image can be served ('mapram convert' "
+                           "writes one)\n", img);
+    g_assert_cmpstr(r.err, ==, want);
+
+    serve_and_check(c, sparse, dump);
+    ctx_free(c);
+}
+
+/*
+ * The guest runs from RUN on (no -S) while the push is slowed: its faults
+ * come back as page requests that are served ahead of the push, and once
+ * every page is in, its memory still holds the a-b invariant and moved on
+ * from the saved state.
+ */
+static void test_serve_running(void)
+{
+    Ctx *c = ctx_new("interop-serve-running", true);
+    g_autofree char *file = NULL, *dump = NULL, *sock = NULL, *out = NULL, *dst_dump = NULL;
+    g_autofree char *json = NULL, *state = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    dump = ctx_path(c, "src.mem");
+    sock = ctx_path(c, "serve.sock");
+    out = ctx_path(c, "serve.json");
+    dst_dump = ctx_path(c, "dst.mem");
+    save_mapped_from_qemu(c, file, dump);
+
+    Peer *dst = postcopy_destination(c, sock, NULL);
+    GPid pid = spawn_serve(c, "--json --max-bandwidth 64M", file, sock, out);
+    g_assert_cmpint(wait_tool(pid), ==, 0);
+    assert_tool_quiet(c);
+    peer_wait_completed(c, dst, NULL);
+    state = peer_run_state(dst);
+    g_assert_cmpstr(state, ==, "running");
+
+    g_assert_true(g_file_get_contents(out, &json, NULL, NULL));
+    g_assert_true(json_parser_load_from_data(parser, json, -1, NULL));
+    JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+    g_assert_cmpint(json_object_get_int_member(o, "requests"), >, 0);
+    g_assert_cmpint(json_object_get_int_member(o, "pages-requested"), >, 0);
+    g_assert_cmpuint(json_object_get_int_member(o, "pages-requested") +
+                     json_object_get_int_member(o, "pages-pushed"), ==,
+                     json_object_get_int_member(o, "ram-bytes") / TARGET_PAGE);
+
+    peer_wait_serial(dst, 'B');
+    qtest_qmp_assert_success(dst->qts, "{'execute': 'stop'}");
+    peer_pmemsave(dst, dst_dump);
+    assert_moved_on(dump, dst_dump);
+    peer_quit(dst);
+    ctx_free(c);
+}
+
+/* query-migrate's status on @p until it is @want (or the test's timeout). */
+static void peer_wait_status(Peer *p, const char *want)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autoptr(JsonObject) r = peer_query_migrate(p);
+        const char *st = qtest_json_get_str(r, "status");
+
+        if (!g_strcmp0(st, want)) {
+            return;
+        }
+        g_assert_cmpstr(st, !=, "completed");
+        g_assert_cmpstr(st, !=, "failed");
+        if (g_get_monotonic_time() > deadline) {
+            g_test_message("'%s' never reached '%s' (last: %s)", p->name, want, st);
+            g_assert_not_reached();
+        }
+        g_usleep(50 * 1000);
+    }
+}
+
+/*
+ * mapram serve SIGKILLed while the guest runs with part of its memory:
+ * QEMU must go to postcopy-paused (a faulting vCPU waits), never to
+ * completed with pages missing.  The push is slowed (--max-bandwidth)
+ * so that the kill lands mid-way.
+ */
+static void test_serve_killed(void)
+{
+    Ctx *c = ctx_new("interop-serve-killed", true);
+    g_autofree char *file = NULL, *sock = NULL, *out = NULL;
+    int status;
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    sock = ctx_path(c, "serve.sock");
+    out = ctx_path(c, "serve.out");
+    save_mapped_from_qemu(c, file, NULL);
+
+    Peer *dst = postcopy_destination(c, sock, NULL);
+    GPid pid = spawn_serve(c, "--max-bandwidth 16M", file, sock, out);
+    peer_wait_status(dst, "postcopy-active");
+    g_usleep(1000 * 1000);                      /* RUN processed, the guest running */
+    g_assert_cmpint(waitpid(pid, &status, WNOHANG), ==, 0);     /* still pushing */
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    peer_wait_status(dst, "postcopy-paused");
+    g_usleep(500 * 1000);
+    g_autoptr(JsonObject) r = peer_query_migrate(dst);
+    g_assert_cmpstr(qtest_json_get_str(r, "status"), ==, "postcopy-paused");
+    peer_quit(dst);
+    ctx_free(c);
+}
+
+/* What mapram serve refuses, each named; a destination that hangs up is an error. */
+static void test_serve_errors(void)
+{
+    Ctx *c = ctx_new("interop-serve-errors", true);
+    g_autofree char *file = NULL, *stream = NULL, *sock = NULL, *want = NULL, *out = NULL;
+    g_autofree char *stream_uri = NULL, *text = NULL;
+    g_auto(ToolRun) r = { 0 };
+
+    if (!c) {
+        return;
+    }
+    file = ctx_path(c, "mapped-ram.img");
+    stream = ctx_path(c, "stream.img");
+    sock = ctx_path(c, "none.sock");
+    out = ctx_path(c, "serve.out");
+    save_mapped_from_qemu(c, file, NULL);
+    stream_uri = g_strdup_printf("exec:cat > %s", stream);
+    save_from_qemu(c, stream_uri, NULL, 0);
+
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    run_mapram(&r, "serve", "--quiet", file, uri, NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    want = g_strdup_printf("mapram serve: Unable to connect to '%s': Failed to connect to "
+                           "'%s': No such file or directory\n", uri, sock);
+    g_assert_cmpstr(r.err, ==, want);
+    tool_run_clear(&r);
+
+    run_mapram(&r, "serve", stream, uri, NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    g_free(want);
+    want = g_strdup_printf("mapram serve: Configuration at offset 8: '%s' is not a mapped-ram "
+                           "file (its configuration has no mapped-ram capability)\n", stream);
+    g_assert_cmpstr(r.err, ==, want);
+    tool_run_clear(&r);
+
+    g_autofree char *at = g_strdup_printf("%s,offset=4096", file);
+    run_mapram(&r, "serve", at, uri, NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_cmpstr(r.err, ==, "mapram serve: Stream header at offset 4096: Not a migration "
+                    "stream, magic: 0 != 5145564d\n");
+    tool_run_clear(&r);
+
+    run_mapram(&r, "serve", file, "file:/dev/null", NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_cmpstr(r.err, ==, "mapram serve: 'file:/dev/null' is not a unix: or tcp: address\n");
+
+    /* a destination that reads the beginning and hangs up */
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    g_assert_cmpint(listen(lfd, 1), ==, 0);
+    GPid pid = spawn_serve(c, "--quiet", file, sock, out);
+    int fd = accept(lfd, NULL, NULL);
+    char buf[64];
+    g_assert_cmpint(read(fd, buf, sizeof(buf)), >, 0);
+    close(fd);
+    close(lfd);
+    g_assert_cmpint(wait_tool(pid), ==, 1);
+    g_assert_true(g_file_get_contents(c->tool_log, &text, NULL, NULL));
+    g_assert_true(g_str_has_prefix(text, "mapram serve: return path: ") ||
+                  g_str_has_prefix(text, "mapram serve: the destination closed the connection "
+                                   "before the end of the migration"));
+    ctx_free(c);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1976,5 +2285,10 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/load-connect/too-few-channels", test_connect_too_few_channels);
     g_test_add_func("/interop/load-connect/libvirt-image", test_connect_libvirt);
     g_test_add_func("/interop/load-connect/bad-input", test_connect_bad_input);
+    g_test_add_func("/interop/serve/restore", test_serve);
+    g_test_add_func("/interop/serve/running", test_serve_running);
+    g_test_add_func("/interop/serve/killed", test_serve_killed);
+    g_test_add_func("/interop/serve/errors", test_serve_errors);
+    g_test_add_func("/interop/serve/libvirt", test_serve_libvirt);
     return g_test_run();
 }
