@@ -1444,7 +1444,9 @@ static const char *libvirt_ready(void)
     if (geteuid() != 0) {
         return "virsh save/restore needs root (it starts libvirt's daemon)";
     }
-    if (!g_find_program_in_path("virsh") || !g_find_program_in_path("libvirtd")) {
+    g_autofree char *virsh_path = g_find_program_in_path("virsh");
+    g_autofree char *libvirtd_path = g_find_program_in_path("libvirtd");
+    if (!virsh_path || !libvirtd_path) {
         return "Debian's libvirt daemon is not installed (apt-get install "
                "libvirt-daemon-system libvirt-clients); /interop/libvirt-image covers "
                "the image layout with QEMU 7.2 instead";
@@ -1579,7 +1581,6 @@ static void test_libvirt_virsh(void)
     tool_run_clear(&run);
     run_mapram(&run, "convert", "--format", "gzip", sparse, gz, NULL);
     assert_tool_ok(&run, "convert (sparse to gzip)");
-    memset(&run, 0, sizeof(run));
 
     /* libvirt 9.0 knows no sparse image: it says so and starts nothing */
     g_autofree char *refused = virsh(&err, "restore", sparse, NULL);
