@@ -38,7 +38,7 @@ from mapram_bench import BenchError, GiB, MiB, log  # noqa: E402
 
 PAGE = 4096
 WINDOW = 16 * MiB
-TOUCH_MAGIC = 0x54414c48434f5554
+TOUCH_MAGIC = 0x54414c4843554f54
 TOUCH_COUNT = 1000
 GUEST = "touch,zero=50,text=25,random=25"
 MODES = ("copy", "on-demand", "shared")

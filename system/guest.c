@@ -73,7 +73,7 @@ struct GuestCPU {
  * is never one of the touched pages.
  */
 #define TOUCH_COUNT GUEST_TOUCH_COUNT
-#define TOUCH_MAGIC 0x54414c48434f5554ULL  /* "TOUCHLAT" read little-endian */
+#define TOUCH_MAGIC 0x54414c4843554f54ULL  /* "TOUCHLAT" read little-endian */
 typedef struct TouchResults {
     uint64_t magic;
     uint32_t count;
