@@ -50,10 +50,10 @@ static uint8_t *fill_done(QTestState *who)
  * destination resumes by itself); returns the file: URI and, in *mem,
  * the source's RAM.
  */
-static char *saved_fill(uint8_t **mem)
+static char *saved_guest(const char *guest, uint8_t **mem)
 {
     MigrateCommon args = {
-        .start = { .only_source = true, .mem_size = FILL_MEM, .guest = FILL_GUEST },
+        .start = { .only_source = true, .mem_size = FILL_MEM, .guest = guest },
         .caps = { "mapped-ram" },
     };
     char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
@@ -68,11 +68,16 @@ static char *saved_fill(uint8_t **mem)
     return uri;
 }
 
-static QTestState *start_dest(FillMode mode, const char *fault)
+static char *saved_fill(uint8_t **mem)
+{
+    return saved_guest(FILL_GUEST, mem);
+}
+
+static QTestState *start_dest_guest(FillMode mode, const char *fault, const char *guest)
 {
     g_autofree char *env_fault = fault ? g_strdup_printf("MAPRAM_FAULT=%s", fault) : NULL;
     const char *env[] = { env_fault, NULL };
-    g_autofree char *vm_args = mig_vm_args(FILL_MEM, FILL_GUEST, "dest_serial",
+    g_autofree char *vm_args = mig_vm_args(FILL_MEM, guest, "dest_serial",
                                            "-incoming defer");
     QTestState *to = qtest_init_bin_env(qtest_vm_binary(), env, "%s", vm_args);
 
@@ -84,6 +89,11 @@ static QTestState *start_dest(FillMode mode, const char *fault)
         migrate_set_parameter_bool(to, "x-mapped-ram-shared", true);
     }
     return to;
+}
+
+static QTestState *start_dest(FillMode mode, const char *fault)
+{
+    return start_dest_guest(mode, fault, FILL_GUEST);
 }
 
 /* [addr, addr + len) of the destination's RAM against the source's; names the first page that differs. */
@@ -186,6 +196,50 @@ static void test_on_demand_while_arriving(void)
     qtest_quit(to);
 }
 
+/*
+ * The touch guest (system/guest.c): filled like fill, it times 1,000
+ * distinct page reads on the VM that loaded it, never on the source, and
+ * leaves them in the last page: "TOUCHLAT", count, then ns per touch.
+ */
+#define TOUCH_GUEST "touch,zero=40,text=30,random=30,chunk=8,seed=11"
+#define TOUCH_RESULTS (FILL_BYTES - MIG_PAGE_SIZE)
+
+static void test_touch(void)
+{
+    g_autofree uint8_t *mem = NULL;
+    g_autofree char *uri = saved_guest(TOUCH_GUEST, &mem);
+    g_autofree uint8_t *page = NULL;
+    QTestState *to = start_dest_guest(FILL_ON_DEMAND, NULL, TOUCH_GUEST);
+    gint64 deadline = g_get_monotonic_time() + (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+    uint32_t count, ns;
+
+    /* the source filled, and never touched */
+    g_assert_cmpint(memcmp(mem + TOUCH_RESULTS, "TOUCHLAT", 8), !=, 0);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    qtest_qmp_eventwait(to, "RESUME");
+    for (;;) {
+        g_free(page);
+        page = guest_memread(to, mig_tmpdir, TOUCH_RESULTS, MIG_PAGE_SIZE);
+        if (!memcmp(page, "TOUCHLAT", 8)) {
+            break;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            qtest_fail(to, "no touch results in the last page after %d s", qtest_timeout_s());
+        }
+        g_usleep(20 * 1000);
+    }
+    memcpy(&count, page + 8, 4);
+    g_assert_cmpuint(count, ==, 1000);
+    for (uint32_t i = 0; i < count; i++) {
+        memcpy(&ns, page + 16 + 4 * i, 4);
+        g_assert_cmpuint(ns, >, 0);
+    }
+    wait_for_migration_complete(to);
+    /* the touches read: all of RAM but the results page is the source's */
+    assert_range_equal(to, mem, 0, TOUCH_RESULTS);
+    qtest_quit(to);
+}
+
 void migration_test_add_fill_restore(void)
 {
     migration_test_add("/migration/fill/file/mapped-ram/copy", test_copy, MIG_FULL);
@@ -193,4 +247,5 @@ void migration_test_add_fill_restore(void)
     migration_test_add("/migration/fill/file/mapped-ram/ondemand/while-arriving",
                        test_on_demand_while_arriving, MIG_FULL);
     migration_test_add("/migration/fill/file/mapped-ram/shared", test_shared, MIG_FULL);
+    migration_test_add("/migration/fill/touch", test_touch, MIG_FULL);
 }
