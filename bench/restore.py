@@ -402,23 +402,28 @@ def plot_throughput(last, svg):
         rows.append('"%s" %.3f %.3f' % (name, pb / s / 1e9, pb / r / 1e9))
     if not rows or not last.get("fio"):
         return False
-    script = """set terminal svg size 900,460 dynamic font "sans,10"
+    w, r = last["fio"]["write_bps"] / 1e9, last["fio"]["read_bps"] / 1e9
+    script = """set terminal svg size 900,480 dynamic noenhanced font "sans,10"
 set output "@SVG@"
-set title "Page data GB/s per case (bench/results/last.json) and fio's O_DIRECT limits"
-set ylabel "GB/s (10^9 B/s)"
+set title "Page data GB/s per case (bench/results/last.json, %s), dashed: fio O_DIRECT limits"
+set ylabel "GB/s (1e9 B/s)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
-set xtics rotate by -40 font ",9"
+set xtics rotate by 90 right font ",9"
+set bmargin 9
 set grid ytics
-set key top right
-set yrange [0:*]
-plot "@DAT@" using 2:xtic(1) title "save", "" using 3 title "restore", \\
-     %f with lines lw 2 dt 2 title "fio write %.2f GB/s", \\
-     %f with lines lw 2 dt 3 title "fio read %.2f GB/s"
-""" % (last["fio"]["write_bps"] / 1e9, last["fio"]["write_bps"] / 1e9,
-       last["fio"]["read_bps"] / 1e9, last["fio"]["read_bps"] / 1e9)
+set key top left
+set yrange [0:%f]
+set arrow from graph 0, first %f to graph 1, first %f nohead lw 2 dt 2 lc rgb "#d62728"
+set label "fio write %.2f GB/s" at graph 0.99, first %f right offset 0,0.6 tc rgb "#d62728"
+set arrow from graph 0, first %f to graph 1, first %f nohead lw 2 dt 2 lc rgb "#1f77b4"
+set label "fio read %.2f GB/s" at graph 0.99, first %f right offset 0,0.6 tc rgb "#1f77b4"
+plot "@DAT@" using 2:xtic(1) title "save" lc rgb "#ff9896", "" using 3 title "restore" lc rgb "#aec7e8"
+""" % (last.get("date", "?"), max([w, r] + [float(x.split()[1]) for x in rows] +
+                                  [float(x.split()[2]) for x in rows]) * 1.15,
+       w, w, w, w, r, r, r, r)
     return gnuplot(script, "\n".join(rows) + "\n", svg)
 
 
