@@ -11,8 +11,8 @@
 
 #include <string.h>
 
-#define FILL_MEM "64M"
-#define FILL_BYTES (64ULL << 20)
+#define FILL_MEM "32M"
+#define FILL_BYTES (32ULL << 20)
 #define FILL_GUEST "fill,zero=40,text=30,random=30,chunk=8,seed=11"
 
 typedef enum FillMode {
