@@ -185,9 +185,10 @@ bool multifd_machine_version(const char *machine, unsigned *major, unsigned *min
 typedef struct SendJob {
     bool sync;
     char idstr[MULTIFD_IDSTR_SIZE];
-    uint8_t *host;                /* the block's memory */
     unsigned n;
     uint64_t offsets[MULTIFD_PACKET_PAGES];
+    /* where each page's bytes are: guest memory, or the caller's buffers */
+    const uint8_t *data[MULTIFD_PACKET_PAGES];
 } SendJob;
 
 typedef struct SendChannel {
@@ -249,13 +250,13 @@ static bool send_job_pages(SendChannel *c, const SendJob *j, GError **errp)
     /* normal pages first, zero pages listed after them (10.2's order) */
     uint64_t zero_offs[MULTIFD_PACKET_PAGES];
     for (unsigned i = 0; i < j->n; i++) {
-        uint8_t *page = j->host + j->offsets[i];
+        const uint8_t *page = j->data[i];
         if (s->cfg.zero_in_packets && buffer_is_zero(page, MULTIFD_PAGE_SIZE)) {
             zero_offs[zeros++] = j->offsets[i];
             continue;
         }
         p->offsets[p->normal_pages++] = j->offsets[i];
-        iov[niov++] = (struct iovec){ page, MULTIFD_PAGE_SIZE };
+        iov[niov++] = (struct iovec){ (void *)page, MULTIFD_PAGE_SIZE };
     }
     memcpy(p->offsets + p->normal_pages, zero_offs, zeros * sizeof(uint64_t));
     p->zero_pages = zeros;
@@ -412,21 +413,49 @@ static bool send_flush(MultiFDSend *s, GError **errp)
     }
 }
 
-bool multifd_send_queue_page(MultiFDSend *s, const char *idstr, uint8_t *host, uint64_t off,
-                             GError **errp)
+bool multifd_send_queue_data(MultiFDSend *s, const char *idstr, const uint8_t *data,
+                             uint64_t off, GError **errp)
 {
     SendJob *j = &s->pending;
 
-    if (j->n && (j->host != host || strcmp(j->idstr, idstr) != 0) && !send_flush(s, errp)) {
+    if (j->n && strcmp(j->idstr, idstr) != 0 && !send_flush(s, errp)) {
         return false;
     }
     if (!j->n) {
         j->sync = false;
-        j->host = host;
         g_strlcpy(j->idstr, idstr, sizeof(j->idstr));
     }
+    j->data[j->n] = data;
     j->offsets[j->n++] = off;
     return j->n < MULTIFD_PACKET_PAGES || send_flush(s, errp);
+}
+
+bool multifd_send_queue_page(MultiFDSend *s, const char *idstr, uint8_t *host, uint64_t off,
+                             GError **errp)
+{
+    return multifd_send_queue_data(s, idstr, host + off, off, errp);
+}
+
+/* Waits until no channel is busy; s->lock held.  False with the first error. */
+static bool send_wait_idle(MultiFDSend *s, GError **errp)
+{
+    for (unsigned i = 0; i < s->cfg.channels; i++) {
+        while (s->ch[i].busy && !s->err) {
+            qemu_cond_wait(&s->idle, &s->lock);
+        }
+    }
+    return !send_failed(s, errp);
+}
+
+bool multifd_send_drain(MultiFDSend *s, GError **errp)
+{
+    if (!send_flush(s, errp)) {
+        return false;
+    }
+    qemu_mutex_lock(&s->lock);
+    bool ok = send_wait_idle(s, errp);
+    qemu_mutex_unlock(&s->lock);
+    return ok;
 }
 
 bool multifd_send_sync(MultiFDSend *s, GError **errp)
@@ -447,14 +476,9 @@ bool multifd_send_sync(MultiFDSend *s, GError **errp)
         }
         send_hand(&s->ch[i], &sync_job);
     }
-    for (unsigned i = 0; i < s->cfg.channels; i++) {
-        while (s->ch[i].busy && !s->err) {
-            qemu_cond_wait(&s->idle, &s->lock);
-        }
-    }
-    bool failed = send_failed(s, errp);
+    bool ok = send_wait_idle(s, errp);
     qemu_mutex_unlock(&s->lock);
-    return !failed;
+    return ok;
 }
 
 void multifd_send_shutdown(MultiFDSend *s)

@@ -20,6 +20,8 @@
  *
  *   s = multifd_send_new(&cfg, iocs, errp);     channels connected, one thread each
  *   multifd_send_queue_page(s, "pc.ram", host, off, errp);   per page
+ *   (or multifd_send_queue_data(s, "pc.ram", buf, off, errp), then
+ *   multifd_send_drain(s, errp) before buf is reused: the tool's load)
  *   multifd_send_sync(s, errp);                 then the marker on main
  *   multifd_send_shutdown(s);                   any thread: cancel / failure
  *   multifd_send_free(s);
@@ -161,6 +163,15 @@ MultiFDSend *multifd_send_new(const MultiFDSendConfig *cfg, IOChannel *const *io
  */
 bool multifd_send_queue_page(MultiFDSend *s, const char *idstr, uint8_t *host, uint64_t off,
                              GError **errp);
+/*
+ * The same for a sender without guest memory (mapram load --connect): the
+ * page's 4096 bytes are at data, which stays the caller's and unchanged
+ * until multifd_send_drain() or multifd_send_sync() returned.
+ */
+bool multifd_send_queue_data(MultiFDSend *s, const char *idstr, const uint8_t *data,
+                             uint64_t off, GError **errp);
+/* The pending packet out; returns once every channel has written all it was handed. */
+bool multifd_send_drain(MultiFDSend *s, GError **errp);
 /*
  * The pending packet out, then a SYNC packet on every channel; returns
  * once each has been written.  The caller then puts the marker on main.

@@ -2,6 +2,7 @@
  * QEVM stream: codec, walker and the VM's handler registry.
  */
 #include "savevm.h"
+#include "util/bswap.h"
 #include "util/error.h"
 #include <string.h>
 
@@ -263,6 +264,196 @@ void savevm_put_command(QEMUFile *f, uint16_t cmd, const void *data, uint16_t le
     if (len) {
         qemu_put_buffer(f, data, len);
     }
+}
+
+/* ---- postcopy commands ---- */
+
+void savevm_put_open_return_path(QEMUFile *f)
+{
+    savevm_put_command(f, MIG_CMD_OPEN_RETURN_PATH, NULL, 0);
+}
+
+void savevm_put_ping(QEMUFile *f, uint32_t value)
+{
+    uint8_t b[4];
+    stl_be_p(b, value);
+    savevm_put_command(f, MIG_CMD_PING, b, sizeof(b));
+}
+
+void savevm_put_postcopy_advise(QEMUFile *f, uint64_t summary, uint64_t tps)
+{
+    uint8_t b[16];
+    stq_be_p(b, summary);
+    stq_be_p(b + 8, tps);
+    savevm_put_command(f, MIG_CMD_POSTCOPY_ADVISE, b, sizeof(b));
+}
+
+void savevm_put_postcopy_ram_discard(QEMUFile *f, const char *idstr, const uint64_t *starts,
+                                     const uint64_t *lengths, unsigned n)
+{
+    uint8_t b[3 + 255 + 12 * 16];
+    size_t len = strlen(idstr);
+
+    g_assert(len > 0 && len < 256 && n <= 12);
+    b[0] = 0;                   /* version */
+    b[1] = len;
+    memcpy(b + 2, idstr, len);
+    b[2 + len] = 0;
+    for (unsigned i = 0; i < n; i++) {
+        stq_be_p(b + 3 + len + 16 * i, starts[i]);
+        stq_be_p(b + 3 + len + 16 * i + 8, lengths[i]);
+    }
+    savevm_put_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, b, 3 + len + 16 * n);
+}
+
+void savevm_put_postcopy_listen(QEMUFile *f)
+{
+    savevm_put_command(f, MIG_CMD_POSTCOPY_LISTEN, NULL, 0);
+}
+
+void savevm_put_postcopy_run(QEMUFile *f)
+{
+    savevm_put_command(f, MIG_CMD_POSTCOPY_RUN, NULL, 0);
+}
+
+void savevm_put_packaged(QEMUFile *f, const void *package, uint32_t len)
+{
+    uint8_t b[4];
+    stl_be_p(b, len);
+    savevm_put_command(f, MIG_CMD_PACKAGED, b, sizeof(b));
+    qemu_put_buffer(f, package, len);
+}
+
+/* ---- the return path ---- */
+
+/* QEMU's names (its source's messages use them); fixed lengths, -1 = variable. */
+static const struct {
+    const char *name;
+    int len;
+} rp_msgs[MIG_RP_MSG_MAX] = {
+    [MIG_RP_MSG_SHUT] = { "SHUT", 4 },
+    [MIG_RP_MSG_PONG] = { "PONG", 4 },
+    [MIG_RP_MSG_REQ_PAGES_ID] = { "REQ_PAGES_ID", -1 },
+    [MIG_RP_MSG_REQ_PAGES] = { "REQ_PAGES", 12 },
+    [MIG_RP_MSG_RECV_BITMAP] = { "RECV_BITMAP", -1 },
+    [MIG_RP_MSG_RESUME_ACK] = { "RESUME_ACK", 4 },
+    [MIG_RP_MSG_SWITCHOVER_ACK] = { "SWITCHOVER_ACK", 0 },
+};
+
+/* QEMU's limit on one return-path message (its source's reader). */
+#define RP_MSG_MAX_LEN 512
+
+const char *savevm_rp_message_name(uint16_t type)
+{
+    return type && type < MIG_RP_MSG_MAX ? rp_msgs[type].name : "INVALID";
+}
+
+static bool rp_parse_req(RpCodec *c, RpMessage *m, const uint8_t *b, uint16_t len,
+                         GError **errp)
+{
+    m->start = ldq_be_p(b);
+    m->len = ldl_be_p(b + 8);
+    if (m->type == MIG_RP_MSG_REQ_PAGES) {
+        if (!c->last_block[0]) {
+            error_setg(errp, "MIG_RP_MSG_REQ_PAGES has no previous block");
+            return false;
+        }
+        memcpy(m->idstr, c->last_block, sizeof(m->idstr));
+        return true;
+    }
+    uint8_t n = len > 12 ? b[12] : 0;
+    if (len < 13 || 13 + n != len || n == 0) {
+        error_setg(errp, "Received 'REQ_PAGES_ID' message (0x%04x) with bad length %u",
+                   m->type, len);
+        return false;
+    }
+    memcpy(m->idstr, b + 13, n);
+    m->idstr[n] = 0;
+    memcpy(c->last_block, m->idstr, sizeof(c->last_block));
+    return true;
+}
+
+bool savevm_get_rp_message(RpCodec *c, QEMUFile *f, RpMessage *m, GError **errp)
+{
+    uint16_t type, len;
+    uint8_t b[RP_MSG_MAX_LEN];
+
+    memset(m, 0, sizeof(*m));
+    if (qemu_file_at_eof(f)) {
+        return true;
+    }
+    if (!qemu_get_be16(f, &type, errp) || !qemu_get_be16(f, &len, errp)) {
+        return false;
+    }
+    if (type == 0 || type >= MIG_RP_MSG_MAX || len > RP_MSG_MAX_LEN) {
+        error_setg(errp, "Received invalid message 0x%04x length 0x%04x", type, len);
+        return false;
+    }
+    if (rp_msgs[type].len >= 0 && rp_msgs[type].len != len) {
+        error_setg(errp, "Received '%s' message (0x%04x) with incorrect length %d expecting %d",
+                   rp_msgs[type].name, type, len, rp_msgs[type].len);
+        return false;
+    }
+    if (!qemu_get_buffer(f, b, len, errp)) {
+        return false;
+    }
+    m->type = type;
+    switch (type) {
+    case MIG_RP_MSG_SHUT:
+    case MIG_RP_MSG_PONG:
+    case MIG_RP_MSG_RESUME_ACK:
+        m->value = ldl_be_p(b);
+        return true;
+    case MIG_RP_MSG_REQ_PAGES:
+    case MIG_RP_MSG_REQ_PAGES_ID:
+        return rp_parse_req(c, m, b, len, errp);
+    case MIG_RP_MSG_SWITCHOVER_ACK:
+        return true;
+    default:
+        error_setg(errp, "Unexpected return-path message %s: this source starts no recovery",
+                   rp_msgs[type].name);
+        return false;
+    }
+}
+
+static void put_rp_message(QEMUFile *f, uint16_t type, const void *data, uint16_t len)
+{
+    qemu_put_be16(f, type);
+    qemu_put_be16(f, len);
+    qemu_put_buffer(f, data, len);
+}
+
+void savevm_put_rp_shut(QEMUFile *f, uint32_t value)
+{
+    uint8_t b[4];
+    stl_be_p(b, value);
+    put_rp_message(f, MIG_RP_MSG_SHUT, b, sizeof(b));
+}
+
+void savevm_put_rp_pong(QEMUFile *f, uint32_t value)
+{
+    uint8_t b[4];
+    stl_be_p(b, value);
+    put_rp_message(f, MIG_RP_MSG_PONG, b, sizeof(b));
+}
+
+void savevm_put_rp_req_pages(RpCodec *c, QEMUFile *f, const char *idstr, uint64_t start,
+                             uint32_t len)
+{
+    uint8_t b[13 + 255];
+    size_t n = strlen(idstr);
+
+    g_assert(n > 0 && n < 256);
+    stq_be_p(b, start);
+    stl_be_p(b + 8, len);
+    if (!strcmp(c->last_block, idstr)) {
+        put_rp_message(f, MIG_RP_MSG_REQ_PAGES, b, 12);
+        return;
+    }
+    b[12] = n;
+    memcpy(b + 13, idstr, n);
+    put_rp_message(f, MIG_RP_MSG_REQ_PAGES_ID, b, 13 + n);
+    memcpy(c->last_block, idstr, n + 1);
 }
 
 static bool check_footer(QEMUFile *f, const SectionInfo *si, GError **errp)

@@ -35,6 +35,9 @@ enum {
     MIG_CMD_OPEN_RETURN_PATH = 1,
     MIG_CMD_PING = 2,
     MIG_CMD_POSTCOPY_ADVISE = 3,
+    MIG_CMD_POSTCOPY_LISTEN = 4,
+    MIG_CMD_POSTCOPY_RUN = 5,
+    MIG_CMD_POSTCOPY_RAM_DISCARD = 6,
     MIG_CMD_PACKAGED = 7,
     MIG_CMD_SWITCHOVER_START = 11,
 };
@@ -61,6 +64,77 @@ void savevm_put_section_full_header(QEMUFile *f, uint8_t type, uint32_t section_
 void savevm_put_section_short_header(QEMUFile *f, uint8_t type, uint32_t section_id);
 void savevm_put_section_footer(QEMUFile *f, uint32_t section_id);
 void savevm_put_command(QEMUFile *f, uint16_t cmd, const void *data, uint16_t len);
+
+/*
+ * ---- postcopy commands (postcopy reference §2) ----
+ * What a postcopy source sends, in order: OPEN_RETURN_PATH, ADVISE, the
+ * ram START, then PACKAGED whose package (a header-less sub-stream built
+ * in its own buffer) is LISTEN, the device FULL sections, an optional
+ * PING, RUN; then ram PART/END sections with page records, and EOF.
+ */
+void savevm_put_open_return_path(QEMUFile *f);
+void savevm_put_ping(QEMUFile *f, uint32_t value);
+/* summary: the OR of every block's page size; tps: the target page size. */
+void savevm_put_postcopy_advise(QEMUFile *f, uint64_t summary, uint64_t tps);
+/*
+ * POSTCOPY_RAM_DISCARD of n ranges (starts[i], lengths[i], bytes) of block
+ * idstr, n <= 12 as QEMU sends.  A source that sent no page before LISTEN
+ * still sends one: QEMU 7.2 takes a LISTEN that arrives straight
+ * after ADVISE down a path that leaves its postcopy state at DISCARD
+ * (postcopy_ram_prepare_discard sets it after LISTEN set LISTENING),
+ * so the listen thread loads pages with the precopy loader, which writes
+ * into registered memory and deadlocks on its own fault.
+ */
+void savevm_put_postcopy_ram_discard(QEMUFile *f, const char *idstr, const uint64_t *starts,
+                                     const uint64_t *lengths, unsigned n);
+void savevm_put_postcopy_listen(QEMUFile *f);
+void savevm_put_postcopy_run(QEMUFile *f);
+/* The PACKAGED record, then the len bytes of package right after it. */
+void savevm_put_packaged(QEMUFile *f, const void *package, uint32_t len);
+
+/*
+ * ---- the return path (postcopy reference §3) ----
+ * Destination -> source on the same connection: be16 type, be16 len,
+ * payload.  A REQ_PAGES names no block: it is for the block of the
+ * previous REQ_PAGES_ID, which the decoder (one per connection) keeps,
+ * as the encoder keeps the last block it named.
+ */
+enum {
+    MIG_RP_MSG_SHUT = 1,
+    MIG_RP_MSG_PONG = 2,
+    MIG_RP_MSG_REQ_PAGES_ID = 3,
+    MIG_RP_MSG_REQ_PAGES = 4,
+    MIG_RP_MSG_RECV_BITMAP = 5,
+    MIG_RP_MSG_RESUME_ACK = 6,
+    MIG_RP_MSG_SWITCHOVER_ACK = 7,
+    MIG_RP_MSG_MAX = 8,
+};
+
+typedef struct RpMessage {
+    uint16_t type;              /* MIG_RP_MSG_*; 0 = the peer closed at a message boundary */
+    uint32_t value;             /* SHUT (0 = ok), PONG, RESUME_ACK */
+    char idstr[256];            /* REQ_PAGES*: the block (the previous one for REQ_PAGES) */
+    uint64_t start;             /* REQ_PAGES*: bytes into the block */
+    uint32_t len;               /* REQ_PAGES*: bytes */
+} RpMessage;
+
+typedef struct RpCodec {
+    char last_block[256];       /* the block the last REQ_PAGES_ID named; "" = none yet */
+} RpCodec;
+
+/*
+ * Read one message into m.  Messages QEMU's source would refuse (type 0 or
+ * unknown, a wrong fixed length, over 512 bytes, REQ_PAGES with no block
+ * named before) are errors with its texts.  RECV_BITMAP (recovery only)
+ * is refused.  An end of stream at a message boundary is m->type 0.
+ */
+bool savevm_get_rp_message(RpCodec *c, QEMUFile *f, RpMessage *m, GError **errp);
+void savevm_put_rp_shut(QEMUFile *f, uint32_t value);
+void savevm_put_rp_pong(QEMUFile *f, uint32_t value);
+/* REQ_PAGES_ID when idstr differs from the last block named, else REQ_PAGES. */
+void savevm_put_rp_req_pages(RpCodec *c, QEMUFile *f, const char *idstr, uint64_t start,
+                             uint32_t len);
+const char *savevm_rp_message_name(uint16_t type);
 
 /* ---- walking a stream ---- */
 typedef struct SectionInfo {

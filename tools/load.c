@@ -9,11 +9,23 @@
  * gets exactly the saved memory whatever the destination held before.
  * SWITCHOVER_START is dropped: QEMUs before 10.0 reject it and it carries
  * no state.
+ *
+ * --connect URI sends the same stream to a QEMU listening with multifd on
+ * (migrate-incoming tcp:/unix:): the main connection carries everything but
+ * the set pages, which go in multifd packets over N more connections
+ * (multifd.c's send side, reading the ring's buffers); clear pages stay
+ * ZERO records on main, the only form QEMU 7.2 takes.  Each multifd
+ * marker (every RAM EOS for 7.2 and machines <= 8.0, else a MULTIFD_FLUSH
+ * record) follows a SYNC on every channel.  conn-watch.c turns a QEMU
+ * that closes a connection, or stops reading, into a clear error.
  */
 #include "mapram-tool.h"
+#include "conn-watch.h"
 #include "libvirt-compress.h"
 #include "libvirt-image.h"
 #include "../migration/mapped-ram-csum.h"
+#include "../migration/migration-internal.h"
+#include "../migration/multifd.h"
 #include "../migration/page-channels.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
@@ -21,6 +33,7 @@
 #include "util/error.h"
 #include "util/osdep.h"
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,6 +61,13 @@
 /* checksums: a chunk holds whole runs of the table */
 G_STATIC_ASSERT(CHUNK_PAGES % MRC_RUN_PAGES == 0);
 #define HUGE_PAGE_BYTES (2 * 1024 * 1024)
+/*
+ * --connect: the multifd packets point into the ring, so a slot is read
+ * into again only once its packets are written; the channels are drained
+ * every DRAIN_CHUNKS chunks (8 MiB), while the other slots read ahead.
+ */
+#define DRAIN_CHUNKS 4
+G_STATIC_ASSERT(RING_CHUNKS % DRAIN_CHUNKS == 0);
 
 typedef struct InBlock {
     char *idstr;
@@ -85,6 +105,11 @@ typedef struct LoadCtx {
     Progress *progress;
     bool csum_looked;           /* the file's end was searched for a checksum table */
     MrcTable *csum;             /* or NULL: none (or --no-checksums) */
+    /* --connect */
+    MultiFDSend *mfd;           /* the set pages' channels; NULL: all on out */
+    ConnWatch *watch;
+    unsigned wire_major, wire_minor;    /* --qemu-version, or 0: the machine type's */
+    bool per_section;           /* every RAM EOS is a multifd marker (else MULTIFD_FLUSH) */
 } LoadCtx;
 
 static void in_block_free(gpointer p)
@@ -174,20 +199,52 @@ static bool queue_chunk(LoadCtx *c, const Chunk *k, Slot *slot, GError **errp)
     return page_channels_queue_batch(c->pc, false, c->segs, n, &slot->batch, errp);
 }
 
-/* The chunk's records; its page data is queued by reference until the next flush. */
-static void emit_chunk(LoadCtx *c, const Chunk *k, const uint8_t *buf)
+/*
+ * The chunk's records; its page data is queued by reference until the
+ * next flush (of out, or with --connect of the multifd channels).
+ */
+static bool emit_chunk(LoadCtx *c, const Chunk *k, const uint8_t *buf, GError **errp)
 {
     InBlock *b = g_ptr_array_index(c->blocks, k->block);
     for (uint64_t p = k->first; p < k->first + k->n; p++) {
-        if (test_bit(p, b->bmap)) {
-            ram_encode_page(&c->enc, c->out, k->block, p * RAM_PAGE_SIZE,
-                            buf + (p - k->first) * RAM_PAGE_SIZE);
-        } else {
+        const uint8_t *data = buf + (p - k->first) * RAM_PAGE_SIZE;
+        if (!test_bit(p, b->bmap)) {
             ram_encode_zero_page(&c->enc, c->out, k->block, p * RAM_PAGE_SIZE);
+        } else if (!c->mfd) {
+            ram_encode_page(&c->enc, c->out, k->block, p * RAM_PAGE_SIZE, data);
+        } else if (!multifd_send_queue_data(c->mfd, b->idstr, data, p * RAM_PAGE_SIZE, errp)) {
+            return false;
         }
     }
     c->ram_done += k->n * RAM_PAGE_SIZE;
     progress_update(c->progress, c->ram_done);
+    return true;
+}
+
+/*
+ * --connect: a SYNC on every channel, then the marker's place on main:
+ * per section, the EOS that follows is the marker; else a MULTIFD_FLUSH.
+ */
+static bool put_multifd_marker(LoadCtx *c, GError **errp)
+{
+    if (!c->mfd) {
+        return true;
+    }
+    if (!multifd_send_sync(c->mfd, errp)) {
+        return false;
+    }
+    if (!c->per_section) {
+        ram_encode_multifd_flush(c->out);
+    }
+    return true;
+}
+
+/* Read chunk j + RING_CHUNKS into chunk j's slot, once chunk j went out. */
+static bool refill_slot(LoadCtx *c, GArray *chunks, guint j, GError **errp)
+{
+    return j + RING_CHUNKS >= chunks->len ||
+           queue_chunk(c, &g_array_index(chunks, Chunk, j + RING_CHUNKS),
+                       &c->ring[j % RING_CHUNKS], errp);
 }
 
 static GArray *plan_chunks(LoadCtx *c)
@@ -221,12 +278,27 @@ static bool send_chunk(LoadCtx *c, GArray *chunks, guint i, GError **errp)
     if (b->sums && !mrc_check_runs(b->sums, b->bmap, slot->hashes, k->first, k->n, errp)) {
         return false;
     }
-    emit_chunk(c, k, slot->buf);
+    if (!emit_chunk(c, k, slot->buf, errp)) {
+        return false;
+    }
     if (!qemu_fflush(c->out)) {
         return qemu_file_propagate_error(c->out, errp);
     }
-    return i + RING_CHUNKS >= chunks->len ||
-           queue_chunk(c, &g_array_index(chunks, Chunk, i + RING_CHUNKS), slot, errp);
+    if (!c->mfd) {
+        return refill_slot(c, chunks, i, errp);
+    }
+    if ((i + 1) % DRAIN_CHUNKS && i + 1 < chunks->len) {
+        return true;
+    }
+    if (!multifd_send_drain(c->mfd, errp)) {
+        return false;
+    }
+    for (guint j = i - i % DRAIN_CHUNKS; j <= i; j++) {
+        if (!refill_slot(c, chunks, j, errp)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* All pages, as one PART section of the ram section sid. */
@@ -245,14 +317,17 @@ static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
             return false;
         }
     }
+    if (!put_multifd_marker(c, errp)) {
+        return false;
+    }
     ram_encode_eos(c->out);
     savevm_put_section_footer(c->out, sid);
     return qemu_file_propagate_error(c->out, errp);
 }
 
-static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+bool tool_put_stream_head(QEMUFile *out, const StreamConfig *cfg, const char *path,
+                          GError **errp)
 {
-    LoadCtx *c = opaque;
     StreamConfig oc = *cfg;
     bool mapped = false;
     oc.caps = g_ptr_array_new_with_free_func(g_free);
@@ -267,15 +342,35 @@ static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, 
     if (!mapped) {
         g_ptr_array_unref(oc.caps);
         error_setg(errp, "'%s' is not a mapped-ram file (its configuration has no "
-                   "mapped-ram capability)", c->path);
+                   "mapped-ram capability)", path);
         return false;
     }
-    qemu_put_be32(c->out, QEMU_VM_FILE_MAGIC);
-    qemu_put_be32(c->out, QEMU_VM_FILE_VERSION);
-    savevm_put_configuration(c->out, &oc, NULL);
+    qemu_put_be32(out, QEMU_VM_FILE_MAGIC);
+    qemu_put_be32(out, QEMU_VM_FILE_VERSION);
+    savevm_put_configuration(out, &oc, NULL);
     g_ptr_array_unref(oc.caps);
+    return true;
+}
+
+static bool l_configuration(void *opaque, QEMUFile *f, const StreamConfig *cfg, GError **errp)
+{
+    LoadCtx *c = opaque;
+    if (!tool_put_stream_head(c->out, cfg, c->path, errp)) {
+        return false;
+    }
     ram_decoder_init(&c->dec, true);
     ram_encoder_init(&c->enc);
+    if (c->mfd) {
+        /* the destination runs the same machine type: its version says the marker */
+        unsigned major = 7, minor = 2;
+        if (c->wire_major) {
+            major = c->wire_major;
+            minor = c->wire_minor;
+        } else {
+            multifd_machine_version(cfg->machine, &major, &minor);
+        }
+        c->per_section = multifd_wire_for(major, minor, false).sync_per_section;
+    }
     return true;
 }
 
@@ -293,11 +388,17 @@ static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
         }
         if (si->type == QEMU_VM_SECTION_START) {
             /* the header went out before the block list */
+            if (!put_multifd_marker(c, errp)) {
+                return false;
+            }
             ram_encode_eos(c->out);
             savevm_put_section_footer(c->out, si->section_id);
             return emit_pages(c, si->section_id, errp);
         }
         savevm_put_section_header(c->out, si);
+        if (!put_multifd_marker(c, errp)) {
+            return false;
+        }
         ram_encode_eos(c->out);
         savevm_put_section_footer(c->out, si->section_id);
         return qemu_file_propagate_error(c->out, errp);
@@ -326,7 +427,12 @@ static bool l_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *da
 
 static bool l_eof(void *opaque, QEMUFile *f, GError **errp)
 {
-    qemu_put_byte(((LoadCtx *)opaque)->out, QEMU_VM_EOF);
+    LoadCtx *c = opaque;
+    if (c->watch) {
+        /* from here on QEMU may have all it needs and close the connections */
+        conn_watch_writing_done(c->watch);
+    }
+    qemu_put_byte(c->out, QEMU_VM_EOF);
     return true;
 }
 
@@ -355,46 +461,204 @@ static void alloc_ring(LoadCtx *c)
     }
 }
 
-bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
-                             const PageIoOptions *o, GError **errp)
+static void load_ctx_init(LoadCtx *c, const char *path, const PageIoOptions *o)
 {
-    LoadCtx c = { .o = o, .path = g_strdup(path) };
-    c.blocks = g_ptr_array_new_with_free_func(in_block_free);
-    c.progress = progress_new(o->name ? o->name : "mapram load", o->progress);
-    c.out = qemu_file_new_output(out, 0);
-    alloc_ring(&c);
-    c.segs = g_new(PageSeg, CHUNK_PAGES);
-    QEMUFile *in = tool_open_input(path, offset, errp);
+    *c = (LoadCtx){ .o = o, .path = g_strdup(path) };
+    c->blocks = g_ptr_array_new_with_free_func(in_block_free);
+    c->progress = progress_new(o->name ? o->name : "mapram load", o->progress);
+    alloc_ring(c);
+    c->segs = g_new(PageSeg, CHUNK_PAGES);
+}
+
+/* Walks the file at path/offset, writing to c->out (set by the caller). */
+static bool load_run(LoadCtx *c, uint64_t offset, GError **errp)
+{
+    const PageIoOptions *o = c->o;
+    QEMUFile *in = tool_open_input(c->path, offset, errp);
     bool ok = in != NULL;
     if (ok) {
         PageChannelsConfig cfg = {
-            .path = path, .flags = O_RDONLY, .channels = o->channels ? o->channels : 1,
+            .path = c->path, .flags = O_RDONLY, .channels = o->channels ? o->channels : 1,
             .direct_io = o->direct_io, .queue_depth = o->queue_depth,
         };
-        c.pc = page_channels_new(&cfg, errp);
-        ok = c.pc && savevm_walk_stream(in, &load_visitor, &c, true, errp);
+        c->pc = page_channels_new(&cfg, errp);
+        ok = c->pc && savevm_walk_stream(in, &load_visitor, c, true, errp);
     }
-    if (c.pc) {
+    if (c->pc) {
         if (!ok) {
-            page_channels_abort(c.pc);
+            page_channels_abort(c->pc);
         }
-        page_channels_free(c.pc);
+        page_channels_free(c->pc);
+        c->pc = NULL;
     }
-    ok = qemu_fclose(c.out, ok ? errp : NULL) && ok;
     if (in) {
         qemu_fclose(in, NULL);
     }
-    qemu_vfree(c.ring_buf);
+    return ok;
+}
+
+static void load_ctx_clear(LoadCtx *c, bool ok)
+{
+    qemu_vfree(c->ring_buf);
     for (unsigned i = 0; i < RING_CHUNKS; i++) {
-        g_free(c.ring[i].hashes);
+        g_free(c->ring[i].hashes);
     }
-    mrc_table_free(c.csum);
-    g_free(c.segs);
-    progress_finish(c.progress, ok);
-    ram_decoder_clear(&c.dec);
-    ram_encoder_clear(&c.enc);
-    g_ptr_array_unref(c.blocks);
-    g_free(c.path);
+    mrc_table_free(c->csum);
+    g_free(c->segs);
+    progress_finish(c->progress, ok);
+    ram_decoder_clear(&c->dec);
+    ram_encoder_clear(&c->enc);
+    g_ptr_array_unref(c->blocks);
+    g_free(c->path);
+}
+
+bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
+                             const PageIoOptions *o, GError **errp)
+{
+    LoadCtx c;
+    load_ctx_init(&c, path, o);
+    c.out = qemu_file_new_output(out, 0);
+    bool ok = load_run(&c, offset, errp);
+    ok = qemu_fclose(c.out, ok ? errp : NULL) && ok;
+    load_ctx_clear(&c, ok);
+    return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* --connect                                                           */
+
+static IOChannel *connect_one(const MigAddr *a, GError **errp)
+{
+    return !strcmp(a->sock_type, "unix") ? io_channel_socket_connect_unix(a->path, errp)
+                                         : io_channel_socket_connect_tcp(a->host, a->port, errp);
+}
+
+/*
+ * Channel i could not be connected although main was: QEMU's listener is
+ * gone, because it has all the channels it expects (or none: no multifd).
+ * Which of the earlier ones it closed too says how many it took.
+ */
+static void connect_failed(const ConnectOptions *co, IOChannel **chans, unsigned i,
+                           GError **errp)
+{
+    if (i == 0) {
+        GError *err = *errp;
+        *errp = NULL;
+        error_setg(errp, "multifd channel 0: %s (is QEMU's multifd capability on?)",
+                   err->message);
+        g_error_free(err);
+        return;
+    }
+    g_usleep(300 * 1000);
+    g_autofree bool *closed = g_new0(bool, co->channels);
+    for (unsigned j = 0; j < co->channels; j++) {
+        closed[j] = j >= i;
+        if (j < i) {
+            struct pollfd pfd = { .fd = io_channel_get_fd(chans[j]), .events = POLLIN | POLLRDHUP };
+            closed[j] = poll(&pfd, 1, 0) > 0;
+        }
+    }
+    g_clear_error(errp);
+    conn_watch_diagnose(errp, false, closed, co->channels, co->compression);
+}
+
+bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptions *co,
+                           const PageIoOptions *o, GError **errp)
+{
+    MigAddr addr;
+    const MultiFDMethod *method = NULL;
+    bool mapped = false;
+
+    if (!migration_parse_uri(co->uri, &addr, errp)) {
+        mig_addr_clear(&addr);
+        return false;
+    }
+    if (addr.kind != TRANSPORT_SOCKET || !strcmp(addr.sock_type, "fd")) {
+        error_setg(errp, "--connect expects a tcp: or unix: URI, not '%s'", co->uri);
+        mig_addr_clear(&addr);
+        return false;
+    }
+    if (strcmp(co->compression, "none") != 0) {
+        method = multifd_method_find(co->compression);
+        if (!method) {
+            error_setg(errp, "--compression expects none, zlib or zstd, not '%s'",
+                       co->compression);
+            mig_addr_clear(&addr);
+            return false;
+        }
+    }
+    /* a bad file is found before QEMU is touched: a started load would make it fail */
+    if (!mapram_file_is_mapped(path, offset, &mapped, errp)) {
+        g_prefix_error(errp, "%s: ", path);
+        mig_addr_clear(&addr);
+        return false;
+    }
+    if (!mapped) {
+        error_setg(errp, "'%s' is not a mapped-ram file (its configuration has no "
+                   "mapped-ram capability)", path);
+        mig_addr_clear(&addr);
+        return false;
+    }
+
+    /* main first: QEMU 7.2 takes the first connection it accepts as main */
+    g_autoptr(IOChannel) main_ioc = connect_one(&addr, errp);
+    IOChannel **chans = g_new0(IOChannel *, co->channels);
+    int *fds = g_new(int, co->channels);
+    bool ok = main_ioc != NULL;
+    for (unsigned i = 0; ok && i < co->channels; i++) {
+        chans[i] = connect_one(&addr, errp);
+        if (!chans[i]) {
+            connect_failed(co, chans, i, errp);
+            ok = false;
+            break;
+        }
+        fds[i] = io_channel_get_fd(chans[i]);
+    }
+    LoadCtx c;
+    load_ctx_init(&c, path, o);
+    c.wire_major = co->qemu_major;
+    c.wire_minor = co->qemu_minor;
+    if (ok) {
+        MultiFDSendConfig mc = {
+            .channels = co->channels, .method = method, .level = co->level,
+        };
+        memcpy(mc.uuid, co->uuid, sizeof(mc.uuid));
+        c.mfd = multifd_send_new(&mc, chans, errp);
+        ok = c.mfd != NULL;
+    }
+    if (ok) {
+        ConnWatchConfig wc = {
+            .main_fd = io_channel_get_fd(main_ioc), .chan_fds = fds,
+            .channels = co->channels, .timeout_s = co->timeout_s,
+            .compression = co->compression,
+        };
+        c.watch = conn_watch_start(&wc);
+        c.out = qemu_file_new_output(main_ioc, 0);
+        ok = load_run(&c, offset, errp);
+        ok = ok && (qemu_fflush(c.out) || qemu_file_propagate_error(c.out, errp));
+        ok = ok && conn_watch_wait_end(c.watch, errp);
+        if (!ok) {
+            /* the watch's reason is the cause of what the writers saw */
+            conn_watch_stop(c.watch, errp);
+            multifd_send_shutdown(c.mfd);
+            io_channel_shutdown(main_ioc, NULL);
+        }
+        qemu_fclose(c.out, NULL);
+    }
+    multifd_send_free(c.mfd);
+    conn_watch_free(c.watch);
+    if (main_ioc) {
+        io_channel_close(main_ioc, NULL);
+    }
+    for (unsigned i = 0; i < co->channels; i++) {
+        if (chans[i]) {
+            io_channel_unref(chans[i]);
+        }
+    }
+    g_free(chans);
+    g_free(fds);
+    load_ctx_clear(&c, ok);
+    mig_addr_clear(&addr);
     return ok;
 }
 
@@ -427,24 +691,126 @@ static bool load_libvirt_stream(const char *path, const LibvirtImage *img, GErro
     return pump && codec_pump_finish(pump, errp);
 }
 
+/* "c7a5fdbd-cdaf-9455-926a-d65c16db1809" -> 16 bytes; false when it is no UUID. */
+static bool parse_uuid(const char *text, uint8_t uuid[16])
+{
+    if (!g_uuid_string_is_valid(text)) {
+        return false;
+    }
+    for (unsigned i = 0, j = 0; i < 16; i++, j += 2) {
+        j += text[j] == '-';
+        uuid[i] = g_ascii_xdigit_value(text[j]) << 4 | g_ascii_xdigit_value(text[j + 1]);
+    }
+    return true;
+}
+
+/* load's own options, taken out of argv before the common ones are parsed. */
+static bool parse_connect_options(int *argc, char ***argv, ConnectOptions *co, char **version,
+                                  char **uuid, GError **errp)
+{
+    gint timeout = co->timeout_s;
+    GOptionEntry entries[] = {
+        { "connect", 0, 0, G_OPTION_ARG_STRING, &co->uri,
+          "send to a QEMU listening on tcp:HOST:PORT or unix:PATH with multifd on", "URI" },
+        { "compression", 0, 0, G_OPTION_ARG_STRING, &co->compression,
+          "with --connect: QEMU's multifd-compression (none, zlib, zstd)", "METHOD" },
+        { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
+          "with --connect: fail when QEMU reads nothing for this long (default 60)", "SECONDS" },
+        { "qemu-version", 0, 0, G_OPTION_ARG_STRING, version,
+          "with --connect: speak multifd as QEMU X.Y does (default: the saved machine "
+          "type's version, 7.2 without one)", "X.Y" },
+        { "uuid", 0, 0, G_OPTION_ARG_STRING, uuid,
+          "with --connect: QEMU's -uuid (default: a libvirt image's domain UUID, else none)",
+          "UUID" },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
+    g_option_context_set_ignore_unknown_options(ctx, TRUE);
+    g_option_context_set_help_enabled(ctx, FALSE);
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, argc, argv, errp)) {
+        return false;
+    }
+    if (timeout < 1) {
+        error_setg(errp, "--timeout expects a number of seconds above 0");
+        return false;
+    }
+    co->timeout_s = timeout;
+    g_autofree char *as_machine = *version ? g_strdup_printf("qemu-%s", *version) : NULL;
+    if (as_machine && !multifd_machine_version(as_machine, &co->qemu_major, &co->qemu_minor)) {
+        error_setg(errp, "--qemu-version expects X.Y, not '%s'", *version);
+        return false;
+    }
+    if (*uuid && !parse_uuid(*uuid, co->uuid)) {
+        error_setg(errp, "--uuid expects a UUID, not '%s'", *uuid);
+        return false;
+    }
+    if (!co->uri && (co->compression || *version || *uuid)) {
+        error_setg(errp, "--compression, --qemu-version and --uuid go with --connect");
+        return false;
+    }
+    return true;
+}
+
 int cmd_load(int argc, char **argv)
 {
     PageIoOptions o;
     g_autofree char *path = NULL;
+    g_autofree char *version = NULL;
+    g_autofree char *uuid = NULL;
     uint64_t offset;
     GError *err = NULL;
+    ConnectOptions co = { .timeout_s = 60, .level = 1 };
+    if (!parse_connect_options(&argc, &argv, &co, &version, &uuid, &err)) {
+        fprintf(stderr, "mapram load: %s\n", err->message);
+        g_error_free(err);
+        g_free(co.uri);
+        g_free(co.compression);
+        return 2;
+    }
+    g_autofree char *uri = co.uri;
+    g_autofree char *compression = co.compression ? co.compression : g_strdup("none");
+    co.compression = compression;
+    /* before the common parser, which takes the options out of argv */
+    bool channels_given = false;
+    for (int i = 1; i < argc; i++) {
+        channels_given |= g_str_has_prefix(argv[i], "--channels") || !strcmp(argv[i], "-c");
+    }
     if (!tool_parse_file_command("load", argc, argv,
                                  "FILE[,offset=N] - write a mapped-ram file as a QEMU migration "
-                                 "stream on stdout (or a libvirt save image's data)",
+                                 "stream on stdout (or a libvirt save image's data)\n\n"
+                                 "Or send it to a QEMU listening with multifd on:\n"
+                                 "  --connect=URI           tcp:HOST:PORT or unix:PATH; "
+                                 "--channels is QEMU's multifd-channels (default 2)\n"
+                                 "  --compression=METHOD    QEMU's multifd-compression: none, "
+                                 "zlib, zstd\n"
+                                 "  --timeout=SECONDS       fail when QEMU reads nothing for this "
+                                 "long (default 60)\n"
+                                 "  --qemu-version=X.Y      speak multifd as that QEMU (default: "
+                                 "the saved machine type's version, 7.2 without one)\n"
+                                 "  --uuid=UUID             QEMU's -uuid, which its multifd "
+                                 "channels check (default: a libvirt image's domain UUID)",
                                  false, &o, &path, &offset)) {
         return 2;
     }
-    /* QEMU reads a 64 KiB pipe by default: a larger one keeps it fed */
-    fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024);
+    if (uri && !channels_given) {
+        o.channels = 2;        /* QEMU's default multifd-channels */
+    }
+    co.channels = o.channels;
+    if (!uri) {
+        /* QEMU reads a 64 KiB pipe by default: a larger one keeps it fed */
+        fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1024 * 1024);
+    }
     g_autoptr(LibvirtImage) img = NULL;
     if (offset == 0 && !libvirt_image_open(path, &img, &err)) {
         fprintf(stderr, "mapram load: %s: %s\n", path, err->message);
         g_error_free(err);
+        return 1;
+    }
+    if (img && img->format != LIBVIRT_FORMAT_SPARSE && uri) {
+        fprintf(stderr, "mapram load: %s: --connect sends a mapped-ram file, and this libvirt "
+                "image holds a %s stream (mapram convert makes it sparse)\n", path,
+                libvirt_format_name(img->format));
         return 1;
     }
     if (img && img->format != LIBVIRT_FORMAT_SPARSE) {
@@ -459,10 +825,24 @@ int cmd_load(int argc, char **argv)
         fprintf(stderr, "mapram load: %s: %s\n", path, LIBVIRT_PARTIAL_PROBLEM);
         return 1;
     }
-    g_autoptr(IOChannel) out = io_channel_file_new_dup(STDOUT_FILENO, "stdout", &err);
     if (img) {
         offset = img->data_offset;     /* a sparse image: the mapped-ram file after libvirt's data */
+        /* libvirt starts the domain's QEMU with -uuid of the domain */
+        if (!uuid && img->uuid && !parse_uuid(img->uuid, co.uuid)) {
+            fprintf(stderr, "mapram load: %s: the domain's uuid '%s' is no UUID\n", path,
+                    img->uuid);
+            return 1;
+        }
     }
+    if (uri) {
+        if (!mapram_mapped_to_qemu(path, offset, &co, &o, &err)) {
+            fprintf(stderr, "mapram load: %s\n", err->message);
+            g_error_free(err);
+            return 1;
+        }
+        return 0;
+    }
+    g_autoptr(IOChannel) out = io_channel_file_new_dup(STDOUT_FILENO, "stdout", &err);
     if (!out || !mapram_mapped_to_stream(path, offset, out, &o, &err)) {
         fprintf(stderr, "mapram load: %s\n", err->message);
         g_error_free(err);

@@ -19,6 +19,7 @@ int cmd_save(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);
@@ -86,6 +87,27 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
 /* mapped-ram file path at offset -> stream written to out. */
 bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
                              const PageIoOptions *o, GError **errp);
+/* mapram load --connect: where and how to send. */
+typedef struct ConnectOptions {
+    char *uri;                 /* tcp:HOST:PORT or unix:PATH */
+    unsigned channels;         /* multifd channels, QEMU's multifd-channels */
+    char *compression;         /* QEMU's multifd-compression: none, zlib, zstd */
+    int level;                 /* zlib/zstd level */
+    unsigned timeout_s;        /* QEMU read nothing for this long: failure */
+    unsigned qemu_major, qemu_minor;   /* the wire of that QEMU; 0: the machine type's */
+    uint8_t uuid[16];          /* QEMU's -uuid, which its multifd channels must carry */
+} ConnectOptions;
+/* mapped-ram file path at offset -> a QEMU listening with multifd on. */
+bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptions *co,
+                           const PageIoOptions *o, GError **errp);
+/*
+ * The header and configuration of the stream a mapped-ram file (path, for
+ * the error) becomes: its configuration without the mapped-ram
+ * capability.  An error when cfg has none: the file is not mapped-ram.
+ */
+struct StreamConfig;
+bool tool_put_stream_head(QEMUFile *out, const struct StreamConfig *cfg, const char *path,
+                          GError **errp);
 /* Does the file at path/offset hold a mapped-ram stream? */
 bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, GError **errp);
 

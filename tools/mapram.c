@@ -19,6 +19,7 @@ static const Command commands[] = {
     { "verify", cmd_verify, "check a file's structure; non-zero exit with the offset of the first problem" },
     { "save", cmd_save, "QEMU stream on stdin (or --listen URI, multifd too) -> mapped-ram file" },
     { "load", cmd_load, "mapped-ram file -> QEMU stream on stdout (for migrate-incoming \"exec:mapram load F\")" },
+    { "serve", cmd_serve, "mapped-ram file -> a QEMU waiting on unix:/tcp:, as a postcopy source (instant restore)" },
     { "convert", cmd_convert, "stream file <-> mapped-ram file" },
     { "demo", cmd_demo, "save and restore a running mapram-vm and print what happened" },
 };

@@ -216,24 +216,47 @@ static bool s_multifd_pages(void *opaque, unsigned ch, const MultiFDPacket *p, u
             return false;
         }
     }
-    for (uint32_t i = 0; i < p->normal_pages; i++) {
-        uint64_t page = p->offsets[i] / RAM_PAGE_SIZE;
-        uint8_t *src = data + i * RAM_PAGE_SIZE;
-        if (buffer_is_zero(src, RAM_PAGE_SIZE)) {
-            clear_bit_atomic(page, b->file_bmap);     /* keep it a hole */
+    /*
+     * Runs of data pages whose offsets follow each other go out as one
+     * write (a packet holds up to 128 pages, mostly in order): one 4 KiB
+     * O_DIRECT pwrite per page took 10-15x the time of the whole save.
+     */
+    for (uint32_t i = 0; i < p->normal_pages;) {
+        uint32_t n = 0;
+        while (i + n < p->normal_pages) {
+            uint8_t *src = data + (i + n) * RAM_PAGE_SIZE;
+            uint64_t page = p->offsets[i + n] / RAM_PAGE_SIZE;
+            if (n && p->offsets[i + n] != p->offsets[i] + n * RAM_PAGE_SIZE) {
+                break;
+            }
+            if (buffer_is_zero(src, RAM_PAGE_SIZE)) {
+                if (n) {
+                    break;                            /* the zero page starts the next round */
+                }
+                clear_bit_atomic(page, b->file_bmap); /* keep it a hole */
+                i++;
+                continue;
+            }
+            if (b->hashes) {
+                b->hashes[page] = mrc_page_hash(src);
+            }
+            n++;
+        }
+        if (!n) {
             continue;
         }
         off_t at = b->hdr.pages_offset + p->offsets[i];
-        ssize_t n = pwrite(c->chan_fds[ch], src, RAM_PAGE_SIZE, at);
-        if (n != RAM_PAGE_SIZE) {
-            error_setg_errno(errp, n < 0 ? errno : ENOSPC,
+        size_t len = (size_t)n * RAM_PAGE_SIZE;
+        ssize_t w = pwrite(c->chan_fds[ch], data + i * RAM_PAGE_SIZE, len, at);
+        if (w != (ssize_t)len) {
+            error_setg_errno(errp, w < 0 ? errno : ENOSPC,
                              "Unable to write to file at offset 0x%llx", (unsigned long long)at);
             return false;
         }
-        if (b->hashes) {
-            b->hashes[page] = mrc_page_hash(src);
+        for (uint32_t k = 0; k < n; k++) {
+            set_bit_atomic(p->offsets[i + k] / RAM_PAGE_SIZE, b->file_bmap);
         }
-        set_bit_atomic(page, b->file_bmap);
+        i += n;
     }
     for (uint32_t i = p->normal_pages; i < p->normal_pages + p->zero_pages; i++) {
         clear_bit_atomic(p->offsets[i] / RAM_PAGE_SIZE, b->file_bmap);

@@ -353,6 +353,93 @@ static void test_multifd_kill_dest(void)
     qtest_quit(from);
 }
 
+
+/*
+ * mapram load --connect (issue 12, point 4) into mapram-vm: a mapped-ram
+ * file of a stopped ab guest goes over multifd to a destination listening
+ * with 4 channels; its pattern is intact and it runs on after cont.  The
+ * machine type (mapram-10.2) makes the tool put MULTIFD_FLUSH markers;
+ * --qemu-version 7.2 makes every RAM EOS a marker instead, which the
+ * destination finds from the START section.
+ */
+typedef struct LoadConnect {
+    const char *compression;
+    const char *qemu_version;    /* NULL: the machine type's */
+    bool unix_socket;
+} LoadConnect;
+
+static void multifd_load_connect(const LoadConnect *lc)
+{
+    static const char *const caps[] = { "mapped-ram", NULL };
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, caps, false);
+    g_autofree char *args = g_strdup_printf(
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    QTestState *to = qtest_init_bin(qtest_vm_binary(), "%s", args);
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = NULL;
+
+    migrate_set_capability(to, "events", true);
+    migrate_set_capability(to, "multifd", true);
+    migrate_set_parameter_int(to, "multifd-channels", MULTIFD_TEST_CHANNELS);
+    set_compression(to, lc->compression);
+    if (lc->unix_socket) {
+        uri = g_strdup_printf("unix:%s", sock);
+        migrate_incoming_qmp(to, uri, NULL, NULL);
+    } else {
+        migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, NULL);
+        uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+    }
+
+    const char *tool = g_getenv("MAPRAM_TOOL");
+    g_assert_nonnull(tool);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    const char *fixed[] = { tool, "load", "--connect", uri, "--quiet", "--channels", "4",
+                            "--compression", lc->compression };
+    for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) {
+        g_ptr_array_add(argv, (char *)fixed[i]);
+    }
+    if (lc->qemu_version) {
+        g_ptr_array_add(argv, (char *)"--qemu-version");
+        g_ptr_array_add(argv, (char *)lc->qemu_version);
+    }
+    g_ptr_array_add(argv, path);
+    g_ptr_array_add(argv, NULL);
+    g_autofree char *out = NULL, *err = NULL;
+    int status = -1;
+    GError *gerr = NULL;
+    g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &err, &status, &gerr));
+    g_assert_no_error(gerr);
+    g_assert_cmpstr(err, ==, "");
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    wait_for_migration_complete(to);
+    /* saved stopped, so loaded paused (globalstate) */
+    g_autofree char *state = query_runstate(to);
+    g_assert_cmpstr(state, ==, "paused");
+    check_guests_ram(to);
+    qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    assert_guest_runs(to);
+    qtest_quit(to);
+}
+
+static void test_multifd_load_connect(void)
+{
+    multifd_load_connect(&(LoadConnect){ .compression = "none" });
+}
+
+static void test_multifd_load_connect_72(void)
+{
+    multifd_load_connect(&(LoadConnect){ .compression = "zstd", .qemu_version = "7.2" });
+}
+
+static void test_multifd_load_connect_unix(void)
+{
+    multifd_load_connect(&(LoadConnect){ .compression = "zlib", .unix_socket = true });
+}
+
 void migration_test_add_multifd(void)
 {
     migration_test_add("/migration/multifd/tcp/plain/none", test_multifd_tcp_none, MIG_SMOKE);
@@ -376,4 +463,10 @@ void migration_test_add_multifd(void)
     migration_test_add("/migration/multifd/tcp/garbage/packet", test_multifd_garbage_packet,
                        MIG_SMOKE);
     migration_test_add("/migration/multifd/tcp/kill/dest", test_multifd_kill_dest, MIG_FULL);
+    migration_test_add("/migration/multifd/tcp/load-connect", test_multifd_load_connect,
+                       MIG_SMOKE);
+    migration_test_add("/migration/multifd/tcp/load-connect/qemu-7.2-zstd",
+                       test_multifd_load_connect_72, MIG_FULL);
+    migration_test_add("/migration/multifd/unix/load-connect/zlib",
+                       test_multifd_load_connect_unix, MIG_FULL);
 }
