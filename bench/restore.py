@@ -14,8 +14,9 @@ each mode, dropping the page cache before each restore:
 It records migrate-incoming -> RESUME (ms), migrate-incoming -> completed
 (every page loaded; its data rate beside fio's O_DIRECT read, measured in
 the same run), the guest's first 1,000 distinct page touches after the
-resume (p50/p99), and RSS/PSS of 8 VMs restored shared from one 1 GiB
-file beside 8 copy restores.  Medians of N.  Then it draws the SVG plots
+resume (p50/p99), RSS/PSS of 8 VMs restored shared from one 1 GiB file
+beside 8 copy restores, and (bench/qemu-serve.py) QEMU 7.2's time to
+resume through `mapram serve` vs `exec:mapram load`.  Medians of N.  Then it draws the SVG plots
 (gnuplot) from its JSON and from bench/results/last.json.
 
 Figures only: it exits non-zero when something broke, never for speed.
@@ -100,6 +101,7 @@ class RVM(mb.VM):
 class Restore:
     def __init__(self, args):
         self.vm_bin = args.vm
+        self.build = args.build
         self.dir = args.dir
         self.smp = 2
         self.timeout = args.timeout
@@ -302,15 +304,31 @@ class Restore:
                 res["density"] = self.density(path, windows, self.density_vms)
             os.unlink(path)
             res["sizes"].append(row)
-        res["serve_vs_load"] = qemu_serve_vs_load()
+        res["serve_vs_load"] = qemu_serve_vs_load(self.build, self.work, os.environ)
         return res
 
 
-def qemu_serve_vs_load():
-    """TODO(issue 10, point 5): QEMU 7.2 time to resume through `mapram
-    serve` vs `exec:mapram load`.  `mapram serve` is not in this tree yet:
-    skipped until it is."""
-    return {"skipped": "mapram serve not available in this build"}
+def qemu_serve_vs_load(build, work, env):
+    """QEMU 7.2's time to resume through `mapram serve` vs `exec:mapram
+    load` (bench/qemu-serve.py, 1 GiB guest); skipped, saying why, without
+    QEMU or a mapram tool that has serve."""
+    tool = os.path.join(build, "tools", "mapram") if build else ""
+    qemu = env.get("QEMU", "qemu-system-x86_64")
+    if not tool or not os.path.exists(tool):
+        return {"skipped": "no mapram tool in '%s'" % build}
+    if subprocess.run([tool, "serve", "--help"], capture_output=True).returncode != 0:
+        return {"skipped": "this mapram has no serve command"}
+    if not shutil.which(qemu):
+        return {"skipped": "%s not found" % qemu}
+    out = os.path.join(work, "qemu-serve.json")
+    log("QEMU 7.2: mapram serve vs exec:mapram load (bench/qemu-serve.py)")
+    p = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "qemu-serve.py"), build, "--json", out],
+                       env=dict(env, BENCH_TMPDIR=work), stdout=sys.stderr)
+    if p.returncode != 0:
+        raise BenchError("bench/qemu-serve.py failed (exit %d)" % p.returncode)
+    with open(out) as f:
+        return json.load(f)
 
 
 def report(res):
@@ -344,7 +362,14 @@ def report(res):
             else:
                 print("  %-6s RSS %7.0f MiB, PSS %7.0f MiB" %
                       (mode, d["rss_kib"] / 1024, d["pss_kib"] / 1024))
-    print("\nQEMU 7.2 serve vs load: %s" % res["serve_vs_load"].get("skipped", "measured"))
+    sv = res.get("serve_vs_load", {})
+    if "skipped" in sv:
+        print("\nQEMU 7.2 serve vs load: skipped: %s" % sv["skipped"])
+    else:
+        print("\nQEMU 7.2, %s guest, medians of %d: exec:mapram load RESUME %.3f s (completed "
+              "%.3f s); mapram serve RESUME %.3f s (completed %.3f s)" %
+              (sv["mem"], sv["repeat"], sv["load"]["resume_s"], sv["load"]["complete_s"],
+               sv["serve"]["resume_s"], sv["serve"]["complete_s"]))
     print("\nRESUME ms: migrate-incoming to the RESUME event; complete s: to status "
           "completed (every page loaded; shared: mapped); MB/s: non-zero page bytes / "
           "that; touch: the guest's first 1,000 distinct page reads after the resume.")
@@ -431,6 +456,8 @@ def main():
     env = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vm", required=True, help="mapram-vm binary")
+    ap.add_argument("--build", help="build dir, for tools/mapram and the QEMU guest "
+                    "(bench/qemu-serve.py); without it that figure is skipped")
     ap.add_argument("--dir", default=env("BENCH_DIR", "/var/tmp/mapram-bench"))
     ap.add_argument("--sizes", default=env("BENCH_RESTORE_SIZES", "1G,4G,16G"))
     ap.add_argument("--reps", type=int, default=int(env("BENCH_RESTORE_REPS", "3")))

@@ -23,7 +23,10 @@
 #        BENCH_NETNS_MEM guest RAM of those migrations and saves (4G)
 #        BENCH_RESTORE=0 skip bench/restore.py (issue 10: time to a running
 #                        guest, copy vs on-demand vs shared restores, page-touch
-#                        latency, density of 8 shared VMs; then the SVG plots)
+#                        latency, density of 8 shared VMs, QEMU 7.2 restored
+#                        through mapram serve vs exec:mapram load (bench/
+#                        qemu-serve.py; QEMU, MEM, CHANNELS, REPEAT); then the
+#                        SVG plots)
 #        BENCH_RESTORE_SIZES guest RAM sizes of those restores (1G,4G,16G; a size
 #                        is skipped, saying why, without RAM + 25% + 2 GiB
 #                        available or RAM + 2 GiB of disk)
@@ -60,7 +63,7 @@ if [ "${BENCH_RESTORE:-1}" = 1 ]; then
     echo
     echo "Restores: time to running, copy vs on demand vs shared (bench/restore.py):"
     command -v gnuplot >/dev/null || echo "bench: gnuplot not found: no plots (apt-get install gnuplot-nox)" >&2
-    python3 "$here/restore.py" --vm "$vm" --dir "$bench_dir" \
+    python3 "$here/restore.py" --vm "$vm" --build "$build" --dir "$bench_dir" \
         --json "$here/results/restore.json" --last "$here/results/last.json" \
         --svg-dir "${BENCH_SVG_DIR:-$here/results}"
 fi
