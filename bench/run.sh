@@ -21,6 +21,18 @@
 #                        two network namespaces beside iperf3, and QEMU 7.2
 #                        saves through mapram save --listen; issue 12)
 #        BENCH_NETNS_MEM guest RAM of those migrations and saves (4G)
+#        BENCH_RESTORE=0 skip bench/restore.py (issue 10: time to a running
+#                        guest, copy vs on-demand vs shared restores, page-touch
+#                        latency, density of 8 shared VMs, QEMU 7.2 restored
+#                        through mapram serve vs exec:mapram load (bench/
+#                        qemu-serve.py; QEMU, MEM, CHANNELS, REPEAT); then the
+#                        SVG plots)
+#        BENCH_RESTORE_SIZES guest RAM sizes of those restores (1G,4G,16G; a size
+#                        is skipped, saying why, without RAM + 25% + 2 GiB
+#                        available or RAM + 2 GiB of disk)
+#        BENCH_RESTORE_REPS restores per mode and size, median reported (3)
+#        BENCH_DENSITY_VMS VMs restored at once from one 1 GiB file (8; 0: none)
+#        BENCH_SVG_DIR   where the plots go (bench/results)
 # Run as root so the page cache can be dropped before each read.
 set -euo pipefail
 
@@ -46,6 +58,15 @@ mkdir -p "$bench_dir" "$here/results"
 args=(--vm "$vm" --dir "$bench_dir" --json "$here/results/last.json")
 [ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
 python3 "$here/mapram_bench.py" "${args[@]}"
+
+if [ "${BENCH_RESTORE:-1}" = 1 ]; then
+    echo
+    echo "Restores: time to running, copy vs on demand vs shared (bench/restore.py):"
+    command -v gnuplot >/dev/null || echo "bench: gnuplot not found: no plots (apt-get install gnuplot-nox)" >&2
+    python3 "$here/restore.py" --vm "$vm" --build "$build" --dir "$bench_dir" \
+        --json "$here/results/restore.json" --last "$here/results/last.json" \
+        --svg-dir "${BENCH_SVG_DIR:-$here/results}"
+fi
 
 if [ "${BENCH_QEMU:-0}" = 1 ]; then
     echo

@@ -6,7 +6,7 @@
 #   its runtime libraries, libFuzzer's included, for make check-fuzz / make fuzz)
 set -e
 pkgs="gcc make meson ninja-build pkg-config python3 libglib2.0-dev libjson-glib-dev
-      liburing-dev libaio-dev libzstd-dev libxxhash-dev zlib1g-dev libbz2-dev liblzma-dev fio iperf3 iproute2 binutils util-linux e2fsprogs"
+      liburing-dev libaio-dev libzstd-dev libxxhash-dev zlib1g-dev libbz2-dev liblzma-dev fio gnuplot-nox iperf3 iproute2 binutils util-linux e2fsprogs"
 case " $* " in *" --qemu "*) pkgs="$pkgs qemu-system-x86" ;; esac
 case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev" ;; esac
 missing=""

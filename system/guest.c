@@ -16,10 +16,16 @@
  *   fill   populate main RAM once with zero/text/random chunks, split
  *          across the vCPUs, deterministic from the seed.
  *   dirty  write an 8-byte counter into random pages at a given rate.
+ *   touch  fill, then, on vCPU 0 of a VM that loaded it from an incoming
+ *          migration, read one byte of 1,000 distinct pages spread over
+ *          RAM and time each read (the first touches of a restored guest:
+ *          on demand, each may wait for its page to be read); the
+ *          latencies go into the last page of RAM (TouchResults).
  *   idle   nothing.
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "migration/migration.h"
 #include "util/ab-pattern.h"
@@ -56,7 +62,25 @@ struct GuestCPU {
     uint64_t rate;
     uint64_t seed;
     bool fill_done;
+    /* touch: owned by the vCPU thread; not device state (a load restarts it) */
+    uint32_t *touch_ns;
 };
+
+/*
+ * touch's results, in the last page of main RAM (host byte order), so a
+ * benchmark reads them with pmemsave: magic, then count, then one
+ * latency per touch in ns (saturated at UINT32_MAX).  That page itself
+ * is never one of the touched pages.
+ */
+#define TOUCH_COUNT GUEST_TOUCH_COUNT
+#define TOUCH_MAGIC 0x54414c4843554f54ULL  /* "TOUCHLAT" read little-endian */
+typedef struct TouchResults {
+    uint64_t magic;
+    uint32_t count;
+    uint32_t pad;
+    uint32_t ns[TOUCH_COUNT];
+} TouchResults;
+G_STATIC_ASSERT(sizeof(TouchResults) <= TARGET_PAGE_SIZE);
 
 /* splitmix64: seeds and per-page streams, so any split is reproducible. */
 static uint64_t splitmix64(uint64_t *s)
@@ -292,6 +316,80 @@ static gint64 dirty_step(GuestCPU *g)
     return (gint64)(batch * G_USEC_PER_SEC / g->rate);
 }
 
+/* --- touch --------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/*
+ * Page i of the touch sequence: start + i * stride modulo the pages
+ * below the results page, stride coprime with their number, so the
+ * first TOUCH_COUNT are distinct (RAM has more pages than that: checked
+ * at start-up) and spread over all of RAM.
+ */
+static uint64_t touch_page(GuestCPU *g, uint64_t i)
+{
+    uint64_t n = ram_block_pages(g->ram) - 1;
+    uint64_t start = mix2(g->seed, 0x746f756368ULL) % n;
+    uint64_t stride = mix2(g->seed, 0x737472696465ULL) % n;
+
+    while (stride == 0 || gcd64(stride, n) != 1) {
+        stride = (stride + 1) % n;
+    }
+    return (start + i * stride) % n;
+}
+
+static void touch_slice(GuestCPU *g)
+{
+    for (int k = 0; k < 64 && g->cursor < TOUCH_COUNT; k++, g->cursor++) {
+        uint64_t off = touch_page(g, g->cursor) << TARGET_PAGE_BITS;
+        uint64_t t0 = now_ns();
+        volatile uint8_t v = guest_read_u8(g->ram, off);
+
+        (void)v;
+        g->touch_ns[g->cursor] = MIN(now_ns() - t0, UINT32_MAX);
+    }
+    if (g->cursor == TOUCH_COUNT) {
+        TouchResults *r = g_new0(TouchResults, 1);
+
+        r->magic = TOUCH_MAGIC;
+        r->count = TOUCH_COUNT;
+        memcpy(r->ns, g->touch_ns, sizeof(r->ns));
+        guest_write(g->ram, (ram_block_pages(g->ram) - 1) << TARGET_PAGE_BITS, r,
+                    sizeof(*r));
+        g_free(r);
+        g->phase = PHASE_DONE;
+    }
+}
+
+static gint64 touch_step(GuestCPU *g)
+{
+    if (g->phase == PHASE_ZERO) {
+        return fill_step(g);
+    }
+    if (g->phase != PHASE_LOOP) {
+        return G_MAXINT64;
+    }
+    touch_slice(g);
+    return g->phase == PHASE_LOOP ? 0 : G_MAXINT64;
+}
+
 /* --- the "cpu" device ---------------------------------------------------- */
 
 gint64 guest_cpu_step(GuestCPU *g)
@@ -303,6 +401,8 @@ gint64 guest_cpu_step(GuestCPU *g)
         return fill_step(g);
     case GUEST_PROG_DIRTY:
         return dirty_step(g);
+    case GUEST_PROG_TOUCH:
+        return touch_step(g);
     default:
         return G_MAXINT64;
     }
@@ -314,7 +414,7 @@ static int guest_cpu_post_load(void *opaque, int version_id)
     GuestCPU *g = opaque;
     uint64_t pages = ram_block_pages(g->ram);
 
-    if (g->prog > GUEST_PROG_DIRTY || g->phase > PHASE_DONE) {
+    if (g->prog > GUEST_PROG_TOUCH || g->phase > PHASE_DONE) {
         return -EINVAL;
     }
     if (g->prog == GUEST_PROG_AB && g->phase != PHASE_START &&
@@ -322,13 +422,23 @@ static int guest_cpu_post_load(void *opaque, int version_id)
          (g->phase != PHASE_DONE && (g->cursor < g->begin || g->cursor >= g->end)))) {
         return -EINVAL;
     }
-    if (g->prog == GUEST_PROG_FILL &&
+    if ((g->prog == GUEST_PROG_FILL || g->prog == GUEST_PROG_TOUCH) &&
         (g->chunk == 0 || g->begin > g->end || g->cursor > g->end ||
          g->end > DIV_ROUND_UP(pages, g->chunk))) {
         return -EINVAL;
     }
     if (g->prog == GUEST_PROG_DIRTY && g->prng == 0) {
         return -EINVAL;          /* xorshift would be stuck at zero */
+    }
+    if (g->prog == GUEST_PROG_TOUCH) {
+        if (pages <= TOUCH_COUNT) {
+            return -EINVAL;
+        }
+        /* a filled touch guest starts touching where it is loaded: vCPU 0 */
+        if (g->phase == PHASE_DONE && g->index == 0) {
+            g->phase = PHASE_LOOP;
+            g->cursor = 0;
+        }
     }
     return 0;
 }
@@ -374,10 +484,13 @@ GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc, M
     g->rate = gc->rate;
     g->seed = gc->seed;
     g->prng = splitmix64(&s) | 1;
-    if (g->prog == GUEST_PROG_FILL) {
+    if (g->prog == GUEST_PROG_FILL || g->prog == GUEST_PROG_TOUCH) {
         fill_begin(g, ncpus);
     } else if (g->prog == GUEST_PROG_DIRTY) {
         g->phase = PHASE_LOOP;
+    }
+    if (g->prog == GUEST_PROG_TOUCH) {
+        g->touch_ns = g_new0(uint32_t, TOUCH_COUNT);
     }
     migration_register_vmstate(mig, "cpu", index, &vmstate_guest_cpu, g);
     return g;
@@ -385,5 +498,6 @@ GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc, M
 
 void guest_cpu_free(GuestCPU *g)
 {
+    g_free(g->touch_ns);
     g_free(g);
 }

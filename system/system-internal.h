@@ -41,12 +41,16 @@ typedef enum GuestProgramId {
     GUEST_PROG_AB = 1,
     GUEST_PROG_FILL = 2,
     GUEST_PROG_DIRTY = 3,
+    GUEST_PROG_TOUCH = 4,
 } GuestProgramId;
+
+/* touch: distinct pages read and timed after a load; main RAM needs more */
+#define GUEST_TOUCH_COUNT 1000
 
 typedef struct GuestConfig {
     GuestProgramId prog;
-    uint32_t zero_pct, text_pct, random_pct;   /* fill */
-    uint32_t chunk;                             /* fill: pages per decision */
+    uint32_t zero_pct, text_pct, random_pct;   /* fill, touch */
+    uint32_t chunk;                             /* fill, touch: pages per decision */
     uint64_t rate;                              /* dirty: pages/s, 0 = max */
     uint64_t seed;                              /* fill, dirty */
 } GuestConfig;

@@ -400,6 +400,7 @@ static const GuestProgramInfo guest_programs[] = {
     { "ab", GUEST_PROG_AB, { NULL } },
     { "fill", GUEST_PROG_FILL, { "zero", "text", "random", "chunk", "seed", NULL } },
     { "dirty", GUEST_PROG_DIRTY, { "rate", "seed", NULL } },
+    { "touch", GUEST_PROG_TOUCH, { "zero", "text", "random", "chunk", "seed", NULL } },
 };
 
 static bool guest_param(GuestConfig *gc, KeyVal *kv, bool *pct_given, GError **errp)
@@ -448,7 +449,7 @@ bool guest_config_parse(GuestConfig *gc, const char *arg, GError **errp)
         }
     }
     if (!info) {
-        error_setg(errp, "unknown guest program '%s' (idle, ab, fill, dirty)", prog);
+        error_setg(errp, "unknown guest program '%s' (idle, ab, fill, dirty, touch)", prog);
         return false;
     }
     *gc = (GuestConfig) { .prog = info->id, .zero_pct = 50, .text_pct = 25,

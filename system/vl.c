@@ -124,6 +124,12 @@ static bool devices_init(const VMConfig *cfg, Migration *mig, GError **errp)
         return false;
     }
     rtc_init(mig);
+    if (cfg->guest.prog == GUEST_PROG_TOUCH &&
+        ram_block_pages(vm_main_ram()) <= GUEST_TOUCH_COUNT) {
+        error_setg(errp, "-guest touch: main RAM must be larger than %d pages of %llu bytes",
+                   GUEST_TOUCH_COUNT, (unsigned long long)TARGET_PAGE_SIZE);
+        return false;
+    }
     cpus_create(cfg->smp, &cfg->guest, mig);
     return true;
 }

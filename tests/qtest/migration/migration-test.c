@@ -28,6 +28,7 @@ static void register_all(void)
     migration_test_add_soak();
     migration_test_add_ondemand();
     migration_test_add_shared();
+    migration_test_add_fill_restore();
     migration_test_add_multifd();
     migration_test_add_netns();
 }

@@ -22,6 +22,7 @@ void migration_test_add_soak(void);
 void migration_test_add_ondemand(void);
 void migration_test_add_multifd(void);
 void migration_test_add_shared(void);
+void migration_test_add_fill_restore(void);
 void migration_test_add_netns(void);
 
 /* One RAM block of a mapped-ram file (reference §3.2). */

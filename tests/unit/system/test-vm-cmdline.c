@@ -44,7 +44,7 @@ static const BadCase bad_cases[] = {
     { "-m", "-m: requires an argument" },
     { "-m foo", "-m foo: Parameter 'size' expects a non-negative number below 2^64" },
     { "-smp 0", "-smp 0: Parameter 'cpus' expects a number between 1 and 64" },
-    { "-guest nope", "-guest nope: unknown guest program 'nope' (idle, ab, fill, dirty)" },
+    { "-guest nope", "-guest nope: unknown guest program 'nope' (idle, ab, fill, dirty, touch)" },
     { "-serial tcp:1", "-serial tcp:1: 'tcp' is not a valid char driver name" },
     { "-object memory-backend-ram,id=m",
       "-object memory-backend-ram,id=m: can't create backend with size 0" },
