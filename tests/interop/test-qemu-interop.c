@@ -956,10 +956,30 @@ static void write_libvirt_header(const char *path, const char *magic)
     close(fd);
 }
 
+/*
+ * A running ab guest saved by QEMU into @img in libvirt's layout (the
+ * header written first as an interrupted save, then completed, as libvirt
+ * does), its memory in @dump; with @sparse, also converted to a sparse
+ * image there.
+ */
+static void save_libvirt_image(Ctx *c, const char *img, const char *sparse, const char *dump)
+{
+    g_autofree char *uri = g_strdup_printf("exec:cat >> %s", img);
+
+    write_libvirt_header(img, "LibvirtQemudPart");
+    save_from_qemu(c, uri, dump, 0);
+    write_libvirt_header(img, "LibvirtQemudSave");
+    if (sparse) {
+        g_auto(ToolRun) conv = { 0 };
+        run_mapram(&conv, "convert", img, sparse, NULL);
+        assert_tool_ok(&conv, "convert (to sparse)");
+    }
+}
+
 static void test_libvirt_image(void)
 {
     Ctx *c = ctx_new("interop-libvirt", true);
-    g_autofree char *img = NULL, *sparse = NULL, *gz = NULL, *dump = NULL, *uri = NULL;
+    g_autofree char *img = NULL, *sparse = NULL, *gz = NULL, *dump = NULL;
     g_autofree char *sparse_uri = NULL, *gz_uri = NULL;
     g_auto(ToolRun) to_sparse = { 0 };
     g_auto(ToolRun) to_gz = { 0 };
@@ -972,13 +992,10 @@ static void test_libvirt_image(void)
     sparse = ctx_path(c, "web-sparse.save");
     gz = ctx_path(c, "web-gzip.save");
     dump = ctx_path(c, "src.mem");
-    uri = g_strdup_printf("exec:cat >> %s", img);
     sparse_uri = exec_mapram(c, "load", NULL, sparse);
     gz_uri = exec_mapram(c, "load", NULL, gz);
 
-    write_libvirt_header(img, "LibvirtQemudPart");
-    save_from_qemu(c, uri, dump, 0);
-    write_libvirt_header(img, "LibvirtQemudSave");
+    save_libvirt_image(c, img, NULL, dump);
     assert_verify_ok(img);
     run_mapram(&info, "info", img, NULL);
     assert_tool_ok(&info, "info");
@@ -1813,7 +1830,6 @@ static void test_connect_libvirt(void)
 {
     Ctx *c = ctx_new("interop-connect-libvirt", true);
     g_autofree char *img = NULL, *sparse = NULL, *dump = NULL, *uri = NULL, *sock = NULL;
-    g_auto(ToolRun) conv = { 0 };
     g_auto(ToolRun) r = { 0 };
     g_auto(ToolRun) stream = { 0 };
 
@@ -1824,15 +1840,9 @@ static void test_connect_libvirt(void)
     sparse = ctx_path(c, "web-sparse.save");
     dump = ctx_path(c, "src.mem");
     sock = ctx_path(c, "mig.sock");
-    uri = g_strdup_printf("exec:cat >> %s", img);
-    write_libvirt_header(img, "LibvirtQemudPart");
-    save_from_qemu(c, uri, dump, 0);
-    write_libvirt_header(img, "LibvirtQemudSave");
-    run_mapram(&conv, "convert", img, sparse, NULL);
-    assert_tool_ok(&conv, "convert (to sparse)");
+    save_libvirt_image(c, img, sparse, dump);
 
     /* a stream image cannot go over multifd: said before QEMU is touched */
-    g_free(uri);
     uri = g_strdup_printf("unix:%s", sock);
     run_connect(&stream, uri, "--channels 2", img);
     g_assert_cmpint(stream.status, ==, 1);
@@ -2054,8 +2064,7 @@ static void test_serve(void)
 static void test_serve_libvirt(void)
 {
     Ctx *c = ctx_new("interop-serve-libvirt", true);
-    g_autofree char *img = NULL, *sparse = NULL, *dump = NULL, *uri = NULL, *want = NULL;
-    g_auto(ToolRun) conv = { 0 };
+    g_autofree char *img = NULL, *sparse = NULL, *dump = NULL, *want = NULL;
     g_auto(ToolRun) r = { 0 };
 
     if (!c) {
@@ -2064,12 +2073,7 @@ static void test_serve_libvirt(void)
     img = ctx_path(c, "web.save");
     sparse = ctx_path(c, "web-sparse.save");
     dump = ctx_path(c, "src.mem");
-    uri = g_strdup_printf("exec:cat >> %s", img);
-    write_libvirt_header(img, "LibvirtQemudPart");
-    save_from_qemu(c, uri, dump, 0);
-    write_libvirt_header(img, "LibvirtQemudSave");
-    run_mapram(&conv, "convert", img, sparse, NULL);
-    assert_tool_ok(&conv, "convert (to sparse)");
+    save_libvirt_image(c, img, sparse, dump);
 
     run_mapram(&r, "serve", img, "unix:/nonexistent", NULL);
     g_assert_cmpint(r.status, ==, 1);
