@@ -767,3 +767,22 @@ int mig_run_tool(char **out, char **err, const char *arg0, ...)
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+char *mig_make_live_saved_uri(const char *name, bool multifd)
+{
+    MigrateCommon args = { .start.only_source = true, .caps = { "mapped-ram" } };
+    char *uri = mig_file_uri(name, NULL);
+    QTestState *from, *to;
+
+    if (multifd) {
+        args.caps[1] = "multifd";
+        args.multifd_channels = 4;
+    }
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_quit(from);
+    return uri;
+}

@@ -216,6 +216,13 @@ bool probe_o_direct_support(const char *dir);
  */
 int mig_run_tool(char **out, char **err, const char *arg0, ...) G_GNUC_NULL_TERMINATED;
 
+/*
+ * The running ab guest saved live into @name with mapped-ram (and multifd,
+ * 4 channels, with @multifd): the file's run state is "running", so a
+ * destination resumes by itself.  Returns its file: URI (g_free).
+ */
+char *mig_make_live_saved_uri(const char *name, bool multifd);
+
 /* Save ab guest RAM to @name with @caps (stopped source); returns path. */
 char *mig_make_saved_file(const char *name, const char *const *caps,
                           bool multifd);

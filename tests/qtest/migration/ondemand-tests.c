@@ -52,29 +52,6 @@ static QTestState *start_dest(const OnDemand *od, const char *extra)
     return to;
 }
 
-/*
- * The ab guest saved live (so that the destination resumes by itself),
- * with mapped-ram; returns the file: URI.
- */
-static char *saved_file(const OnDemand *od)
-{
-    MigrateCommon args = { .start.only_source = true, .caps = { "mapped-ram" } };
-    char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
-    QTestState *from, *to;
-
-    if (od->multifd) {
-        args.caps[1] = "multifd";
-        args.multifd_channels = 4;
-    }
-    migrate_start(&args, &from, &to);
-    migrate_ensure_converge(from);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, uri, NULL);
-    wait_for_migration_complete(from);
-    qtest_quit(from);
-    return uri;
-}
-
 static JsonObject *query_ram(QTestState *to, char **status)
 {
     JsonObject *rsp = migrate_query(to);
@@ -120,7 +97,7 @@ static void check_running_guest(QTestState *to)
 
 static void test_on_demand(const OnDemand *od)
 {
-    g_autofree char *uri = saved_file(od);
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od->multifd);
     g_autofree char *status = NULL;
     QTestState *to = start_dest(od, NULL);
 
@@ -162,7 +139,7 @@ static void test_on_demand(const OnDemand *od)
 static void test_while_arriving(void)
 {
     OnDemand od = { .fault = "postcopy-background-slow,postcopy-fault-slow" };
-    g_autofree char *uri = saved_file(&od);
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
     g_autofree char *out = mig_file_uri("out", NULL);
     g_autofree char *status = NULL;
     g_autofree char *desc = NULL;
@@ -231,7 +208,7 @@ static void wait_paused(QTestState *to, char **desc)
 static void test_fault_read(void)
 {
     OnDemand od = { .fault = "postcopy-fault-read,postcopy-background-slow" };
-    g_autofree char *uri = saved_file(&od);
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
     g_autofree char *desc = NULL;
     QTestState *to = start_dest(&od, NULL);
 
@@ -247,7 +224,7 @@ static void test_fault_read(void)
 static void test_fault_truncated(void)
 {
     OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
-    g_autofree char *uri = saved_file(&od);
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autofree char *desc = NULL;
     static const char *const ungoals[] = { "completed", "failed", NULL };

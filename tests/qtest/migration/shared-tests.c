@@ -34,22 +34,6 @@ static QTestState *start_dest(const char *name, bool share, bool paused)
     return to;
 }
 
-/* The ab guest saved live (the destination resumes by itself); returns the file: URI. */
-static char *saved_file(void)
-{
-    MigrateCommon args = { .start.only_source = true, .caps = { "mapped-ram" } };
-    char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
-    QTestState *from, *to;
-
-    migrate_start(&args, &from, &to);
-    migrate_ensure_converge(from);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, uri, NULL);
-    wait_for_migration_complete(from);
-    qtest_quit(from);
-    return uri;
-}
-
 /* The first (only) block's page region and bitmap, from its MappedRamHeader. */
 static void block_layout(const uint8_t *file, size_t len, uint64_t *bitmap_offset,
                          uint64_t *pages_offset)
@@ -103,7 +87,7 @@ static void check_running_guest(QTestState *to)
  */
 static void test_two_vms(void)
 {
-    g_autofree char *uri = saved_file();
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autoptr(GChecksum) before = file_sum(path);
     QTestState *to[2];
@@ -136,7 +120,7 @@ static void test_two_vms(void)
  */
 static void test_stale_slot(void)
 {
-    g_autofree char *uri = saved_file();
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     size_t len;
     g_autofree uint8_t *file = read_whole_file(path, &len);
@@ -179,7 +163,7 @@ static void test_stale_slot(void)
 /* A save into the file that backs a running VM is refused until that VM is gone. */
 static void test_save_refused(void)
 {
-    g_autofree char *uri = saved_file();
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autoptr(GChecksum) before = file_sum(path);
     g_autofree char *want = g_strdup_printf(
@@ -228,7 +212,7 @@ static void test_save_refused(void)
 /* share=on guest RAM cannot be replaced by a private mapping: the load fails, no resume. */
 static void test_shared_backend(void)
 {
-    g_autofree char *uri = saved_file();
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     QTestState *to = start_dest("dest_serial", true, false);
 
     migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
