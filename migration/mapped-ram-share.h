@@ -34,7 +34,8 @@
 
 /*
  * Maps the block's page region of fd over [host, host + used_length) and
- * zeroes its clear pages that hold data.  On failure the block's memory
+ * zeroes its clear pages that hold data.  fd's offset moves (SEEK_DATA):
+ * pass an fd of its own, not the stream's.  On failure the block's memory
  * is undefined: the load fails and the guest never runs.
  */
 bool mapped_ram_share_block(int fd, const char *idstr, uint8_t *host, uint64_t used_length,

@@ -655,7 +655,9 @@ static bool share_block(RamState *ram, QEMUFile *f, const MigrationRAMBlock *rb,
     if (ram->share_lock_fd < 0 && !mapped_ram_share_lock(fd, &ram->share_lock_fd, errp)) {
         return false;
     }
-    return mapped_ram_share_block(fd, rb->idstr, rb->host, rb->used_length, hdr, bmap, errp);
+    /* the lock's own open of the file: its SEEK_DATA walk leaves the stream's offset alone */
+    return mapped_ram_share_block(ram->share_lock_fd, rb->idstr, rb->host, rb->used_length,
+                                  hdr, bmap, errp);
 }
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
