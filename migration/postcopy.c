@@ -21,14 +21,37 @@
 #include <unistd.h>
 
 #define PC_PAGE PAGE_CHANNELS_PAGE_SIZE
+
+#ifndef UFFD_FEATURE_MOVE
+/* Linux 6.8's UFFDIO_MOVE, which Debian 12's kernel headers predate */
+#define UFFD_FEATURE_MOVE (1 << 16)
+#define _UFFDIO_MOVE 0x05
+struct uffdio_move {
+    __u64 dst;
+    __u64 src;
+    __u64 len;
+    __u64 mode;
+    __s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+#endif
 /*
  * A fault reads the checksum run around the page (64 pages, 256 KiB):
  * a guest touches its memory in neighbourhoods, one read of 256 KiB costs
  * little more than one of 4 KiB, and a run is what a checksum covers.
  */
 #define FAULT_WINDOW_PAGES MRC_RUN_PAGES
-/* The background reads 1 MiB windows (4 checksum runs), SLOTS of them in flight. */
+/*
+ * The background reads windows of 1 MiB (4 checksum runs) and copies
+ * them in with UFFDIO_COPY, SLOTS of them in flight; where the kernel
+ * moves pages (UFFDIO_MOVE, Linux 6.8) a window is 2 MiB, read into a
+ * buffer of its own transparent huge page and moved into guest RAM whole:
+ * no copy, and one page-table entry per window rather than 512.
+ */
 #define STREAM_WINDOW_PAGES (4 * MRC_RUN_PAGES)
+#define MOVE_WINDOW_PAGES (2 * STREAM_WINDOW_PAGES)
+#define MOVE_WINDOW_BYTES (MOVE_WINDOW_PAGES * PC_PAGE)
 #define STREAM_SLOTS 16
 
 typedef struct PcBlock {
@@ -41,6 +64,13 @@ typedef struct PcBlock {
     const MrcBlock *sums;         /* in PostcopyLoad.csum, or NULL */
     /* Atomic bits: the page's data is in guest RAM (set bits only) */
     unsigned long *placed;
+    /*
+     * Atomic bits, one per 2 MiB window: the fault thread placed pages
+     * there.  The background copies such a window rather than moving it:
+     * a move onto a window that is partly there goes page by page, each
+     * page a TLB flush on every CPU running the guest.
+     */
+    unsigned long *faulted;
 } PcBlock;
 
 struct PostcopyLoad {
@@ -51,7 +81,8 @@ struct PostcopyLoad {
     int wake_fd;                  /* eventfd: the fault thread must end */
     PostcopyStats *stats;         /* the caller's; Stat64 */
     MrcTable *csum;               /* owned */
-    /* The streaming (incoming) thread only */
+    /* The streaming (incoming) thread only (it also sets pl up) */
+    bool can_move;                /* UFFDIO_MOVE on every block, and the slots' memory */
     PageChannels *pc;
     PageStats page_stats;         /* the channels' counters (Stat64; not reported) */
     bool registered;
@@ -102,10 +133,16 @@ static int uffd_open(GError **errp)
     return fd;
 }
 
-static bool uffd_api(int uffd, GError **errp)
+/* *can_move: the kernel took UFFD_FEATURE_MOVE. */
+static bool uffd_api(int uffd, bool *can_move, GError **errp)
 {
-    struct uffdio_api api = { .api = UFFD_API };
-    if (ioctl(uffd, UFFDIO_API, &api) < 0) {
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MOVE };
+    /* a kernel without the feature refuses it and lets the handshake be tried again */
+    *can_move = ioctl(uffd, UFFDIO_API, &api) == 0;
+    if (!*can_move) {
+        api = (struct uffdio_api){ .api = UFFD_API };
+    }
+    if (!*can_move && ioctl(uffd, UFFDIO_API, &api) < 0) {
         error_setg(errp, "UFFDIO_API failed: %s", g_strerror(errno));
         return false;
     }
@@ -143,8 +180,9 @@ static bool empty_range(const char *idstr, uint8_t *host, uint64_t len, GError *
     return true;
 }
 
+/* *can_move is cleared when the range does not take UFFDIO_MOVE. */
 static bool uffd_register(int uffd, const char *idstr, uint8_t *host, uint64_t len,
-                          GError **errp)
+                          bool *can_move, GError **errp)
 {
     struct uffdio_register reg = {
         .range = { .start = (uintptr_t)host, .len = len },
@@ -161,6 +199,9 @@ static bool uffd_register(int uffd, const char *idstr, uint8_t *host, uint64_t l
         error_setg(errp, "Missing userfault map features: %llx",
                    (unsigned long long)(need & ~reg.ioctls));
         return false;
+    }
+    if (!(reg.ioctls & (1ULL << _UFFDIO_MOVE))) {
+        *can_move = false;
     }
     return true;
 }
@@ -271,6 +312,79 @@ static int64_t window_place(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t 
     return placed;
 }
 
+/* Marks the set pages of [s, e) placed; returns how many there are. */
+static int64_t mark_placed(PcBlock *b, uint64_t s, uint64_t e)
+{
+    int64_t n = 0;
+    for (uint64_t p = find_next_bit(b->bmap, e, s); p < e; p = find_next_bit(b->bmap, e, p + 1)) {
+        set_bit_atomic(p, b->placed);
+        n++;
+    }
+    return n;
+}
+
+/*
+ * The moving path of window_place(): buf holds window [w0, w1) of b at
+ * its offsets, pages [first, first + n) read from the file (hashes[i]:
+ * page w0 + i's, or NULL).  The clear pages of the read get zeroes (a
+ * live save can leave stale bytes in their slots), then the window moves
+ * into guest RAM.  A window the fault thread has placed pages in is
+ * copied instead, and so is the rest of a window whose move stops (a page
+ * the fault thread placed meanwhile, a page of the buffer still busy).
+ * The buffer is empty again afterwards.  Returns pages placed, -1 with
+ * errp set.
+ */
+static int64_t window_move(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w1,
+                           uint64_t first, uint64_t n, uint8_t *buf, const uint64_t *hashes,
+                           GError **errp)
+{
+    int64_t moved = 0, copied = 0;
+    uint64_t end = first + n, p = w0;
+    bool leftovers = false;
+    if (b->sums && hashes && !mrc_check_runs(b->sums, b->bmap, hashes, w0, w1 - w0, errp)) {
+        return -1;
+    }
+    if (test_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->faulted)) {
+        copied = window_place(pl, b, w0, w1, first, n, buf + (first - w0) * PC_PAGE, NULL,
+                              errp);
+        madvise(buf, (w1 - w0) * PC_PAGE, MADV_DONTNEED);
+        return copied;
+    }
+    for (uint64_t z = find_next_zero_bit(b->bmap, end, first); z < end;
+         z = find_next_zero_bit(b->bmap, end, z + 1)) {
+        memset(buf + (z - w0) * PC_PAGE, 0, PC_PAGE);
+    }
+    while (p < w1) {
+        struct uffdio_move m = {
+            .dst = (uintptr_t)(b->host + p * PC_PAGE),
+            .src = (uintptr_t)(buf + (p - w0) * PC_PAGE),
+            .len = (w1 - p) * PC_PAGE,
+            .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+        };
+        uint64_t done;
+        if (ioctl(pl->uffd, UFFDIO_MOVE, &m) == 0) {
+            done = w1 - p;
+        } else if (m.move > 0) {
+            done = m.move / PC_PAGE;     /* part moved, then a page that is there */
+        } else {
+            /* copy what is left: the read's pages are all still in buf */
+            leftovers = true;
+            uint64_t from = MAX(p, first);
+            copied = from < end ? window_place(pl, b, w0, w1, from, end - from,
+                                               buf + (from - w0) * PC_PAGE, NULL, errp)
+                                : 0;
+            break;
+        }
+        moved += mark_placed(b, p, p + done);
+        p += done;
+    }
+    stat64_sub(&pl->stats->remaining, (uint64_t)moved * PC_PAGE);
+    if (leftovers) {
+        madvise(buf, (w1 - w0) * PC_PAGE, MADV_DONTNEED);
+    }
+    return copied < 0 ? -1 : moved + copied;
+}
+
 static void prefix_page(GError **errp, const PcBlock *b, uint64_t page)
 {
     g_prefix_error(errp, "On-demand load of RAM block '%s' at offset 0x%" PRIx64 ": ",
@@ -363,6 +477,7 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
         return false;
     }
     stat64_add(&pl->stats->requests, 1);
+    set_bit_atomic(page / MOVE_WINDOW_PAGES, b->faulted);
     if (fault_hit("postcopy-fault-slow")) {
         g_usleep(2 * 1000);            /* tests: pages stay missing a while after RESUME */
     }
@@ -423,7 +538,8 @@ PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError *
     if (uffd < 0) {
         return NULL;
     }
-    if (!uffd_api(uffd, errp)) {
+    bool can_move;
+    if (!uffd_api(uffd, &can_move, errp)) {
         close(uffd);
         return NULL;
     }
@@ -436,6 +552,8 @@ PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError *
     pl->uffd = uffd;
     pl->fd = fd;
     pl->wake_fd = eventfd(0, EFD_CLOEXEC);
+    /* MAPRAM_UFFD_MOVE=0: the copy path on a kernel that could move (tests) */
+    pl->can_move = can_move && g_strcmp0(getenv("MAPRAM_UFFD_MOVE"), "0");
     pl->stats = stats;
     pl->blocks = g_ptr_array_new();
     qemu_mutex_init(&pl->lock);
@@ -454,13 +572,14 @@ bool postcopy_load_add_block(PostcopyLoad *pl, const char *idstr, uint8_t *host,
     b->bmap = bmap;
     b->sums = sums;
     b->placed = bitmap_new(b->npages);
+    b->faulted = bitmap_new((b->npages + MOVE_WINDOW_PAGES - 1) / MOVE_WINDOW_PAGES);
     g_ptr_array_add(pl->blocks, b);
 
     uint64_t bytes = bitmap_count_one(bmap, b->npages) * PC_PAGE;
     stat64_add(&pl->stats->total, bytes);
     stat64_add(&pl->stats->remaining, bytes);
     if (!empty_range(idstr, host, used_length, errp) ||
-        !uffd_register(pl->uffd, idstr, host, used_length, errp)) {
+        !uffd_register(pl->uffd, idstr, host, used_length, &pl->can_move, errp)) {
         return false;
     }
     pl->registered = true;
@@ -521,6 +640,7 @@ void postcopy_load_free(PostcopyLoad *pl)
         g_free(b->idstr);
         g_free(b->bmap);
         g_free(b->placed);
+        g_free(b->faulted);
         g_free(b);
     }
     g_ptr_array_unref(pl->blocks);
@@ -535,8 +655,14 @@ void postcopy_load_free(PostcopyLoad *pl)
 /* ---- the background stream (the incoming thread) ---- */
 
 typedef struct StreamSlot {
-    uint8_t *buf;                 /* STREAM_WINDOW_PAGES pages, aligned for O_DIRECT */
-    uint64_t hashes[STREAM_WINDOW_PAGES];
+    /*
+     * A window's pages, aligned for O_DIRECT.  Moving: MOVE_WINDOW_BYTES,
+     * aligned to them, page w0 at buf and the read at its offset; the
+     * pages it does not read are holes, or the kernel's fresh zero pages
+     * of the huge page the read faulted in.  Copying: page first at buf.
+     */
+    uint8_t *buf;
+    uint64_t hashes[MOVE_WINDOW_PAGES];
     PageBatch batch;
     PcBlock *b;                   /* NULL: free */
     bool queued;                  /* batch handed to the page channels, not yet settled */
@@ -551,8 +677,10 @@ static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
         prefix_page(errp, b, s->first);
         return false;
     }
-    int64_t k = window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf,
-                             b->sums ? s->hashes : NULL, errp);
+    const uint64_t *hashes = b->sums ? s->hashes : NULL;
+    int64_t k = pl->can_move
+        ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->buf, hashes, errp)
+        : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, hashes, errp);
     if (k < 0) {
         prefix_page(errp, b, s->first);
         return false;
@@ -570,7 +698,8 @@ static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0,
     *s = (StreamSlot){ .buf = s->buf, .b = b, .w0 = w0, .w1 = w1, .first = first,
                        .n = last - first + 1 };
     PageSeg seg = {
-        .buf = s->buf, .len = s->n * PC_PAGE, .off = b->pages_offset + first * PC_PAGE,
+        .buf = s->buf + (pl->can_move ? (first - w0) * PC_PAGE : 0),
+        .len = s->n * PC_PAGE, .off = b->pages_offset + first * PC_PAGE,
         .hashes = b->sums ? s->hashes + (first - w0) : NULL,
     };
     if (!page_channels_queue_batch(pl->pc, false, &seg, 1, &s->batch, errp)) {
@@ -585,10 +714,11 @@ static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0,
 static bool stream_all(PostcopyLoad *pl, StreamSlot *slots, const int *stop, GError **errp)
 {
     unsigned next = 0;
+    uint64_t window = pl->can_move ? MOVE_WINDOW_PAGES : STREAM_WINDOW_PAGES;
     for (guint i = 0; i < pl->blocks->len; i++) {
         PcBlock *b = g_ptr_array_index(pl->blocks, i);
-        for (uint64_t w0 = 0; w0 < b->npages; w0 += STREAM_WINDOW_PAGES) {
-            uint64_t w1 = MIN(w0 + STREAM_WINDOW_PAGES, b->npages), first, last;
+        for (uint64_t w0 = 0; w0 < b->npages; w0 += window) {
+            uint64_t w1 = MIN(w0 + window, b->npages), first, last;
             if (__atomic_load_n(stop, __ATOMIC_ACQUIRE) || has_failed(pl)) {
                 return false;
             }
@@ -610,8 +740,27 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
 {
     StreamSlot *slots = g_new0(StreamSlot, STREAM_SLOTS);
     GError *err = NULL;
+    uint8_t *map = NULL;
+    size_t map_len = (STREAM_SLOTS + 1) * MOVE_WINDOW_BYTES;
+    if (pl->can_move) {
+        /* the slots' huge pages: moving needs private anonymous memory, aligned as guest RAM */
+        map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            pl->can_move = false;
+        }
+    }
     for (unsigned i = 0; i < STREAM_SLOTS; i++) {
-        slots[i].buf = qemu_memalign(PC_PAGE, STREAM_WINDOW_PAGES * PC_PAGE);
+        if (map) {
+            uint8_t *base = (uint8_t *)(((uintptr_t)map + MOVE_WINDOW_BYTES - 1) &
+                                            ~(uintptr_t)(MOVE_WINDOW_BYTES - 1));
+            slots[i].buf = base + i * MOVE_WINDOW_BYTES;
+        } else {
+            slots[i].buf = qemu_memalign(PC_PAGE, STREAM_WINDOW_PAGES * PC_PAGE);
+        }
+    }
+    if (map) {
+        madvise(map, map_len, MADV_HUGEPAGE);
     }
     bool ok = stream_all(pl, slots, stop, &err);
     if (!ok) {
@@ -627,7 +776,12 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
         if (slots[i].queued) {
             page_channels_settle_batch(pl->pc, &slots[i].batch);
         }
-        qemu_vfree(slots[i].buf);
+        if (!map) {
+            qemu_vfree(slots[i].buf);
+        }
+    }
+    if (map) {
+        munmap(map, map_len);
     }
     g_free(slots);
     if (err) {

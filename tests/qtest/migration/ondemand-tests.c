@@ -8,8 +8,13 @@
 #include "framework.h"
 #include "tests.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PAGES_MISSING \
@@ -25,13 +30,15 @@ typedef struct OnDemand {
     bool direct_io;
     bool paused;               /* destination started with -S */
     const char *fault;         /* MAPRAM_FAULT of the destination, or NULL */
+    bool uffd_copy;            /* MAPRAM_UFFD_MOVE=0: the background copies, never moves */
+    bool huge_pages;           /* -S: after the load, guest RAM is in transparent huge pages */
 } OnDemand;
 
 static QTestState *start_dest(const OnDemand *od, const char *extra)
 {
     g_autofree char *env_fault = od->fault ? g_strdup_printf("MAPRAM_FAULT=%s", od->fault)
                                            : NULL;
-    const char *env[] = { env_fault, NULL };
+    const char *env[] = { od->uffd_copy ? "MAPRAM_UFFD_MOVE=0" : env_fault, env_fault, NULL };
     QTestState *to = qtest_init_bin_env(
         qtest_vm_binary(), env,
         "-m 150M -machine memory-backend=mig.mem "
@@ -95,6 +102,42 @@ static void check_running_guest(QTestState *to)
     check_guests_ram(to);
 }
 
+/* AnonHugePages of a process, KiB. */
+static uint64_t anon_huge_kib(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/smaps_rollup", (int)pid);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    unsigned long long kib = 0;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, &err));
+    const char *line = strstr(text, "AnonHugePages:");
+    g_assert_nonnull(line);
+    g_assert_cmpint(sscanf(line, "AnonHugePages: %llu kB", &kib), ==, 1);
+    return kib;
+}
+
+/* NULL, or why this host cannot move pages into guest RAM as huge pages. */
+static const char *no_huge_moves(void)
+{
+    g_autofree char *thp = NULL;
+    struct uffdio_api api = { .api = UFFD_API, .features = 1 << 16 /* UFFD_FEATURE_MOVE */ };
+    int uffd;
+    bool ok;
+
+    if (!g_file_get_contents("/sys/kernel/mm/transparent_hugepage/enabled", &thp, NULL,
+                             NULL) || strstr(thp, "[never]")) {
+        return "transparent huge pages are off here";
+    }
+    uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (uffd < 0) {
+        return "userfaultfd is not available here";
+    }
+    ok = ioctl(uffd, UFFDIO_API, &api) == 0;
+    close(uffd);
+    return ok ? NULL : "the kernel has no UFFDIO_MOVE (Linux 6.8)";
+}
+
 static void test_on_demand(const OnDemand *od)
 {
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od->multifd);
@@ -108,6 +151,10 @@ static void test_on_demand(const OnDemand *od)
         g_autofree char *st = query_runstate(to);
         g_assert_cmpstr(st, ==, "paused");
         assert_dest_not_resumed(to);
+        if (od->huge_pages) {
+            /* the guest wrote [1 MiB, 100 MiB): those windows moved in as huge pages */
+            g_assert_cmpuint(anon_huge_kib(qtest_pid(to)), >=, 64 << 10);
+        }
         qtest_qmp_assert_success(to, "{'execute': 'cont'}");
     }
     qtest_qmp_eventwait(to, "RESUME");
@@ -334,6 +381,25 @@ static void test_paused(void)
     test_on_demand(&od);
 }
 
+static void test_uffd_copy(void)
+{
+    OnDemand od = { .uffd_copy = true };
+
+    test_on_demand(&od);
+}
+
+static void test_huge_pages(void)
+{
+    OnDemand od = { .paused = true, .huge_pages = true };
+    const char *why = no_huge_moves();
+
+    if (why) {
+        g_test_skip(why);
+        return;
+    }
+    test_on_demand(&od);
+}
+
 static void test_multifd_dio(void)
 {
     OnDemand od = { .multifd = true, .direct_io = true };
@@ -349,6 +415,10 @@ void migration_test_add_ondemand(void)
 {
     migration_test_add("/migration/ondemand/file/mapped-ram", test_plain, MIG_SMOKE);
     migration_test_add("/migration/ondemand/file/mapped-ram/paused", test_paused, MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/uffd-copy", test_uffd_copy,
+                       MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/huge-pages", test_huge_pages,
+                       MIG_FULL);
     migration_test_add("/migration/ondemand/multifd/file/mapped-ram/dio", test_multifd_dio,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/while-arriving", test_while_arriving, MIG_SMOKE);
