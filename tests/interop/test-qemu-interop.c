@@ -1958,27 +1958,29 @@ static void test_connect_bad_input(void)
 /* --- mapram serve: instant restore through postcopy (issue 10, point 3) - */
 
 /* A fresh QEMU waiting for a postcopy migration on unix:@sock. */
-static Peer *postcopy_destination(Ctx *c, const char *sock, const char *extra)
+/* A QEMU 7.2 with postcopy-ram on, listening on @uri (unix:PATH or tcp:HOST:PORT). */
+static Peer *postcopy_destination(Ctx *c, const char *uri, const char *extra)
 {
     g_autofree char *opts = g_strdup_printf("-incoming defer %s", extra ? extra : "");
-    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
     Peer *dst = peer_start(c, "dst", opts);
 
     qtest_qmp_assert_success(dst->qts, "{'execute': 'migrate-set-capabilities', 'arguments': "
                              "{'capabilities': [{'capability': 'postcopy-ram', 'state': true}]}}");
     peer_migrate_incoming(dst, uri);
-    for (int i = 0; i < 200 && !g_file_test(sock, G_FILE_TEST_EXISTS); i++) {
+    /* QEMU listens once migrate-incoming returned; a unix socket shows it */
+    for (int i = 0; g_str_has_prefix(uri, "unix:") && i < 200 &&
+                    !g_file_test(uri + strlen("unix:"), G_FILE_TEST_EXISTS); i++) {
         g_usleep(20 * 1000);
     }
     return dst;
 }
 
-/* "mapram serve OPTS FILE unix:SOCK" in the background, stdout into @out; its pid. */
-static GPid spawn_serve(Ctx *c, const char *opts, const char *file, const char *sock,
+/* "mapram serve OPTS FILE URI" in the background, stdout into @out; its pid. */
+static GPid spawn_serve(Ctx *c, const char *opts, const char *file, const char *uri,
                         const char *out)
 {
-    g_autofree char *cmd = g_strdup_printf("exec %s serve %s %s unix:%s >%s 2>>%s", cfg.mapram,
-                                           opts, file, sock, out, c->tool_log);
+    g_autofree char *cmd = g_strdup_printf("exec %s serve %s %s %s >%s 2>>%s", cfg.mapram,
+                                           opts, file, uri, out, c->tool_log);
     const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
     GError *err = NULL;
     GPid pid;
@@ -1991,26 +1993,24 @@ static GPid spawn_serve(Ctx *c, const char *opts, const char *file, const char *
 
 
 /*
- * QEMU 7.2 (-S) restored by mapram serve: completed, every page sent once
- * (asked for or pushed), memory equal to the source's byte for byte, and
- * the guest runs on after "cont".
+ * Serve @file into a fresh QEMU 7.2 (-S) over @transport ("unix" or
+ * "tcp"): completed, every page sent once (asked for or pushed), memory
+ * equal to @dump byte for byte, and the guest runs on after "cont".
  */
-/*
- * Serve @file into a fresh QEMU 7.2 (-S): completed, every page sent once
- * (asked for or pushed), memory equal to @dump byte for byte, and the
- * guest runs on after "cont".
- */
-static void serve_and_check(Ctx *c, const char *file, const char *dump)
+static void serve_and_check(Ctx *c, const char *file, const char *dump, const char *transport)
 {
     g_autofree char *sock = ctx_path(c, "serve.sock");
+    g_autofree char *uri = !strcmp(transport, "unix")
+        ? g_strdup_printf("unix:%s", sock)
+        : g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
     g_autofree char *out = ctx_path(c, "serve.json");
     g_autofree char *dst_dump = ctx_path(c, "dst.mem");
     g_autofree char *json = NULL, *state = NULL;
     g_autoptr(JsonParser) parser = json_parser_new();
     guint64 total;
 
-    Peer *dst = postcopy_destination(c, sock, "-S");
-    GPid pid = spawn_serve(c, "--json", file, sock, out);
+    Peer *dst = postcopy_destination(c, uri, "-S");
+    GPid pid = spawn_serve(c, "--json", file, uri, out);
     g_assert_cmpint(wait_tool(pid), ==, 0);
     assert_tool_quiet(c);
     peer_wait_completed(c, dst, NULL);
@@ -2052,7 +2052,8 @@ static void test_serve(void)
     file = ctx_path(c, "mapped-ram.img");
     dump = ctx_path(c, "src.mem");
     save_mapped_from_qemu(c, file, dump);
-    serve_and_check(c, file, dump);
+    serve_and_check(c, file, dump, "unix");
+    serve_and_check(c, file, dump, "tcp");
     ctx_free(c);
 }
 
@@ -2082,7 +2083,7 @@ static void test_serve_libvirt(void)
                            "writes one)\n", img);
     g_assert_cmpstr(r.err, ==, want);
 
-    serve_and_check(c, sparse, dump);
+    serve_and_check(c, sparse, dump, "unix");
     ctx_free(c);
 }
 
@@ -2109,8 +2110,9 @@ static void test_serve_running(void)
     dst_dump = ctx_path(c, "dst.mem");
     save_mapped_from_qemu(c, file, dump);
 
-    Peer *dst = postcopy_destination(c, sock, NULL);
-    GPid pid = spawn_serve(c, "--json --max-bandwidth 64M", file, sock, out);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    Peer *dst = postcopy_destination(c, uri, NULL);
+    GPid pid = spawn_serve(c, "--json --max-bandwidth 64M", file, uri, out);
     g_assert_cmpint(wait_tool(pid), ==, 0);
     assert_tool_quiet(c);
     peer_wait_completed(c, dst, NULL);
@@ -2176,8 +2178,9 @@ static void test_serve_killed(void)
     out = ctx_path(c, "serve.out");
     save_mapped_from_qemu(c, file, NULL);
 
-    Peer *dst = postcopy_destination(c, sock, NULL);
-    GPid pid = spawn_serve(c, "--max-bandwidth 16M", file, sock, out);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    Peer *dst = postcopy_destination(c, uri, NULL);
+    GPid pid = spawn_serve(c, "--max-bandwidth 16M", file, uri, out);
     peer_wait_status(dst, "postcopy-active");
     g_usleep(1000 * 1000);                      /* RUN processed, the guest running */
     g_assert_cmpint(waitpid(pid, &status, WNOHANG), ==, 0);     /* still pushing */
@@ -2243,7 +2246,7 @@ static void test_serve_errors(void)
     g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
     g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
     g_assert_cmpint(listen(lfd, 1), ==, 0);
-    GPid pid = spawn_serve(c, "--quiet", file, sock, out);
+    GPid pid = spawn_serve(c, "--quiet", file, uri, out);
     int fd = accept(lfd, NULL, NULL);
     char buf[64];
     g_assert_cmpint(read(fd, buf, sizeof(buf)), >, 0);
