@@ -47,7 +47,7 @@ bool mapram_file_is_mapped(const char *path, uint64_t offset, bool *is_mapped, G
 }
 
 bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writes,
-                           PageIoOptions *o, GError **errp)
+                           const GOptionEntry *extra, PageIoOptions *o, GError **errp)
 {
     gint channels = o->channels, depth = o->queue_depth;
     gboolean dio = FALSE, quiet = FALSE, fsync = FALSE, no_checksums = FALSE;
@@ -68,6 +68,9 @@ bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writ
     }
     g_autoptr(GOptionContext) ctx = g_option_context_new(usage);
     g_option_context_add_main_entries(ctx, entries, NULL);
+    if (extra) {
+        g_option_context_add_main_entries(ctx, extra, NULL);
+    }
     if (!g_option_context_parse(ctx, argc, argv, errp)) {
         return false;
     }
@@ -100,11 +103,12 @@ bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp)
 }
 
 bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,
-                             bool writes, PageIoOptions *o, char **path, uint64_t *offset)
+                             bool writes, const GOptionEntry *extra, PageIoOptions *o,
+                             char **path, uint64_t *offset)
 {
     GError *err = NULL;
     *o = (PageIoOptions){ .channels = 1, .queue_depth = 256, .progress = true };
-    if (!tool_parse_io_options(&argc, &argv, usage, writes, o, &err) || argc != 2 ||
+    if (!tool_parse_io_options(&argc, &argv, usage, writes, extra, o, &err) || argc != 2 ||
         !tool_parse_file_arg(argv[1], path, offset, &err)) {
         fprintf(stderr, "mapram %s: %s\n", name, err ? err->message : "expected one FILE");
         g_clear_error(&err);
@@ -246,7 +250,8 @@ int cmd_convert(int argc, char **argv)
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
                                "file to a mapped-ram file or back; a libvirt save image "
-                               "to a sparse one or back (--format raw|gzip|bzip2|xz|zstd)", true, &o, &err) || argc != 3) {
+                               "to a sparse one or back (--format raw|gzip|bzip2|xz|zstd)", true, NULL, &o, &err) ||
+        argc != 3) {
         fprintf(stderr, "mapram convert: %s\n", err ? err->message : "expected IN and OUT");
         g_clear_error(&err);
         return 2;

@@ -790,7 +790,7 @@ int cmd_load(int argc, char **argv)
                                  "the saved machine type's version, 7.2 without one)\n"
                                  "  --uuid=UUID             QEMU's -uuid, which its multifd "
                                  "channels check (default: a libvirt image's domain UUID)",
-                                 false, &o, &path, &offset)) {
+                                 false, NULL, &o, &path, &offset)) {
         return 2;
     }
     if (uri && !channels_given) {

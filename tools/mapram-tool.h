@@ -72,12 +72,15 @@ typedef struct PageIoOptions {
 
 /*
  * Options and "FILE[,offset=N]" of save/load; false = usage error (printed).
- * writes: the command writes a file, so --fsync is offered.
+ * writes: the command writes a file, so --fsync is offered.  extra (or
+ * NULL): the command's own options, which it took out of argv before;
+ * listed here so that --help shows them too.
  */
 bool tool_parse_io_options(int *argc, char ***argv, const char *usage, bool writes,
-                           PageIoOptions *o, GError **errp);
+                           const GOptionEntry *extra, PageIoOptions *o, GError **errp);
 bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,
-                             bool writes, PageIoOptions *o, char **path, uint64_t *offset);
+                             bool writes, const GOptionEntry *extra, PageIoOptions *o,
+                             char **path, uint64_t *offset);
 /* io_channel_sync() of a written file, the error naming its path. */
 bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp);
 

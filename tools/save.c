@@ -720,19 +720,10 @@ out:
     return ok;
 }
 
-/* save's own options, taken out of argv before the common ones are parsed. */
-static bool parse_listen_options(int *argc, char ***argv, char **listen, char **compression,
-                                 gboolean *multifd, GError **errp)
+/* save's own options (entries), taken out of argv before the common ones are parsed. */
+static bool parse_listen_options(int *argc, char ***argv, GOptionEntry *entries,
+                                 GError **errp)
 {
-    GOptionEntry entries[] = {
-        { "listen", 'l', 0, G_OPTION_ARG_STRING, listen,
-          "receive a migration on tcp:HOST:PORT or unix:PATH instead of stdin", "URI" },
-        { "multifd", 0, 0, G_OPTION_ARG_NONE, multifd,
-          "with --listen: the source has multifd on, with --channels channels", NULL },
-        { "compression", 0, 0, G_OPTION_ARG_STRING, compression,
-          "with --listen: multifd-compression of the source (none, zlib, zstd)", "METHOD" },
-        { NULL }
-    };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
     g_option_context_set_ignore_unknown_options(ctx, TRUE);
     g_option_context_set_help_enabled(ctx, FALSE);
@@ -749,7 +740,16 @@ int cmd_save(int argc, char **argv)
     gboolean multifd = FALSE;
     uint64_t offset;
     GError *err = NULL;
-    if (!parse_listen_options(&argc, &argv, &listen, &compression, &multifd, &err)) {
+    GOptionEntry entries[] = {
+        { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen,
+          "receive a migration on tcp:HOST:PORT or unix:PATH instead of stdin", "URI" },
+        { "multifd", 0, 0, G_OPTION_ARG_NONE, &multifd,
+          "with --listen: the source has multifd on, with --channels channels", NULL },
+        { "compression", 0, 0, G_OPTION_ARG_STRING, &compression,
+          "with --listen: multifd-compression of the source (none, zlib, zstd)", "METHOD" },
+        { NULL }
+    };
+    if (!parse_listen_options(&argc, &argv, entries, &err)) {
         fprintf(stderr, "mapram save: %s\n", err->message);
         g_error_free(err);
         return 2;
@@ -759,8 +759,8 @@ int cmd_save(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
             multifd |= g_str_has_prefix(argv[i], "--channels") || !strcmp(argv[i], "-c");
         }
-        if (!tool_parse_file_command("save", argc, argv, "FILE[,offset=N]", true, &o, &path,
-                                     &offset)) {
+        if (!tool_parse_file_command("save", argc, argv, "FILE[,offset=N]", true, entries, &o,
+                                     &path, &offset)) {
             return 2;
         }
         if (!listen_and_save(listen, multifd || compression ? o.channels : 0,
@@ -773,8 +773,9 @@ int cmd_save(int argc, char **argv)
     }
     if (!tool_parse_file_command("save", argc, argv,
                                  "FILE[,offset=N] - write the QEMU migration stream on stdin "
-                                 "as a mapped-ram file",
-                                 true, &o, &path, &offset)) {
+                                 "as a mapped-ram file (or, with --listen, a migration "
+                                 "received on a socket)",
+                                 true, entries, &o, &path, &offset)) {
         return 2;
     }
     /* QEMU writes through a 64 KiB pipe by default: a larger one saves wakeups */

@@ -788,17 +788,9 @@ static bool serve(const char *path, uint64_t offset, const char *uri, const Page
 }
 
 /* serve's own options, taken out of argv before the common ones are parsed. */
-static bool parse_serve_options(int *argc, char ***argv, gboolean *json, char **bw,
+static bool parse_serve_options(int *argc, char ***argv, GOptionEntry *entries,
                                 GError **errp)
 {
-    GOptionEntry entries[] = {
-        { "json", 0, 0, G_OPTION_ARG_NONE, json,
-          "a JSON summary on stdout at the end (no progress)", NULL },
-        { "max-bandwidth", 0, 0, G_OPTION_ARG_STRING, bw,
-          "limit the background push to SIZE bytes/s (requested pages are not limited)",
-          "SIZE" },
-        { NULL }
-    };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
     g_option_context_set_ignore_unknown_options(ctx, TRUE);
     g_option_context_set_help_enabled(ctx, FALSE);
@@ -845,12 +837,20 @@ int cmd_serve(int argc, char **argv)
     g_autofree char *path = NULL;
     uint64_t offset = 0, max_bandwidth = 0;
     GError *err = NULL;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json,
+          "a JSON summary on stdout at the end (no progress)", NULL },
+        { "max-bandwidth", 0, 0, G_OPTION_ARG_STRING, &bw,
+          "limit the background push to SIZE bytes/s (requested pages are not limited)",
+          "SIZE" },
+        { NULL }
+    };
 
-    if (!parse_serve_options(&argc, &argv, &json, &bw, &err) ||
+    if (!parse_serve_options(&argc, &argv, entries, &err) ||
         !tool_parse_io_options(&argc, &argv,
                                "FILE[,offset=N] URI - restore a mapped-ram file into a QEMU "
                                "waiting for a postcopy migration on URI (unix:PATH, "
-                               "tcp:HOST:PORT)", false, &o, &err)) {
+                               "tcp:HOST:PORT)", false, entries, &o, &err)) {
         fprintf(stderr, "mapram serve: %s\n", err->message);
         g_error_free(err);
         return 2;

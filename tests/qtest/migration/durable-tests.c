@@ -342,6 +342,32 @@ static void test_file_mode(void)
     umask(old);
 }
 
+/*
+ * Each command's --help lists its own options beside the common ones
+ * (they are parsed before them: without this they were missing).
+ */
+static void test_tool_help(void)
+{
+    static const char *const want[][5] = {
+        { "save", "--channels=N", "--fsync", "--listen=URI", "--compression=METHOD" },
+        { "serve", "--channels=N", "--json", "--max-bandwidth=SIZE", "--direct-io" },
+        { "load", "--channels=N", "--connect=URI", "--uuid=UUID", "--no-checksums" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(want); i++) {
+        g_autofree char *out = NULL, *err = NULL;
+
+        g_assert_cmpint(mig_run_tool(&out, &err, want[i][0], "--help", NULL), ==, 0);
+        g_assert_cmpstr(err, ==, "");
+        g_assert_true(g_str_has_prefix(out, "Usage:\n"));
+        for (size_t j = 1; j < G_N_ELEMENTS(want[i]); j++) {
+            if (!strstr(out, want[i][j])) {
+                g_error("mapram %s --help lacks %s:\n%s", want[i][0], want[i][j], out);
+            }
+        }
+    }
+}
+
 void migration_test_add_durable(void)
 {
     migration_test_add("/migration/fsync/params", test_fsync_params, MIG_SMOKE);
@@ -352,6 +378,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/fault/save-fsync", test_fault_save_fsync, MIG_FULL);
     migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
                        MIG_FULL);
+    migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
     migration_test_add("/migration/tool/save-fsync", test_tool_save_fsync, MIG_FULL);
     migration_test_add("/migration/tool/convert-fsync", test_tool_convert_fsync, MIG_FULL);
     migration_test_add("/migration/file/mode", test_file_mode, MIG_SMOKE);
