@@ -55,6 +55,7 @@ typedef struct SaveCtx {
     uint64_t offset;
     QEMUFile *out;
     IOChannel *out_ioc;
+    bool created;              /* out_ioc's file did not exist before this save */
     PageChannels *pc;
     RamDecoder dec;            /* the input stream's ram section */
     RamEncoder enc;            /* the output's block list */
@@ -435,7 +436,12 @@ static const StreamVisitor save_visitor = {
 
 static bool open_output(SaveCtx *c, GError **errp)
 {
-    c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
+    /* a file this save creates is removed again if the save fails */
+    c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
+    c->created = c->out_ioc != NULL;
+    if (!c->out_ioc) {
+        c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
+    }
     if (c->out_ioc &&
         !mapped_ram_share_check_writable(io_channel_get_fd(c->out_ioc), c->path, errp)) {
         /* a file that backs a running VM is left alone, not even cut */
@@ -579,6 +585,9 @@ static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, ui
         }
         ok = io_channel_close(c.out_ioc, ok ? errp : NULL) && ok;
         io_channel_unref(c.out_ioc);
+        if (!ok && c.created) {
+            unlink(c.path);                     /* nothing of the user's was there */
+        }
     }
     for (int i = 0; i < CHUNKS; i++) {
         qemu_vfree(c.chunks[i]);

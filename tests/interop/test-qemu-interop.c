@@ -1092,17 +1092,8 @@ static void test_truncated(void)
     g_assert_cmpuint(at, <=, cut);
     g_assert_cmpuint(section_at, <, at);
 
-    /* What save leaves behind today is an empty file. */
-    if (g_file_test(file, G_FILE_TEST_EXISTS)) {
-        g_auto(ToolRun) v = { 0 };
-        g_autofree char *verify_err = g_strdup_printf(
-            "mapram verify: %s: Stream header at offset 0: the stream is empty "
-            "(no QEVM header)\n", file);
-
-        run_mapram(&v, "verify", file, NULL);
-        g_assert_cmpint(v.status, ==, 1);
-        g_assert_cmpstr(v.err, ==, verify_err);
-    }
+    /* The save created its file: failing, it removed it again. */
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
     /* The source guest goes on as before. */
     state = peer_run_state(src);

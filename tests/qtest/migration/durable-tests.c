@@ -368,6 +368,31 @@ static void test_tool_help(void)
     }
 }
 
+/*
+ * A save that fails (here: nothing on stdin) removes the file it created,
+ * and leaves a file that was there before, cut to nothing (never one that
+ * looks valid).
+ */
+static void test_tool_save_failed(void)
+{
+    g_autofree char *path = g_build_filename(mig_tmpdir, "failed.img", NULL);
+    g_autofree char *out = NULL, *err = NULL, *text = NULL;
+    gsize len = 1;
+
+    g_assert_cmpint(mig_run_tool(&out, &err, "save", "--quiet", path, NULL), ==, 1);
+    g_assert_cmpstr(err, ==, "mapram save: Stream header at offset 0: the stream is empty "
+                    "(no QEVM header)\n");
+    g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+
+    g_assert_true(g_file_set_contents(path, "an older save", -1, NULL));
+    g_free(out);
+    g_free(err);
+    g_assert_cmpint(mig_run_tool(&out, &err, "save", "--quiet", path, NULL), ==, 1);
+    g_assert_true(g_file_get_contents(path, &text, &len, NULL));
+    g_assert_cmpuint(len, ==, 0);
+    g_unlink(path);
+}
+
 void migration_test_add_durable(void)
 {
     migration_test_add("/migration/fsync/params", test_fsync_params, MIG_SMOKE);
@@ -379,6 +404,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
                        MIG_FULL);
     migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
+    migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
     migration_test_add("/migration/tool/save-fsync", test_tool_save_fsync, MIG_FULL);
     migration_test_add("/migration/tool/convert-fsync", test_tool_convert_fsync, MIG_FULL);
     migration_test_add("/migration/file/mode", test_file_mode, MIG_SMOKE);

@@ -761,7 +761,7 @@ int mig_run_tool(char **out, char **err, const char *arg0, ...)
     }
     va_end(ap);
     g_ptr_array_add(argv, NULL);
-    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_STDIN_FROM_DEV_NULL, NULL, NULL,
                       out, err, &status, &gerr)) {
         g_error("cannot run %s: %s", tool, gerr->message);
     }
