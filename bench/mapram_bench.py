@@ -103,12 +103,17 @@ class QMP:
 
 # --- VM processes ----------------------------------------------------------
 
-def proc_cpu_seconds(pid):
-    """utime + stime of a process (all its threads), in seconds."""
+def proc_cpu_seconds(pid, children=False):
+    """utime + stime of a process (all its threads; with children, also
+    of its reaped children), in seconds."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is state (field 3); utime, stime are fields 14, 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    # fields[0] is state (field 3); utime, stime are fields 14, 15;
+    # cutime, cstime 16, 17.
+    t = int(fields[11]) + int(fields[12])
+    if children:
+        t += int(fields[13]) + int(fields[14])
+    return t / CLK_TCK
 
 
 def proc_status_kib(pid, key):
@@ -130,14 +135,18 @@ def reset_peak_rss(pid):
 
 
 class VM:
-    def __init__(self, bench, name, args, start_timeout=30.0):
+    """A mapram-vm of bench (its vm_bin, mem_arg, smp, work, vms) with QMP
+    on a unix socket; prefix runs it through another program that execs
+    it (as "ip netns exec NS" does: the pid is the VM's)."""
+
+    def __init__(self, bench, name, args, start_timeout=30.0, prefix=()):
         self.name = name
         self.sock = os.path.join(bench.work, name + ".qmp")
         self.logpath = os.path.join(bench.work, name + ".log")
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        cmd = [bench.vm_bin, "-m", bench.mem_arg, "-smp", str(bench.smp)] + args + [
-            "-qmp", "unix:%s,server=on,wait=off" % self.sock]
+        cmd = list(prefix) + [bench.vm_bin, "-m", bench.mem_arg, "-smp", str(bench.smp)] + \
+            args + ["-qmp", "unix:%s,server=on,wait=off" % self.sock]
         self.logf = open(self.logpath, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -210,6 +219,25 @@ class VM:
         except AttributeError:
             pass
         self.logf.close()
+
+
+def wait_filled(vm, snapshot, timeout, what="source fill"):
+    """No QMP signal says fill ended: wait for an idle VM whose memory
+    (snapshot(vm): windows at the end of both vCPUs' halves) has stopped
+    changing; what names it in the error after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    prev = snapshot(vm)
+    cpu = vm.cpu()
+    while True:
+        time.sleep(1.0)
+        cur = snapshot(vm)
+        now_cpu = vm.cpu()
+        idle = now_cpu - cpu < 0.2
+        if idle and cur == prev and any(any(w) for w in cur):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError("%s did not finish in %d s" % (what, timeout))
+        prev, cpu = cur, now_cpu
 
 
 # --- helpers ---------------------------------------------------------------
@@ -356,7 +384,7 @@ class Bench:
     def start_source(self):
         src = VM(self, "src", ["-guest", "fill,zero=50,text=25,random=25"])
         t0 = time.monotonic()
-        self.wait_filled(src)
+        wait_filled(src, self.snapshot, self.timeout)
         log("source filled in %.1f s" % (time.monotonic() - t0))
         src.qmp.cmd("stop")
         return src
@@ -369,23 +397,6 @@ class Bench:
     def snapshot(self, vm):
         return [vm.pmemsave(os.path.join(self.work, "win.bin"), a, CHECK_WINDOW)
                 for a in self.windows()]
-
-    def wait_filled(self, vm):
-        """No QMP signal says fill ended: wait for an idle VM whose memory
-        at the end of both vCPUs' halves has stopped changing."""
-        deadline = time.monotonic() + self.timeout
-        prev = self.snapshot(vm)
-        cpu = vm.cpu()
-        while True:
-            time.sleep(1.0)
-            cur = self.snapshot(vm)
-            now_cpu = vm.cpu()
-            idle = now_cpu - cpu < 0.2
-            if idle and cur == prev and any(any(w) for w in cur):
-                return
-            if time.monotonic() > deadline:
-                raise BenchError("source fill did not finish in %d s" % self.timeout)
-            prev, cpu = cur, now_cpu
 
     @staticmethod
     def config(multifd, channels, dio, mapped_ram, fsync=False, checksums=True):

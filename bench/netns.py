@@ -43,21 +43,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mapram_bench import (QMP, BenchError, log, parse_size,  # noqa: E402
-                          odirect_supported, MiB, CLK_TCK)
+from mapram_bench import (QMP, VM, BenchError, log, parse_size,  # noqa: E402
+                          odirect_supported, proc_cpu_seconds, wait_filled, MiB)
 
 SRC_ADDR, DST_ADDR = "10.205.0.1", "10.205.0.2"
 WINDOW = 16 * MiB
-
-
-def cpu_seconds(pid, children=False):
-    """utime + stime of a process (and of its reaped children)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    t = int(fields[11]) + int(fields[12])
-    if children:
-        t += int(fields[13]) + int(fields[14])
-    return t / CLK_TCK
 
 
 def ip(*args, check=True):
@@ -100,60 +90,16 @@ class Netns:
         self.made = []
 
 
-class NsVM:
+class NsVM(VM):
     """A mapram-vm in a namespace (ip netns exec execs it: same pid)."""
 
     def __init__(self, b, name, side, args):
-        self.name = name
         self.side = side
-        self.sock = os.path.join(b.work, name + ".qmp")
-        self.logpath = os.path.join(b.work, name + ".log")
-        if os.path.exists(self.sock):
-            os.unlink(self.sock)
-        cmd = ["ip", "netns", "exec", b.net.ns[side], b.vm_bin, "-m", b.mem_arg,
-               "-smp", "2"] + args + ["-qmp", "unix:%s,server=on,wait=off" % self.sock]
-        self.logf = open(self.logpath, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        self.pid = self.proc.pid
-        try:
-            self.qmp = QMP(self.sock, timeout=30)
-        except BenchError:
-            self.kill()
-            raise BenchError("'%s' did not start: %s" % (" ".join(cmd), self.log_tail()))
-        b.vms.append(self)
-
-    def log_tail(self):
-        try:
-            with open(self.logpath) as f:
-                return f.read()[-2000:].strip()
-        except OSError:
-            return ""
+        super().__init__(b, name, args, prefix=["ip", "netns", "exec", b.net.ns[side]])
 
     def window(self, b, addr):
         path = os.path.join(b.work, "%s.win" % self.name)
-        self.qmp.cmd("pmemsave", val=addr, size=WINDOW, filename=path)
-        with open(path, "rb") as f:
-            data = f.read()
-        os.unlink(path)
-        return hashlib.sha256(data).hexdigest()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            try:
-                self.qmp.cmd("quit")
-            except Exception:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        try:
-            self.qmp.close()
-        except AttributeError:
-            pass
-        self.logf.close()
+        return hashlib.sha256(self.pmemsave(path, addr, WINDOW)).hexdigest()
 
 
 class Bench:
@@ -162,6 +108,7 @@ class Bench:
         self.tool = a.tool
         self.mem_arg = a.mem
         self.mem = parse_size(a.mem)
+        self.smp = 2
         self.timeout = a.timeout
         self.iperf_seconds = a.iperf_seconds
         self.channels = [int(c) for c in a.channels.split(",")]
@@ -219,22 +166,11 @@ class Bench:
     # --- live migration ---------------------------------------------------
 
     def wait_filled(self, vm):
-        """No QMP signal says fill ended: wait for an idle VM whose memory at
-        the end of both vCPUs' halves has stopped changing (as mapram_bench)."""
+        """As mapram_bench's source: the windows at the end of both vCPUs' halves."""
         windows = [self.mem // 2 - WINDOW, self.mem - WINDOW]
-        deadline = time.monotonic() + self.timeout
-        prev = [vm.window(self, w) for w in windows]
-        cpu = cpu_seconds(vm.pid)
-        zero = hashlib.sha256(bytes(WINDOW)).hexdigest()
-        while True:
-            time.sleep(1.0)
-            cur = [vm.window(self, w) for w in windows]
-            now = cpu_seconds(vm.pid)
-            if now - cpu < 0.2 and cur == prev and any(h != zero for h in cur):
-                return
-            if time.monotonic() > deadline:
-                raise BenchError("fill did not finish in %d s" % self.timeout)
-            prev, cpu = cur, now
+        path = os.path.join(self.work, "%s.win" % vm.name)
+        wait_filled(vm, lambda v: [v.pmemsave(path, w, WINDOW) for w in windows],
+                    self.timeout, what="fill")
 
     def migrate(self, src, channels, comp):
         """One live migration src -> a fresh VM on the other side; returns
@@ -253,7 +189,7 @@ class Bench:
         dst.qmp.cmd("migrate-incoming", uri="tcp:%s:0" % self.net.addr[dst.side])
         port = dst.qmp.cmd("query-migrate")["socket-address"][0]["port"]
         tx0 = self.net.tx_bytes(src.side)
-        c_src, c_dst = cpu_seconds(src.pid), cpu_seconds(dst.pid)
+        c_src, c_dst = proc_cpu_seconds(src.pid), proc_cpu_seconds(dst.pid)
         t0 = time.monotonic()
         src.qmp.cmd("migrate", uri="tcp:%s:%s" % (self.net.addr[dst.side], port))
         deadline = t0 + self.timeout
@@ -273,8 +209,8 @@ class Bench:
                 raise BenchError("destination not running after %d s" % self.timeout)
             time.sleep(0.01)
         resumed = time.monotonic() - t0
-        cpu_src = cpu_seconds(src.pid) - c_src
-        cpu_dst = cpu_seconds(dst.pid) - c_dst
+        cpu_src = proc_cpu_seconds(src.pid) - c_src
+        cpu_dst = proc_cpu_seconds(dst.pid) - c_dst
         wire = self.net.tx_bytes(src.side) - tx0
         # the guest is idle after its fill: the same memory on both sides
         for w in (self.mem // 2 - WINDOW, self.mem - WINDOW):
@@ -399,7 +335,7 @@ class Bench:
         if os.path.exists(out):
             os.unlink(out)
         saver = None
-        cpu0 = cpu_seconds(q.pid, children=True)
+        cpu0 = proc_cpu_seconds(q.pid, children=True)
         if uri == "listen":
             sock = os.path.join(self.work, "qemu", "save.sock")
             if os.path.exists(sock):
@@ -429,7 +365,7 @@ class Bench:
                 raise BenchError("mapram save --listen failed (%d)" % saver.returncode)
             saver_cpu = ru.ru_utime + ru.ru_stime
         wall = time.monotonic() - t0
-        qemu_cpu = cpu_seconds(q.pid, children=True) - cpu0
+        qemu_cpu = proc_cpu_seconds(q.pid, children=True) - cpu0
         cpu = qemu_cpu + saver_cpu
         st = os.stat(out)
         row = {"case": name, "time_s": wall, "total_time_ms": info.get("total-time"),

@@ -20,166 +20,63 @@ env:   QEMU (qemu-system-x86_64), MEM (1G), CHANNELS (4), REPEAT (3),
        TRANSPORT (tcp, or unix),
        BENCH_TMPDIR (/var/tmp)
 """
-import hashlib
-import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-mapram = os.path.join(build, "tools", "mapram")
-boot = os.path.join(build, "tests", "interop", "fill-boot.bin")
-qemu = os.environ.get("QEMU", "qemu-system-x86_64")
-mem = os.environ.get("MEM", "1G")
-channels = os.environ.get("CHANNELS", "4")
-repeat = int(os.environ.get("REPEAT", "3"))
-work = tempfile.mkdtemp(prefix="qemu-connect-", dir=os.environ.get("BENCH_TMPDIR", "/var/tmp"))
-procs = []
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qemu_common import QemuRun, free_port  # noqa: E402
 
 
-class Qmp:
-    def __init__(self, path):
-        for _ in range(600):
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            sys.exit("cannot connect to " + path)
-        self.f = self.s.makefile("rw")
-        self.f.readline()
-        self.call("qmp_capabilities")
-
-    def call(self, cmd, **args):
-        msg = {"execute": cmd}
-        if args:
-            msg["arguments"] = args
-        self.f.write(json.dumps(msg) + "\n")
-        self.f.flush()
-        while True:
-            r = json.loads(self.f.readline())
-            if "event" in r:
-                continue
-            if "error" in r:
-                sys.exit("%s: %s" % (cmd, r["error"]["desc"]))
-            return r["return"]
-
-    def wait_migration(self):
-        while True:
-            r = self.call("query-migrate")
-            if r.get("status") in ("completed", "failed", "cancelled"):
-                if r["status"] != "completed":
-                    sys.exit("migration %s: %s" % (r["status"], r.get("error-desc", "")))
-                return
-            time.sleep(0.01)
-
-    def window_hash(self):
-        dump = os.path.join(work, "window.mem")
-        self.call("pmemsave", val=1 << 20, size=64 << 20, filename=dump)
-        with open(dump, "rb") as f:
-            h = hashlib.sha256(f.read()).hexdigest()
-        os.unlink(dump)
-        return h
-
-
-def start_qemu(name, *extra):
-    qmp = os.path.join(work, name + ".qmp")
-    if os.path.exists(qmp):
-        os.unlink(qmp)
-    p = subprocess.Popen([qemu, "-machine", "pc", "-accel", "kvm", "-accel", "tcg",
-                          "-cpu", "qemu64,-kvmclock", "-m", mem, "-display", "none",
-                          "-nodefaults", "-serial", "file:" + os.path.join(work, name + ".serial"),
-                          "-drive", "file=%s,format=raw,if=none,id=d0" % boot,
-                          "-device", "ide-hd,drive=d0", "-qmp", "unix:%s,server=on,wait=off" % qmp]
-                         + list(extra), stderr=open(os.path.join(work, name + ".log"), "a"))
-    procs.append(p)
-    return p, Qmp(qmp)
-
-
-def stop_qemu(p, q):
-    try:
-        q.call("quit")
-    except Exception:
-        pass
-    p.wait(timeout=30)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def restore_exec(path):
-    p, q = start_qemu("dst", "-incoming", "defer", "-S")
+def restore_exec(run, path):
+    p, q = run.start_qemu("dst", "-incoming", "defer", "-S")
     t0 = time.monotonic()
-    q.call("migrate-incoming", uri="exec:%s load --quiet --channels %s %s" % (mapram, channels, path))
+    q.call("migrate-incoming", uri="exec:%s load --quiet --channels %s %s" %
+           (run.mapram, run.channels, path))
     q.wait_migration()
     t = time.monotonic() - t0
-    h = q.window_hash()
-    stop_qemu(p, q)
+    h = q.window_hash(run.work)
+    run.stop_qemu(p, q)
     return t, h
 
 
-def restore_connect(path):
-    p, q = start_qemu("dst", "-incoming", "defer", "-S")
+def restore_connect(run, path):
+    p, q = run.start_qemu("dst", "-incoming", "defer", "-S")
     q.call("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
-    q.call("migrate-set-parameters", **{"multifd-channels": int(channels)})
+    q.call("migrate-set-parameters", **{"multifd-channels": int(run.channels)})
     if os.environ.get("TRANSPORT") == "unix":
-        uri = "unix:" + os.path.join(work, "mig.sock")
+        uri = "unix:" + os.path.join(run.work, "mig.sock")
     else:
         uri = "tcp:127.0.0.1:%d" % free_port()
     q.call("migrate-incoming", uri=uri)
     t0 = time.monotonic()
-    subprocess.run([mapram, "load", "--connect", uri, "--quiet", "--channels", channels, path],
-                   check=True)
+    subprocess.run([run.mapram, "load", "--connect", uri, "--quiet", "--channels", run.channels,
+                    path], check=True)
     q.wait_migration()
     t = time.monotonic() - t0
-    h = q.window_hash()
-    stop_qemu(p, q)
+    h = q.window_hash(run.work)
+    run.stop_qemu(p, q)
     return t, h
 
 
-def main():
-    path = os.path.join(work, "guest.img")
-    p, q = start_qemu("src")
-    serial = os.path.join(work, "src.serial")
-    while b"D" not in open(serial, "rb").read():
-        time.sleep(0.1)
-    q.call("stop")
-    q.call("migrate-set-parameters", **{"max-bandwidth": 100 << 30})
-    q.call("migrate", uri="exec:%s save --quiet --channels 4 %s" % (mapram, path))
-    q.wait_migration()
-    src = q.window_hash()
-    stop_qemu(p, q)
+def main(run):
+    path = os.path.join(run.work, "guest.img")
+    src = run.save_source(path, stop=True)
     times = {"exec": [], "connect": []}
-    for r in range(repeat):
+    for r in range(run.repeat):
         order = ["exec", "connect"] if r % 2 == 0 else ["connect", "exec"]
         for case in order:
-            t, h = (restore_exec if case == "exec" else restore_connect)(path)
+            t, h = (restore_exec if case == "exec" else restore_connect)(run, path)
             times[case].append(t)
             print("round %d %-8s %.2f s  mem %s" % (r + 1, case, t, "ok" if h == src else "DIFFERS"),
                   flush=True)
     print("\nguest %s, %s channels, file %.0f MiB allocated" %
-          (mem, channels, os.stat(path).st_blocks * 512 / 2**20))
+          (run.mem, run.channels, os.stat(path).st_blocks * 512 / 2**20))
     for case, ts in times.items():
         print("%-8s median %.2f s  (%s)" % (case, statistics.median(ts),
                                             ", ".join("%.2f" % t for t in ts)))
 
 
-try:
-    main()
-finally:
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-    shutil.rmtree(work, ignore_errors=True)
+QemuRun(sys.argv[1] if len(sys.argv) > 1 else "build", "qemu-connect").run(main)

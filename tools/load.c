@@ -20,6 +20,7 @@
  * that closes a connection, or stops reading, into a clear error.
  */
 #include "mapram-tool.h"
+#include "chunk-ring.h"
 #include "conn-watch.h"
 #include "libvirt-compress.h"
 #include "libvirt-image.h"
@@ -37,30 +38,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/mman.h>
 
 /*
- * The pages go out in chunks of one block, read ahead into a ring of
- * RING_CHUNKS buffers: each chunk is one batch of reads for one worker, so
- * the workers read several chunks at once while the writer sends the
- * oldest, and the writer waits only for the chunk it sends next.  Before,
- * 64 MiB windows were read as one batch each, double-buffered behind a
- * sync of every worker, so one worker read while the others idled: QEMU
- * 7.2's interleaved 4 GiB guest (bench/qemu-exec.sh) took 4.8 s to go into
- * a pipe alone, 3.8 s in 4 MiB chunks.
- *
- * The ring is one region in transparent huge pages, a chunk per huge page:
- * faulting it in and pinning it for every O_DIRECT read cost less than in
- * 4 KiB pages (CPU time of that load 1.76 s -> 1.4 s; 1.04 s -> 0.73 s on
- * the clustered guest).  32 MiB read ahead is enough: 64 MiB in 4 MiB
- * chunks was no faster, and every MiB of it is first touched at each load.
+ * The pages go out in chunks read ahead into a ring (chunk-ring.h), so the
+ * single writer rarely waits.  32 MiB read ahead is enough: 64 MiB in
+ * 4 MiB chunks was no faster, and every MiB of it is first touched at
+ * each load.
  */
-#define CHUNK_PAGES  512ULL
-#define CHUNK_BYTES  (CHUNK_PAGES * RAM_PAGE_SIZE)
 #define RING_CHUNKS  16
-/* checksums: a chunk holds whole runs of the table */
-G_STATIC_ASSERT(CHUNK_PAGES % MRC_RUN_PAGES == 0);
-#define HUGE_PAGE_BYTES (2 * 1024 * 1024)
 /*
  * --connect: the multifd packets point into the ring, so a slot is read
  * into again only once its packets are written; the channels are drained
@@ -77,19 +62,6 @@ typedef struct InBlock {
     const MrcBlock *sums;       /* in LoadCtx.csum, or NULL: not checked */
 } InBlock;
 
-/* Pages [first, first + n) of one block. */
-typedef struct Chunk {
-    unsigned block;
-    uint64_t first, n;
-} Chunk;
-
-/* A ring buffer: the chunk read into it, and whether its reads are done. */
-typedef struct Slot {
-    uint8_t *buf;
-    uint64_t *hashes;           /* CHUNK_PAGES: page hashes of the chunk, stored by the workers */
-    PageBatch batch;
-} Slot;
-
 typedef struct LoadCtx {
     const PageIoOptions *o;
     char *path;
@@ -98,9 +70,12 @@ typedef struct LoadCtx {
     RamDecoder dec;             /* the file's ram section */
     RamEncoder enc;             /* the stream's */
     GPtrArray *blocks;          /* InBlock * */
-    uint8_t *ring_buf;          /* RING_CHUNKS * CHUNK_BYTES, huge-page aligned */
-    Slot ring[RING_CHUNKS];
-    PageSeg *segs;              /* CHUNK_PAGES: a chunk's reads being queued */
+    /*
+     * The pages read ahead while the PART section goes out; on a failure
+     * freed only after the page channels (their workers may still read
+     * into it) and multifd (its packets point into it).
+     */
+    ChunkRing *ring;
     uint64_t ram_done;
     Progress *progress;
     bool csum_looked;           /* the file's end was searched for a checksum table */
@@ -170,34 +145,10 @@ static const RamSink load_sink = {
  * through (gap 4 or 64) take 1.5-1.6 s of CPU instead of 1.8 s; the
  * clustered guest's holes, 16 pages and longer, read through (gap 64) take
  * 0.66 s instead of 0.50-0.55 s and 1.40 s instead of 1.2 s, so longer
- * holes stay unread.
+ * holes stay unread.  What a run reads through a gap is never sent:
+ * emit_chunk() sends a ZERO record for every clear page.
  */
 #define READ_GAP_PAGES 4
-/* One read request at most: 1 MiB. */
-#define READ_RUN_PAGES (MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE)
-
-/*
- * Read the chunk's set runs into slot as one batch.  What a run reads
- * through a gap is never sent: emit_chunk() sends a ZERO record for every
- * clear page.
- */
-static bool queue_chunk(LoadCtx *c, const Chunk *k, Slot *slot, GError **errp)
-{
-    InBlock *b = g_ptr_array_index(c->blocks, k->block);
-    unsigned n = 0;
-    MappedRamRuns it;
-    MappedRamRun r;
-
-    mapped_ram_runs_init(&it, b->bmap, k->first, k->first + k->n, READ_GAP_PAGES,
-                         READ_RUN_PAGES);
-    while (mapped_ram_runs_next(&it, &r)) {
-        c->segs[n++] = (PageSeg) { slot->buf + (r.start - k->first) * RAM_PAGE_SIZE,
-                                   (r.end - r.start) * RAM_PAGE_SIZE,
-                                   b->hdr.pages_offset + r.start * RAM_PAGE_SIZE,
-                                   b->sums ? slot->hashes + (r.start - k->first) : NULL };
-    }
-    return page_channels_queue_batch(c->pc, false, c->segs, n, &slot->batch, errp);
-}
 
 /*
  * The chunk's records; its page data is queued by reference until the
@@ -239,62 +190,32 @@ static bool put_multifd_marker(LoadCtx *c, GError **errp)
     return true;
 }
 
-/* Read chunk j + RING_CHUNKS into chunk j's slot, once chunk j went out. */
-static bool refill_slot(LoadCtx *c, GArray *chunks, guint j, GError **errp)
-{
-    return j + RING_CHUNKS >= chunks->len ||
-           queue_chunk(c, &g_array_index(chunks, Chunk, j + RING_CHUNKS),
-                       &c->ring[j % RING_CHUNKS], errp);
-}
-
-static GArray *plan_chunks(LoadCtx *c)
-{
-    GArray *chunks = g_array_new(FALSE, FALSE, sizeof(Chunk));
-    for (guint i = 0; i < c->blocks->len; i++) {
-        InBlock *b = g_ptr_array_index(c->blocks, i);
-        for (uint64_t p = 0; p < b->npages; p += CHUNK_PAGES) {
-            Chunk k = { i, p, MIN(CHUNK_PAGES, b->npages - p) };
-            g_array_append_val(chunks, k);
-        }
-    }
-    return chunks;
-}
-
 /*
  * Send chunk i once its reads are done; its buffer is free again after
  * the flush (the page data went out by reference), for chunk i + RING_CHUNKS.
  */
-static bool send_chunk(LoadCtx *c, GArray *chunks, guint i, GError **errp)
+static bool send_chunk(LoadCtx *c, guint i, GError **errp)
 {
-    Slot *slot = &c->ring[i % RING_CHUNKS];
+    const Chunk *k = chunk_ring_chunk(c->ring, i);
+    const uint8_t *buf = chunk_ring_wait(c->ring, i, errp);
 
-    const Chunk *k = &g_array_index(chunks, Chunk, i);
-    InBlock *b = g_ptr_array_index(c->blocks, k->block);
-
-    if (!page_channels_wait_batch(c->pc, &slot->batch, errp)) {
-        return false;
-    }
-    /* a chunk is whole runs of the table: checked before any of its pages goes out */
-    if (b->sums && !mrc_check_runs(b->sums, b->bmap, slot->hashes, k->first, k->n, errp)) {
-        return false;
-    }
-    if (!emit_chunk(c, k, slot->buf, errp)) {
+    if (!buf || !emit_chunk(c, k, buf, errp)) {
         return false;
     }
     if (!qemu_fflush(c->out)) {
         return qemu_file_propagate_error(c->out, errp);
     }
     if (!c->mfd) {
-        return refill_slot(c, chunks, i, errp);
+        return chunk_ring_refill(c->ring, i, errp);
     }
-    if ((i + 1) % DRAIN_CHUNKS && i + 1 < chunks->len) {
+    if ((i + 1) % DRAIN_CHUNKS && i + 1 < chunk_ring_len(c->ring)) {
         return true;
     }
     if (!multifd_send_drain(c->mfd, errp)) {
         return false;
     }
     for (guint j = i - i % DRAIN_CHUNKS; j <= i; j++) {
-        if (!refill_slot(c, chunks, j, errp)) {
+        if (!chunk_ring_refill(c->ring, j, errp)) {
             return false;
         }
     }
@@ -304,19 +225,22 @@ static bool send_chunk(LoadCtx *c, GArray *chunks, guint i, GError **errp)
 /* All pages, as one PART section of the ram section sid. */
 static bool emit_pages(LoadCtx *c, uint32_t sid, GError **errp)
 {
-    g_autoptr(GArray) chunks = plan_chunks(c);
-
     savevm_put_section_short_header(c->out, QEMU_VM_SECTION_PART, sid);
-    for (guint i = 0; i < MIN(chunks->len, RING_CHUNKS); i++) {
-        if (!queue_chunk(c, &g_array_index(chunks, Chunk, i), &c->ring[i], errp)) {
+    c->ring = chunk_ring_new(c->pc, RING_CHUNKS, READ_GAP_PAGES);
+    for (guint i = 0; i < c->blocks->len; i++) {
+        InBlock *b = g_ptr_array_index(c->blocks, i);
+        chunk_ring_add_block(c->ring, b->bmap, b->npages, b->hdr.pages_offset, b->sums);
+    }
+    if (!chunk_ring_start(c->ring, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < chunk_ring_len(c->ring); i++) {
+        if (!send_chunk(c, i, errp)) {
             return false;
         }
     }
-    for (guint i = 0; i < chunks->len; i++) {
-        if (!send_chunk(c, chunks, i, errp)) {
-            return false;
-        }
-    }
+    /* every read was waited for and every packet drained: no one uses the ring now */
+    g_clear_pointer(&c->ring, chunk_ring_free);
     if (!put_multifd_marker(c, errp)) {
         return false;
     }
@@ -450,24 +374,11 @@ static const StreamVisitor load_visitor = {
     .vmdesc = l_vmdesc,
 };
 
-/* Best effort: without huge pages the ring works the same, a little slower. */
-static void alloc_ring(LoadCtx *c)
-{
-    c->ring_buf = qemu_memalign(HUGE_PAGE_BYTES, RING_CHUNKS * CHUNK_BYTES);
-    madvise(c->ring_buf, RING_CHUNKS * CHUNK_BYTES, MADV_HUGEPAGE);
-    for (unsigned i = 0; i < RING_CHUNKS; i++) {
-        c->ring[i].buf = c->ring_buf + i * CHUNK_BYTES;
-        c->ring[i].hashes = g_new(uint64_t, CHUNK_PAGES);
-    }
-}
-
 static void load_ctx_init(LoadCtx *c, const char *path, const PageIoOptions *o)
 {
     *c = (LoadCtx){ .o = o, .path = g_strdup(path) };
     c->blocks = g_ptr_array_new_with_free_func(in_block_free);
     c->progress = progress_new(o->name ? o->name : "mapram load", o->progress);
-    alloc_ring(c);
-    c->segs = g_new(PageSeg, CHUNK_PAGES);
 }
 
 /* Walks the file at path/offset, writing to c->out (set by the caller). */
@@ -499,12 +410,8 @@ static bool load_run(LoadCtx *c, uint64_t offset, GError **errp)
 
 static void load_ctx_clear(LoadCtx *c, bool ok)
 {
-    qemu_vfree(c->ring_buf);
-    for (unsigned i = 0; i < RING_CHUNKS; i++) {
-        g_free(c->ring[i].hashes);
-    }
+    chunk_ring_free(c->ring);
     mrc_table_free(c->csum);
-    g_free(c->segs);
     progress_finish(c->progress, ok);
     ram_decoder_clear(&c->dec);
     ram_encoder_clear(&c->enc);

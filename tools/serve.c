@@ -25,6 +25,7 @@
  * records, so the guest gets exactly the saved memory.
  */
 #include "mapram-tool.h"
+#include "chunk-ring.h"
 #include "libvirt-image.h"
 #include "../migration/mapped-ram-csum.h"
 #include "../migration/migration-internal.h"
@@ -42,11 +43,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Background read-ahead, as in load.c: chunks of one block, a ring of them. */
-#define CHUNK_PAGES  512ULL
-#define CHUNK_BYTES  (CHUNK_PAGES * RAM_PAGE_SIZE)
+/* The background push's read-ahead (chunk-ring.h): 16 MiB. */
 #define RING_CHUNKS  8
-G_STATIC_ASSERT(CHUNK_PAGES % MRC_RUN_PAGES == 0);
 /* Background pages put between two looks at the request queue. */
 #define POLL_PAGES   16
 /* The PING inside the package: its PONG says the devices are loaded. */
@@ -65,12 +63,6 @@ typedef struct Request {
     unsigned block;
     uint64_t first, n;          /* pages */
 } Request;
-
-typedef struct ServeSlot {
-    uint8_t *buf;
-    uint64_t *hashes;
-    PageBatch batch;
-} ServeSlot;
 
 typedef struct ServeStats {
     uint64_t pages_requested;   /* sent because of a request (with their runs) */
@@ -114,9 +106,7 @@ typedef struct ServeCtx {
     RamEncoder enc;
     PageChannels *pc;
     int req_fd;                 /* requests are read here, not behind the queue */
-    uint8_t *ring_buf;
-    ServeSlot ring[RING_CHUNKS];
-    PageSeg *segs;
+    ChunkRing *ring;            /* the push's; freed after pc */
     uint8_t *req_buf;           /* MRC_RUN_PAGES pages */
     uint64_t req_hashes[MRC_RUN_PAGES];
     uint64_t pushed_bytes;      /* for --max-bandwidth */
@@ -404,38 +394,6 @@ static bool serve_requests(ServeCtx *c, GError **errp)
     }
 }
 
-static GArray *plan_chunks(ServeCtx *c)
-{
-    GArray *chunks = g_array_new(FALSE, FALSE, sizeof(Request));
-    for (guint i = 0; i < c->blocks->len; i++) {
-        SBlock *b = g_ptr_array_index(c->blocks, i);
-        for (uint64_t p = 0; p < b->npages; p += CHUNK_PAGES) {
-            Request k = { i, p, MIN(CHUNK_PAGES, b->npages - p) };
-            g_array_append_val(chunks, k);
-        }
-    }
-    return chunks;
-}
-
-/* Read a chunk's set runs into slot, one batch. */
-static bool queue_chunk(ServeCtx *c, const Request *k, ServeSlot *slot, GError **errp)
-{
-    SBlock *b = g_ptr_array_index(c->blocks, k->block);
-    unsigned n = 0;
-    MappedRamRuns it;
-    MappedRamRun r;
-
-    mapped_ram_runs_init(&it, b->bmap, k->first, k->first + k->n, 0,
-                         MAPPED_RAM_LOAD_BUF_SIZE / RAM_PAGE_SIZE);
-    while (mapped_ram_runs_next(&it, &r)) {
-        c->segs[n++] = (PageSeg) { slot->buf + (r.start - k->first) * RAM_PAGE_SIZE,
-                                   (r.end - r.start) * RAM_PAGE_SIZE,
-                                   b->hdr.pages_offset + r.start * RAM_PAGE_SIZE,
-                                   b->sums ? slot->hashes + (r.start - k->first) : NULL };
-    }
-    return page_channels_queue_batch(c->pc, false, c->segs, n, &slot->batch, errp);
-}
-
 /* --max-bandwidth: wait (serving requests) until the push is back under the limit. */
 static bool throttle(ServeCtx *c, GError **errp)
 {
@@ -457,7 +415,7 @@ static bool throttle(ServeCtx *c, GError **errp)
 }
 
 /* The unsent pages of chunk k (read into buf), with looks at the queue between them. */
-static bool push_chunk(ServeCtx *c, const Request *k, const uint8_t *buf, GError **errp)
+static bool push_chunk(ServeCtx *c, const Chunk *k, const uint8_t *buf, GError **errp)
 {
     SBlock *b = g_ptr_array_index(c->blocks, k->block);
     for (uint64_t p = k->first; p < k->first + k->n; p++) {
@@ -476,28 +434,14 @@ static bool push_chunk(ServeCtx *c, const Request *k, const uint8_t *buf, GError
 
 static bool push_all(ServeCtx *c, GError **errp)
 {
-    g_autoptr(GArray) chunks = plan_chunks(c);
-
-    for (guint i = 0; i < MIN(chunks->len, RING_CHUNKS); i++) {
-        if (!queue_chunk(c, &g_array_index(chunks, Request, i), &c->ring[i], errp)) {
-            return false;
-        }
+    if (!chunk_ring_start(c->ring, errp)) {
+        return false;
     }
-    for (guint i = 0; i < chunks->len; i++) {
-        ServeSlot *slot = &c->ring[i % RING_CHUNKS];
-        const Request *k = &g_array_index(chunks, Request, i);
-        SBlock *b = g_ptr_array_index(c->blocks, k->block);
-        if (!page_channels_wait_batch(c->pc, &slot->batch, errp)) {
-            return false;
-        }
-        if (b->sums && !mrc_check_runs(b->sums, b->bmap, slot->hashes, k->first, k->n, errp)) {
-            return false;
-        }
-        if (!push_chunk(c, k, slot->buf, errp) || !throttle(c, errp)) {
-            return false;
-        }
-        if (i + RING_CHUNKS < chunks->len &&
-            !queue_chunk(c, &g_array_index(chunks, Request, i + RING_CHUNKS), slot, errp)) {
+    for (guint i = 0; i < chunk_ring_len(c->ring); i++) {
+        const Chunk *k = chunk_ring_chunk(c->ring, i);
+        const uint8_t *buf = chunk_ring_wait(c->ring, i, errp);
+        if (!buf || !push_chunk(c, k, buf, errp) || !throttle(c, errp) ||
+            !chunk_ring_refill(c->ring, i, errp)) {
             return false;
         }
     }
@@ -660,12 +604,12 @@ static bool serve_setup_io(ServeCtx *c, GError **errp)
     if (c->req_fd < 0) {
         return false;
     }
-    c->ring_buf = qemu_memalign(2 * 1024 * 1024, RING_CHUNKS * CHUNK_BYTES);
-    for (unsigned i = 0; i < RING_CHUNKS; i++) {
-        c->ring[i].buf = c->ring_buf + i * CHUNK_BYTES;
-        c->ring[i].hashes = g_new(uint64_t, CHUNK_PAGES);
+    /* no read-through of short holes: that was measured for load's stream only */
+    c->ring = chunk_ring_new(c->pc, RING_CHUNKS, 0);
+    for (guint i = 0; i < c->blocks->len; i++) {
+        SBlock *b = g_ptr_array_index(c->blocks, i);
+        chunk_ring_add_block(c->ring, b->bmap, b->npages, b->hdr.pages_offset, b->sums);
     }
-    c->segs = g_new(PageSeg, CHUNK_PAGES);
     c->req_buf = qemu_memalign(RAM_PAGE_SIZE, MRC_RUN_PAGES * RAM_PAGE_SIZE);
     return true;
 }
@@ -679,11 +623,7 @@ static void serve_cleanup(ServeCtx *c)
     if (c->req_fd >= 0) {
         qemu_close(c->req_fd);
     }
-    qemu_vfree(c->ring_buf);
-    for (unsigned i = 0; i < RING_CHUNKS; i++) {
-        g_free(c->ring[i].hashes);
-    }
-    g_free(c->segs);
+    chunk_ring_free(c->ring);
     qemu_vfree(c->req_buf);
     if (c->out) {
         qemu_fclose(c->out, NULL);
