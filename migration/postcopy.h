@@ -9,9 +9,10 @@
  *     pl = postcopy_load_new(path, stats, errp)
  *     ram load, per block:  postcopy_load_add_block()   bitmap read; RAM
  *                           emptied and registered (no page data read)
- *     end of the block list: postcopy_load_start(pl, pc, csum)   fault thread
+ *     end of the block list: postcopy_load_start(pl, cfg, csum)  fault thread
  *     device state, EOF; the host resumes the guest (or leaves it paused)
- *     postcopy_load_stream(pl, &stop, errp)   background, then unregister
+ *     postcopy_load_stream(pl, &stop, errp)   opens the page channels,
+ *                                             background, then unregister
  *   main thread, at the end of the Migration:
  *     postcopy_load_free(pl)      stops the fault thread, closes userfaultfd
  *
@@ -52,20 +53,25 @@ typedef struct PostcopyLoad PostcopyLoad;
 PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError **errp);
 /*
  * One RAM block: its memory is emptied (it must hold no page the kernel
- * could not drop: "...has pages present...") and registered for missing
- * faults.  Takes bmap (the file's bitmap); sums (or NULL) lives in the
+ * could not drop: "...has pages present..."; private_anon: the host's
+ * MigrationRAMBlock.private_anon, memory that always can) and registered
+ * for missing faults.  Takes bmap (the file's bitmap); sums (or NULL) lives in the
  * table handed to postcopy_load_start().
  */
 bool postcopy_load_add_block(PostcopyLoad *pl, const char *idstr, uint8_t *host,
-                             uint64_t used_length, uint64_t pages_offset, unsigned long *bmap,
-                             const MrcBlock *sums, GError **errp);
+                             uint64_t used_length, bool private_anon, uint64_t pages_offset,
+                             unsigned long *bmap, const MrcBlock *sums, GError **errp);
 /*
  * The counters the load's page channels must write to once pl takes them
  * (they outlive the RAM load that creates the channels).
  */
 PageStats *postcopy_load_page_stats(PostcopyLoad *pl);
-/* Starts the fault thread; takes pc (the background's channels) and csum (or NULL). */
-void postcopy_load_start(PostcopyLoad *pl, PageChannels *pc, MrcTable *csum);
+/*
+ * Starts the fault thread; takes csum (or NULL).  cfg: the background's
+ * page channels, which postcopy_load_stream() opens once the guest runs
+ * (copied; cfg->stats must be postcopy_load_page_stats(pl)).
+ */
+void postcopy_load_start(PostcopyLoad *pl, const PageChannelsConfig *cfg, MrcTable *csum);
 /*
  * Streams every set run not yet loaded, in file order, then unregisters
  * guest RAM.  Returns false with the first error of either thread (the

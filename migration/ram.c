@@ -697,8 +697,8 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     }
     if (ram->lp.postcopy) {
         return postcopy_load_add_block(ram->lp.postcopy, idstr, rb.host, used_length,
-                                       hdr->pages_offset, g_steal_pointer(&bmap), chk.sums,
-                                       errp);
+                                       rb.private_anon, hdr->pages_offset,
+                                       g_steal_pointer(&bmap), chk.sums, errp);
     }
     if (chk.sums) {
         chk.hashes = g_new(uint64_t, npages);
@@ -774,6 +774,19 @@ static void ram_load_cleanup(void *opaque)
     ram->load = NULL;
 }
 
+/* The load's page channels on the migration file. */
+static PageChannelsConfig load_channels_config(const RamLoadParams *p, PageStats *stats)
+{
+    return (PageChannelsConfig){
+        .path = p->path,
+        .flags = O_RDONLY,
+        .channels = p->channels ? p->channels : 1,
+        .direct_io = p->direct_io,
+        .queue_depth = p->queue_depth,
+        .stats = stats,
+    };
+}
+
 static bool ram_load_setup(void *opaque, GError **errp)
 {
     RamState *ram = opaque;
@@ -786,16 +799,8 @@ static bool ram_load_setup(void *opaque, GError **errp)
     rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapRange));
     rl->blocks = g_array_new(FALSE, FALSE, sizeof(size_t));
     rl->checks = g_array_new(FALSE, FALSE, sizeof(LoadCheck));
-    if (p->mapped_ram) {
-        PageChannelsConfig cfg = {
-            .path = p->path,
-            .flags = O_RDONLY,
-            .channels = p->channels ? p->channels : 1,
-            .direct_io = p->direct_io,
-            .queue_depth = p->queue_depth,
-            /* on demand the channels outlive this load: the counters go with them */
-            .stats = p->postcopy ? postcopy_load_page_stats(p->postcopy) : &rl->stats,
-        };
+    if (p->mapped_ram && !p->postcopy) {
+        PageChannelsConfig cfg = load_channels_config(p, &rl->stats);
         rl->pc = page_channels_new(&cfg, errp);
         if (!rl->pc) {
             return false;
@@ -814,10 +819,14 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
         }
         return false;
     }
-    if (si->type == QEMU_VM_SECTION_START && rl->pc && ram->lp.postcopy) {
-        /* on demand: no page is read here; the channels serve the background stream */
-        postcopy_load_start(ram->lp.postcopy, g_steal_pointer(&rl->pc),
-                            g_steal_pointer(&rl->csum));
+    if (si->type == QEMU_VM_SECTION_START && ram->lp.mapped_ram && ram->lp.postcopy) {
+        /*
+         * On demand: no page is read here; the background stream opens
+         * its channels once the guest runs (the counters go with them).
+         */
+        PageChannelsConfig cfg =
+            load_channels_config(&ram->lp, postcopy_load_page_stats(ram->lp.postcopy));
+        postcopy_load_start(ram->lp.postcopy, &cfg, g_steal_pointer(&rl->csum));
         return true;
     }
     if (si->type == QEMU_VM_SECTION_START && rl->pc) {
