@@ -323,14 +323,20 @@ static void test_fault_truncated(void)
 
 /* ---- rule rows ---- */
 
+/* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
+static QTestState *start_plain_dest(const char *backend_opts)
+{
+    return qtest_init_bin(
+        qtest_vm_binary(),
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,%s "
+        "-guest ab -serial file:%s/dest_serial -incoming defer", backend_opts, mig_tmpdir);
+}
+
 static void expect_incoming_refused(const char *const *caps, const char *uri, const char *msg)
 {
     g_autofree char *desc = NULL;
-    QTestState *to = qtest_init_bin(
-        qtest_vm_binary(),
-        "-m 150M -machine memory-backend=mig.mem "
-        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
-        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    QTestState *to = start_plain_dest("share=off");
 
     for (; *caps; caps++) {
         migrate_set_capability(to, *caps, true);
@@ -351,11 +357,7 @@ static void test_rule_shared_prealloc(void)
 {
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *desc = NULL;
-    QTestState *to = qtest_init_bin(
-        qtest_vm_binary(),
-        "-m 150M -machine memory-backend=mig.mem "
-        "-object memory-backend-ram,id=mig.mem,size=150M,share=on,prealloc=on "
-        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    QTestState *to = start_plain_dest("share=on,prealloc=on");
 
     migrate_set_capability(to, "events", true);
     migrate_set_capability(to, "mapped-ram", true);
