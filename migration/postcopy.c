@@ -53,6 +53,16 @@ struct uffdio_move {
 #define MOVE_WINDOW_PAGES (2 * STREAM_WINDOW_PAGES)
 #define MOVE_WINDOW_BYTES (MOVE_WINDOW_PAGES * PC_PAGE)
 #define STREAM_SLOTS 16
+/*
+ * A window is read as its set runs, one read each, joining runs whose gap
+ * is at most this many pages: reading the clear pages of a gap costs
+ * twice (the kernel zero-fills the file's holes into the buffer, then
+ * they are zeroed again against stale bytes), a few times a 4 KiB page
+ * more than a request.  A moved window's clear pages that are not read
+ * are the fresh zeroes of its buffer.
+ */
+#define SEG_GAP_PAGES 4
+#define SLOT_MAX_SEGS (MOVE_WINDOW_PAGES / 2 + 1)
 
 typedef struct PcBlock {
     /* Immutable once added */
@@ -334,18 +344,18 @@ static int64_t mark_placed(PcBlock *b, uint64_t s, uint64_t e)
 
 /*
  * The moving path of window_place(): buf holds window [w0, w1) of b at
- * its offsets, pages [first, first + n) read from the file (hashes[i]:
- * page w0 + i's, or NULL).  The clear pages of the read get zeroes (a
- * live save can leave stale bytes in their slots), then the window moves
- * into guest RAM.  A window the fault thread has placed pages in is
+ * its offsets, the nsegs reads of segs (pages [first, first + n) hold them
+ * all) landed from the file (hashes[i]: page w0 + i's, or NULL).  The
+ * clear pages a read covered get zeroes (a live save can leave stale bytes
+ * in their slots), then the window moves into guest RAM.  A window the fault thread has placed pages in is
  * copied instead, and so is the rest of a window whose move stops (a page
  * the fault thread placed meanwhile, a page of the buffer still busy).
  * The buffer is empty again afterwards.  Returns pages placed, -1 with
  * errp set.
  */
 static int64_t window_move(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w1,
-                           uint64_t first, uint64_t n, uint8_t *buf, const uint64_t *hashes,
-                           GError **errp)
+                           uint64_t first, uint64_t n, const PageSeg *segs, unsigned nsegs,
+                           uint8_t *buf, const uint64_t *hashes, GError **errp)
 {
     int64_t moved = 0, copied = 0;
     uint64_t end = first + n, p = w0;
@@ -359,9 +369,13 @@ static int64_t window_move(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w
         madvise(buf, (w1 - w0) * PC_PAGE, MADV_DONTNEED);
         return copied;
     }
-    for (uint64_t z = find_next_zero_bit(b->bmap, end, first); z < end;
-         z = find_next_zero_bit(b->bmap, end, z + 1)) {
-        memset(buf + (z - w0) * PC_PAGE, 0, PC_PAGE);
+    for (unsigned i = 0; i < nsegs; i++) {
+        uint64_t s0 = (segs[i].off - b->pages_offset) / PC_PAGE;
+        uint64_t s1 = s0 + segs[i].len / PC_PAGE;
+        for (uint64_t z = find_next_zero_bit(b->bmap, s1, s0); z < s1;
+             z = find_next_zero_bit(b->bmap, s1, z + 1)) {
+            memset(buf + (z - w0) * PC_PAGE, 0, PC_PAGE);
+        }
     }
     while (p < w1) {
         struct uffdio_move m = {
@@ -674,6 +688,8 @@ typedef struct StreamSlot {
      */
     uint8_t *buf;
     uint64_t hashes[MOVE_WINDOW_PAGES];
+    PageSeg segs[SLOT_MAX_SEGS];  /* the window's reads */
+    unsigned nsegs;
     PageBatch batch;
     PcBlock *b;                   /* NULL: free */
     bool queued;                  /* batch handed to the page channels, not yet settled */
@@ -690,7 +706,8 @@ static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
     }
     const uint64_t *hashes = b->sums ? s->hashes : NULL;
     int64_t k = pl->can_move
-        ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->buf, hashes, errp)
+        ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->segs, s->nsegs, s->buf, hashes,
+                      errp)
         : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, hashes, errp);
     if (k < 0) {
         prefix_page(errp, b, s->first);
@@ -706,14 +723,31 @@ static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0,
     if (fault_hit("postcopy-background-slow")) {
         g_usleep(50 * 1000);           /* tests: the guest runs long before the pages arrive */
     }
-    *s = (StreamSlot){ .buf = s->buf, .b = b, .w0 = w0, .w1 = w1, .first = first,
-                       .n = last - first + 1 };
-    PageSeg seg = {
-        .buf = s->buf + (pl->can_move ? (first - w0) * PC_PAGE : 0),
-        .len = s->n * PC_PAGE, .off = b->pages_offset + first * PC_PAGE,
-        .hashes = b->sums ? s->hashes + (first - w0) : NULL,
-    };
-    if (!page_channels_queue_batch(pl->pc, false, &seg, 1, &s->batch, errp)) {
+    s->b = b;
+    s->w0 = w0;
+    s->w1 = w1;
+    s->first = first;
+    s->n = last - first + 1;
+    s->nsegs = 0;
+    s->batch = (PageBatch){ 0 };
+    s->queued = false;
+    /* the set runs of [first, last], gaps of up to SEG_GAP_PAGES read through */
+    uint64_t origin = pl->can_move ? w0 : first;
+    for (uint64_t r0 = first; r0 <= last;) {
+        uint64_t r1 = find_next_zero_bit(b->bmap, last + 1, r0), next;
+        while ((next = find_next_bit(b->bmap, last + 1, r1)) <= last &&
+               next - r1 <= SEG_GAP_PAGES) {
+            r1 = find_next_zero_bit(b->bmap, last + 1, next);
+        }
+        g_assert(s->nsegs < SLOT_MAX_SEGS);
+        s->segs[s->nsegs++] = (PageSeg){
+            .buf = s->buf + (r0 - origin) * PC_PAGE,
+            .len = (r1 - r0) * PC_PAGE, .off = b->pages_offset + r0 * PC_PAGE,
+            .hashes = b->sums ? s->hashes + (r0 - w0) : NULL,
+        };
+        r0 = next;
+    }
+    if (!page_channels_queue_batch(pl->pc, false, s->segs, s->nsegs, &s->batch, errp)) {
         s->b = NULL;
         prefix_page(errp, b, first);
         return false;

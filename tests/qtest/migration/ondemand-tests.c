@@ -321,6 +321,69 @@ static void test_fault_truncated(void)
     qtest_quit(to);
 }
 
+/*
+ * Clear pages whose slots hold bytes (as a live save leaves pages that
+ * became zero in a later pass) read zero after an on-demand load, both
+ * where the background reads through them (a one-page gap between data
+ * pages) and where it reads around them (a longer gap); their neighbours
+ * keep their data.  The destination skips the checksum table, which
+ * still describes the pages before their bits were cleared.
+ */
+static void test_stale_slots(void)
+{
+    OnDemand od = { .paused = true };
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    GArray *blocks = mr_file_blocks(path, 0);
+    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
+    size_t len;
+    g_autofree uint8_t *file = read_whole_file(path, &len);
+    uint64_t w0 = 0, gap = 0;
+    /* the one-page gap, then a gap of 8 pages, inside one 2 MiB window of data */
+    static const unsigned cleared[] = { 101, 110, 111, 112, 113, 114, 115, 116, 117 };
+
+    g_assert_cmpstr(b->idstr, ==, "mig.mem");
+    /* the ab guest writes [1 MiB, 100 MiB): a window whose pages 100..118 are all data */
+    for (uint64_t w = 2 * 512; w < (96ULL << 20 >> 12) && !w0; w += 512) {
+        bool all = true;
+        for (uint64_t p = w + 100; p <= w + 118; p++) {
+            all &= !!(file[b->bitmap_offset + p / 8] & (1u << (p % 8)));
+        }
+        w0 = all ? w : 0;
+    }
+    g_assert_cmpuint(w0, !=, 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(cleared); i++) {
+        uint64_t p = w0 + cleared[i];
+        uint8_t byte = file[b->bitmap_offset + p / 8] & ~(1u << (p % 8));
+        file[b->bitmap_offset + p / 8] = byte;
+        patch_file(path, b->bitmap_offset + p / 8, &byte, 1);
+        /* the slot still holds the page's old bytes: not all zero */
+        const uint8_t *slot = file + b->pages_offset + p * MIG_PAGE_SIZE;
+        gap |= slot[0] | slot[MIG_PAGE_SIZE - 1];
+    }
+    g_assert_cmpuint(gap, !=, 0);
+
+    QTestState *to = start_dest(&od, NULL);
+    migrate_set_parameter_bool(to, "x-checksums", false);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    for (uint64_t p = w0 + 99; p <= w0 + 119; p++) {
+        g_autofree uint8_t *mem = guest_memread(to, mig_tmpdir, p * MIG_PAGE_SIZE,
+                                                MIG_PAGE_SIZE);
+        bool set = file[b->bitmap_offset + p / 8] & (1u << (p % 8));
+        const uint8_t *want = file + b->pages_offset + p * MIG_PAGE_SIZE;
+        for (size_t i = 0; i < MIG_PAGE_SIZE; i++) {
+            if (mem[i] != (set ? want[i] : 0)) {
+                g_error("%s page 0x%" G_GINT64_MODIFIER "x reads 0x%02x at byte %zu, not 0x%02x",
+                        set ? "data" : "clear", p * MIG_PAGE_SIZE, mem[i], i,
+                        set ? want[i] : 0);
+            }
+        }
+    }
+    g_array_unref(blocks);
+    qtest_quit(to);
+}
+
 /* ---- rule rows ---- */
 
 /* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
@@ -479,6 +542,8 @@ void migration_test_add_ondemand(void)
     migration_test_add("/migration/ondemand/file/mapped-ram/huge-pages", test_huge_pages,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/multifd/file/mapped-ram/dio", test_multifd_dio,
+                       MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots", test_stale_slots,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/while-arriving", test_while_arriving, MIG_SMOKE);
     migration_test_add("/migration/ondemand/fault/read", test_fault_read, MIG_FULL);
