@@ -20,6 +20,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -373,6 +374,7 @@ class Bench:
         self.strace = args.strace
         self.live_limit = args.live_limit
         self.live_rate = args.live_rate
+        self.csum_pairs = args.csum_pairs
         self.partial = None
 
     def cleanup(self):
@@ -594,11 +596,46 @@ class Bench:
                     "mapped-ram+multifd4+dio")
         out += [dict(c, name=c["name"] + "/prealloc", prealloc=True)
                 for c in out if c["name"] in prealloc]
-        # The cost of the checksum table (x-checksums, on above): the same without it.
-        nocsum = ("mapped-ram", "mapped-ram+multifd4", "mapped-ram+dio",
-                  "mapped-ram+multifd4+dio")
-        out += [dict(c, name=c["name"] + "/nocsum", checksums=False)
-                for c in out if c["name"] in nocsum]
+        return out
+
+    # The cost of the checksum table (x-checksums): alternating pairs.
+    CSUM_CASES = ("mapped-ram", "mapped-ram+multifd4+dio")
+
+    def checksum_cost(self, src, src_windows):
+        """Each case's save, durable save (x-fsync) and restore with the
+        table and without it, in `pairs` pairs whose order alternates.  One
+        run of each differs by up to +-50 % from the next on this host, so
+        the cost is the median of the pairs' ratios, not a ratio of two
+        single runs."""
+        out = []
+        by_name = {c["name"]: c for c in self.cases()}
+        for name in self.CSUM_CASES:
+            if name not in by_name:
+                continue
+            ratios = {"save": [], "durable": [], "restore": []}
+            times = {(op, on): [] for op in ratios for on in (True, False)}
+            for i in range(self.csum_pairs):
+                for on in ((True, False) if i % 2 == 0 else (False, True)):
+                    case = dict(by_name[name], checksums=on)
+                    path = os.path.join(self.work, "csum.sav")
+                    for op in ("durable", "save"):
+                        if os.path.exists(path):
+                            os.unlink(path)
+                        drop_caches()
+                        r = self.save(src, case, path, fsync=op == "durable")
+                        times[(op, on)].append(r["time_s"] or r["wall_s"])
+                    r = self.restore(case, path, src_windows)
+                    times[("restore", on)].append(r["time_s"] or r["wall_s"])
+                    os.unlink(path)
+                for op in ratios:
+                    ratios[op].append(times[(op, True)][-1] / times[(op, False)][-1] - 1)
+                log("checksum cost %s, pair %d: %s" % (name, i + 1, ", ".join(
+                    "%s %+.1f %%" % (op, 100 * ratios[op][-1]) for op in ratios)))
+            out.append({"case": name, "pairs": self.csum_pairs, "ops": {
+                op: {"with_s": statistics.median(times[(op, True)]),
+                     "without_s": statistics.median(times[(op, False)]),
+                     "ratios": ratios[op],
+                     "median_ratio": statistics.median(ratios[op])} for op in ratios}})
         return out
 
     def run(self, only=None):
@@ -643,6 +680,12 @@ class Bench:
             log("  save %.2f s (%.0f MB/s), restore %.2f s (%.0f MB/s)" %
                 (save["time_s"], save["page_bytes"] / save["time_s"] / 1e6,
                  restore["time_s"], restore["page_bytes"] / restore["time_s"] / 1e6))
+        results["checksum_cost"] = []
+        if src is None and (not only or "checksums" in only) and self.csum_pairs:
+            src = self.start_source()
+            src_windows = self.snapshot(src)
+        if src and (not only or "checksums" in only) and self.csum_pairs:
+            results["checksum_cost"] = self.checksum_cost(src, src_windows)
         if src:
             src.kill()
             self.vms.remove(src)
@@ -737,19 +780,16 @@ def report(res):
                    bps / 1e6, ratio, synced, durable, dratio,
                    gib(res["mem"]) / t if t else 0, r["cpu_s"],
                    r["peak_rss_kib"] / 1024, size, alloc))
-    by_name = {row["case"]["name"]: row for row in res["cases"]}
-    pairs = [(by_name[n[:-len("/nocsum")]], row) for n, row in by_name.items()
-             if n.endswith("/nocsum") and n[:-len("/nocsum")] in by_name]
-    if pairs:
-        print("\nchecksum table (x-checksums): time with it vs without, and the difference")
-        for on, off in pairs:
-            cells = []
-            for op in ("save", "restore"):
-                t_on = on[op]["time_s"] or on[op]["wall_s"]
-                t_off = off[op]["time_s"] or off[op]["wall_s"]
-                cells.append("%s %.2f s vs %.2f s (%+.1f %%)" %
-                             (op, t_on, t_off, 100.0 * (t_on - t_off) / t_off if t_off else 0))
-            print("  %-26s %s" % (on["case"]["name"], ";  ".join(cells)))
+    cost = res.get("checksum_cost") or []
+    if cost:
+        print("\nchecksum table (x-checksums): %d pairs with and without it, alternating; "
+              "medians, and the median of the pairs' differences" % cost[0]["pairs"])
+        for c in cost:
+            for op in ("save", "durable", "restore"):
+                o = c["ops"][op]
+                print("  %-26s %-8s %6.3f s vs %6.3f s: %+6.1f %%   (pairs: %s)" % (
+                    c["case"] if op == "save" else "", op, o["with_s"], o["without_s"],
+                    100 * o["median_ratio"], " ".join("%+.0f" % (100 * r) for r in o["ratios"])))
     for live in res.get("live", []):
         t = live["time_s"] or live["wall_s"]
         how = ("converged" if live["converged"] else
@@ -792,7 +832,11 @@ def main():
     ap.add_argument("--live-rate", type=int,
                     default=int(os.environ.get("BENCH_LIVE_RATE", "20000")),
                     help="pages/s of the rate-limited live case")
-    ap.add_argument("--only", help="comma-separated case names (and 'live')")
+    ap.add_argument("--only", help="comma-separated case names (and 'live', 'checksums')")
+    ap.add_argument("--csum-pairs", type=int,
+                    default=int(os.environ.get("BENCH_CSUM_PAIRS", "5")),
+                    help="pairs of saves and restores with and without the checksum "
+                    "table (0: none)")
     args = ap.parse_args()
 
     bench = Bench(args)
