@@ -13,6 +13,17 @@
 #include <string.h>
 #include <unistd.h>
 
+void tool_file_error(const char *cmd, const char *file, const char *message)
+{
+    g_autofree char *quoted = g_strdup_printf("'%s'", file);
+
+    if (strstr(message, quoted)) {
+        fprintf(stderr, "mapram %s: %s\n", cmd, message);
+    } else {
+        fprintf(stderr, "mapram %s: %s: %s\n", cmd, file, message);
+    }
+}
+
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp)
 {
     MigAddr a;

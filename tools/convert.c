@@ -267,7 +267,7 @@ int cmd_convert(int argc, char **argv)
     }
     g_autoptr(LibvirtImage) img = NULL;
     if (in_off == 0 && !libvirt_image_open(in_path, &img, &err)) {
-        fprintf(stderr, "mapram convert: %s: %s\n", argv[1], err->message);
+        tool_file_error("convert", argv[1], err->message);
         g_error_free(err);
         return 1;
     }
@@ -289,7 +289,7 @@ int cmd_convert(int argc, char **argv)
         return 2;
     }
     if (!mapram_file_is_mapped(in_path, in_off, &mapped, &err)) {
-        fprintf(stderr, "mapram convert: %s: %s\n", argv[1], err->message);
+        tool_file_error("convert", argv[1], err->message);
         g_error_free(err);
         return 1;
     }

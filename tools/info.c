@@ -666,7 +666,7 @@ int cmd_info(int argc, char **argv)
     Report *r = report_new(false);
     bool ok = analyse(r, argv[1], &err);
     if (!ok) {
-        fprintf(stderr, "mapram info: %s: %s\n", argv[1], err->message);
+        tool_file_error("info", argv[1], err->message);
         g_error_free(err);
         report_free(r);
         return 1;
@@ -768,7 +768,7 @@ int cmd_verify(int argc, char **argv)
     r->data = data;
     bool ok = analyse(r, argv[1], &err);
     if (!ok) {
-        fprintf(stderr, "mapram verify: %s: %s\n", argv[1], err->message);
+        tool_file_error("verify", argv[1], err->message);
         g_error_free(err);
         report_free(r);
         return 1;

@@ -496,7 +496,10 @@ bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptio
     }
     /* a bad file is found before QEMU is touched: a started load would make it fail */
     if (!mapram_file_is_mapped(path, offset, &mapped, errp)) {
-        g_prefix_error(errp, "%s: ", path);
+        g_autofree char *quoted = g_strdup_printf("'%s'", path);
+        if (!strstr((*errp)->message, quoted)) {
+            g_prefix_error(errp, "%s: ", path);       /* as tool_file_error() */
+        }
         mig_addr_clear(&addr);
         return false;
     }
@@ -710,7 +713,7 @@ int cmd_load(int argc, char **argv)
     }
     g_autoptr(LibvirtImage) img = NULL;
     if (offset == 0 && !libvirt_image_open(path, &img, &err)) {
-        fprintf(stderr, "mapram load: %s: %s\n", path, err->message);
+        tool_file_error("load", path, err->message);
         g_error_free(err);
         return 1;
     }
@@ -722,7 +725,7 @@ int cmd_load(int argc, char **argv)
     }
     if (img && img->format != LIBVIRT_FORMAT_SPARSE) {
         if (!load_libvirt_stream(path, img, &err)) {
-            fprintf(stderr, "mapram load: %s: %s\n", path, err->message);
+            tool_file_error("load", path, err->message);
             g_error_free(err);
             return 1;
         }

@@ -21,6 +21,12 @@ int cmd_convert(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
+/*
+ * "mapram CMD: FILE: MESSAGE" on stderr, without "FILE: " when the
+ * message names the file already (an open error quotes its path).
+ */
+void tool_file_error(const char *cmd, const char *file, const char *message);
+
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);
 /* Open FILE for reading at offset: a QEMUFile over a seekable channel. */

@@ -806,7 +806,7 @@ int cmd_serve(int argc, char **argv)
     }
     if (!tool_parse_file_arg(argv[1], &path, &offset, &err) ||
         !serve_offset(path, &offset, &err)) {
-        fprintf(stderr, "mapram serve: %s: %s\n", argv[1], err->message);
+        tool_file_error("serve", argv[1], err->message);
         g_error_free(err);
         return 1;
     }

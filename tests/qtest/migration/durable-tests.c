@@ -369,6 +369,40 @@ static void test_tool_help(void)
 }
 
 /*
+ * A missing file is named once: "mapram CMD: Could not open 'PATH': ...",
+ * not prefixed with its path a second time; an error that does not name
+ * the file keeps the "PATH: " prefix.
+ */
+static void test_tool_missing_file(void)
+{
+    g_autofree char *path = g_build_filename(mig_tmpdir, "missing.img", NULL);
+    g_autofree char *junk = g_build_filename(mig_tmpdir, "junk.img", NULL);
+    g_autofree char *out_path = g_build_filename(mig_tmpdir, "out.img", NULL);
+    static const char *const cmds[] = { "info", "verify", "load", "convert", "serve" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
+        g_autofree char *out = NULL, *err = NULL;
+        g_autofree char *want = g_strdup_printf(
+            "mapram %s: Could not open '%s': No such file or directory\n", cmds[i], path);
+        const char *second = !strcmp(cmds[i], "convert") ? out_path
+                           : !strcmp(cmds[i], "serve") ? "unix:/nonexistent/sock" : NULL;
+
+        g_assert_cmpint(mig_run_tool(&out, &err, cmds[i], path, second, NULL), ==, 1);
+        g_assert_cmpstr(err, ==, want);
+    }
+    g_assert_true(g_file_set_contents(junk, "not a migration stream", -1, NULL));
+    {
+        g_autofree char *out = NULL, *err = NULL;
+        g_autofree char *want = g_strdup_printf(
+            "mapram info: %s: Stream header at offset 0: Not a migration stream, magic: "
+            "6e6f7420 != 5145564d\n", junk);
+
+        g_assert_cmpint(mig_run_tool(&out, &err, "info", junk, NULL), ==, 1);
+        g_assert_cmpstr(err, ==, want);
+    }
+}
+
+/*
  * A save that fails (here: nothing on stdin) removes the file it created,
  * and leaves a file that was there before, cut to nothing (never one that
  * looks valid).
@@ -404,6 +438,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
                        MIG_FULL);
     migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
+    migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
     migration_test_add("/migration/tool/save-fsync", test_tool_save_fsync, MIG_FULL);
     migration_test_add("/migration/tool/convert-fsync", test_tool_convert_fsync, MIG_FULL);
