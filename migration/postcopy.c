@@ -347,29 +347,38 @@ static int64_t mark_placed(PcBlock *b, uint64_t s, uint64_t e)
  * its offsets, the nsegs reads of segs (pages [first, first + n) hold them
  * all) landed from the file (hashes[i]: page w0 + i's, or NULL).  The
  * clear pages a read covered get zeroes (a live save can leave stale bytes
- * in their slots), then the window moves into guest RAM.  A window the fault thread has placed pages in is
+ * in their slots), and so does every clear page when *dirty says that buf
+ * still held an earlier window's pages (the reads covered only theirs);
+ * then the window moves into guest RAM.  A window the fault thread has placed pages in is
  * copied instead, and so is the rest of a window whose move stops (a page
  * the fault thread placed meanwhile, a page of the buffer still busy).
- * The buffer is empty again afterwards.  Returns pages placed, -1 with
- * errp set.
+ * Afterwards the buffer is empty, or, after a copy, keeps its huge page
+ * and *dirty is set: emptying it cost a page-table teardown now and a
+ * fresh 2 MiB page zeroed at the next read, where a later move zeroes only
+ * the clear pages.  Returns pages placed, -1 with errp set.
  */
 static int64_t window_move(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w1,
                            uint64_t first, uint64_t n, const PageSeg *segs, unsigned nsegs,
-                           uint8_t *buf, const uint64_t *hashes, GError **errp)
+                           uint8_t *buf, bool *dirty, const uint64_t *hashes, GError **errp)
 {
     int64_t moved = 0, copied = 0;
     uint64_t end = first + n, p = w0;
-    bool leftovers = false;
+    /* a short window (a block's last) leaves a dirty buffer's end as it was */
+    bool leftovers = *dirty && w1 - w0 < MOVE_WINDOW_PAGES;
     if (b->sums && hashes && !mrc_check_runs(b->sums, b->bmap, hashes, w0, w1 - w0, errp)) {
         return -1;
     }
     if (test_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->faulted)) {
         copied = window_place(pl, b, w0, w1, first, n, buf + (first - w0) * PC_PAGE, NULL,
                               errp);
-        madvise(buf, (w1 - w0) * PC_PAGE, MADV_DONTNEED);
+        *dirty = true;
         return copied;
     }
-    for (unsigned i = 0; i < nsegs; i++) {
+    for (uint64_t z = *dirty ? find_next_zero_bit(b->bmap, w1, w0) : w1; z < w1;
+         z = find_next_zero_bit(b->bmap, w1, z + 1)) {
+        memset(buf + (z - w0) * PC_PAGE, 0, PC_PAGE);
+    }
+    for (unsigned i = 0; i < nsegs && !*dirty; i++) {
         uint64_t s0 = (segs[i].off - b->pages_offset) / PC_PAGE;
         uint64_t s1 = s0 + segs[i].len / PC_PAGE;
         for (uint64_t z = find_next_zero_bit(b->bmap, s1, s0); z < s1;
@@ -403,8 +412,9 @@ static int64_t window_move(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w
     }
     stat64_sub(&pl->stats->remaining, (uint64_t)moved * PC_PAGE);
     if (leftovers) {
-        madvise(buf, (w1 - w0) * PC_PAGE, MADV_DONTNEED);
+        madvise(buf, MOVE_WINDOW_BYTES, MADV_DONTNEED);
     }
+    *dirty = false;
     return copied < 0 ? -1 : moved + copied;
 }
 
@@ -682,14 +692,16 @@ void postcopy_load_free(PostcopyLoad *pl)
 typedef struct StreamSlot {
     /*
      * A window's pages, aligned for O_DIRECT.  Moving: MOVE_WINDOW_BYTES,
-     * aligned to them, page w0 at buf and the read at its offset; the
-     * pages it does not read are holes, or the kernel's fresh zero pages
-     * of the huge page the read faulted in.  Copying: page first at buf.
+     * aligned to them, page w0 at buf and the reads at their offsets; the
+     * pages they do not cover are holes, or the kernel's fresh zero pages
+     * of the huge page the reads faulted in, or (dirty) the bytes of the
+     * window copied from buf before.  Copying: page first at buf.
      */
     uint8_t *buf;
     uint64_t hashes[MOVE_WINDOW_PAGES];
     PageSeg segs[SLOT_MAX_SEGS];  /* the window's reads */
     unsigned nsegs;
+    bool dirty;                   /* moving: buf holds a copied window's pages (window_move) */
     PageBatch batch;
     PcBlock *b;                   /* NULL: free */
     bool queued;                  /* batch handed to the page channels, not yet settled */
@@ -706,8 +718,8 @@ static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
     }
     const uint64_t *hashes = b->sums ? s->hashes : NULL;
     int64_t k = pl->can_move
-        ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->segs, s->nsegs, s->buf, hashes,
-                      errp)
+        ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->segs, s->nsegs, s->buf,
+                      &s->dirty, hashes, errp)
         : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, hashes, errp);
     if (k < 0) {
         prefix_page(errp, b, s->first);

@@ -321,6 +321,24 @@ static void test_fault_truncated(void)
     qtest_quit(to);
 }
 
+/* Is page p set in the bitmap at file offset bitmap_offset? */
+static bool file_bit(const uint8_t *file, uint64_t bitmap_offset, uint64_t p)
+{
+    return file[bitmap_offset + p / 8] & (1u << (p % 8));
+}
+
+/* The first set page of [from, to). */
+static uint64_t find_set_page(const uint8_t *file, uint64_t bitmap_offset, uint64_t from,
+                              uint64_t to)
+{
+    for (uint64_t p = from; p < to; p++) {
+        if (file_bit(file, bitmap_offset, p)) {
+            return p;
+        }
+    }
+    g_assert_not_reached();
+}
+
 /*
  * Clear pages whose slots hold bytes (as a live save leaves pages that
  * became zero in a later pass) read zero after an on-demand load, both
@@ -328,28 +346,56 @@ static void test_fault_truncated(void)
  * pages) and where it reads around them (a longer gap); their neighbours
  * keep their data.  The destination skips the checksum table, which
  * still describes the pages before their bits were cleared.
+ *
+ * reused: the background's buffer for that window last held another
+ * window, one the fault thread had touched first (so it was copied in,
+ * and the buffer kept that window's bytes): the long gap must not show
+ * them.  The background reads 16 windows ahead, one buffer each in turn:
+ * the other window is the one 16 windows with data earlier, touched
+ * while the background is slowed down.
  */
-static void test_stale_slots(void)
+static void stale_slots(bool reused)
 {
-    OnDemand od = { .paused = true };
+    OnDemand od = { .paused = true, .fault = reused ? "postcopy-background-slow" : NULL };
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     GArray *blocks = mr_file_blocks(path, 0);
     MRBlock *b = &g_array_index(blocks, MRBlock, 0);
     size_t len;
     g_autofree uint8_t *file = read_whole_file(path, &len);
-    uint64_t w0 = 0, gap = 0;
+    uint64_t w0 = 0, gap = 0, earlier = 0;
+    g_autoptr(GArray) with_data = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     /* the one-page gap, then a gap of 8 pages, inside one 2 MiB window of data */
     static const unsigned cleared[] = { 101, 110, 111, 112, 113, 114, 115, 116, 117 };
+    static const char *const ungoals[] = { "completed", "failed", NULL };
 
     g_assert_cmpstr(b->idstr, ==, "mig.mem");
-    /* the ab guest writes [1 MiB, 100 MiB): a window whose pages 100..118 are all data */
-    for (uint64_t w = 2 * 512; w < (96ULL << 20 >> 12) && !w0; w += 512) {
-        bool all = true;
-        for (uint64_t p = w + 100; p <= w + 118; p++) {
-            all &= !!(file[b->bitmap_offset + p / 8] & (1u << (p % 8)));
+    /*
+     * The ab guest writes [1 MiB, 100 MiB): a window whose pages 100..118
+     * are all data, and (reused) so are those of the window 16 windows with
+     * data before it, whose bytes its buffer then holds at those offsets.
+     */
+    for (uint64_t w = 0; w < (96ULL << 20 >> 12); w += 512) {
+        bool any = false;
+        for (uint64_t p = w; p < w + 512; p++) {
+            any |= file_bit(file, b->bitmap_offset, p);
         }
-        w0 = all ? w : 0;
+        if (any) {
+            g_array_append_val(with_data, w);
+        }
+    }
+    for (guint i = reused ? 16 : 0; i < with_data->len && !w0; i++) {
+        uint64_t w = g_array_index(with_data, uint64_t, i);
+        uint64_t e = reused ? g_array_index(with_data, uint64_t, i - 16) : w;
+        bool all = w != 0;
+        for (uint64_t p = 100; p <= 118; p++) {
+            all &= file_bit(file, b->bitmap_offset, w + p) &&
+                   file_bit(file, b->bitmap_offset, e + p);
+        }
+        if (all) {
+            w0 = w;
+            earlier = e;
+        }
     }
     g_assert_cmpuint(w0, !=, 0);
     for (size_t i = 0; i < G_N_ELEMENTS(cleared); i++) {
@@ -366,11 +412,21 @@ static void test_stale_slots(void)
     QTestState *to = start_dest(&od, NULL);
     migrate_set_parameter_bool(to, "x-checksums", false);
     migrate_incoming_qmp(to, uri, NULL, NULL);
+    if (reused) {
+        uint64_t p = find_set_page(file, b->bitmap_offset, earlier, earlier + 512);
+        wait_for_migration_status(to, "postcopy-active", ungoals);
+        g_free(guest_memread(to, mig_tmpdir, p * MIG_PAGE_SIZE, MIG_PAGE_SIZE));
+        /* touched before the background got there: it copies that window */
+        g_autofree char *status = NULL;
+        JsonObject *ram = query_ram(to, &status);
+        g_assert_cmpint(qtest_json_get_int(ram, "postcopy-requests", 0), >, 0);
+        json_object_unref(ram);
+    }
     wait_for_migration_complete(to);
     for (uint64_t p = w0 + 99; p <= w0 + 119; p++) {
         g_autofree uint8_t *mem = guest_memread(to, mig_tmpdir, p * MIG_PAGE_SIZE,
                                                 MIG_PAGE_SIZE);
-        bool set = file[b->bitmap_offset + p / 8] & (1u << (p % 8));
+        bool set = file_bit(file, b->bitmap_offset, p);
         const uint8_t *want = file + b->pages_offset + p * MIG_PAGE_SIZE;
         for (size_t i = 0; i < MIG_PAGE_SIZE; i++) {
             if (mem[i] != (set ? want[i] : 0)) {
@@ -382,6 +438,16 @@ static void test_stale_slots(void)
     }
     g_array_unref(blocks);
     qtest_quit(to);
+}
+
+static void test_stale_slots(void)
+{
+    stale_slots(false);
+}
+
+static void test_stale_slots_reused(void)
+{
+    stale_slots(true);
 }
 
 /* ---- rule rows ---- */
@@ -545,6 +611,8 @@ void migration_test_add_ondemand(void)
                        MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots", test_stale_slots,
                        MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots/reused",
+                       test_stale_slots_reused, MIG_FULL);
     migration_test_add("/migration/ondemand/while-arriving", test_while_arriving, MIG_SMOKE);
     migration_test_add("/migration/ondemand/fault/read", test_fault_read, MIG_FULL);
     migration_test_add("/migration/ondemand/fault/truncated", test_fault_truncated, MIG_FULL);
