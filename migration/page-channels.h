@@ -16,6 +16,11 @@
  * With multifd off the same code runs one channel: that is how direct-io
  * works without multifd (one page-data fd beside the main one, async I/O).
  *
+ * Every fd is opened and every engine set up by page_channels_new() (so
+ * their errors come from it), but a worker's thread starts only when the
+ * worker is handed its first job: a load that fails its checks or reads
+ * little starts few threads or none.
+ *
  * Threads: the struct is owned by the migration thread; each worker's
  * queue is fed by it and consumed by the worker thread; counters are
  * atomics; err is protected by lock.

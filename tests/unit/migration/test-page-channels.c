@@ -5,7 +5,8 @@
  * of a zero page and leave its slot alone (no I/O); reads land where they
  * are asked to; sync reports the first error of any worker, with its
  * message; with and without O_DIRECT (skipped where the file system
- * refuses it).  Fault points run in a subprocess with MAPRAM_FAULT set.
+ * refuses it); a worker's thread starts with its first job.  Fault
+ * points run in a subprocess with MAPRAM_FAULT set.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -262,6 +263,57 @@ static void test_read_dio(void)
     read_case(2, true);
 }
 
+/* The threads of this process whose name starts with "pageio": the page workers. */
+static unsigned count_page_threads(void)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc/self/task", 0, NULL);
+    const char *tid;
+    unsigned n = 0;
+
+    g_assert_nonnull(d);
+    while ((tid = g_dir_read_name(d))) {
+        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/comm", tid);
+        g_autofree char *comm = NULL;
+        if (g_file_get_contents(path, &comm, NULL, NULL) && g_str_has_prefix(comm, "pageio")) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/*
+ * A worker's thread starts with its first job: a load has 4 workers on its
+ * one fd, but none runs before a read is queued, a sync with nothing
+ * queued returns at once, and three reads start three threads.  In a
+ * subprocess, so that no thread of another test is counted.
+ */
+static void test_threads_on_demand(void)
+{
+    if (!g_test_subprocess()) {
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+        g_test_trap_assert_passed();
+        return;
+    }
+    Fixture f;
+    g_autoptr(GError) err = NULL;
+    fixture_init(&f);
+    PageChannels *pc = open_channels(&f, O_RDONLY, 1, false, false);
+    g_assert_cmpuint(count_page_threads(), ==, 0);
+    g_assert_true(page_channels_sync(pc, &err));
+    g_assert_cmpuint(count_page_threads(), ==, 0);
+    for (uint64_t p = 0; p < 3; p++) {
+        g_assert_true(page_channels_queue_read(pc, f.host + p * PAGE, PAGE,
+                                               PAGES_OFFSET + p * PAGE, &err));
+        g_assert_true(page_channels_sync(pc, &err));
+        g_assert_no_error(err);
+        g_assert_cmpuint(count_page_threads(), ==, p + 1);
+    }
+    g_assert_true(all_bytes(f.host, 3 * PAGE, UNTOUCHED));
+    g_assert_cmpuint(stat64_get(&f.stats.bytes), ==, 3 * PAGE);
+    page_channels_free(pc);
+    fixture_cleanup(&f);
+}
+
 /* pwrite and segments: positioned writes of caller buffers, read back by segments. */
 static void test_pwrite_segs(void)
 {
@@ -433,6 +485,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/page-channels/read/one", test_read_one);
     g_test_add_func("/migration/page-channels/read/multi", test_read_multi);
     g_test_add_func("/migration/page-channels/read/dio", test_read_dio);
+    g_test_add_func("/migration/page-channels/read/threads-on-demand", test_threads_on_demand);
     g_test_add_func("/migration/page-channels/pwrite-segs", test_pwrite_segs);
     g_test_add_func("/migration/page-channels/open-fails", test_open_fails);
     g_test_add_func("/migration/page-channels/abort", test_abort);
