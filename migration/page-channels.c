@@ -361,7 +361,8 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
     PageChannels *pc = g_new0(PageChannels, 1);
     bool load = (cfg->flags & O_ACCMODE) == O_RDONLY;
     /* loads too: reads into fresh guest RAM fault it in, and that is CPU work */
-    unsigned min_threads = load ? LOAD_MIN_THREADS : cfg->direct_io ? DIO_WRITE_MIN_THREADS : 1;
+    unsigned min_threads = cfg->threads ? cfg->threads :
+                           load ? LOAD_MIN_THREADS : cfg->direct_io ? DIO_WRITE_MIN_THREADS : 1;
     unsigned per_channel = MAX(1, DIV_ROUND_UP(min_threads, cfg->channels));
 
     pc->cfg = *cfg;

@@ -55,6 +55,12 @@ typedef struct PageChannelsConfig {
     unsigned channels;         /* >= 1 */
     bool direct_io;            /* O_DIRECT on these fds */
     unsigned queue_depth;      /* async requests in flight per channel */
+    /*
+     * Worker threads at least, spread evenly (rounded up) over the
+     * channels, one per channel at least; 0: automatic, 4 for a load, 16
+     * for a direct-io save, one per channel for any other save.
+     */
+    unsigned threads;
     bool detect_zero;          /* save: zero pages are not written, their bit is cleared */
     PageStats *stats;          /* caller's counters (must outlive the channels), or NULL */
 } PageChannelsConfig;
