@@ -17,7 +17,6 @@
 #define AIO_SLOT_IOV_MAX 256
 
 typedef struct AioSlot {
-    unsigned index;             /* position in AioEngine.slots */
     bool write;
     off_t off;                  /* file offset of iov[first] */
     unsigned first;             /* first iovec not yet transferred */
@@ -70,6 +69,12 @@ static inline const struct iovec *aio_slot_iov(const AioSlot *s)
 static inline unsigned aio_slot_niov(const AioSlot *s)
 {
     return s->niov - s->first;
+}
+
+/* The position of s in e->slots (and of its iocb in aio-linux.c's array). */
+static inline unsigned aio_slot_index(const AioEngine *e, const AioSlot *s)
+{
+    return (unsigned)(s - e->slots);
 }
 
 extern const AioBackendOps aio_uring_ops;

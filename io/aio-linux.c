@@ -127,7 +127,7 @@ static int linux_flush(AioEngine *e)
 static void linux_queue(AioEngine *e, AioSlot *s)
 {
     AioLinux *a = e->backend;
-    struct iocb *cb = &a->iocbs[s->index];
+    struct iocb *cb = &a->iocbs[aio_slot_index(e, s)];
     struct iovec *iov = (struct iovec *)aio_slot_iov(s);
 
     if (s->write) {

@@ -293,6 +293,7 @@ static void configure_ram(Migration *m, const MigrationConfig *c, const char *pa
         .channels = multifd ? c->multifd_channels : 1,
         .direct_io = migrate_direct_io_effective(c),
         .queue_depth = c->io_queue_depth,
+        .threads = c->page_io_threads,
         .path = path,
         .checksums = c->checksums,
         .shared = c->shared && c->caps[MIGRATION_CAPABILITY_MAPPED_RAM],

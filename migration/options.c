@@ -261,6 +261,8 @@ static JsonObject *params_defaults(void)
     json_object_set_string_member(params, "zero-page-detection", "multifd");
     json_object_set_boolean_member(params, "direct-io", false);
     json_object_set_int_member(params, "x-io-queue-depth", 256);
+    /* mapram: page I/O worker threads, 0 = as many as the migration's kind wants */
+    json_object_set_int_member(params, "x-page-io-threads", 0);
     /* mapram: "completed" means on the disk (fdatasync of every fd) */
     json_object_set_boolean_member(params, "x-fsync", false);
     json_object_set_boolean_member(params, "x-checksums", true);
@@ -314,6 +316,8 @@ static const IntRange int_ranges[] = {
       "a value between 0 and 20" },
     { "x-io-queue-depth", "x_io_queue_depth", 1, 256,
       "a value between 1 and 256" },
+    { "x-page-io-threads", "x_page_io_threads", 0, 64,
+      "a value between 0 and 64" },
 };
 
 static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **errp)
@@ -442,6 +446,7 @@ MigrationConfig *migration_config_snapshot(const MigrationOptions *o)
     c->send_configuration = o->send_configuration;
     c->send_section_footer = o->send_section_footer;
     c->io_queue_depth = json_object_get_int_member(params, "x-io-queue-depth");
+    c->page_io_threads = json_object_get_int_member(params, "x-page-io-threads");
     c->fsync = json_object_get_boolean_member(params, "x-fsync");
     c->checksums = json_object_get_boolean_member(params, "x-checksums");
     c->shared = json_object_get_boolean_member(params, "x-mapped-ram-shared");

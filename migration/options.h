@@ -64,6 +64,8 @@ typedef struct MigrationConfig {
     bool send_section_footer;
     /* mapram extension: async page I/O queue depth per channel */
     unsigned io_queue_depth;
+    /* mapram extension x-page-io-threads: page channel workers, 0 = automatic */
+    unsigned page_io_threads;
     /* mapram extension x-fsync: every fd fdatasync()ed before "completed" */
     bool fsync;
     /* mapram extension x-checksums: mapped-ram checksum table written and checked */

@@ -492,6 +492,7 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
         .channels = multifd ? c->multifd_channels : 1,
         .direct_io = migrate_direct_io_effective(c),
         .queue_depth = c->io_queue_depth,
+        .threads = c->page_io_threads,
         .zero = c->zero_page_detection,
         .fsync = c->fsync,
         .path = s->addr.filename,

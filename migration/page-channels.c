@@ -47,7 +47,7 @@ typedef struct PageWorker {
     int fd;
     bool owns_fd;                  /* the first worker of a channel opened the fd and closes it */
     AioEngine *aio;
-    GThread *thread;
+    GThread *thread;               /* started at the first job it is handed; the feeder's */
     QemuMutex qlock;               /* jobs: fed by the migration thread, drained by this worker */
     QemuCond qcond;
     GQueue jobs;                   /* Job *, protected by qlock */
@@ -79,8 +79,20 @@ struct PageChannels {
     PageStats *stats;              /* counters, moved by the workers as they go */
 };
 
+static gpointer channel_thread(gpointer opaque);
+
+/*
+ * A worker's thread starts with the first job it is handed (by the thread
+ * that feeds the channels, the only one that reads or sets c->thread), not
+ * at setup: a load that fails its checks, or reads fewer runs than there
+ * are workers, starts no more threads than it uses.
+ */
 static void worker_push(PageWorker *c, Job *j)
 {
+    if (!c->thread) {
+        g_autofree char *name = g_strdup_printf("pageio%u", c->id);
+        c->thread = g_thread_new(name, channel_thread, c);
+    }
     qemu_mutex_lock(&c->qlock);
     g_queue_push_tail(&c->jobs, j);
     qemu_cond_signal(&c->qcond);
@@ -349,7 +361,8 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
     PageChannels *pc = g_new0(PageChannels, 1);
     bool load = (cfg->flags & O_ACCMODE) == O_RDONLY;
     /* loads too: reads into fresh guest RAM fault it in, and that is CPU work */
-    unsigned min_threads = load ? LOAD_MIN_THREADS : cfg->direct_io ? DIO_WRITE_MIN_THREADS : 1;
+    unsigned min_threads = cfg->threads ? cfg->threads :
+                           load ? LOAD_MIN_THREADS : cfg->direct_io ? DIO_WRITE_MIN_THREADS : 1;
     unsigned per_channel = MAX(1, DIV_ROUND_UP(min_threads, cfg->channels));
 
     pc->cfg = *cfg;
@@ -387,8 +400,6 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
         qemu_mutex_init(&c->qlock);
         qemu_cond_init(&c->qcond);
         c->has_queue = true;
-        g_autofree char *name = g_strdup_printf("pageio%u", i);
-        c->thread = g_thread_new(name, channel_thread, c);
     }
     return pc;
 fail:
@@ -542,11 +553,20 @@ void page_channels_settle_batch(PageChannels *pc, PageBatch *batch)
 
 bool page_channels_sync(PageChannels *pc, GError **errp)
 {
+    unsigned started = 0;
+
+    for (unsigned i = 0; i < pc->nworkers; i++) {
+        started += pc->workers[i].thread != NULL;
+    }
+    /* a worker that was never handed a job has nothing to drain */
     qemu_mutex_lock(&pc->lock);
-    pc->sync_pending = pc->nworkers;
+    pc->sync_pending = started;
     qemu_mutex_unlock(&pc->lock);
     for (unsigned i = 0; i < pc->nworkers; i++) {
         PageWorker *c = &pc->workers[i];
+        if (!c->thread) {
+            continue;
+        }
         Job *j = g_new0(Job, 1);
         j->kind = JOB_SYNC;
         g_atomic_int_inc(&c->queued);

@@ -16,6 +16,11 @@
  * With multifd off the same code runs one channel: that is how direct-io
  * works without multifd (one page-data fd beside the main one, async I/O).
  *
+ * Every fd is opened and every engine set up by page_channels_new() (so
+ * their errors come from it), but a worker's thread starts only when the
+ * worker is handed its first job: a load that fails its checks or reads
+ * little starts few threads or none.
+ *
  * Threads: the struct is owned by the migration thread; each worker's
  * queue is fed by it and consumed by the worker thread; counters are
  * atomics; err is protected by lock.
@@ -50,6 +55,12 @@ typedef struct PageChannelsConfig {
     unsigned channels;         /* >= 1 */
     bool direct_io;            /* O_DIRECT on these fds */
     unsigned queue_depth;      /* async requests in flight per channel */
+    /*
+     * Worker threads at least, spread evenly (rounded up) over the
+     * channels, one per channel at least; 0: automatic, 4 for a load, 16
+     * for a direct-io save, one per channel for any other save.
+     */
+    unsigned threads;
     bool detect_zero;          /* save: zero pages are not written, their bit is cleared */
     PageStats *stats;          /* caller's counters (must outlive the channels), or NULL */
 } PageChannelsConfig;

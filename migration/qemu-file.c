@@ -3,6 +3,7 @@
  */
 #include "qemu-file.h"
 #include "util/error.h"
+#include <stddef.h>
 #include <string.h>
 
 #define IO_BUF_SIZE   (64 * 1024)
@@ -13,20 +14,25 @@ struct QEMUFile {
     bool is_writable;
     off_t base;               /* channel offset of buf[0] (input) / of the next flush (output) */
     uint64_t transferred;     /* bytes moved through this file */
-    uint8_t buf[IO_BUF_SIZE];
     size_t buf_index;         /* output: bytes used; input: next byte to read */
     size_t buf_size;          /* input: valid bytes in buf */
-    struct iovec iov[MAX_IOV];
     size_t iovcnt;
     size_t iov_bytes;         /* total queued in iov */
     size_t buf_flushed;       /* output: first byte of buf not yet in iov */
     bool eof;
     GError *err;              /* output only: the first write error */
+    /*
+     * Last, and not zeroed at creation (72 KiB): only buf[0, buf_size) on
+     * input, buf[0, buf_index) and iov[0, iovcnt) on output are ever read.
+     */
+    uint8_t buf[IO_BUF_SIZE];
+    struct iovec iov[MAX_IOV];
 };
 
 static QEMUFile *qemu_file_new(IOChannel *ioc, off_t start, bool writable)
 {
-    QEMUFile *f = g_new0(QEMUFile, 1);
+    QEMUFile *f = g_malloc(sizeof(QEMUFile));
+    memset(f, 0, offsetof(QEMUFile, buf));
     f->ioc = io_channel_ref(ioc);
     f->is_writable = writable;
     f->base = start;

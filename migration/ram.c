@@ -189,6 +189,7 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
             .channels = p->channels ? p->channels : 1,
             .direct_io = p->direct_io,
             .queue_depth = p->queue_depth,
+            .threads = p->threads,
             .detect_zero = p->zero != ZERO_PAGE_DETECTION_NONE,
             .stats = &p->stats->pages,
         };
@@ -783,6 +784,7 @@ static PageChannelsConfig load_channels_config(const RamLoadParams *p, PageStats
         .channels = p->channels ? p->channels : 1,
         .direct_io = p->direct_io,
         .queue_depth = p->queue_depth,
+        .threads = p->threads,
         .stats = stats,
     };
 }

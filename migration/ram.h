@@ -54,6 +54,7 @@ typedef struct RamSaveParams {
     unsigned channels;            /* page channels when mapped_ram */
     bool direct_io;
     unsigned queue_depth;
+    unsigned threads;             /* page channel workers at least; 0 = automatic */
     ZeroPageDetection zero;
     bool fsync;                   /* mapped-ram: page fds to the disk before the bitmaps */
     const char *path;             /* file to reopen for page channels */
@@ -73,6 +74,7 @@ typedef struct RamLoadParams {
     unsigned channels;
     bool direct_io;
     unsigned queue_depth;
+    unsigned threads;             /* page channel workers at least; 0 = automatic */
     const char *path;             /* file to reopen for page channels */
     bool checksums;               /* mapped-ram: check pages against the file's table, if any */
     bool shared;                  /* mapped-ram: map the file's pages (mapped-ram-share.h) */

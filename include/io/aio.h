@@ -41,6 +41,12 @@ typedef enum {
 AioEngine *aio_engine_new(int fd, unsigned queue_depth, AioBackend backend, GError **errp);
 void aio_engine_free(AioEngine *e);
 const char *aio_engine_backend_name(const AioEngine *e);
+/*
+ * Requests the engine holds in flight at most: queue_depth for io_uring
+ * and libaio, 1 for the synchronous backend, which does each request as
+ * it is queued (so it holds, and allocates, one request slot).
+ */
+unsigned aio_engine_queue_depth(const AioEngine *e);
 
 bool aio_engine_pwritev(AioEngine *e, const struct iovec *iov, int niov, off_t off, GError **errp);
 bool aio_engine_preadv(AioEngine *e, const struct iovec *iov, int niov, off_t off, GError **errp);

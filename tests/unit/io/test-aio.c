@@ -2,7 +2,8 @@
  * AioEngine conformance, run against every backend this build has
  * (/io/aio/<backend>/<case>): scattered positioned writes at queue depth
  * read back and compared, O_DIRECT, first-error reporting with the
- * offset, iovec arrays longer than one request slot, and EOF.
+ * offset, iovec arrays longer than one request slot, and EOF; the queue
+ * depth each backend holds (1 for the synchronous one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,8 @@ static AioEngine *engine_or_skip(const Backend *b, int fd, unsigned depth)
         return NULL;
     }
     g_assert_cmpstr(aio_engine_backend_name(e), ==, b->name);
+    /* the synchronous backend never has more than one request in flight */
+    g_assert_cmpuint(aio_engine_queue_depth(e), ==, b->backend == AIO_BACKEND_SYNC ? 1 : depth);
     return e;
 }
 
@@ -353,6 +356,7 @@ static void test_env_override(void)
     /* An explicit backend is not overridden. */
     e = aio_engine_new(0, 4, AIO_BACKEND_SYNC, &err);
     g_assert_no_error(err);
+    g_assert_cmpuint(aio_engine_queue_depth(e), ==, 1);
     aio_engine_free(e);
     g_setenv("MAPRAM_AIO", "bogus", TRUE);
     g_assert_null(aio_engine_new(0, 4, AIO_BACKEND_AUTO, &err));

@@ -473,6 +473,30 @@ void fake_test_rmtree(const char *dir)
     rmdir(dir);
 }
 
+unsigned fake_test_count_threads(const char *prefix)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc/self/task", 0, NULL);
+    const char *tid;
+    unsigned n = 0;
+
+    g_assert_nonnull(d);
+    while ((tid = g_dir_read_name(d))) {
+        g_autofree char *path = g_strdup_printf("/proc/self/task/%s/stat", tid);
+        g_autofree char *stat = NULL;
+        if (!g_file_get_contents(path, &stat, NULL, NULL)) {
+            continue;           /* gone since the listing */
+        }
+        /* "tid (comm) S ...": the name may hold spaces or parentheses, the state follows the last ')' */
+        char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+        g_assert_true(open && close && close[1] == ' ');
+        *close = 0;
+        if (g_str_has_prefix(open + 1, prefix) && close[2] != 'Z' && close[2] != 'X') {
+            n++;
+        }
+    }
+    return n;
+}
+
 bool fake_test_have_o_direct(const char *dir)
 {
     g_autofree char *path = g_build_filename(dir, "o-direct-probe", NULL);

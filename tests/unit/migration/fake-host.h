@@ -147,5 +147,11 @@ char *fake_test_mkdtemp(const char *prefix);
 void fake_test_rmtree(const char *dir);
 /* Whether dir's file system accepts O_DIRECT opens. */
 bool fake_test_have_o_direct(const char *dir);
+/*
+ * The live threads of this process whose name starts with prefix (the
+ * page channels' workers are "pageioN"); threads that have exited and
+ * not yet been reaped are not counted.
+ */
+unsigned fake_test_count_threads(const char *prefix);
 
 #endif

@@ -334,6 +334,23 @@ static void test_params_range(void)
     g_assert_false(migration_set_parameters(m, json_node_get_object(n), &err));
     g_assert_cmpstr(err->message, ==,
                     "Parameter 'multifd_channels' expects a value between 1 and 255");
+    g_clear_error(&err);
+
+    /* mapram's x-page-io-threads: 0 (automatic) to 64, reported as set */
+    g_autoptr(JsonNode) big = json_from_string("{\"x-page-io-threads\": 65}", NULL);
+    g_assert_false(migration_set_parameters(m, json_node_get_object(big), &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Parameter 'x_page_io_threads' expects a value between 0 and 64");
+    g_clear_error(&err);
+    g_autoptr(JsonNode) before = migration_options_query_parameters(m->opts);
+    g_assert_cmpint(json_object_get_int_member(json_node_get_object(before), "x-page-io-threads"),
+                    ==, 0);
+    g_autoptr(JsonNode) two = json_from_string("{\"x-page-io-threads\": 2}", NULL);
+    g_assert_true(migration_set_parameters(m, json_node_get_object(two), &err));
+    g_assert_no_error(err);
+    g_autoptr(JsonNode) after = migration_options_query_parameters(m->opts);
+    g_assert_cmpint(json_object_get_int_member(json_node_get_object(after), "x-page-io-threads"),
+                    ==, 2);
     migration_free(m);
     fake_host_free(h);
 }

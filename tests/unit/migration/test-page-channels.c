@@ -5,7 +5,9 @@
  * of a zero page and leave its slot alone (no I/O); reads land where they
  * are asked to; sync reports the first error of any worker, with its
  * message; with and without O_DIRECT (skipped where the file system
- * refuses it).  Fault points run in a subprocess with MAPRAM_FAULT set.
+ * refuses it); a worker's thread starts with its first job, and the
+ * number of workers follows the threads setting.  Fault
+ * points run in a subprocess with MAPRAM_FAULT set.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -262,6 +264,82 @@ static void test_read_dio(void)
     read_case(2, true);
 }
 
+/*
+ * A worker's thread starts with its first job: a load has 4 workers on its
+ * one fd, but none runs before a read is queued, a sync with nothing
+ * queued returns at once, and three reads start three threads.  In a
+ * subprocess, so that no thread of another test is counted.
+ */
+static void test_threads_on_demand(void)
+{
+    if (!g_test_subprocess()) {
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+        g_test_trap_assert_passed();
+        return;
+    }
+    Fixture f;
+    g_autoptr(GError) err = NULL;
+    fixture_init(&f);
+    PageChannels *pc = open_channels(&f, O_RDONLY, 1, false, false);
+    g_assert_cmpuint(fake_test_count_threads("pageio"), ==, 0);
+    g_assert_true(page_channels_sync(pc, &err));
+    g_assert_cmpuint(fake_test_count_threads("pageio"), ==, 0);
+    for (uint64_t p = 0; p < 3; p++) {
+        g_assert_true(page_channels_queue_read(pc, f.host + p * PAGE, PAGE,
+                                               PAGES_OFFSET + p * PAGE, &err));
+        g_assert_true(page_channels_sync(pc, &err));
+        g_assert_no_error(err);
+        g_assert_cmpuint(fake_test_count_threads("pageio"), ==, p + 1);
+    }
+    g_assert_true(all_bytes(f.host, 3 * PAGE, UNTOUCHED));
+    g_assert_cmpuint(stat64_get(&f.stats.bytes), ==, 3 * PAGE);
+    page_channels_free(pc);
+    fixture_cleanup(&f);
+}
+
+/*
+ * threads (x-page-io-threads) sets how many workers a load has, spread
+ * over its channels: 2 on one channel (both on its one fd, so four reads
+ * start two threads), 2 on three channels one each (three threads).
+ */
+static void threads_case(unsigned channels, unsigned threads, unsigned want)
+{
+    if (!g_test_subprocess()) {
+        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+        g_test_trap_assert_passed();
+        return;
+    }
+    Fixture f;
+    g_autoptr(GError) err = NULL;
+    fixture_init(&f);
+    PageChannelsConfig cfg = {
+        .path = f.path, .flags = O_RDONLY, .channels = channels, .queue_depth = 4,
+        .threads = threads, .stats = &f.stats,
+    };
+    PageChannels *pc = page_channels_new(&cfg, &err);
+    g_assert_no_error(err);
+    for (uint64_t p = 0; p < 4; p++) {
+        g_assert_true(page_channels_queue_read(pc, f.host + p * PAGE, PAGE,
+                                               PAGES_OFFSET + p * PAGE, &err));
+    }
+    g_assert_true(page_channels_sync(pc, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(fake_test_count_threads("pageio"), ==, want);
+    g_assert_true(all_bytes(f.host, 4 * PAGE, UNTOUCHED));
+    page_channels_free(pc);
+    fixture_cleanup(&f);
+}
+
+static void test_threads_one_channel(void)
+{
+    threads_case(1, 2, 2);
+}
+
+static void test_threads_three_channels(void)
+{
+    threads_case(3, 2, 3);
+}
+
 /* pwrite and segments: positioned writes of caller buffers, read back by segments. */
 static void test_pwrite_segs(void)
 {
@@ -433,6 +511,11 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/page-channels/read/one", test_read_one);
     g_test_add_func("/migration/page-channels/read/multi", test_read_multi);
     g_test_add_func("/migration/page-channels/read/dio", test_read_dio);
+    g_test_add_func("/migration/page-channels/read/threads-on-demand", test_threads_on_demand);
+    g_test_add_func("/migration/page-channels/read/threads/one-channel",
+                    test_threads_one_channel);
+    g_test_add_func("/migration/page-channels/read/threads/three-channels",
+                    test_threads_three_channels);
     g_test_add_func("/migration/page-channels/pwrite-segs", test_pwrite_segs);
     g_test_add_func("/migration/page-channels/open-fails", test_open_fails);
     g_test_add_func("/migration/page-channels/abort", test_abort);

@@ -7,7 +7,9 @@
  * zeroed by the load).  Memory is compared byte for byte; the figures of
  * MigrationInfo (normal, duplicate, transferred and its split) are checked
  * exactly against the file.  The live cases change pages, including data
- * to zero and zero to data, between the passes.
+ * to zero and zero to data, between the passes.  Without direct-io, a
+ * mapped-ram save runs one page worker per channel, or x-page-io-threads
+ * of them (counted while the save runs).
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +26,7 @@ typedef struct Case {
     bool no_zero_detection;     /* zero-page-detection "none" */
     bool live;
     const char *offset;         /* file: ",offset=" or NULL */
+    unsigned page_io_threads;   /* x-page-io-threads, 0 = default */
 } Case;
 
 static const Case cases[] = {
@@ -36,6 +39,9 @@ static const Case cases[] = {
     { "mapped-ram/offset", { "mapped-ram" }, .offset = "0x10000" },
     { "mapped-ram/multifd", { "mapped-ram", "multifd" }, .channels = 4 },
     { "mapped-ram/multifd/live", { "mapped-ram", "multifd" }, .channels = 3, .live = true },
+    { "mapped-ram/page-io-threads", { "mapped-ram" }, .page_io_threads = 2 },
+    { "mapped-ram/multifd/page-io-threads", { "mapped-ram", "multifd" }, .channels = 2,
+      .page_io_threads = 5 },
     { "mapped-ram/dio", { "mapped-ram" }, .direct_io = true },
     { "mapped-ram/multifd/dio", { "mapped-ram", "multifd" }, .channels = 4, .direct_io = true },
 };
@@ -83,6 +89,9 @@ static void side_init(Side *s, RunState state, const Case *c)
     if (c->no_zero_detection) {
         json_object_set_string_member(p, "zero-page-detection", "none");
     }
+    if (c->page_io_threads) {
+        json_object_set_int_member(p, "x-page-io-threads", c->page_io_threads);
+    }
     g_assert_true(migration_set_parameters(s->m, p, &err));
     g_assert_no_error(err);
 }
@@ -103,6 +112,7 @@ static FakeBlock *block(Side *s, size_t i)
 typedef struct Live {
     unsigned writes;            /* rounds of guest writes done */
     uint64_t resent;            /* pages dirtied after the first pass began */
+    unsigned page_threads;      /* the most page worker threads seen at a harvest */
 } Live;
 
 /*
@@ -110,13 +120,17 @@ typedef struct Live {
  * any page is sent; the second comes once the first pass sent pc.ram's
  * first pages): page 20 (data) becomes zero, page 1 (zero) gets data,
  * pages 30-33 (data) change.  Once only, so that the save converges at once and
- * the counts are exact.
+ * the counts are exact.  Every harvest (live or not) counts the page
+ * worker threads: at the last one, every worker that wrote in the first
+ * pass runs.
  */
 static void live_on_sync(FakeHost *h, size_t index, void *opaque)
 {
     Live *l = opaque;
     FakeBlock *b = g_ptr_array_index(h->blocks, index);
     uint8_t page[FAKE_PAGE_SIZE];
+
+    l->page_threads = MAX(l->page_threads, fake_test_count_threads("pageio"));
 
     if (index != 0 || fake_host_runstate(h) != RUN_STATE_RUNNING || ++l->writes != 2) {
         return;
@@ -246,10 +260,8 @@ static void test_round_trip(gconstpointer data)
     }
     g_assert_cmpuint(data_pages + zero_pages, ==, (6 * MiB + 512 * 1024) / FAKE_PAGE_SIZE);
     g_assert_cmpuint(zero_pages, ==, 512 + 32 + 64);
-    if (c->live) {
-        src.h->on_sync = live_on_sync;
-        src.h->on_sync_opaque = &live;
-    }
+    src.h->on_sync = live_on_sync;        /* a paused source gets no writes */
+    src.h->on_sync_opaque = &live;
     g_assert_true(migration_start(src.m, uri, &err));
     g_assert_no_error(err);
     fake_host_wait_end(src.h, src.m, &info);
@@ -259,6 +271,12 @@ static void test_round_trip(gconstpointer data)
     migration_info_clear(&info);
     if (c->live) {
         g_assert_cmpuint(live.writes, >=, 2);
+    }
+    if (c->caps[0] && !c->direct_io) {
+        /* workers: at least x-page-io-threads (or 1), a whole number per channel */
+        unsigned channels = c->channels ? c->channels : 1;
+        unsigned least = c->page_io_threads ? c->page_io_threads : 1;
+        g_assert_cmpuint(live.page_threads, ==, channels * ((least + channels - 1) / channels));
     }
     if (c->offset) {
         g_autofree char *head = NULL;
