@@ -265,6 +265,21 @@ static void test_read_dio(void)
 }
 
 /*
+ * Runs the calling test in a subprocess of its own (so that no thread of
+ * another test is counted): true in that subprocess, false in the parent
+ * once the subprocess passed.
+ */
+static bool in_subprocess(void)
+{
+    if (g_test_subprocess()) {
+        return true;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed();
+    return false;
+}
+
+/*
  * A worker's thread starts with its first job: a load has 4 workers on its
  * one fd, but none runs before a read is queued, a sync with nothing
  * queued returns at once, and three reads start three threads.  In a
@@ -272,9 +287,7 @@ static void test_read_dio(void)
  */
 static void test_threads_on_demand(void)
 {
-    if (!g_test_subprocess()) {
-        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
-        g_test_trap_assert_passed();
+    if (!in_subprocess()) {
         return;
     }
     Fixture f;
@@ -304,9 +317,7 @@ static void test_threads_on_demand(void)
  */
 static void threads_case(unsigned channels, unsigned threads, unsigned want)
 {
-    if (!g_test_subprocess()) {
-        g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
-        g_test_trap_assert_passed();
+    if (!in_subprocess()) {
         return;
     }
     Fixture f;
