@@ -531,12 +531,13 @@ void report_print_text(Report *r, FILE *out, const char *arg)
         fprintf(out, "vmdesc: none\n");
     }
     if (r->csum) {
-        printf("checksums: XXH3-64 per %u pages, table @%llu (%llu bytes)\n", MRC_RUN_PAGES,
-               (unsigned long long)r->csum->offset, (unsigned long long)r->csum->length);
+        fprintf(out, "checksums: XXH3-64 per %u pages, table @%llu (%llu bytes)\n",
+                MRC_RUN_PAGES, (unsigned long long)r->csum->offset,
+                (unsigned long long)r->csum->length);
     } else if (r->csum_error) {
-        printf("checksums: table after the vmdesc is invalid: %s\n", r->csum_error);
+        fprintf(out, "checksums: table after the vmdesc is invalid: %s\n", r->csum_error);
     } else {
-        printf("checksums: none\n");
+        fprintf(out, "checksums: none\n");
     }
 }
 

@@ -2,7 +2,7 @@
  * The analysis behind `mapram info` and `mapram verify` (tools/info.c) on
  * in-memory streams whose vmdesc has the wrong JSON types: every case is
  * reported with its own text (or fails the walk with the offset), and
- * info prints it.  These are the inputs fuzz-vmdesc found crashing (GLib
+ * info prints it, every line to the stream it was given.  These are the inputs fuzz-vmdesc found crashing (GLib
  * criticals, a NULL strcmp) before the checks read the JSON by type.
  */
 #include <string.h>
@@ -134,6 +134,8 @@ static void test_vmdesc_types(gconstpointer data)
         }
     }
     g_assert_cmpstr(got, ==, c->info_line);
+    /* every line goes to the stream info was given, the last one too */
+    g_assert_true(g_str_has_suffix(text, "\nchecksums: none\n"));
 }
 
 int main(int argc, char **argv)
