@@ -316,14 +316,29 @@ static int64_t window_place(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t 
     uint64_t end = first + n;
     for (uint64_t s = find_next_bit(b->bmap, end, first); s < end;) {
         uint64_t e = find_next_zero_bit(b->bmap, end, s);
-        int64_t k = uffd_place(pl->uffd, b->host + s * PC_PAGE, buf + (s - first) * PC_PAGE,
-                               (e - s) * PC_PAGE, errp);
-        if (k < 0) {
-            return -1;
-        }
-        placed += k;
-        for (uint64_t p = s; p < e; p++) {
-            set_bit_atomic(p, b->placed);
+        /*
+         * Pages already there (the other thread's) split the run: a copy
+         * onto one fails, and each costs an ioctl of its own to step over.
+         */
+        while (s < e) {
+            if (test_bit_atomic(s, b->placed)) {
+                s++;
+                continue;
+            }
+            uint64_t t = s + 1;
+            while (t < e && !test_bit_atomic(t, b->placed)) {
+                t++;
+            }
+            int64_t k = uffd_place(pl->uffd, b->host + s * PC_PAGE,
+                                   buf + (s - first) * PC_PAGE, (t - s) * PC_PAGE, errp);
+            if (k < 0) {
+                return -1;
+            }
+            placed += k;
+            for (uint64_t p = s; p < t; p++) {
+                set_bit_atomic(p, b->placed);
+            }
+            s = t;
         }
         s = find_next_bit(b->bmap, end, e);
     }
@@ -345,7 +360,7 @@ static int64_t mark_placed(PcBlock *b, uint64_t s, uint64_t e)
 /*
  * The moving path of window_place(): buf holds window [w0, w1) of b at
  * its offsets, the nsegs reads of segs (pages [first, first + n) hold them
- * all) landed from the file (hashes[i]: page w0 + i's, or NULL).  The
+ * all) landed from the file, their runs checked.  The
  * clear pages a read covered get zeroes (a live save can leave stale bytes
  * in their slots), and so does every clear page when *dirty says that buf
  * still held an earlier window's pages (the reads covered only theirs);
@@ -359,15 +374,12 @@ static int64_t mark_placed(PcBlock *b, uint64_t s, uint64_t e)
  */
 static int64_t window_move(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t w1,
                            uint64_t first, uint64_t n, const PageSeg *segs, unsigned nsegs,
-                           uint8_t *buf, bool *dirty, const uint64_t *hashes, GError **errp)
+                           uint8_t *buf, bool *dirty, GError **errp)
 {
     int64_t moved = 0, copied = 0;
     uint64_t end = first + n, p = w0;
     /* a short window (a block's last) leaves a dirty buffer's end as it was */
     bool leftovers = *dirty && w1 - w0 < MOVE_WINDOW_PAGES;
-    if (b->sums && hashes && !mrc_check_runs(b->sums, b->bmap, hashes, w0, w1 - w0, errp)) {
-        return -1;
-    }
     if (test_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->faulted)) {
         copied = window_place(pl, b, w0, w1, first, n, buf + (first - w0) * PC_PAGE, NULL,
                               errp);
@@ -701,6 +713,12 @@ typedef struct StreamSlot {
     uint64_t hashes[MOVE_WINDOW_PAGES];
     PageSeg segs[SLOT_MAX_SEGS];  /* the window's reads */
     unsigned nsegs;
+    /*
+     * Bit r: checksum run r of the window is not read, since the fault
+     * thread placed (and checked) all its set pages before the window was
+     * queued.  Placed pages stay placed, so a copy steps over them.
+     */
+    uint32_t skip;
     bool dirty;                   /* moving: buf holds a copied window's pages (window_move) */
     PageBatch batch;
     PcBlock *b;                   /* NULL: free */
@@ -708,19 +726,38 @@ typedef struct StreamSlot {
     uint64_t w0, w1, first, n;
 } StreamSlot;
 
+G_STATIC_ASSERT(MOVE_WINDOW_PAGES / MRC_RUN_PAGES <= 32);
+
+/* The runs of the slot's window that were read, against the table. */
+static bool slot_check_runs(const StreamSlot *s, GError **errp)
+{
+    const PcBlock *b = s->b;
+    for (unsigned r = 0; s->w0 + r * MRC_RUN_PAGES < s->w1; r++) {
+        uint64_t r0 = s->w0 + r * MRC_RUN_PAGES;
+        if (!(s->skip & (1u << r)) &&
+            !mrc_check_runs(b->sums, b->bmap, s->hashes + r * MRC_RUN_PAGES, r0,
+                            MIN(MRC_RUN_PAGES, s->w1 - r0), errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
 {
     PcBlock *b = s->b;
-    s->b = NULL;
     if (!page_channels_wait_batch(pl->pc, &s->batch, errp)) {
+        s->b = NULL;
         prefix_page(errp, b, s->first);
         return false;
     }
-    const uint64_t *hashes = b->sums ? s->hashes : NULL;
-    int64_t k = pl->can_move
+    bool checked = !b->sums || slot_check_runs(s, errp);
+    s->b = NULL;
+    int64_t k = !checked ? -1
+        : pl->can_move
         ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->segs, s->nsegs, s->buf,
-                      &s->dirty, hashes, errp)
-        : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, hashes, errp);
+                      &s->dirty, errp)
+        : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, NULL, errp);
     if (k < 0) {
         prefix_page(errp, b, s->first);
         return false;
@@ -729,27 +766,82 @@ static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
     return true;
 }
 
+/* The first page of [p, end) to read: a set page outside the skipped runs; end if none. */
+static uint64_t next_to_read(const PcBlock *b, uint64_t w0, uint32_t skip, uint64_t p,
+                             uint64_t end)
+{
+    while ((p = find_next_bit(b->bmap, end, p)) < end) {
+        uint64_t r = (p - w0) / MRC_RUN_PAGES;
+        if (!(skip & (1u << r))) {
+            return p;
+        }
+        p = w0 + (r + 1) * MRC_RUN_PAGES;
+    }
+    return end;
+}
+
+/* The first page of [p, end) not to read: clear, or in a skipped run; end if none. */
+static uint64_t next_not_read(const PcBlock *b, uint64_t w0, uint32_t skip, uint64_t p,
+                              uint64_t end)
+{
+    while (p < end) {
+        uint64_t r = (p - w0) / MRC_RUN_PAGES;
+        uint64_t run_end = MIN(w0 + (r + 1) * MRC_RUN_PAGES, end);
+        if (skip & (1u << r)) {
+            return p;
+        }
+        uint64_t z = find_next_zero_bit(b->bmap, run_end, p);
+        if (z < run_end) {
+            return z;
+        }
+        p = run_end;
+    }
+    return end;
+}
+
+/*
+ * Queue the reads of window [w0, w1) of b (set pages first..last); a
+ * window whose set pages turn out to be all placed queues nothing and
+ * leaves s free.
+ */
 static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0, uint64_t w1,
                        uint64_t first, uint64_t last, GError **errp)
 {
     if (fault_hit("postcopy-background-slow")) {
         g_usleep(50 * 1000);           /* tests: the guest runs long before the pages arrive */
     }
+    uint32_t skip = 0;
+    if (test_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->faulted)) {
+        for (unsigned r = 0; w0 + r * MRC_RUN_PAGES < w1; r++) {
+            uint64_t r0 = w0 + r * MRC_RUN_PAGES;
+            if (window_placed(b, r0, MIN(r0 + MRC_RUN_PAGES, w1))) {
+                skip |= 1u << r;
+            }
+        }
+        first = next_to_read(b, w0, skip, first, last + 1);
+        if (first > last) {
+            return true;
+        }
+    }
     s->b = b;
     s->w0 = w0;
     s->w1 = w1;
+    s->skip = skip;
     s->first = first;
     s->n = last - first + 1;
     s->nsegs = 0;
     s->batch = (PageBatch){ 0 };
     s->queued = false;
-    /* the set runs of [first, last], gaps of up to SEG_GAP_PAGES read through */
+    /*
+     * the set runs of [first, last] outside the skipped runs, gaps of up
+     * to SEG_GAP_PAGES read through
+     */
     uint64_t origin = pl->can_move ? w0 : first;
     for (uint64_t r0 = first; r0 <= last;) {
-        uint64_t r1 = find_next_zero_bit(b->bmap, last + 1, r0), next;
-        while ((next = find_next_bit(b->bmap, last + 1, r1)) <= last &&
+        uint64_t r1 = next_not_read(b, w0, skip, r0, last + 1), next;
+        while ((next = next_to_read(b, w0, skip, r1, last + 1)) <= last &&
                next - r1 <= SEG_GAP_PAGES) {
-            r1 = find_next_zero_bit(b->bmap, last + 1, next);
+            r1 = next_not_read(b, w0, skip, next, last + 1);
         }
         g_assert(s->nsegs < SLOT_MAX_SEGS);
         s->segs[s->nsegs++] = (PageSeg){
