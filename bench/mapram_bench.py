@@ -832,7 +832,8 @@ def main():
     ap.add_argument("--live-rate", type=int,
                     default=int(os.environ.get("BENCH_LIVE_RATE", "20000")),
                     help="pages/s of the rate-limited live case")
-    ap.add_argument("--only", help="comma-separated case names (and 'live', 'checksums')")
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY") or None,
+                    help="comma-separated case names (and 'live', 'checksums')")
     ap.add_argument("--csum-pairs", type=int,
                     default=int(os.environ.get("BENCH_CSUM_PAIRS", "5")),
                     help="pairs of saves and restores with and without the checksum "

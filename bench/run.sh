@@ -12,7 +12,8 @@
 #                        about 2x RAM size free (one save + fio's file)
 #        BENCH_MEM       guest RAM (4G)
 #        BENCH_FIO_SIZE  bytes per fio test (4G)
-#        BENCH_ONLY      comma-separated case names, "live" for the live saves
+#        BENCH_ONLY      comma-separated case names, "live" for the live saves,
+#                        "checksums" for the checksum table's pairs
 #        BENCH_LIVE_LIMIT seconds a live save runs before the VM is stopped (20)
 #        BENCH_LIVE_RATE pages/s of the rate-limited live save (20000)
 #        BENCH_STRACE=1  strace -c -f the VM during each case (slows it)
