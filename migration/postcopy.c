@@ -743,10 +743,9 @@ typedef struct StreamSlot {
 
 G_STATIC_ASSERT(MOVE_WINDOW_PAGES / MRC_RUN_PAGES <= 32);
 
-/* The runs of the slot's window that were read, against the table. */
-static bool slot_check_runs(const StreamSlot *s, GError **errp)
+/* The runs of the slot's window (of b) that were read, against the table. */
+static bool slot_check_runs(const StreamSlot *s, const PcBlock *b, GError **errp)
 {
-    const PcBlock *b = s->b;
     for (unsigned r = 0; s->w0 + r * MRC_RUN_PAGES < s->w1; r++) {
         uint64_t r0 = s->w0 + r * MRC_RUN_PAGES;
         if (!(s->skip & (1u << r)) &&
@@ -761,18 +760,18 @@ static bool slot_check_runs(const StreamSlot *s, GError **errp)
 static bool slot_finish(PostcopyLoad *pl, StreamSlot *s, GError **errp)
 {
     PcBlock *b = s->b;
+    s->b = NULL;
     if (!page_channels_wait_batch(pl->pc, &s->batch, errp)) {
-        s->b = NULL;
         prefix_page(errp, b, s->first);
         return false;
     }
-    bool checked = !b->sums || slot_check_runs(s, errp);
-    s->b = NULL;
-    int64_t k = !checked ? -1
-        : pl->can_move
-        ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->segs, s->nsegs, s->buf,
-                      &s->dirty, errp)
-        : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, NULL, errp);
+    int64_t k = -1;
+    if (!b->sums || slot_check_runs(s, b, errp)) {
+        k = pl->can_move
+            ? window_move(pl, b, s->w0, s->w1, s->first, s->n, s->segs, s->nsegs, s->buf,
+                          &s->dirty, errp)
+            : window_place(pl, b, s->w0, s->w1, s->first, s->n, s->buf, NULL, errp);
+    }
     if (k < 0) {
         prefix_page(errp, b, s->first);
         return false;
