@@ -88,13 +88,12 @@ struct PostcopyLoad {
     GPtrArray *blocks;            /* PcBlock * */
     int uffd;
     /*
-     * The fault thread's reads: O_DIRECT too when the load has direct-io
-     * (a separate open, falling back to the plain fd if that fails): a
-     * fault's 256 KiB then lands in its buffer without a trip through the
-     * page cache, which it would fill with a copy of every faulted run.
+     * The fault thread's reads: reopened O_DIRECT at start when the load
+     * has direct-io (kept as opened if that fails): a fault's 256 KiB then
+     * lands in its buffer without a trip through the page cache, which it
+     * would fill with a copy of every faulted run.
      */
     int fd;
-    int dio_fd;                   /* or -1 */
     int wake_fd;                  /* eventfd: the fault thread must end */
     PostcopyStats *stats;         /* the caller's; Stat64 */
     MrcTable *csum;               /* owned */
@@ -506,8 +505,7 @@ static bool serve_data(PostcopyLoad *pl, PcBlock *b, uint64_t page, uint8_t *buf
     uint64_t first = page, last = page, hashes[FAULT_WINDOW_PAGES];
     window_set_pages(b, w0, w1, &first, &last);
     uint64_t n = last - first + 1;
-    if (!pread_all(pl->dio_fd >= 0 ? pl->dio_fd : pl->fd, buf, n * PC_PAGE,
-                   b->pages_offset + first * PC_PAGE, errp)) {
+    if (!pread_all(pl->fd, buf, n * PC_PAGE, b->pages_offset + first * PC_PAGE, errp)) {
         return false;
     }
     if (b->sums) {
@@ -604,7 +602,6 @@ PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError *
     PostcopyLoad *pl = g_new0(PostcopyLoad, 1);
     pl->uffd = uffd;
     pl->fd = fd;
-    pl->dio_fd = -1;
     pl->wake_fd = eventfd(0, EFD_CLOEXEC);
     /* MAPRAM_UFFD_MOVE=0: the copy path on a kernel that could move (tests) */
     pl->can_move = can_move && g_strcmp0(getenv("MAPRAM_UFFD_MOVE"), "0");
@@ -650,8 +647,10 @@ void postcopy_load_start(PostcopyLoad *pl, const PageChannelsConfig *cfg, MrcTab
     pl->pc_cfg = *cfg;
     pl->pc_cfg.path = g_strdup(cfg->path);
     pl->csum = csum;
-    if (cfg->direct_io) {
-        pl->dio_fd = qemu_open(cfg->path, O_RDONLY | O_DIRECT, 0, NULL);
+    int dio_fd = cfg->direct_io ? qemu_open(cfg->path, O_RDONLY | O_DIRECT, 0, NULL) : -1;
+    if (dio_fd >= 0) {
+        close(pl->fd);
+        pl->fd = dio_fd;
     }
     pl->fault_thread = g_thread_new("postcopy/fault", fault_thread, pl);
 }
@@ -692,9 +691,6 @@ void postcopy_load_free(PostcopyLoad *pl)
     /* closing the fd ends the registration and lets any waiter go (we are exiting) */
     close(pl->uffd);
     close(pl->fd);
-    if (pl->dio_fd >= 0) {
-        close(pl->dio_fd);
-    }
     close(pl->wake_fd);
     for (guint i = 0; i < pl->blocks->len; i++) {
         PcBlock *b = g_ptr_array_index(pl->blocks, i);
