@@ -71,6 +71,9 @@ void mrc_hash_pages(const void *buf, uint64_t npages, uint64_t *hashes)
 {
     const uint8_t *p = buf;
     for (uint64_t i = 0; i < npages; i++) {
+        if (i + 1 < npages) {
+            mrc_prefetch_page(p + (i + 1) * MRC_PAGE_SIZE);
+        }
         hashes[i] = XXH3_64bits(p + i * MRC_PAGE_SIZE, MRC_PAGE_SIZE);
     }
 }

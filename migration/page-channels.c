@@ -147,31 +147,21 @@ static bool submit_run(PageWorker *c, Job *j, uint64_t first, uint64_t npages, G
 }
 
 /*
- * Ask for every cache line of a page that the loop below reads next.  The
- * hardware prefetchers do not cross a 4 KiB page, so without this every
- * page's zero check and hash starts with a stall on memory; with it, the
- * next page arrives while this one is checked and hashed (a cold XXH3
- * pass runs ~2x faster here), and the write then copies it from cache.
+ * The zero check and hash below read page after page of guest RAM: the
+ * next one is prefetched, and the write then copies it from cache.
  */
-static inline void prefetch_page(const uint8_t *page)
-{
-    for (size_t off = 0; off < PAGE_CHANNELS_PAGE_SIZE; off += 64) {
-        __builtin_prefetch(page + off, 0, 3);
-    }
-}
-
 static bool do_write(PageWorker *c, Job *j, GError **errp)
 {
     bool detect = c->pc->cfg.detect_zero;
     uint64_t run_start = 0, run_len = 0, zeros = 0;
 
     if (j->n) {
-        prefetch_page(j->host + j->pages[0] * PAGE_CHANNELS_PAGE_SIZE);
+        mrc_prefetch_page(j->host + j->pages[0] * PAGE_CHANNELS_PAGE_SIZE);
     }
     for (unsigned i = 0; i < j->n; i++) {
         uint64_t p = j->pages[i];
         if (i + 1 < j->n) {
-            prefetch_page(j->host + j->pages[i + 1] * PAGE_CHANNELS_PAGE_SIZE);
+            mrc_prefetch_page(j->host + j->pages[i + 1] * PAGE_CHANNELS_PAGE_SIZE);
         }
         if (detect && buffer_is_zero(j->host + p * PAGE_CHANNELS_PAGE_SIZE, PAGE_CHANNELS_PAGE_SIZE)) {
             clear_bit_atomic(p, j->bitmap);
@@ -212,7 +202,7 @@ static bool do_read(PageWorker *c, Job *j, GError **errp)
     if (j->hashes) {
         HashLater h = { j->host, j->len / PAGE_CHANNELS_PAGE_SIZE, j->hashes };
         if (c->sync_io) {
-            mrc_hash_pages(h.buf, h.npages, h.hashes);    /* the data is in cache now */
+            mrc_hash_pages(h.buf, h.npages, h.hashes);    /* a buffered read left it in cache */
         } else {
             g_array_append_val(c->unhashed, h);
         }
