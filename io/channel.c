@@ -400,6 +400,11 @@ bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp)
     return ioc->ops->truncate(ioc, len, errp) == 0;
 }
 
+bool io_channel_truncate_for_write(IOChannel *ioc, off_t len, GError **errp)
+{
+    return io_channel_size(ioc, NULL) == len || io_channel_truncate(ioc, len, errp);
+}
+
 bool io_channel_sync(IOChannel *ioc, GError **errp)
 {
     if (!io_channel_check_op(ioc, ioc->ops->sync != NULL, "sync", errp)) {

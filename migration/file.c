@@ -81,7 +81,7 @@ static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *star
         return NULL;
     }
     /* The text is QEMU's, so the channel's own message gives way to it. */
-    if (!io_channel_truncate(ioc, a->offset, NULL)) {
+    if (!io_channel_truncate_for_write(ioc, a->offset, NULL)) {
         error_setg_errno(errp, errno, "failed to truncate migration file to offset %llx",
                          (unsigned long long)a->offset);
         return NULL;

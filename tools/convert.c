@@ -209,7 +209,7 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
     }
     g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600, errp);
     if (!out || !mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, errp) ||
-        !io_channel_truncate(out, 0, errp) ||
+        !io_channel_truncate_for_write(out, 0, errp) ||
         !libvirt_image_write_header(out, img, format, true, errp)) {
         return false;
     }
@@ -306,7 +306,7 @@ int cmd_convert(int argc, char **argv)
         /* a file that backs a running VM is left alone, not even cut */
         bool writable = out &&
             mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, &err);
-        ok = writable && io_channel_truncate(out, out_off, &err) &&
+        ok = writable && io_channel_truncate_for_write(out, out_off, &err) &&
              io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
              mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&
              (!o.fsync || tool_sync_output(out, out_path, &err));

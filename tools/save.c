@@ -448,7 +448,7 @@ static bool open_output(SaveCtx *c, GError **errp)
         g_clear_pointer(&c->out_ioc, io_channel_unref);
         return false;
     }
-    if (!c->out_ioc || !io_channel_truncate(c->out_ioc, c->offset, errp) ||
+    if (!c->out_ioc || !io_channel_truncate_for_write(c->out_ioc, c->offset, errp) ||
         io_channel_seek(c->out_ioc, c->offset, SEEK_SET, errp) < 0) {
         return false;
     }

@@ -114,6 +114,16 @@ off_t io_channel_size(IOChannel *ioc, GError **errp);
  */
 bool io_channel_truncate(IOChannel *ioc, off_t len, GError **errp);
 /*
+ * io_channel_truncate() for a file about to be written from len on,
+ * skipped when the stored bytes already end at len (a new file, written
+ * from offset 0).  ext4 takes any truncation to size 0 for a file being
+ * replaced and writes back all of its dirty pages at the next close
+ * (auto_da_alloc): after a truncation that changed nothing, the close at
+ * the end of a save to a new file would wait for the disk.  Errors as
+ * io_channel_truncate's.
+ */
+bool io_channel_truncate_for_write(IOChannel *ioc, off_t len, GError **errp);
+/*
  * Make what was written durable (fdatasync: the data and the size, not
  * the timestamps).  "Channel 'NAME' does not support sync" for sockets
  * and commands, "Unable to sync 'NAME' to disk: <strerror>" when the

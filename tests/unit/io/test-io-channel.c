@@ -679,6 +679,60 @@ static void test_file_errors(void)
     rmdir(dir);
 }
 
+/*
+ * truncate_for_write cuts only a file that does not already end at the
+ * offset: the skip shows as the times a truncation always updates.  On
+ * a pipe it fails as truncate does.
+ */
+static time_t mtime_of(int fd)
+{
+    struct stat st;
+
+    g_assert_cmpint(fstat(fd, &st), ==, 0);
+    return st.st_mtim.tv_sec;
+}
+
+static void test_file_truncate_for_write(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("test-io-channel-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "f", NULL);
+    const struct timespec old[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    IOChannel *ioc = io_channel_file_open(path, O_RDWR | O_CREAT, 0600, &err);
+    int fd = io_channel_get_fd(ioc);
+    int pipefd[2];
+
+    g_assert_no_error(err);
+    /* new, written from 0: left alone */
+    g_assert_cmpint(futimens(fd, old), ==, 0);
+    g_assert_true(io_channel_truncate_for_write(ioc, 0, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(mtime_of(fd), ==, 1000000000);
+    /* ends at the offset: left alone, bytes kept */
+    g_assert_true(io_channel_write_all(ioc, "0123456789", 10, &err));
+    g_assert_cmpint(futimens(fd, old), ==, 0);
+    g_assert_true(io_channel_truncate_for_write(ioc, 10, &err));
+    g_assert_cmpint(mtime_of(fd), ==, 1000000000);
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 10);
+    /* longer: cut; shorter: extended */
+    g_assert_true(io_channel_truncate_for_write(ioc, 4, &err));
+    g_assert_cmpint(mtime_of(fd), >, 1000000000);
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 4);
+    g_assert_true(io_channel_truncate_for_write(ioc, 8, &err));
+    g_assert_cmpint(io_channel_size(ioc, &err), ==, 8);
+    g_assert_no_error(err);
+    io_channel_unref(ioc);
+    unlink(path);
+    rmdir(dir);
+
+    g_assert_cmpint(pipe(pipefd), ==, 0);
+    close(pipefd[0]);
+    ioc = io_channel_file_new_fd(pipefd[1], "pipe-w");
+    g_assert_false(io_channel_truncate_for_write(ioc, 0, &err));
+    g_assert_cmpstr(err->message, ==, "Unable to truncate 'pipe-w' to 0 bytes: Invalid argument");
+    io_channel_unref(ioc);
+}
+
 static void test_fd_passing(void)
 {
     Ctx *c = ctx_new(&transports[1]);
@@ -1049,6 +1103,7 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/file/on-pipe", test_file_on_pipe);
     g_test_add_func("/io/channel/file/errors", test_file_errors);
     g_test_add_func("/io/channel/file/new-dup", test_file_new_dup);
+    g_test_add_func("/io/channel/file/truncate-for-write", test_file_truncate_for_write);
     g_test_add_func("/io/channel/unix/fd-passing", test_fd_passing);
     g_test_add_func("/io/channel/unix/epipe", test_socket_epipe);
     g_test_add_func("/io/channel/tcp/shutdown", test_socket_shutdown);
