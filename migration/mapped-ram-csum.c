@@ -212,26 +212,37 @@ static bool decode_block(MrcTable *t, const uint8_t *buf, size_t end, size_t *po
     return true;
 }
 
-MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GError **errp)
+bool mrc_table_check_header(const uint8_t *hdr, uint64_t len, uint64_t offset, GError **errp)
 {
     unsigned long long at = offset;
-    if (len < MRC_HEADER_SIZE + MRC_TRAILER_SIZE || !mrc_is_table(buf, len)) {
+    if (len < MRC_HEADER_SIZE + MRC_TRAILER_SIZE || !mrc_is_table(hdr, MRC_HEADER_SIZE)) {
         error_setg(errp, "checksum table at offset 0x%llx: no table magic \"%s\"", at, MRC_MAGIC);
-        return NULL;
+        return false;
     }
-    uint32_t version = ldl_be_p(buf + 8), flags = ldl_be_p(buf + 12);
-    uint64_t length = ldq_be_p(buf + 16);
-    uint32_t run_pages = ldl_be_p(buf + 24), nblocks = ldl_be_p(buf + 28);
+    uint32_t version = ldl_be_p(hdr + 8);
+    uint64_t length = ldq_be_p(hdr + 16);
     if (version != MRC_VERSION) {
         error_setg(errp, "checksum table at offset 0x%llx: version %u is not supported "
                    "(expected %u)", at, version, MRC_VERSION);
-        return NULL;
+        return false;
     }
     if (length != len) {
-        error_setg(errp, "checksum table at offset 0x%llx: length %llu, but %zu bytes follow "
-                   "the vmdesc", at, (unsigned long long)length, len);
+        error_setg(errp, "checksum table at offset 0x%llx: length %llu, but %llu bytes follow "
+                   "the vmdesc", at, (unsigned long long)length, (unsigned long long)len);
+        return false;
+    }
+    return true;
+}
+
+MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GError **errp)
+{
+    unsigned long long at = offset;
+    if (!mrc_table_check_header(buf, len, offset, errp)) {
         return NULL;
     }
+    uint32_t flags = ldl_be_p(buf + 12);
+    uint64_t length = len;
+    uint32_t run_pages = ldl_be_p(buf + 24), nblocks = ldl_be_p(buf + 28);
     const uint8_t *tr = buf + len - MRC_TRAILER_SIZE;
     if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0 || ldq_be_p(tr) != offset) {
         error_setg(errp, "checksum table at offset 0x%llx: its trailer does not point back "
@@ -298,6 +309,14 @@ bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp)
         return false;
     }
     size_t len = size - offset;
+    uint8_t hdr[MRC_HEADER_SIZE];
+    if (!io_channel_pread_all(ioc, hdr, sizeof(hdr), offset, errp)) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    if (!mrc_table_check_header(hdr, len, offset, errp)) {
+        return false;                     /* not read whole: it may claim up to 1 GiB */
+    }
     g_autofree uint8_t *buf = g_malloc(len);
     if (!io_channel_pread_all(ioc, buf, len, offset, errp)) {
         g_prefix_error(errp, "checksum table: ");

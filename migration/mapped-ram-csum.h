@@ -110,6 +110,13 @@ bool mrc_check_runs(const MrcBlock *b, const unsigned long *bmap, const uint64_t
 GByteArray *mrc_table_encode(const MrcTable *t, uint64_t offset);
 /* Put the table at f's position (after the vmdesc). */
 void mrc_table_put(QEMUFile *f, const MrcTable *t);
+/*
+ * The first checks of mrc_table_decode, on the MRC_HEADER_SIZE bytes of
+ * the header alone (magic, version, a length of len): a reader makes
+ * them before it reads the rest, which a damaged header may claim is
+ * up to MRC_MAX_TABLE bytes.
+ */
+bool mrc_table_check_header(const uint8_t *hdr, uint64_t len, uint64_t offset, GError **errp);
 /* Parse len bytes (the whole table) that start at absolute offset. */
 MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GError **errp);
 /* Does buf (n bytes at the end of a stream) start with a table's magic? */

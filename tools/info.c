@@ -267,11 +267,10 @@ GPtrArray *report_problems(Report *r)
 static void read_checksum_table(Report *r, QEMUFile *f)
 {
     off_t at = qemu_file_tell(f);
-    uint8_t magic[8];
+    uint8_t hdr[MRC_HEADER_SIZE] = { 0 };
     GError *err = NULL;
 
-    if (qemu_peek_buffer(f, magic, sizeof(magic), 0) != sizeof(magic) ||
-        !mrc_is_table(magic, sizeof(magic))) {
+    if (qemu_peek_buffer(f, hdr, sizeof(hdr), 0) < 8 || !mrc_is_table(hdr, 8)) {
         g_ptr_array_add(r->problems, g_strdup_printf(
             "offset %lld: unexpected trailing bytes after the vmdesc", (long long)at));
         return;
@@ -281,7 +280,8 @@ static void read_checksum_table(Report *r, QEMUFile *f)
     if (size >= 0 && (uint64_t)(size - at) > MRC_MAX_TABLE) {
         error_setg(&err, "checksum table at offset 0x%llx: %lld bytes is implausible",
                    (unsigned long long)at, (long long)(size - at));
-    } else if (size >= 0) {
+    } else if (size >= 0 && mrc_table_check_header(hdr, size - at, at, &err)) {
+        /* read whole only when its header says the rest of the file is the table */
         buf = g_malloc(size - at);
         if (qemu_get_buffer(f, buf, size - at, &err)) {
             r->csum = mrc_table_decode(buf, size - at, at, &err);

@@ -8,7 +8,10 @@
 #include "migration/mapped-ram-csum.h"
 #include "util/bitmap.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #define PAGE 4096
@@ -200,6 +203,54 @@ static void test_damaged(void)
     fixture_clear(&f);
 }
 
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    g_assert_cmpint(getrusage(RUSAGE_SELF, &ru), ==, 0);
+    return ru.ru_maxrss;
+}
+
+/*
+ * A loader finds the table from the trailer at the file's end.  When the
+ * header it points to gives another length than the bytes that follow,
+ * the table is refused from the header alone: 256 MiB of file (a hole)
+ * between header and trailer are not read into memory first.
+ */
+static void test_trailer_header_first(void)
+{
+    Fixture f;
+    fixture_init(&f);
+    g_autoptr(MrcTable) t = fixture_table(&f);
+    g_autoptr(GByteArray) a = mrc_table_encode(t, 0x1000);
+    g_autofree char *dir = g_dir_make_tmp("test-mapped-ram-csum-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "f", NULL);
+    uint64_t size = 256ULL << 20;
+    GError *err = NULL;
+    MrcTable *out = NULL;
+
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, a->data, a->len, 0x1000), ==, a->len);
+    g_assert_cmpint(pwrite(fd, a->data + a->len - MRC_TRAILER_SIZE, MRC_TRAILER_SIZE,
+                           size - MRC_TRAILER_SIZE), ==, MRC_TRAILER_SIZE);
+    close(fd);
+    IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
+    g_assert_no_error(err);
+    long rss0 = max_rss_kib();
+    g_assert_false(mrc_table_read_trailer(ioc, &out, &err));
+    g_autofree char *want = g_strdup_printf(
+        "checksum table at offset 0x1000: length %u, but %llu bytes follow the vmdesc",
+        a->len, (unsigned long long)(size - 0x1000));
+    g_assert_cmpstr(err->message, ==, want);
+    g_assert_null(out);
+    g_assert_cmpint(max_rss_kib() - rss0, <, 64 * 1024);
+    g_error_free(err);
+    io_channel_unref(ioc);
+    unlink(path);
+    rmdir(dir);
+    fixture_clear(&f);
+}
+
 static void test_check_runs(void)
 {
     Fixture f;
@@ -258,6 +309,7 @@ int main(int argc, char **argv)
     g_test_add_func("/mapped-ram/checksums/run-rule", test_run_rule);
     g_test_add_func("/mapped-ram/checksums/layout", test_layout);
     g_test_add_func("/mapped-ram/checksums/damaged", test_damaged);
+    g_test_add_func("/mapped-ram/checksums/trailer-header-first", test_trailer_header_first);
     g_test_add_func("/mapped-ram/checksums/check-runs", test_check_runs);
     g_test_add_func("/mapped-ram/checksums/match", test_match);
     return g_test_run();

@@ -5,10 +5,14 @@
  * info prints it, every line to the stream it was given.  These are the inputs fuzz-vmdesc found crashing (GLib
  * criticals, a NULL strcmp) before the checks read the JSON by type.
  */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "io/channel.h"
 #include "mapram-tool.h"
+#include "migration/mapped-ram-csum.h"
 #include "migration/ram-codec.h"
 #include "migration/savevm.h"
 
@@ -138,6 +142,60 @@ static void test_vmdesc_types(gconstpointer data)
     g_assert_true(g_str_has_suffix(text, "\nchecksums: none\n"));
 }
 
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    g_assert_cmpint(getrusage(RUSAGE_SELF, &ru), ==, 0);
+    return ru.ru_maxrss;
+}
+
+/*
+ * After the vmdesc, a checksum table header whose length is not what
+ * follows (here 56 bytes, and 256 MiB follow as a hole): verify reports
+ * the length from the header alone, without reading the rest into memory.
+ */
+static void test_table_header_first(void)
+{
+    g_autoptr(GBytes) s = stream_with_vmdesc("{\"devices\": [{\"name\": \"dev\"}]}");
+    g_autofree char *dir = g_dir_make_tmp("test-report-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "f", NULL);
+    uint8_t hdr[MRC_HEADER_SIZE] = "MRAMCSUM";
+    gsize len;
+    const void *p = g_bytes_get_data(s, &len);
+    uint64_t size = 256ULL << 20;
+    GError *err = NULL;
+
+    hdr[11] = MRC_VERSION;
+    hdr[23] = MRC_HEADER_SIZE + MRC_TRAILER_SIZE;       /* length 56, big-endian */
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, p, len, 0), ==, len);
+    g_assert_cmpint(pwrite(fd, hdr, sizeof(hdr), len), ==, sizeof(hdr));
+    g_assert_cmpint(ftruncate(fd, size), ==, 0);
+    close(fd);
+
+    IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
+    g_assert_no_error(err);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    Report *r = report_new(true);
+    long rss0 = max_rss_kib();
+    g_assert_true(report_analyse(r, f, &err));
+    g_assert_no_error(err);
+    report_verify(r);
+    GPtrArray *pr = report_problems(r);
+    g_autofree char *want = g_strdup_printf(
+        "checksum table at offset 0x%zx: length 56, but %llu bytes follow the vmdesc",
+        (size_t)len, (unsigned long long)(size - len));
+    g_assert_cmpuint(pr->len, >=, 1);
+    g_assert_cmpstr(g_ptr_array_index(pr, 0), ==, want);
+    g_assert_cmpint(max_rss_kib() - rss0, <, 64 * 1024);
+    report_free(r);
+    qemu_fclose(f, NULL);
+    io_channel_unref(ioc);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -145,5 +203,6 @@ int main(int argc, char **argv)
         g_autofree char *path = g_strdup_printf("/tools/report/vmdesc-types/%zu", i);
         g_test_add_data_func(path, &cases[i], test_vmdesc_types);
     }
+    g_test_add_func("/tools/report/checksum-table/header-first", test_table_header_first);
     return g_test_run();
 }
