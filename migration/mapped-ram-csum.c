@@ -241,7 +241,6 @@ MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GErr
         return NULL;
     }
     uint32_t flags = ldl_be_p(buf + 12);
-    uint64_t length = len;
     uint32_t run_pages = ldl_be_p(buf + 24), nblocks = ldl_be_p(buf + 28);
     const uint8_t *tr = buf + len - MRC_TRAILER_SIZE;
     if (memcmp(tr + 16, MRC_TRAILER_MAGIC, 8) != 0 || ldq_be_p(tr) != offset) {
@@ -275,7 +274,7 @@ MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GErr
         return NULL;
     }
     t->offset = offset;
-    t->length = length;
+    t->length = len;   /* the header said so (checked) */
     return g_steal_pointer(&t);
 }
 

@@ -202,7 +202,7 @@ static bool do_read(PageWorker *c, Job *j, GError **errp)
     if (j->hashes) {
         HashLater h = { j->host, j->len / PAGE_CHANNELS_PAGE_SIZE, j->hashes };
         if (c->sync_io) {
-            mrc_hash_pages(h.buf, h.npages, h.hashes);    /* a buffered read left it in cache */
+            mrc_hash_pages(h.buf, h.npages, h.hashes);    /* in cache, unless O_DIRECT */
         } else {
             g_array_append_val(c->unhashed, h);
         }
