@@ -46,7 +46,8 @@ typedef struct OutBlock {
     MappedRamHeader hdr;
     unsigned long *file_bmap;
     unsigned long *inflight;   /* written since the last sync */
-    uint64_t *hashes;          /* checksums: per page, stored by the workers as they write */
+    uint64_t *hashes;          /* checksums: per page, stored by the workers as they write
+                                  (atomically: see s_multifd_pages) */
 } OutBlock;
 
 typedef struct SaveCtx {
@@ -197,8 +198,17 @@ static OutBlock *wait_block(SaveCtx *c, const char *idstr, GError **errp)
 /*
  * Channel thread: a packet's pages to their slots through the channel's
  * fd; bits set for data, cleared for zero pages (atomically: other
- * channels and the main stream's ZERO records touch the same words, but
- * never the same page between two markers).
+ * channels and the main stream's ZERO records touch the same words).
+ *
+ * One page can come twice between two markers, in packets of two
+ * channels: QEMU 7.2 sends the last page of a full packet again as the
+ * first page of the next one (QEMU's multifd_queue_page() rereads the
+ * block of a page array it has just handed to a channel, which may have
+ * emptied it).  Both copies are written, in either order, and both store the
+ * page's hash, so that store is atomic.  The copies differ only if the
+ * guest wrote the page between the two reads; then the page is dirty and
+ * comes again after the next marker, with its hash, so the file ends
+ * with the last bytes and their hash either way.
  */
 static bool s_multifd_pages(void *opaque, unsigned ch, const MultiFDPacket *p, uint8_t *data,
                             GError **errp)
@@ -239,7 +249,7 @@ static bool s_multifd_pages(void *opaque, unsigned ch, const MultiFDPacket *p, u
                 continue;
             }
             if (b->hashes) {
-                b->hashes[page] = mrc_page_hash(src);
+                __atomic_store_n(&b->hashes[page], mrc_page_hash(src), __ATOMIC_RELAXED);
             }
             n++;
         }
