@@ -204,11 +204,11 @@ static OutBlock *wait_block(SaveCtx *c, const char *idstr, GError **errp)
  * channels: QEMU 7.2 sends the last page of a full packet again as the
  * first page of the next one (QEMU's multifd_queue_page() rereads the
  * block of a page array it has just handed to a channel, which may have
- * emptied it).  Both copies are written, in either order, and both store the
- * page's hash, so that store is atomic.  The copies differ only if the
- * guest wrote the page between the two reads; then the page is dirty and
- * comes again after the next marker, with its hash, so the file ends
- * with the last bytes and their hash either way.
+ * emptied it).  Both copies are written, in either order, and both
+ * store the page's hash, so that store is atomic.  The copies differ
+ * only if the guest wrote the page between the two reads; then the page
+ * is dirty and comes again after the next marker, with its hash, so the
+ * file ends with the last bytes and their hash either way.
  */
 static bool s_multifd_pages(void *opaque, unsigned ch, const MultiFDPacket *p, uint8_t *data,
                             GError **errp)
