@@ -272,6 +272,30 @@ static char *peer_run_state(Peer *p)
     return g_strdup(qtest_json_get_str(r, "status"));
 }
 
+/*
+ * The run state of a source whose migration has ended.  QEMU sets the
+ * migration's status (completed, failed) from its migration thread and
+ * only then, with the main lock taken, leaves finish-migrate (for
+ * postmigrate, or running again after a failure): a query-status between
+ * the two still answers finish-migrate.  Poll past that window.
+ */
+static char *peer_settled_run_state(Peer *p)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+
+    for (;;) {
+        char *state = peer_run_state(p);
+
+        if (g_strcmp0(state, "finish-migrate")) {
+            return state;
+        }
+        g_free(state);
+        g_assert_true(g_get_monotonic_time() < deadline);
+        g_usleep(1000);
+    }
+}
+
 static void peer_set_speed(Peer *p, guint64 bandwidth, int downtime_ms)
 {
     qtest_qmp_assert_success(p->qts,
@@ -629,7 +653,7 @@ static guint64 save_from_qemu(Ctx *c, const char *uri, const char *dump,
         peer_set_speed(src, FAST_BANDWIDTH, FAST_DOWNTIME_MS);
     }
     peer_wait_completed(c, src, &total);
-    state = peer_run_state(src);
+    state = peer_settled_run_state(src);
     g_assert_cmpstr(state, ==, "postmigrate");
     if (dump) {
         peer_pmemsave(src, dump);
@@ -1096,7 +1120,7 @@ static void test_truncated(void)
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
     /* The source guest goes on as before. */
-    state = peer_run_state(src);
+    state = peer_settled_run_state(src);
     g_assert_cmpstr(state, ==, "running");
     peer_quit(src);
     ctx_free(c);
@@ -1203,7 +1227,7 @@ static void test_killed_save(void)
 
         r = peer_wait_migration(src);
         g_assert_cmpstr(qtest_json_get_str(r, "status"), ==, "failed");
-        state = peer_run_state(src);
+        state = peer_settled_run_state(src);
         g_assert_cmpstr(state, ==, "running");
         peer_quit(src);
 
