@@ -81,6 +81,14 @@ typedef struct PcBlock {
      * page a TLB flush on every CPU running the guest.
      */
     unsigned long *faulted;
+    /*
+     * Atomic bits, one per 2 MiB window, moving only: the thread that set
+     * the bit loads the window's pages.  The background sets it before it
+     * queues the window's reads; the fault thread, at a fault in a window
+     * with data that nobody claimed yet, reads the whole window and moves
+     * it in one piece (serve_window), and the background passes it by.
+     */
+    unsigned long *claimed;
 } PcBlock;
 
 struct PostcopyLoad {
@@ -98,8 +106,17 @@ struct PostcopyLoad {
     PostcopyStats *stats;         /* the caller's; Stat64 */
     MrcTable *csum;               /* owned */
     PageChannelsConfig pc_cfg;    /* the background's channels; path owned */
+    bool can_move;                /* UFFDIO_MOVE on every block, and the buffers below */
+    /*
+     * Moving: STREAM_SLOTS + 1 windows of 2 MiB-aligned buffers (map, the
+     * mapping; bufs, its first aligned byte), transparent huge pages.  The
+     * slots' belong to the streaming thread, the last one to the fault
+     * thread (serve_window).
+     */
+    uint8_t *map;
+    size_t map_len;
+    uint8_t *bufs;
     /* The streaming (incoming) thread only (it also sets pl up) */
-    bool can_move;                /* UFFDIO_MOVE on every block, and the slots' memory */
     PageChannels *pc;             /* opened by postcopy_load_stream() */
     PageStats page_stats;         /* the channels' counters (Stat64; not reported) */
     bool registered;
@@ -519,6 +536,62 @@ static bool serve_data(PostcopyLoad *pl, PcBlock *b, uint64_t page, uint8_t *buf
     return true;
 }
 
+/*
+ * Moving, at a fault in window [w0, w0 + MOVE_WINDOW_PAGES) of b, which
+ * has data and which this thread claimed: read the window's set pages
+ * [first, last] in one read into the thread's own window buffer (a fresh
+ * huge page: the pages around the read are zero), check them, zero the
+ * clear pages the read covered (the file's holes, or a live save's stale
+ * slots), and move the window into guest RAM whole.  One read of 2 MiB at
+ * most serves the fault and every later touch of the window, and the
+ * window stays one huge page, where a fault served by its checksum run
+ * leaves the window to be copied page by page behind it.  A move that
+ * stops (a page there already) copies the rest.  Returns pages placed,
+ * -1 with errp set.
+ */
+static int64_t serve_window(PostcopyLoad *pl, PcBlock *b, uint64_t w0, GError **errp)
+{
+    uint64_t w1 = w0 + MOVE_WINDOW_PAGES, first = w0, last = w0, hashes[MOVE_WINDOW_PAGES];
+    uint8_t *buf = pl->bufs + STREAM_SLOTS * MOVE_WINDOW_BYTES;
+    int64_t moved = 0, copied = 0;
+    window_set_pages(b, w0, w1, &first, &last);
+    uint64_t n = last - first + 1;
+    if (!pread_all(pl->fd, buf + (first - w0) * PC_PAGE, n * PC_PAGE,
+                   b->pages_offset + first * PC_PAGE, errp)) {
+        madvise(buf, MOVE_WINDOW_BYTES, MADV_DONTNEED);
+        return -1;
+    }
+    for (uint64_t s = first; s <= last;) {
+        uint64_t e = find_next_zero_bit(b->bmap, last + 1, s);
+        if (b->sums) {
+            mrc_hash_pages(buf + (s - w0) * PC_PAGE, e - s, hashes + (s - w0));
+        }
+        s = find_next_bit(b->bmap, last + 1, e);
+        memset(buf + (e - w0) * PC_PAGE, 0, (MIN(s, last + 1) - e) * PC_PAGE);
+    }
+    if (b->sums && !mrc_check_runs(b->sums, b->bmap, hashes, w0, MOVE_WINDOW_PAGES, errp)) {
+        madvise(buf, MOVE_WINDOW_BYTES, MADV_DONTNEED);
+        return -1;
+    }
+    struct uffdio_move m = {
+        .dst = (uintptr_t)(b->host + w0 * PC_PAGE), .src = (uintptr_t)buf,
+        .len = MOVE_WINDOW_BYTES, .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+    };
+    uint64_t done = ioctl(pl->uffd, UFFDIO_MOVE, &m) == 0 ? MOVE_WINDOW_PAGES
+                    : m.move > 0 ? (uint64_t)m.move / PC_PAGE : 0;
+    moved = mark_placed(b, w0, w0 + done);
+    stat64_sub(&pl->stats->remaining, (uint64_t)moved * PC_PAGE);
+    if (done < MOVE_WINDOW_PAGES) {
+        /* the rest of the read is still in buf: copy its set pages not there yet */
+        uint64_t from = MAX(w0 + done, first);
+        copied = from <= last ? window_place(pl, b, w0, w1, from, last + 1 - from,
+                                             buf + (from - w0) * PC_PAGE, NULL, errp)
+                              : 0;
+        madvise(buf, MOVE_WINDOW_BYTES, MADV_DONTNEED);
+    }
+    return copied < 0 ? -1 : moved + copied;
+}
+
 static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError **errp)
 {
     uint64_t page;
@@ -528,12 +601,27 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
         return false;
     }
     stat64_add(&pl->stats->requests, 1);
-    set_bit_atomic(page / MOVE_WINDOW_PAGES, b->faulted);
     if (fault_hit("postcopy-fault-slow")) {
         g_usleep(2 * 1000);            /* tests: pages stay missing a while after RESUME */
     }
-    bool ok = test_bit(page, b->bmap) ? serve_data(pl, b, page, buf, errp)
-                                      : serve_zero(pl, b, page, errp);
+    bool ok = true;
+    uint64_t w0 = page - page % MOVE_WINDOW_PAGES, first = 0, last = 0;
+    if (test_bit(page, b->bmap) && test_bit_atomic(page, b->placed)) {
+        /* placed since the fault: only the wake below */
+    } else if (pl->can_move && w0 + MOVE_WINDOW_PAGES <= b->npages &&
+               !fault_hit("postcopy-fault-runs") &&
+               window_set_pages(b, w0, w0 + MOVE_WINDOW_PAGES, &first, &last) &&
+               !test_and_set_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->claimed)) {
+        int64_t k = serve_window(pl, b, w0, errp);
+        ok = k >= 0;
+        if (ok) {
+            stat64_add(&pl->stats->demand_pages, k);
+        }
+    } else {
+        set_bit_atomic(page / MOVE_WINDOW_PAGES, b->faulted);
+        ok = test_bit(page, b->bmap) ? serve_data(pl, b, page, buf, errp)
+                                     : serve_zero(pl, b, page, errp);
+    }
     if (!ok) {
         prefix_page(errp, b, page);
         return false;
@@ -624,6 +712,7 @@ bool postcopy_load_add_block(PostcopyLoad *pl, const char *idstr, uint8_t *host,
     b->sums = sums;
     b->placed = bitmap_new(b->npages);
     b->faulted = bitmap_new((b->npages + MOVE_WINDOW_PAGES - 1) / MOVE_WINDOW_PAGES);
+    b->claimed = bitmap_new((b->npages + MOVE_WINDOW_PAGES - 1) / MOVE_WINDOW_PAGES);
     g_ptr_array_add(pl->blocks, b);
 
     uint64_t bytes = bitmap_count_one(bmap, b->npages) * PC_PAGE;
@@ -647,6 +736,20 @@ void postcopy_load_start(PostcopyLoad *pl, const PageChannelsConfig *cfg, MrcTab
     pl->pc_cfg = *cfg;
     pl->pc_cfg.path = g_strdup(cfg->path);
     pl->csum = csum;
+    if (pl->can_move) {
+        /* moving needs private anonymous memory, aligned as guest RAM's huge pages */
+        pl->map_len = (STREAM_SLOTS + 2) * MOVE_WINDOW_BYTES;
+        pl->map = mmap(NULL, pl->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+        if (pl->map == MAP_FAILED) {
+            pl->map = NULL;
+            pl->can_move = false;
+        } else {
+            pl->bufs = (uint8_t *)(((uintptr_t)pl->map + MOVE_WINDOW_BYTES - 1) &
+                                   ~(uintptr_t)(MOVE_WINDOW_BYTES - 1));
+            madvise(pl->map, pl->map_len, MADV_HUGEPAGE);
+        }
+    }
     int dio_fd = cfg->direct_io ? qemu_open(cfg->path, O_RDONLY | O_DIRECT, 0, NULL) : -1;
     if (dio_fd >= 0) {
         close(pl->fd);
@@ -664,6 +767,10 @@ static void stop_fault_thread(PostcopyLoad *pl)
         }
         g_thread_join(pl->fault_thread);
         pl->fault_thread = NULL;
+    }
+    if (pl->map) {
+        munmap(pl->map, pl->map_len);
+        pl->map = NULL;
     }
 }
 
@@ -698,6 +805,7 @@ void postcopy_load_free(PostcopyLoad *pl)
         g_free(b->bmap);
         g_free(b->placed);
         g_free(b->faulted);
+        g_free(b->claimed);
         g_free(b);
     }
     g_ptr_array_unref(pl->blocks);
@@ -817,9 +925,6 @@ static uint64_t next_not_read(const PcBlock *b, uint64_t w0, uint32_t skip, uint
 static bool slot_queue(PostcopyLoad *pl, StreamSlot *s, PcBlock *b, uint64_t w0, uint64_t w1,
                        uint64_t first, uint64_t last, GError **errp)
 {
-    if (fault_hit("postcopy-background-slow")) {
-        g_usleep(50 * 1000);           /* tests: the guest runs long before the pages arrive */
-    }
     uint32_t skip = 0;
     if (test_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->faulted)) {
         for (unsigned r = 0; w0 + r * MRC_RUN_PAGES < w1; r++) {
@@ -884,6 +989,12 @@ static bool stream_all(PostcopyLoad *pl, StreamSlot *slots, const int *stop, GEr
             if (!window_set_pages(b, w0, w1, &first, &last) || window_placed(b, w0, w1)) {
                 continue;
             }
+            if (fault_hit("postcopy-background-slow")) {
+                g_usleep(50 * 1000);       /* tests: the guest runs long before the pages arrive */
+            }
+            if (pl->can_move && test_and_set_bit_atomic(w0 / window, b->claimed)) {
+                continue;                  /* the fault thread reads it whole */
+            }
             StreamSlot *s = &slots[next];
             next = (next + 1) % STREAM_SLOTS;
             if ((s->b && !slot_finish(pl, s, errp)) ||
@@ -912,8 +1023,6 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
 {
     StreamSlot *slots = g_new0(StreamSlot, STREAM_SLOTS);
     GError *err = NULL;
-    uint8_t *map = NULL;
-    size_t map_len = (STREAM_SLOTS + 1) * MOVE_WINDOW_BYTES;
     /* opened only now, behind the running guest: ~20 ms a channel here */
     pl->pc = page_channels_new(&pl->pc_cfg, &err);
     if (!pl->pc) {
@@ -922,25 +1031,9 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
         g_free(slots);
         return report_error(pl, errp);
     }
-    if (pl->can_move) {
-        /* the slots' huge pages: moving needs private anonymous memory, aligned as guest RAM */
-        map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED) {
-            map = NULL;
-            pl->can_move = false;
-        }
-    }
     for (unsigned i = 0; i < STREAM_SLOTS; i++) {
-        if (map) {
-            uint8_t *base = (uint8_t *)(((uintptr_t)map + MOVE_WINDOW_BYTES - 1) &
-                                            ~(uintptr_t)(MOVE_WINDOW_BYTES - 1));
-            slots[i].buf = base + i * MOVE_WINDOW_BYTES;
-        } else {
-            slots[i].buf = qemu_memalign(PC_PAGE, STREAM_WINDOW_PAGES * PC_PAGE);
-        }
-    }
-    if (map) {
-        madvise(map, map_len, MADV_HUGEPAGE);
+        slots[i].buf = pl->can_move ? pl->bufs + i * MOVE_WINDOW_BYTES
+                                    : qemu_memalign(PC_PAGE, STREAM_WINDOW_PAGES * PC_PAGE);
     }
     bool ok = stream_all(pl, slots, stop, &err);
     if (!ok) {
@@ -956,12 +1049,13 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
         if (slots[i].queued) {
             page_channels_settle_batch(pl->pc, &slots[i].batch);
         }
-        if (!map) {
+        if (!pl->can_move) {
             qemu_vfree(slots[i].buf);
         }
     }
-    if (map) {
-        munmap(map, map_len);
+    if (pl->can_move) {
+        /* the slots' pages go now; the mapping goes with the fault thread */
+        madvise(pl->bufs, STREAM_SLOTS * MOVE_WINDOW_BYTES, MADV_DONTNEED);
     }
     g_free(slots);
     if (err) {

@@ -32,6 +32,9 @@ static inline void clear_bit_atomic(size_t nr, unsigned long *addr)
 { __atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr), __ATOMIC_RELAXED); }
 static inline bool test_bit_atomic(size_t nr, const unsigned long *addr)
 { return (__atomic_load_n(&addr[BIT_WORD(nr)], __ATOMIC_RELAXED) & BIT_MASK(nr)) != 0; }
+/* Set the bit; whether it was set before (one of several threads wins it). */
+static inline bool test_and_set_bit_atomic(size_t nr, unsigned long *addr)
+{ return (__atomic_fetch_or(&addr[BIT_WORD(nr)], BIT_MASK(nr), __ATOMIC_RELAXED) & BIT_MASK(nr)) != 0; }
 
 /* First set / clear bit at index >= offset and < size; size if none. */
 size_t find_next_bit(const unsigned long *addr, size_t size, size_t offset);

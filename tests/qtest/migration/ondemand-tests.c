@@ -254,8 +254,12 @@ static void test_while_arriving(void)
     qtest_quit(to);
 }
 
-/* "...at offset 0xA: Unable to read from file at offset 0xB: TAIL"; returns B. */
-static uint64_t assert_fault_msg(const char *desc, const char *tail)
+/*
+ * "...at offset 0xA: Unable to read from file at offset 0xB: TAIL", where
+ * B is in the slot of a page of A's 2 MiB window (one read serves a
+ * window at most; the block's page slots start at pages_offset); returns B.
+ */
+static uint64_t assert_fault_msg(const char *desc, const char *tail, uint64_t pages_offset)
 {
     unsigned long long in_block, in_file;
     int n = 0;
@@ -267,7 +271,8 @@ static uint64_t assert_fault_msg(const char *desc, const char *tail)
     }
     g_assert_cmphex(in_block % MIG_PAGE_SIZE, ==, 0);
     g_assert_cmphex(in_block, <, 150 << 20);
-    g_assert_cmphex(in_file, >, in_block);
+    g_assert_cmphex(in_file, >=, pages_offset);
+    g_assert_cmphex((in_file - pages_offset) >> 21, ==, in_block >> 21);
     return in_file;
 }
 
@@ -288,13 +293,18 @@ static void test_fault_read(void)
 {
     OnDemand od = { .fault = "postcopy-fault-read,postcopy-background-slow" };
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    GArray *blocks = mr_file_blocks(path, 0);
+    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
     g_autofree char *desc = NULL;
     QTestState *to = start_dest(&od, NULL);
 
+    g_assert_cmpstr(b->idstr, ==, "mig.mem");
     migrate_incoming_qmp(to, uri, NULL, NULL);
     qtest_qmp_eventwait(to, "RESUME");
     wait_paused(to, &desc);
-    assert_fault_msg(desc, "Input/output error");
+    assert_fault_msg(desc, "Input/output error", b->pages_offset);
+    g_array_unref(blocks);
     /* the guest never got past the page: no 'B' was printed */
     qtest_quit(to);
 }
@@ -318,7 +328,7 @@ static void test_fault_truncated(void)
     g_assert_cmpint(truncate(path, cut), ==, 0);
     qtest_qmp_assert_success(to, "{'execute': 'cont'}");
     wait_paused(to, &desc);
-    g_assert_cmphex(assert_fault_msg(desc, "the file ends there"), >=, cut);
+    g_assert_cmphex(assert_fault_msg(desc, "the file ends there", b->pages_offset), >=, cut);
     g_array_unref(blocks);
     qtest_quit(to);
 }
@@ -349,16 +359,28 @@ static uint64_t find_set_page(const uint8_t *file, uint64_t bitmap_offset, uint6
  * keep their data.  The destination skips the checksum table, which
  * still describes the pages before their bits were cleared.
  *
- * reused: the background's buffer for that window last held another
+ * STALE_REUSED: the background's buffer for that window last held another
  * window, one the fault thread had touched first (so it was copied in,
  * and the buffer kept that window's bytes): the long gap must not show
  * them.  The background reads 16 windows ahead, one buffer each in turn:
  * the other window is the one 16 windows with data earlier, touched
- * while the background is slowed down.
+ * while the background is slowed down, and served by its checksum run
+ * (postcopy-fault-runs), not whole.
+ *
+ * STALE_FAULT: the window is touched before the background gets there,
+ * so the fault thread reads it whole and moves it in.
  */
-static void stale_slots(bool reused)
+typedef enum { STALE_BACKGROUND, STALE_REUSED, STALE_FAULT } StaleCase;
+
+static void stale_slots(StaleCase sc)
 {
-    OnDemand od = { .paused = true, .fault = reused ? "postcopy-background-slow" : NULL };
+    static const char *const faults[] = {
+        [STALE_BACKGROUND] = NULL,
+        [STALE_REUSED] = "postcopy-background-slow,postcopy-fault-runs",
+        [STALE_FAULT] = "postcopy-background-slow",
+    };
+    bool reused = sc == STALE_REUSED;
+    OnDemand od = { .paused = true, .fault = faults[sc] };
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     GArray *blocks = mr_file_blocks(path, 0);
@@ -414,14 +436,28 @@ static void stale_slots(bool reused)
     QTestState *to = start_dest(&od, NULL);
     migrate_set_parameter_bool(to, "x-checksums", false);
     migrate_incoming_qmp(to, uri, NULL, NULL);
-    if (reused) {
+    if (sc != STALE_BACKGROUND) {
+        /* STALE_REUSED: earlier is w0's 16th window with data before it */
         uint64_t p = find_set_page(file, b->bitmap_offset, earlier, earlier + 512);
         wait_for_migration_status(to, "postcopy-active", ungoals);
         g_free(guest_memread(to, mig_tmpdir, p * MIG_PAGE_SIZE, MIG_PAGE_SIZE));
-        /* touched before the background got there: it copies that window */
+        /*
+         * touched before the background got there: the fault thread moves
+         * the window in whole, or (reused) places its run and the
+         * background copies the rest
+         */
         g_autofree char *status = NULL;
         JsonObject *ram = query_ram(to, &status);
         g_assert_cmpint(qtest_json_get_int(ram, "postcopy-requests", 0), >, 0);
+        if (sc == STALE_FAULT) {
+            /* the window's data pages, all at that one request */
+            uint64_t data = 0;
+            for (uint64_t q = w0; q < w0 + 512; q++) {
+                data += file_bit(file, b->bitmap_offset, q);
+            }
+            g_assert_cmpint(qtest_json_get_int(ram, "postcopy-bytes", 0), >=,
+                            data * MIG_PAGE_SIZE);
+        }
         json_object_unref(ram);
     }
     wait_for_migration_complete(to);
@@ -444,12 +480,23 @@ static void stale_slots(bool reused)
 
 static void test_stale_slots(void)
 {
-    stale_slots(false);
+    stale_slots(STALE_BACKGROUND);
 }
 
 static void test_stale_slots_reused(void)
 {
-    stale_slots(true);
+    stale_slots(STALE_REUSED);
+}
+
+static void test_stale_slots_fault(void)
+{
+    const char *why = no_huge_moves();
+
+    if (why) {
+        g_test_skip(why);     /* without moves a fault reads its run only */
+        return;
+    }
+    stale_slots(STALE_FAULT);
 }
 
 /* ---- rule rows ---- */
@@ -681,6 +728,8 @@ void migration_test_add_ondemand(void)
                        MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots/reused",
                        test_stale_slots_reused, MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots/fault",
+                       test_stale_slots_fault, MIG_FULL);
     migration_test_add("/migration/ondemand/while-arriving", test_while_arriving, MIG_SMOKE);
     migration_test_add("/migration/ondemand/fault/read", test_fault_read, MIG_FULL);
     migration_test_add("/migration/ondemand/fault/truncated", test_fault_truncated, MIG_FULL);
