@@ -34,6 +34,7 @@ struct uffdio_move {
     __s64 move;
 };
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
 #define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
 #endif
 /*
@@ -546,8 +547,10 @@ static bool serve_data(PostcopyLoad *pl, PcBlock *b, uint64_t page, uint8_t *buf
  * most serves the fault and every later touch of the window, and the
  * window stays one huge page, where a fault served by its checksum run
  * leaves the window to be copied page by page behind it.  A move that
- * stops (a page there already) copies the rest.  Returns pages placed,
- * -1 with errp set.
+ * stops (a page there already) copies the rest.  The move wakes nobody:
+ * the caller counts the pages first, then wakes the window's waiters, so
+ * a guest that got its page finds it counted.  Returns pages placed, -1
+ * with errp set.
  */
 static int64_t serve_window(PostcopyLoad *pl, PcBlock *b, uint64_t w0, GError **errp)
 {
@@ -575,7 +578,8 @@ static int64_t serve_window(PostcopyLoad *pl, PcBlock *b, uint64_t w0, GError **
     }
     struct uffdio_move m = {
         .dst = (uintptr_t)(b->host + w0 * PC_PAGE), .src = (uintptr_t)buf,
-        .len = MOVE_WINDOW_BYTES, .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+        .len = MOVE_WINDOW_BYTES,
+        .mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE,
     };
     uint64_t done = ioctl(pl->uffd, UFFDIO_MOVE, &m) == 0 ? MOVE_WINDOW_PAGES
                     : m.move > 0 ? (uint64_t)m.move / PC_PAGE : 0;
@@ -606,6 +610,7 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
     }
     bool ok = true;
     uint64_t w0 = page - page % MOVE_WINDOW_PAGES, first = 0, last = 0;
+    struct uffdio_range r = { .start = (uintptr_t)b->host + page * PC_PAGE, .len = PC_PAGE };
     if (test_bit(page, b->bmap) && test_bit_atomic(page, b->placed)) {
         /* placed since the fault: only the wake below */
     } else if (pl->can_move && w0 + MOVE_WINDOW_PAGES <= b->npages &&
@@ -617,6 +622,8 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
         if (ok) {
             stat64_add(&pl->stats->demand_pages, k);
         }
+        r = (struct uffdio_range){ .start = (uintptr_t)b->host + w0 * PC_PAGE,
+                                   .len = MOVE_WINDOW_BYTES };
     } else {
         set_bit_atomic(page / MOVE_WINDOW_PAGES, b->faulted);
         ok = test_bit(page, b->bmap) ? serve_data(pl, b, page, buf, errp)
@@ -626,8 +633,10 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
         prefix_page(errp, b, page);
         return false;
     }
-    /* the page may have come from the background between the fault and now */
-    struct uffdio_range r = { .start = (uintptr_t)b->host + page * PC_PAGE, .len = PC_PAGE };
+    /*
+     * the page may have come from the background between the fault and
+     * now; a window moved in whole woke nobody yet
+     */
     ioctl(pl->uffd, UFFDIO_WAKE, &r);
     return true;
 }
