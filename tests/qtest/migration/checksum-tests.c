@@ -4,7 +4,9 @@
  * `mapram verify --data`; a flipped bit in page data fails the load with
  * the block and offset and the guest never runs; files without the table
  * (x-checksums off, or QEMU's) still load; a live save whose pages are
- * rewritten in later passes verifies.  The expected checksums are
+ * rewritten in later passes verifies; under an on-demand load a bad run,
+ * found by the background or at a guest's fault, pauses the guest in
+ * postcopy-paused and is never placed.  The expected checksums are
  * recomputed here from the file with libxxhash, not by the codec.
  */
 #include "framework.h"
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -152,6 +155,152 @@ static void test_flipped_bit(void)
                     ==, 0);
 }
 
+/*
+ * On demand (postcopy-ram): a run whose checksum does not match pauses
+ * the guest in postcopy-paused, naming the page being loaded, the run
+ * and both sums; the load never completes and nothing places the run.
+ */
+typedef enum { OD_BACKGROUND, OD_FAULT, OD_FAULT_RUNS } OdCase;
+
+#define OD_PREFIX "On-demand load of RAM block 'mig.mem' at offset 0x"
+
+/* Flip one bit of set page p, in the file and in its copy. */
+static void flip_page(const char *path, uint8_t *file, const MRBlock *b, uint64_t p)
+{
+    uint64_t slot = b->pages_offset + p * MIG_PAGE_SIZE;
+
+    g_assert_true(file[b->bitmap_offset + p / 8] >> (p % 8) & 1);
+    file[slot + 100] ^= 0x20;
+    patch_file(path, slot + 100, file + slot + 100, 1);
+}
+
+static void ondemand_mismatch(OdCase oc)
+{
+    static const char *const faults[] = {
+        [OD_BACKGROUND] = NULL,
+        [OD_FAULT] = "MAPRAM_FAULT=postcopy-background-slow",
+        [OD_FAULT_RUNS] = "MAPRAM_FAULT=postcopy-background-slow,postcopy-fault-runs",
+    };
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+    /* saved while the guest ran, so that it runs on at the destination */
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+    MRBlock b = g_array_index(blocks, MRBlock, 0);
+    size_t len;
+    g_autofree uint8_t *file = read_whole_file(path, &len);
+    uint64_t w0, w1;
+
+    g_assert_cmpstr(b.idstr, ==, "mig.mem");
+    /*
+     * The ab guest writes one byte a page over [1 MiB, 100 MiB) in order,
+     * so a page is data unless its byte wrapped to zero (every 256 passes,
+     * the pages on one side of its cursor).
+     *
+     * Background: the first window with data, a bit flipped in its first
+     * set page.  Faults: once running, the guest faults its way through
+     * every window long before the slowed background (50 ms a window)
+     * reaches window 40, [80 MiB, 82 MiB), or one after it (or window 16
+     * or later, if those are all zero); a bit is flipped in a set page of
+     * each run there, so the guest's first fault in the window meets one
+     * wherever it enters.  Nothing else would find them: the background
+     * passes the runs the fault thread placed.
+     */
+    static const unsigned od_windows[] = { 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 16, 17, 18,
+                                           19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                           32, 33, 34, 35, 36, 37, 38, 39 };
+    uint64_t first = 0, flipped = 0;
+    for (size_t i = 0; i < (oc == OD_BACKGROUND ? 50 : G_N_ELEMENTS(od_windows)); i++) {
+        w0 = (oc == OD_BACKGROUND ? i : od_windows[i]) * 512;
+        w1 = w0 + 512;
+        for (uint64_t r0 = w0; r0 < w1 && !(oc == OD_BACKGROUND && flipped); r0 += RUN_PAGES) {
+            for (uint64_t p = r0; p < r0 + RUN_PAGES; p++) {
+                if (file[b.bitmap_offset + p / 8] >> (p % 8) & 1) {
+                    first = flipped++ ? first : p;
+                    flip_page(path, file, &b, p);
+                    break;
+                }
+            }
+        }
+        if (flipped) {
+            break;
+        }
+    }
+    if (!flipped) {
+        g_test_skip("the live save's pages from 32 MiB to 100 MiB are all zero");
+        return;
+    }
+
+    const char *env[] = { faults[oc], NULL };
+    QTestState *to = qtest_init_bin_env(
+        qtest_vm_binary(), env,
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+        "-guest ab -serial file:%s/dest_serial -incoming defer %s", mig_tmpdir,
+        oc == OD_BACKGROUND ? "-S" : "");
+    migrate_set_capability(to, "events", true);
+    migrate_set_capability(to, "mapped-ram", true);
+    migrate_set_capability(to, "postcopy-ram", true);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    if (oc != OD_BACKGROUND) {
+        qtest_qmp_eventwait(to, "RESUME");
+    }
+    wait_for_migration_status(to, "postcopy-paused", ungoals);
+
+    g_autoptr(JsonObject) rsp = migrate_query(to);
+    const char *desc = qtest_json_get_str(rsp, "error-desc");
+    unsigned long long at = 0, run_off = 0;
+    g_assert_nonnull(desc);
+    if (sscanf(desc, OD_PREFIX "%llx: Checksum mismatch in ramblock mig.mem at offset 0x%llx ",
+               &at, &run_off) != 2) {
+        g_error("unexpected error-desc: %s", desc);
+    }
+    uint64_t run = run_off / MIG_PAGE_SIZE / RUN_PAGES;
+    g_assert_cmphex(run_off % (RUN_PAGES * MIG_PAGE_SIZE), ==, 0);
+    g_assert_cmpuint(run * RUN_PAGES, >=, w0);
+    g_assert_cmpuint(run * RUN_PAGES, <, w1);
+    /*
+     * The page named: the background's is the first set page of its
+     * window, the fault thread's the faulting page (in the run it read,
+     * when it reads runs).
+     */
+    if (oc == OD_BACKGROUND) {
+        g_assert_cmphex(at, ==, first * MIG_PAGE_SIZE);
+    } else if (oc == OD_FAULT_RUNS) {
+        g_assert_cmphex(at / MIG_PAGE_SIZE / RUN_PAGES, ==, run);
+    } else {
+        g_assert_cmphex(at / MIG_PAGE_SIZE / 512, ==, w0 / 512);
+    }
+    g_autofree char *want = g_strdup_printf(
+        OD_PREFIX "%llx: Checksum mismatch in ramblock mig.mem at offset 0x%llx (64 pages at "
+        "file offset 0x%" PRIx64 "): expected 0x%016" PRIx64 ", got 0x%016" PRIx64,
+        at, run_off, b.pages_offset + (uint64_t)run_off, stored_sum(file, len, run),
+        file_sum(file, &b, run));
+    g_assert_cmpstr(desc, ==, want);
+    g_autofree char *st = query_runstate(to);
+    g_assert_cmpstr(st, ==, "paused");
+    /* it stays there: nothing completes the load behind the error */
+    g_usleep(200 * 1000);
+    g_autoptr(JsonObject) again = migrate_query(to);
+    g_assert_cmpstr(qtest_json_get_str(again, "status"), ==, "postcopy-paused");
+    qtest_quit(to);
+}
+
+static void test_ondemand_background(void)
+{
+    ondemand_mismatch(OD_BACKGROUND);
+}
+
+static void test_ondemand_fault(void)
+{
+    ondemand_mismatch(OD_FAULT);
+}
+
+static void test_ondemand_fault_runs(void)
+{
+    ondemand_mismatch(OD_FAULT_RUNS);
+}
+
 /* A good file: verify --data reads every page; info shows the table. */
 static void test_verify_data(void)
 {
@@ -260,4 +409,9 @@ void migration_test_add_checksums(void)
                        MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/checksums/off", test_checksums_off, MIG_FULL);
     migration_test_add("/migration/mapped-ram/checksums/live", test_checksums_live, MIG_FULL);
+    migration_test_add("/migration/ondemand/checksums/background", test_ondemand_background,
+                       MIG_SMOKE);
+    migration_test_add("/migration/ondemand/checksums/fault", test_ondemand_fault, MIG_FULL);
+    migration_test_add("/migration/ondemand/checksums/fault-runs", test_ondemand_fault_runs,
+                       MIG_FULL);
 }
