@@ -1944,7 +1944,6 @@ static void test_connect_bad_input(void)
     }
     {
         /* QEMU stopped, the tool's connections wait in its backlog; then it is killed */
-        g_auto(ToolRun) r = { 0 };
         Peer *dst = multifd_destination(c, uri, 4, "none");
         GPid pid = qtest_pid(dst->qts);
         g_autofree char *cmd = g_strdup_printf("exec %s load --connect %s --channels 4 --quiet "
@@ -1972,7 +1971,6 @@ static void test_connect_bad_input(void)
 
 /* --- mapram serve: instant restore through postcopy (issue 10, point 3) - */
 
-/* A fresh QEMU waiting for a postcopy migration on unix:@sock. */
 /* A QEMU 7.2 with postcopy-ram on, listening on @uri (unix:PATH or tcp:HOST:PORT). */
 static Peer *postcopy_destination(Ctx *c, const char *uri, const char *extra)
 {

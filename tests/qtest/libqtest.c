@@ -727,8 +727,8 @@ static void send_all(QTestState *s, const char *buf, size_t len,
     }
 }
 
-static void send_command(QTestState *s, const int *fds, size_t nfds,
-                         const char *fmt, va_list ap)
+static void G_GNUC_PRINTF(4, 0) send_command(QTestState *s, const int *fds, size_t nfds,
+                                             const char *fmt, va_list ap)
 {
     g_autofree char *raw = g_strdup_vprintf(fmt, ap);
     g_autofree char *json = squote_to_json(raw);
@@ -855,8 +855,8 @@ static void negotiate(QTestState *s)
     qtest_qmp_assert_success(s, "{'execute': 'qmp_capabilities'}");
 }
 
-static QTestState *spawn(const char *binary, const char *const *env,
-                         const char *args_fmt, va_list ap)
+static QTestState * G_GNUC_PRINTF(3, 0) spawn(const char *binary, const char *const *env,
+                                              const char *args_fmt, va_list ap)
 {
     g_autofree char *args = g_strdup_vprintf(args_fmt, ap);
     g_auto(GStrv) argv_user = NULL;
@@ -1162,8 +1162,8 @@ static JsonNode *take_success(QTestState *s, JsonNode *reply,
     return ret;
 }
 
-static JsonNode *vassert_success(QTestState *s, const int *fds, size_t nfds,
-                                 const char *fmt, va_list ap)
+static JsonNode * G_GNUC_PRINTF(4, 0) vassert_success(QTestState *s, const int *fds,
+                                                      size_t nfds, const char *fmt, va_list ap)
 {
     JsonNode *reply;
 
@@ -1218,8 +1218,8 @@ void qtest_qmp_fds_assert_success(QTestState *s, const int *fds, size_t nfds,
     va_end(ap);
 }
 
-static char *vexpect_error(QTestState *s, char **klass, const char *fmt,
-                           va_list ap)
+static char * G_GNUC_PRINTF(3, 0) vexpect_error(QTestState *s, char **klass, const char *fmt,
+                                                va_list ap)
 {
     g_autoptr(JsonNode) reply = NULL;
     JsonObject *err;

@@ -168,7 +168,6 @@ static void test_on_demand_while_arriving(void)
 {
     g_autofree uint8_t *mem = NULL;
     g_autofree char *uri = saved_fill(&mem);
-    g_autofree char *status = NULL;
     QTestState *to = start_dest(FILL_ON_DEMAND, "postcopy-background-slow");
     JsonObject *rsp;
 

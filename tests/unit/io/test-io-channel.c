@@ -797,6 +797,7 @@ static void test_socket_shutdown(void)
     GThread *t;
     char buf[4];
 
+    g_assert_nonnull(w);         /* connected, and silent until the end */
     g_assert_true(io_channel_has_feature(r, IO_CHANNEL_FEATURE_SHUTDOWN));
     t = g_thread_new("shutdown", shutdown_later, r);
     g_assert_cmpint(io_channel_read_all_eof(r, buf, sizeof(buf), &err), ==, 0);

@@ -269,7 +269,9 @@ static void check_verify(const char *path)
     const char *argv[] = { "verify", path, NULL };
     int status;
     g_autofree char *out = run_mapram_tool(argv, &status);
+    g_autofree char *ok = g_strdup_printf("%s: OK (", path);
     g_assert_cmpint(status, ==, 0);
+    g_assert_true(g_str_has_prefix(out, ok));
 }
 
 static void test_stream_layout(void)

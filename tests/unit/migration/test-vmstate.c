@@ -384,7 +384,7 @@ static void test_vmdesc(void)
     dev_fill(&src);
     src.sub_needed = true;
     json_builder_begin_object(b);
-    g_autoptr(GByteArray) got = save(&vmstate_dev, &src, b);
+    g_byte_array_unref(save(&vmstate_dev, &src, b));
     json_builder_end_object(b);
     g_autoptr(JsonNode) root = json_builder_get_root(b);
     JsonObject *o = json_node_get_object(root);
@@ -435,7 +435,7 @@ static void test_vmdesc(void)
     g_autoptr(JsonBuilder) b2 = json_builder_new();
     src.sub_needed = false;
     json_builder_begin_object(b2);
-    g_autoptr(GByteArray) got2 = save(&vmstate_dev, &src, b2);
+    g_byte_array_unref(save(&vmstate_dev, &src, b2));
     json_builder_end_object(b2);
     g_autoptr(JsonNode) root2 = json_builder_get_root(b2);
     g_assert_false(json_object_has_member(json_node_get_object(root2), "subsections"));
