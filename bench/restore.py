@@ -346,14 +346,21 @@ class Restore:
             log("size %g GiB: memory backing rate, %d processes" % (size / GiB, ncpu))
             blim = backing_bps(size, ncpu)
             row = {"mem": size, "page_bytes": page_bytes, "modes": {}, "backing_bps": blim}
-            for mode in self.modes:
-                runs = []
-                for rep in range(self.reps):
+            # the modes interleaved, each rep in the other order: this host's
+            # disk and memory drift over minutes (and the first restore after
+            # a save is often slow), which a block of one mode's reps would
+            # charge to that mode alone
+            all_runs = {mode: [] for mode in self.modes}
+            for rep in range(self.reps):
+                order = self.modes if rep % 2 == 0 else self.modes[::-1]
+                for mode in order:
                     r = self.one(mode, path, windows, page_bytes)
                     log("  %-9s #%d: RESUME %.1f ms, completed %.2f s, touch p50 %.1f "
                         "p99 %.1f us" % (mode, rep + 1, r["resume_ms"], r["complete_s"],
                                          r["touch_p50_us"], r["touch_p99_us"]))
-                    runs.append(r)
+                    all_runs[mode].append(r)
+            for mode in self.modes:
+                runs = all_runs[mode]
                 med = {k: statistics.median(r[k] for r in runs)
                        for k in runs[0] if isinstance(runs[0][k], (int, float))}
                 if rlim:
