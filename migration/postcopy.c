@@ -538,9 +538,9 @@ static bool serve_data(PostcopyLoad *pl, PcBlock *b, uint64_t page, uint8_t *buf
 }
 
 /*
- * Moving, at a fault in window [w0, w0 + MOVE_WINDOW_PAGES) of b, which
- * has data and which this thread claimed: read the window's set pages
- * [first, last] in one read into the thread's own window buffer (a fresh
+ * Moving, at a fault in window [w0, w0 + MOVE_WINDOW_PAGES) of b, whose
+ * set pages lie in [first, last] and which this thread claimed: read them
+ * in one read into the thread's own window buffer (a fresh
  * huge page: the pages around the read are zero), check them, zero the
  * clear pages the read covered (the file's holes, or a live save's stale
  * slots), and move the window into guest RAM whole.  One read of 2 MiB at
@@ -552,12 +552,12 @@ static bool serve_data(PostcopyLoad *pl, PcBlock *b, uint64_t page, uint8_t *buf
  * a guest that got its page finds it counted.  Returns pages placed, -1
  * with errp set.
  */
-static int64_t serve_window(PostcopyLoad *pl, PcBlock *b, uint64_t w0, GError **errp)
+static int64_t serve_window(PostcopyLoad *pl, PcBlock *b, uint64_t w0, uint64_t first,
+                            uint64_t last, GError **errp)
 {
-    uint64_t w1 = w0 + MOVE_WINDOW_PAGES, first = w0, last = w0, hashes[MOVE_WINDOW_PAGES];
+    uint64_t w1 = w0 + MOVE_WINDOW_PAGES, hashes[MOVE_WINDOW_PAGES];
     uint8_t *buf = pl->bufs + STREAM_SLOTS * MOVE_WINDOW_BYTES;
     int64_t moved = 0, copied = 0;
-    window_set_pages(b, w0, w1, &first, &last);
     uint64_t n = last - first + 1;
     if (!pread_all(pl->fd, buf + (first - w0) * PC_PAGE, n * PC_PAGE,
                    b->pages_offset + first * PC_PAGE, errp)) {
@@ -617,7 +617,7 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
                !fault_hit("postcopy-fault-runs") &&
                window_set_pages(b, w0, w0 + MOVE_WINDOW_PAGES, &first, &last) &&
                !test_and_set_bit_atomic(w0 / MOVE_WINDOW_PAGES, b->claimed)) {
-        int64_t k = serve_window(pl, b, w0, errp);
+        int64_t k = serve_window(pl, b, w0, first, last, errp);
         ok = k >= 0;
         if (ok) {
             stat64_add(&pl->stats->demand_pages, k);
