@@ -77,7 +77,10 @@ class QMP:
         line = self.file.readline()
         if not line:
             raise BenchError("QMP connection closed")
-        return json.loads(line)
+        r = json.loads(line)
+        if "event" in r:
+            r["_seen"] = time.monotonic()    # when it arrived here, for timing
+        return r
 
     def cmd(self, execute, **args):
         msg = {"execute": execute}

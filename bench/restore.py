@@ -127,19 +127,23 @@ def pct(values, p):
 class RVM(mb.VM):
     """A mapram-vm whose QMP events are waited for as they arrive."""
 
-    def wait_event(self, name, timeout):
+    def wait_event(self, name, timeout, status=None):
+        """When event name (a MIGRATION event: with data.status status) arrived."""
+        def match(ev):
+            return ev["event"] == name and (
+                status is None or ev.get("data", {}).get("status") == status)
         deadline = time.monotonic() + timeout
         for ev in self.qmp.events:
-            if ev["event"] == name:
-                return time.monotonic()
+            if match(ev):
+                return ev["_seen"]
         self.qmp.sock.settimeout(max(0.1, deadline - time.monotonic()))
         try:
             while True:
                 r = self.qmp._read()
                 if "event" in r:
                     self.qmp.events.append(r)
-                    if r["event"] == name:
-                        return time.monotonic()
+                    if match(r):
+                        return r["_seen"]
         except OSError:
             raise BenchError("%s: no %s event in %d s: %s" %
                              (self.name, name, timeout, self.log_tail()))
@@ -259,8 +263,9 @@ class Restore:
         dst, t0 = self.restore(mode, path, windows)
         try:
             t_run = dst.wait_event("RESUME", min(self.timeout, 120))
+            # the event's arrival, not a poll of query-migrate (10 ms apart)
+            t_done = dst.wait_event("MIGRATION", self.timeout, status="completed")
             info = dst.wait_migration(self.timeout)
-            t_done = time.monotonic()
             lat = self.touches(dst)
             if self.snapshot(dst) != windows:
                 raise BenchError("%s restore: memory differs from the source" % mode)
