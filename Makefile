@@ -6,7 +6,8 @@
 #   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make check-tsan the same under ThreadSanitizer (build-tsan/; scripts/tsan.supp lists by-design races)
 #   make check-fuzz the libFuzzer harnesses (clang, build-fuzz/): every corpus input once, then
-#                   FUZZ_SECONDS (default 10) of fuzzing each; what CI runs
+#                   FUZZ_SECONDS (default 10) of fuzzing each, and clang -fsyntax-only over
+#                   every C file (scripts/clang-syntax.py); what CI runs
 #   make fuzz       FUZZ_SECONDS (default 60) of fuzzing each harness, one after the other
 #   make soak       100 live round trips of one guest across every transport and
 #                   capability mix, and 200000 QMP messages from 16 clients at once
