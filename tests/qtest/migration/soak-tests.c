@@ -853,6 +853,12 @@ static void test_soak_qmp_flood(void)
      */
     flood_round(&fl, warm, clients);
     flood_settle(vm);
+    /*
+     * The flood left max-bandwidth and downtime-limit at whatever its last
+     * migrate-set-parameters drew (down to 1 MiB/s and 1 ms): a live save
+     * of the running guest at those would outlast the test's timeout.
+     */
+    migrate_ensure_converge(vm);
     migrate_qmp(vm, fl.save_uri, NULL);
     wait_for_migration_complete(vm);
     flood_settle(vm);
