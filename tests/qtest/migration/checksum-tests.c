@@ -66,7 +66,7 @@ static uint64_t file_sum(const uint8_t *file, const MRBlock *blk, uint64_t run)
     uint8_t le[RUN_PAGES * 8];
     for (uint64_t i = 0; i < RUN_PAGES; i++) {
         uint64_t p = run * RUN_PAGES + i;
-        bool set = file[blk->bitmap_offset + p / 8] >> (p % 8) & 1;
+        bool set = mr_page_set(file, blk, p);
         uint64_t h = set ? XXH3_64bits(file + blk->pages_offset + p * MIG_PAGE_SIZE,
                                        MIG_PAGE_SIZE)
                          : ZERO_PAGE_HASH;
@@ -105,6 +105,16 @@ static char *saved_mapped_ram(void)
     return mig_make_saved_file(MIG_FILE_NAME, caps, false);
 }
 
+/* Flip one bit of set page p, in the file and in its copy. */
+static void flip_page(const char *path, uint8_t *file, const MRBlock *b, uint64_t p)
+{
+    uint64_t slot = b->pages_offset + p * MIG_PAGE_SIZE;
+
+    g_assert_true(mr_page_set(file, b, p));
+    file[slot + 100] ^= 0x20;
+    patch_file(path, slot + 100, file + slot + 100, 1);
+}
+
 /* One bit of the ab guest's first page at 1 MiB: run 4 of mig.mem. */
 static void test_flipped_bit(void)
 {
@@ -118,9 +128,7 @@ static void test_flipped_bit(void)
     g_autofree uint8_t *file = read_whole_file(path, &len);
     uint64_t want_sum = stored_sum(file, len, 4);
     g_assert_cmphex(file_sum(file, &b, 4), ==, want_sum);     /* as saved: right */
-    g_assert_cmpuint(file[b.bitmap_offset + 256 / 8] & 1, ==, 1);
-    file[slot + 100] ^= 0x20;
-    patch_file(path, slot + 100, file + slot + 100, 1);
+    flip_page(path, file, &b, 256);
     uint64_t got_sum = file_sum(file, &b, 4);
     g_assert_cmphex(got_sum, !=, want_sum);
 
@@ -164,16 +172,6 @@ typedef enum { OD_BACKGROUND, OD_FAULT, OD_FAULT_RUNS } OdCase;
 
 #define OD_PREFIX "On-demand load of RAM block 'mig.mem' at offset 0x"
 
-/* Flip one bit of set page p, in the file and in its copy. */
-static void flip_page(const char *path, uint8_t *file, const MRBlock *b, uint64_t p)
-{
-    uint64_t slot = b->pages_offset + p * MIG_PAGE_SIZE;
-
-    g_assert_true(file[b->bitmap_offset + p / 8] >> (p % 8) & 1);
-    file[slot + 100] ^= 0x20;
-    patch_file(path, slot + 100, file + slot + 100, 1);
-}
-
 static void ondemand_mismatch(OdCase oc)
 {
     static const char *const faults[] = {
@@ -215,7 +213,7 @@ static void ondemand_mismatch(OdCase oc)
         w1 = w0 + 512;
         for (uint64_t r0 = w0; r0 < w1 && !(oc == OD_BACKGROUND && flipped); r0 += RUN_PAGES) {
             for (uint64_t p = r0; p < r0 + RUN_PAGES; p++) {
-                if (file[b.bitmap_offset + p / 8] >> (p % 8) & 1) {
+                if (mr_page_set(file, &b, p)) {
                     first = flipped++ ? first : p;
                     flip_page(path, file, &b, p);
                     break;

@@ -333,18 +333,12 @@ static void test_fault_truncated(void)
     qtest_quit(to);
 }
 
-/* Is page p set in the bitmap at file offset bitmap_offset? */
-static bool file_bit(const uint8_t *file, uint64_t bitmap_offset, uint64_t p)
-{
-    return file[bitmap_offset + p / 8] & (1u << (p % 8));
-}
-
 /* The first set page of [from, to). */
-static uint64_t find_set_page(const uint8_t *file, uint64_t bitmap_offset, uint64_t from,
+static uint64_t find_set_page(const uint8_t *file, const MRBlock *b, uint64_t from,
                               uint64_t to)
 {
     for (uint64_t p = from; p < to; p++) {
-        if (file_bit(file, bitmap_offset, p)) {
+        if (mr_page_set(file, b, p)) {
             return p;
         }
     }
@@ -402,7 +396,7 @@ static void stale_slots(StaleCase sc)
     for (uint64_t w = 0; w < (96ULL << 20 >> 12); w += 512) {
         bool any = false;
         for (uint64_t p = w; p < w + 512; p++) {
-            any |= file_bit(file, b->bitmap_offset, p);
+            any |= mr_page_set(file, b, p);
         }
         if (any) {
             g_array_append_val(with_data, w);
@@ -419,8 +413,8 @@ static void stale_slots(StaleCase sc)
         uint64_t e = reused ? g_array_index(with_data, uint64_t, i - 16) : w;
         bool all = w != 0;
         for (uint64_t p = 100; p <= 118; p++) {
-            all &= file_bit(file, b->bitmap_offset, w + p) &&
-                   file_bit(file, b->bitmap_offset, e + p);
+            all &= mr_page_set(file, b, w + p) &&
+                   mr_page_set(file, b, e + p);
         }
         if (all) {
             w0 = w;
@@ -444,7 +438,7 @@ static void stale_slots(StaleCase sc)
     migrate_incoming_qmp(to, uri, NULL, NULL);
     if (sc != STALE_BACKGROUND) {
         /* STALE_REUSED: earlier is w0's 16th window with data before it */
-        uint64_t p = find_set_page(file, b->bitmap_offset, earlier, earlier + 512);
+        uint64_t p = find_set_page(file, b, earlier, earlier + 512);
         wait_for_migration_status(to, "postcopy-active", ungoals);
         g_free(guest_memread(to, mig_tmpdir, p * MIG_PAGE_SIZE, MIG_PAGE_SIZE));
         /*
@@ -459,7 +453,7 @@ static void stale_slots(StaleCase sc)
             /* the window's data pages, all at that one request */
             uint64_t data = 0;
             for (uint64_t q = w0; q < w0 + 512; q++) {
-                data += file_bit(file, b->bitmap_offset, q);
+                data += mr_page_set(file, b, q);
             }
             g_assert_cmpint(qtest_json_get_int(ram, "postcopy-bytes", 0), >=,
                             data * MIG_PAGE_SIZE);
@@ -470,7 +464,7 @@ static void stale_slots(StaleCase sc)
     for (uint64_t p = w0 + 99; p <= w0 + 119; p++) {
         g_autofree uint8_t *mem = guest_memread(to, mig_tmpdir, p * MIG_PAGE_SIZE,
                                                 MIG_PAGE_SIZE);
-        bool set = file_bit(file, b->bitmap_offset, p);
+        bool set = mr_page_set(file, b, p);
         const uint8_t *want = file + b->pages_offset + p * MIG_PAGE_SIZE;
         for (size_t i = 0; i < MIG_PAGE_SIZE; i++) {
             if (mem[i] != (set ? want[i] : 0)) {

@@ -6,6 +6,7 @@
 #define TESTS_QTEST_MIGRATION_TESTS_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 void migration_test_add_file(void);
@@ -35,6 +36,12 @@ typedef struct MRBlock {
     uint64_t bitmap_offset;
     uint64_t pages_offset;
 } MRBlock;
+
+/* Is page @p of @b set in the bitmap of @file (a mapped-ram file read whole)? */
+static inline bool mr_page_set(const uint8_t *file, const MRBlock *b, uint64_t p)
+{
+    return file[b->bitmap_offset + p / 8] >> (p % 8) & 1;
+}
 
 /*
  * Walk the stream at @base of @path up to the end of the "ram" START
