@@ -328,6 +328,7 @@ class Restore:
         rlim = res["fio"]["read_bps"] if res["fio"] else None
         ncpu = os.cpu_count() or 1
         res["backing_workers"] = ncpu
+        res["uffd_move"] = uffd_move(self.build)
         for size in self.sizes:
             need_mem = size + size // 4 + 2 * GiB
             need_disk = size + 2 * GiB
@@ -386,6 +387,23 @@ class Restore:
         return res
 
 
+def uffd_move(build):
+    """The host's price of what an on-demand restore adds, a UFFDIO_MOVE of
+    a 2 MiB page, alone and beside a process backing fresh memory, and
+    what the moves cost that process (bench/uffd-move.c); skipped, saying
+    why, without the build's bench/uffd-move or where it cannot run."""
+    tool = os.path.join(build, "bench", "uffd-move") if build else ""
+    if not tool or not os.path.exists(tool):
+        return {"skipped": "no bench/uffd-move in '%s'" % build}
+    log("UFFDIO_MOVE's price on this host (bench/uffd-move)")
+    p = subprocess.run([tool, "2"], capture_output=True, text=True)
+    if p.returncode == 2:
+        return {"skipped": p.stderr.strip()}
+    if p.returncode != 0:
+        raise BenchError("bench/uffd-move failed (exit %d): %s" % (p.returncode, p.stderr.strip()))
+    return json.loads(p.stdout)
+
+
 def qemu_serve_vs_load(build, work, env):
     """QEMU 7.2's time to resume through `mapram serve` vs `exec:mapram
     load` (bench/qemu-serve.py, 1 GiB guest); skipped, saying why, without
@@ -422,6 +440,14 @@ def report(res):
             print("memory backing rate before the %g GiB restores (%d processes "
                   "first-touching fresh memory): %.0f MB/s" %
                   (row["mem"] / GiB, res.get("backing_workers", 1), row["backing_bps"] / 1e6))
+    um = res.get("uffd_move")
+    if um and "skipped" in um:
+        print("UFFDIO_MOVE's price: skipped: %s" % um["skipped"])
+    elif um:
+        print("UFFDIO_MOVE of 2 MiB: %.1f us alone, %.1f us beside a process backing fresh "
+              "memory, which backs %.2f GB/s alone and %.2f GB/s beside the moves" %
+              (um["move_us_alone"], um["move_us_beside_backing"], um["backing_gbs_alone"],
+               um["backing_gbs_beside_moves"]))
     hdr = "%-6s %-10s %10s %11s %9s %7s %7s %10s %10s %9s" % (
         "RAM", "mode", "RESUME ms", "complete s", "MB/s", "xfio", "xlimit", "touch p50",
         "p99 us", "RSS MiB")
