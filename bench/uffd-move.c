@@ -209,7 +209,7 @@ int main(int argc, char **argv)
     /* the page, faulted in before the range is registered (a fault after would wait on us) */
     uint8_t *a = huge_map(2 * HUGE), *b = a + HUGE;
     a[0] = 1;
-    /* not shared with the backing process: a page that is moves nowhere (EBUSY) */
+    /* not shared with the backing process (fork): a shared page cannot be moved (EBUSY) */
     if (madvise(a, 2 * HUGE, MADV_DONTFORK) < 0) {
         die("madvise(MADV_DONTFORK)");
     }
