@@ -38,19 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UFFD_FEATURE_MOVE
-/* Linux 6.8's UFFDIO_MOVE, which Debian 12's kernel headers predate */
-#define UFFD_FEATURE_MOVE (1 << 16)
-#define _UFFDIO_MOVE 0x05
-struct uffdio_move {
-    __u64 dst;
-    __u64 src;
-    __u64 len;
-    __u64 mode;
-    __s64 move;
-};
-#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
-#endif
+#include "util/uffd-move.h"
+
 
 #define HUGE (2UL << 20)
 #define CHUNK (256UL << 20)

@@ -8,6 +8,7 @@
 #include "util/fault.h"
 #include "util/osdep.h"
 #include "util/thread.h"
+#include "util/uffd-move.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,21 +23,6 @@
 
 #define PC_PAGE PAGE_CHANNELS_PAGE_SIZE
 
-#ifndef UFFD_FEATURE_MOVE
-/* Linux 6.8's UFFDIO_MOVE, which Debian 12's kernel headers predate */
-#define UFFD_FEATURE_MOVE (1 << 16)
-#define _UFFDIO_MOVE 0x05
-struct uffdio_move {
-    __u64 dst;
-    __u64 src;
-    __u64 len;
-    __u64 mode;
-    __s64 move;
-};
-#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
-#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
-#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
-#endif
 /*
  * A fault reads the checksum run around the page (64 pages, 256 KiB):
  * a guest touches its memory in neighbourhoods, one read of 256 KiB costs

@@ -19,6 +19,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "util/uffd-move.h"
+
 #define PAGES_MISSING \
     "Guest RAM is still being loaded on demand from the incoming migration; " \
     "migrate again once it has completed"
@@ -123,7 +125,7 @@ static uint64_t anon_huge_kib(pid_t pid)
 static const char *no_huge_moves(void)
 {
     g_autofree char *thp = NULL;
-    struct uffdio_api api = { .api = UFFD_API, .features = 1 << 16 /* UFFD_FEATURE_MOVE */ };
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MOVE };
     int uffd;
     bool ok;
 
