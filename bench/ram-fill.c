@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-common.h"
 #include "util/uffd-move.h"
 
 #define HUGE (2UL << 20)
@@ -63,13 +64,6 @@ typedef struct Result {
     long pmd_mib;
     int collapse_errno;     /* COLLAPSE: why MADV_COLLAPSE failed, else 0 */
 } Result;
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static void die(const char *what)
 {
@@ -132,20 +126,9 @@ static void register_range(int uffd, uint8_t *p, size_t len, uint64_t mode)
 /* MiB of this process's memory mapped by huge PMDs, anonymous and shmem */
 static long pmd_mapped_mib(void)
 {
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    char line[256];
-    long kib, sum = 0;
+    long anon = bench_smaps_kib("AnonHugePages"), shmem = bench_smaps_kib("ShmemPmdMapped");
 
-    while (f && fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "AnonHugePages: %ld kB", &kib) == 1 ||
-            sscanf(line, "ShmemPmdMapped: %ld kB", &kib) == 1) {
-            sum += kib;
-        }
-    }
-    if (f) {
-        fclose(f);
-    }
-    return sum >> 10;
+    return ((anon > 0 ? anon : 0) + (shmem > 0 ? shmem : 0)) >> 10;
 }
 
 static void fill_one(int mode, size_t len, const uint8_t *src, Result *res)
@@ -180,7 +163,7 @@ static void fill_one(int mode, size_t len, const uint8_t *src, Result *res)
     }
 
     pmd_before = pmd_mapped_mib();
-    t0 = now();
+    t0 = bench_now();
     for (size_t off = 0; off < len; off += HUGE) {
         const uint8_t *from = src + off % SOURCE;
 
@@ -209,12 +192,12 @@ static void fill_one(int mode, size_t len, const uint8_t *src, Result *res)
             }
         }
     }
-    t1 = now();
+    t1 = bench_now();
     for (size_t off = 0; off < len && !res->collapse_errno; off += 4096) {
         sink += guest[off];
     }
     res->fill_s = t1 - t0;
-    res->touch_s = now() - t1;
+    res->touch_s = bench_now() - t1;
     (void)sink;
     /* the loader's mapping and the staging ring are not the guest's */
     if (lbase) {

@@ -38,18 +38,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-common.h"
 #include "util/uffd-move.h"
 
 
 #define HUGE (2UL << 20)
 #define CHUNK (256UL << 20)
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static void die(const char *what)
 {
@@ -75,10 +69,10 @@ static uint8_t *huge_map(size_t len)
 /* The child: first-touch fresh memory for secs, then write its GB/s to fd. */
 static void backing(int fd, double secs)
 {
-    double t0 = now(), gbs;
+    double t0 = bench_now(), gbs;
     size_t bytes = 0;
 
-    while (now() - t0 < secs) {
+    while (bench_now() - t0 < secs) {
         uint8_t *p = huge_map(CHUNK);
         for (size_t off = 0; off < CHUNK; off += HUGE) {
             p[off] = 1;
@@ -86,7 +80,7 @@ static void backing(int fd, double secs)
         munmap(p, CHUNK);
         bytes += CHUNK;
     }
-    gbs = bytes / (now() - t0) / 1e9;
+    gbs = bytes / (bench_now() - t0) / 1e9;
     if (write(fd, &gbs, sizeof(gbs)) != sizeof(gbs)) {
         die("write");
     }
@@ -143,34 +137,16 @@ static void move(int uffd, uint8_t *dst, uint8_t *src)
 /* us per move of the huge page, moving it back and forth for secs */
 static double moves(int uffd, uint8_t *a, uint8_t *b, double secs)
 {
-    double t0 = now(), t;
+    double t0 = bench_now(), t;
     long n = 0;
 
     do {
         move(uffd, b, a);
         move(uffd, a, b);
         n += 2;
-        t = now();
+        t = bench_now();
     } while (t - t0 < secs);
     return (t - t0) / n * 1e6;
-}
-
-/* AnonHugePages of this process, KiB */
-static long anon_huge_kib(void)
-{
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    char line[256];
-    long kib = -1;
-
-    while (f && fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "AnonHugePages: %ld kB", &kib) == 1) {
-            break;
-        }
-    }
-    if (f) {
-        fclose(f);
-    }
-    return kib;
 }
 
 int main(int argc, char **argv)
@@ -202,7 +178,7 @@ int main(int argc, char **argv)
     if (madvise(a, 2 * HUGE, MADV_DONTFORK) < 0) {
         die("madvise(MADV_DONTFORK)");
     }
-    if (anon_huge_kib() < 2048) {
+    if (bench_smaps_kib("AnonHugePages") < 2048) {
         fprintf(stderr, "uffd-move: no transparent huge page for the test (THP disabled?)\n");
         return 2;
     }
