@@ -1,5 +1,5 @@
 /*
- * bench/ram-fill: three ways a restore can fill fresh guest RAM on this
+ * bench/ram-fill: four ways a restore can fill fresh guest RAM on this
  * host, and what the guest's first touch of every page costs after each.
  *
  *   copy      write straight into anonymous memory (huge pages asked for):
