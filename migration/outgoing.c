@@ -25,9 +25,9 @@ typedef struct OutgoingRun {
     QEMUFile *f;
     off_t start;                  /* channel offset of the stream's first byte */
     JsonBuilder *vmdesc;
-    /* rate limit */
+    /* rate limit: the window's start, and spent_bytes() then */
     gint64 window_start_us;
-    uint64_t window_bytes;
+    uint64_t window_start_bytes;
     /* bandwidth estimate */
     gint64 iter_start_us;
     uint64_t iter_last_bytes;
@@ -82,32 +82,69 @@ static uint64_t transferred_bytes(OutgoingRun *run)
 
 /* ---- rate limit (migration thread) ---- */
 
-/* Called by ram.c with the bytes it just queued; true = window budget used. */
-static bool rate_limited(void *opaque, uint64_t bytes)
+/*
+ * The budget is spent by bytes transferred, as QEMU counts them: the
+ * main stream's and those the page channels or multifd channels have
+ * written (compressed pages at their wire size).  A zero page of a
+ * mapped-ram save is a cleared bit, not a write, and costs nothing, so
+ * a mostly empty guest saves at the speed of its scan, not of
+ * max-bandwidth.  Pages still queued to the page channels count as data
+ * until a worker has written them or found them zero: the queues hold
+ * megabytes, and counting only finished writes would let each window
+ * run over its budget by that much.
+ */
+static uint64_t spent_bytes(OutgoingRun *run)
 {
-    OutgoingRun *run = opaque;
+    /* queued pages first: one written since is then counted twice, never missed */
+    uint64_t queued = stat64_get(&run->s->stats.ram.pages.in_flight) * RAM_PAGE_SIZE;
+    return transferred_bytes(run) + queued;
+}
+
+static bool window_used_up(OutgoingRun *run)
+{
     uint64_t bw = migrate_max_bandwidth(run->m->opts);
 
-    run->window_bytes += bytes;
-    transferred_bytes(run);
+    return bw && spent_bytes(run) >= run->window_start_bytes + bw * BUFFER_DELAY_MS / 1000;
+}
+
+/* Called by ram.c every 256 KiB of pages it hands on; true = window budget used. */
+static bool rate_limited(void *opaque)
+{
+    OutgoingRun *run = opaque;
+
     if (cancel_requested(run->s)) {
         return true;
     }
-    return bw && run->window_bytes >= bw * BUFFER_DELAY_MS / 1000;
+    return window_used_up(run);
 }
 
 static void rate_limit_wait(OutgoingRun *run)
 {
     gint64 now = g_get_monotonic_time();
     gint64 end = run->window_start_us + BUFFER_DELAY_MS * 1000;
-    uint64_t bw = migrate_max_bandwidth(run->m->opts);
-    if (bw && run->window_bytes >= bw * BUFFER_DELAY_MS / 1000 && now < end) {
-        g_usleep(end - now);
+    /*
+     * Queued pages found zero give their share back, within microseconds:
+     * look again soon, then less often (at most each ms) while the
+     * channels write.
+     */
+    gint64 pause = 50;
+    while (now < end && window_used_up(run) && !cancel_requested(run->s)) {
+        g_usleep(MIN(end - now, pause));
+        pause = MIN(pause * 2, 1000);
         now = g_get_monotonic_time();
     }
     if (now >= end) {
+        uint64_t bw = migrate_max_bandwidth(run->m->opts);
+        uint64_t spent = spent_bytes(run);
         run->window_start_us = now;
-        run->window_bytes = 0;
+        /*
+         * What went over this window's budget (ram.c asks once per batch
+         * handed on, up to 1 MiB) is the next window's to pay; budget left
+         * unused is not carried.
+         */
+        run->window_start_bytes = bw ? MIN(spent, run->window_start_bytes +
+                                                  bw * BUFFER_DELAY_MS / 1000)
+                                     : spent;
     }
 }
 
@@ -340,6 +377,7 @@ static bool run_save(OutgoingRun *run, GError **errp)
     }
     configure_ram(run->m, s, run);
     run->window_start_us = run->iter_start_us = g_get_monotonic_time();
+    run->window_start_bytes = spent_bytes(run);
     build_config(run->m, s->cfg, &sc);
     qemu_savevm_state_header(run->f, &sc, run->vmdesc);
     stream_config_clear(&sc);

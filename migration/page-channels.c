@@ -289,6 +289,7 @@ static gpointer channel_thread(gpointer opaque)
                 }
                 ok = do_write(c, j, &err);
             }
+            stat64_sub(&pc->stats->in_flight, j->n);
             break;
         case JOB_READ:
             if (!has_error(pc)) {
@@ -476,7 +477,9 @@ bool page_channels_queue_write_hashed(PageChannels *pc, const char *idstr, uint8
     j->n = n;
     j->hashes = page_hashes;
     memcpy(j->pages, pages, n * sizeof(uint64_t));
-    worker_push(pick_worker(pc), j);
+    PageWorker *c = pick_worker(pc);
+    stat64_add(&pc->stats->in_flight, n);
+    worker_push(c, j);
     return true;
 }
 

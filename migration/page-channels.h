@@ -47,6 +47,12 @@ typedef struct PageStats {
     Stat64 bytes;
     Stat64 normal_pages;
     Stat64 zero_pages;
+    /*
+     * Save: pages handed to the workers that none has yet written or found
+     * zero (added when queued, taken off when the job ends, failed or not):
+     * a rate limit counts them as data until they are.
+     */
+    Stat64 in_flight;
 } PageStats;
 
 typedef struct PageChannelsConfig {

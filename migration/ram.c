@@ -346,15 +346,12 @@ static int send_dirty_pages(RamState *ram, QEMUFile *f, bool rate_limit, GError 
             return -1;
         }
         if (rate_limit && p->rate_limited && since_check >= 256 * 1024) {
-            bool limited = p->rate_limited(p->rate_opaque, since_check);
+            bool limited = p->rate_limited(p->rate_opaque);
             since_check = 0;
             if (limited) {
                 return 0;
             }
         }
-    }
-    if (rate_limit && p->rate_limited && since_check) {
-        p->rate_limited(p->rate_opaque, since_check);
     }
     /* pass complete */
     rs->cur_block = 0;

@@ -64,8 +64,11 @@ typedef struct RamSaveParams {
     MultiFDSend *multifd_send;
     MultiFDWire wire;
     RamStats *stats;              /* the caller's; outlives the save */
-    /* Rate limit: returns true when the current window's budget is used up. */
-    bool (*rate_limited)(void *opaque, uint64_t bytes_just_sent);
+    /*
+     * Rate limit, asked every 256 KiB of pages handed on: true when the
+     * current window's budget is used up by the bytes transferred so far.
+     */
+    bool (*rate_limited)(void *opaque);
     void *rate_opaque;
 } RamSaveParams;
 
