@@ -288,6 +288,14 @@ static gint64 fill_step(GuestCPU *g)
 
 /* --- dirty --------------------------------------------------------------- */
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void dirty_one(GuestCPU *g)
 {
     uint64_t r = xorshift64(&g->prng);
@@ -303,8 +311,18 @@ static gint64 dirty_step(GuestCPU *g)
     uint64_t batch;
 
     if (g->rate == 0) {
+        /*
+         * A slice also ends after 1 ms: while RAM is not yet backed each
+         * random write may back a fresh huge page first (~4 ms where the
+         * host backs 0.5 GB/s), and 256 of them would keep a stop waiting
+         * for a second.
+         */
+        uint64_t t0 = now_ns();
         for (int n = 0; n < SLICE_PAGES; n++) {
             dirty_one(g);
+            if (n % 16 == 15 && now_ns() - t0 > 1000000) {
+                break;
+            }
         }
         return 0;
     }
@@ -317,14 +335,6 @@ static gint64 dirty_step(GuestCPU *g)
 }
 
 /* --- touch --------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t gcd64(uint64_t a, uint64_t b)
 {
