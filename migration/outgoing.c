@@ -107,7 +107,7 @@ static bool window_used_up(OutgoingRun *run)
     return bw && spent_bytes(run) >= run->window_start_bytes + bw * BUFFER_DELAY_MS / 1000;
 }
 
-/* Called by ram.c every 256 KiB of pages it hands on; true = window budget used. */
+/* Asked by ram.c every 256 KiB of pages it hands on (page channels: each batch, up to 1 MiB). */
 static bool rate_limited(void *opaque)
 {
     OutgoingRun *run = opaque;
