@@ -65,8 +65,9 @@ typedef struct RamSaveParams {
     MultiFDWire wire;
     RamStats *stats;              /* the caller's; outlives the save */
     /*
-     * Rate limit, asked every 256 KiB of pages handed on: true when the
-     * current window's budget is used up by the bytes transferred so far.
+     * Rate limit, asked every 256 KiB of pages handed on (page channels:
+     * each batch): true when the current window's budget is used up by
+     * the bytes written and the pages still queued.
      */
     bool (*rate_limited)(void *opaque);
     void *rate_opaque;
