@@ -455,6 +455,31 @@ static void fdset_close(int fd)
     qemu_mutex_unlock(&fdset_lock);
 }
 
+/*
+ * Close every user fd of every fdset and forget the sets: the end of the
+ * monitor's state (monitor_cleanup_all), or of a fuzz input.  Returns how
+ * many dups were still handed out; they stay open, and closing one later
+ * finds no set, which is harmless.  Not QEMU's disconnect cleanup: since
+ * 9.1 QEMU keeps fdsets across monitor disconnects, and so does mapram.
+ */
+unsigned monitor_fdsets_free_all(void)
+{
+    unsigned dups = 0;
+
+    qemu_mutex_lock(&fdset_lock);
+    while (fdsets) {
+        Fdset *set = fdsets->data;
+
+        dups += g_list_length(set->dup_fds);
+        g_list_free_full(set->fds, (GDestroyNotify)fdset_fd_free);
+        g_list_free(set->dup_fds);
+        g_free(set);
+        fdsets = g_list_delete_link(fdsets, fdsets);
+    }
+    qemu_mutex_unlock(&fdset_lock);
+    return dups;
+}
+
 static const FdsetProvider fdset_provider = {
     .open = fdset_open,
     .close = fdset_close,

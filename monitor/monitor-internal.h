@@ -127,5 +127,7 @@ bool monitor_oob_enabled(Monitor *mon);
 void qmp_register_fd_commands(void);
 /* Close every named fd (getfd); for monitor_cleanup_all. */
 void monitor_fds_cleanup(void);
+/* Close every fdset's fds and free the sets; returns the dups still out. */
+unsigned monitor_fdsets_free_all(void);
 
 #endif

@@ -552,6 +552,7 @@ void monitor_cleanup_all(void)
 {
     g_list_free_full(g_steal_pointer(&monitors), (GDestroyNotify)monitor_free);
     monitor_fds_cleanup();
+    (void)monitor_fdsets_free_all();
 }
 
 /* --- events --- */

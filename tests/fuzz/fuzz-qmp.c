@@ -10,8 +10,10 @@
  * command of the qapi/ schema.  The client is also handed two fds as with
  * SCM_RIGHTS (a file of the sandbox), for getfd and add-fd.  After the
  * input the main context runs until a started migration ends (100 ms at
- * most); then the Migration is freed (cancel and join), the vCPU stopped,
- * the sandbox emptied.  Every line the monitor sends must be a JSON object.
+ * most); then the Migration is freed (cancel and join), the fdsets and
+ * named fds closed (no dup of an fdset fd may still be open), the vCPU
+ * stopped, the sandbox emptied: no input sees what an earlier one left.
+ * Every line the monitor sends must be a JSON object.
  *
  * Input: byte 0 picks how the VM starts: 'r' running (byte % 3 == 0),
  * 'p' paused as with -S (1), 'i' waiting as with -incoming defer (2);
@@ -287,6 +289,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     migration_free(m);
     cur = NULL;
     run_main_context();
+    /* Every dup of an fdset fd that a migration or pmemsave opened is closed by now. */
+    g_assert_cmpuint(monitor_fdsets_free_all(), ==, 0);
     monitor_cleanup_all();
     vm_stop(RUN_STATE_PAUSED);
     cpus_stop_threads();
