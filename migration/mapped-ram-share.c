@@ -36,6 +36,8 @@ static bool zero_pages(const char *idstr, uint8_t *host, uint64_t a, uint64_t b,
                        g_strerror(errno));
             return false;
         }
+        /* A new mapping: keep it out of children, as ram_block_map did. */
+        madvise(p, len, MADV_DONTFORK);
         (*overlays)++;
         return true;
     }
@@ -89,11 +91,14 @@ bool mapped_ram_share_block(int fd, const char *idstr, uint8_t *host, uint64_t u
                    "of the file (0x%" PRIx64 " bytes)", idstr, late * SHARE_PAGE, size);
         return false;
     }
-    if (in_file && mmap(host, in_file * SHARE_PAGE, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, po) == MAP_FAILED) {
-        error_setg(errp, "Cannot map RAM block '%s' from the migration file: %s", idstr,
-                   g_strerror(errno));
-        return false;
+    if (in_file) {
+        if (mmap(host, in_file * SHARE_PAGE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, po) == MAP_FAILED) {
+            error_setg(errp, "Cannot map RAM block '%s' from the migration file: %s", idstr,
+                       g_strerror(errno));
+            return false;
+        }
+        madvise(host, in_file * SHARE_PAGE, MADV_DONTFORK);
     }
     /* Past the file's end: clear pages, which a file mapping would fault as SIGBUS. */
     if (in_file < npages && !zero_pages(idstr, host, in_file, npages, &overlays, errp)) {

@@ -2,7 +2,7 @@
  * Shared restore (migrate-incoming file: with mapped-ram and the
  * x-mapped-ram-shared parameter): guest RAM maps the file's page regions
  * privately.  Two VMs restored from one file run, pass the ab check and
- * leave the file unchanged; a clear page whose slot holds stale bytes
+ * leave the file unchanged, their RAM out of forked children; a clear page whose slot holds stale bytes
  * reads zero; a save into a file that backs such a VM is refused until
  * that VM is gone; a shared memory backend is refused; each rule row
  * gives its message.
@@ -72,6 +72,29 @@ static uint64_t anon_kib(QTestState *who)
     return g_ascii_strtoull(line + strlen("\nAnonymous:"), NULL, 10);
 }
 
+/*
+ * Memory of a process that a fork() does not copy (madvise MADV_DONTFORK,
+ * "dc" in smaps' VmFlags), in KiB.
+ */
+static uint64_t dontfork_kib(QTestState *who)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/smaps", (int)qtest_pid(who));
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    uint64_t size = 0, total = 0;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (g_str_has_prefix(*l, "Size:")) {
+            size = g_ascii_strtoull(*l + strlen("Size:"), NULL, 10);
+        } else if (g_str_has_prefix(*l, "VmFlags:") && strstr(*l, " dc")) {
+            total += size;
+        }
+    }
+    return total;
+}
+
 /* The guest runs, then stopped its memory keeps the ab invariant. */
 static void check_running_guest(QTestState *to)
 {
@@ -82,7 +105,8 @@ static void check_running_guest(QTestState *to)
 
 /*
  * Two VMs from one file: both paused under -S after the load with almost
- * no anonymous memory (nothing was read), both run and pass the ab check,
+ * no anonymous memory (nothing was read), all guest RAM kept from forked
+ * children before and after the load, both run and pass the ab check,
  * and the file is byte for byte as it was.
  */
 static void test_two_vms(void)
@@ -95,8 +119,12 @@ static void test_two_vms(void)
     for (int i = 0; i < 2; i++) {
         g_autofree char *serial = g_strdup_printf("dest_serial%d", i);
         to[i] = start_dest(serial, false, true);
+        /* guest RAM stays out of children (exec: forks), as in QEMU */
+        g_assert_cmpuint(dontfork_kib(to[i]), >=, BLOCK_SIZE >> 10);
         migrate_incoming_qmp(to[i], uri, NULL, NULL);
         wait_for_migration_complete(to[i]);
+        /* and so do the mappings of the file and of zeros put over it */
+        g_assert_cmpuint(dontfork_kib(to[i]), >=, BLOCK_SIZE >> 10);
         g_autofree char *st = query_runstate(to[i]);
         g_assert_cmpstr(st, ==, "paused");
         /* the guest's 99 MiB of data are the file's pages, not copies */
