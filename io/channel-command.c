@@ -1,8 +1,9 @@
 /*
  * Command channel (exec:): /bin/sh -c CMD with one pipe, to its stdin
  * (O_WRONLY) or from its stdout (O_RDONLY).  stderr is inherited so the
- * command's complaints reach the user.  g_spawn closes every other fd in
- * the child, so fds opened without O_CLOEXEC elsewhere cannot leak.
+ * command's complaints reach the user.  The child gets no other fd of
+ * ours, even one opened without O_CLOEXEC elsewhere, and starts as from a
+ * shell: every signal at its default action, none blocked.
  *
  * close() closes the pipe, then waits for the child: for a writer this is
  * what makes "the save is complete" true ("exec:cat > f" has flushed f).
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +25,7 @@ typedef struct IOChannelCommand {
     char *cmd;                  /* owned, for messages */
     int fd;                     /* our end of the pipe; owned; -1 once closed */
     int mode;                   /* O_RDONLY or O_WRONLY */
-    GPid pid;                   /* 0 once reaped */
+    pid_t pid;                  /* 0 once reaped */
     bool shut_down;             /* we killed it: its death is no error */
 } IOChannelCommand;
 
@@ -187,15 +189,62 @@ static const IOChannelOps command_ops = {
     .get_fd = command_fd,
 };
 
+/*
+ * Start /bin/sh -c CMD with child_fd as its stdin (O_WRONLY) or stdout
+ * (O_RDONLY); the other of the two is /dev/null (stdin) or ours (stdout).
+ * posix_spawn, not fork: glibc starts the child in our memory until it
+ * execs (CLONE_VM | CLONE_VFORK), so nothing of this process is copied,
+ * however much memory it maps; a fork (which GLib's spawn makes whenever
+ * it must close fds) copied the page tables of all of it.  Returns the
+ * pid, or 0 with errp set.
+ */
+static pid_t command_spawn(const char *cmd, int mode, int child_fd, GError **errp)
+{
+    extern char **environ;
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t all, none;
+    pid_t pid = 0;
+    int err;
+
+    sigfillset(&all);
+    sigemptyset(&none);
+    if ((err = posix_spawn_file_actions_init(&fa)) != 0) {
+        goto out;
+    }
+    if ((err = posix_spawnattr_init(&attr)) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        goto out;
+    }
+    /* dup2 clears FD_CLOEXEC on the copy, even where child_fd is already 0 or 1 */
+    if ((err = posix_spawn_file_actions_adddup2(&fa, child_fd, mode == O_WRONLY ? 0 : 1)) ||
+        (mode == O_RDONLY &&
+         (err = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0))) ||
+        (err = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) ||
+        (err = posix_spawnattr_setsigdefault(&attr, &all)) ||
+        (err = posix_spawnattr_setsigmask(&attr, &none)) ||
+        (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))) {
+        goto done;
+    }
+    err = posix_spawn(&pid, argv[0], &fa, &attr, (char **)argv, environ);
+done:
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+out:
+    if (err) {
+        error_setg(errp, "Unable to spawn command '%s': %s", cmd, g_strerror(err));
+        return 0;
+    }
+    return pid;
+}
+
 IOChannel *io_channel_command_new_spawn(const char *cmd, int mode, GError **errp)
 {
-    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-    g_autoptr(GError) local_err = NULL;
     IOChannelCommand *cioc;
     int pipefd[2];
     int child_fd, our_fd;
-    GPid pid;
-    gboolean ok;
+    pid_t pid;
 
     mode &= O_ACCMODE;
     if (mode != O_RDONLY && mode != O_WRONLY) {
@@ -209,15 +258,10 @@ IOChannel *io_channel_command_new_spawn(const char *cmd, int mode, GError **errp
     child_fd = mode == O_WRONLY ? pipefd[0] : pipefd[1];
     our_fd = mode == O_WRONLY ? pipefd[1] : pipefd[0];
 
-    ok = g_spawn_async_with_fds(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                NULL, NULL, &pid,
-                                mode == O_WRONLY ? child_fd : -1,
-                                mode == O_RDONLY ? child_fd : -1,
-                                -1, &local_err);
+    pid = command_spawn(cmd, mode, child_fd, errp);
     close(child_fd);
-    if (!ok) {
+    if (!pid) {
         close(our_fd);
-        error_setg(errp, "Unable to spawn command '%s': %s", cmd, local_err->message);
         return NULL;
     }
 

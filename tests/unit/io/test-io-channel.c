@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -925,6 +926,45 @@ static void test_command_broken_pipe(void)
     sigaction(SIGPIPE, &old, NULL);
 }
 
+/*
+ * The child starts as from a shell: no signal blocked or ignored, though
+ * the thread that spawns it blocks one (SIGUSR2) and the process ignores
+ * another (SIGUSR1).
+ */
+static void test_command_signals(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("test-io-channel-XXXXXX", NULL);
+    g_autofree char *out = g_build_filename(dir, "sig", NULL);
+    g_autofree char *q = g_shell_quote(out);
+    g_autofree char *cmd = g_strdup_printf("grep -E '^Sig(Blk|Ign):' /proc/self/status > %s", q);
+    g_autofree char *contents = NULL;
+    struct sigaction old, ign = { .sa_handler = SIG_IGN };
+    sigset_t usr2, old_mask;
+    IOChannel *ioc;
+
+    sigaction(SIGUSR1, &ign, &old);
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, &old_mask);
+    ioc = io_channel_command_new_spawn(cmd, O_WRONLY, &err);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    g_assert_no_error(err);
+    g_assert_true(io_channel_close(ioc, &err));
+    io_channel_unref(ioc);
+    g_assert_true(g_file_get_contents(out, &contents, NULL, &err));
+    g_assert_true(g_str_has_prefix(contents, "SigBlk:\t"));
+    g_assert_cmphex(g_ascii_strtoull(contents + strlen("SigBlk:\t"), NULL, 16), ==, 0);
+    const char *ignored = strstr(contents, "\nSigIgn:\t");
+    g_assert_nonnull(ignored);
+    /* but signals 32 and 33, glibc's own, which posix_spawn leaves ignored */
+    g_assert_cmphex(g_ascii_strtoull(ignored + strlen("\nSigIgn:\t"), NULL, 16) & ~0x180000000ull,
+                    ==, 0);
+    unlink(out);
+    rmdir(dir);
+}
+
 /* The child sees only stdin/stdout/stderr, whatever we have open. */
 static void test_command_no_fd_leak(void)
 {
@@ -1113,6 +1153,7 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/command/exit-status", test_command_exit_status);
     g_test_add_func("/io/channel/command/broken-pipe", test_command_broken_pipe);
     g_test_add_func("/io/channel/command/no-fd-leak", test_command_no_fd_leak);
+    g_test_add_func("/io/channel/command/signals", test_command_signals);
     g_test_add_func("/io/channel/new-fd", test_new_fd);
     g_test_add_func("/io/channel/buffer/data", test_buffer_data);
     g_test_add_func("/io/channel/trickle/one-byte", test_trickle_one_byte);
