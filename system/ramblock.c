@@ -136,11 +136,12 @@ static bool ram_block_map(RAMBlock *rb, GError **errp)
     /* As QEMU does: fewer TLB misses for a guest that sweeps its RAM. */
     madvise(p, rb->max_length, MADV_HUGEPAGE);
     /*
-     * As QEMU does: a child of fork() gets no copy of guest RAM.  GLib's
-     * spawn forks the whole VM for an exec: migration; without this the
-     * fork copied the page tables of every guest page (0.15 s per 8 GiB
-     * without huge pages, with the mm locked against the vCPUs) and left
-     * each page write-protected, to fault on the guest's next write.
+     * As QEMU does: a child of fork() gets no copy of guest RAM.  exec:
+     * no longer forks (posix_spawn), but a library or an embedding VMM
+     * may; such a fork copied the page tables of every guest page (0.15 s
+     * per 8 GiB without huge pages, with the mm locked against the vCPUs)
+     * and left each page write-protected, to fault on the guest's next
+     * write.
      */
     madvise(p, rb->max_length, MADV_DONTFORK);
     return true;
