@@ -142,8 +142,10 @@ bool vm_memory_init(const VMConfig *cfg, GError **errp)
     if (!main_ram_init(cfg, errp)) {
         return false;
     }
+    /* without a VGA (-vga none) nothing is mapped at its range */
     device_ram_gpas(main_ram->used_length, &vga_gpa, &bios_gpa);
-    if (!ram_block_add("vga.vram", VGA_VRAM_SIZE, vga_gpa, "ram", false, NULL, errp)) {
+    if (!cfg->no_vga &&
+        !ram_block_add("vga.vram", VGA_VRAM_SIZE, vga_gpa, "ram", false, NULL, errp)) {
         return false;
     }
     bios = ram_block_add("pc.bios", BIOS_SIZE, bios_gpa, "ram", false, NULL, errp);

@@ -3,7 +3,7 @@
  *
  * Start-up order (vl.c):
  *   vm_config_parse(argv)   -> VMConfig
- *   vm_memory_init(cfg)     RAM blocks: main RAM, "vga.vram", "pc.bios"
+ *   vm_memory_init(cfg)     RAM blocks: main RAM, "vga.vram" (not with -vga none), "pc.bios"
  *   vm_migration_new()      the Migration, with this VM as its host (host.c)
  *   serial_init / rtc_init / cpus_create   devices, migration_register_vmstate()
  *   system_qmp_register() + monitors
@@ -68,6 +68,7 @@ typedef struct VMConfig {
     char *name;
     bool start_paused;           /* -S */
     bool mem_prealloc;           /* -mem-prealloc */
+    bool no_vga;                 /* -vga none: no "vga.vram" block */
     unsigned smp;
     GuestConfig guest;
 } VMConfig;

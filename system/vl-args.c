@@ -484,6 +484,30 @@ static bool opt_mem_prealloc(VMConfig *cfg, const char *arg, GError **errp)
     return true;
 }
 
+/*
+ * -vga std (the default) or none; QEMU's other VGA types have memory of
+ * their own (other block names and sizes), which mapram-vm does not model.
+ */
+static bool opt_vga(VMConfig *cfg, const char *arg, GError **errp)
+{
+    static const char *const other[] = {
+        "cirrus", "vmware", "xenfb", "qxl", "tcx", "cg3", "virtio", "ati",
+    };
+
+    if (!strcmp(arg, "std") || !strcmp(arg, "none")) {
+        cfg->no_vga = !strcmp(arg, "none");
+        return true;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(other); i++) {
+        if (!strcmp(arg, other[i])) {
+            error_setg(errp, "VGA type '%s' is not supported by mapram-vm (std, none)", arg);
+            return false;
+        }
+    }
+    error_setg(errp, "unknown vga type: %s", arg);
+    return false;
+}
+
 static bool opt_ignored(VMConfig *cfg, const char *arg, GError **errp)
 {
     return true;
@@ -513,7 +537,7 @@ static const VMOption vm_options[] = {
     { "nographic", false, opt_ignored },
     { "display", true, opt_ignored },
     { "accel", true, opt_ignored },
-    { "vga", true, opt_ignored },
+    { "vga", true, opt_vga },
     { "cpu", true, opt_ignored },
 };
 

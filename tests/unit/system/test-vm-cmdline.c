@@ -57,6 +57,8 @@ static const BadCase bad_cases[] = {
       "-object memory-backend-ram,id=m,size=1M,prealloc-threads=0: "
       "Parameter 'prealloc-threads' expects a number between 1 and 4294967295" },
     { "-mem-prealloc x", "x: invalid option" },
+    { "-vga qxl", "-vga qxl: VGA type 'qxl' is not supported by mapram-vm (std, none)" },
+    { "-vga foo", "-vga foo: unknown vga type: foo" },
     { "-machine memory-backend=nope", "Memory backend 'nope' not found" },
     { "-m 100 -object memory-backend-ram,id=mem,size=150M -machine memory-backend=mem",
       "Size specified by -m option must match size of explicitly specified "
@@ -230,6 +232,35 @@ static void test_qmp_pmemsave_ab(void)
     wait_serial_char(f.serial, 'B', b_before + 1);
     g_assert_cmpuint(count_char(f.serial, 'A'), ==, 1);
     vm_finish(&f);
+}
+
+/*
+ * -vga none: no "vga.vram" block, so nothing at the framebuffer's address
+ * (0xfd000000 below 4 GiB); -vga std has it; the BIOS stays where it is.
+ */
+static void test_vga_none(void)
+{
+    static const char *const vga[] = { "-vga std", "-vga none" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(vga); i++) {
+        VMFixture f;
+        g_autoptr(GBytes) bios = NULL;
+        g_autofree char *args = g_strdup_printf("-S %s", vga[i]);
+#define FB_SAVE "{'execute': 'pmemsave', 'arguments': " \
+                "{'val': 4244635648, 'size': 4096, 'filename': '/dev/null'}}"
+
+        vm_start_ab(&f, args);
+        if (i == 0) {
+            qtest_qmp_assert_success(f.s, FB_SAVE);
+        } else {
+            g_autofree char *desc = qtest_qmp_expect_error(f.s, FB_SAVE);
+            g_assert_cmpstr(desc, ==, "Invalid addr 0x00000000fd000000/size 4096 specified");
+        }
+        bios = pmem_read(f.s, f.dir, 4ULL * 1024 * 1024 * 1024 - 256 * 1024, 16);
+        g_assert_cmpmem(g_bytes_get_data(bios, NULL), 11, "MAPRAM-BIOS", 11);
+        vm_finish(&f);
+    }
+#undef FB_SAVE
 }
 
 static void test_qmp_quit(void)
@@ -447,6 +478,7 @@ int main(int argc, char **argv)
     g_test_add_func("/system/qmp/stop-cont", test_qmp_stop_cont);
     g_test_add_func("/system/qmp/pmemsave/ab", test_qmp_pmemsave_ab);
     g_test_add_func("/system/qmp/quit", test_qmp_quit);
+    g_test_add_func("/system/vga/none", test_vga_none);
     g_test_add_func("/system/runstate/prelaunch", test_runstate_prelaunch);
     g_test_add_func("/system/runstate/inmigrate/cont", test_runstate_inmigrate);
     g_test_add_func("/system/memory-backend/ab", test_memory_backend_ab);
