@@ -3,7 +3,7 @@
  *
  * Each input gets a fresh VM state: a Migration with the VM's host ops
  * (system/host.c), its devices (serial, rtc, one vCPU thread running the
- * "dirty,rate=1000" guest on 2 MiB of RAM), the VM's and migration's QMP
+ * "dirty,rate=1000" guest on 2 MiB of RAM, no VGA), the VM's and migration's QMP
  * commands, and an in-process monitor client (monitor_new_qmp_inproc())
  * that is handed the input as a socket read would be: JSON framing (the
  * splitter), parsing, schema argument checking and dispatch of every
@@ -82,7 +82,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *base = g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : g_get_tmp_dir();
 
     fuzz_init();
-    fuzz_vm_init();
+    fuzz_vm_init(false);
     sandbox = g_build_filename(base, "mapram-fuzz-qmp-XXXXXX", NULL);
     if (!g_mkdtemp(sandbox)) {
         g_error("sandbox: %s", g_strerror(errno));

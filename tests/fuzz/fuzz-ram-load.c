@@ -38,7 +38,7 @@ static Migration *mig;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_init();
-    fuzz_vm_init();
+    fuzz_vm_init(true);
     host = fake_host_new(RUN_STATE_INMIGRATE);
     fake_host_add_block(host, "pc.ram", 2 << 20);
     fake_host_add_block(host, "vga.vram", 16 << 20);

@@ -27,13 +27,14 @@ unsigned fuzz_vm_exit_requests(void)
     return __atomic_load_n(&exit_requests, __ATOMIC_RELAXED);
 }
 
-void fuzz_vm_init(void)
+void fuzz_vm_init(bool vga)
 {
-    char *argv[] = { (char *)"mapram-vm", (char *)"-m", (char *)FUZZ_VM_RAM_ARG, NULL };
+    char *argv[] = { (char *)"mapram-vm", (char *)"-m", (char *)FUZZ_VM_RAM_ARG,
+                     (char *)"-vga", (char *)(vga ? "std" : "none"), NULL };
     VMConfig *cfg = vm_config_new();
     GError *err = NULL;
 
-    if (!vm_config_parse(cfg, 3, argv, &err) || !vm_memory_init(cfg, &err) ||
+    if (!vm_config_parse(cfg, 5, argv, &err) || !vm_memory_init(cfg, &err) ||
         !guest_config_parse(&guest, "ab", &err)) {
         g_error("fuzz VM: %s", err->message);
     }

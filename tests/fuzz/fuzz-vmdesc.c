@@ -48,7 +48,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     GError *err = NULL;
 
     fuzz_init();
-    fuzz_vm_init();
+    fuzz_vm_init(true);
     FakeHost *host = fake_host_new(RUN_STATE_RUNNING);
     Migration *m = fake_host_migration_new(host);
     fuzz_vm_register_devices(m);

@@ -34,7 +34,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     void *opaque;
 
     fuzz_init();
-    fuzz_vm_init();
+    fuzz_vm_init(true);
     host = fake_host_new(RUN_STATE_INMIGRATE);
     mig = fake_host_migration_new(host);
     fuzz_vm_register_devices(mig);
