@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void tool_file_error(const char *cmd, const char *file, const char *message)
@@ -22,6 +23,13 @@ void tool_file_error(const char *cmd, const char *file, const char *message)
     } else {
         fprintf(stderr, "mapram %s: %s: %s\n", cmd, file, message);
     }
+}
+
+bool tool_is_same_file(const struct stat *st, const char *path)
+{
+    struct stat out;
+
+    return stat(path, &out) == 0 && out.st_dev == st->st_dev && out.st_ino == st->st_ino;
 }
 
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -263,6 +264,11 @@ int cmd_convert(int argc, char **argv)
         !tool_parse_file_arg(argv[2], &out_path, &out_off, &err)) {
         fprintf(stderr, "mapram convert: %s\n", err->message);
         g_error_free(err);
+        return 2;
+    }
+    struct stat in_st;
+    if (stat(in_path, &in_st) == 0 && tool_is_same_file(&in_st, out_path)) {
+        fprintf(stderr, "mapram convert: %s and %s are the same file\n", in_path, out_path);
         return 2;
     }
     g_autoptr(LibvirtImage) img = NULL;

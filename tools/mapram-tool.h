@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include "io/channel.h"
 #include "../migration/qemu-file.h"
@@ -26,6 +27,12 @@ int cmd_serve(int argc, char **argv);
  * message names the file already (an open error quotes its path).
  */
 void tool_file_error(const char *cmd, const char *file, const char *message);
+
+/*
+ * True when path names the file st describes (the same path, a hard or a
+ * symbolic link): writing it would cut the input before it is read.
+ */
+bool tool_is_same_file(const struct stat *st, const char *path);
 
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);

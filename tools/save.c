@@ -797,6 +797,12 @@ int cmd_save(int argc, char **argv)
                                  true, entries, &o, &path, &offset)) {
         return 2;
     }
+    struct stat in_st;
+    if (fstat(STDIN_FILENO, &in_st) == 0 && S_ISREG(in_st.st_mode) &&
+        tool_is_same_file(&in_st, path)) {
+        fprintf(stderr, "mapram save: standard input is %s, the file to write\n", path);
+        return 2;
+    }
     /* QEMU writes through a 64 KiB pipe by default: a larger one saves wakeups */
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1024 * 1024);
     g_autoptr(IOChannel) in_ioc = io_channel_file_new_dup(STDIN_FILENO, "stdin", &err);

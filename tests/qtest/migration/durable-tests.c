@@ -427,8 +427,51 @@ static void test_tool_save_failed(void)
     g_unlink(path);
 }
 
+/*
+ * IN and OUT naming one file (the same path, a hard or a symbolic link;
+ * for save, stdin redirected from FILE) are refused before OUT is opened:
+ * opening OUT cuts it, and the input was gone with it.
+ */
+static void test_tool_same_file(void)
+{
+    g_autofree char *stream = make_stream_file();
+    g_autofree char *hard = mig_path("hard.sav");
+    g_autofree char *soft = mig_path("soft.sav");
+    g_autofree char *before = NULL, *after = NULL;
+    gsize len_before, len_after;
+
+    g_assert_true(g_file_get_contents(stream, &before, &len_before, NULL));
+    g_assert_cmpint(link(stream, hard), ==, 0);
+    g_assert_cmpint(symlink(stream, soft), ==, 0);
+    const char *outs[] = { stream, hard, soft };
+    for (size_t i = 0; i < G_N_ELEMENTS(outs); i++) {
+        g_autofree char *want = g_strdup_printf(
+            "mapram convert: %s and %s are the same file\n", stream, outs[i]);
+        const char *convert[] = { "convert", stream, outs[i], NULL };
+        ToolResult r = run_tool(NULL, NULL, convert);
+
+        assert_tool(&r, 2, want);
+        g_free(r.err);
+    }
+    {
+        g_autofree char *want = g_strdup_printf(
+            "mapram save: standard input is %s, the file to write\n", hard);
+        const char *save[] = { "save", hard, NULL };
+        ToolResult r = run_tool(NULL, stream, save);
+
+        assert_tool(&r, 2, want);
+        g_free(r.err);
+    }
+    g_assert_true(g_file_get_contents(stream, &after, &len_after, NULL));
+    g_assert_cmpuint(len_after, ==, len_before);
+    g_assert_true(memcmp(before, after, len_before) == 0);
+    g_unlink(hard);
+    g_unlink(soft);
+}
+
 void migration_test_add_durable(void)
 {
+    migration_test_add("/migration/tool/same-file", test_tool_same_file, MIG_SMOKE);
     migration_test_add("/migration/fsync/params", test_fsync_params, MIG_SMOKE);
     migration_test_add("/migration/fsync/mapped-ram/multifd", test_fsync_mapped_ram_multifd,
                        MIG_SMOKE);
