@@ -143,7 +143,7 @@ static bool decode_block_list(QEMUFile *f, uint64_t total, RamDecoder *s,
         if (!qemu_get_counted_string(f, idstr, errp) || !qemu_get_be64(f, &len, errp)) {
             return false;
         }
-        if (!idstr[0] || len == 0 || len % RAM_PAGE_SIZE || sum + len > total) {
+        if (!idstr[0] || len == 0 || len % RAM_PAGE_SIZE || len > total - sum) {
             error_setg(errp, "Bad RAM block record '%s' (length 0x%llx)",
                        idstr, (unsigned long long)len);
             return false;

@@ -143,10 +143,18 @@ static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     OutBlock *b = g_new0(OutBlock, 1);
     b->idstr = g_strdup(idstr);
     b->npages = used_length / RAM_PAGE_SIZE;
-    b->file_bmap = bitmap_new(b->npages);
-    b->inflight = bitmap_new(b->npages);
+    /* the length comes from the stream: a size no host could save is an error, not an abort */
+    size_t bmap_bytes = bitmap_size_bytes(b->npages);
+    b->file_bmap = g_try_malloc0(bmap_bytes);
+    b->inflight = g_try_malloc0(bmap_bytes);
     if (c->o->checksums) {
-        b->hashes = g_new(uint64_t, b->npages);
+        b->hashes = g_try_new(uint64_t, b->npages);
+    }
+    if (!b->file_bmap || !b->inflight || (c->o->checksums && !b->hashes)) {
+        error_setg(errp, "RAM block '%s' of 0x%llx bytes: out of memory for its page maps",
+                   idstr, (unsigned long long)used_length);
+        out_block_free(b);
+        return false;
     }
     qemu_mutex_lock(&c->lock);
     g_ptr_array_add(c->blocks, b);

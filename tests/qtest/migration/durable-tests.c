@@ -469,9 +469,40 @@ static void test_tool_same_file(void)
     g_unlink(soft);
 }
 
+/*
+ * A block length that wraps the sum of the lengths past 2^64 is a bad
+ * record, not a block the save tool tries to map (it aborted allocating
+ * 2^49 bytes).
+ */
+static void test_tool_save_block_length_wraps(void)
+{
+    g_autofree char *stream = make_stream_file();
+    g_autofree char *bad = mig_path("wrap.sav");
+    g_autofree char *out = mig_path("wrap.img");
+    g_autofree char *data = NULL;
+    gsize len;
+    static const char vram[] = "\x08vga.vram";
+
+    g_assert_true(g_file_get_contents(stream, &data, &len, NULL));
+    char *rec = memmem(data, len, vram, sizeof(vram) - 1);
+    g_assert_nonnull(rec);
+    memcpy(rec + sizeof(vram) - 1, "\xff\xff\xff\xff\xff\xff\xf0\x00", 8);
+    g_assert_true(g_file_set_contents(bad, data, len, NULL));
+    const char *save[] = { "save", "--quiet", out, NULL };
+    ToolResult r = run_tool(NULL, bad, save);
+
+    assert_tool(&r, 1, "mapram save: START section 'ram' (id 0) at offset 24: Bad RAM block "
+                "record 'vga.vram' (length 0xfffffffffffff000)\n");
+    g_free(r.err);
+    g_assert_false(g_file_test(out, G_FILE_TEST_EXISTS));
+    g_unlink(bad);
+}
+
 void migration_test_add_durable(void)
 {
     migration_test_add("/migration/tool/same-file", test_tool_same_file, MIG_SMOKE);
+    migration_test_add("/migration/tool/save/block-length-wraps",
+                       test_tool_save_block_length_wraps, MIG_SMOKE);
     migration_test_add("/migration/fsync/params", test_fsync_params, MIG_SMOKE);
     migration_test_add("/migration/fsync/mapped-ram/multifd", test_fsync_mapped_ram_multifd,
                        MIG_SMOKE);
