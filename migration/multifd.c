@@ -820,48 +820,83 @@ static bool wait_readable(int fd, MultiFDStop stop, void *opaque)
 }
 
 /*
- * The first 4 bytes of an accepted connection, left in the socket (QEMU
- * 10.2 tells the main connection from a multifd one by them).
+ * Until fd has more than the have bytes it holds now (or its peer shut its
+ * end: true, *hup set); false when stop says so.  A poll for POLLIN would
+ * return at once while a few bytes wait, so a short peek waits for more
+ * in 10 ms steps.
  */
-static bool peek_magic(IOChannel *ioc, uint32_t *magic, MultiFDStop stop, void *opaque,
-                       GError **errp)
+static bool wait_more(int fd, ssize_t have, bool *hup, MultiFDStop stop, void *opaque)
 {
+    *hup = false;
+    if (!have) {
+        return wait_readable(fd, stop, opaque);
+    }
+    while (!(stop && stop(opaque))) {
+        struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+        if (poll(&pfd, 1, 10) > 0) {
+            *hup = true;
+            return true;
+        }
+        uint8_t b[MULTIFD_INIT_SIZE];
+        ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+        if (n != have) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The first len bytes of an accepted connection, left in the socket when
+ * peek (QEMU 10.2 tells the main connection from a multifd one by its
+ * first 4), else read.  The wait stops with stop, and a peer that sends
+ * part of them and then nothing never blocks the migration's end.
+ */
+static bool read_start(IOChannel *ioc, uint8_t *buf, size_t len, bool peek, MultiFDStop stop,
+                       void *opaque, GError **errp)
+{
+    const char *what = peek ? "Failed to peek at channel" : "Failed to read from channel";
     int fd = io_channel_get_fd(ioc);
-    uint8_t b[4];
+    ssize_t have = 0;
 
     for (;;) {
-        if (!wait_readable(fd, stop, opaque)) {
-            error_setg(errp, "Failed to peek at channel: stopped");
+        bool hup;
+        if (!wait_more(fd, have, &hup, stop, opaque)) {
+            error_setg(errp, "%s: stopped", what);
             return false;
         }
-        ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_WAITALL);
-        if (n == sizeof(b)) {
+        ssize_t n = recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT);
+        if (n == (ssize_t)len) {
             break;
         }
-        if (n < 0 && errno == EINTR) {
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue;
         }
         if (n < 0) {
-            error_setg_errno(errp, errno, "Failed to peek at channel");
+            error_setg_errno(errp, errno, "%s", what);
             return false;
         }
-        if (n == 0) {
-            error_setg(errp, "Failed to peek at channel: end of file");
+        if (n == 0 || (hup && n == have)) {
+            if (!peek) {
+                break;      /* the read below ends at the end of file, in QEMU's words */
+            }
+            error_setg(errp, "%s: end of file", what);
             return false;
         }
+        have = n;
     }
-    *magic = ldl_be_p(b);
-    return true;
+    return peek || io_channel_read_all(ioc, buf, len, errp);
 }
 
 /* A multifd connection: its initial packet read and checked, stored by its id. */
-static bool take_channel(IOChannel *ioc, unsigned channels, IOChannel **chans, GError **errp)
+static bool take_channel(IOChannel *ioc, unsigned channels, IOChannel **chans, MultiFDStop stop,
+                         void *opaque, GError **errp)
 {
     static const uint8_t no_uuid[16];
     uint8_t init[MULTIFD_INIT_SIZE];
     uint8_t id;
 
-    if (!io_channel_read_all(ioc, init, sizeof(init), errp) ||
+    if (!read_start(ioc, init, sizeof(init), false, stop, opaque, errp) ||
         !multifd_decode_init(init, no_uuid, channels, &id, errp)) {
         return false;
     }
@@ -886,13 +921,15 @@ IOChannel *multifd_accept_all(int listen_fd, unsigned channels, IOChannel **chan
             return NULL;
         }
         g_autoptr(IOChannel) ioc = io_socket_accept(listen_fd, errp);
-        if (!ioc || !peek_magic(ioc, &magic, stop, opaque, errp)) {
+        uint8_t b[4];
+        if (!ioc || !read_start(ioc, b, sizeof(b), true, stop, opaque, errp)) {
             return NULL;
         }
+        magic = ldl_be_p(b);
         if (magic == QEVM_MAGIC && !main_ioc) {
             main_ioc = g_steal_pointer(&ioc);
         } else if (magic == MULTIFD_MAGIC) {
-            if (!take_channel(ioc, channels, chans, errp)) {
+            if (!take_channel(ioc, channels, chans, stop, opaque, errp)) {
                 return NULL;
             }
             got++;

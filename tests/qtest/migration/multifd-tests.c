@@ -281,6 +281,71 @@ static void test_multifd_garbage_id(void)
 }
 
 /*
+ * Part of a connection's first bytes, then the end: the destination fails
+ * naming it (it re-peeked the same bytes at full CPU, in setup for good).
+ */
+static void short_then_eof(const uint8_t *bytes, size_t len, const char *want)
+{
+    MultifdTest t = { .compression = "none", .keep_dest = true };
+    MigrateCommon args = { 0 };
+    QTestState *from, *to;
+
+    start_pair(&args, &from, &to, &t);
+    int fd = connect_tcp(mig_listen_port(to));
+    g_assert_cmpint(write(fd, bytes, len), ==, (ssize_t)len);
+    close(fd);
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, want);
+    assert_dest_not_resumed(to);
+    assert_source_intact(from);
+    qtest_quit(to);
+    qtest_quit(from);
+}
+
+static void test_multifd_short_magic_eof(void)
+{
+    short_then_eof((const uint8_t *)"QE", 2, "Failed to peek at channel: end of file");
+}
+
+static void test_multifd_short_init_eof(void)
+{
+    static const uint8_t init[10] = { 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1 };
+    short_then_eof(init, sizeof(init), "Unexpected end-of-file before all data were read "
+                   "from channel 'socket-accepted'");
+}
+
+/*
+ * Part of a connection's first bytes, then silence: the destination waits
+ * for the rest, and still quits at once (its incoming thread sat in a
+ * blocking peek or read, and quit joined it for ever).
+ */
+static void test_multifd_short_silent_quit(void)
+{
+    static const uint8_t init[10] = { 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1 };
+    const struct { const uint8_t *bytes; size_t len; } cases[] = {
+        { (const uint8_t *)"QE", 2 }, { init, sizeof(init) },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        MultifdTest t = { .compression = "none", .keep_dest = true };
+        MigrateCommon args = { 0 };
+        QTestState *from, *to;
+
+        start_pair(&args, &from, &to, &t);
+        int fd = connect_tcp(mig_listen_port(to));
+        g_assert_cmpint(write(fd, cases[i].bytes, cases[i].len), ==, (ssize_t)cases[i].len);
+        g_usleep(200 * 1000);
+        g_autofree char *status = migrate_query_status(to);
+        g_assert_cmpstr(status, ==, "setup");
+        gint64 start = g_get_monotonic_time();
+        qtest_quit(to);
+        g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+        close(fd);
+        qtest_quit(from);
+    }
+}
+
+/*
  * A channel whose first packet is garbage, while the main connection
  * waits: the destination fails at once, naming the channel.
  */
@@ -462,6 +527,12 @@ void migration_test_add_multifd(void)
     migration_test_add("/migration/multifd/tcp/garbage/id", test_multifd_garbage_id, MIG_FULL);
     migration_test_add("/migration/multifd/tcp/garbage/packet", test_multifd_garbage_packet,
                        MIG_SMOKE);
+    migration_test_add("/migration/multifd/tcp/garbage/short-magic-eof",
+                       test_multifd_short_magic_eof, MIG_FULL);
+    migration_test_add("/migration/multifd/tcp/garbage/short-init-eof",
+                       test_multifd_short_init_eof, MIG_FULL);
+    migration_test_add("/migration/multifd/tcp/garbage/short-silent-quit",
+                       test_multifd_short_silent_quit, MIG_SMOKE);
     migration_test_add("/migration/multifd/tcp/kill/dest", test_multifd_kill_dest, MIG_FULL);
     migration_test_add("/migration/multifd/tcp/load-connect", test_multifd_load_connect,
                        MIG_SMOKE);
