@@ -270,9 +270,12 @@ static bool take_channel(IncomingRun *run, GError **errp)
         return true;
     }
     IOChannel *ioc = multifd_over_socket(s) ? accept_all(run, errp) : accept_peer(s, errp);
-    if (!ioc) {
-        return false;
-    }
+    /*
+     * The listener goes now, also when the accept failed: a source that
+     * connected later would otherwise fill the backlog that nobody reads,
+     * and a small guest's whole stream fits in it ("completed" into
+     * nothing); without it that source is refused and keeps running.
+     */
     qemu_mutex_lock(&s->lock);
     close(s->listen_fd);
     s->listen_fd = -1;
@@ -281,7 +284,7 @@ static bool take_channel(IncomingRun *run, GError **errp)
     if (!strcmp(s->addr.sock_type, "unix")) {
         unlink(s->addr.path);
     }
-    return true;
+    return ioc != NULL;
 }
 
 static void configure_ram(Migration *m, const MigrationConfig *c, const char *path,

@@ -248,12 +248,27 @@ static void garbage_on_channel(const uint8_t *bytes, size_t len, const char *wan
     QTestState *from, *to;
 
     start_pair(&args, &from, &to, &t);
-    int fd = connect_tcp(mig_listen_port(to));
+    int port = mig_listen_port(to);
+    int fd = connect_tcp(port);
     g_assert_cmpint(write(fd, bytes, len), ==, (ssize_t)len);
     g_autofree char *desc = wait_for_migration_fail(to);
     g_assert_cmpstr(desc, ==, want);
     assert_dest_not_resumed(to);
     close(fd);
+    assert_source_intact(from);
+
+    /*
+     * The listener went with the failure: a source that comes later is
+     * refused and runs on (its small stream filled the backlog of a
+     * listener nobody read, and it "completed").
+     */
+    g_autoptr(JsonObject) info = migrate_query(to);
+    g_assert_false(json_object_has_member(info, "socket-address"));
+    g_autofree char *refused = qtest_qmp_expect_error(
+        from, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", t.uri);
+    g_autofree char *want_refused = g_strdup_printf(
+        "Failed to connect to '127.0.0.1:%d': Connection refused", port);
+    g_assert_cmpstr(refused, ==, want_refused);
     assert_source_intact(from);
     qtest_quit(to);
     qtest_quit(from);
