@@ -162,14 +162,20 @@ static int command_close(IOChannel *ioc, GError **errp)
     return cioc->pid ? command_reap(cioc, errp) : 0;
 }
 
-/* Cancel: stop the child so a blocked read/write returns. */
+/*
+ * Cancel: stop the command so a blocked read/write returns.  The whole
+ * process group: in a pipeline ("gzip -c | ssh ...") the shell's children
+ * hold the pipe too, and a SIGTERM to sh alone left the write blocked for
+ * as long as they lived.  The group is the child's own (see command_spawn)
+ * and outlives sh while any of them runs; the pid is ours until reaped.
+ */
 static int command_shutdown(IOChannel *ioc, GError **errp)
 {
     IOChannelCommand *cioc = (IOChannelCommand *)ioc;
 
     if (cioc->pid) {
         cioc->shut_down = true;
-        kill(cioc->pid, SIGTERM);
+        kill(-cioc->pid, SIGTERM);
     }
     return 0;
 }
@@ -195,8 +201,9 @@ static const IOChannelOps command_ops = {
  * posix_spawn, not fork: glibc starts the child in our memory until it
  * execs (CLONE_VM | CLONE_VFORK), so nothing of this process is copied,
  * however much memory it maps; a fork (which GLib's spawn makes whenever
- * it must close fds) copied the page tables of all of it.  Returns the
- * pid, or 0 with errp set.
+ * it must close fds) copied the page tables of all of it.  The command
+ * gets a process group of its own, so that a cancel reaches every process
+ * of a pipeline (command_shutdown).  Returns the pid, or 0 with errp set.
  */
 static pid_t command_spawn(const char *cmd, int mode, int child_fd, GError **errp)
 {
@@ -224,7 +231,9 @@ static pid_t command_spawn(const char *cmd, int mode, int child_fd, GError **err
         (err = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) ||
         (err = posix_spawnattr_setsigdefault(&attr, &all)) ||
         (err = posix_spawnattr_setsigmask(&attr, &none)) ||
-        (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))) {
+        (err = posix_spawnattr_setpgroup(&attr, 0)) ||
+        (err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+                                               POSIX_SPAWN_SETPGROUP))) {
         goto done;
     }
     err = posix_spawn(&pid, argv[0], &fa, &attr, (char **)argv, environ);

@@ -963,6 +963,31 @@ static void test_command_signals(void)
     g_assert_cmpstr(stdin_path, ==, "/dev/null");
 }
 
+/*
+ * A shutdown (migrate_cancel) reaches every process of a pipeline: the
+ * write blocked on "cat | sleep 30" returns at once (with SIGTERM to sh
+ * alone, cat and sleep kept the pipe and the write blocked for 30 s).
+ */
+static void test_command_shutdown_pipeline(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *big = g_malloc0(8 << 20);
+    IOChannel *ioc = io_channel_command_new_spawn("cat | sleep 30", O_WRONLY, &err);
+
+    g_assert_no_error(err);
+    gint64 start = g_get_monotonic_time();
+    GThread *t = g_thread_new("shutdown", shutdown_later, ioc);
+    g_assert_false(io_channel_write_all(ioc, big, 8 << 20, &err));
+    g_assert_cmpstr(err->message, ==, "Unable to write to command: Broken pipe");
+    g_clear_error(&err);
+    g_thread_join(t);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+    /* what we stopped is no failure */
+    g_assert_true(io_channel_close(ioc, &err));
+    g_assert_no_error(err);
+    io_channel_unref(ioc);
+}
+
 /* The child sees only stdin/stdout/stderr, whatever we have open. */
 static void test_command_no_fd_leak(void)
 {
@@ -1152,6 +1177,7 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/command/broken-pipe", test_command_broken_pipe);
     g_test_add_func("/io/channel/command/no-fd-leak", test_command_no_fd_leak);
     g_test_add_func("/io/channel/command/signals", test_command_signals);
+    g_test_add_func("/io/channel/command/shutdown-pipeline", test_command_shutdown_pipeline);
     g_test_add_func("/io/channel/new-fd", test_new_fd);
     g_test_add_func("/io/channel/buffer/data", test_buffer_data);
     g_test_add_func("/io/channel/trickle/one-byte", test_trickle_one_byte);
