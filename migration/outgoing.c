@@ -468,6 +468,15 @@ static gpointer migration_thread(gpointer opaque)
         qemu_fclose(run->f, NULL);
     }
     qemu_mutex_lock(&s->ioc_lock);
+    if ((!ok || cancelled) && s->addr.kind == TRANSPORT_FILE) {
+        /*
+         * A failed or cancelled save leaves no file that loads: a cancel
+         * that came while completion() ran, or a failed sync or close,
+         * found every byte written (the close above flushes the last).
+         * Cut back to where the save began, as `mapram save` does.
+         */
+        io_channel_truncate(s->ioc, run->start, NULL);
+    }
     io_channel_close(s->ioc, NULL);
     qemu_mutex_unlock(&s->ioc_lock);
     g_object_unref(run->vmdesc);

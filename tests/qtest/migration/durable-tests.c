@@ -116,6 +116,14 @@ static char *fsync_save_must_fail(const char *cap, int channels)
     desc = wait_for_migration_fail(from);
     assert_source_intact(from);
     qtest_quit(from);
+    /* every byte was written before the sync failed: the file is cut back, verify fails it */
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *want = g_strdup_printf(
+        "mapram verify: %s: Stream header at offset 0: the stream is empty "
+        "(no QEVM header)\n", path);
+    g_autofree char *out = NULL, *err = NULL;
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
+    g_assert_cmpstr(err, ==, want);
     return desc;
 }
 

@@ -103,6 +103,43 @@ static void test_send_stall_cancel(void)
 }
 
 /*
+ * A cancel while the save completes (status device): completion writes
+ * on to its end, yet the file must not load (it was complete and verify
+ * passed it: a "cancelled" save that was a good snapshot).  It is cut back
+ * to its offset, and the source runs on.
+ */
+static void test_cancel_during_completion(void)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    const char *env[] = { "MAPRAM_FAULT=device-state-stall", NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *want = g_strdup_printf(
+        "mapram verify: %s: Stream header at offset 0: the stream is empty "
+        "(no QEVM header)\n", path);
+    const char *caps[][2] = { { "mapped-ram", NULL }, { NULL, NULL } };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(caps); i++) {
+        MigrateCommon args = { .start.only_source = true, .start.env_source = env,
+                               .caps = { caps[i][0] } };
+        QTestState *from, *to;
+        g_autofree char *out = NULL, *err = NULL;
+
+        migrate_start(&args, &from, &to);
+        migrate_ensure_converge(from);
+        wait_for_serial("src_serial");
+        migrate_qmp(from, uri, NULL);
+        wait_for_migration_status(from, "device", ungoals);
+        qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+        wait_for_migration_status(from, "cancelled", ungoals);
+        assert_source_intact(from);
+        qtest_quit(from);
+        g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
+        g_assert_cmpstr(err, ==, want);
+    }
+}
+
+/*
  * stop and cont wait while a save completes (finish-migrate), as QEMU's
  * monitor waits for the big lock: otherwise the vCPUs would run during
  * the last pass and the device state, and the file would hold a guest
@@ -178,6 +215,8 @@ void migration_test_add_fault(void)
                        test_save_page_write_single, MIG_FULL);
     migration_test_add("/migration/fault/save-device-state", test_save_device_state,
                        MIG_FULL);
+    migration_test_add("/migration/fault/cancel-during-completion",
+                       test_cancel_during_completion, MIG_SMOKE);
     migration_test_add("/migration/fault/send-stall-cancel", test_send_stall_cancel,
                        MIG_FULL);
     migration_test_add("/migration/fault/cont-during-completion",
