@@ -32,6 +32,14 @@ bool tool_is_same_file(const struct stat *st, const char *path)
     return stat(path, &out) == 0 && out.st_dev == st->st_dev && out.st_ino == st->st_ino;
 }
 
+IOChannel *tool_open_output(const char *path, bool *created, GError **errp)
+{
+    IOChannel *ioc = io_channel_file_open(path, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
+
+    *created = ioc != NULL;
+    return ioc ? ioc : io_channel_file_open(path, O_WRONLY | O_CREAT, 0600, errp);
+}
+
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp)
 {
     MigAddr a;

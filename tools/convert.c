@@ -208,21 +208,29 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
             return false;
         }
     }
-    g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600, errp);
-    if (!out || !mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, errp) ||
-        !io_channel_truncate_for_write(out, 0, errp) ||
-        !libvirt_image_write_header(out, img, format, true, errp)) {
+    bool created;
+    g_autoptr(IOChannel) out = tool_open_output(out_path, &created, errp);
+    if (!out) {
         return false;
     }
-    bool ok = sparse_in ? libvirt_to_stream(in_path, img, out, format, o, errp)
-                        : libvirt_to_sparse(in_path, img, out_path, o, errp);
+    if (!mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, errp)) {
+        return false;           /* a file that backs a running VM is left alone */
+    }
+    bool ok = io_channel_truncate_for_write(out, 0, errp) &&
+              libvirt_image_write_header(out, img, format, true, errp);
+    ok = ok && (sparse_in ? libvirt_to_stream(in_path, img, out, format, o, errp)
+                          : libvirt_to_sparse(in_path, img, out_path, o, errp));
     ok = ok && libvirt_image_finish(out, img, format, errp) &&
          (!o->fsync || tool_sync_output(out, out_path, errp));
     if (!ok) {
         /* nothing that looks like an image: the error is reported by the caller */
         io_channel_truncate(out, 0, NULL);
     }
-    return io_channel_close(out, ok ? errp : NULL) && ok;
+    ok = io_channel_close(out, ok ? errp : NULL) && ok;
+    if (!ok && created) {
+        unlink(out_path);
+    }
+    return ok;
 }
 
 /* Takes "--format NAME" / "--format=NAME" out of argv (the page-I/O options parse the rest). */
@@ -307,8 +315,8 @@ int cmd_convert(int argc, char **argv)
             qemu_fclose(in, NULL);
         }
     } else {
-        g_autoptr(IOChannel) out = io_channel_file_open(out_path, O_WRONLY | O_CREAT, 0600,
-                                                        &err);
+        bool created;
+        g_autoptr(IOChannel) out = tool_open_output(out_path, &created, &err);
         /* a file that backs a running VM is left alone, not even cut */
         bool writable = out &&
             mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, &err);
@@ -321,6 +329,9 @@ int cmd_convert(int argc, char **argv)
             io_channel_truncate(out, out_off, NULL);
         }
         ok = out && io_channel_close(out, ok ? &err : NULL) && ok;
+        if (!ok && out && created) {
+            unlink(out_path);   /* a file this convert created goes again */
+        }
     }
     if (!ok) {
         fprintf(stderr, "mapram convert: %s\n", err->message);

@@ -34,6 +34,12 @@ void tool_file_error(const char *cmd, const char *file, const char *message);
  */
 bool tool_is_same_file(const struct stat *st, const char *path);
 
+/*
+ * Open the output FILE for writing, created 0600 when it is missing
+ * (*created then set: a command that fails removes what it created).
+ */
+IOChannel *tool_open_output(const char *path, bool *created, GError **errp);
+
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);
 /* Open FILE for reading at offset: a QEMUFile over a seekable channel. */

@@ -455,11 +455,7 @@ static const StreamVisitor save_visitor = {
 static bool open_output(SaveCtx *c, GError **errp)
 {
     /* a file this save creates is removed again if the save fails */
-    c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
-    c->created = c->out_ioc != NULL;
-    if (!c->out_ioc) {
-        c->out_ioc = io_channel_file_open(c->path, O_WRONLY | O_CREAT, 0600, errp);
-    }
+    c->out_ioc = tool_open_output(c->path, &c->created, errp);
     if (c->out_ioc &&
         !mapped_ram_share_check_writable(io_channel_get_fd(c->out_ioc), c->path, errp)) {
         /* a file that backs a running VM is left alone, not even cut */

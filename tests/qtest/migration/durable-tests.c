@@ -478,6 +478,43 @@ static void test_tool_same_file(void)
 }
 
 /*
+ * A convert that fails removes the file it created (it left it empty),
+ * and leaves a file that was there before cut to nothing.
+ */
+static void test_tool_convert_failed(void)
+{
+    g_autofree char *stream = make_stream_file();
+    g_autofree char *mapped = mig_path("half.img");
+    g_autofree char *back = mig_path("half-back.sav");
+    const char *to_mapped[] = { "convert", stream, mapped, NULL };
+    const char *to_stream[] = { "convert", mapped, back, NULL };
+    struct stat st;
+    ToolResult r;
+
+    r = run_tool(NULL, NULL, to_mapped);
+    assert_tool(&r, 0, "");
+    g_free(r.err);
+    /* the second half of the pages, the device state and the rest are gone */
+    g_assert_cmpint(stat(mapped, &st), ==, 0);
+    g_assert_cmpint(truncate(mapped, st.st_size / 2), ==, 0);
+
+    r = run_tool(NULL, NULL, to_stream);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_true(g_str_has_prefix(r.err, "mapram convert: "));
+    g_free(r.err);
+    g_assert_false(g_file_test(back, G_FILE_TEST_EXISTS));
+
+    g_assert_true(g_file_set_contents(back, "an older file", -1, NULL));
+    r = run_tool(NULL, NULL, to_stream);
+    g_assert_cmpint(r.status, ==, 1);
+    g_free(r.err);
+    g_assert_cmpint(stat(back, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 0);
+    g_unlink(back);
+    g_unlink(mapped);
+}
+
+/*
  * A block length that wraps the sum of the lengths past 2^64 is a bad
  * record, not a block the save tool tries to map (it aborted allocating
  * 2^49 bytes).
@@ -509,6 +546,7 @@ static void test_tool_save_block_length_wraps(void)
 void migration_test_add_durable(void)
 {
     migration_test_add("/migration/tool/same-file", test_tool_same_file, MIG_SMOKE);
+    migration_test_add("/migration/tool/convert-failed", test_tool_convert_failed, MIG_FULL);
     migration_test_add("/migration/tool/save/block-length-wraps",
                        test_tool_save_block_length_wraps, MIG_SMOKE);
     migration_test_add("/migration/fsync/params", test_fsync_params, MIG_SMOKE);
