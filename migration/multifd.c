@@ -6,6 +6,7 @@
 #include "util/bswap.h"
 #include "util/bufferzero.h"
 #include "util/error.h"
+#include "util/fault.h"
 #include "util/osdep.h"
 #include "util/thread.h"
 #include <errno.h>
@@ -353,14 +354,20 @@ MultiFDSend *multifd_send_new(const MultiFDSendConfig *cfg, IOChannel *const *io
         c->ioc = io_channel_ref(iocs[i]);
         qemu_cond_init(&c->wake);
         c->hdr = g_malloc(MULTIFD_HEADER_SIZE);
-        if (cfg->method) {
-            c->cbuf = g_malloc(MULTIFD_MAX_COMPRESSED);
+    }
+    /* after every channel is set up: multifd_send_free() goes over all of them */
+    for (unsigned i = 0; i < cfg->channels && cfg->method; i++) {
+        SendChannel *c = &s->ch[i];
+        c->cbuf = g_malloc(MULTIFD_MAX_COMPRESSED);
+        if (fault_hit("multifd-method-new")) {
+            error_setg(errp, "injected fault");
+        } else {
             c->method_state = cfg->method->send_new(cfg->level, errp);
-            if (!c->method_state) {
-                g_prefix_error(errp, "multifd %u: ", i);
-                multifd_send_free(s);
-                return NULL;
-            }
+        }
+        if (!c->method_state) {
+            g_prefix_error(errp, "multifd %u: ", i);
+            multifd_send_free(s);
+            return NULL;
         }
     }
     for (unsigned i = 0; i < cfg->channels; i++) {
@@ -706,14 +713,20 @@ MultiFDRecv *multifd_recv_new(const MultiFDRecvConfig *cfg, IOChannel *const *io
             c->pagebuf = qemu_memalign(MULTIFD_PAGE_SIZE,
                                        MULTIFD_PACKET_PAGES * MULTIFD_PAGE_SIZE);
         }
-        if (cfg->method) {
-            c->cbuf = g_malloc(MULTIFD_MAX_COMPRESSED);
+    }
+    /* after every channel is set up: multifd_recv_free() goes over all of them */
+    for (unsigned i = 0; i < cfg->channels && cfg->method; i++) {
+        RecvChannel *c = &r->ch[i];
+        c->cbuf = g_malloc(MULTIFD_MAX_COMPRESSED);
+        if (fault_hit("multifd-method-new")) {
+            error_setg(errp, "injected fault");
+        } else {
             c->method_state = cfg->method->recv_new(errp);
-            if (!c->method_state) {
-                g_prefix_error(errp, "multifd %u: ", i);
-                multifd_recv_free(r);
-                return NULL;
-            }
+        }
+        if (!c->method_state) {
+            g_prefix_error(errp, "multifd %u: ", i);
+            multifd_recv_free(r);
+            return NULL;
         }
     }
     for (unsigned i = 0; i < cfg->channels; i++) {

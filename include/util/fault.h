@@ -11,6 +11,8 @@
  *   multifd-send-stall   a multifd channel sleeps 50 ms per job (for cancel tests)
  *   device-state-stall   the save sleeps 1 s after stopping the VM, before its
  *                        device state (finish-migrate held open)
+ *   multifd-method-new   a multifd channel's compression state cannot be made
+ *                        (as when zlib or zstd runs out of memory)
  * Without the build option fault_injection every check is false.
  */
 #ifndef UTIL_FAULT_H

@@ -296,6 +296,31 @@ static void test_multifd_garbage_id(void)
 }
 
 /*
+ * The second channel's compression state cannot be made (zstd out of
+ * memory): the save fails naming the channel and the source runs on (the
+ * cleanup of the half-built channels dereferenced NULL).
+ */
+static void test_multifd_method_new_fails(void)
+{
+    static const char *const ungoals[] = { "completed", "cancelled", NULL };
+    const char *env[] = { "MAPRAM_FAULT=multifd-method-new:2", NULL };
+    MultifdTest t = { .compression = "zstd", .keep_dest = true };
+    MigrateCommon args = { .start.env_source = env };
+    QTestState *from, *to;
+
+    start_pair(&args, &from, &to, &t);
+    migrate_qmp(from, t.uri, NULL);
+    wait_for_migration_status(from, "failed", ungoals);
+    g_autofree char *desc = wait_for_migration_fail(from);
+    g_assert_cmpstr(desc, ==, "multifd 1: injected fault");
+    assert_source_intact(from);
+    g_autofree char *desc_to = wait_for_migration_fail(to);
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+    qtest_quit(from);
+}
+
+/*
  * Part of a connection's first bytes, then the end: the destination fails
  * naming it (it re-peeked the same bytes at full CPU, in setup for good).
  */
@@ -542,6 +567,8 @@ void migration_test_add_multifd(void)
     migration_test_add("/migration/multifd/tcp/garbage/id", test_multifd_garbage_id, MIG_FULL);
     migration_test_add("/migration/multifd/tcp/garbage/packet", test_multifd_garbage_packet,
                        MIG_SMOKE);
+    migration_test_add("/migration/multifd/tcp/fault/method-new", test_multifd_method_new_fails,
+                       MIG_FULL);
     migration_test_add("/migration/multifd/tcp/garbage/short-magic-eof",
                        test_multifd_short_magic_eof, MIG_FULL);
     migration_test_add("/migration/multifd/tcp/garbage/short-init-eof",
