@@ -315,6 +315,8 @@ static void test_multifd_method_new_fails(void)
     g_assert_cmpstr(desc, ==, "multifd 1: injected fault");
     assert_source_intact(from);
     g_autofree char *desc_to = wait_for_migration_fail(to);
+    /* no byte left the source: every connection it made ended empty */
+    g_assert_cmpstr(desc_to, ==, "Failed to peek at channel: end of file");
     assert_dest_not_resumed(to);
     qtest_quit(to);
     qtest_quit(from);
