@@ -217,13 +217,25 @@ bool probe_o_direct_support(const char *dir);
 int mig_run_tool(char **out, char **err, const char *arg0, ...) G_GNUC_NULL_TERMINATED;
 
 /*
+ * The ab guest's first and last page.  Its byte in each is its pass count
+ * mod 256 (one more before its cursor): stopped just as that wrapped, a
+ * run of its pages is zero.  The two savers below make files where every
+ * one of its pages holds data, which the tests that look for data pages
+ * need (about one save in 128 would otherwise have none in a long run).
+ */
+#define AB_FIRST_PAGE    0x100000ULL
+#define AB_LAST_PAGE     (100ULL * 1024 * 1024 - MIG_PAGE_SIZE)
+
+/*
  * The running ab guest saved live into @name with mapped-ram (and multifd,
  * 4 channels, with @multifd): the file's run state is "running", so a
- * destination resumes by itself.  Returns its file: URI (g_free).
+ * destination resumes by itself.  Saved again if a page of the guest's
+ * is a zero page in it.  Returns its file: URI (g_free).
  */
 char *mig_make_live_saved_uri(const char *name, bool multifd);
 
-/* Save ab guest RAM to @name with @caps (stopped source); returns path. */
+/* Save ab guest RAM to @name with @caps (stopped source, every page of the
+ * guest's data); returns path. */
 char *mig_make_saved_file(const char *name, const char *const *caps,
                           bool multifd);
 
