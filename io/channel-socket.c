@@ -3,6 +3,7 @@
  * the transports need.  Sends use MSG_NOSIGNAL: a peer that goes away
  * must produce EPIPE for the migration to report, not kill the VM.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -127,27 +128,75 @@ static bool unix_addr(struct sockaddr_un *sun, const char *path, GError **errp)
     return true;
 }
 
-static int connect_retry(int fd, const struct sockaddr *addr, socklen_t len)
+#define CONNECT_POLL_MS 20     /* how often a connect in progress looks at *stop */
+
+static bool stop_set(const int *stop)
 {
-    int ret;
+    return stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE);
+}
 
-    ret = connect(fd, addr, len);
-    if (ret < 0 && errno == EINTR) {
-        /* The connect goes on in the background: wait for its outcome. */
-        int err = 0;
-        socklen_t elen = sizeof(err);
+/*
+ * Connect fd to addr, waiting for the outcome in CONNECT_POLL_MS slices
+ * and giving up with ECANCELED once *stop is set (NULL: wait for good,
+ * as a blocking connect does).  The fd is non-blocking meanwhile: a peer
+ * that never answers (SYNs dropped, a full accept queue) must not keep a
+ * thread that is asked to stop.  A unix socket whose listener's backlog
+ * is full answers EAGAIN at once and has nothing to wait on: try again.
+ */
+static int connect_stoppable(int fd, const struct sockaddr *addr, socklen_t len,
+                             const int *stop)
+{
+    int flags = fcntl(fd, F_GETFL);
 
-        if (io_fd_wait(fd, POLLOUT) < 0 ||
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        return -1;
+    }
+    for (;;) {
+        if (connect(fd, addr, len) == 0) {
+            break;
+        }
+        if (errno == EAGAIN) {
+            if (stop_set(stop)) {
+                errno = ECANCELED;
+                return -1;
+            }
+            g_usleep(CONNECT_POLL_MS * 1000);
+            continue;
+        }
+        if (errno != EINPROGRESS && errno != EINTR) {
             return -1;
         }
-        errno = err;
-        ret = err ? -1 : 0;
+        /* in progress: wait until it is writable, then read its outcome */
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        int ret;
+        do {
+            if (stop_set(stop)) {
+                errno = ECANCELED;
+                return -1;
+            }
+            ret = poll(&pfd, 1, stop ? CONNECT_POLL_MS : -1);
+        } while (ret == 0 || (ret < 0 && errno == EINTR));
+        int err = 0;
+        socklen_t elen = sizeof(err);
+        if (ret < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+            return -1;
+        }
+        if (err) {
+            errno = err;
+            return -1;
+        }
+        break;
     }
-    return ret;
+    return fcntl(fd, F_SETFL, flags);
 }
 
 IOChannel *io_channel_socket_connect_unix(const char *path, GError **errp)
+{
+    return io_channel_socket_connect_unix_stoppable(path, NULL, errp);
+}
+
+IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int *stop,
+                                                    GError **errp)
 {
     struct sockaddr_un sun;
     int fd;
@@ -160,7 +209,7 @@ IOChannel *io_channel_socket_connect_unix(const char *path, GError **errp)
         error_setg_errno(errp, errno, "Failed to create socket");
         return NULL;
     }
-    if (connect_retry(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    if (connect_stoppable(fd, (struct sockaddr *)&sun, sizeof(sun), stop) < 0) {
         error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
         close(fd);
         return NULL;
@@ -193,6 +242,12 @@ static struct addrinfo *resolve(const char *host, const char *port, bool passive
 
 IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GError **errp)
 {
+    return io_channel_socket_connect_tcp_stoppable(host, port, NULL, errp);
+}
+
+IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char *port,
+                                                   const int *stop, GError **errp)
+{
     struct addrinfo *res = resolve(host, port, false, errp);
     int saved_errno = ECONNREFUSED;
     int fd = -1;
@@ -207,10 +262,15 @@ IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GEr
             saved_errno = errno;
             continue;
         }
-        if (connect_retry(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        if (connect_stoppable(fd, ai->ai_addr, ai->ai_addrlen, stop) == 0) {
             break;
         }
         saved_errno = errno;
+        if (saved_errno == ECANCELED) {
+            close(fd);
+            fd = -1;
+            break;
+        }
         close(fd);
         fd = -1;
     }

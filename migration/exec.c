@@ -40,7 +40,8 @@ static char *exec_describe(const MigAddr *a)
     return g_strdup_printf("exec:%s", a->command);
 }
 
-static IOChannel *exec_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *exec_open_outgoing(Migration *m, const MigAddr *a, off_t *start,
+                                     const int *stop, GError **errp)
 {
     return io_channel_command_new_spawn(a->command, O_WRONLY, errp);
 }

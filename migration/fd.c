@@ -92,12 +92,18 @@ static IOChannel *fd_open_incoming(Migration *m, const MigAddr *a, off_t *start,
     return fd_open(m, a, start, errp);
 }
 
+static IOChannel *fd_open_outgoing(Migration *m, const MigAddr *a, off_t *start, const int *stop,
+                                   GError **errp)
+{
+    return fd_open(m, a, start, errp);
+}
+
 /* No channels name: QMP gives an fd as a socket address (socket.c). */
 const MigTransport mig_transport_fd = {
     .kind = TRANSPORT_FD,
     .uri_schemes = (const char *const[]){ "fd:", NULL },
     .parse_uri = fd_parse_uri,
     .describe = fd_describe,
-    .open_outgoing = fd_open,
+    .open_outgoing = fd_open_outgoing,
     .open_incoming = fd_open_incoming,
 };

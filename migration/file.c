@@ -68,7 +68,8 @@ static bool file_seek_to_offset(IOChannel *ioc, uint64_t offset, GError **errp)
     return io_channel_seek(ioc, offset, SEEK_SET, errp) >= 0;
 }
 
-static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *start,
+                                     const int *stop, GError **errp)
 {
     g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_WRONLY | O_CREAT,
                                                     0600, errp);

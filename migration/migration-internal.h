@@ -62,8 +62,11 @@ char *mig_addr_describe(const MigAddr *a);
 /*
  * Outgoing main channel; *start = channel offset of the stream's first
  * byte.  m: whose host resolves fd: names (NULL: inherited numbers only).
+ * stop: an atomic flag that abandons a socket connect still waiting on its
+ * peer (ECANCELED); NULL: none.  The other transports do not wait on a peer.
  */
-IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp);
+IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, const int *stop,
+                                   GError **errp);
 /* Incoming: file/exec/fd return a channel; sockets return NULL and *listen_fd. */
 IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                    GError **errp);
@@ -118,7 +121,9 @@ struct MigrationState {
     GThread *thread;
     /* The channel's shutdown (main thread, at cancel) against its close (migration thread) */
     QemuMutex ioc_lock;
-    IOChannel *ioc;               /* a reference until migration_state_free */
+    /* A reference until migration_state_free; set before the thread starts,
+     * or for a socket by the thread under ioc_lock once connected (NULL before) */
+    IOChannel *ioc;
     MultiFDSend *multifd;         /* ioc_lock: multifd over sockets, while the thread has it */
     /* Protected by lock: what query-migrate reports besides the counters */
     QemuMutex lock;

@@ -3,7 +3,8 @@
  * cancelled, run by one "live_migration" thread.
  *
  * migration_outgoing_start() (main thread) checks, opens the main channel
- * and starts the thread with an OutgoingRun it hands over: the thread's
+ * (a socket's is connected by the thread: connect_main) and starts the
+ * thread with an OutgoingRun it hands over: the thread's
  * own state (stream, rate limiter, bandwidth estimate), which nothing else
  * touches.  What others read lives in MigrationState (see
  * migration-internal.h): status and times under its lock, counters as
@@ -317,7 +318,7 @@ static bool multifd_connect(OutgoingRun *run, GError **errp)
     }
     for (unsigned i = 0; i < n; i++) {
         off_t start;
-        IOChannel *ioc = transport_open_outgoing(run->m, &s->addr, &start, errp);
+        IOChannel *ioc = transport_open_outgoing(run->m, &s->addr, &start, &s->cancel, errp);
         if (!ioc) {
             g_prefix_error(errp, "multifd channel %u: ", i);
             return false;
@@ -365,6 +366,34 @@ static void multifd_release(OutgoingRun *run, bool ok)
     run->multifd = NULL;
 }
 
+/*
+ * A socket's main connection, made here rather than in the QMP command,
+ * as QEMU connects asynchronously: `migrate` returns at once, the status
+ * is "setup" meanwhile, a refused or failed connect shows as "failed"
+ * with its error-desc, and migrate_cancel ends a connect still waiting on
+ * a peer that does not answer.  s->ioc is set under ioc_lock, so a cancel
+ * either finds it to shut down or is seen here through the flag.
+ */
+static bool connect_main(OutgoingRun *run, GError **errp)
+{
+    MigrationState *s = run->s;
+    off_t start = 0;
+
+    if (s->ioc) {
+        return true;
+    }
+    IOChannel *ioc = transport_open_outgoing(run->m, &s->addr, &start, &s->cancel, errp);
+    if (!ioc) {
+        return false;
+    }
+    qemu_mutex_lock(&s->ioc_lock);
+    s->ioc = ioc;
+    qemu_mutex_unlock(&s->ioc_lock);
+    run->start = start;
+    run->f = qemu_file_new_output(ioc, start);
+    return !cancel_requested(s);
+}
+
 /* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
@@ -372,7 +401,7 @@ static bool run_save(OutgoingRun *run, GError **errp)
     StreamConfig sc;
     gint64 setup_start = migration_now_ms();
 
-    if (!multifd_connect(run, errp)) {
+    if (!connect_main(run, errp) || !multifd_connect(run, errp)) {
         return false;
     }
     configure_ram(run->m, s, run);
@@ -477,7 +506,9 @@ static gpointer migration_thread(gpointer opaque)
          */
         io_channel_truncate(s->ioc, run->start, NULL);
     }
-    io_channel_close(s->ioc, NULL);
+    if (s->ioc) {
+        io_channel_close(s->ioc, NULL);
+    }
     qemu_mutex_unlock(&s->ioc_lock);
     g_object_unref(run->vmdesc);
     g_free(run);
@@ -565,8 +596,12 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
     migration_state_free(m->out);
     MigrationState *s = m->out = state_new(m, addr, g_steal_pointer(&cfg));
     off_t start = 0;
-    s->ioc = transport_open_outgoing(m, &s->addr, &start, errp);
-    if (!s->ioc) {
+    /*
+     * A file, a command or an fd is opened here and refused here, as QEMU
+     * does; a socket is connected by the thread (connect_main).
+     */
+    if (s->addr.kind != TRANSPORT_SOCKET &&
+        !(s->ioc = transport_open_outgoing(m, &s->addr, &start, NULL, errp))) {
         /* QEMU reports open failures as a failed migration too */
         qemu_mutex_lock(&s->lock);
         s->error_desc = g_strdup((*errp)->message);
@@ -574,7 +609,7 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
         set_status(s, MIGRATION_STATUS_FAILED);
         return false;
     }
-    if (s->cfg->fsync && !io_channel_has_feature(s->ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
+    if (s->ioc && s->cfg->fsync && !io_channel_has_feature(s->ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
         /* an fd: on a pipe or a socket */
         error_setg(errp, MIGRATION_FSYNC_NEEDS_FILE);
         qemu_mutex_lock(&s->lock);
@@ -587,7 +622,7 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
     run->s = s;
     run->m = m;
     run->start = start;
-    run->f = qemu_file_new_output(s->ioc, start);
+    run->f = s->ioc ? qemu_file_new_output(s->ioc, start) : NULL;
     run->vmdesc = json_builder_new();
     set_status(s, MIGRATION_STATUS_SETUP);
     s->thread = g_thread_new("live_migration", migration_thread, run);
@@ -606,7 +641,10 @@ void migration_outgoing_cancel(MigrationState *s)
     /* unblock a writer stuck on a full pipe or socket */
     if (s->addr.kind != TRANSPORT_FILE) {
         qemu_mutex_lock(&s->ioc_lock);
-        io_channel_shutdown(s->ioc, NULL);
+        if (s->ioc) {
+            /* NULL: a socket's connect still under way sees the flag */
+            io_channel_shutdown(s->ioc, NULL);
+        }
         if (s->multifd) {
             multifd_send_shutdown(s->multifd);
         }

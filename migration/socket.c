@@ -107,12 +107,13 @@ static char *socket_describe(const MigAddr *a)
     return g_strdup_printf("tcp:%s:%s", a->host, a->port);
 }
 
-static IOChannel *socket_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *socket_open_outgoing(Migration *m, const MigAddr *a, off_t *start,
+                                       const int *stop, GError **errp)
 {
     if (is_unix(a)) {
-        return io_channel_socket_connect_unix(a->path, errp);
+        return io_channel_socket_connect_unix_stoppable(a->path, stop, errp);
     }
-    return io_channel_socket_connect_tcp(a->host, a->port, errp);
+    return io_channel_socket_connect_tcp_stoppable(a->host, a->port, stop, errp);
 }
 
 /* No channel yet: *listen_fd is what migration.c accepts on. */

@@ -27,7 +27,8 @@ static char *rdma_describe(const MigAddr *a)
     return g_strdup("rdma");
 }
 
-static IOChannel *rdma_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *rdma_open_outgoing(Migration *m, const MigAddr *a, off_t *start,
+                                     const int *stop, GError **errp)
 {
     error_setg(errp, "RDMA is not supported by mapram");
     return NULL;
@@ -36,7 +37,7 @@ static IOChannel *rdma_open_outgoing(Migration *m, const MigAddr *a, off_t *star
 static IOChannel *rdma_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                      GError **errp)
 {
-    return rdma_open_outgoing(m, a, start, errp);
+    return rdma_open_outgoing(m, a, start, NULL, errp);
 }
 
 static const MigTransport mig_transport_rdma = {
@@ -168,10 +169,11 @@ char *mig_addr_describe(const MigAddr *a)
     return transport_of(a)->describe(a);
 }
 
-IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, GError **errp)
+IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, const int *stop,
+                                   GError **errp)
 {
     *start = 0;
-    return transport_of(a)->open_outgoing(m, a, start, errp);
+    return transport_of(a)->open_outgoing(m, a, start, stop, errp);
 }
 
 IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,

@@ -6,7 +6,7 @@
  * address's kind, and calls it; it never switches on the kind.
  *
  *   migration_parse_uri("unix:/x", &a, errp)   -> socket row's parse_uri
- *   transport_open_outgoing(&a, &start, errp)  -> row of a.kind
+ *   transport_open_outgoing(m, &a, &start, stop, errp)  -> row of a.kind
  *
  * Adding a transport: a new file with its row, its meson line, one line
  * in the table in transport.c, and its test.
@@ -31,7 +31,8 @@ typedef struct MigTransport {
     /* As transport_open_outgoing / transport_open_incoming (m may be NULL:
      * no host to ask for named fds); *start and *listen_fd come in as 0
      * and -1. */
-    IOChannel *(*open_outgoing)(Migration *m, const MigAddr *a, off_t *start, GError **errp);
+    IOChannel *(*open_outgoing)(Migration *m, const MigAddr *a, off_t *start, const int *stop,
+                                GError **errp);
     IOChannel *(*open_incoming)(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                 GError **errp);
     /* Optional: where an incoming listener is, for query-migrate. */

@@ -569,7 +569,7 @@ static bool connect_dest(ServeCtx *c, const char *uri, GError **errp)
         ok = false;
     }
     if (ok) {
-        c->ioc = transport_open_outgoing(NULL, &a, &start, errp);
+        c->ioc = transport_open_outgoing(NULL, &a, &start, NULL, errp);
         if (!c->ioc) {
             g_prefix_error(errp, "Unable to connect to '%s': ", uri);
             ok = false;

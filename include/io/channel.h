@@ -151,6 +151,15 @@ IOChannel *io_channel_file_open(const char *path, int flags, mode_t mode, GError
 IOChannel *io_channel_socket_new_fd(int fd, const char *name);     /* takes ownership */
 IOChannel *io_channel_socket_connect_unix(const char *path, GError **errp);
 IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GError **errp);
+/*
+ * The same, abandoned with ECANCELED ("Operation canceled") once the
+ * atomic flag *stop is set (looked at every 20 ms while the connect waits
+ * on its peer); stop NULL: wait as long as the kernel does.
+ */
+IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int *stop,
+                                                    GError **errp);
+IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char *port,
+                                                   const int *stop, GError **errp);
 /* Listening sockets: return the listening fd (owned by caller) or -1. */
 int io_socket_listen_unix(const char *path, GError **errp);
 int io_socket_listen_tcp(const char *host, const char *port, GError **errp);

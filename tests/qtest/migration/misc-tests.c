@@ -4,8 +4,13 @@
 #include "framework.h"
 #include "tests.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 /* Start a slow live migration to @uri and wait until it is active. */
 static void start_slow_migration(QTestState *from, const char *uri)
@@ -147,6 +152,148 @@ static void test_bad_uri(void)
     qtest_quit(from);
 }
 
+/* --- connecting to the destination ------------------------------------------ */
+
+/*
+ * A listener with a backlog of 0 and one connection it never accepts: its
+ * accept queue is full, so a tcp connect's SYNs are dropped (the connect
+ * waits ~2 minutes) and a unix connect waits for good.  *filler is that
+ * first connection.  Returns the listening fd.
+ */
+static int full_listener(struct sockaddr *a, socklen_t len, int *filler)
+{
+    int fd = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(bind(fd, a, len), ==, 0);
+    g_assert_cmpint(listen(fd, 0), ==, 0);
+    g_assert_cmpint(getsockname(fd, a, &len), ==, 0);
+    *filler = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(connect(*filler, a, len), ==, 0);
+    return fd;
+}
+
+/*
+ * migrate to a peer that does not answer returns at once, as QEMU's
+ * asynchronous connect does: the status is "setup" while the connect
+ * waits, migrate_cancel ends it ("cancelled", no error), and the source
+ * runs on and can migrate again.  (The connect used to be made in the
+ * QMP command: the monitor froze for the SYN timeout, or for good on a
+ * unix socket, and a cancel could not even be sent.)
+ */
+static void silent_peer(bool is_unix)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    MigrateCommon args = { .start.only_source = true };
+    QTestState *from, *to;
+    g_autofree char *path = mig_path("silent.sock");
+    g_autofree char *uri = NULL;
+    struct sockaddr_in in = { .sin_family = AF_INET };
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    int filler, lfd;
+
+    if (is_unix) {
+        g_strlcpy(un.sun_path, path, sizeof(un.sun_path));
+        lfd = full_listener((struct sockaddr *)&un, sizeof(un), &filler);
+        uri = g_strdup_printf("unix:%s", path);
+    } else {
+        in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        lfd = full_listener((struct sockaddr *)&in, sizeof(in), &filler);
+        uri = g_strdup_printf("tcp:127.0.0.1:%d", ntohs(in.sin_port));
+    }
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+
+    migrate_qmp(from, uri, NULL);
+    g_usleep(300 * 1000);
+    {
+        g_autoptr(JsonObject) info = migrate_query(from);
+
+        g_assert_cmpstr(qtest_json_get_str(info, "status"), ==, "setup");
+        g_assert_false(json_object_has_member(info, "error-desc"));
+    }
+    g_assert_true(runstate_is_running(from));
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    {
+        g_autoptr(JsonObject) info = migrate_query(from);
+
+        g_assert_false(json_object_has_member(info, "error-desc"));
+    }
+    assert_source_intact(from);
+
+    /* nothing of the abandoned connect is left in the way of the next one */
+    {
+        g_autofree char *file = mig_file_uri(MIG_FILE_NAME, NULL);
+
+        migrate_ensure_converge(from);
+        migrate_qmp(from, file, NULL);
+        wait_for_migration_complete(from);
+    }
+    close(filler);
+    close(lfd);
+    if (is_unix) {
+        unlink(path);
+    }
+    qtest_quit(from);
+}
+
+static void test_connect_silent_tcp(void)
+{
+    silent_peer(false);
+}
+
+static void test_connect_silent_unix(void)
+{
+    silent_peer(true);
+}
+
+/*
+ * Nobody listening: migrate succeeds, the migration fails with QEMU's
+ * connect message as its error-desc, and the source runs on.
+ */
+static void test_connect_refused(void)
+{
+    MigrateCommon args = { .start.only_source = true };
+    QTestState *from, *to;
+    g_autofree char *path = mig_path("nobody.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *want = g_strdup_printf("Failed to connect to '%s': No such file or directory",
+                                            path);
+    struct sockaddr_in in = { .sin_family = AF_INET };
+    socklen_t len = sizeof(in);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    /* a port that was just free: bound, never listened on */
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&in, sizeof(in)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&in, &len), ==, 0);
+
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    {
+        g_autofree char *desc = wait_for_migration_fail(from);
+
+        g_assert_cmpstr(desc, ==, want);
+    }
+    assert_source_intact(from);
+    {
+        g_autofree char *tcp = g_strdup_printf("tcp:127.0.0.1:%d", ntohs(in.sin_port));
+        g_autofree char *desc = NULL;
+
+        g_free(want);
+        want = g_strdup_printf("Failed to connect to '127.0.0.1:%d': Connection refused",
+                               ntohs(in.sin_port));
+        migrate_qmp(from, tcp, NULL);
+        desc = wait_for_migration_fail(from);
+        g_assert_cmpstr(desc, ==, want);
+    }
+    assert_source_intact(from);
+    close(fd);
+    qtest_quit(from);
+}
+
 /* --- RAM layout mismatch ------------------------------------------------- */
 
 /*
@@ -283,6 +430,9 @@ void migration_test_add_misc(void)
 {
     migration_test_add("/migration/cancel", test_cancel, MIG_SMOKE);
     migration_test_add("/migration/bad-uri", test_bad_uri, MIG_SMOKE);
+    migration_test_add("/migration/connect/refused", test_connect_refused, MIG_SMOKE);
+    migration_test_add("/migration/connect/silent/tcp", test_connect_silent_tcp, MIG_SMOKE);
+    migration_test_add("/migration/connect/silent/unix", test_connect_silent_unix, MIG_FULL);
     migration_test_add("/migration/query/figures-move", test_query_figures_move, MIG_FULL);
     migration_test_add("/migration/load/ram-layout-mismatch",
                        test_layout_mismatch_exit, MIG_SMOKE);

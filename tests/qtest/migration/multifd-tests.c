@@ -264,8 +264,8 @@ static void garbage_on_channel(const uint8_t *bytes, size_t len, const char *wan
      */
     g_autoptr(JsonObject) info = migrate_query(to);
     g_assert_false(json_object_has_member(info, "socket-address"));
-    g_autofree char *refused = qtest_qmp_expect_error(
-        from, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", t.uri);
+    migrate_qmp(from, t.uri, NULL);
+    g_autofree char *refused = wait_for_migration_fail(from);
     g_autofree char *want_refused = g_strdup_printf(
         "Failed to connect to '127.0.0.1:%d': Connection refused", port);
     g_assert_cmpstr(refused, ==, want_refused);

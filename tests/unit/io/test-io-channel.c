@@ -10,8 +10,10 @@
  * so the writer runs in a thread; store-and-read transports (file,
  * command through a file, buffer) close the writer first.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -859,6 +861,70 @@ static void test_socket_errors(void)
                                    "address resolution failed for no-such-host.invalid:1"));
 }
 
+/* Sets *flag after 100 ms: a stop that comes while a connect waits. */
+static gpointer set_flag_later(gpointer flag)
+{
+    g_usleep(100 * 1000);
+    __atomic_store_n((int *)flag, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/*
+ * A listener with a backlog of 0 holding one connection it never accepts:
+ * its queue is full, so a further connect waits (tcp: its SYNs are dropped
+ * for ~2 minutes; unix: for good).  The stoppable connects give up when
+ * the flag is set, and a connect that succeeds leaves a blocking fd.
+ */
+static void test_socket_connect_stop(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("test-io-channel-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "sock", NULL);
+    g_autofree char *want = NULL;
+    struct sockaddr_in in = { .sin_family = AF_INET };
+    socklen_t len = sizeof(in);
+    int stop = 0;
+    int tl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ul = io_socket_listen_unix(path, &err);
+
+    g_assert_no_error(err);
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(tl, (struct sockaddr *)&in, sizeof(in)), ==, 0);
+    g_assert_cmpint(listen(tl, 0), ==, 0);
+    g_assert_cmpint(getsockname(tl, (struct sockaddr *)&in, &len), ==, 0);
+    g_autofree char *port = g_strdup_printf("%d", ntohs(in.sin_port));
+    g_assert_cmpint(listen(ul, 0), ==, 0);
+
+    /* the first connection fills each queue; the stoppable connect made it */
+    g_autoptr(IOChannel) tfill = io_channel_socket_connect_tcp_stoppable("127.0.0.1", port, &stop,
+                                                                        &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(fcntl(io_channel_get_fd(tfill), F_GETFL) & O_NONBLOCK, ==, 0);
+    g_autoptr(IOChannel) ufill = io_channel_socket_connect_unix_stoppable(path, &stop, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(fcntl(io_channel_get_fd(ufill), F_GETFL) & O_NONBLOCK, ==, 0);
+
+    GThread *t = g_thread_new("stop", set_flag_later, &stop);
+    g_assert_null(io_channel_socket_connect_tcp_stoppable("127.0.0.1", port, &stop, &err));
+    g_thread_join(t);
+    want = g_strdup_printf("Failed to connect to '127.0.0.1:%s': Operation canceled", port);
+    g_assert_cmpstr(err->message, ==, want);
+    g_clear_error(&err);
+
+    stop = 0;
+    t = g_thread_new("stop", set_flag_later, &stop);
+    g_assert_null(io_channel_socket_connect_unix_stoppable(path, &stop, &err));
+    g_thread_join(t);
+    g_free(want);
+    want = g_strdup_printf("Failed to connect to '%s': Operation canceled", path);
+    g_assert_cmpstr(err->message, ==, want);
+
+    close(tl);
+    close(ul);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* "localhost" works whichever of ::1 / 127.0.0.1 it resolves to first. */
 static void test_tcp_localhost(void)
 {
@@ -1173,6 +1239,7 @@ int main(int argc, char **argv)
     g_test_add_func("/io/channel/tcp/shutdown", test_socket_shutdown);
     g_test_add_func("/io/channel/tcp/localhost", test_tcp_localhost);
     g_test_add_func("/io/channel/socket/errors", test_socket_errors);
+    g_test_add_func("/io/channel/socket/connect-stop", test_socket_connect_stop);
     g_test_add_func("/io/channel/command/exit-status", test_command_exit_status);
     g_test_add_func("/io/channel/command/broken-pipe", test_command_broken_pipe);
     g_test_add_func("/io/channel/command/no-fd-leak", test_command_no_fd_leak);

@@ -195,7 +195,7 @@ static void test_file_outgoing(void)
 
     g_assert_true(g_file_set_contents(path, header, 0x3000, &err));
     parse(uri, &a);
-    ioc = transport_open_outgoing(NULL, &a, &start, &err);
+    ioc = transport_open_outgoing(NULL, &a, &start, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpint(start, ==, 0x1000);
     g_assert_cmpstr(ioc->name, ==, "migration-file-outgoing");
@@ -220,7 +220,7 @@ static void test_file_outgoing_no_truncate(void)
     off_t start = -1;
 
     parse("file:/dev/null,offset=0x1000", &a);
-    g_assert_null(transport_open_outgoing(NULL, &a, &start, &err));
+    g_assert_null(transport_open_outgoing(NULL, &a, &start, NULL, &err));
     g_assert_cmpstr(err->message, ==,
                     "failed to truncate migration file to offset 1000: Invalid argument");
     mig_addr_clear(&a);
@@ -292,7 +292,7 @@ static void test_fd_number(void)
     g_assert_cmpint(write(fd, "header", 6), ==, 6);
     uri = g_strdup_printf("fd:%d", fd);
     parse(uri, &a);
-    ioc = transport_open_outgoing(NULL, &a, &start, &err);
+    ioc = transport_open_outgoing(NULL, &a, &start, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpint(start, ==, 6);
     g_assert_cmpstr(ioc->ops->kind, ==, "file");
@@ -339,7 +339,7 @@ static void test_fd_not_found(void)
     off_t start;
 
     parse("fd:nosuch", &a);
-    g_assert_null(transport_open_outgoing(NULL, &a, &start, &err));
+    g_assert_null(transport_open_outgoing(NULL, &a, &start, NULL, &err));
     g_assert_cmpstr(err->message, ==, "File descriptor named 'nosuch' has not been found");
     g_clear_error(&err);
     mig_addr_clear(&a);
@@ -347,7 +347,7 @@ static void test_fd_not_found(void)
     close(fd);
     closed = g_strdup_printf("fd:%d", fd);
     parse(closed, &a);
-    g_assert_null(transport_open_outgoing(NULL, &a, &start, &err));
+    g_assert_null(transport_open_outgoing(NULL, &a, &start, NULL, &err));
     want = g_strdup_printf("File descriptor named '%d' has not been found", fd);
     g_assert_cmpstr(err->message, ==, want);
     mig_addr_clear(&a);
@@ -375,7 +375,7 @@ static void test_unix_listen(void)
     o = json_array_get_object_element(where, 0);
     g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "unix");
     g_assert_cmpstr(json_object_get_string_member(o, "path"), ==, path);
-    client = transport_open_outgoing(NULL, &a, &start, &err);
+    client = transport_open_outgoing(NULL, &a, &start, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpstr(client->ops->kind, ==, "socket");
     close(listen_fd);
@@ -407,7 +407,7 @@ static void test_tcp_listen(void)
                     io_socket_get_port(listen_fd));
     uri = g_strdup_printf("tcp:127.0.0.1:%s", json_object_get_string_member(o, "port"));
     parse(uri, &b);
-    client = transport_open_outgoing(NULL, &b, &start, &err);
+    client = transport_open_outgoing(NULL, &b, &start, NULL, &err);
     g_assert_no_error(err);
     close(listen_fd);
     mig_addr_clear(&a);
@@ -429,7 +429,7 @@ static void test_exec(void)
     char buf[4];
 
     parse(out_uri, &a);
-    ioc = transport_open_outgoing(NULL, &a, &start, &err);
+    ioc = transport_open_outgoing(NULL, &a, &start, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpint(start, ==, 0);
     g_assert_true(io_channel_write_all(ioc, "QEVM", 4, &err));
@@ -460,7 +460,7 @@ static void test_rdma_refused(void)
 
     parse("rdma:host:1", &a);
     g_assert_cmpint(a.kind, ==, TRANSPORT_RDMA);
-    g_assert_null(transport_open_outgoing(NULL, &a, &start, &err));
+    g_assert_null(transport_open_outgoing(NULL, &a, &start, NULL, &err));
     g_assert_cmpstr(err->message, ==, "RDMA is not supported by mapram");
     g_clear_error(&err);
     g_assert_null(transport_open_incoming(NULL, &a, &start, &listen_fd, &err));
