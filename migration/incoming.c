@@ -419,6 +419,18 @@ static gpointer incoming_thread(gpointer opaque)
     GError *err = NULL;
 
     bool ok = load(run, &err);
+    if (!ok && s->postcopy) {
+        /*
+         * Failed before the guest ran (a block list, bitmap or table it
+         * could not take), maybe with guest RAM already emptied and
+         * registered but no fault thread yet: nothing would ever serve a
+         * host access to it (a pmemsave, a later save) and the main
+         * thread would hang in it.  The load is over: end the
+         * registration.
+         */
+        postcopy_load_free(s->postcopy);
+        s->postcopy = NULL;
+    }
     bool on_demand = ok && s->postcopy;
     qemu_mutex_lock(&s->lock);
     if (s->ioc) {

@@ -167,8 +167,9 @@ struct MigrationIncomingState {
     IOChannel *ioc;               /* the opened or accepted channel */
     /*
      * The incoming thread while it runs, then the main thread (after the
-     * join): the on-demand load, kept after a failure so that a guest
-     * waiting for a page keeps waiting (never a wrong page)
+     * join): the on-demand load, kept after a failure once the guest ran
+     * so that a guest waiting for a page keeps waiting (never a wrong
+     * page); freed by the incoming thread at a failure before it ran
      */
     PostcopyLoad *postcopy;
     MultiFDRecv *multifd;         /* multifd over sockets, while the thread has it */

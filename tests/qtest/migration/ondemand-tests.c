@@ -501,6 +501,47 @@ static void test_stale_slots_fault(void)
     stale_slots(STALE_FAULT);
 }
 
+/*
+ * A block list that fails after guest RAM (mig.mem, the first block) was
+ * emptied and registered for faults, before any fault thread ran: the
+ * load fails, the destination stays up (exit-on-error off), and reading
+ * its RAM from the host (pmemsave) answers, reading zero, instead of
+ * hanging the main thread on a fault nobody would serve.
+ */
+static void test_fail_in_block_list(void)
+{
+    static const char *const caps[] = { "mapped-ram", NULL };
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, caps, false);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+    OnDemand od = { .paused = true };
+    gsize len;
+    g_autofree gchar *file = NULL;
+
+    g_assert_cmpuint(blocks->len, >=, 2);
+    g_assert_cmpstr(g_array_index(blocks, MRBlock, 0).idstr, ==, "mig.mem");
+    g_assert_cmpstr(g_array_index(blocks, MRBlock, 1).idstr, ==, "vga.vram");
+    g_assert_true(g_file_get_contents(path, &file, &len, NULL));
+    /* the second block's name, in its record after mig.mem's header */
+    uint64_t from = g_array_index(blocks, MRBlock, 0).hdr_off;
+    const char *at = memmem(file + from, g_array_index(blocks, MRBlock, 1).hdr_off - from,
+                            "\x08vga.vram", 9);
+    g_assert_nonnull(at);
+    patch_file(path, at - file + 8, "X", 1);
+
+    QTestState *to = start_dest(&od, NULL);
+    migrate_set_parameter_bool(to, "x-checksums", false);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_true(g_str_has_suffix(desc, "Unknown ramblock \"vga.vraX\", cannot accept migration"));
+    assert_dest_not_resumed(to);
+    g_autofree uint8_t *mem = guest_memread(to, mig_tmpdir, AB_FIRST_PAGE, MIG_PAGE_SIZE);
+    for (size_t i = 0; i < MIG_PAGE_SIZE; i++) {
+        g_assert_cmpuint(mem[i], ==, 0);
+    }
+    qtest_quit(to);
+}
+
 /* ---- rule rows ---- */
 
 /* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
@@ -726,6 +767,8 @@ void migration_test_add_ondemand(void)
                        MIG_FULL);
     migration_test_add("/migration/ondemand/multifd/file/mapped-ram/dio/faults",
                        test_dio_faults, MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/fail-in-block-list",
+                       test_fail_in_block_list, MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots", test_stale_slots,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots/reused",
