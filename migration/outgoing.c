@@ -54,6 +54,24 @@ static void set_status(MigrationState *s, MigrationStatus st)
     migration_status_event(s->mig, s->cfg, st);
 }
 
+/*
+ * The thread's forward steps (active, device): never over a cancelling
+ * that a cancel wrote since the thread last looked at the flag, which
+ * would leave the cancel unseen in query-migrate.
+ */
+static void advance_status(MigrationState *s, MigrationStatus st)
+{
+    qemu_mutex_lock(&s->lock);
+    bool changed = s->status != MIGRATION_STATUS_CANCELLING;
+    if (changed) {
+        s->status = st;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (changed) {
+        migration_status_event(s->mig, s->cfg, st);
+    }
+}
+
 MigrationStatus migration_state_status(MigrationState *s)
 {
     qemu_mutex_lock(&s->lock);
@@ -243,7 +261,7 @@ static bool completion(OutgoingRun *run, GError **errp)
     global_state_store(m->global_state);
     run->vm_stopped_by_us = m->host->runstate_get(m->host_opaque) == RUN_STATE_RUNNING;
     m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
-    set_status(s, MIGRATION_STATUS_DEVICE);
+    advance_status(s, MIGRATION_STATUS_DEVICE);
     if (fault_hit("device-state-stall")) {
         g_usleep(G_USEC_PER_SEC);
     }
@@ -399,9 +417,13 @@ static bool run_save(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;
     StreamConfig sc;
-    gint64 setup_start = migration_now_ms();
 
-    if (!connect_main(run, errp) || !multifd_connect(run, errp)) {
+    if (!connect_main(run, errp)) {
+        return false;
+    }
+    /* setup-time starts once connected, as QEMU's does (the multifd connects are in it) */
+    gint64 setup_start = migration_now_ms();
+    if (!multifd_connect(run, errp)) {
         return false;
     }
     configure_ram(run->m, s, run);
@@ -416,7 +438,7 @@ static bool run_save(OutgoingRun *run, GError **errp)
     s->setup_ms = migration_now_ms() - setup_start;
     qemu_mutex_unlock(&s->lock);
     if (ok && !cancel_requested(s)) {
-        set_status(s, MIGRATION_STATUS_ACTIVE);
+        advance_status(s, MIGRATION_STATUS_ACTIVE);
         ok = iterate_until_converged(run, errp);
     }
     if (ok && !cancel_requested(s)) {
@@ -631,13 +653,24 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
 
 void migration_outgoing_cancel(MigrationState *s)
 {
-    MigrationStatus st = migration_state_status(s);
-    if (st != MIGRATION_STATUS_SETUP && st != MIGRATION_STATUS_ACTIVE &&
-        st != MIGRATION_STATUS_DEVICE) {
+    /*
+     * Looked at and changed in one step: a thread that ended in between
+     * (failed, completed) must not have its final status overwritten with
+     * a cancelling that nothing would ever end.
+     */
+    qemu_mutex_lock(&s->lock);
+    MigrationStatus st = s->status;
+    bool running = st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
+                   st == MIGRATION_STATUS_DEVICE;
+    if (running) {
+        __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+        s->status = MIGRATION_STATUS_CANCELLING;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (!running) {
         return;
     }
-    __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
-    set_status(s, MIGRATION_STATUS_CANCELLING);
+    migration_status_event(s->mig, s->cfg, MIGRATION_STATUS_CANCELLING);
     /* unblock a writer stuck on a full pipe or socket */
     if (s->addr.kind != TRANSPORT_FILE) {
         qemu_mutex_lock(&s->ioc_lock);
