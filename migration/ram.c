@@ -491,6 +491,7 @@ struct RamLoadState {
     GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
     PageStats stats;              /* page channels' counters (not reported) */
+    bool started;                 /* its START section was loaded */
 };
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
@@ -812,6 +813,18 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
 {
     RamState *ram = opaque;
     RamLoadState *rl = ram->load;
+    if (si->type == QEMU_VM_SECTION_START) {
+        /*
+         * One block list per stream: a second would register the blocks
+         * and start an on-demand load's fault thread again, over the
+         * first (a source never sends one; a crafted file may).
+         */
+        if (rl->started) {
+            error_setg(errp, "RAM START section seen twice");
+            return false;
+        }
+        rl->started = true;
+    }
     if (!ram_decode_section(&rl->dec, f, si->type, &vm_sink, ram, errp)) {
         if (rl->pc) {
             page_channels_abort(rl->pc);

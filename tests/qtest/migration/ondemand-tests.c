@@ -542,6 +542,58 @@ static void test_fail_in_block_list(void)
     qtest_quit(to);
 }
 
+/*
+ * A crafted file with a second "ram" START section (one holding only EOS,
+ * after the real one's END): each START registered the
+ * blocks and started a fault thread over the same load, two threads
+ * sharing one buffer.  The second START is refused, naming it.
+ */
+static void test_second_ram_start(void)
+{
+    static const char *const caps[] = { "mapped-ram", NULL };
+    static const uint8_t start[] = {
+        0x01, 0, 0, 0, 9, 3, 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0, 4,   /* START id 9 ram v4 */
+        0, 0, 0, 0, 0, 0, 0, 0x10,                                    /* EOS */
+        0x7e, 0, 0, 0, 9,                                             /* footer */
+    };
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, caps, false);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    OnDemand od = { .paused = true };
+    gsize len;
+    g_autofree gchar *file = NULL;
+
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+    const MRBlock *last = &g_array_index(blocks, MRBlock, blocks->len - 1);
+    static const char end[] = "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10"
+                              "\x7e\x00\x00\x00\x00";
+
+    g_assert_true(g_file_get_contents(path, &file, &len, NULL));
+    /*
+     * After the ram section's END, which follows the last page region:
+     * no offset the file records moves.
+     */
+    size_t from = last->pages_offset + last->used_length;
+    g_assert_cmpuint(from, <, len);
+    const char *at = memmem(file + from, len - from, end, sizeof(end) - 1);
+    g_assert_nonnull(at);
+    size_t off = at - file + sizeof(end) - 1;
+    g_autoptr(GByteArray) crafted = g_byte_array_new();
+    g_byte_array_append(crafted, (const guint8 *)file, off);
+    g_byte_array_append(crafted, start, sizeof(start));
+    g_byte_array_append(crafted, (const guint8 *)file + off, len - off);
+    g_assert_true(g_file_set_contents(path, (const gchar *)crafted->data, crafted->len, NULL));
+
+    QTestState *to = start_dest(&od, NULL);
+    migrate_set_parameter_bool(to, "x-checksums", false);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_autofree char *want = g_strdup_printf(
+        "START section 'ram' (id 9) at offset %zu: RAM START section seen twice", off);
+    g_assert_cmpstr(desc, ==, want);
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+}
+
 /* ---- rule rows ---- */
 
 /* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
@@ -769,6 +821,8 @@ void migration_test_add_ondemand(void)
                        test_dio_faults, MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/fail-in-block-list",
                        test_fail_in_block_list, MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/second-ram-start",
+                       test_second_ram_start, MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots", test_stale_slots,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots/reused",
