@@ -543,16 +543,27 @@ static bool wait_shut(ServeCtx *c, GError **errp)
     return true;
 }
 
-/* A write failed: the return path usually knows why (the destination went away). */
+/*
+ * Sending failed: when the destination went away, the return path usually
+ * knows why, so wait a moment for it.  Not for good: a failure of our own
+ * (a read error or a checksum mismatch in the file) leaves a destination
+ * that waits for pages and says nothing; the caller then shuts the
+ * connection down, which it sees (postcopy-paused).
+ */
+#define RP_ERROR_WAIT_US (2 * G_USEC_PER_SEC)
+
 static void prefer_rp_error(ServeCtx *c, GError **errp)
 {
+    gint64 end_us = g_get_monotonic_time() + RP_ERROR_WAIT_US;
+
     qemu_mutex_lock(&c->lock);
-    while (!c->rp_done) {
-        qemu_cond_wait(&c->cond, &c->lock);
+    while (!c->rp_done && qemu_cond_wait_until(&c->cond, &c->lock, end_us)) {
     }
+    /* the return path's thread may still run: its error only once it ended */
+    g_autofree char *rp_msg = c->rp_done && c->rp_err ? g_strdup(c->rp_err->message) : NULL;
     qemu_mutex_unlock(&c->lock);
-    if (c->rp_err && errp && *errp) {
-        g_prefix_error(errp, "%s (", c->rp_err->message);
+    if (rp_msg && errp && *errp) {
+        g_prefix_error(errp, "%s (", rp_msg);
         g_autofree char *m = g_strdup_printf("%s)", (*errp)->message);
         g_free((*errp)->message);
         (*errp)->message = g_steal_pointer(&m);

@@ -17,7 +17,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -115,6 +117,19 @@ static void flip_page(const char *path, uint8_t *file, const MRBlock *b, uint64_
     patch_file(path, slot + 100, file + slot + 100, 1);
 }
 
+/* A destination that reads whatever comes and never answers, until EOF. */
+static gpointer silent_sink(gpointer lfd_p)
+{
+    int fd = accept(GPOINTER_TO_INT(lfd_p), NULL, NULL);
+    char buf[65536];
+
+    g_assert_cmpint(fd, >=, 0);
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
 /* One bit of the ab guest's first page at 1 MiB: run 4 of mig.mem. */
 static void test_flipped_bit(void)
 {
@@ -161,6 +176,30 @@ static void test_flipped_bit(void)
     g_clear_pointer(&err, g_free);
     g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", "--no-checksums", path, NULL),
                     ==, 0);
+
+    /*
+     * mapram serve to a postcopy destination, which waits for pages and
+     * says nothing: serve fails naming the run and closes the connection
+     * (serve waited for good for the destination to speak first).
+     */
+    {
+        g_autofree char *sock = mig_path("serve.sock");
+        g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
+        g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+        g_assert_cmpint(listen(lfd, 1), ==, 0);
+        GThread *t = g_thread_new("sink", silent_sink, GINT_TO_POINTER(lfd));
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpint(mig_run_tool(&out, &err, "serve", "--quiet", path, uri, NULL), ==, 1);
+        g_autofree char *serr = g_strdup_printf("mapram serve: %s\n", mismatch);
+        g_assert_cmpstr(err, ==, serr);
+        g_thread_join(t);
+        close(lfd);
+    }
 }
 
 /*
