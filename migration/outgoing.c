@@ -147,23 +147,30 @@ static void rate_limit_wait(OutgoingRun *run)
      * channels write.
      */
     gint64 pause = 50;
-    while (now < end && window_used_up(run) && !cancel_requested(run->s)) {
-        g_usleep(MIN(end - now, pause));
-        pause = MIN(pause * 2, 1000);
-        now = g_get_monotonic_time();
-    }
-    if (now >= end) {
-        uint64_t bw = migrate_max_bandwidth(run->m->opts);
-        uint64_t spent = spent_bytes(run);
-        run->window_start_us = now;
+
+    while (window_used_up(run) && !cancel_requested(run->s)) {
+        if (now < end) {
+            g_usleep(MIN(end - now, pause));
+            pause = MIN(pause * 2, 1000);
+            now = g_get_monotonic_time();
+            continue;
+        }
         /*
          * What went over this window's budget (ram.c asks once per batch
-         * handed on, up to 1 MiB) is the next window's to pay; budget left
-         * unused is not carried.
+         * handed on, up to 1 MiB) is the next windows' to pay: wait on
+         * until it is paid, even where it is more than one window's
+         * budget (a limit under 10 MiB/s).  Budget left unused is not
+         * carried.
          */
-        run->window_start_bytes = bw ? MIN(spent, run->window_start_bytes +
-                                                  bw * BUFFER_DELAY_MS / 1000)
-                                     : spent;
+        uint64_t bw = migrate_max_bandwidth(run->m->opts);
+        run->window_start_us = now;
+        run->window_start_bytes = MIN(spent_bytes(run),
+                                      run->window_start_bytes + bw * BUFFER_DELAY_MS / 1000);
+        end = now + BUFFER_DELAY_MS * 1000;
+    }
+    if (now >= end) {
+        run->window_start_us = now;
+        run->window_start_bytes = spent_bytes(run);
     }
 }
 

@@ -299,7 +299,7 @@ static void test_fault_save_device_state(void)
     fake_test_rmtree(dir);
 }
 
-/* A save held back by max-bandwidth (1 byte/s: one 256 KiB step per window). */
+/* A save held back by max-bandwidth (1 byte/s: it never gets past its first step). */
 static void start_slow_save(Vm *vm, const char *uri, const char *const *caps)
 {
     g_autoptr(GError) err = NULL;
