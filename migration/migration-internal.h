@@ -125,6 +125,13 @@ struct MigrationState {
      * or for a socket by the thread under ioc_lock once connected (NULL before) */
     IOChannel *ioc;
     MultiFDSend *multifd;         /* ioc_lock: multifd over sockets, while the thread has it */
+    /*
+     * Each status change and its MIGRATION event, as one step: taken
+     * around both (outside lock), so that events go out in the order the
+     * status changed, as QEMU's big lock orders them.  Recursive: a
+     * host's event callback may cancel.
+     */
+    GRecMutex event_lock;
     /* Protected by lock: what query-migrate reports besides the counters */
     QemuMutex lock;
     MigrationStatus status;

@@ -106,7 +106,13 @@ typedef struct MigrationHostOps {
 
     /* Optional. End the process with this status (a failed load with exit-on-error). */
     void (*request_exit)(void *opaque, int status);
-    /* Optional. A QMP event (MIGRATION, MIGRATION_PASS); takes ownership of data. */
+    /*
+     * Optional. A QMP event (MIGRATION, MIGRATION_PASS); takes ownership
+     * of data.  Called on the main thread or a migration's thread; an
+     * outgoing migration's MIGRATION events come one at a time, in the
+     * order its status changed: the next waits for this call to return.
+     * The call may cancel the migration, but must not wait for it to end.
+     */
     void (*event)(void *opaque, const char *name, JsonObject *data);
     /*
      * Optional. The fd named name for the fd: transport, as a new fd the

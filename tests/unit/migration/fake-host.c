@@ -112,16 +112,22 @@ static void op_request_exit(void *opaque, int status)
 
 static void op_event(void *opaque, const char *name, JsonObject *data)
 {
+    FakeHost *h = opaque;
+    char *line;
+
     if (!strcmp(name, "MIGRATION")) {
-        record(opaque, g_strdup_printf("MIGRATION %s",
-                                       json_object_get_string_member(data, "status")));
+        line = g_strdup_printf("MIGRATION %s", json_object_get_string_member(data, "status"));
     } else if (!strcmp(name, "MIGRATION_PASS")) {
-        record(opaque, g_strdup_printf("MIGRATION_PASS %" G_GINT64_FORMAT,
-                                       json_object_get_int_member(data, "pass")));
+        line = g_strdup_printf("MIGRATION_PASS %" G_GINT64_FORMAT,
+                               json_object_get_int_member(data, "pass"));
     } else {
-        record(opaque, g_strdup(name));
+        line = g_strdup(name);
     }
     json_object_unref(data);
+    if (h->slow_event && !strcmp(line, h->slow_event)) {
+        g_usleep(h->slow_event_ms * 1000);
+    }
+    record(h, line);
 }
 
 static void op_error_report(void *opaque, const char *msg)

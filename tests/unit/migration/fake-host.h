@@ -59,6 +59,13 @@ typedef struct FakeHost {
      */
     void (*on_sync)(struct FakeHost *h, size_t index, void *opaque);
     void *on_sync_opaque;
+    /*
+     * The event recorded as slow_event (e.g. "MIGRATION cancelling") is
+     * recorded slow_event_ms late: the thread that sends it is preempted
+     * between its status change and its event.
+     */
+    const char *slow_event;
+    unsigned slow_event_ms;
     /* Protected by lock */
     QemuMutex lock;
     QemuCond cond;                  /* a main call was queued */

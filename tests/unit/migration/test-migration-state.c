@@ -356,6 +356,33 @@ static void test_cancel_mapped_ram(void)
     cancel_case(caps);
 }
 
+/*
+ * The MIGRATION events follow the status changes in order: a cancel whose
+ * event is late (its thread preempted after setting cancelling) still
+ * comes before the migration thread's cancelled (it came after).
+ */
+static void test_cancel_event_order(void)
+{
+    static const char *const caps[] = { NULL };
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    src.h->slow_event = "MIGRATION cancelling";
+    src.h->slow_event_ms = 300;
+    start_slow_save(&src, uri, caps);
+    migration_cancel(src.m);
+    fake_host_wait_end(src.h, src.m, &info);
+    g_assert_cmpstr(info.status, ==, "cancelled");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, MIGRATION cancelling, "
+                  "MIGRATION cancelled");
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
 /* While a save runs, a second one and option changes are refused. */
 static void test_refused_in_progress(void)
 {
@@ -647,6 +674,7 @@ int main(int argc, char **argv)
                     test_fault_save_device_state);
     g_test_add_func("/migration/state/save/cancel/stream", test_cancel_stream);
     g_test_add_func("/migration/state/save/cancel/mapped-ram", test_cancel_mapped_ram);
+    g_test_add_func("/migration/state/save/cancel/event-order", test_cancel_event_order);
     g_test_add_func("/migration/state/save/refused/in-progress", test_refused_in_progress);
     g_test_add_func("/migration/state/save/free-while-active", test_free_while_active);
     g_test_add_func("/migration/state/load/resumes", test_load_resumes);
