@@ -17,6 +17,7 @@
 #include "channel-fd.h"
 #include "io/channel.h"
 #include "util/error.h"
+#include "util/fault.h"
 
 /* SCM_RIGHTS fds accepted per message, as QEMU's SOCKET_MAX_FDS. */
 #define IO_SOCKET_MAX_FDS 16
@@ -240,6 +241,108 @@ static struct addrinfo *resolve(const char *host, const char *port, bool passive
     return res;
 }
 
+/*
+ * A name lookup that a stop abandons.  getaddrinfo() cannot be
+ * interrupted and a resolver that does not answer holds it for its
+ * timeouts (seconds, times the servers and attempts of resolv.conf), so
+ * it runs on a thread of its own; the caller waits in CONNECT_POLL_MS
+ * slices and, once *stop is set, leaves the thread to finish and free
+ * what it found.  The last of the two references frees the lookup.
+ */
+typedef struct Lookup {
+    gint refs;                  /* atomic: the caller's and the thread's */
+    char *host, *port;          /* immutable */
+    GMutex lock;
+    GCond cond;
+    bool done;                  /* lock: rc and res are set */
+    int rc;                     /* lock */
+    struct addrinfo *res;       /* lock; freed with the lookup unless taken */
+} Lookup;
+
+static void lookup_unref(Lookup *l)
+{
+    if (!g_atomic_int_dec_and_test(&l->refs)) {
+        return;
+    }
+    if (l->res) {
+        freeaddrinfo(l->res);
+    }
+    g_free(l->host);
+    g_free(l->port);
+    g_mutex_clear(&l->lock);
+    g_cond_clear(&l->cond);
+    g_free(l);
+}
+
+static gpointer lookup_thread(gpointer opaque)
+{
+    Lookup *l = opaque;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+
+    if (fault_hit("socket-resolve-stall")) {
+        g_usleep(60 * G_USEC_PER_SEC);
+    }
+    int rc = getaddrinfo(l->host, l->port, &hints, &res);
+    g_mutex_lock(&l->lock);
+    l->rc = rc;
+    l->res = res;
+    l->done = true;
+    g_cond_signal(&l->cond);
+    g_mutex_unlock(&l->lock);
+    lookup_unref(l);
+    return NULL;
+}
+
+/* resolve() for a connect, abandoned with ECANCELED once *stop is set. */
+static struct addrinfo *resolve_stoppable(const char *host, const char *port, const int *stop,
+                                          GError **errp)
+{
+    Lookup *l = g_new0(Lookup, 1);
+    struct addrinfo *res = NULL;
+    bool stopped = false;
+    int rc = 0;
+
+    if (!stop) {
+        g_free(l);
+        return resolve(host, port, false, errp);
+    }
+    l->refs = 2;
+    l->host = host && *host ? g_strdup(host) : NULL;
+    l->port = g_strdup(port);
+    g_mutex_init(&l->lock);
+    g_cond_init(&l->cond);
+    GThread *t = g_thread_try_new("resolve", lookup_thread, l, NULL);
+    if (!t) {
+        l->refs = 1;
+        lookup_unref(l);
+        return resolve(host, port, false, errp);
+    }
+    g_thread_unref(t);
+    g_mutex_lock(&l->lock);
+    while (!l->done && !(stopped = stop_set(stop))) {
+        g_cond_wait_until(&l->cond, &l->lock, g_get_monotonic_time() + CONNECT_POLL_MS * 1000);
+    }
+    if (l->done) {
+        stopped = false;
+        rc = l->rc;
+        res = l->res;
+        l->res = NULL;
+    }
+    g_mutex_unlock(&l->lock);
+    lookup_unref(l);
+    if (stopped) {
+        error_setg_errno(errp, ECANCELED, "Failed to connect to '%s:%s'", host ? host : "", port);
+        return NULL;
+    }
+    if (rc != 0) {
+        error_setg(errp, "address resolution failed for %s:%s: %s",
+                   host ? host : "", port, gai_strerror(rc));
+        return NULL;
+    }
+    return res;
+}
+
 IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GError **errp)
 {
     return io_channel_socket_connect_tcp_stoppable(host, port, NULL, errp);
@@ -248,7 +351,7 @@ IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GEr
 IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char *port,
                                                    const int *stop, GError **errp)
 {
-    struct addrinfo *res = resolve(host, port, false, errp);
+    struct addrinfo *res = resolve_stoppable(host, port, stop, errp);
     int saved_errno = ECONNREFUSED;
     int fd = -1;
 

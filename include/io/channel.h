@@ -154,7 +154,9 @@ IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GEr
 /*
  * The same, abandoned with ECANCELED ("Operation canceled") once the
  * atomic flag *stop is set (looked at every 20 ms while the connect waits
- * on its peer); stop NULL: wait as long as the kernel does.
+ * on its peer, or tcp's name lookup on its resolver: that lookup runs on
+ * a thread of its own, left to finish alone); stop NULL: wait as long as
+ * the kernel and the resolver do.
  */
 IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int *stop,
                                                     GError **errp);

@@ -13,6 +13,8 @@
  *                        device state (finish-migrate held open)
  *   multifd-method-new   a multifd channel's compression state cannot be made
  *                        (as when zlib or zstd runs out of memory)
+ *   socket-resolve-stall a stoppable tcp connect's name lookup takes 60 s (a
+ *                        resolver that does not answer)
  * Without the build option fault_injection every check is false.
  */
 #ifndef UTIL_FAULT_H

@@ -238,6 +238,49 @@ static void silent_peer(bool is_unix)
     qtest_quit(from);
 }
 
+/*
+ * A tcp: destination whose name lookup does not end (a resolver that does
+ * not answer, here a fault point that holds it 60 s): the status is
+ * setup, migrate_cancel ends it at once, the source runs on and migrates
+ * again, and quit does not wait for the lookup (it used to wait it out:
+ * getaddrinfo ran on the migration thread, which quit joins).
+ */
+static void test_connect_slow_resolver(void)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    const char *env[] = { "MAPRAM_FAULT=socket-resolve-stall", NULL };
+    MigrateCommon args = { .start.only_source = true, .start.env_source = env };
+    QTestState *from, *to;
+    g_autofree char *file = mig_file_uri(MIG_FILE_NAME, NULL);
+
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, "tcp:localhost:1", NULL);
+    g_usleep(300 * 1000);
+    g_assert_cmpstr(migrate_query_status(from), ==, "setup");
+    gint64 t0 = g_get_monotonic_time();
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
+    {
+        g_autoptr(JsonObject) info = migrate_query(from);
+
+        g_assert_false(json_object_has_member(info, "error-desc"));
+    }
+    assert_source_intact(from);
+    migrate_ensure_converge(from);
+    migrate_qmp(from, file, NULL);
+    wait_for_migration_complete(from);
+
+    /* and one more, whose lookup is still held when the VM quits */
+    qtest_qmp_assert_success(from, "{'execute': 'cont'}");
+    migrate_qmp(from, "tcp:localhost:1", NULL);
+    g_usleep(100 * 1000);
+    t0 = g_get_monotonic_time();
+    qtest_quit(from);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 5 * G_USEC_PER_SEC);
+}
+
 static void test_connect_silent_tcp(void)
 {
     silent_peer(false);
@@ -433,6 +476,7 @@ void migration_test_add_misc(void)
     migration_test_add("/migration/connect/refused", test_connect_refused, MIG_SMOKE);
     migration_test_add("/migration/connect/silent/tcp", test_connect_silent_tcp, MIG_SMOKE);
     migration_test_add("/migration/connect/silent/unix", test_connect_silent_unix, MIG_FULL);
+    migration_test_add("/migration/connect/slow-resolver", test_connect_slow_resolver, MIG_FULL);
     migration_test_add("/migration/query/figures-move", test_query_figures_move, MIG_FULL);
     migration_test_add("/migration/load/ram-layout-mismatch",
                        test_layout_mismatch_exit, MIG_SMOKE);
