@@ -239,3 +239,63 @@ char *json_splitter_next(JsonSplitter *js)
 {
     return g_queue_pop_head(&js->done);
 }
+
+/* --- a text json-glib 1.6 must not see --- */
+
+static bool hex4(const char *p, unsigned lo, unsigned hi)
+{
+    unsigned v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        if (!g_ascii_isxdigit(p[i])) {
+            return false;
+        }
+        v = v * 16 + g_ascii_xdigit_value(p[i]);
+    }
+    return v >= lo && v <= hi;
+}
+
+bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *col)
+{
+    const char *line_start = text;
+    unsigned ln = 1;
+    char quote = 0;             /* the string's quote; single-quoted ones have no escapes */
+
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            ln++;
+            line_start = p + 1;
+            continue;
+        }
+        if (!quote) {
+            if (*p == '"' || *p == '\'') {
+                quote = *p;
+            }
+            continue;
+        }
+        if (*p == quote) {
+            quote = 0;
+            continue;
+        }
+        if (quote != '"' || *p != '\\') {
+            continue;
+        }
+        /*
+         * json-glib takes "\\ud8" to "\\udb" and what follows, hex or
+         * not, as a high surrogate: anything but a well-formed pair is
+         * refused.
+         */
+        if (p[1] == 'u' && (p[2] == 'd' || p[2] == 'D') && strchr("89abAB", p[3]) && p[3]) {
+            if (!hex4(p + 2, 0xD800, 0xDBFF) || p[6] != '\\' || p[7] != 'u' ||
+                !hex4(p + 8, 0xDC00, 0xDFFF)) {
+                *line = ln;
+                *col = (unsigned)(p - line_start) + 1;
+                return true;
+            }
+            p += 11;            /* on the pair's last digit */
+        } else if (p[1] && p[1] != '\n') {
+            p++;                /* the escaped character */
+        }
+    }
+    return false;
+}

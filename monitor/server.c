@@ -189,8 +189,14 @@ static void handle_text(Monitor *mon, const char *text)
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) rsp = NULL;
     JsonNode *root;
+    unsigned line, col;
 
-    if (!json_parser_load_from_data(parser, text, -1, &err) ||
+    if (json_text_bad_surrogate_pair(text, &line, &col)) {
+        /* in json-glib's words, where the escape starts (reported first, before any other) */
+        g_set_error(&err, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
+                    "<data>:%u:%u: Parse error: scanner: malformed surrogate pair", line, col);
+    }
+    if (err || !json_parser_load_from_data(parser, text, -1, &err) ||
         !(root = json_parser_get_root(parser))) {
         g_autoptr(GError) perr = NULL;
 

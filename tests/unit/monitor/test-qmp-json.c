@@ -102,6 +102,50 @@ static void test_splitter_incomplete(void)
     json_splitter_destroy(&js);
 }
 
+/*
+ * Texts json-glib 1.6 leaks on ("malformed surrogate pair"), and lone
+ * high surrogates, found with the line and column where the escape
+ * starts; well-formed pairs and other texts are left to json-glib.
+ */
+static void test_bad_surrogate_pair(void)
+{
+    static const struct {
+        const char *text;
+        unsigned line, col;     /* 0: not such a text */
+    } cases[] = {
+        { "[\"\\ud800\\u0041\"]", 1, 3 },
+        { "{\"a\": \"x\\ud800\\ud800\"}", 1, 9 },
+        { "[\"\\uD800\\uDBFF\"]", 1, 3 },
+        { "[\"\\ud800\\u\"]", 1, 3 },
+        { "[\"\\ud800\\u00zz\"]", 1, 3 },
+        { "[\"\\ud800\\udc0\"]", 1, 3 },
+        { "[1,\n \"\\ud800\\u0041\"]", 2, 3 },
+        { "[\"\xc3\xa9\\udbff\\u0041\"]", 1, 5 },
+        { "{\"ex\\ud80x\\ud800ecute\": 1}", 1, 5 },
+        { "[\"\\ud800x\"]", 1, 3 },
+        { "[\"\\ud8\"]", 1, 3 },
+        { "[\"\\ud83d\\ude00\", \"\\uDB\"]", 1, 19 },
+        { "[\"\\ud800\\udc00\"]", 0, 0 },
+        { "[\"\\udc00\\u0041\\ud7ff\\ue000\"]", 0, 0 },
+        { "[\"\\\\ud800\\u0041\"]", 0, 0 },
+        { "['\\ud800\\u0041']", 0, 0 },
+        { "[\"\\u0x\\u0041\"]", 0, 0 },
+        { "{\"execute\": \"query-version\"}", 0, 0 },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        unsigned line = 0, col = 0;
+        bool bad = json_text_bad_surrogate_pair(cases[i].text, &line, &col);
+
+        g_test_message("%s", cases[i].text);
+        g_assert_cmpint(bad, ==, cases[i].line != 0);
+        if (bad) {
+            g_assert_cmpuint(line, ==, cases[i].line);
+            g_assert_cmpuint(col, ==, cases[i].col);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -110,5 +154,6 @@ int main(int argc, char **argv)
     g_test_add_func("/monitor/json/writer/numbers", test_writer_numbers);
     g_test_add_func("/monitor/json/splitter/chunks", test_splitter_chunks);
     g_test_add_func("/monitor/json/splitter/incomplete", test_splitter_incomplete);
+    g_test_add_func("/monitor/json/bad-surrogate-pair", test_bad_surrogate_pair);
     return g_test_run();
 }
