@@ -26,9 +26,10 @@ typedef struct OutgoingRun {
     QEMUFile *f;
     off_t start;                  /* channel offset of the stream's first byte */
     JsonBuilder *vmdesc;
-    /* rate limit: the window's start, and spent_bytes() then */
+    /* rate limit: the window's start, spent_bytes() then, and max-bandwidth then */
     gint64 window_start_us;
     uint64_t window_start_bytes;
+    uint64_t window_bw;
     /* bandwidth estimate */
     gint64 iter_start_us;
     uint64_t iter_last_bytes;
@@ -123,11 +124,33 @@ static uint64_t spent_bytes(OutgoingRun *run)
     return transferred_bytes(run) + queued;
 }
 
+static void window_open(OutgoingRun *run, gint64 now)
+{
+    run->window_start_us = now;
+    run->window_start_bytes = spent_bytes(run);
+    run->window_bw = migrate_max_bandwidth(run->m->opts);
+}
+
+/*
+ * A window's budget in bytes, 0 for no limit: max-bandwidth / 10, as
+ * QEMU's (so under 10 B/s there is none, as there).  A max-bandwidth
+ * changed since the window opened opens a new one: the new limit
+ * applies from now on, and what was spent under the old one is not paid
+ * again at the new rate.
+ */
+static uint64_t window_budget(OutgoingRun *run)
+{
+    if (migrate_max_bandwidth(run->m->opts) != run->window_bw) {
+        window_open(run, g_get_monotonic_time());
+    }
+    return run->window_bw / (1000 / BUFFER_DELAY_MS);
+}
+
 static bool window_used_up(OutgoingRun *run)
 {
-    uint64_t bw = migrate_max_bandwidth(run->m->opts);
+    uint64_t budget = window_budget(run);
 
-    return bw && spent_bytes(run) >= run->window_start_bytes + bw * BUFFER_DELAY_MS / 1000;
+    return budget && spent_bytes(run) >= run->window_start_bytes + budget;
 }
 
 /* Asked by ram.c every 256 KiB of pages it hands on (page channels: each batch, up to 1 MiB). */
@@ -160,21 +183,25 @@ static void rate_limit_wait(OutgoingRun *run)
             continue;
         }
         /*
-         * What went over this window's budget (ram.c asks once per batch
-         * handed on, up to 1 MiB) is the next windows' to pay: wait on
-         * until it is paid, even where it is more than one window's
-         * budget (a limit under 10 MiB/s).  Budget left unused is not
-         * carried.
+         * What went over the budget (ram.c asks once per batch handed
+         * on, up to 1 MiB) is the next windows' to pay: wait on until it
+         * is paid, even where it is more than one window's budget (a
+         * limit under 10 MiB/s).  One budget per window, however long
+         * the window was: budget left unused is not carried (a window
+         * that began before a long setup would otherwise pay a burst).
          */
-        uint64_t bw = migrate_max_bandwidth(run->m->opts);
+        uint64_t budget = window_budget(run);
+        uint64_t spent = spent_bytes(run);
+
+        if (!budget) {
+            break;
+        }
+        run->window_start_bytes = MIN(spent, run->window_start_bytes + budget);
         run->window_start_us = now;
-        run->window_start_bytes = MIN(spent_bytes(run),
-                                      run->window_start_bytes + bw * BUFFER_DELAY_MS / 1000);
         end = now + BUFFER_DELAY_MS * 1000;
     }
     if (now >= end) {
-        run->window_start_us = now;
-        run->window_start_bytes = spent_bytes(run);
+        window_open(run, now);
     }
 }
 
@@ -438,8 +465,8 @@ static bool run_save(OutgoingRun *run, GError **errp)
         return false;
     }
     configure_ram(run->m, s, run);
-    run->window_start_us = run->iter_start_us = g_get_monotonic_time();
-    run->window_start_bytes = spent_bytes(run);
+    run->iter_start_us = g_get_monotonic_time();
+    window_open(run, run->iter_start_us);
     build_config(run->m, s->cfg, &sc);
     qemu_savevm_state_header(run->f, &sc, run->vmdesc);
     stream_config_clear(&sc);

@@ -38,6 +38,17 @@ static const char *last_status_event(FakeHost *h)
     return NULL;
 }
 
+/* Whether event was recorded (NULL: never); under lock. */
+static bool has_event(FakeHost *h, const char *event)
+{
+    for (guint i = 0; event && i < h->events->len; i++) {
+        if (!strcmp(g_ptr_array_index(h->events, i), event)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- the ops ---- */
 
 static RunState op_runstate_get(void *opaque)
@@ -125,7 +136,12 @@ static void op_event(void *opaque, const char *name, JsonObject *data)
     }
     json_object_unref(data);
     if (h->slow_event && !strcmp(line, h->slow_event)) {
-        g_usleep(h->slow_event_ms * 1000);
+        gint64 deadline = g_get_monotonic_time() + h->slow_event_ms * G_TIME_SPAN_MILLISECOND;
+        qemu_mutex_lock(&h->lock);
+        while (!has_event(h, h->slow_event_until) &&
+               qemu_cond_wait_until(&h->cond, &h->lock, deadline)) {
+        }
+        qemu_mutex_unlock(&h->lock);
     }
     record(h, line);
 }

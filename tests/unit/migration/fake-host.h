@@ -60,11 +60,14 @@ typedef struct FakeHost {
     void (*on_sync)(struct FakeHost *h, size_t index, void *opaque);
     void *on_sync_opaque;
     /*
-     * The event recorded as slow_event (e.g. "MIGRATION cancelling") is
-     * recorded slow_event_ms late: the thread that sends it is preempted
-     * between its status change and its event.
+     * The event slow_event (e.g. "MIGRATION cancelling") is recorded
+     * late, as if the thread that sends it were preempted between its
+     * status change and its event: once slow_event_until (e.g.
+     * "MIGRATION cancelled") has been recorded by another thread, or
+     * after slow_event_ms.
      */
     const char *slow_event;
+    const char *slow_event_until;
     unsigned slow_event_ms;
     /* Protected by lock */
     QemuMutex lock;

@@ -299,12 +299,16 @@ static void test_fault_save_device_state(void)
     fake_test_rmtree(dir);
 }
 
-/* A save held back by max-bandwidth (1 byte/s: it never gets past its first step). */
+/*
+ * A save held back by max-bandwidth (10 B/s, a budget of 1 byte per
+ * window: it never gets past its first step; under 10 B/s there is no
+ * limit, as in QEMU).
+ */
 static void start_slow_save(Vm *vm, const char *uri, const char *const *caps)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonObject) p = json_object_new();
-    json_object_set_int_member(p, "max-bandwidth", 1);
+    json_object_set_int_member(p, "max-bandwidth", 10);
     g_assert_true(migration_set_parameters(vm->m, p, &err));
     set_caps(vm->m, caps);
     g_assert_true(migration_start(vm->m, uri, &err));
@@ -358,8 +362,9 @@ static void test_cancel_mapped_ram(void)
 
 /*
  * The MIGRATION events follow the status changes in order: a cancel whose
- * event is late (its thread preempted after setting cancelling) still
- * comes before the migration thread's cancelled (it came after).
+ * event is late (its thread preempted after setting cancelling, until the
+ * migration thread has sent cancelled, or 1 s) still comes before the
+ * migration thread's cancelled (it came after).
  */
 static void test_cancel_event_order(void)
 {
@@ -371,7 +376,8 @@ static void test_cancel_event_order(void)
 
     vm_init(&src, RUN_STATE_RUNNING, 1);
     src.h->slow_event = "MIGRATION cancelling";
-    src.h->slow_event_ms = 300;
+    src.h->slow_event_until = "MIGRATION cancelled";    /* old code: at once; now: never */
+    src.h->slow_event_ms = 1000;
     start_slow_save(&src, uri, caps);
     migration_cancel(src.m);
     fake_host_wait_end(src.h, src.m, &info);
@@ -380,6 +386,35 @@ static void test_cancel_event_order(void)
     assert_events(src.h, "MIGRATION setup, MIGRATION active, MIGRATION cancelling, "
                   "MIGRATION cancelled");
     vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
+/*
+ * A window's budget is max-bandwidth / 10, 0 meaning no limit, as in
+ * QEMU: under 10 B/s and at sizes whose product with the window used to
+ * overflow (2^62 and more: "as fast as it goes") a save completes (it
+ * stayed active for good when the budget came out 0).
+ */
+static void test_bandwidth_no_budget(void)
+{
+    static const gint64 bws[] = { 5, G_GINT64_CONSTANT(1) << 62, G_MAXINT64 };
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+
+    for (size_t i = 0; i < G_N_ELEMENTS(bws); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonObject) p = json_object_new();
+        MigrationInfo info;
+        Vm src;
+
+        vm_init(&src, RUN_STATE_PAUSED, 1);
+        json_object_set_int_member(p, "max-bandwidth", bws[i]);
+        g_assert_true(migration_set_parameters(src.m, p, &err));
+        save(&src, uri, &info);
+        g_assert_cmpstr(info.status, ==, "completed");
+        migration_info_clear(&info);
+        vm_cleanup(&src);
+    }
     fake_test_rmtree(dir);
 }
 
@@ -675,6 +710,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/state/save/cancel/stream", test_cancel_stream);
     g_test_add_func("/migration/state/save/cancel/mapped-ram", test_cancel_mapped_ram);
     g_test_add_func("/migration/state/save/cancel/event-order", test_cancel_event_order);
+    g_test_add_func("/migration/state/save/bandwidth-no-budget", test_bandwidth_no_budget);
     g_test_add_func("/migration/state/save/refused/in-progress", test_refused_in_progress);
     g_test_add_func("/migration/state/save/free-while-active", test_free_while_active);
     g_test_add_func("/migration/state/load/resumes", test_load_resumes);
