@@ -257,7 +257,11 @@ static void test_connect_slow_resolver(void)
     wait_for_serial("src_serial");
     migrate_qmp(from, "tcp:localhost:1", NULL);
     g_usleep(300 * 1000);
-    g_assert_cmpstr(migrate_query_status(from), ==, "setup");
+    {
+        g_autofree char *st = migrate_query_status(from);
+
+        g_assert_cmpstr(st, ==, "setup");
+    }
     gint64 t0 = g_get_monotonic_time();
     qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
     wait_for_migration_status(from, "cancelled", ungoals);
