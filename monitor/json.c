@@ -261,6 +261,7 @@ bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *co
     unsigned ln = 1;
     char quote = 0;             /* the string's quote; single-quoted ones have no escapes */
 
+    /* as json-glib 1.6 cuts the text: its strings, escapes and comments */
     for (const char *p = text; *p; p++) {
         if (*p == '\n') {
             ln++;
@@ -268,7 +269,19 @@ bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *co
             continue;
         }
         if (!quote) {
-            if (*p == '"' || *p == '\'') {
+            if (p[0] == '/' && p[1] == '*') {
+                /* a comment: its quotes start nothing */
+                for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++) {
+                    if (*p == '\n') {
+                        ln++;
+                        line_start = p + 1;
+                    }
+                }
+                if (!*p) {
+                    break;
+                }
+                p++;            /* on its '/' */
+            } else if (*p == '"' || *p == '\'') {
                 quote = *p;
             }
             continue;
@@ -280,21 +293,35 @@ bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *co
         if (quote != '"' || *p != '\\') {
             continue;
         }
+        if (p[1] != 'u') {
+            if (p[1] && p[1] != '\n') {
+                p++;            /* the escaped character */
+            }
+            continue;
+        }
         /*
-         * json-glib takes "\\ud8" to "\\udb" and what follows, hex or
-         * not, as a high surrogate: anything but a well-formed pair is
-         * refused.
+         * json-glib takes the four characters after "\\u", whatever they
+         * are, and from "\\ud8" to "\\udf" wants a pair: anything but a
+         * well-formed one is refused.
          */
-        if (p[1] == 'u' && (p[2] == 'd' || p[2] == 'D') && strchr("89abAB", p[3]) && p[3]) {
-            if (!hex4(p + 2, 0xD800, 0xDBFF) || p[6] != '\\' || p[7] != 'u' ||
-                !hex4(p + 8, 0xDC00, 0xDFFF)) {
+        const char *e = p + 2;
+        if ((e[0] == 'd' || e[0] == 'D') && e[1] && strchr("89abcdefABCDEF", e[1])) {
+            if (!hex4(e, 0xD800, 0xDBFF) || e[4] != '\\' || e[5] != 'u' ||
+                !hex4(e + 6, 0xDC00, 0xDFFF)) {
                 *line = ln;
                 *col = (unsigned)(p - line_start) + 1;
                 return true;
             }
-            p += 11;            /* on the pair's last digit */
-        } else if (p[1] && p[1] != '\n') {
-            p++;                /* the escaped character */
+            p = e + 9;          /* on the pair's last digit */
+            continue;
+        }
+        p++;                    /* on the 'u' */
+        for (int i = 0; i < 4 && p[1]; i++) {
+            p++;
+            if (*p == '\n') {
+                ln++;
+                line_start = p + 1;
+            }
         }
     }
     return false;

@@ -84,14 +84,15 @@ void json_splitter_feed(JsonSplitter *js, const char *buf, size_t len);
 char *json_splitter_next(JsonSplitter *js);   /* caller frees; NULL if none */
 
 /*
- * Whether a string of text has a high-surrogate \u escape (as json-glib
- * reads one: "\ud8" to "\udb", whatever follows) that is not the first
- * half of a well-formed pair.  json-glib 1.6 (Debian 12) leaks its string
- * buffer on a high surrogate followed by a \u escape that is not a low
- * one ("malformed surrogate pair"), so such a text must not reach it; a
- * lone high surrogate, which it would let through into a string that is
- * not UTF-8, goes too.  *line and *col: where the escape starts (1-based;
- * col in bytes).
+ * Whether a string of text (cut as json-glib 1.6 cuts it: strings, the
+ * four characters after each \u, comments) has a surrogate \u escape
+ * (as json-glib reads one: "\ud8" to "\udf", whatever follows) that is
+ * not the first half of a well-formed pair.  json-glib 1.6 (Debian 12)
+ * leaks its string buffer on such an escape followed by a \u escape
+ * that does not complete a pair ("malformed surrogate pair"), so such a
+ * text must not reach it; a lone surrogate, which it would let through
+ * into a string that is not UTF-8, goes too.  *line and *col: where the
+ * escape starts (1-based; col in bytes).
  */
 bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *col);
 
