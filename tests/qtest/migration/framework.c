@@ -76,6 +76,26 @@ void migration_test_add_data(const char *path, gconstpointer data,
     }
 }
 
+static void mig_test_free(gpointer p)
+{
+    MigTest *t = p;
+
+    g_free(t->path);
+    g_free(t);
+}
+
+/*
+ * The registered tests' data, freed at exit (GTest's list mode, -l,
+ * exits without freeing its suites): leak checks with
+ * G_SLICE=always-malloc see every allocation.
+ */
+static GPtrArray *mig_tests;
+
+static void mig_tests_free(void)
+{
+    g_clear_pointer(&mig_tests, g_ptr_array_unref);
+}
+
 void migration_test_add(const char *path, void (*fn)(void), MigTier tier)
 {
     MigTest *t;
@@ -87,6 +107,11 @@ void migration_test_add(const char *path, void (*fn)(void), MigTier tier)
     t = g_new0(MigTest, 1);
     t->path = g_strdup(path);
     t->fn = fn;
+    if (!mig_tests) {
+        mig_tests = g_ptr_array_new_with_free_func(mig_test_free);
+        atexit(mig_tests_free);
+    }
+    g_ptr_array_add(mig_tests, t);
     g_test_add_data_func(path, t, run_with_tmpdir);
 }
 
