@@ -18,6 +18,7 @@
 #include "io/channel.h"
 #include "util/error.h"
 #include "util/fault.h"
+#include "util/thread.h"
 
 /* SCM_RIGHTS fds accepted per message, as QEMU's SOCKET_MAX_FDS. */
 #define IO_SOCKET_MAX_FDS 16
@@ -252,8 +253,8 @@ static struct addrinfo *resolve(const char *host, const char *port, bool passive
 typedef struct Lookup {
     gint refs;                  /* atomic: the caller's and the thread's */
     char *host, *port;          /* immutable */
-    GMutex lock;
-    GCond cond;
+    QemuMutex lock;             /* pthreads, which TSan sees (util/thread.h) */
+    QemuCond cond;
     bool done;                  /* lock: rc and res are set */
     int rc;                     /* lock */
     struct addrinfo *res;       /* lock; freed with the lookup unless taken */
@@ -269,8 +270,8 @@ static void lookup_unref(Lookup *l)
     }
     g_free(l->host);
     g_free(l->port);
-    g_mutex_clear(&l->lock);
-    g_cond_clear(&l->cond);
+    qemu_mutex_destroy(&l->lock);
+    qemu_cond_destroy(&l->cond);
     g_free(l);
 }
 
@@ -284,12 +285,12 @@ static gpointer lookup_thread(gpointer opaque)
         g_usleep(60 * G_USEC_PER_SEC);
     }
     int rc = getaddrinfo(l->host, l->port, &hints, &res);
-    g_mutex_lock(&l->lock);
+    qemu_mutex_lock(&l->lock);
     l->rc = rc;
     l->res = res;
     l->done = true;
-    g_cond_signal(&l->cond);
-    g_mutex_unlock(&l->lock);
+    qemu_cond_signal(&l->cond);
+    qemu_mutex_unlock(&l->lock);
     lookup_unref(l);
     return NULL;
 }
@@ -310,8 +311,8 @@ static struct addrinfo *resolve_stoppable(const char *host, const char *port, co
     l->refs = 2;
     l->host = host && *host ? g_strdup(host) : NULL;
     l->port = g_strdup(port);
-    g_mutex_init(&l->lock);
-    g_cond_init(&l->cond);
+    qemu_mutex_init(&l->lock);
+    qemu_cond_init(&l->cond);
     GThread *t = g_thread_try_new("resolve", lookup_thread, l, NULL);
     if (!t) {
         l->refs = 1;
@@ -319,9 +320,9 @@ static struct addrinfo *resolve_stoppable(const char *host, const char *port, co
         return resolve(host, port, false, errp);
     }
     g_thread_unref(t);
-    g_mutex_lock(&l->lock);
+    qemu_mutex_lock(&l->lock);
     while (!l->done && !(stopped = stop_set(stop))) {
-        g_cond_wait_until(&l->cond, &l->lock, g_get_monotonic_time() + CONNECT_POLL_MS * 1000);
+        qemu_cond_wait_until(&l->cond, &l->lock, g_get_monotonic_time() + CONNECT_POLL_MS * 1000);
     }
     if (l->done) {
         stopped = false;
@@ -329,7 +330,7 @@ static struct addrinfo *resolve_stoppable(const char *host, const char *port, co
         res = l->res;
         l->res = NULL;
     }
-    g_mutex_unlock(&l->lock);
+    qemu_mutex_unlock(&l->lock);
     lookup_unref(l);
     if (stopped) {
         error_setg_errno(errp, ECANCELED, "Failed to connect to '%s:%s'", host ? host : "", port);
