@@ -129,9 +129,10 @@ struct MigrationState {
      * Each status change and its MIGRATION event, as one step: taken
      * around both (outside lock), so that events go out in the order the
      * status changed, as QEMU's big lock orders them.  Recursive: a
-     * host's event callback may cancel.
+     * host's event callback may cancel.  A pthread mutex, which TSan
+     * sees (GLib's GRecMutex is a futex; util/thread.h).
      */
-    GRecMutex event_lock;
+    pthread_mutex_t event_lock;
     /* Protected by lock: what query-migrate reports besides the counters */
     QemuMutex lock;
     MigrationStatus status;

@@ -49,12 +49,12 @@ static bool cancel_requested(MigrationState *s)
 
 static void set_status(MigrationState *s, MigrationStatus st)
 {
-    g_rec_mutex_lock(&s->event_lock);
+    pthread_mutex_lock(&s->event_lock);
     qemu_mutex_lock(&s->lock);
     s->status = st;
     qemu_mutex_unlock(&s->lock);
     migration_status_event(s->mig, s->cfg, st);
-    g_rec_mutex_unlock(&s->event_lock);
+    pthread_mutex_unlock(&s->event_lock);
 }
 
 /*
@@ -64,7 +64,7 @@ static void set_status(MigrationState *s, MigrationStatus st)
  */
 static void advance_status(MigrationState *s, MigrationStatus st)
 {
-    g_rec_mutex_lock(&s->event_lock);
+    pthread_mutex_lock(&s->event_lock);
     qemu_mutex_lock(&s->lock);
     bool changed = s->status != MIGRATION_STATUS_CANCELLING;
     if (changed) {
@@ -74,7 +74,7 @@ static void advance_status(MigrationState *s, MigrationStatus st)
     if (changed) {
         migration_status_event(s->mig, s->cfg, st);
     }
-    g_rec_mutex_unlock(&s->event_lock);
+    pthread_mutex_unlock(&s->event_lock);
 }
 
 MigrationStatus migration_state_status(MigrationState *s)
@@ -536,13 +536,13 @@ static gpointer migration_thread(gpointer opaque)
          * query-migrate (which takes this lock) must already see
          * "completed", as QEMU's big lock makes it.
          */
-        g_rec_mutex_lock(&s->event_lock);
+        pthread_mutex_lock(&s->event_lock);
         qemu_mutex_lock(&s->lock);
         m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
         s->status = MIGRATION_STATUS_COMPLETED;
         qemu_mutex_unlock(&s->lock);
         migration_status_event(m, s->cfg, MIGRATION_STATUS_COMPLETED);
-        g_rec_mutex_unlock(&s->event_lock);
+        pthread_mutex_unlock(&s->event_lock);
     } else {
         if (err && !cancelled) {
             migration_error_report(m, "migration failed: %s", err->message);
@@ -595,7 +595,7 @@ void migration_state_free(MigrationState *s)
     g_free(s->error_desc);
     qemu_mutex_destroy(&s->lock);
     qemu_mutex_destroy(&s->ioc_lock);
-    g_rec_mutex_clear(&s->event_lock);
+    pthread_mutex_destroy(&s->event_lock);
     g_free(s);
 }
 
@@ -609,7 +609,14 @@ static MigrationState *state_new(Migration *m, MigAddr *addr, MigrationConfig *c
     s->start_ms = migration_now_ms();
     qemu_mutex_init(&s->lock);
     qemu_mutex_init(&s->ioc_lock);
-    g_rec_mutex_init(&s->event_lock);
+    {
+        pthread_mutexattr_t attr;
+
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&s->event_lock, &attr);
+        pthread_mutexattr_destroy(&attr);
+    }
     return s;
 }
 
@@ -700,7 +707,7 @@ void migration_outgoing_cancel(MigrationState *s)
      * (failed, completed) must not have its final status overwritten with
      * a cancelling that nothing would ever end.
      */
-    g_rec_mutex_lock(&s->event_lock);
+    pthread_mutex_lock(&s->event_lock);
     qemu_mutex_lock(&s->lock);
     MigrationStatus st = s->status;
     bool running = st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
@@ -714,7 +721,7 @@ void migration_outgoing_cancel(MigrationState *s)
         /* before the thread can end the migration and say cancelled */
         migration_status_event(s->mig, s->cfg, MIGRATION_STATUS_CANCELLING);
     }
-    g_rec_mutex_unlock(&s->event_lock);
+    pthread_mutex_unlock(&s->event_lock);
     if (!running) {
         return;
     }

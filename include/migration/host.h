@@ -111,7 +111,8 @@ typedef struct MigrationHostOps {
      * of data.  Called on the main thread or a migration's thread; an
      * outgoing migration's MIGRATION events come one at a time, in the
      * order its status changed: the next waits for this call to return.
-     * The call may cancel the migration, but must not wait for it to end.
+     * The call may cancel the migration itself, but must not wait for
+     * its end, nor for another thread that cancels it.
      */
     void (*event)(void *opaque, const char *name, JsonObject *data);
     /*
