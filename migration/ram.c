@@ -578,7 +578,10 @@ static void zero_touched(const MigrationRAMBlock *rb, const unsigned long *touch
 {
     for (uint64_t z = find_next_bit(touched, to, from); z < to;
          z = find_next_bit(touched, to, z + 1)) {
-        memset(rb->host + z * RAM_PAGE_SIZE, 0, RAM_PAGE_SIZE);
+        uint8_t *page = rb->host + z * RAM_PAGE_SIZE;
+        if (!buffer_is_zero(page, RAM_PAGE_SIZE)) {     /* a zero page stays unwritten */
+            memset(page, 0, RAM_PAGE_SIZE);
+        }
     }
 }
 

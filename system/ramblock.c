@@ -82,9 +82,13 @@ static int open_backing_file(const char *mem_path, bool *created, GError **errp)
     return fd;
 }
 
-/* Backing fd for "memfd"/"file", -1 for "ram" (anonymous memory). */
+/*
+ * Backing fd for "memfd"/"file", -1 for "ram" (anonymous memory).
+ * *stale: the memory starts with the bytes of an existing file rather
+ * than zeros.
+ */
 static int ram_backend_open(const char *idstr, uint64_t size, const char *backend,
-                            const char *mem_path, GError **errp)
+                            const char *mem_path, bool *stale, GError **errp)
 {
     bool created = false;
     struct stat st;
@@ -110,6 +114,7 @@ static int ram_backend_open(const char *idstr, uint64_t size, const char *backen
         close(fd);
         return -1;
     }
+    *stale = !created && (!S_ISREG(st.st_mode) || st.st_size > 0);
     if ((uint64_t)st.st_size < size && ftruncate(fd, size) < 0) {
         error_setg_errno(errp, errno, "failed to resize the backing store of '%s'",
                          idstr);
@@ -181,6 +186,7 @@ RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
                         GError **errp)
 {
     g_autofree RAMBlock *rb = g_new0(RAMBlock, 1);
+    bool stale = false;
 
     if (ram_block_by_name(idstr)) {
         error_setg(errp, "RAM block '%s' already exists", idstr);
@@ -202,7 +208,7 @@ RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
     rb->used_length = rb->max_length = ROUND_UP(size, TARGET_PAGE_SIZE);
     rb->gpa = gpa;
     rb->shared = shared;
-    rb->fd = ram_backend_open(idstr, rb->max_length, backend, mem_path, errp);
+    rb->fd = ram_backend_open(idstr, rb->max_length, backend, mem_path, &stale, errp);
     if (rb->fd < 0 && strcmp(backend, "ram") != 0) {
         return NULL;
     }
@@ -213,6 +219,15 @@ RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
         return NULL;
     }
     rb->dirty_log = bitmap_new(ram_block_pages(rb));
+    if (stale) {
+        /*
+         * The dirty log is also what a load trusts to tell which pages can
+         * be non-zero (a mapped-ram load zeroes only those of its clear
+         * pages); a file that held data before the VM started may have
+         * anything in any page.
+         */
+        ram_block_dirty_all(rb);
+    }
     ram_list_insert(rb);
     return g_steal_pointer(&rb);
 }

@@ -21,7 +21,10 @@
  * Migration.  The guest's writes must reach the block's dirty log (one bit
  * per 4096-byte page) before ram_block_sync_dirty() returns them; a host
  * without dirty logging may report every page dirty, which makes a live
- * save converge only with the guest stopped.
+ * save converge only with the guest stopped.  A mapped-ram load trusts
+ * the log too: of the pages the file has as zero it clears only those
+ * the log reports, so memory that did not start as zeros (a backing file
+ * with data, a device) must start with every page dirty.
  */
 #ifndef MIGRATION_HOST_H
 #define MIGRATION_HOST_H

@@ -9,7 +9,8 @@
  * Dirty logging: every guest write goes through guest_write_*(), which
  * sets the page's bit in rb->dirty_log atomically (as an emulated CPU's
  * TLB write path does).  Migration harvests it with
- * ram_block_sync_dirty_log().
+ * ram_block_sync_dirty_log().  A block backed by a file that already
+ * held data starts with every page dirty (a load must clear its pages).
  *
  * Immutable after the VM is built: the list, idstr, host, used_length,
  * max_length, gpa, page_size.  dirty_log: words set atomically by vCPU

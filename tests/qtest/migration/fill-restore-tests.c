@@ -143,6 +143,49 @@ static void test_fill_restore(FillMode mode)
     qtest_quit(to);
 }
 
+/*
+ * A copy restore into RAM backed by a file that already holds data (0xaa
+ * in every byte): the file's clear pages read back as zero, not as the
+ * backing file's old bytes, with the checksum table in use and without.
+ */
+static void test_copy_stale_backing(bool checksums)
+{
+    g_autofree uint8_t *mem = NULL;
+    g_autofree char *uri = saved_fill(&mem);
+    g_autofree char *backing = mig_path("stale.ram");
+    g_autofree char *old = g_malloc(FILL_BYTES);
+    g_autofree char *vm_args = NULL;
+    QTestState *to;
+
+    memset(old, 0xaa, FILL_BYTES);
+    g_assert_true(g_file_set_contents(backing, old, FILL_BYTES, NULL));
+    vm_args = g_strdup_printf("-m %s -machine memory-backend=mig.mem "
+                              "-object memory-backend-file,id=mig.mem,size=%s,mem-path=%s "
+                              "-guest %s -serial file:%s/dest_serial -incoming defer",
+                              FILL_MEM, FILL_MEM, backing, FILL_GUEST, mig_tmpdir);
+    to = qtest_init_bin(qtest_vm_binary(), "%s", vm_args);
+    migrate_set_capability(to, "events", true);
+    migrate_set_capability(to, "mapped-ram", true);
+    migrate_set_parameter_bool(to, "x-checksums", checksums);
+    assert_filled(mem);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    qtest_qmp_eventwait(to, "RESUME");
+    wait_for_migration_complete(to);
+    assert_ram_equal(to, mem);
+    qtest_quit(to);
+    unlink(backing);
+}
+
+static void test_copy_stale_backing_csum(void)
+{
+    test_copy_stale_backing(true);
+}
+
+static void test_copy_stale_backing_no_csum(void)
+{
+    test_copy_stale_backing(false);
+}
+
 static void test_copy(void)
 {
     test_fill_restore(FILL_COPY);
@@ -242,6 +285,10 @@ static void test_touch(void)
 void migration_test_add_fill_restore(void)
 {
     migration_test_add("/migration/fill/file/mapped-ram/copy", test_copy, MIG_FULL);
+    migration_test_add("/migration/fill/file/mapped-ram/copy/stale-backing-file",
+                       test_copy_stale_backing_csum, MIG_SMOKE);
+    migration_test_add("/migration/fill/file/mapped-ram/copy/stale-backing-file/no-checksums",
+                       test_copy_stale_backing_no_csum, MIG_FULL);
     migration_test_add("/migration/fill/file/mapped-ram/ondemand", test_on_demand, MIG_FULL);
     migration_test_add("/migration/fill/file/mapped-ram/ondemand/while-arriving",
                        test_on_demand_while_arriving, MIG_FULL);
