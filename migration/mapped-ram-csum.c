@@ -2,6 +2,7 @@
  * The checksum table of a mapped-ram file.  See mapped-ram-csum.h.
  */
 #include "mapped-ram-csum.h"
+#include "savevm.h"
 #include "util/bitmap.h"
 #include "util/cutils.h"
 #include "util/error.h"
@@ -323,6 +324,43 @@ bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp)
     }
     *out = mrc_table_decode(buf, len, offset, errp);
     return *out != NULL;
+}
+
+bool mrc_table_check_hidden(IOChannel *ioc, uint64_t eof_end, GError **errp)
+{
+    uint8_t d[5], hdr[MRC_HEADER_SIZE];
+    off_t size = io_channel_size(ioc, errp);
+
+    if (size < 0) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    if ((uint64_t)size < eof_end || (uint64_t)size - eof_end < sizeof(d)) {
+        return true;                                /* no vmdesc: nothing follows */
+    }
+    if (!io_channel_pread_all(ioc, d, sizeof(d), eof_end, errp)) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    uint64_t at = eof_end + sizeof(d) + ldl_be_p(d + 1);
+    if (d[0] != QEMU_VM_VMDESCRIPTION || (uint64_t)size < at || (uint64_t)size - at < 8) {
+        return true;
+    }
+    size_t n = MIN((uint64_t)sizeof(hdr), (uint64_t)size - at);
+    if (!io_channel_pread_all(ioc, hdr, n, at, errp)) {
+        g_prefix_error(errp, "checksum table: ");
+        return false;
+    }
+    if (!mrc_is_table(hdr, n)) {
+        return true;                                /* not ours: QEMU ignores what follows */
+    }
+    if (n == sizeof(hdr) && !mrc_table_check_header(hdr, size - at, at, errp)) {
+        return false;
+    }
+    error_setg(errp, "checksum table at offset 0x%llx: the file does not end with its "
+               "trailer (%llu bytes follow the vmdesc): the file was cut short or has "
+               "bytes appended", (unsigned long long)at, (unsigned long long)(size - at));
+    return false;
 }
 
 bool mrc_table_match(const MrcTable *t, const char *idstr, uint64_t used_length,

@@ -128,6 +128,17 @@ bool mrc_is_table(const uint8_t *buf, size_t n);
  */
 bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp);
 /*
+ * For a loader that found no table (mrc_table_read_trailer gave NULL),
+ * at the stream's EOF byte (eof_end: the offset just after it): false,
+ * naming the table, when a table starts right after the vmdesc that
+ * follows.  The trailer at the file's end is how a loader finds the
+ * table before any page is read; a file cut short inside the table or
+ * with bytes appended after it (a copy padded to a block size) hides it,
+ * and its pages would load unchecked.  Anything else after the vmdesc is
+ * ignored, as QEMU does.
+ */
+bool mrc_table_check_hidden(IOChannel *ioc, uint64_t eof_end, GError **errp);
+/*
  * The table's entry for a block of the file, checked against its length
  * and its MappedRamHeader.
  */

@@ -486,6 +486,7 @@ struct RamLoadState {
     RamDecoder dec;
     PageChannels *pc;
     bool csum_looked;             /* the file's end was searched for a checksum table */
+    bool csum_found;              /* and found one (csum, or handed to the on-demand load) */
     MrcTable *csum;               /* or NULL: the file has none (or checks are off) */
     GArray *checks;               /* LoadCheck */
     GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
@@ -731,6 +732,7 @@ static bool find_checksums(RamState *ram, QEMUFile *f, const char *idstr,
         if (!mrc_table_read_trailer(qemu_file_get_ioc(f), &rl->csum, errp)) {
             return false;
         }
+        rl->csum_found = rl->csum != NULL;
     }
     return !rl->csum || mrc_table_match(rl->csum, idstr, used_length, hdr, sums, errp);
 }
@@ -756,6 +758,18 @@ static void clear_checks(RamLoadState *rl)
         g_free(c->hashes);
     }
     g_array_set_size(rl->checks, 0);
+}
+
+/* A checksum table that its trailer did not lead to fails the load (see mrc_table_check_hidden). */
+static bool ram_load_complete(QEMUFile *f, void *opaque, uint64_t eof_end, GError **errp)
+{
+    RamState *ram = opaque;
+    RamLoadState *rl = ram->load;
+
+    if (!rl || !rl->csum_looked || rl->csum_found || !eof_end) {
+        return true;
+    }
+    return mrc_table_check_hidden(qemu_file_get_ioc(f), eof_end, errp);
 }
 
 static void ram_load_cleanup(void *opaque)
@@ -870,6 +884,7 @@ static const SaveVMHandlers ram_handlers = {
     .pending = ram_pending,
     .load_setup = ram_load_setup,
     .load_state = ram_load_state,
+    .load_complete = ram_load_complete,
     .load_cleanup = ram_load_cleanup,
 };
 

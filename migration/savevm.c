@@ -1044,7 +1044,14 @@ typedef struct LoadState {
     SaveVMRegistry *registry;
     ConfigCheckFunc check;
     void *check_opaque;
+    uint64_t eof_end;           /* the offset after the EOF byte, once read */
 } LoadState;
+
+static bool load_eof(void *opaque, QEMUFile *f, GError **errp)
+{
+    ((LoadState *)opaque)->eof_end = qemu_file_tell(f);
+    return true;
+}
 
 static SaveStateEntry *find_se(SaveVMRegistry *r, const char *idstr, uint32_t instance)
 {
@@ -1120,6 +1127,7 @@ bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_con
         .configuration = load_configuration,
         .section = load_section,
         .command = load_command,
+        .eof = load_eof,
     };
     LoadState ls = { .registry = r, .check = check_config, .check_opaque = check_opaque };
     SaveStateEntry *se;
@@ -1133,7 +1141,8 @@ bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_con
     ok = savevm_walk_stream(f, &visitor, &ls, true, errp);
     if (ok) {
         FOREACH_SE(r, se) {
-            if (se->ops && se->ops->load_complete && !se->ops->load_complete(se->opaque, errp)) {
+            if (se->ops && se->ops->load_complete &&
+                !se->ops->load_complete(f, se->opaque, ls.eof_end, errp)) {
                 ok = false;
                 break;
             }

@@ -207,7 +207,12 @@ typedef struct SaveVMHandlers {
     uint64_t (*pending)(void *opaque, bool exact);
     bool (*load_setup)(void *opaque, GError **errp);
     bool (*load_state)(QEMUFile *f, void *opaque, const SectionInfo *si, GError **errp);
-    bool (*load_complete)(void *opaque, GError **errp);
+    /*
+     * Optional: after the stream's last record and its vmdesc, before the
+     * guest may run; eof_end is the offset just after the EOF byte (0 if
+     * the stream ended without one).
+     */
+    bool (*load_complete)(QEMUFile *f, void *opaque, uint64_t eof_end, GError **errp);
     void (*load_cleanup)(void *opaque);
 } SaveVMHandlers;
 

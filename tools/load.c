@@ -352,6 +352,11 @@ static bool l_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *da
 static bool l_eof(void *opaque, QEMUFile *f, GError **errp)
 {
     LoadCtx *c = opaque;
+    /* before the EOF byte goes out: with it the destination may run the guest */
+    if (c->csum_looked && !c->csum &&
+        !mrc_table_check_hidden(qemu_file_get_ioc(f), qemu_file_tell(f), errp)) {
+        return false;
+    }
     if (c->watch) {
         /* from here on QEMU may have all it needs and close the connections */
         conn_watch_writing_done(c->watch);

@@ -188,10 +188,19 @@ static bool s_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *da
     return true;
 }
 
+/* A table its trailer did not lead to: refused before anything is served. */
+static bool s_eof(void *opaque, QEMUFile *f, GError **errp)
+{
+    ServeCtx *c = opaque;
+    return !c->csum_looked || c->csum ||
+           mrc_table_check_hidden(qemu_file_get_ioc(f), qemu_file_tell(f), errp);
+}
+
 static const StreamVisitor serve_visitor = {
     .configuration = s_configuration,
     .section = s_section,
     .command = s_command,
+    .eof = s_eof,
 };
 
 static bool read_file(ServeCtx *c, uint64_t offset, GError **errp)

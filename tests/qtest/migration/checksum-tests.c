@@ -203,6 +203,75 @@ static void test_flipped_bit(void)
 }
 
 /*
+ * A table whose trailer is not at the file's end (bytes appended, as a
+ * copy padded to a block size leaves, or the file cut short inside the
+ * table or its trailer damaged) was taken for no table: the pages loaded
+ * unchecked, a flipped bit and all.  Every loader now refuses it, and
+ * mapram load before it sends the EOF that lets a destination run.
+ */
+static void hidden_table_must_fail(const char *path, const uint8_t *file, size_t len,
+                                   const char *want)
+{
+    g_autofree char *out = NULL, *err = NULL;
+    g_autofree char *lerr = g_strdup_printf(": %s\n", want);
+
+    g_assert_true(g_file_set_contents(path, (const char *)file, len, NULL));
+    load_must_fail(path, want);
+    /* the walker names the EOF record it stopped at */
+    g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", path, NULL), ==, 1);
+    g_assert_true(g_str_has_prefix(err, "mapram load: Record at offset "));
+    g_assert_true(g_str_has_suffix(err, lerr));
+    /* mapram serve reads the file before it connects: no destination needed */
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_autofree char *uri = g_strdup_printf("unix:%s/nobody.sock", mig_tmpdir);
+    g_assert_cmpint(mig_run_tool(&out, &err, "serve", "--quiet", path, uri, NULL), ==, 1);
+    g_assert_true(g_str_has_prefix(err, "mapram serve: Record at offset "));
+    g_assert_true(g_str_has_suffix(err, lerr));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    /* with checks off the loader does not look */
+    g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", "--no-checksums", path, NULL),
+                    ==, 0);
+}
+
+static void test_hidden_table(void)
+{
+    g_autofree char *path = saved_mapped_ram();
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
+    MRBlock b = g_array_index(blocks, MRBlock, 0);
+    size_t len;
+    g_autofree uint8_t *file = read_whole_file(path, &len);
+    uint64_t at = table_offset(file, len);
+    uint64_t tlen = len - at;
+    size_t padded = (len / 4096 + 1) * 4096;
+    g_autofree uint8_t *copy = g_malloc0(padded);
+    g_autofree char *want = NULL;
+
+    g_assert_cmpuint(at, >, 0);
+    /* a flipped bit that the table would catch */
+    flip_page(path, file, &b, 256);
+
+    memcpy(copy, file, len);
+    want = g_strdup_printf("checksum table at offset 0x%" PRIx64 ": length %" PRIu64
+                           ", but %" PRIu64 " bytes follow the vmdesc", at, tlen,
+                           (uint64_t)padded - at);
+    hidden_table_must_fail(path, copy, padded, want);
+
+    g_free(want);
+    want = g_strdup_printf("checksum table at offset 0x%" PRIx64 ": length %" PRIu64
+                           ", but %" PRIu64 " bytes follow the vmdesc", at, tlen, tlen - 1);
+    hidden_table_must_fail(path, file, len - 1, want);
+
+    g_free(want);
+    want = g_strdup_printf("checksum table at offset 0x%" PRIx64 ": the file does not end "
+                           "with its trailer (%" PRIu64 " bytes follow the vmdesc): the file "
+                           "was cut short or has bytes appended", at, tlen);
+    copy[len - 1] ^= 1;                           /* "MRAMCEND" no longer */
+    hidden_table_must_fail(path, copy, len, want);
+}
+
+/*
  * On demand (postcopy-ram): a run whose checksum does not match pauses
  * the guest in postcopy-paused, naming the page being loaded, the run
  * and both sums; the load never completes and nothing places the run.
@@ -441,6 +510,8 @@ static void test_checksums_live(void)
 void migration_test_add_checksums(void)
 {
     migration_test_add("/migration/mapped-ram/checksums/flipped-bit", test_flipped_bit,
+                       MIG_SMOKE);
+    migration_test_add("/migration/mapped-ram/checksums/hidden-table", test_hidden_table,
                        MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/checksums/verify-data", test_verify_data,
                        MIG_SMOKE);
