@@ -326,6 +326,16 @@ bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp)
     return *out != NULL;
 }
 
+bool mrc_table_check_count(const MrcTable *t, guint file_blocks, GError **errp)
+{
+    if (t->blocks->len != file_blocks) {
+        error_setg(errp, "checksum table at offset 0x%llx lists %u ramblocks, the file has %u",
+                   (unsigned long long)t->offset, t->blocks->len, file_blocks);
+        return false;
+    }
+    return true;
+}
+
 bool mrc_table_check_hidden(IOChannel *ioc, uint64_t eof_end, GError **errp)
 {
     uint8_t d[5], hdr[MRC_HEADER_SIZE];

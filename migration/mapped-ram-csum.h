@@ -128,6 +128,12 @@ bool mrc_is_table(const uint8_t *buf, size_t n);
  */
 bool mrc_table_read_trailer(IOChannel *ioc, MrcTable **out, GError **errp);
 /*
+ * After the block list, each of whose blocks matched its entry: a table
+ * that lists more blocks than the file has (one dropped from the list
+ * would keep what the destination held) is refused.
+ */
+bool mrc_table_check_count(const MrcTable *t, guint file_blocks, GError **errp);
+/*
  * For a loader that found no table (mrc_table_read_trailer gave NULL),
  * at the stream's EOF byte (eof_end: the offset just after it): false,
  * naming the table, when a table starts right after the vmdesc that

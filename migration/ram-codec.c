@@ -127,6 +127,8 @@ static uint64_t channel_file_size(QEMUFile *f)
     return size < 0 ? 0 : size;
 }
 
+static int lookup_block(RamDecoder *s, const char *idstr);
+
 static bool decode_block_list(QEMUFile *f, uint64_t total, RamDecoder *s,
                              const RamSink *sink, void *opaque, GError **errp)
 {
@@ -146,6 +148,11 @@ static bool decode_block_list(QEMUFile *f, uint64_t total, RamDecoder *s,
         if (!idstr[0] || len == 0 || len % RAM_PAGE_SIZE || len > total - sum) {
             error_setg(errp, "Bad RAM block record '%s' (length 0x%llx)",
                        idstr, (unsigned long long)len);
+            return false;
+        }
+        /* a second record would load over the first, or race it */
+        if (lookup_block(s, idstr) >= 0) {
+            error_setg(errp, "RAM block '%s' listed twice", idstr);
             return false;
         }
         unsigned idx = s->block_names->len;

@@ -842,7 +842,9 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
         }
         rl->started = true;
     }
-    if (!ram_decode_section(&rl->dec, f, si->type, &vm_sink, ram, errp)) {
+    if (!ram_decode_section(&rl->dec, f, si->type, &vm_sink, ram, errp) ||
+        (si->type == QEMU_VM_SECTION_START && rl->csum &&
+         !mrc_table_check_count(rl->csum, rl->dec.block_names->len, errp))) {
         if (rl->pc) {
             page_channels_abort(rl->pc);
         }

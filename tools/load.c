@@ -307,6 +307,10 @@ static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
         if (!ram_decode_section(&c->dec, f, si->type, &load_sink, c, errp)) {
             return false;
         }
+        if (si->type == QEMU_VM_SECTION_START && c->csum &&
+            !mrc_table_check_count(c->csum, c->dec.block_names->len, errp)) {
+            return false;
+        }
         if (si->type == QEMU_VM_SECTION_PART) {
             return true;            /* only EOS in a mapped-ram PART: nothing to carry */
         }

@@ -171,7 +171,9 @@ static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
             c->ram_si = *si;
             c->saw_ram = true;
         }
-        return ram_decode_section(&c->dec, f, si->type, &serve_sink, c, errp);
+        return ram_decode_section(&c->dec, f, si->type, &serve_sink, c, errp) &&
+               (si->type != QEMU_VM_SECTION_START || !c->csum ||
+                mrc_table_check_count(c->csum, c->dec.block_names->len, errp));
     }
     if (si->type != QEMU_VM_SECTION_FULL) {
         error_setg(errp, "section '%s' is iterable: only RAM can be served in postcopy",

@@ -302,10 +302,28 @@ static void test_match(void)
     fixture_clear(&f);
 }
 
+/* A table that lists a block the file's block list lacks is refused. */
+static void test_count(void)
+{
+    g_autoptr(MrcTable) t = mrc_table_new();
+    GError *err = NULL;
+
+    mrc_table_add_block(t, "pc.ram", 64 * 4096, 0x100000);
+    mrc_table_add_block(t, "pc.bios", 4096, 0x200000);
+    t->offset = 0x300000;
+    g_assert_true(mrc_table_check_count(t, 2, &err));
+    g_assert_no_error(err);
+    g_assert_false(mrc_table_check_count(t, 1, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "checksum table at offset 0x300000 lists 2 ramblocks, the file has 1");
+    g_error_free(err);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/mapped-ram/checksums/zero-page-hash", test_zero_page_hash);
+    g_test_add_func("/mapped-ram/checksums/count", test_count);
     g_test_add_func("/mapped-ram/checksums/run-rule", test_run_rule);
     g_test_add_func("/mapped-ram/checksums/layout", test_layout);
     g_test_add_func("/mapped-ram/checksums/damaged", test_damaged);

@@ -286,6 +286,41 @@ static void test_round_trip(void)
     g_array_unref(c.records);
 }
 
+/*
+ * A block listed twice (a crafted or damaged file) is refused: a second
+ * record would load over the first, or race it.
+ */
+static void test_block_listed_twice(void)
+{
+    g_autoptr(GByteArray) w = g_byte_array_new();
+    put_be64(w, 3 * 4096 | FLAG_MEM_SIZE);
+    put_str(w, "rom");
+    put_be64(w, 4096);
+    put_str(w, "pc.ram");
+    put_be64(w, 4096);
+    put_str(w, "rom");
+    put_be64(w, 4096);
+    put_be64(w, FLAG_EOS);
+    g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(w->data, w->len);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    Collect c = { 0 };
+    RamDecoder d;
+    GError *err = NULL;
+
+    c.names = g_ptr_array_new_with_free_func(g_free);
+    c.records = g_array_new(FALSE, FALSE, sizeof(Record));
+    ram_decoder_init(&d, false);
+    g_assert_false(ram_decode_section(&d, f, QEMU_VM_SECTION_START, &collect_sink, &c, &err));
+    g_assert_nonnull(err);
+    g_assert_cmpstr(err->message, ==, "RAM block 'rom' listed twice");
+    g_assert_cmpuint(c.names->len, ==, 2);          /* the sink never saw the second */
+    g_error_free(err);
+    ram_decoder_clear(&d);
+    qemu_fclose(f, NULL);
+    g_ptr_array_unref(c.names);
+    g_array_unref(c.records);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -293,5 +328,6 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/ram/codec/encode/new-block-list", test_encode_new_list);
     g_test_add_func("/migration/ram/codec/encode/mapped-ram", test_encode_mapped);
     g_test_add_func("/migration/ram/codec/round-trip", test_round_trip);
+    g_test_add_func("/migration/ram/codec/block-listed-twice", test_block_listed_twice);
     return g_test_run();
 }
