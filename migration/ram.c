@@ -840,6 +840,12 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
             error_setg(errp, "RAM START section seen twice");
             return false;
         }
+        /* as QEMU: its RAM stream has been version 4 since 2012, older ones are refused */
+        if (si->version_id != RAM_SECTION_VERSION) {
+            error_setg(errp, "RAM section version %u is not supported (expected %u)",
+                       si->version_id, RAM_SECTION_VERSION);
+            return false;
+        }
         rl->started = true;
     }
     if (!ram_decode_section(&rl->dec, f, si->type, &vm_sink, ram, errp) ||

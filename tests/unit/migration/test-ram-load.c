@@ -221,10 +221,50 @@ static void test_load_zeroes_clear_pages(void)
     rmdir(dir);
 }
 
+/* A RAM section of a version other than 4 is refused, as QEMU refuses it. */
+static void test_load_old_version(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("test-ram-load-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "save.img", NULL);
+    static const char start[] = "\x03ram\0\0\0\0\0\0\0\x04";   /* idstr, instance, version */
+    FakeHost dst;
+    SaveVMRegistry *reg = savevm_registry_new();
+    RamState *ram = ram_state_new(reg, &fake_ops, &dst);
+    GError *err = NULL;
+    gsize len;
+    g_autofree char *file = NULL;
+
+    save(path);
+    g_assert_true(g_file_get_contents(path, &file, &len, NULL));
+    char *v = memmem(file, len, start, sizeof(start) - 1);
+    g_assert_nonnull(v);
+    v[sizeof(start) - 2] = 1;
+    g_assert_true(g_file_set_contents(path, file, len, NULL));
+    fake_host_init(&dst, 0x55);
+    RamLoadParams lp = { .mapped_ram = true, .channels = 1, .queue_depth = 4, .path = path };
+    ram_load_configure(ram, &lp);
+    IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    g_assert_false(qemu_loadvm_state(reg, f, accept_config, NULL, &err));
+    g_assert_nonnull(err);
+    g_assert_true(g_str_has_prefix(err->message, "START section 'ram' "));
+    g_assert_true(g_str_has_suffix(err->message,
+                                   ": RAM section version 1 is not supported (expected 4)"));
+    g_error_free(err);
+    qemu_fclose(f, NULL);
+    io_channel_unref(ioc);
+    ram_state_free(ram);
+    savevm_registry_free(reg);
+    fake_host_clear(&dst);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/migration/ram/load/mapped-ram/clear-pages-zero",
                     test_load_zeroes_clear_pages);
+    g_test_add_func("/migration/ram/load/old-version", test_load_old_version);
     return g_test_run();
 }
