@@ -306,6 +306,11 @@ static void configure_ram(Migration *m, const MigrationConfig *c, const char *pa
     ram_load_configure(m->ram, &lp);
 }
 
+static void load_warn(void *opaque, const char *msg)
+{
+    migration_error_report(((LoadCheck *)opaque)->m, "%s", msg);
+}
+
 static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                         const char *path, PostcopyLoad *postcopy, MultiFDRecv *mr,
                         GError **errp)
@@ -314,7 +319,7 @@ static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
 
     configure_ram(m, cfg, path, postcopy, mr);
     global_state_reset(m->global_state);
-    return qemu_loadvm_state(m->registry, f, check_config, &lc, errp);
+    return qemu_loadvm_state(m->registry, f, check_config, load_warn, &lc, errp);
 }
 
 bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,

@@ -543,6 +543,9 @@ static bool read_vmdesc(Walker *w, GError **errp)
         return true;                      /* suppress-vmdesc: nothing follows */
     }
     if (b != QEMU_VM_VMDESCRIPTION) {
+        if (w->v->no_vmdesc) {
+            return w->v->no_vmdesc(w->opaque, b, errp);
+        }
         error_setg(errp, "Expected vmdescription section, but got %d", b);
         return false;
     }
@@ -1044,8 +1047,23 @@ typedef struct LoadState {
     SaveVMRegistry *registry;
     ConfigCheckFunc check;
     void *check_opaque;
+    LoadWarnFunc warn;
     uint64_t eof_end;           /* the offset after the EOF byte, once read */
 } LoadState;
+
+/* As QEMU: all state is in by then, so a missing vmdesc is only reported. */
+static bool load_no_vmdesc(void *opaque, int byte, GError **errp)
+{
+    LoadState *ls = opaque;
+    g_autofree char *msg = g_strdup_printf("Expected vmdescription section, but got %d", byte);
+
+    if (ls->warn) {
+        ls->warn(ls->check_opaque, msg);
+    } else {
+        g_printerr("%s\n", msg);
+    }
+    return true;
+}
 
 static bool load_eof(void *opaque, QEMUFile *f, GError **errp)
 {
@@ -1121,15 +1139,17 @@ static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t 
 }
 
 bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_config,
-                       void *check_opaque, GError **errp)
+                       LoadWarnFunc warn, void *check_opaque, GError **errp)
 {
     static const StreamVisitor visitor = {
         .configuration = load_configuration,
         .section = load_section,
         .command = load_command,
         .eof = load_eof,
+        .no_vmdesc = load_no_vmdesc,
     };
-    LoadState ls = { .registry = r, .check = check_config, .check_opaque = check_opaque };
+    LoadState ls = { .registry = r, .check = check_config, .check_opaque = check_opaque,
+                     .warn = warn };
     SaveStateEntry *se;
     bool ok = true;
 

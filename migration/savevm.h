@@ -158,6 +158,11 @@ typedef struct StreamVisitor {
     bool (*eof)(void *opaque, QEMUFile *f, GError **errp);
     /* vmdesc JSON (NUL-terminated copy) if present. */
     bool (*vmdesc)(void *opaque, const char *json, uint32_t len, GError **errp);
+    /*
+     * Optional: the byte after the EOF is not a vmdesc's (byte: it, the
+     * stream stays before it).  Without this callback the walk fails.
+     */
+    bool (*no_vmdesc)(void *opaque, int byte, GError **errp);
 } StreamVisitor;
 
 /*
@@ -248,10 +253,13 @@ void qemu_savevm_state_cleanup(SaveVMRegistry *r);
 /*
  * Load a whole stream into the registered handlers and devices.
  * check_config validates the configuration section against the local
- * machine and capabilities.
+ * machine and capabilities.  warn (optional; stderr without it) gets
+ * what QEMU only reports and goes on from: a byte after the EOF that is
+ * not a vmdesc ("Expected vmdescription section, but got 7").
  */
 typedef bool (*ConfigCheckFunc)(void *opaque, const StreamConfig *cfg, GError **errp);
+typedef void (*LoadWarnFunc)(void *opaque, const char *msg);
 bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_config,
-                       void *check_opaque, GError **errp);
+                       LoadWarnFunc warn, void *check_opaque, GError **errp);
 
 #endif

@@ -304,6 +304,48 @@ static void test_load_stream_mapped_ram_on(void)
                    CONFIGURATION "Capability mapped-ram is on, but received capability is off");
 }
 
+/*
+ * A stream whose byte after the EOF is not a vmdesc's loads, as in QEMU,
+ * which only reports it (all state is in by then); mapram verify, which
+ * checks the file, still names it.
+ */
+static void test_load_no_vmdesc(void)
+{
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *out = NULL, *err = NULL, *want = NULL;
+    g_autofree uint8_t *file = NULL;
+    size_t len, at = 0;
+    uint8_t seven = 7;
+    QTestState *to;
+
+    file = read_whole_file(path, &len);
+    for (size_t off = len - 5; off > 0 && !at; off--) {
+        uint32_t n = (uint32_t)file[off + 1] << 24 | file[off + 2] << 16 |
+                     file[off + 3] << 8 | file[off + 4];
+        if (file[off] == 6 && file[off - 1] == 0 && n == len - off - 5) {
+            at = off;                       /* the vmdesc: EOF byte, 0x06, its length, the rest */
+        }
+    }
+    g_assert_cmpuint(at, >, 0);
+    patch_file(path, at, &seven, 1);
+
+    to = qtest_init_bin(qtest_vm_binary(),
+                        "-m 150M -machine memory-backend=mig.mem "
+                        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+                        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
+    migrate_set_capability(to, "events", true);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    check_guests_ram(to);
+    qtest_quit(to);
+
+    /* verify's walk, which looks for the end of each device section, stops earlier */
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
+    want = g_strdup_printf("mapram verify: %s: ", path);
+    g_assert_true(g_str_has_prefix(err, want));
+}
+
 /* --- failing saves ------------------------------------------------------- */
 
 /* The end of the 150 MiB main block's pages in the file (1 MiB + 150 MiB). */
@@ -410,6 +452,8 @@ void migration_test_add_badfile(void)
                        test_load_mapped_ram_off, MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/bad-file/stream-mapped-ram-on",
                        test_load_stream_mapped_ram_on, MIG_FULL);
+    migration_test_add("/migration/stream/bad-file/no-vmdesc",
+                       test_load_no_vmdesc, MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/save/disk-full",
                        test_disk_full, MIG_FULL);
     migration_test_add("/migration/mapped-ram/save/cancel",
