@@ -321,6 +321,36 @@ static void test_block_listed_twice(void)
     g_array_unref(c.records);
 }
 
+/* A mapped-ram block record cut inside its 28-byte header: QEMU's words. */
+static void test_mapped_header_short(void)
+{
+    g_autoptr(GByteArray) w = g_byte_array_new();
+    put_be64(w, 4096 | FLAG_MEM_SIZE);
+    put_str(w, "rom");
+    put_be64(w, 4096);
+    put_be32(w, 1);                                 /* version, then 6 of the other 24 bytes */
+    put_be32(w, 0);
+    put_be32(w, 4096);
+    g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(w->data, w->len);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    Collect c = { 0 };
+    RamDecoder d;
+    GError *err = NULL;
+
+    c.names = g_ptr_array_new_with_free_func(g_free);
+    c.records = g_array_new(FALSE, FALSE, sizeof(Record));
+    ram_decoder_init(&d, true);
+    g_assert_false(ram_decode_section(&d, f, QEMU_VM_SECTION_START, &collect_sink, &c, &err));
+    g_assert_nonnull(err);
+    g_assert_cmpstr(err->message, ==,
+                    "Could not read whole mapped-ram migration header (expected 28, got 12 bytes)");
+    g_error_free(err);
+    ram_decoder_clear(&d);
+    qemu_fclose(f, NULL);
+    g_ptr_array_unref(c.names);
+    g_array_unref(c.records);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -329,5 +359,6 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/ram/codec/encode/mapped-ram", test_encode_mapped);
     g_test_add_func("/migration/ram/codec/round-trip", test_round_trip);
     g_test_add_func("/migration/ram/codec/block-listed-twice", test_block_listed_twice);
+    g_test_add_func("/migration/ram/codec/mapped-ram/header-short", test_mapped_header_short);
     return g_test_run();
 }
