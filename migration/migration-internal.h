@@ -145,9 +145,17 @@ struct MigrationState {
     MigrationStats stats;
 };
 
-/* migrate is allowed now (no migration running, the guest is not an incoming one). */
-bool migration_outgoing_allowed(Migration *m, GError **errp);
-bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp);  /* takes addr */
+/*
+ * migrate is allowed now: QEMU's migrate_prepare up to its option checks
+ * (@resume refused, no migration running, the guest is not an incoming
+ * one, nor paused by a completed one).
+ */
+bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp);
+/*
+ * Takes addr.  QEMU's order after the address was parsed: the transport's
+ * rules, then migration_outgoing_allowed, then the prepare rules.
+ */
+bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError **errp);
 void migration_outgoing_cancel(MigrationState *s);
 /* Joins the thread; NULL is fine. */
 void migration_state_free(MigrationState *s);

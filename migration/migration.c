@@ -129,9 +129,14 @@ bool migration_set_global_property(Migration *m, const char *name, const char *v
     return migration_options_set_global(m->opts, name, value, errp);
 }
 
-bool migration_outgoing_allowed(Migration *m, GError **errp)
+bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp)
 {
     RunState rs = m->host->runstate_get(m->host_opaque);
+    /* mapram's saves never pause in postcopy, so there is never one to resume */
+    if (resume) {
+        error_setg(errp, "Cannot resume if there is no paused migration");
+        return false;
+    }
     if (migration_is_running(m)) {
         error_setg(errp, "There's a migration process in progress");
         return false;
@@ -154,14 +159,11 @@ bool migration_outgoing_allowed(Migration *m, GError **errp)
 bool migration_start(Migration *m, const char *uri, GError **errp)
 {
     MigAddr addr;
-    if (!migration_outgoing_allowed(m, errp)) {
-        return false;
-    }
     if (!migration_parse_uri(uri, &addr, errp)) {
         mig_addr_clear(&addr);
         return false;
     }
-    return migration_outgoing_start(m, &addr, errp);
+    return migration_outgoing_start(m, &addr, false, errp);
 }
 
 void migration_cancel(Migration *m)

@@ -656,10 +656,11 @@ static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
     ram_save_configure(m->ram, &rp);
 }
 
-bool migration_outgoing_start(Migration *m, MigAddr *addr, GError **errp)
+bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError **errp)
 {
     g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
     if (!migration_check_transport(cfg, addr->kind, false, errp) ||
+        !migration_outgoing_allowed(m, resume, errp) ||
         !migration_check_prepare(cfg, addr->kind, errp)) {
         mig_addr_clear(addr);
         return false;

@@ -12,18 +12,11 @@ static JsonNode *qmp_migrate(JsonObject *args, Monitor *mon, void *opaque, GErro
 {
     Migration *m = opaque;
     MigAddr addr;
-    if (!migration_outgoing_allowed(m, errp)) {
-        return NULL;
-    }
-    if (qmp_arg_bool(args, "resume", false)) {
-        error_setg(errp, "Cannot resume if there is no paused migration");
-        return NULL;
-    }
     if (!migration_parse_address_args(args, false, &addr, errp)) {
         mig_addr_clear(&addr);
         return NULL;
     }
-    migration_outgoing_start(m, &addr, errp);
+    migration_outgoing_start(m, &addr, qmp_arg_bool(args, "resume", false), errp);
     return NULL;
 }
 

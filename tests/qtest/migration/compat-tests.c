@@ -198,11 +198,15 @@ static void test_in_progress(void)
     set_caps_expect_error(from, caps, "There's a migration process in progress");
     desc = migrate_qmp_expect_error(from, uri, NULL);
     g_assert_cmpstr(desc, ==, "There's a migration process in progress");
+    /* QEMU's migrate_prepare looks at resume before the running migration */
+    g_autofree char *juri = qtest_json_str(uri);
+    desc2 = qtest_qmp_expect_error(from, "{'execute': 'migrate', 'arguments': "
+                                   "{'uri': %s, 'resume': true}}", juri);
+    g_assert_cmpstr(desc2, ==, "Cannot resume if there is no paused migration");
 
     qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
     wait_for_migration_status(from, "cancelled", ungoals);
     assert_source_intact(from);
-    (void)desc2;
     qtest_quit(from);
 }
 
@@ -212,6 +216,8 @@ static void test_postmigrate(void)
     MigrateCommon args = { .start.only_source = true };
     QTestState *from, *to;
     g_autofree char *desc = NULL;
+    g_autofree char *desc2 = NULL;
+    g_autofree char *desc3 = NULL;
     g_autofree char *st = NULL;
 
     migrate_start(&args, &from, &to);
@@ -227,6 +233,17 @@ static void test_postmigrate(void)
     g_assert_cmpstr(desc, ==,
                     "Can't migrate the vm that was paused due to previous "
                     "migration");
+    /*
+     * QEMU parses the address and checks the transport before
+     * migrate_prepare looks at the run state.
+     */
+    desc2 = migrate_qmp_expect_error(from, "bogus:x", NULL);
+    g_assert_cmpstr(desc2, ==, "unknown migration protocol: bogus:x");
+    migrate_set_capability(from, "mapped-ram", true);
+    desc3 = migrate_qmp_expect_error(from, "unix:/x", NULL);
+    g_assert_cmpstr(desc3, ==,
+                    "Migration requires seekable transport (e.g. file)");
+    migrate_set_capability(from, "mapped-ram", false);
     qtest_qmp_assert_success(from, "{'execute': 'cont'}");
     assert_source_intact(from);
     qtest_quit(from);

@@ -125,6 +125,10 @@ static void test_save_stopped(void)
     g_assert_false(migration_start(src.m, uri, &err));
     g_assert_cmpstr(err->message, ==,
                     "Can't migrate the vm that was paused due to previous migration");
+    g_clear_error(&err);
+    /* as QEMU's: the address is parsed before the run state is looked at */
+    g_assert_false(migration_start(src.m, "bogus:x", &err));
+    g_assert_cmpstr(err->message, ==, "unknown migration protocol: bogus:x");
     migration_query(src.m, &info);
     g_assert_cmpstr(info.status, ==, "completed");
     migration_info_clear(&info);
