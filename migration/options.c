@@ -64,6 +64,7 @@ typedef struct RuleCtx {
     bool incoming_vm;                 /* CAPS: the VM waits for an incoming migration */
     bool incoming;                    /* TRANSPORT: migrate-incoming (not migrate) */
     const char *compression;          /* CAPS: multifd-compression now */
+    bool tls;                         /* CAPS: tls-creds set now */
     const MigrationConfig *cfg;       /* TRANSPORT / PREPARE */
     TransportKind transport;          /* TRANSPORT / PREPARE */
 } RuleCtx;
@@ -92,14 +93,18 @@ static bool r_mfd_xbzrle(const RuleCtx *r) { return CAP(MULTIFD) && CAP(XBZRLE);
 static bool r_preempt(const RuleCtx *r) { return CAP(POSTCOPY_PREEMPT) && !CAP(POSTCOPY_RAM); }
 static bool r_sw_ack(const RuleCtx *r) { return CAP(SWITCHOVER_ACK) && !CAP(RETURN_PATH); }
 static bool r_zero_copy(const RuleCtx *r)
-{ return CAP(ZERO_COPY_SEND) && (!CAP(MULTIFD) || strcmp(r->compression, "none") != 0); }
+{
+    return CAP(ZERO_COPY_SEND) &&
+           (!CAP(MULTIFD) || CAP(XBZRLE) || strcmp(r->compression, "none") != 0 || r->tls);
+}
 static bool r_bg_postcopy(const RuleCtx *r)
 { return CAP(BACKGROUND_SNAPSHOT) && CAP(POSTCOPY_RAM); }
 static bool r_bg_mapped(const RuleCtx *r) { return CAP(BACKGROUND_SNAPSHOT) && CAP(MAPPED_RAM); }
 static bool r_colo(const RuleCtx *r) { return CAP(X_COLO); }
 static bool r_rdma_pin(const RuleCtx *r) { return CAP(RDMA_PIN_ALL); }
+/* QEMU refuses turning multifd on once incoming started; turning it off is accepted */
 static bool r_mfd_incoming(const RuleCtx *r)
-{ return CAP(MULTIFD) != r->current[C(MULTIFD)] && r->incoming_active; }
+{ return CAP(MULTIFD) && !r->current[C(MULTIFD)] && r->incoming_active; }
 
 static bool r_seekable(const RuleCtx *r)
 { return CAP(MAPPED_RAM) && r->transport != TRANSPORT_FILE; }
@@ -134,20 +139,24 @@ static bool r_tls(const RuleCtx *r) { return *r->cfg->tls_creds; }
 static bool r_mode(const RuleCtx *r) { return strcmp(r->cfg->mode, "normal") != 0; }
 
 static const CompatRule compat_rules[] = {
-    /* capabilities (QEMU's migrate_caps_check) */
-    { PHASE_CAPS, r_mr_xbzrle, "Mapped-ram migration is incompatible with xbzrle" },
-    { PHASE_CAPS, r_mr_postcopy, "Mapped-ram migration is incompatible with postcopy" },
+    /*
+     * capabilities, in the order of QEMU 10.x's migrate_caps_check (a set
+     * that breaks two rules gets QEMU's first text); mapram's own refusals
+     * last, so that a set QEMU refuses is refused with QEMU's words
+     */
     { PHASE_CAPS, r_postcopy_shared, "Postcopy is not compatible with ignore-shared" },
-    { PHASE_CAPS, r_mfd_xbzrle, "Multifd is not compatible with xbzrle" },
-    { PHASE_CAPS, r_preempt, "Postcopy preempt requires postcopy-ram" },
-    { PHASE_CAPS, r_sw_ack, "Capability 'switchover-ack' requires capability 'return-path'" },
-    { PHASE_CAPS, r_zero_copy,
-      "Zero copy only available for non-compressed non-TLS multifd migration" },
     { PHASE_CAPS, r_bg_postcopy, "Background-snapshot is not compatible with postcopy-ram" },
     { PHASE_CAPS, r_bg_mapped, "Background-snapshot is not compatible with mapped-ram" },
+    { PHASE_CAPS, r_zero_copy,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { PHASE_CAPS, r_preempt, "Postcopy preempt requires postcopy-ram" },
+    { PHASE_CAPS, r_mfd_incoming, "Multifd must be set before incoming starts" },
+    { PHASE_CAPS, r_sw_ack, "Capability 'switchover-ack' requires capability 'return-path'" },
+    { PHASE_CAPS, r_mfd_xbzrle, "Multifd is not compatible with xbzrle" },
+    { PHASE_CAPS, r_mr_xbzrle, "Mapped-ram migration is incompatible with xbzrle" },
+    { PHASE_CAPS, r_mr_postcopy, "Mapped-ram migration is incompatible with postcopy" },
     { PHASE_CAPS, r_colo, "COLO is not supported by mapram" },
     { PHASE_CAPS, r_rdma_pin, "RDMA is not supported by mapram" },
-    { PHASE_CAPS, r_mfd_incoming, "Multifd must be set before incoming starts" },
     /* transports, in QEMU's order: seekable, multi-channel, extra fds, cpr */
     { PHASE_TRANSPORT, r_seekable, "Migration requires seekable transport (e.g. file)" },
     { PHASE_TRANSPORT, r_multi_channel, "Migration requires multi-channel URIs (e.g. tcp)" },
@@ -204,7 +213,8 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
     }
     RuleCtx r = { .caps = newc, .current = o->caps, .incoming_active = incoming_active,
                   .incoming_vm = incoming_vm,
-                  .compression = json_object_get_string_member(o->params, "multifd-compression") };
+                  .compression = json_object_get_string_member(o->params, "multifd-compression"),
+                  .tls = *json_object_get_string_member(o->params, "tls-creds") };
     if (!rules_check(PHASE_CAPS, &r, errp)) {
         return false;
     }

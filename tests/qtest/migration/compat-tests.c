@@ -18,7 +18,7 @@ typedef enum {
 typedef struct CompatRule {
     const char *name;
     CompatStage stage;
-    const char *caps[3];
+    const char *caps[4];
     const char *params;      /* JSON members, set before the caps */
     const char *uri;         /* %s = the test dir */
     const char *error;
@@ -67,6 +67,17 @@ static const CompatRule rules[] = {
     { "zero-copy-send/compression", AT_PARAMS, { "multifd", "zero-copy-send" },
       "'multifd-compression': 'zlib'", NULL,
       "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "zero-copy-send/tls", AT_CAPS, { "multifd", "zero-copy-send" },
+      "'tls-creds': 'tls0'", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    /* sets that break two rules: the first in QEMU's order answers */
+    { "mapped-ram-multifd-xbzrle", AT_CAPS, { "mapped-ram", "multifd", "xbzrle" },
+      NULL, NULL, "Multifd is not compatible with xbzrle" },
+    { "multifd-xbzrle-zero-copy-send", AT_CAPS, { "multifd", "xbzrle", "zero-copy-send" },
+      NULL, NULL, "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "mapped-ram-postcopy-ignore-shared", AT_CAPS,
+      { "mapped-ram", "postcopy-ram", "x-ignore-shared" }, NULL, NULL,
+      "Postcopy is not compatible with ignore-shared" },
     { "background-snapshot-postcopy", AT_CAPS, { "background-snapshot", "postcopy-ram" },
       NULL, NULL, "Background-snapshot is not compatible with postcopy-ram" },
     { "background-snapshot-mapped-ram", AT_CAPS, { "background-snapshot", "mapped-ram" },
@@ -286,6 +297,23 @@ static void test_multifd_after_incoming(void)
     qtest_quit(to);
 }
 
+/* As QEMU: only turning multifd on is refused; turning it off is accepted. */
+static void test_multifd_off_after_incoming(void)
+{
+    g_autofree char *sock = mig_path("sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    QTestState *to = start_dest_only();
+    const char *const caps[] = { "multifd", NULL };
+
+    migrate_set_capability(to, "multifd", true);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    migrate_set_capability(to, "multifd", false);
+    g_assert_false(migrate_get_capability(to, "multifd"));
+    set_caps_expect_error(to, caps, "Multifd must be set before incoming starts");
+    g_assert_false(runstate_is_running(to));
+    qtest_quit(to);
+}
+
 /*
  * QEMU ties that rule to the incoming transport's life: once a load has
  * completed, the VM may turn multifd on to migrate on with it.
@@ -368,6 +396,8 @@ void migration_test_add_compat(void)
                        test_incoming_started, MIG_SMOKE);
     migration_test_add("/migration/compat/multifd-after-incoming",
                        test_multifd_after_incoming, MIG_SMOKE);
+    migration_test_add("/migration/compat/multifd-off-after-incoming",
+                       test_multifd_off_after_incoming, MIG_SMOKE);
     migration_test_add("/migration/compat/multifd-after-load",
                        test_multifd_after_load, MIG_SMOKE);
     migration_test_add("/migration/compat/no-incoming", test_no_incoming,

@@ -15,6 +15,7 @@
 
 typedef enum {
     AT_CAPS,          /* the last capability of caps is refused */
+    AT_CAPS_SET,      /* caps turned on in one call (one migrate-set-capabilities) are refused */
     AT_MIGRATE,       /* caps and params accepted, migration_start refused */
     AT_BOTH,          /* migration_start and migration_start_incoming refused */
     AT_INCOMING,      /* caps and params accepted, migration_start_incoming refused */
@@ -61,6 +62,21 @@ static const Case cases[] = {
     { "x-colo", "r_colo", AT_CAPS, { "x-colo" }, NULL, NULL, "COLO is not supported by mapram" },
     { "rdma-pin-all", "r_rdma_pin", AT_CAPS, { "rdma-pin-all" }, NULL, NULL,
       "RDMA is not supported by mapram" },
+    { "zero-copy-send/tls", "r_zero_copy", AT_CAPS, { "multifd", "zero-copy-send" },
+      "{\"tls-creds\": \"tls0\"}", NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "zero-copy-send/xbzrle", "r_zero_copy", AT_CAPS_SET, { "xbzrle", "zero-copy-send" },
+      NULL, NULL, "Zero copy only available for non-compressed non-TLS multifd migration" },
+    /* sets that break two rules: the first in QEMU's order answers */
+    { "mapped-ram-multifd-xbzrle", "r_mfd_xbzrle", AT_CAPS_SET,
+      { "mapped-ram", "multifd", "xbzrle" }, NULL, NULL,
+      "Multifd is not compatible with xbzrle" },
+    { "multifd-xbzrle-zero-copy-send", "r_zero_copy", AT_CAPS_SET,
+      { "multifd", "xbzrle", "zero-copy-send" }, NULL, NULL,
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "mapped-ram-postcopy-ignore-shared", "r_postcopy_shared", AT_CAPS_SET,
+      { "mapped-ram", "postcopy-ram", "x-ignore-shared" }, NULL, NULL,
+      "Postcopy is not compatible with ignore-shared" },
     /* r_mfd_incoming needs an incoming migration started: test_multifd_after_incoming */
     /* transports, checked by both directions */
     { "seekable/exec", "r_seekable", AT_BOTH, { "mapped-ram" }, NULL, "exec:cat > @TMP@/out",
@@ -190,11 +206,22 @@ static void test_caps_case(const Case *c, FakeHost *h, Migration *m)
     if (c->params) {
         set_params(m, c->params);
     }
-    for (size_t i = 0; i + 1 < n; i++) {
+    for (size_t i = 0; c->stage == AT_CAPS && i + 1 < n; i++) {
         set_cap(m, c->caps[i]);
     }
     g_autofree char *before = caps_on(m);
-    g_assert_false(migration_set_capability(m, c->caps[n - 1], true, &err));
+    if (c->stage == AT_CAPS_SET) {
+        g_autoptr(JsonArray) list = json_array_new();
+        for (size_t i = 0; i < n; i++) {
+            JsonObject *e = json_object_new();
+            json_object_set_string_member(e, "capability", c->caps[i]);
+            json_object_set_boolean_member(e, "state", true);
+            json_array_add_object_element(list, e);
+        }
+        g_assert_false(migration_options_set_capabilities(m->opts, list, false, false, &err));
+    } else {
+        g_assert_false(migration_set_capability(m, c->caps[n - 1], true, &err));
+    }
     g_assert_cmpstr(err->message, ==, c->error);
     g_autofree char *after = caps_on(m);
     g_assert_cmpstr(after, ==, before);
@@ -249,7 +276,7 @@ static void run_case(const Case *c, bool incoming)
     if (incoming) {
         g_assert_true(migration_incoming_cmdline(m, "defer", &err));
     }
-    if (c->stage == AT_CAPS) {
+    if (c->stage == AT_CAPS || c->stage == AT_CAPS_SET) {
         test_caps_case(c, h, m);
     } else {
         test_transport_case(c, h, m, dir, incoming);
@@ -295,7 +322,7 @@ static void test_incoming(gconstpointer data)
     run_case(data, true);
 }
 
-/* r_mfd_incoming: multifd cannot change once migrate-incoming was issued. */
+/* r_mfd_incoming: multifd cannot be turned on once migrate-incoming was issued. */
 static void test_multifd_after_incoming(void)
 {
     g_autofree char *dir = fake_test_mkdtemp("compat");
@@ -318,6 +345,31 @@ static void test_multifd_after_incoming(void)
     g_assert_true(migration_set_capability(m, "multifd", false, &err));
     g_assert_true(migration_set_capability(m, "xbzrle", true, &err));
     g_assert_no_error(err);
+    migration_free(m);
+    fake_host_free(h);
+    fake_test_rmtree(dir);
+}
+
+/* As QEMU: only turning multifd on is refused; turning it off is accepted. */
+static void test_multifd_off_after_incoming(void)
+{
+    g_autofree char *dir = fake_test_mkdtemp("compat");
+    g_autofree char *uri = g_strdup_printf("unix:%s/sock", dir);
+    FakeHost *h = fake_host_new(RUN_STATE_PRELAUNCH);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(migration_incoming_cmdline(m, "defer", &err));
+    set_cap(m, "multifd");
+    g_assert_true(migration_start_incoming(m, uri, true, &err));
+    g_assert_no_error(err);
+    g_assert_true(migration_set_capability(m, "multifd", false, &err));
+    g_assert_no_error(err);
+    g_autofree char *off = caps_on(m);
+    g_assert_cmpstr(off, ==, "events");
+    /* and, once off, it cannot come back */
+    g_assert_false(migration_set_capability(m, "multifd", true, &err));
+    g_assert_cmpstr(err->message, ==, "Multifd must be set before incoming starts");
     migration_free(m);
     fake_host_free(h);
     fake_test_rmtree(dir);
@@ -429,6 +481,8 @@ int main(int argc, char **argv)
         }
     }
     g_test_add_func("/migration/compat/multifd-after-incoming", test_multifd_after_incoming);
+    g_test_add_func("/migration/compat/multifd-off-after-incoming",
+                    test_multifd_off_after_incoming);
     g_test_add_func("/migration/compat/mapped-ram-postcopy/save",
                     test_mapped_ram_postcopy_save);
     g_test_add_func("/migration/compat/params/range", test_params_range);
