@@ -184,7 +184,8 @@ static void command_not_found(const char *command, GError **errp)
 }
 
 /* Look up, validate and run; returns the "return" value or NULL + errp. */
-static JsonNode *run_command(Monitor *mon, JsonObject *req, GError **errp)
+static JsonNode *run_command(Monitor *mon, JsonObject *req, GHashTable *u64,
+                             GHashTable *unsigned_out, GError **errp)
 {
     bool oob = false;
     const char *command = check_request(req, monitor_oob_enabled(mon), &oob, errp);
@@ -214,7 +215,7 @@ static JsonNode *run_command(Monitor *mon, JsonObject *req, GError **errp)
     }
     args = json_object_has_member(req, "arguments")
            ? json_object_get_object_member(req, "arguments") : NULL;
-    if (!qapi_validate_command_args(qapi_schema_get(), command, args, errp)) {
+    if (!qapi_validate_command_args_u64(qapi_schema_get(), command, args, u64, errp)) {
         return NULL;
     }
     if (!args) {
@@ -229,10 +230,17 @@ static JsonNode *run_command(Monitor *mon, JsonObject *req, GError **errp)
         g_propagate_error(errp, err);
         return NULL;
     }
-    return ret ? ret : qmp_empty_return();
+    if (!ret) {
+        return qmp_empty_return();
+    }
+    if (unsigned_out) {
+        qapi_command_return_unsigned(qapi_schema_get(), command, ret, unsigned_out);
+    }
+    return ret;
 }
 
-JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request)
+JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request, GHashTable *u64,
+                       GHashTable *unsigned_out)
 {
     g_autoptr(GError) err = NULL;
     JsonObject *req;
@@ -246,7 +254,7 @@ JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request)
     }
     req = json_node_get_object(request);
     id = json_object_get_member(req, "id");
-    ret = run_command(mon, req, &err);
+    ret = run_command(mon, req, u64, unsigned_out, &err);
     if (ret) {
         rsp = success_response(ret);
     } else {
@@ -258,7 +266,13 @@ JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request)
         rsp = qmp_error_response(err);
     }
     if (id) {
-        json_object_set_member(json_node_get_object(rsp), "id", json_node_copy(id));
+        JsonNode *copy = json_node_copy(id);
+
+        /* an id of 2^63 or more goes back as it came, as QEMU echoes its uint64 */
+        if (unsigned_out && u64 && g_hash_table_contains(u64, id)) {
+            g_hash_table_add(unsigned_out, copy);
+        }
+        json_object_set_member(json_node_get_object(rsp), "id", copy);
     }
     return rsp;
 }

@@ -48,9 +48,9 @@ static void append_string(GString *out, const char *s)
     g_string_append_c(out, '"');
 }
 
-static void append_node(GString *out, JsonNode *node);
+static void append_node(GString *out, JsonNode *node, GHashTable *uns);
 
-static void append_object(GString *out, JsonObject *obj)
+static void append_object(GString *out, JsonObject *obj, GHashTable *uns)
 {
     JsonObjectIter iter;
     const char *key;
@@ -66,12 +66,12 @@ static void append_object(GString *out, JsonObject *obj)
         first = false;
         append_string(out, key);
         g_string_append(out, ": ");
-        append_node(out, member);
+        append_node(out, member, uns);
     }
     g_string_append_c(out, '}');
 }
 
-static void append_array(GString *out, JsonArray *arr)
+static void append_array(GString *out, JsonArray *arr, GHashTable *uns)
 {
     guint n = json_array_get_length(arr);
 
@@ -80,12 +80,12 @@ static void append_array(GString *out, JsonArray *arr)
         if (i) {
             g_string_append(out, ", ");
         }
-        append_node(out, json_array_get_element(arr, i));
+        append_node(out, json_array_get_element(arr, i), uns);
     }
     g_string_append_c(out, ']');
 }
 
-static void append_value(GString *out, JsonNode *node)
+static void append_value(GString *out, JsonNode *node, GHashTable *uns)
 {
     GType t = json_node_get_value_type(node);
 
@@ -95,22 +95,24 @@ static void append_value(GString *out, JsonNode *node)
         g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
     } else if (t == G_TYPE_DOUBLE) {
         g_string_append_printf(out, "%.17g", json_node_get_double(node));
+    } else if (uns && g_hash_table_contains(uns, node)) {
+        g_string_append_printf(out, "%" PRIu64, (uint64_t)json_node_get_int(node));
     } else {
         g_string_append_printf(out, "%" PRId64, (int64_t)json_node_get_int(node));
     }
 }
 
-static void append_node(GString *out, JsonNode *node)
+static void append_node(GString *out, JsonNode *node, GHashTable *uns)
 {
     switch (json_node_get_node_type(node)) {
     case JSON_NODE_OBJECT:
-        append_object(out, json_node_get_object(node));
+        append_object(out, json_node_get_object(node), uns);
         break;
     case JSON_NODE_ARRAY:
-        append_array(out, json_node_get_array(node));
+        append_array(out, json_node_get_array(node), uns);
         break;
     case JSON_NODE_VALUE:
-        append_value(out, node);
+        append_value(out, node, uns);
         break;
     case JSON_NODE_NULL:
         g_string_append(out, "null");
@@ -118,12 +120,17 @@ static void append_node(GString *out, JsonNode *node)
     }
 }
 
-GString *qmp_json_to_string(JsonNode *node)
+GString *qmp_json_to_string_unsigned(JsonNode *node, GHashTable *unsigned_nodes)
 {
     GString *out = g_string_new(NULL);
 
-    append_node(out, node);
+    append_node(out, node, unsigned_nodes);
     return out;
+}
+
+GString *qmp_json_to_string(JsonNode *node)
+{
+    return qmp_json_to_string_unsigned(node, NULL);
 }
 
 /* --- splitter --- */
@@ -325,4 +332,139 @@ bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *co
         }
     }
     return false;
+}
+
+/* --- what json-glib 1.6 loses of a text: big integers --- */
+
+typedef enum {
+    INT_FITS,               /* an int64: json-glib reads it right */
+    INT_U64,                /* above INT64_MAX, at most UINT64_MAX: QEMU's uint64 */
+    INT_DOUBLE,             /* beyond both: QEMU reads it with strtod */
+    NOT_INT,                /* a float, or not decimal digits */
+} IntClass;
+
+static IntClass classify_number(const char *p, size_t len)
+{
+    bool neg = len && *p == '-';
+    guint64 v = 0;
+    bool over = false;
+
+    if (neg) {
+        p++;
+        len--;
+    }
+    if (!len) {
+        return NOT_INT;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isdigit(p[i])) {
+            return NOT_INT;
+        }
+        guint d = p[i] - '0';
+        if (v > (G_MAXUINT64 - d) / 10) {
+            over = true;
+        } else {
+            v = v * 10 + d;
+        }
+    }
+    if (neg) {
+        return over || v > (guint64)G_MAXINT64 + 1 ? INT_DOUBLE : INT_FITS;
+    }
+    if (over) {
+        return INT_DOUBLE;
+    }
+    return v > G_MAXINT64 ? INT_U64 : INT_FITS;
+}
+
+static bool number_char(char c)
+{
+    return g_ascii_isalnum(c) || c == '.' || c == '+' || c == '-' || c == '_';
+}
+
+void json_text_scan(const char *text, JsonTextScan *out)
+{
+    GString *copy = g_string_sized_new(strlen(text) + 8);
+
+    memset(out, 0, sizeof(*out));
+    out->u64 = g_array_new(FALSE, FALSE, sizeof(guint));
+    /* as json-glib 1.6 cuts the text: comments, both quotes, escapes in double quotes */
+    for (const char *p = text; *p;) {
+        if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            e = e ? e + 2 : p + strlen(p);
+            g_string_append_len(copy, p, e - p);
+            p = e;
+        } else if (*p == '"' || *p == '\'') {
+            const char *e = p + 1;
+            while (*e && *e != *p) {
+                e += (*p == '"' && e[0] == '\\' && e[1]) ? 2 : 1;
+            }
+            e = *e ? e + 1 : e;
+            g_string_append_len(copy, p, e - p);
+            p = e;
+        } else if (*p == '-' || g_ascii_isdigit(*p)) {
+            const char *e = p;
+            while (number_char(*e)) {
+                e++;
+            }
+            IntClass c = classify_number(p, e - p);
+            g_string_append_len(copy, p, e - p);
+            if (c == INT_U64) {
+                g_array_append_val(out->u64, out->numbers);
+            } else if (c == INT_DOUBLE) {
+                g_string_append(copy, ".0");
+            }
+            out->numbers++;
+            p = e;
+        } else {
+            g_string_append_c(copy, *p);
+            p++;
+        }
+    }
+    out->text = g_string_free(copy, FALSE);
+}
+
+void json_text_scan_clear(JsonTextScan *s)
+{
+    g_clear_pointer(&s->text, g_free);
+    g_clear_pointer(&s->u64, g_array_unref);
+}
+
+static void collect_numbers(JsonNode *n, GPtrArray *out)
+{
+    if (JSON_NODE_HOLDS_OBJECT(n)) {
+        JsonObjectIter iter;
+        const char *key;
+        JsonNode *member;
+
+        json_object_iter_init_ordered(&iter, json_node_get_object(n));
+        while (json_object_iter_next_ordered(&iter, &key, &member)) {
+            collect_numbers(member, out);
+        }
+    } else if (JSON_NODE_HOLDS_ARRAY(n)) {
+        JsonArray *a = json_node_get_array(n);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            collect_numbers(json_array_get_element(a, i), out);
+        }
+    } else if (JSON_NODE_HOLDS_VALUE(n) && (json_node_get_value_type(n) == G_TYPE_INT64 ||
+                                            json_node_get_value_type(n) == G_TYPE_DOUBLE)) {
+        g_ptr_array_add(out, n);
+    }
+}
+
+GHashTable *json_text_u64_nodes(JsonNode *root, const JsonTextScan *scan)
+{
+    g_autoptr(GPtrArray) numbers = g_ptr_array_new();
+    GHashTable *set = g_hash_table_new(NULL, NULL);
+
+    collect_numbers(root, numbers);
+    /* a text the scanner cut otherwise than json-glib: no node is marked */
+    if (numbers->len != scan->numbers) {
+        return set;
+    }
+    for (guint i = 0; i < scan->u64->len; i++) {
+        g_hash_table_add(set, g_ptr_array_index(numbers, g_array_index(scan->u64, guint, i)));
+    }
+    return set;
 }

@@ -4,7 +4,7 @@
  *
  *   const QapiSchema *s = qapi_schema_get();            (parsed once)
  *   qapi_validate_command_args(s, "migrate", args, errp);
- *   JsonNode *rsp = qmp_dispatch(mon, request);         (main thread)
+ *   JsonNode *rsp = qmp_dispatch(mon, request, u64, uns); (main thread)
  *   GString *line = qmp_json_to_string(rsp);            (QEMU's spacing)
  *
  * Everything here runs in the main thread except the fdset table
@@ -51,6 +51,16 @@ bool qapi_schema_check(const QapiSchema *s, GError **errp);
  */
 bool qapi_validate_command_args(const QapiSchema *s, const char *command,
                                 JsonObject *args, GError **errp);
+/*
+ * The same, told which nodes hold a uint64 above INT64_MAX (u64: a set of
+ * nodes from json_text_u64_nodes(), or NULL): QEMU takes them for unsigned
+ * members only ("Invalid parameter type for 'fdset-id', expected: integer").
+ */
+bool qapi_validate_command_args_u64(const QapiSchema *s, const char *command,
+                                    JsonObject *args, GHashTable *u64, GError **errp);
+/* Adds to out the integer nodes of ret at unsigned types of command's return type. */
+void qapi_command_return_unsigned(const QapiSchema *s, const char *command, JsonNode *ret,
+                                  GHashTable *out);
 /* Check one value against a type name ("uint8", "MigrationChannel", ...). */
 bool qapi_validate_value(const QapiSchema *s, const char *type, JsonNode *value,
                          const char *name, GError **errp);
@@ -60,6 +70,37 @@ bool qapi_validate_value(const QapiSchema *s, const char *type, JsonNode *value,
 /* Serialise as QEMU does: ", " between members, ": " after keys,
  * non-ASCII as \uXXXX, doubles with %.17g. */
 GString *qmp_json_to_string(JsonNode *node);
+/* The same, with the integers of unsigned_nodes (a set of nodes, or NULL) as uint64. */
+GString *qmp_json_to_string_unsigned(JsonNode *node, GHashTable *unsigned_nodes);
+
+/*
+ * What json-glib 1.6 loses of a text, found in its source before it is
+ * parsed.  json-glib reads an integer above INT64_MAX as the int64 with
+ * the same bits (2^64 - 1 as -1) and saturates one beyond UINT64_MAX;
+ * QEMU's parser keeps the first as a uint64 and reads the second as a
+ * double.  json_text_scan() copies the text with every integer beyond
+ * both ranges written as a float ("N.0": json-glib then reads the double
+ * QEMU's strtod gives) and lists the uint64 ones by their index among the
+ * text's numbers; json_text_u64_nodes() finds those nodes in the parsed
+ * tree (document order), for the checks that must tell them from
+ * negative numbers.
+ *
+ *   JsonTextScan scan;
+ *   json_text_scan(text, &scan);
+ *   ... parse scan.text with json-glib ...
+ *   GHashTable *u64 = json_text_u64_nodes(root, &scan);   (a set of nodes)
+ *   json_text_scan_clear(&scan);
+ */
+typedef struct JsonTextScan {
+    char *text;             /* the text to parse (owned) */
+    GArray *u64;            /* guint: indexes among the text's numbers, ascending */
+    guint numbers;          /* numbers in the text */
+} JsonTextScan;
+
+void json_text_scan(const char *text, JsonTextScan *out);
+void json_text_scan_clear(JsonTextScan *s);
+/* A new set (g_hash_table_unref); empty when the tree's numbers are not the scan's. */
+GHashTable *json_text_u64_nodes(JsonNode *root, const JsonTextScan *scan);
 
 /*
  * Splits a byte stream into top-level JSON texts by tracking strings and
@@ -105,8 +146,12 @@ QmpCommandFunc qmp_find_command(const char *name, void **opaque);
 /*
  * Run one parsed request on behalf of mon and return the response object
  * ({"return": ...} or {"error": ...}, with "id" echoed); never NULL.
+ * u64: the request's nodes that hold a uint64 above INT64_MAX (a set, or
+ * NULL); the response's nodes to write as uint64 are added to
+ * unsigned_out (a set, or NULL).
  */
-JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request);
+JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request, GHashTable *u64,
+                       GHashTable *unsigned_out);
 /* Response for a text that did not parse (no id, as QEMU). */
 JsonNode *qmp_error_response(const GError *err);
 

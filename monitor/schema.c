@@ -380,9 +380,25 @@ bool qapi_schema_check(const QapiSchema *s, GError **errp)
 
 /* --- validation --- */
 
-static bool validate_texpr(const QapiSchema *s, JsonNode *texpr, JsonNode *value,
+/*
+ * One check: the schema, and the nodes json-glib cannot tell apart by
+ * value (json_text_u64_nodes); with unsigned_out, the integer nodes found
+ * at unsigned types are added to it (for the writer).
+ */
+typedef struct QapiCheck {
+    const QapiSchema *schema;
+    GHashTable *u64;                /* may be NULL */
+    GHashTable *unsigned_out;       /* may be NULL */
+} QapiCheck;
+
+static bool is_u64(const QapiCheck *s, JsonNode *v)
+{
+    return s->u64 && g_hash_table_contains(s->u64, v);
+}
+
+static bool validate_texpr(const QapiCheck *s, JsonNode *texpr, JsonNode *value,
                            const char *path, const char *name, GError **errp);
-static bool validate_type(const QapiSchema *s, const char *type, JsonNode *value,
+static bool validate_type(const QapiCheck *s, const char *type, JsonNode *value,
                           const char *path, const char *name, GError **errp);
 
 static char *child_path(const char *path, const char *key)
@@ -444,8 +460,8 @@ static const IntRange int_ranges[] = {
     { "size",   "uint64_t", 0, G_MAXUINT64, true },
 };
 
-static bool validate_int(const IntRange *r, JsonNode *value, const char *path,
-                         const char *name, GError **errp)
+static bool validate_int(const QapiCheck *s, const IntRange *r, JsonNode *value,
+                         const char *path, const char *name, GError **errp)
 {
     gint64 v;
 
@@ -455,13 +471,18 @@ static bool validate_int(const IntRange *r, JsonNode *value, const char *path,
         if (!is_int(value)) {
             return value_error(path, "uint64", errp);
         }
+        /* a uint64 above INT64_MAX is held as the int64 with its bits */
         v = json_node_get_int(value);
         if ((guint64)v > r->max) {
             return value_error(name ? name : "null", r->c_type, errp);
         }
+        if (s->unsigned_out) {
+            g_hash_table_add(s->unsigned_out, value);
+        }
         return true;
     }
-    if (!is_int(value)) {
+    /* QEMU reads a signed integer only from an int64: a uint64 is not one */
+    if (!is_int(value) || is_u64(s, value)) {
         return type_error(path, "integer", errp);
     }
     v = json_node_get_int(value);
@@ -472,13 +493,14 @@ static bool validate_int(const IntRange *r, JsonNode *value, const char *path,
 }
 
 /* true + *handled when type is a builtin. */
-static bool validate_builtin(const char *type, JsonNode *value, const char *path,
-                             const char *name, bool *handled, GError **errp)
+static bool validate_builtin(const QapiCheck *s, const char *type, JsonNode *value,
+                             const char *path, const char *name, bool *handled,
+                             GError **errp)
 {
     *handled = true;
     for (size_t i = 0; i < G_N_ELEMENTS(int_ranges); i++) {
         if (!strcmp(type, int_ranges[i].type)) {
-            return validate_int(&int_ranges[i], value, path, name, errp);
+            return validate_int(s, &int_ranges[i], value, path, name, errp);
         }
     }
     if (!strcmp(type, "str")) {
@@ -517,15 +539,15 @@ static bool validate_enum(JsonObject *def, JsonNode *value, const char *path,
     return true;
 }
 
-static bool validate_members_of(const QapiSchema *s, JsonNode *members, JsonObject *obj,
+static bool validate_members_of(const QapiCheck *s, JsonNode *members, JsonObject *obj,
                                 const char *path, GHashTable *seen, GError **errp);
 
 /* The members of a struct or union type named type, into one object. */
-static bool validate_type_members(const QapiSchema *s, const char *type, JsonObject *obj,
+static bool validate_type_members(const QapiCheck *s, const char *type, JsonObject *obj,
                                   const char *path, GHashTable *seen, GError **errp)
 {
     QapiKind kind;
-    JsonObject *def = qapi_schema_lookup(s, type, &kind);
+    JsonObject *def = qapi_schema_lookup(s->schema, type, &kind);
     const char *tag;
     JsonNode *branch;
 
@@ -554,7 +576,7 @@ static bool validate_type_members(const QapiSchema *s, const char *type, JsonObj
  * members: NULL (none), an inline object, or the name of a struct/union.
  * Records each visited key in seen for the "unexpected" check.
  */
-static bool validate_members_of(const QapiSchema *s, JsonNode *members, JsonObject *obj,
+static bool validate_members_of(const QapiCheck *s, JsonNode *members, JsonObject *obj,
                                 const char *path, GHashTable *seen, GError **errp)
 {
     JsonObjectIter iter;
@@ -609,7 +631,7 @@ static bool check_unexpected(JsonObject *obj, const char *path, GHashTable *seen
 }
 
 /* An object holding exactly the given members (struct/union/command args). */
-static bool validate_object(const QapiSchema *s, JsonNode *members, JsonObject *obj,
+static bool validate_object(const QapiCheck *s, JsonNode *members, JsonObject *obj,
                             const char *path, GError **errp)
 {
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
@@ -618,7 +640,7 @@ static bool validate_object(const QapiSchema *s, JsonNode *members, JsonObject *
            check_unexpected(obj, path, seen, errp);
 }
 
-static bool alternate_branch_fits(const QapiSchema *s, const char *btype, JsonNode *value)
+static bool alternate_branch_fits(const QapiCheck *s, const char *btype, JsonNode *value)
 {
     QapiKind kind;
 
@@ -626,11 +648,11 @@ static bool alternate_branch_fits(const QapiSchema *s, const char *btype, JsonNo
         return !strcmp(btype, "null");
     }
     if (JSON_NODE_HOLDS_OBJECT(value)) {
-        qapi_schema_lookup(s, btype, &kind);
+        qapi_schema_lookup(s->schema, btype, &kind);
         return kind == QAPI_KIND_STRUCT || kind == QAPI_KIND_UNION;
     }
     if (is_string(value)) {
-        qapi_schema_lookup(s, btype, &kind);
+        qapi_schema_lookup(s->schema, btype, &kind);
         return !strcmp(btype, "str") || kind == QAPI_KIND_ENUM;
     }
     if (is_bool(value)) {
@@ -647,7 +669,7 @@ static bool alternate_branch_fits(const QapiSchema *s, const char *btype, JsonNo
     return false;
 }
 
-static bool validate_alternate(const QapiSchema *s, const char *type, JsonObject *def,
+static bool validate_alternate(const QapiCheck *s, const char *type, JsonObject *def,
                                JsonNode *value, const char *path, const char *name,
                                GError **errp)
 {
@@ -668,18 +690,18 @@ static bool validate_alternate(const QapiSchema *s, const char *type, JsonObject
     return false;
 }
 
-static bool validate_type(const QapiSchema *s, const char *type, JsonNode *value,
+static bool validate_type(const QapiCheck *s, const char *type, JsonNode *value,
                           const char *path, const char *name, GError **errp)
 {
     bool handled;
-    bool ok = validate_builtin(type, value, path, name, &handled, errp);
+    bool ok = validate_builtin(s, type, value, path, name, &handled, errp);
     QapiKind kind;
     JsonObject *def;
 
     if (handled) {
         return ok;
     }
-    def = qapi_schema_lookup(s, type, &kind);
+    def = qapi_schema_lookup(s->schema, type, &kind);
     switch (kind) {
     case QAPI_KIND_ENUM:
         return validate_enum(def, value, path, name, errp);
@@ -702,7 +724,7 @@ static bool validate_type(const QapiSchema *s, const char *type, JsonNode *value
     }
 }
 
-static bool validate_array(const QapiSchema *s, JsonNode *elem_texpr, JsonNode *value,
+static bool validate_array(const QapiCheck *s, JsonNode *elem_texpr, JsonNode *value,
                            const char *path, GError **errp)
 {
     JsonArray *arr;
@@ -722,7 +744,7 @@ static bool validate_array(const QapiSchema *s, JsonNode *elem_texpr, JsonNode *
     return true;
 }
 
-static bool validate_texpr(const QapiSchema *s, JsonNode *texpr, JsonNode *value,
+static bool validate_texpr(const QapiCheck *s, JsonNode *texpr, JsonNode *value,
                            const char *path, const char *name, GError **errp)
 {
     JsonNode *t = texpr_type(texpr);
@@ -737,12 +759,15 @@ static bool validate_texpr(const QapiSchema *s, JsonNode *texpr, JsonNode *value
 bool qapi_validate_value(const QapiSchema *s, const char *type, JsonNode *value,
                          const char *name, GError **errp)
 {
-    return validate_type(s, type, value, name ? name : "", name, errp);
+    QapiCheck c = { .schema = s };
+
+    return validate_type(&c, type, value, name ? name : "", name, errp);
 }
 
-bool qapi_validate_command_args(const QapiSchema *s, const char *command,
-                                JsonObject *args, GError **errp)
+bool qapi_validate_command_args_u64(const QapiSchema *s, const char *command,
+                                    JsonObject *args, GHashTable *u64, GError **errp)
 {
+    QapiCheck c = { .schema = s, .u64 = u64 };
     QapiKind kind;
     JsonObject *def = qapi_schema_lookup(s, command, &kind);
     g_autoptr(JsonObject) empty = NULL;
@@ -756,5 +781,24 @@ bool qapi_validate_command_args(const QapiSchema *s, const char *command,
         empty = json_object_new();
         args = empty;
     }
-    return validate_object(s, json_object_get_member(def, "data"), args, "", errp);
+    return validate_object(&c, json_object_get_member(def, "data"), args, "", errp);
+}
+
+bool qapi_validate_command_args(const QapiSchema *s, const char *command,
+                                JsonObject *args, GError **errp)
+{
+    return qapi_validate_command_args_u64(s, command, args, NULL, errp);
+}
+
+void qapi_command_return_unsigned(const QapiSchema *s, const char *command, JsonNode *ret,
+                                  GHashTable *out)
+{
+    QapiCheck c = { .schema = s, .unsigned_out = out };
+    QapiKind kind;
+    JsonObject *def = qapi_schema_lookup(s, command, &kind);
+
+    if (def && kind == QAPI_KIND_COMMAND && json_object_has_member(def, "returns")) {
+        /* the walk of a check; a return that does not fit stops it, unmarked past there */
+        validate_texpr(&c, json_object_get_member(def, "returns"), ret, "", NULL, NULL);
+    }
 }

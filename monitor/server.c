@@ -149,9 +149,10 @@ static gboolean out_ready(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static void monitor_send(Monitor *mon, JsonNode *msg)
+/* unsigned_nodes: msg's integers to write as uint64 (a set, or NULL) */
+static void monitor_send_unsigned(Monitor *mon, JsonNode *msg, GHashTable *unsigned_nodes)
 {
-    g_autoptr(GString) line = qmp_json_to_string(msg);
+    g_autoptr(GString) line = qmp_json_to_string_unsigned(msg, unsigned_nodes);
 
     if (mon->out_fn) {
         g_string_append(line, "\r\n");
@@ -164,6 +165,11 @@ static void monitor_send(Monitor *mon, JsonNode *msg)
     g_string_append_len(mon->outbuf, line->str, line->len);
     g_string_append(mon->outbuf, "\r\n");
     monitor_flush(mon);
+}
+
+static void monitor_send(Monitor *mon, JsonNode *msg)
+{
+    monitor_send_unsigned(mon, msg, NULL);
 }
 
 static void send_greeting(Monitor *mon)
@@ -188,6 +194,8 @@ static void handle_text(Monitor *mon, const char *text)
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) rsp = NULL;
+    g_autoptr(GHashTable) unsigned_nodes = g_hash_table_new(NULL, NULL);
+    JsonTextScan scan = { 0 };
     JsonNode *root;
     unsigned line, col;
 
@@ -195,17 +203,22 @@ static void handle_text(Monitor *mon, const char *text)
         /* in json-glib's words, where the escape starts (reported first, before any other) */
         g_set_error(&err, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
                     "<data>:%u:%u: Parse error: scanner: malformed surrogate pair", line, col);
+    } else {
+        json_text_scan(text, &scan);
     }
-    if (err || !json_parser_load_from_data(parser, text, -1, &err) ||
+    if (err || !json_parser_load_from_data(parser, scan.text, -1, &err) ||
         !(root = json_parser_get_root(parser))) {
         g_autoptr(GError) perr = NULL;
 
         error_setg(&perr, "JSON parse error, %s", err ? err->message : "empty input");
         rsp = qmp_error_response(perr);
     } else {
-        rsp = qmp_dispatch(mon, root);
+        g_autoptr(GHashTable) u64 = json_text_u64_nodes(root, &scan);
+
+        rsp = qmp_dispatch(mon, root, u64, unsigned_nodes);
     }
-    monitor_send(mon, rsp);
+    json_text_scan_clear(&scan);
+    monitor_send_unsigned(mon, rsp, unsigned_nodes);
 }
 
 static void listen_start(Monitor *mon);

@@ -54,7 +54,8 @@ with QEMU's messages:
 | wrong JSON type | `Invalid parameter type for 'direct-io', expected: boolean` (integer, string, boolean, object, array, number, null) |
 | member not in the schema | `Parameter 'bogus' is unexpected` |
 | enum value unknown | `Parameter 'mode' does not accept value 'bogus'` (bare member name; `null` for list elements) |
-| unsigned not an integer | `Parameter 'multifd-channels' expects uint64` |
+| unsigned not an integer (a float, or beyond 2^64 - 1 or below -2^63) | `Parameter 'max-bandwidth' expects uint64` |
+| signed not an int64 (a float, or beyond 2^63 - 1 or below -2^63) | `Invalid parameter type for 'fdset-id', expected: integer` |
 | integer out of range | `Parameter 'multifd-channels' expects uint8_t` (bare member name) |
 | unknown command | `The command NAME has not been found` (class `CommandNotFound`) |
 | not an object | `QMP input must be a JSON object` |
@@ -76,6 +77,10 @@ every such dup was closed.
 Types: `str`, `int` (64-bit), `int8`..`int64`, `uint8`..`uint64`, `size`
 (uint64 bytes), `number` (integer or float), `bool`, `null`, `any`;
 `[T]` is an array of T; a member marked *optional* may be omitted.
+As in QEMU, an unsigned member takes 0..2^64 - 1 and, for backward
+compatibility, any negative int64 (-1 is 2^64 - 1), and is reported
+unsigned (`"max-bandwidth": 18446744073709551615`); an `id` is echoed as
+it came.
 """
 
 TITLES = {

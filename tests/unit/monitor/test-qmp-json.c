@@ -211,6 +211,54 @@ static void test_bad_surrogate_pair_vs_json_glib(void)
     g_assert_cmpuint(leaking, >, 100);
 }
 
+/*
+ * Integers beyond int64 and uint64 become floats, uint64 ones are listed
+ * by their index among the numbers (comments, both quotes and number-like
+ * text inside strings are passed over as json-glib does), and the walk
+ * finds their nodes in the parsed tree.
+ */
+static void test_scan_numbers(void)
+{
+    const char *text = "{\"a\": 18446744073709551615, /* 1 */ \"b\": [1.5e3, "
+                       "9223372036854775808, 18446744073709551616, -9223372036854775809, "
+                       "-9223372036854775808, 9223372036854775807], \"c\": \"99999999999999999999\", "
+                       "'d': '1'}";
+    JsonTextScan scan;
+    g_autoptr(GError) err = NULL;
+
+    json_text_scan(text, &scan);
+    g_assert_cmpstr(scan.text, ==,
+                    "{\"a\": 18446744073709551615, /* 1 */ \"b\": [1.5e3, "
+                    "9223372036854775808, 18446744073709551616.0, -9223372036854775809.0, "
+                    "-9223372036854775808, 9223372036854775807], \"c\": \"99999999999999999999\", "
+                    "'d': '1'}");
+    g_assert_cmpuint(scan.numbers, ==, 7);
+    g_assert_cmpuint(scan.u64->len, ==, 2);
+    g_assert_cmpuint(g_array_index(scan.u64, guint, 0), ==, 0);
+    g_assert_cmpuint(g_array_index(scan.u64, guint, 1), ==, 2);
+
+    g_autoptr(JsonNode) root = json_from_string(scan.text, &err);
+    g_assert_no_error(err);
+    g_autoptr(GHashTable) u64 = json_text_u64_nodes(root, &scan);
+    JsonObject *o = json_node_get_object(root);
+    JsonArray *b = json_object_get_array_member(o, "b");
+    g_assert_cmpuint(g_hash_table_size(u64), ==, 2);
+    g_assert_true(g_hash_table_contains(u64, json_object_get_member(o, "a")));
+    g_assert_true(g_hash_table_contains(u64, json_array_get_element(b, 1)));
+    g_assert_cmpuint((guint64)json_object_get_int_member(o, "a"), ==, G_MAXUINT64);
+    g_assert_cmpfloat(json_array_get_double_element(b, 2), ==, 18446744073709551616.0);
+    g_assert_cmpfloat(json_array_get_double_element(b, 3), ==, -9223372036854775809.0);
+
+    g_autoptr(GString) plain = qmp_json_to_string(json_object_get_member(o, "a"));
+    g_autoptr(GString) uns = qmp_json_to_string_unsigned(root, u64);
+    g_assert_cmpstr(plain->str, ==, "-1");
+    g_assert_cmpstr(uns->str, ==,
+                    "{\"a\": 18446744073709551615, \"b\": [1500, 9223372036854775808, "
+                    "1.8446744073709552e+19, -9.2233720368547758e+18, -9223372036854775808, "
+                    "9223372036854775807], \"c\": \"99999999999999999999\", \"d\": \"1\"}");
+    json_text_scan_clear(&scan);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -219,6 +267,7 @@ int main(int argc, char **argv)
     g_test_add_func("/monitor/json/writer/numbers", test_writer_numbers);
     g_test_add_func("/monitor/json/splitter/chunks", test_splitter_chunks);
     g_test_add_func("/monitor/json/splitter/incomplete", test_splitter_incomplete);
+    g_test_add_func("/monitor/json/scan/numbers", test_scan_numbers);
     g_test_add_func("/monitor/json/bad-surrogate-pair", test_bad_surrogate_pair);
     g_test_add_func("/monitor/json/bad-surrogate-pair/vs-json-glib",
                     test_bad_surrogate_pair_vs_json_glib);

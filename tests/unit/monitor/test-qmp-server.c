@@ -48,6 +48,28 @@ static JsonNode *test_cont(JsonObject *args, Monitor *mon, void *opaque, GError 
     return NULL;
 }
 
+/*
+ * Stand-ins for migration's parameter commands (opaque: the values, a
+ * JsonObject), so that a uint64 goes in, is kept and comes back out
+ * through the real schema, as query-migrate-parameters does.
+ */
+static JsonNode *test_set_params(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
+{
+    if (json_object_has_member(args, "max-bandwidth")) {
+        json_object_set_member(opaque, "max-bandwidth",
+                               json_node_copy(json_object_get_member(args, "max-bandwidth")));
+    }
+    return NULL;
+}
+
+static JsonNode *test_query_params(JsonObject *args, Monitor *mon, void *opaque, GError **errp)
+{
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_set_object(n, opaque);
+    return n;
+}
+
 static gpointer loop_thread(gpointer opaque)
 {
     Fixture *f = opaque;
@@ -268,9 +290,65 @@ static void test_errors(Fixture *f, gconstpointer data)
     /* The session survives all of that. */
     cmd(c, "{\"execute\": \"query-commands\", \"id\": 9}",
         "{\"return\": [{\"name\": \"add-fd\"}, {\"name\": \"closefd\"}, {\"name\": \"cont\"},"
-        " {\"name\": \"getfd\"}, {\"name\": \"qmp_capabilities\"}, {\"name\": \"query-commands\"},"
-        " {\"name\": \"query-fdsets\"}, {\"name\": \"query-version\"}, {\"name\": \"remove-fd\"},"
+        " {\"name\": \"getfd\"}, {\"name\": \"migrate-set-parameters\"},"
+        " {\"name\": \"qmp_capabilities\"}, {\"name\": \"query-commands\"},"
+        " {\"name\": \"query-fdsets\"}, {\"name\": \"query-migrate-parameters\"},"
+        " {\"name\": \"query-version\"}, {\"name\": \"remove-fd\"},"
         " {\"name\": \"stop\"}], \"id\": 9}");
+    client_close(c);
+}
+
+/*
+ * Integers json-glib reads otherwise than QEMU's parser, answered as QEMU
+ * 10.x does: a uint64 member takes 2^63..2^64-1 (and, for backward
+ * compatibility, any int64: -1 is 2^64-1) and reports it unsigned; beyond
+ * both ranges the number is a double, which no integer member takes; a
+ * signed member takes no uint64.
+ */
+static void test_big_integers(Fixture *f, gconstpointer data)
+{
+    static const char *const refused[] = {
+        "18446744073709551616", "99999999999999999999999", "-9223372036854775809", "1.5",
+    };
+    Client *c = client_negotiated(f);
+
+    cmd(c, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": 18446744073709551615}}", "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"query-migrate-parameters\"}",
+        "{\"return\": {\"max-bandwidth\": 18446744073709551615}}");
+    cmd(c, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": 9223372036854775808}}", "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"query-migrate-parameters\"}",
+        "{\"return\": {\"max-bandwidth\": 9223372036854775808}}");
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autofree char *text = g_strdup_printf("{\"execute\": \"migrate-set-parameters\", "
+                                                "\"arguments\": {\"max-bandwidth\": %s}}",
+                                                refused[i]);
+        cmd(c, text, "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+            "\"Parameter 'max-bandwidth' expects uint64\"}}");
+    }
+    cmd(c, "{\"execute\": \"query-migrate-parameters\"}",
+        "{\"return\": {\"max-bandwidth\": 9223372036854775808}}");
+    cmd(c, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"max-bandwidth\": -1}}", "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"query-migrate-parameters\"}",
+        "{\"return\": {\"max-bandwidth\": 18446744073709551615}}");
+    /* a uint8 member: read as uint64 first, then range-checked */
+    cmd(c, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"multifd-channels\": 18446744073709551615}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+        "\"Parameter 'multifd-channels' expects uint8_t\"}}");
+    /* signed: neither a uint64 nor a double */
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 9223372036854775808}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+        "\"Invalid parameter type for 'fdset-id', expected: integer\"}}");
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": -9223372036854775809}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+        "\"Invalid parameter type for 'fdset-id', expected: integer\"}}");
+    /* the id is echoed as it came */
+    cmd(c, "{\"execute\": \"query-fdsets\", \"id\": 18446744073709551615}",
+        "{\"return\": [], \"id\": 18446744073709551615}");
+    cmd(c, "{\"execute\": \"query-fdsets\", \"id\": -1}", "{\"return\": [], \"id\": -1}");
     client_close(c);
 }
 
@@ -657,13 +735,18 @@ static void add(const char *name, void (*fn)(Fixture *, gconstpointer))
 
 int main(int argc, char **argv)
 {
+    g_autoptr(JsonObject) params = json_object_new();
+
     g_test_init(&argc, &argv, NULL);
     qmp_register_command("stop", test_stop, NULL);
     qmp_register_command("cont", test_cont, NULL);
+    qmp_register_command("migrate-set-parameters", test_set_params, params);
+    qmp_register_command("query-migrate-parameters", test_query_params, params);
     g_test_add_func("/monitor/qmp/spec", test_spec_parsing);
     g_test_add_func("/monitor/qmp/stdio", test_stdio);
     add("/monitor/qmp/greeting-negotiation", test_greeting_and_negotiation);
     add("/monitor/qmp/errors", test_errors);
+    add("/monitor/qmp/big-integers", test_big_integers);
     add("/monitor/qmp/pipelined", test_pipelined);
     add("/monitor/qmp/one-client-at-a-time", test_one_client_at_a_time);
     add("/monitor/qmp/events", test_events);
