@@ -334,7 +334,7 @@ bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *co
     return false;
 }
 
-/* --- what json-glib 1.6 loses of a text: big integers --- */
+/* --- what json-glib 1.6 loses of a text: big integers, repeated keys --- */
 
 typedef enum {
     INT_FITS,               /* an int64: json-glib reads it right */
@@ -381,23 +381,62 @@ static bool number_char(char c)
     return g_ascii_isalnum(c) || c == '.' || c == '+' || c == '-' || c == '_';
 }
 
+/* The text of a string token between its quotes, unescaped as json-glib does. */
+static char *key_text(const char *start, const char *end, char quote)
+{
+    if (quote != '"' || !memchr(start, '\\', end - start)) {
+        return g_strndup(start, end - start);
+    }
+    g_autofree char *lit = g_strdup_printf("[%.*s]", (int)(end - start + 2), start - 1);
+    g_autoptr(JsonNode) n = json_from_string(lit, NULL);
+    if (!n || !JSON_NODE_HOLDS_ARRAY(n) || json_array_get_length(json_node_get_array(n)) != 1) {
+        return NULL;        /* json-glib refuses the whole text anyway */
+    }
+    return g_strdup(json_array_get_string_element(json_node_get_array(n), 0));
+}
+
+typedef struct ScanLevel {
+    bool object;
+    bool want_key;          /* object: the next string is a key */
+    GHashTable *keys;       /* object: the keys seen (owned strings) */
+} ScanLevel;
+
+static void scan_level_clear(gpointer p)
+{
+    ScanLevel *l = p;
+
+    g_clear_pointer(&l->keys, g_hash_table_unref);
+}
+
 void json_text_scan(const char *text, JsonTextScan *out)
 {
+    g_autoptr(GArray) levels = g_array_new(FALSE, TRUE, sizeof(ScanLevel));
     GString *copy = g_string_sized_new(strlen(text) + 8);
 
+    g_array_set_clear_func(levels, scan_level_clear);
     memset(out, 0, sizeof(*out));
     out->u64 = g_array_new(FALSE, FALSE, sizeof(guint));
     /* as json-glib 1.6 cuts the text: comments, both quotes, escapes in double quotes */
     for (const char *p = text; *p;) {
+        ScanLevel *top = levels->len ? &g_array_index(levels, ScanLevel, levels->len - 1) : NULL;
+
         if (p[0] == '/' && p[1] == '*') {
             const char *e = strstr(p + 2, "*/");
             e = e ? e + 2 : p + strlen(p);
             g_string_append_len(copy, p, e - p);
             p = e;
         } else if (*p == '"' || *p == '\'') {
-            const char *e = p + 1;
+            const char *s = p + 1;
+            const char *e = s;
             while (*e && *e != *p) {
                 e += (*p == '"' && e[0] == '\\' && e[1]) ? 2 : 1;
+            }
+            if (top && top->object && top->want_key && *e) {
+                g_autofree char *key = key_text(s, e, *p);
+                if (key && !g_hash_table_add(top->keys, g_steal_pointer(&key))) {
+                    out->duplicate_key = true;
+                }
+                top->want_key = false;
             }
             e = *e ? e + 1 : e;
             g_string_append_len(copy, p, e - p);
@@ -417,6 +456,17 @@ void json_text_scan(const char *text, JsonTextScan *out)
             out->numbers++;
             p = e;
         } else {
+            if (*p == '{' || *p == '[') {
+                ScanLevel l = { .object = *p == '{', .want_key = *p == '{' };
+                if (l.object) {
+                    l.keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+                }
+                g_array_append_val(levels, l);
+            } else if ((*p == '}' || *p == ']') && levels->len) {
+                g_array_set_size(levels, levels->len - 1);
+            } else if (*p == ',' && top && top->object) {
+                top->want_key = true;
+            }
             g_string_append_c(copy, *p);
             p++;
         }

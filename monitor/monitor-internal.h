@@ -83,7 +83,8 @@ GString *qmp_json_to_string_unsigned(JsonNode *node, GHashTable *unsigned_nodes)
  * QEMU's strtod gives) and lists the uint64 ones by their index among the
  * text's numbers; json_text_u64_nodes() finds those nodes in the parsed
  * tree (document order), for the checks that must tell them from
- * negative numbers.
+ * negative numbers.  It also notes a key repeated in one object, which
+ * json-glib merges and QEMU refuses.
  *
  *   JsonTextScan scan;
  *   json_text_scan(text, &scan);
@@ -95,6 +96,7 @@ typedef struct JsonTextScan {
     char *text;             /* the text to parse (owned) */
     GArray *u64;            /* guint: indexes among the text's numbers, ascending */
     guint numbers;          /* numbers in the text */
+    bool duplicate_key;
 } JsonTextScan;
 
 void json_text_scan(const char *text, JsonTextScan *out);

@@ -212,6 +212,12 @@ static void handle_text(Monitor *mon, const char *text)
 
         error_setg(&perr, "JSON parse error, %s", err ? err->message : "empty input");
         rsp = qmp_error_response(perr);
+    } else if (scan.duplicate_key) {
+        /* json-glib keeps the last value; QEMU's parser refuses the text */
+        g_autoptr(GError) perr = NULL;
+
+        error_setg(&perr, "JSON parse error, duplicate key");
+        rsp = qmp_error_response(perr);
     } else {
         g_autoptr(GHashTable) u64 = json_text_u64_nodes(root, &scan);
 

@@ -59,6 +59,7 @@ with QEMU's messages:
 | integer out of range | `Parameter 'multifd-channels' expects uint8_t` (bare member name) |
 | unknown command | `The command NAME has not been found` (class `CommandNotFound`) |
 | not an object | `QMP input must be a JSON object` |
+| a key repeated in one object | `JSON parse error, duplicate key` (no `id`) |
 | no `execute` | `QMP input lacks member 'execute'` |
 
 Events are sent to every client that has completed negotiation:

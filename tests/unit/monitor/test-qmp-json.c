@@ -236,6 +236,7 @@ static void test_scan_numbers(void)
     g_assert_cmpuint(scan.u64->len, ==, 2);
     g_assert_cmpuint(g_array_index(scan.u64, guint, 0), ==, 0);
     g_assert_cmpuint(g_array_index(scan.u64, guint, 1), ==, 2);
+    g_assert_false(scan.duplicate_key);
 
     g_autoptr(JsonNode) root = json_from_string(scan.text, &err);
     g_assert_no_error(err);
@@ -259,6 +260,30 @@ static void test_scan_numbers(void)
     json_text_scan_clear(&scan);
 }
 
+/* json-glib keeps the last of a repeated key; the scan notes it (QEMU refuses the text). */
+static void test_scan_duplicate_keys(void)
+{
+    static const struct {
+        const char *text;
+        bool dup;
+    } cases[] = {
+        { "{\"a\": 1, \"b\": {\"a\": 2}, \"c\": [{\"x\": 1}, {\"x\": 2}]}", false },
+        { "{\"a\": \"a\", \"b\": [\"b\", \"b\"]}", false },
+        { "{\"a\": 1, \"b\": 2, \"a\": 3}", true },
+        { "{\"k\": {\"x\": 1, \"x\": 1}}", true },
+        { "{\"ka\": 1, \"k\\u0061\": 2}", true },
+        { "{'a': 1, \"a\": 2}", true },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        JsonTextScan scan;
+
+        json_text_scan(cases[i].text, &scan);
+        g_assert_cmpint(scan.duplicate_key, ==, cases[i].dup);
+        json_text_scan_clear(&scan);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -268,6 +293,7 @@ int main(int argc, char **argv)
     g_test_add_func("/monitor/json/splitter/chunks", test_splitter_chunks);
     g_test_add_func("/monitor/json/splitter/incomplete", test_splitter_incomplete);
     g_test_add_func("/monitor/json/scan/numbers", test_scan_numbers);
+    g_test_add_func("/monitor/json/scan/duplicate-keys", test_scan_duplicate_keys);
     g_test_add_func("/monitor/json/bad-surrogate-pair", test_bad_surrogate_pair);
     g_test_add_func("/monitor/json/bad-surrogate-pair/vs-json-glib",
                     test_bad_surrogate_pair_vs_json_glib);

@@ -352,6 +352,27 @@ static void test_big_integers(Fixture *f, gconstpointer data)
     client_close(c);
 }
 
+/*
+ * A key repeated in one object: json-glib would keep the last value, QEMU's
+ * parser refuses the text (no id: it did not parse).
+ */
+static void test_duplicate_key(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    const char *dup = "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+                      "\"JSON parse error, duplicate key\"}}";
+
+    cmd(c, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+        "{\"multifd-channels\": 4, \"multifd-channels\": 0}}", dup);
+    cmd(c, "{\"execute\": \"query-fdsets\", \"id\": 1, \"id\": 2}", dup);
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 1, "
+        "\"fdset-\\u0069d\": 2}}", dup);
+    /* the same key in two objects is no repetition */
+    cmd(c, "{\"execute\": \"query-fdsets\", \"id\": {\"id\": 1}}",
+        "{\"return\": [], \"id\": {\"id\": 1}}");
+    client_close(c);
+}
+
 static void test_pipelined(Fixture *f, gconstpointer data)
 {
     Client *c = client_negotiated(f);
@@ -747,6 +768,7 @@ int main(int argc, char **argv)
     add("/monitor/qmp/greeting-negotiation", test_greeting_and_negotiation);
     add("/monitor/qmp/errors", test_errors);
     add("/monitor/qmp/big-integers", test_big_integers);
+    add("/monitor/qmp/duplicate-key", test_duplicate_key);
     add("/monitor/qmp/pipelined", test_pipelined);
     add("/monitor/qmp/one-client-at-a-time", test_one_client_at_a_time);
     add("/monitor/qmp/events", test_events);
