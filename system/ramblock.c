@@ -367,6 +367,6 @@ void guest_write(RAMBlock *rb, uint64_t off, const void *buf, size_t len)
     first = off >> TARGET_PAGE_BITS;
     last = (off + len - 1) >> TARGET_PAGE_BITS;
     for (uint64_t page = first; page <= last; page++) {
-        set_bit_atomic(page, rb->dirty_log);
+        set_bit_release(page, rb->dirty_log);
     }
 }

@@ -80,7 +80,7 @@ static inline void guest_write_u8(RAMBlock *rb, uint64_t off, uint8_t v)
     tsan_ignore_begin();
     __atomic_store_n(&rb->host[off], v, __ATOMIC_RELAXED);
     tsan_ignore_end();
-    set_bit_atomic(off >> TARGET_PAGE_BITS, rb->dirty_log);
+    set_bit_release(off >> TARGET_PAGE_BITS, rb->dirty_log);
 }
 static inline uint8_t guest_read_u8(RAMBlock *rb, uint64_t off)
 {

@@ -28,6 +28,16 @@ static inline bool test_bit(size_t nr, const unsigned long *addr)
 { return (addr[BIT_WORD(nr)] & BIT_MASK(nr)) != 0; }
 static inline void set_bit_atomic(size_t nr, unsigned long *addr)
 { __atomic_fetch_or(&addr[BIT_WORD(nr)], BIT_MASK(nr), __ATOMIC_RELAXED); }
+/*
+ * Set the bit after every earlier store of this thread: whoever takes it
+ * with an acquire (bitmap_harvest_atomic) sees those stores too.  A dirty
+ * log needs it: on a weakly ordered host (arm64, POWER) a relaxed bit may
+ * become visible before the data, and a harvest would then send the old
+ * page and clear the bit that said it changed.  On x86 it is the same
+ * instruction as set_bit_atomic.
+ */
+static inline void set_bit_release(size_t nr, unsigned long *addr)
+{ __atomic_fetch_or(&addr[BIT_WORD(nr)], BIT_MASK(nr), __ATOMIC_RELEASE); }
 static inline void clear_bit_atomic(size_t nr, unsigned long *addr)
 { __atomic_fetch_and(&addr[BIT_WORD(nr)], ~BIT_MASK(nr), __ATOMIC_RELAXED); }
 static inline bool test_bit_atomic(size_t nr, const unsigned long *addr)
