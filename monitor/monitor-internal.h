@@ -175,8 +175,12 @@ void monitor_register_builtin_commands(void);
 typedef void (*MonitorOutFunc)(void *opaque, const char *buf, size_t len);
 Monitor *monitor_new_qmp_inproc(MonitorOutFunc out, void *opaque);
 void monitor_inproc_feed(Monitor *mon, const char *buf, size_t len);
-/* fd as if it came with SCM_RIGHTS (getfd, add-fd take it); the monitor owns it. */
-void monitor_inproc_pass_fd(Monitor *mon, int fd);
+/*
+ * fds as if they came with SCM_RIGHTS with the next bytes fed: they replace
+ * any still queued, and the next command dispatched may take the first
+ * (getfd, add-fd); the monitor owns them and closes what no command took.
+ */
+void monitor_inproc_pass_fds(Monitor *mon, const int *fds, guint n);
 
 bool monitor_is_negotiated(Monitor *mon);
 void monitor_set_negotiated(Monitor *mon, bool oob);

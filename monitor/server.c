@@ -46,7 +46,15 @@ struct Monitor {
     guint out_watch;
     JsonSplitter splitter;
     GString *outbuf;
-    GArray *recv_fds;         /* int fds from SCM_RIGHTS, oldest first, owned */
+    /*
+     * The fds of the last recvmsg that brought any (owned): a batch
+     * replaces the one before it, the command it came with takes the
+     * first and closes the rest, and what no command took is closed once
+     * the command has been dispatched (QEMU's chardev keeps one batch
+     * the same way), so fds never pile up and a command never takes an
+     * fd that came with an earlier one.
+     */
+    GArray *recv_fds;
     bool negotiated;
     bool oob;
     /* In-process client (monitor_new_qmp_inproc): where output goes; immutable. */
@@ -79,6 +87,14 @@ bool monitor_oob_enabled(Monitor *mon)
     return mon->oob;
 }
 
+static void close_received_fds(Monitor *mon)
+{
+    for (guint i = 0; i < mon->recv_fds->len; i++) {
+        close(g_array_index(mon->recv_fds, int, i));
+    }
+    g_array_set_size(mon->recv_fds, 0);
+}
+
 int monitor_take_received_fd(Monitor *mon)
 {
     int fd;
@@ -88,15 +104,16 @@ int monitor_take_received_fd(Monitor *mon)
     }
     fd = g_array_index(mon->recv_fds, int, 0);
     g_array_remove_index(mon->recv_fds, 0);
+    close_received_fds(mon);
     return fd;
 }
 
-static void close_received_fds(Monitor *mon)
+/* A new batch of fds (owned, taken over) replaces the one still queued. */
+static void received_fds_replace(Monitor *mon, const int *fds, guint n)
 {
-    int fd;
-
-    while ((fd = monitor_take_received_fd(mon)) >= 0) {
-        close(fd);
+    if (n) {
+        close_received_fds(mon);
+        g_array_append_vals(mon->recv_fds, fds, n);
     }
 }
 
@@ -224,6 +241,8 @@ static void handle_text(Monitor *mon, const char *text)
         rsp = qmp_dispatch(mon, root, u64, unsigned_nodes);
     }
     json_text_scan_clear(&scan);
+    /* the command took what it wanted; the rest is closed before it is answered */
+    close_received_fds(mon);
     monitor_send_unsigned(mon, rsp, unsigned_nodes);
 }
 
@@ -259,7 +278,10 @@ static ssize_t client_read(Monitor *mon, char *buf, size_t len)
     ssize_t n;
 
     if (mon->fd_pass) {
-        n = io_socket_recv_with_fds(mon->in_fd, buf, len, mon->recv_fds, &err);
+        g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+
+        n = io_socket_recv_with_fds(mon->in_fd, buf, len, fds, &err);
+        received_fds_replace(mon, (const int *)fds->data, fds->len);
         return n < 0 ? -1 : n;
     }
     do {
@@ -561,10 +583,10 @@ Monitor *monitor_new_qmp_inproc(MonitorOutFunc out, void *opaque)
     return mon;
 }
 
-void monitor_inproc_pass_fd(Monitor *mon, int fd)
+void monitor_inproc_pass_fds(Monitor *mon, const int *fds, guint n)
 {
     g_assert(mon->out_fn);
-    g_array_append_val(mon->recv_fds, fd);
+    received_fds_replace(mon, fds, n);
 }
 
 void monitor_inproc_feed(Monitor *mon, const char *buf, size_t len)

@@ -45,8 +45,12 @@ void monitor_cleanup_all(void);
  */
 void qmp_event_send(const char *event, JsonObject *data);
 
-/* fds received with SCM_RIGHTS on this monitor's client since the last take. */
-int monitor_take_received_fd(Monitor *mon);    /* -1 if none; caller owns the fd */
+/*
+ * For the command being dispatched: the first fd of the batch that came
+ * with it over SCM_RIGHTS (the rest are closed), or -1 if none came or an
+ * earlier command took it; the caller owns the fd.
+ */
+int monitor_take_received_fd(Monitor *mon);
 
 /* getfd / closefd named fds (the fd: transport). */
 /* Hands over the named fd (the name is forgotten, as in QEMU); caller owns it.

@@ -7,8 +7,8 @@
  * commands, and an in-process monitor client (monitor_new_qmp_inproc())
  * that is handed the input as a socket read would be: JSON framing (the
  * splitter), parsing, schema argument checking and dispatch of every
- * command of the qapi/ schema.  The client is also handed two fds as with
- * SCM_RIGHTS (a file of the sandbox), for getfd and add-fd.  After the
+ * command of the qapi/ schema.  Each text comes in a write of its own with
+ * two fds as with SCM_RIGHTS (a file of the sandbox), for getfd and add-fd.  After the
  * input the main context runs until a started migration ends (100 ms at
  * most); then the Migration is freed (cancel and join), the fdsets and
  * named fds closed (no dup of an fdset fd may still be open), the vCPU
@@ -243,12 +243,41 @@ static void let_it_run(Migration *m)
 static void pass_sandbox_fds(Monitor *mon)
 {
     g_autofree char *path = g_build_filename(sandbox, "passed", NULL);
+    int fds[2];
 
     for (int i = 0; i < 2; i++) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        g_assert(fd >= 0);
-        monitor_inproc_pass_fd(mon, fd);
+        fds[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        g_assert(fds[i] >= 0);
     }
+    monitor_inproc_pass_fds(mon, fds, 2);
+}
+
+/*
+ * The client sends each text in a write of its own with two fds: a text
+ * takes only fds that came with it, so every getfd and add-fd has one.
+ */
+static void feed_texts_with_fds(Monitor *mon, const char *data, size_t size)
+{
+    JsonSplitter js;
+    size_t start = 0;
+
+    json_splitter_init(&js);
+    for (size_t i = 0; i < size; i++) {
+        char *text;
+
+        json_splitter_feed(&js, data + i, 1);
+        if (!(text = json_splitter_next(&js))) {
+            continue;
+        }
+        g_free(text);
+        pass_sandbox_fds(mon);
+        monitor_inproc_feed(mon, data + start, i + 1 - start);
+        start = i + 1;
+    }
+    if (start < size) {
+        monitor_inproc_feed(mon, data + start, size - start);
+    }
+    json_splitter_destroy(&js);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -282,8 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     Monitor *mon = monitor_new_qmp_inproc(check_output, NULL);
-    pass_sandbox_fds(mon);
-    monitor_inproc_feed(mon, (const char *)data + 1, size - 1);
+    feed_texts_with_fds(mon, (const char *)data + 1, size - 1);
     let_it_run(m);
 
     migration_free(m);

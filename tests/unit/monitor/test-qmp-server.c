@@ -186,6 +186,15 @@ static void client_send_fd(Client *c, const char *text, int fd)
     g_assert_cmpint(n, ==, (ssize_t)strlen(text));
 }
 
+static void client_send_fds(Client *c, const char *text, const int *fds, size_t nfds)
+{
+    g_autoptr(GError) err = NULL;
+    ssize_t n = io_socket_send_with_fds(c->fd, text, strlen(text), fds, nfds, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpint(n, ==, (ssize_t)strlen(text));
+}
+
 static void expect(Client *c, const char *line)
 {
     g_autofree char *got = client_line(c);
@@ -643,6 +652,88 @@ static void test_fdsets(Fixture *f, gconstpointer data)
     client_close(c);
 }
 
+static guint open_fd_count(void)
+{
+    g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+    guint n = 0;
+
+    g_assert_nonnull(dir);
+    while (g_dir_read_name(dir)) {
+        n++;
+    }
+    return n;
+}
+
+static void assert_same_file(int fd, int want)
+{
+    struct stat a, b;
+
+    g_assert_cmpint(fstat(fd, &a), ==, 0);
+    g_assert_cmpint(fstat(want, &b), ==, 0);
+    g_assert_cmpuint(a.st_dev, ==, b.st_dev);
+    g_assert_cmpuint(a.st_ino, ==, b.st_ino);
+}
+
+/*
+ * A command takes the first fd that came with it and nothing else: the
+ * rest of its batch, and fds that came with a command that took none, are
+ * closed, never handed to a later command.
+ */
+static void test_fds_with_command(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    int a = tmp_file(f, "a", O_WRONLY), b = tmp_file(f, "b", O_WRONLY);
+    int ab[2] = { a, b };
+    int cfd = tmp_file(f, "c", O_WRONLY);
+    g_autoptr(GError) err = NULL;
+    g_autofree char *l1 = NULL, *l2 = NULL;
+    guint before;
+    int got;
+
+    monitor_fdsets_init();
+    client_send_fds(c, "{\"execute\": \"add-fd\", \"arguments\": {\"opaque\": \"first\"}}",
+                    ab, 2);
+    l1 = client_line(c);
+    assert_same_file(added_fd(l1, 0), a);
+    l2 = add_fd(c, "{\"opaque\": \"second\"}", cfd);
+    assert_same_file(added_fd(l2, 1), cfd);
+
+    /* fds that came with a command that takes none: closed after it */
+    client_send_fds(c, "{\"execute\": \"query-version\", \"id\": 1}", ab, 2);
+    expect(c, "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10},"
+              " \"package\": \"mapram 0.1.0\"}, \"id\": 1}");
+    cmd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied"
+        " via SCM_RIGHTS\"}}");
+    before = open_fd_count();
+    for (int i = 0; i < 50; i++) {
+        client_send_fds(c, "{\"execute\": \"query-fdsets\", \"id\": 2}", &a, 1);
+        g_free(client_line(c));
+    }
+    /* what came with a command is closed before its reply */
+    g_assert_cmpuint(open_fd_count(), ==, before);
+    cmd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}",
+        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied"
+        " via SCM_RIGHTS\"}}");
+
+    /* getfd takes the fd sent with it, not one left from before */
+    client_send_fds(c, "{\"execute\": \"query-version\"}", &a, 1);
+    g_free(client_line(c));
+    client_send_fd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}", cfd);
+    expect(c, "{\"return\": {}}");
+    got = monitor_get_fd("x", &err);
+    g_assert_no_error(err);
+    assert_same_file(got, cfd);
+    close(got);
+
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 0}}", "{\"return\": {}}");
+    cmd(c, "{\"execute\": \"remove-fd\", \"arguments\": {\"fdset-id\": 1}}", "{\"return\": {}}");
+    close(a);
+    close(b);
+    close(cfd);
+    client_close(c);
+}
+
 static void test_fdset_direct_io(Fixture *f, gconstpointer data)
 {
     Client *c = client_negotiated(f);
@@ -776,5 +867,6 @@ int main(int argc, char **argv)
     add("/monitor/fds/getfd", test_getfd);
     add("/monitor/fds/fdsets", test_fdsets);
     add("/monitor/fds/fdset-direct-io", test_fdset_direct_io);
+    add("/monitor/fds/with-command", test_fds_with_command);
     return g_test_run();
 }
