@@ -747,7 +747,7 @@ void postcopy_load_start(PostcopyLoad *pl, const PageChannelsConfig *cfg, MrcTab
     }
     int dio_fd = cfg->direct_io ? qemu_open(cfg->path, O_RDONLY | O_DIRECT, 0, NULL) : -1;
     if (dio_fd >= 0) {
-        close(pl->fd);
+        qemu_close(pl->fd);
         pl->fd = dio_fd;
     }
     pl->fault_thread = g_thread_new("postcopy/fault", fault_thread, pl);
@@ -792,7 +792,7 @@ void postcopy_load_free(PostcopyLoad *pl)
     }
     /* closing the fd ends the registration and lets any waiter go (we are exiting) */
     close(pl->uffd);
-    close(pl->fd);
+    qemu_close(pl->fd);            /* a dup from an fdset leaves the set with it */
     close(pl->wake_fd);
     for (guint i = 0; i < pl->blocks->len; i++) {
         PcBlock *b = g_ptr_array_index(pl->blocks, i);

@@ -545,7 +545,7 @@ static void stop_multifd(SaveCtx *c)
     }
     for (unsigned i = 0; c->chan_fds && i < c->nchan; i++) {
         if (c->chan_fds[i] >= 0) {
-            close(c->chan_fds[i]);
+            qemu_close(c->chan_fds[i]);
         }
     }
     g_clear_pointer(&c->chan_fds, g_free);

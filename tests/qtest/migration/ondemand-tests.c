@@ -594,6 +594,31 @@ static void test_second_ram_start(void)
     qtest_quit(to);
 }
 
+/*
+ * A load from an fdset that fails (a file of garbage): the on-demand
+ * load's own dup of the set's fd leaves the set when the load ends, so
+ * once remove-fd took the user fd the set is gone, as with any other load.
+ */
+static void test_fdset_failed(void)
+{
+    g_autofree char *path = g_strdup_printf("%s/garbage", mig_tmpdir);
+    g_autofree char *garbage = g_malloc(8192);
+    OnDemand od = { .paused = true };
+
+    memset(garbage, 'x', 8192);
+    g_assert_true(g_file_set_contents(path, garbage, 8192, NULL));
+    QTestState *to = start_dest(&od, NULL);
+    mig_add_fd(to, 0, path, O_RDONLY);
+    migrate_incoming_qmp(to, "file:/dev/fdset/0", NULL, "'exit-on-error': false");
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, "Stream header at offset 0: Not a migration stream, magic: 78787878 != 5145564d");
+    qtest_qmp_assert_success(to, "{'execute': 'remove-fd', 'arguments': {'fdset-id': 0}}");
+    g_autoptr(JsonNode) sets = qtest_qmp_assert_success_node(to, "{'execute': 'query-fdsets'}");
+    g_autofree char *text = qtest_json_text(sets);
+    g_assert_cmpstr(text, ==, "[]");
+    qtest_quit(to);
+}
+
 /* ---- rule rows ---- */
 
 /* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
@@ -823,6 +848,8 @@ void migration_test_add_ondemand(void)
                        test_fail_in_block_list, MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/second-ram-start",
                        test_second_ram_start, MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/fdset/failed", test_fdset_failed,
+                       MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots", test_stale_slots,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots/reused",
