@@ -7,7 +7,11 @@
  * (QEMU's chardev does the same).  Input bytes go through a JsonSplitter;
  * each complete text is parsed, dispatched and answered in order.
  * Output is queued in outbuf and written without blocking the main loop;
- * lines end with "\r\n" like QEMU's.
+ * lines end with "\r\n" like QEMU's.  A client that does not read its
+ * replies is not read either: once MONITOR_OUT_HIGH bytes wait for it,
+ * its input watch is removed (and texts already split wait) until the
+ * peer has taken enough; events still queue, as QEMU's do, but a client
+ * with MONITOR_OUT_MAX bytes unread is dropped.
  *
  * Events may be sent from any thread: from the thread that owns the main
  * context they are written at once (so STOP precedes the reply of "stop",
@@ -28,6 +32,14 @@
 #include "util/thread.h"
 
 #define MONITOR_READ_SIZE 4096
+/*
+ * 1 MiB: thousands of replies, so a client that reads late but does read
+ * never waits on us, and one that never reads costs at most this much
+ * (plus one read's worth of split texts and the socket's own buffer).
+ */
+#define MONITOR_OUT_HIGH (1 << 20)
+/* Only events can pass MONITOR_OUT_HIGH while input is paused: a client this far behind is gone. */
+#define MONITOR_OUT_MAX (16 << 20)
 
 struct Monitor {
     /* Immutable after monitor_new_qmp(). */
@@ -42,7 +54,7 @@ struct Monitor {
     IOChannel *client;        /* socket client, NULL if none */
     int in_fd;                /* -1 when no client */
     int out_fd;
-    guint in_watch;
+    guint in_watch;           /* 0 with a client attached: paused, output backed up */
     guint out_watch;
     JsonSplitter splitter;
     GString *outbuf;
@@ -120,6 +132,36 @@ static void received_fds_replace(Monitor *mon, const int *fds, guint n)
 /* --- output --- */
 
 static gboolean out_ready(gint fd, GIOCondition cond, gpointer opaque);
+static gboolean in_ready(gint fd, GIOCondition cond, gpointer opaque);
+
+static bool output_backed_up(Monitor *mon)
+{
+    return mon->outbuf->len >= MONITOR_OUT_HIGH;
+}
+
+/*
+ * The client is gone or must go: read its input again (if paused) so
+ * that the input watch sees EOF and detaches it in one place.
+ */
+static void input_watch_ensure(Monitor *mon)
+{
+    if (mon->in_fd >= 0 && !mon->in_watch) {
+        mon->in_watch = g_unix_fd_add(mon->in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, in_ready, mon);
+    }
+}
+
+/* The peer failed or is dropped: what it did not read is lost. */
+static void client_fail(Monitor *mon)
+{
+    g_string_truncate(mon->outbuf, 0);
+    if (!mon->is_stdio) {
+        shutdown(mon->out_fd, SHUT_RDWR);
+        /* nothing it sent after this runs */
+        json_splitter_reset(&mon->splitter);
+        close_received_fds(mon);
+    }
+    input_watch_ensure(mon);
+}
 
 /*
  * Write as much of outbuf as the peer takes now.  A socket that fails is
@@ -147,15 +189,14 @@ static void monitor_flush(Monitor *mon)
             return;
         }
         if (n < 0) {
-            g_string_truncate(mon->outbuf, 0);
-            if (!mon->is_stdio) {
-                shutdown(mon->out_fd, SHUT_RDWR);
-            }
+            client_fail(mon);
             return;
         }
         g_string_erase(mon->outbuf, 0, n);
     }
 }
+
+static void input_resume(Monitor *mon);
 
 static gboolean out_ready(gint fd, GIOCondition cond, gpointer opaque)
 {
@@ -163,6 +204,9 @@ static gboolean out_ready(gint fd, GIOCondition cond, gpointer opaque)
 
     mon->out_watch = 0;
     monitor_flush(mon);
+    if (mon->in_fd >= 0 && !mon->in_watch && !output_backed_up(mon)) {
+        input_resume(mon);
+    }
     return G_SOURCE_REMOVE;
 }
 
@@ -177,6 +221,13 @@ static void monitor_send_unsigned(Monitor *mon, JsonNode *msg, GHashTable *unsig
         return;
     }
     if (mon->out_fd < 0) {
+        return;
+    }
+    if (mon->outbuf->len + line->len + 2 > MONITOR_OUT_MAX) {
+        /* stdio cannot be dropped: what it left unread is */
+        fprintf(stderr, "mapram: QMP %s: %s dropped: more than %d MiB of output unread\n",
+                mon->spec, mon->is_stdio ? "output" : "client", MONITOR_OUT_MAX >> 20);
+        client_fail(mon);
         return;
     }
     g_string_append_len(mon->outbuf, line->str, line->len);
@@ -290,15 +341,31 @@ static ssize_t client_read(Monitor *mon, char *buf, size_t len)
     return n;
 }
 
-/* Bytes from the client: every complete text is answered in order. */
-static void process_input(Monitor *mon, const char *buf, size_t n)
+/* Answer the complete texts received, in order, while the client reads its output. */
+static void dispatch_pending(Monitor *mon)
 {
     char *text;
 
-    json_splitter_feed(&mon->splitter, buf, n);
-    while ((mon->in_fd >= 0 || mon->out_fn) && (text = json_splitter_next(&mon->splitter))) {
+    while ((mon->in_fd >= 0 || mon->out_fn) && !output_backed_up(mon) &&
+           (text = json_splitter_next(&mon->splitter))) {
         handle_text(mon, text);
         g_free(text);
+    }
+}
+
+/* Bytes from the client. */
+static void process_input(Monitor *mon, const char *buf, size_t n)
+{
+    json_splitter_feed(&mon->splitter, buf, n);
+    dispatch_pending(mon);
+}
+
+/* The peer read enough of a backed-up output: go on with its input. */
+static void input_resume(Monitor *mon)
+{
+    dispatch_pending(mon);
+    if (!output_backed_up(mon)) {
+        input_watch_ensure(mon);
     }
 }
 
@@ -313,6 +380,10 @@ static gboolean in_ready(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     process_input(mon, buf, n);
+    if (mon->in_fd >= 0 && output_backed_up(mon)) {
+        mon->in_watch = 0;          /* until out_ready finds the output drained */
+        return G_SOURCE_REMOVE;
+    }
     return G_SOURCE_CONTINUE;
 }
 

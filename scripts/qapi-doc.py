@@ -43,7 +43,12 @@ A command is `{"execute": NAME, "arguments": {...}, "id": ANY}`; `arguments`
 and `id` are optional and `id` is echoed in the reply. Replies are
 `{"return": VALUE}` or `{"error": {"class": CLASS, "desc": TEXT}}`.
 Several commands may be sent in one write, or one command split over
-several writes.
+several writes. A client must read its replies: while 1 MiB of output waits
+for it, the server reads no more of its commands (they wait in the socket,
+and are answered in order once it reads). Events still queue meanwhile; a
+client that leaves more than 16 MiB unread is disconnected, with
+`mapram: QMP SPEC: client dropped: more than 16 MiB of output unread` on
+stderr.
 
 Arguments are checked against the schema below before a command runs,
 with QEMU's messages:

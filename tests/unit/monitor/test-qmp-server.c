@@ -17,6 +17,7 @@
 #include "monitor/monitor-internal.h"
 #include "util/error.h"
 #include "util/osdep.h"
+#include "util/thread.h"
 
 #define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10}," \
                  " \"package\": \"mapram 0.1.0\"}, \"capabilities\": [\"oob\"]}}"
@@ -502,6 +503,182 @@ static void test_events_need_negotiation(Fixture *f, gconstpointer data)
     client_close(c);
 }
 
+static gint64 vm_rss_kib(void)
+{
+    g_autofree char *status = NULL;
+    const char *at;
+
+    g_assert_true(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
+    at = strstr(status, "\nVmRSS:");
+    g_assert_nonnull(at);
+    return g_ascii_strtoll(at + strlen("\nVmRSS:"), NULL, 10);
+}
+
+typedef struct Rest {
+    int fd;
+    const char *buf;
+    size_t len;
+} Rest;
+
+static gpointer write_rest(gpointer opaque)
+{
+    Rest *r = opaque;
+
+    while (r->len) {
+        ssize_t n = write(r->fd, r->buf, r->len);
+
+        g_assert_cmpint(n, >, 0);
+        r->buf += n;
+        r->len -= n;
+    }
+    return NULL;
+}
+
+#define BP_COMMANDS 100000
+
+/*
+ * A client that sends commands and reads nothing: the server stops
+ * reading it once a MiB of replies waits (its writes stall; it used to
+ * read on and buffer every reply), and once the client reads it gets
+ * every reply, in order.
+ */
+static void test_backpressure(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    g_autoptr(GString) in = g_string_new(NULL);
+    int small = 4096;
+    size_t written = 0;
+    gint64 rss_before;
+    Rest rest;
+    GThread *t;
+
+    for (int i = 1; i <= BP_COMMANDS; i++) {
+        g_string_append_printf(in, "{\"id\":%d}", i);
+    }
+    g_assert_cmpint(setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), ==, 0);
+    g_assert_cmpint(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), ==, 0);
+    g_assert_cmpint(fcntl(c->fd, F_SETFL, O_NONBLOCK), ==, 0);
+    rss_before = vm_rss_kib();
+    while (written < in->len) {
+        ssize_t n = write(c->fd, in->str + written, in->len - written);
+        struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+        if (n > 0) {
+            written += n;
+            continue;
+        }
+        g_assert_cmpint(errno, ==, EAGAIN);
+        if (poll(&pfd, 1, 2000) == 0) {
+            break;          /* the server has stopped reading us */
+        }
+    }
+    g_assert_cmpint(vm_rss_kib() - rss_before, <, 6 * 1024);
+    g_assert_cmpuint(written, <, in->len / 2);
+
+    g_assert_cmpint(fcntl(c->fd, F_SETFL, 0), ==, 0);
+    rest = (Rest){ .fd = c->fd, .buf = in->str + written, .len = in->len - written };
+    t = g_thread_new("rest", write_rest, &rest);
+    for (int i = 1; i <= BP_COMMANDS; i++) {
+        g_autofree char *want = g_strdup_printf(
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member"
+            " 'execute'\"}, \"id\": %d}", i);
+
+        expect(c, want);
+    }
+    g_thread_join(t);
+    cmd(c, "{\"execute\": \"query-fdsets\", \"id\": \"last\"}", "{\"return\": [], \"id\": \"last\"}");
+    client_close(c);
+}
+
+#define BIG_EVENTS 300
+#define BIG_EVENT_PAD (64 * 1024)
+
+typedef struct BigEvents {
+    QemuMutex lock;
+    QemuCond cond;
+    bool sent;                 /* protected by lock */
+} BigEvents;
+
+/* On the loop thread: every event is queued before the client can read any. */
+static gboolean send_big_events(gpointer opaque)
+{
+    BigEvents *be = opaque;
+    g_autofree char *pad = g_malloc(BIG_EVENT_PAD + 1);
+
+    memset(pad, 'x', BIG_EVENT_PAD);
+    pad[BIG_EVENT_PAD] = 0;
+    for (int i = 1; i <= BIG_EVENTS; i++) {
+        JsonObject *data = json_object_new();
+
+        json_object_set_int_member(data, "pass", i);
+        json_object_set_string_member(data, "pad", pad);
+        qmp_event_send("MIGRATION_PASS", data);
+    }
+    qemu_mutex_lock(&be->lock);
+    be->sent = true;
+    qemu_cond_signal(&be->cond);
+    qemu_mutex_unlock(&be->lock);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * Events still queue for a client that reads nothing, up to 16 MiB: past
+ * that it is dropped (EOF after what the socket held), with a line on
+ * stderr, and the next client is served.
+ */
+static void test_output_cap(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    g_autofree char *log_path = g_build_filename(f->dir, "stderr", NULL);
+    g_autofree char *log = NULL;
+    g_autofree char *want = NULL;
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int saved = dup(STDERR_FILENO);
+    size_t got = 0;
+    Client *next;
+    BigEvents be = { .sent = false };
+
+    g_assert_cmpint(log_fd, >=, 0);
+    dup2(log_fd, STDERR_FILENO);
+    qemu_mutex_init(&be.lock);
+    qemu_cond_init(&be.cond);
+    g_idle_add(send_big_events, &be);
+    qemu_mutex_lock(&be.lock);
+    while (!be.sent) {
+        qemu_cond_wait(&be.cond, &be.lock);
+    }
+    qemu_mutex_unlock(&be.lock);
+    qemu_cond_destroy(&be.cond);
+    qemu_mutex_destroy(&be.lock);
+    for (;;) {
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        char tmp[65536];
+        ssize_t n;
+
+        g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+        n = read(c->fd, tmp, sizeof(tmp));
+        g_assert_cmpint(n, >=, 0);
+        if (n == 0) {
+            break;
+        }
+        got += n;
+    }
+    g_assert_cmpuint(got, <, (size_t)BIG_EVENTS * BIG_EVENT_PAD / 2);
+    client_close(c);
+    next = client_connect(f);
+    expect(next, GREETING);
+    client_close(next);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(log_fd);
+    g_assert_true(g_file_get_contents(log_path, &log, NULL, NULL));
+    unlink(log_path);
+    want = g_strdup_printf("mapram: QMP unix:%s,server=on,wait=off: client dropped: more than"
+                           " 16 MiB of output unread\n", f->path);
+    g_assert_cmpstr(log, ==, want);
+}
+
 static int tmp_file(Fixture *f, const char *name, int flags)
 {
     g_autofree char *p = g_build_filename(f->dir, name, NULL);
@@ -864,6 +1041,8 @@ int main(int argc, char **argv)
     add("/monitor/qmp/one-client-at-a-time", test_one_client_at_a_time);
     add("/monitor/qmp/events", test_events);
     add("/monitor/qmp/events-need-negotiation", test_events_need_negotiation);
+    add("/monitor/qmp/backpressure", test_backpressure);
+    add("/monitor/qmp/output-cap", test_output_cap);
     add("/monitor/fds/getfd", test_getfd);
     add("/monitor/fds/fdsets", test_fdsets);
     add("/monitor/fds/fdset-direct-io", test_fdset_direct_io);
