@@ -136,6 +136,7 @@ struct MigrationState {
     /* Protected by lock: what query-migrate reports besides the counters */
     QemuMutex lock;
     MigrationStatus status;
+    bool ended;                   /* the thread decided how it ends: a cancel is too late */
     char *error_desc;
     gint64 setup_ms, total_ms, downtime_ms;
     uint64_t expected_downtime_ms;

@@ -15,7 +15,9 @@
 #include "migration-internal.h"
 #include "util/error.h"
 #include "util/fault.h"
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BUFFER_DELAY_MS 100      /* rate-limit window */
 
@@ -35,6 +37,12 @@ typedef struct OutgoingRun {
     uint64_t iter_last_bytes;
     double bandwidth_bpms;        /* bytes per ms, measured */
     bool vm_stopped_by_us;
+    /*
+     * A dup of the main channel's fd when it is a file, -1 otherwise: a
+     * failed or cancelled save is cut back through it to start, also
+     * once the channel is closed (a cancel may come after the close).
+     */
+    int cut_fd;
     MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
     bool compressed;              /* multifd-compression is not "none" */
 } OutgoingRun;
@@ -514,6 +522,51 @@ static void restore_source(OutgoingRun *run)
     }
 }
 
+/*
+ * How the migration ends, decided once, under both locks: a cancel that
+ * was acknowledged (the status says cancelling) wins, whatever the save
+ * did since; one that comes later finds s->ended and changes nothing.
+ * A completion is published here, with the run state (a monitor's cont
+ * waits for the run state to leave finish-migrate, and its client's next
+ * query-migrate, which takes this lock, must already see "completed",
+ * as QEMU's big lock makes it).
+ */
+static MigrationStatus decide_end(OutgoingRun *run, bool ok)
+{
+    MigrationState *s = run->s;
+    Migration *m = run->m;
+
+    pthread_mutex_lock(&s->event_lock);
+    qemu_mutex_lock(&s->lock);
+    s->total_ms = migration_now_ms() - s->start_ms;
+    MigrationStatus end = s->status == MIGRATION_STATUS_CANCELLING ? MIGRATION_STATUS_CANCELLED :
+                          ok ? MIGRATION_STATUS_COMPLETED : MIGRATION_STATUS_FAILED;
+    s->ended = true;
+    if (end == MIGRATION_STATUS_COMPLETED) {
+        m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
+        s->status = MIGRATION_STATUS_COMPLETED;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (end == MIGRATION_STATUS_COMPLETED) {
+        migration_status_event(m, s->cfg, MIGRATION_STATUS_COMPLETED);
+    }
+    pthread_mutex_unlock(&s->event_lock);
+    return end;
+}
+
+/*
+ * A failed or cancelled save leaves no file that loads: a cancel that
+ * came while completion() ran or after the close, or a failed sync or
+ * close, found every byte written.  Cut back to where the save began, as
+ * `mapram save` does; the stream's last bytes were flushed before.
+ */
+static void cut_back(OutgoingRun *run)
+{
+    if (run->cut_fd >= 0 && ftruncate(run->cut_fd, run->start) < 0) {
+        /* nothing better to do: the status says the file is not a save */
+    }
+}
+
 static gpointer migration_thread(gpointer opaque)
 {
     OutgoingRun *run = opaque;
@@ -522,52 +575,37 @@ static gpointer migration_thread(gpointer opaque)
     GError *err = NULL;
 
     bool ok = run_save(run, &err);
-    bool cancelled = cancel_requested(s);
-    multifd_release(run, ok && !cancelled);
+    multifd_release(run, ok && !cancel_requested(s));
     qemu_savevm_state_cleanup(m->registry);
-    qemu_mutex_lock(&s->lock);
-    s->total_ms = migration_now_ms() - s->start_ms;
-    qemu_mutex_unlock(&s->lock);
+    if (fault_hit("save-late-cancel")) {
+        migration_outgoing_cancel(s);
+    }
 
-    if (ok && !cancelled) {
-        /*
-         * Both under the state lock: a monitor's cont waits for the run
-         * state to leave finish-migrate, and its client's next
-         * query-migrate (which takes this lock) must already see
-         * "completed", as QEMU's big lock makes it.
-         */
-        pthread_mutex_lock(&s->event_lock);
-        qemu_mutex_lock(&s->lock);
-        m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
-        s->status = MIGRATION_STATUS_COMPLETED;
-        qemu_mutex_unlock(&s->lock);
-        migration_status_event(m, s->cfg, MIGRATION_STATUS_COMPLETED);
-        pthread_mutex_unlock(&s->event_lock);
-    } else {
-        if (err && !cancelled) {
+    MigrationStatus end = decide_end(run, ok);
+    if (end != MIGRATION_STATUS_COMPLETED) {
+        if (end == MIGRATION_STATUS_FAILED && err) {
             migration_error_report(m, "migration failed: %s", err->message);
             qemu_mutex_lock(&s->lock);
             g_free(s->error_desc);
             s->error_desc = g_strdup(err->message);
             qemu_mutex_unlock(&s->lock);
         }
+        if (run->f) {
+            qemu_fclose(run->f, NULL);
+            run->f = NULL;
+        }
+        cut_back(run);
         restore_source(run);
-        set_status(s, cancelled ? MIGRATION_STATUS_CANCELLED : MIGRATION_STATUS_FAILED);
+        set_status(s, end);
     }
     g_clear_error(&err);
     if (run->f) {
         qemu_fclose(run->f, NULL);
     }
-    qemu_mutex_lock(&s->ioc_lock);
-    if ((!ok || cancelled) && s->addr.kind == TRANSPORT_FILE) {
-        /*
-         * A failed or cancelled save leaves no file that loads: a cancel
-         * that came while completion() ran, or a failed sync or close,
-         * found every byte written (the close above flushes the last).
-         * Cut back to where the save began, as `mapram save` does.
-         */
-        io_channel_truncate(s->ioc, run->start, NULL);
+    if (run->cut_fd >= 0) {
+        close(run->cut_fd);
     }
+    qemu_mutex_lock(&s->ioc_lock);
     if (s->ioc) {
         io_channel_close(s->ioc, NULL);
     }
@@ -694,6 +732,8 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError *
     run->s = s;
     run->m = m;
     run->start = start;
+    run->cut_fd = s->addr.kind == TRANSPORT_FILE ? fcntl(io_channel_get_fd(s->ioc), F_DUPFD_CLOEXEC, 0)
+                                                 : -1;
     run->f = s->ioc ? qemu_file_new_output(s->ioc, start) : NULL;
     run->vmdesc = json_builder_new();
     set_status(s, MIGRATION_STATUS_SETUP);
@@ -706,13 +746,15 @@ void migration_outgoing_cancel(MigrationState *s)
     /*
      * Looked at and changed in one step: a thread that ended in between
      * (failed, completed) must not have its final status overwritten with
-     * a cancelling that nothing would ever end.
+     * a cancelling that nothing would ever end, and one that has decided
+     * how it ends (decide_end) would not honour it: either the cancel is
+     * seen there, or it is not acknowledged.
      */
     pthread_mutex_lock(&s->event_lock);
     qemu_mutex_lock(&s->lock);
     MigrationStatus st = s->status;
-    bool running = st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
-                   st == MIGRATION_STATUS_DEVICE;
+    bool running = !s->ended && (st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
+                                 st == MIGRATION_STATUS_DEVICE);
     if (running) {
         __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
         s->status = MIGRATION_STATUS_CANCELLING;

@@ -11,6 +11,9 @@
  *   multifd-send-stall   a multifd channel sleeps 50 ms per job (for cancel tests)
  *   device-state-stall   the save sleeps 1 s after stopping the VM, before its
  *                        device state (finish-migrate held open)
+ *   save-late-cancel     a migrate_cancel comes when the save has done its
+ *                        last step (channel closed, threads released) and
+ *                        not yet decided how it ends
  *   multifd-method-new   a multifd channel's compression state cannot be made
  *                        (as when zlib or zstd runs out of memory)
  *   socket-resolve-stall a stoppable tcp connect's name lookup takes 60 s (a

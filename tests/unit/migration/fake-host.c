@@ -149,6 +149,9 @@ static void op_event(void *opaque, const char *name, JsonObject *data)
 static void op_error_report(void *opaque, const char *msg)
 {
     FakeHost *h = opaque;
+    if (h->on_error) {
+        h->on_error(h, h->on_error_opaque);
+    }
     qemu_mutex_lock(&h->lock);
     g_ptr_array_add(h->errors, g_strdup(msg));
     qemu_mutex_unlock(&h->lock);

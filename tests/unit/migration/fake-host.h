@@ -69,6 +69,9 @@ typedef struct FakeHost {
     const char *slow_event;
     const char *slow_event_until;
     unsigned slow_event_ms;
+    /* Called by error_report (a migration thread) before it records "error". */
+    void (*on_error)(struct FakeHost *h, void *opaque);
+    void *on_error_opaque;
     /* Protected by lock */
     QemuMutex lock;
     QemuCond cond;                  /* a main call was queued */

@@ -394,6 +394,74 @@ static void test_cancel_event_order(void)
 }
 
 /*
+ * A cancel that comes once the save has done its last step (its file
+ * closed, its threads released) and before it decided how it ends wins:
+ * the source runs again, the file is cut back, "cancelled" (it was
+ * acknowledged with "cancelling", and the thread went on to "completed").
+ */
+static void test_cancel_late(void)
+{
+    if (!in_fault_subprocess("save-late-cancel")) {
+        return;
+    }
+    static const char *const caps[] = { "mapped-ram", "multifd", NULL };
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+    g_autofree char *path = g_build_filename(dir, "vm.img", NULL);
+    struct stat st;
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    set_caps(src.m, caps);
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "cancelled");
+    g_assert_null(info.error_desc);
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                  "MIGRATION device, MIGRATION cancelling, vm_start, MIGRATION cancelled");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 0);
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
+static void cancel_on_error(FakeHost *h, void *opaque)
+{
+    migration_cancel(opaque);
+}
+
+/*
+ * A cancel that comes once the save has decided it failed (here while
+ * it reports the failure) changes nothing: no "cancelling" that the
+ * thread would then overwrite with "failed".
+ */
+static void test_cancel_after_end(void)
+{
+    if (!in_fault_subprocess("save-device-state")) {
+        return;
+    }
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    src.h->on_error = cancel_on_error;
+    src.h->on_error_opaque = src.m;
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "failed");
+    g_assert_cmpstr(info.error_desc, ==, "Failed to save device state: injected fault");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                  "MIGRATION device, error, vm_start, MIGRATION failed");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
+/*
  * A window's budget is max-bandwidth / 10, 0 meaning no limit, as in
  * QEMU: under 10 B/s and at sizes whose product with the window used to
  * overflow (2^62 and more: "as fast as it goes") a save completes (it
@@ -714,6 +782,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/state/save/cancel/stream", test_cancel_stream);
     g_test_add_func("/migration/state/save/cancel/mapped-ram", test_cancel_mapped_ram);
     g_test_add_func("/migration/state/save/cancel/event-order", test_cancel_event_order);
+    g_test_add_func("/migration/state/save/cancel/late", test_cancel_late);
+    g_test_add_func("/migration/state/save/cancel/after-end", test_cancel_after_end);
     g_test_add_func("/migration/state/save/bandwidth-no-budget", test_bandwidth_no_budget);
     g_test_add_func("/migration/state/save/refused/in-progress", test_refused_in_progress);
     g_test_add_func("/migration/state/save/free-while-active", test_free_while_active);
