@@ -105,9 +105,14 @@ static void op_runstate_set(void *opaque, RunState s)
 }
 
 /* No vCPU threads here: a real VMM parks them before it returns. */
-static void op_vm_stop(void *opaque, RunState s)
+static RunState op_vm_stop(void *opaque, RunState s)
 {
-    op_runstate_set(opaque, s);
+    Host *h = opaque;
+    pthread_mutex_lock(&h->lock);
+    RunState old = h->state;
+    h->state = s;
+    pthread_mutex_unlock(&h->lock);
+    return old;
 }
 
 static void op_vm_start(void *opaque)

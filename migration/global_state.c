@@ -23,9 +23,8 @@ struct GlobalState {
     void *host_opaque;
 };
 
-void global_state_store(GlobalState *gs)
+void global_state_store(GlobalState *gs, RunState rs)
 {
-    RunState rs = gs->host->runstate_get(gs->host_opaque);
     const char *name = runstate_name(rs);
     memset(gs->runstate, 0, sizeof(gs->runstate));
     g_strlcpy((char *)gs->runstate, name, sizeof(gs->runstate));
@@ -38,7 +37,7 @@ static int global_state_pre_save(void *opaque)
 {
     GlobalState *s = opaque;
     if (!s->size) {
-        global_state_store(s);
+        global_state_store(s, s->host->runstate_get(s->host_opaque));
     }
     return 0;
 }

@@ -226,7 +226,7 @@ JsonArray *migration_incoming_listen_address(MigrationIncomingState *s);
 GlobalState *global_state_new(SaveVMRegistry *r, const MigrationHostOps *host,
                               void *host_opaque);
 void global_state_free(GlobalState *gs);
-void global_state_store(GlobalState *gs);      /* remember the run state to send */
+void global_state_store(GlobalState *gs, RunState rs);   /* the run state to send */
 /* After a load: the received run state name, or NULL if none was received. */
 const char *global_state_received(GlobalState *gs);
 void global_state_reset(GlobalState *gs);

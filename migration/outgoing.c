@@ -36,7 +36,8 @@ typedef struct OutgoingRun {
     gint64 iter_start_us;
     uint64_t iter_last_bytes;
     double bandwidth_bpms;        /* bytes per ms, measured */
-    bool vm_stopped_by_us;
+    bool vm_stopped;              /* completion() stopped the VM ... */
+    RunState vm_old_state;        /* ... which was in this state before */
     /*
      * A dup of the main channel's fd when it is a file, -1 otherwise: a
      * failed or cancelled save is cut back through it to start, also
@@ -304,9 +305,10 @@ static bool completion(OutgoingRun *run, GError **errp)
     Migration *m = run->m;
     gint64 t0 = migration_now_ms();
 
-    global_state_store(m->global_state);
-    run->vm_stopped_by_us = m->host->runstate_get(m->host_opaque) == RUN_STATE_RUNNING;
-    m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
+    /* one step: a user's stop meanwhile is either before it (paused) or waits */
+    run->vm_old_state = m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
+    run->vm_stopped = true;
+    global_state_store(m->global_state, run->vm_old_state);
     advance_status(s, MIGRATION_STATUS_DEVICE);
     if (fault_hit("device-state-stall")) {
         g_usleep(G_USEC_PER_SEC);
@@ -508,17 +510,18 @@ static bool run_save(OutgoingRun *run, GError **errp)
     return ok;
 }
 
-/* Nothing is lost: the source keeps running as it was. */
+/* Nothing is lost: the source goes back to the state completion() found. */
 static void restore_source(OutgoingRun *run)
 {
     Migration *m = run->m;
-    if (m->host->runstate_get(m->host_opaque) != RUN_STATE_FINISH_MIGRATE) {
+    if (!run->vm_stopped ||
+        m->host->runstate_get(m->host_opaque) != RUN_STATE_FINISH_MIGRATE) {
         return;
     }
-    if (run->vm_stopped_by_us) {
+    if (run->vm_old_state == RUN_STATE_RUNNING) {
         m->host->vm_start(m->host_opaque);
     } else {
-        m->host->runstate_set(m->host_opaque, RUN_STATE_PAUSED);
+        m->host->runstate_set(m->host_opaque, run->vm_old_state);
     }
 }
 

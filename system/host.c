@@ -21,9 +21,9 @@ static void host_runstate_set(void *opaque, RunState s)
     runstate_set(s);
 }
 
-static void host_vm_stop(void *opaque, RunState s)
+static RunState host_vm_stop(void *opaque, RunState s)
 {
-    vm_stop(s);
+    return vm_stop(s);
 }
 
 static void host_vm_stop_nowait(void *opaque, RunState s)

@@ -94,14 +94,16 @@ static void wait_out_migration_locked(bool from_monitor)
     }
 }
 
-/* @wait: return only when every vCPU has parked. */
-static void stop_vm(RunState s, bool from_monitor, bool wait)
+/* @wait: return only when every vCPU has parked.  Returns the state left. */
+static RunState stop_vm(RunState s, bool from_monitor, bool wait)
 {
     bool was_running;
+    RunState old;
 
     vm_cond_init();
     qemu_mutex_lock(&vm_lock);
     wait_out_migration_locked(from_monitor);
+    old = runstate_get();
     was_running = !vcpus_held;
     if (was_running) {
         if (wait) {
@@ -117,6 +119,7 @@ static void stop_vm(RunState s, bool from_monitor, bool wait)
         qmp_event_send("STOP", NULL);
     }
     qemu_mutex_unlock(&vm_lock);
+    return old;
 }
 
 static void start_vm(bool from_monitor)
@@ -136,9 +139,9 @@ static void start_vm(bool from_monitor)
     qemu_mutex_unlock(&vm_lock);
 }
 
-void vm_stop(RunState s)
+RunState vm_stop(RunState s)
 {
-    stop_vm(s, false, true);
+    return stop_vm(s, false, true);
 }
 
 void vm_stop_nowait(RunState s)

@@ -78,14 +78,18 @@ typedef struct MigrationHostOps {
     RunState (*runstate_get)(void *opaque);
     void (*runstate_set)(void *opaque, RunState s);
     /*
-     * Park every vCPU (return when all are parked), then enter state s.
+     * Park every vCPU if the VM runs (return when all are parked), enter
+     * state s whatever the VM was in, and return the state it left: the
+     * read, the stop and the change as one step under the host's own
+     * lock, so that a user's stop or cont cannot come in between (the
+     * save sends that state in globalstate and puts it back on failure).
      * A save calls it with RUN_STATE_FINISH_MIGRATE for its last pass and
      * device state, and owns the run state until it sets another one
      * (postmigrate, or back as it was on failure): the host must keep its
      * own users from resuming the vCPUs meanwhile (QEMU: the big lock;
      * mapram-vm: QMP stop and cont wait, system/runstate.c).
      */
-    void (*vm_stop)(void *opaque, RunState s);
+    RunState (*vm_stop)(void *opaque, RunState s);
     /*
      * Optional. Ask every vCPU to park and enter state s, without waiting
      * for them: a vCPU blocked on a guest page that can no longer arrive

@@ -17,8 +17,11 @@ RunState runstate_get(void);
 void runstate_set(RunState s);
 bool runstate_is_running(void);
 
-/* Stop vCPUs, enter state s (PAUSED, FINISH_MIGRATE, ...), emit STOP if it was running. */
-void vm_stop(RunState s);
+/*
+ * Stop vCPUs, enter state s (PAUSED, FINISH_MIGRATE, ...), emit STOP if it
+ * was running; returns the state it left, read under the same lock.
+ */
+RunState vm_stop(RunState s);
 /* The same, but without waiting for the vCPUs to park (one may wait for a page forever). */
 void vm_stop_nowait(RunState s);
 /* Resume vCPUs in RUNNING, emit RESUME. */

@@ -69,10 +69,27 @@ static void op_runstate_set(void *opaque, RunState s)
     record(opaque, g_strdup_printf("runstate %s", runstate_name(s)));
 }
 
-static void op_vm_stop(void *opaque, RunState s)
+static RunState op_vm_stop(void *opaque, RunState s)
 {
-    set_state(opaque, s);
-    record(opaque, g_strdup_printf("vm_stop %s", runstate_name(s)));
+    FakeHost *h = opaque;
+
+    if (h->user_stop_first) {
+        qemu_mutex_lock(&h->lock);
+        bool running = h->state == RUN_STATE_RUNNING;
+        if (running) {
+            h->state = RUN_STATE_PAUSED;
+        }
+        qemu_mutex_unlock(&h->lock);
+        if (running) {
+            record(h, g_strdup("user stop"));
+        }
+    }
+    qemu_mutex_lock(&h->lock);
+    RunState old = h->state;
+    h->state = s;
+    qemu_mutex_unlock(&h->lock);
+    record(h, g_strdup_printf("vm_stop %s", runstate_name(s)));
+    return old;
 }
 
 static void op_vm_start(void *opaque)

@@ -69,6 +69,11 @@ typedef struct FakeHost {
     const char *slow_event;
     const char *slow_event_until;
     unsigned slow_event_ms;
+    /*
+     * vm_stop finds a user's stop that took the host's lock first: a
+     * running VM is paused ("user stop") just before the op reads the state.
+     */
+    bool user_stop_first;
     /* Called by error_report (a migration thread) before it records "error". */
     void (*on_error)(struct FakeHost *h, void *opaque);
     void *on_error_opaque;

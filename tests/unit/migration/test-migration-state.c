@@ -304,6 +304,83 @@ static void test_fault_save_device_state(void)
 }
 
 /*
+ * A user's stop that took the host's lock just before the save stopped
+ * the VM: globalstate says "paused", so the destination stays paused
+ * (the save read "running" first, then stopped, and sent "running").
+ */
+static void test_save_user_stop_first(void)
+{
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+    MigrationInfo info;
+    Vm src, dst;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    src.h->user_stop_first = true;
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "completed");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, user stop, vm_stop finish-migrate, "
+                  "MIGRATION device, runstate postmigrate, MIGRATION completed");
+    vm_cleanup(&src);
+
+    vm_init_incoming(&dst, false);
+    load(&dst, uri, true, &info);
+    g_assert_cmpstr(info.status, ==, "completed");
+    migration_info_clear(&info);
+    assert_events(dst.h, "MIGRATION setup, MIGRATION active, runstate paused, "
+                  "MIGRATION completed");
+    g_assert_cmpint(fake_host_runstate(dst.h), ==, RUN_STATE_PAUSED);
+    vm_cleanup(&dst);
+    fake_test_rmtree(dir);
+}
+
+/* The same with a failed save: the source stays paused, as its user left it. */
+static void test_fault_save_user_stop_first(void)
+{
+    if (!in_fault_subprocess("save-device-state")) {
+        return;
+    }
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    src.h->user_stop_first = true;
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "failed");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, user stop, vm_stop finish-migrate, "
+                  "MIGRATION device, error, runstate paused, MIGRATION failed");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_PAUSED);
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
+/* A failed save of a guest that never ran (-S) puts back prelaunch, as QEMU does. */
+static void test_fault_save_prelaunch(void)
+{
+    if (!in_fault_subprocess("save-device-state")) {
+        return;
+    }
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *uri = file_uri(dir, "vm.img");
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_PRELAUNCH, 1);
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "failed");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                  "MIGRATION device, error, runstate prelaunch, MIGRATION failed");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_PRELAUNCH);
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
+/*
  * A save held back by max-bandwidth (10 B/s, a budget of 1 byte per
  * window: it never gets past its first step; under 10 B/s there is no
  * limit, as in QEMU).
@@ -779,6 +856,10 @@ int main(int argc, char **argv)
                     test_fault_save_page_write);
     g_test_add_func("/migration/state/save/failed/fault/save-device-state",
                     test_fault_save_device_state);
+    g_test_add_func("/migration/state/save/user-stop-first", test_save_user_stop_first);
+    g_test_add_func("/migration/state/save/failed/fault/user-stop-first",
+                    test_fault_save_user_stop_first);
+    g_test_add_func("/migration/state/save/failed/fault/prelaunch", test_fault_save_prelaunch);
     g_test_add_func("/migration/state/save/cancel/stream", test_cancel_stream);
     g_test_add_func("/migration/state/save/cancel/mapped-ram", test_cancel_mapped_ram);
     g_test_add_func("/migration/state/save/cancel/event-order", test_cancel_event_order);
