@@ -104,6 +104,15 @@ static RunState stop_vm(RunState s, bool from_monitor, bool wait)
     qemu_mutex_lock(&vm_lock);
     wait_out_migration_locked(from_monitor);
     old = runstate_get();
+    if (from_monitor && old != RUN_STATE_RUNNING && old != RUN_STATE_SUSPENDED) {
+        /*
+         * QEMU's stop acts on a live VM only: a prelaunch, postmigrate,
+         * internal-error or guest-panicked one keeps its state (which
+         * cont and migrate look at) and no STOP is sent.
+         */
+        qemu_mutex_unlock(&vm_lock);
+        return old;
+    }
     was_running = !vcpus_held;
     if (was_running) {
         if (wait) {

@@ -30,7 +30,9 @@ void vm_start(void);
 /*
  * QMP's stop and cont: the same, but never while a migration completes
  * (finish-migrate); they wait until it has set postmigrate, or restored
- * the VM on failure, as QEMU's monitor waits for the big lock.
+ * the VM on failure, as QEMU's monitor waits for the big lock.  Stop
+ * changes nothing, and sends no STOP, unless the VM is running (or
+ * suspended), as QEMU's.
  */
 void vm_stop_from_monitor(void);
 void vm_start_from_monitor(void);

@@ -100,6 +100,48 @@ static void test_cancel(void)
     migrate_end(from, to2, true);
 }
 
+/* --- stop on a VM that does not run -------------------------------------- */
+
+/* stop leaves the state and sends no STOP (queried after the command: any event came first). */
+static void stop_changes_nothing(QTestState *vm, const char *state)
+{
+    g_autofree char *before = query_runstate(vm);
+    g_autofree char *after = NULL;
+
+    g_assert_cmpstr(before, ==, state);
+    qtest_qmp_clear_events(vm);
+    qtest_qmp_assert_success(vm, "{'execute': 'stop'}");
+    after = query_runstate(vm);
+    g_assert_cmpstr(after, ==, state);
+    g_assert_null(qtest_qmp_event_ref(vm, "STOP"));
+}
+
+/*
+ * QEMU's stop acts on a live VM only.  A -S guest stays prelaunch; one
+ * that migrated stays postmigrate, so a second migrate is still refused
+ * (it became paused, and the second migrate went through).
+ */
+static void test_stop_not_running(void)
+{
+    g_autofree char *args = mig_vm_args("64M", "idle", "src_serial", "-S");
+    g_autofree char *uri = mig_file_uri("stop", NULL);
+    QTestState *vm = qtest_init_bin(qtest_vm_binary(), "%s", args);
+
+    stop_changes_nothing(vm, "prelaunch");
+    qtest_qmp_assert_success(vm, "{'execute': 'cont'}");
+    qtest_qmp_eventwait(vm, "RESUME");
+    migrate_qmp(vm, uri, NULL);
+    wait_for_migration_complete(vm);
+    stop_changes_nothing(vm, "postmigrate");
+    {
+        g_autofree char *desc = migrate_qmp_expect_error(vm, uri, NULL);
+
+        g_assert_cmpstr(desc, ==,
+                        "Can't migrate the vm that was paused due to previous migration");
+    }
+    qtest_quit(vm);
+}
+
 /* --- refused URIs -------------------------------------------------------- */
 
 static void expect_migrate_error(QTestState *from, const char *uri,
@@ -477,6 +519,7 @@ void migration_test_add_misc(void)
 {
     migration_test_add("/migration/cancel", test_cancel, MIG_SMOKE);
     migration_test_add("/migration/bad-uri", test_bad_uri, MIG_SMOKE);
+    migration_test_add("/migration/stop/not-running", test_stop_not_running, MIG_SMOKE);
     migration_test_add("/migration/connect/refused", test_connect_refused, MIG_SMOKE);
     migration_test_add("/migration/connect/silent/tcp", test_connect_silent_tcp, MIG_SMOKE);
     migration_test_add("/migration/connect/silent/unix", test_connect_silent_unix, MIG_FULL);
