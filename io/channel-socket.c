@@ -216,7 +216,10 @@ IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int 
         close(fd);
         return NULL;
     }
-    return io_channel_socket_new_fd(fd, path);
+    IOChannel *ioc = io_channel_socket_new_fd(fd, path);
+
+    ioc->name_is_peer = true;
+    return ioc;
 }
 
 static struct addrinfo *resolve(const char *host, const char *port, bool passive,
@@ -389,7 +392,10 @@ IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char 
     {
         g_autofree char *name = g_strdup_printf("%s:%s", host ? host : "", port);
 
-        return io_channel_socket_new_fd(fd, name);
+        IOChannel *ioc = io_channel_socket_new_fd(fd, name);
+
+        ioc->name_is_peer = true;
+        return ioc;
     }
 }
 

@@ -106,7 +106,14 @@ bool qemu_fflush(QEMUFile *f)
     if (f->iovcnt && !f->err) {
         GError *err = NULL;
         if (!io_channel_writev_all(f->ioc, f->iov, f->iovcnt, &err)) {
-            g_prefix_error(&err, "Unable to write to %s: ", f->ioc->name ? f->ioc->name : "channel");
+            /*
+             * The channel's error already says what failed ("Unable to
+             * write to file: ...", QEMU's text); a socket we connected
+             * adds the peer's address.
+             */
+            if (f->ioc->name_is_peer) {
+                g_prefix_error(&err, "Unable to write to %s: ", f->ioc->name);
+            }
             qemu_file_set_error(f, err);
         } else {
             f->base += f->iov_bytes;

@@ -62,6 +62,12 @@ struct IOChannel {
     const IOChannelOps *ops;
     unsigned features;       /* IOChannelFeature bits, set by the constructor */
     char *name;              /* for messages, e.g. "migration-file-outgoing" */
+    /*
+     * The name is the peer's address (a socket this end connected):
+     * a stream's write errors name it (docs/user-guide.md), where
+     * every other channel's own error is the whole message, as QEMU's.
+     */
+    bool name_is_peer;
     gint refcount;
     bool closed;
 };

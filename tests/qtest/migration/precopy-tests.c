@@ -140,6 +140,44 @@ static void test_precopy_fd_file(void)
     test_file_common(&args, true);
 }
 
+/*
+ * A write error says what failed once, in QEMU's words: the channel's
+ * message, not "Unable to write to command: Unable to write to command: ...".
+ */
+static void write_error_case(const char *uri, const char *want, int fd)
+{
+    g_autofree char *args = mig_vm_args("64M", "fill", "src_serial", NULL);
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", args);
+
+    if (fd >= 0) {
+        qtest_qmp_fds_assert_success(from, &fd, 1, "{'execute': 'getfd', "
+                                     "'arguments': {'fdname': 'fd-mig'}}");
+        close(fd);
+    }
+    migrate_qmp(from, uri, NULL);
+    {
+        g_autofree char *desc = wait_for_migration_fail(from);
+
+        g_assert_cmpstr(desc, ==, want);
+    }
+    g_assert_true(runstate_is_running(from));
+    qtest_quit(from);
+}
+
+/* The command exits at once: the next write finds the pipe closed. */
+static void test_write_error_exec(void)
+{
+    write_error_case("exec:true", "Unable to write to command: Broken pipe", -1);
+}
+
+static void test_write_error_fd(void)
+{
+    int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    write_error_case("fd:fd-mig", "Unable to write to file: No space left on device", fd);
+}
+
 void migration_test_add_precopy(void)
 {
     migration_test_add("/migration/precopy/exec", test_precopy_exec,
@@ -148,6 +186,8 @@ void migration_test_add_precopy(void)
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
     migration_test_add("/migration/precopy/fd", test_precopy_fd, MIG_FULL);
+    migration_test_add("/migration/precopy/write-error/exec", test_write_error_exec, MIG_FULL);
+    migration_test_add("/migration/precopy/write-error/fd", test_write_error_fd, MIG_FULL);
     migration_test_add("/migration/precopy/fd/file", test_precopy_fd_file,
                        MIG_FULL);
 }

@@ -326,13 +326,28 @@ static void test_put_error_latches(void)
     g_assert_false(qemu_fflush(f));
     g_assert_true(qemu_file_has_error(f));
     qemu_put_be32(f, 2);
+    /* the channel's own message, once: no "Unable to write to script: " before it */
     g_assert_false(qemu_file_propagate_error(f, &err));
-    g_assert_cmpstr(err->message, ==, "Unable to write to script: "
-                    "Unable to write 'script': No space left on device");
+    g_assert_cmpstr(err->message, ==, "Unable to write 'script': No space left on device");
     g_clear_error(&err);
     g_assert_false(qemu_fclose(f, &err));
-    g_assert_cmpstr(err->message, ==, "Unable to write to script: "
-                    "Unable to write 'script': No space left on device");
+    g_assert_cmpstr(err->message, ==, "Unable to write 'script': No space left on device");
+    g_clear_error(&err);
+}
+
+/* A channel named after its peer (a socket we connected): the message names the peer. */
+static void test_put_error_names_peer(void)
+{
+    g_autoptr(IOChannel) ioc = script_new(NULL, 0, 1, 0, 0);
+    GError *err = NULL;
+
+    io_channel_set_name(ioc, "127.0.0.1:4444");
+    ioc->name_is_peer = true;
+    QEMUFile *f = qemu_file_new_output(ioc, 0);
+    qemu_put_be32(f, 1);
+    g_assert_false(qemu_fclose(f, &err));
+    g_assert_cmpstr(err->message, ==, "Unable to write to 127.0.0.1:4444: "
+                    "Unable to write '127.0.0.1:4444': No space left on device");
     g_clear_error(&err);
 }
 
@@ -351,5 +366,6 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/qemu-file/peek/read-error", test_peek_read_error);
     g_test_add_func("/migration/qemu-file/put/round-trip", test_put_round_trip);
     g_test_add_func("/migration/qemu-file/put/error-latches", test_put_error_latches);
+    g_test_add_func("/migration/qemu-file/put/error-names-peer", test_put_error_names_peer);
     return g_test_run();
 }
