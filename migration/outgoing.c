@@ -17,6 +17,7 @@
 #include "util/fault.h"
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BUFFER_DELAY_MS 100      /* rate-limit window */
@@ -39,9 +40,10 @@ typedef struct OutgoingRun {
     bool vm_stopped;              /* completion() stopped the VM ... */
     RunState vm_old_state;        /* ... which was in this state before */
     /*
-     * A dup of the main channel's fd when it is a file, -1 otherwise: a
-     * failed or cancelled save is cut back through it to start, also
-     * once the channel is closed (a cancel may come after the close).
+     * A dup of the main channel's fd when it is a regular file (file:,
+     * or fd: on one), -1 otherwise: a failed or cancelled save is cut
+     * back through it to start, also once the channel is closed (a
+     * cancel may come after the close).
      */
     int cut_fd;
     MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
@@ -620,6 +622,22 @@ static gpointer migration_thread(gpointer opaque)
 
 /* ---- the main thread ---- */
 
+/*
+ * A dup of the main channel's fd if it is a regular file, whatever the
+ * transport (file:, or an fd: on a file), else -1: pipes, sockets and
+ * devices have nothing to cut back.
+ */
+static int cut_fd_new(IOChannel *ioc)
+{
+    int fd = io_channel_get_fd(ioc);
+    struct stat st;
+
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        return -1;
+    }
+    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
 void migration_state_free(MigrationState *s)
 {
     if (!s) {
@@ -735,8 +753,7 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError *
     run->s = s;
     run->m = m;
     run->start = start;
-    run->cut_fd = s->addr.kind == TRANSPORT_FILE ? fcntl(io_channel_get_fd(s->ioc), F_DUPFD_CLOEXEC, 0)
-                                                 : -1;
+    run->cut_fd = s->ioc ? cut_fd_new(s->ioc) : -1;
     run->f = s->ioc ? qemu_file_new_output(s->ioc, start) : NULL;
     run->vmdesc = json_builder_new();
     set_status(s, MIGRATION_STATUS_SETUP);

@@ -149,6 +149,42 @@ static void test_fault_save_fsync_stream(void)
     g_assert_cmpstr(desc, ==, want);
 }
 
+/*
+ * fd: on a regular file: a failed save is cut back to where it began
+ * (the fd's offset), as a file: one is, and what was before is kept.
+ */
+static void test_fault_save_fsync_fd(void)
+{
+    static const char *const ungoals[] = { "completed", "cancelled", NULL };
+    static const char keep[] = "bytes before the save, kept";
+    const char *env[] = { "MAPRAM_FAULT=save-fsync", NULL };
+    MigrateCommon args = { .start.only_source = true, .start.env_source = env };
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *desc = NULL;
+    g_autofree uint8_t *data = NULL;
+    QTestState *from, *to;
+    size_t len = 0;
+    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, keep, sizeof(keep)), ==, sizeof(keep));
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    migrate_set_parameter_bool(from, "x-fsync", true);
+    qtest_qmp_fds_assert_success(from, &fd, 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'fd-mig'}}");
+    close(fd);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, "fd:fd-mig", NULL);
+    wait_for_migration_status(from, "failed", ungoals);
+    desc = wait_for_migration_fail(from);
+    g_assert_cmpstr(desc, ==, "Unable to sync 'fd:fd-mig' to disk: Input/output error");
+    assert_source_intact(from);
+    qtest_quit(from);
+    data = read_whole_file(path, &len);
+    g_assert_cmpmem(data, len, keep, sizeof(keep));
+}
+
 /* --- the mapram tool ------------------------------------------------------ */
 
 static const char *tool_path(void)
@@ -557,6 +593,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/fault/save-fsync", test_fault_save_fsync, MIG_FULL);
     migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
                        MIG_FULL);
+    migration_test_add("/migration/fault/save-fsync/fd", test_fault_save_fsync_fd, MIG_FULL);
     migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
     migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
