@@ -243,7 +243,13 @@ static void update_bandwidth(OutgoingRun *run)
     if (dt < BUFFER_DELAY_MS * 1000) {
         return;
     }
-    uint64_t bytes = progress_bytes(run);
+    /*
+     * progress_bytes() reads three counters that the page channels move
+     * meanwhile, so one reading may come out below the last: that window
+     * counts as nothing sent (a wrapped difference would make the estimate
+     * huge, and the switchover come with far too much left to send).
+     */
+    uint64_t bytes = MAX(progress_bytes(run), run->iter_last_bytes);
     uint64_t sent = bytes - run->iter_last_bytes;
     double bpms = (double)sent / (dt / 1000.0);
     run->iter_last_bytes = bytes;
