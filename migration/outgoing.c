@@ -330,6 +330,7 @@ static bool completion(OutgoingRun *run, GError **errp)
                                     s->cfg->send_switchover_start, errp)) {
         return false;
     }
+    emit_pass(run);                               /* the last sync, with the guest stopped */
     stat64_set(&s->stats.downtime_bytes, transferred_bytes(run) - before);
     qemu_mutex_lock(&s->lock);
     s->downtime_ms = migration_now_ms() - t0;
@@ -494,6 +495,7 @@ static bool run_save(OutgoingRun *run, GError **errp)
     s->setup_ms = migration_now_ms() - setup_start;
     qemu_mutex_unlock(&s->lock);
     if (ok && !cancel_requested(s)) {
+        emit_pass(run);                           /* the setup's sync, before active as in QEMU */
         advance_status(s, MIGRATION_STATUS_ACTIVE);
         ok = iterate_until_converged(run, errp);
     }

@@ -164,7 +164,7 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         b->index = i;
         b->npages = b->rb.used_length / RAM_PAGE_SIZE;
         b->bmap = bitmap_new(b->npages);
-        /* Everything is sent in the first pass: start from a clean log. */
+        /* Everything is sent in the first pass: start from a clean log (sync 1, below). */
         host_sync_dirty(ram, i, b->bmap);
         bitmap_set_range(b->bmap, 0, b->npages);
         rs->dirty_pages += b->npages;
@@ -179,6 +179,8 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
             return false;
         }
     }
+    /* as QEMU counts it: the setup's harvest is the first sync (and MIGRATION_PASS 1) */
+    stat64_add(&ram->sp.stats->dirty_sync_count, 1);
     if (!multifd_sync_point(ram, f, true, errp) || !ram_eos(ram, f, errp)) {
         return false;
     }

@@ -488,7 +488,7 @@ static void check_live_table(QTestState *from, QTestState *to, MigrateCommon *ar
     gint64 passes = qtest_json_get_int(qtest_json_get_obj(info, "ram"), "dirty-sync-count", 0);
 
     g_test_message("live save: %" G_GINT64_FORMAT " passes", passes);
-    g_assert_cmpint(passes, >=, 2);
+    g_assert_cmpint(passes, >=, 3);     /* setup, a pass that rewrote pages, the last */
     g_assert_cmpint(mig_run_tool(&out, &err, "verify", "--data", path, NULL), ==, 0);
     g_assert_true(g_str_has_suffix(out, " sections, every page matches the checksum table)\n"));
 }
