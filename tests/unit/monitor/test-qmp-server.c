@@ -503,17 +503,6 @@ static void test_events_need_negotiation(Fixture *f, gconstpointer data)
     client_close(c);
 }
 
-static gint64 vm_rss_kib(void)
-{
-    g_autofree char *status = NULL;
-    const char *at;
-
-    g_assert_true(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
-    at = strstr(status, "\nVmRSS:");
-    g_assert_nonnull(at);
-    return g_ascii_strtoll(at + strlen("\nVmRSS:"), NULL, 10);
-}
-
 typedef struct Rest {
     int fd;
     const char *buf;
@@ -548,7 +537,6 @@ static void test_backpressure(Fixture *f, gconstpointer data)
     g_autoptr(GString) in = g_string_new(NULL);
     int small = 4096;
     size_t written = 0;
-    gint64 rss_before;
     Rest rest;
     GThread *t;
 
@@ -558,7 +546,6 @@ static void test_backpressure(Fixture *f, gconstpointer data)
     g_assert_cmpint(setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), ==, 0);
     g_assert_cmpint(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), ==, 0);
     g_assert_cmpint(fcntl(c->fd, F_SETFL, O_NONBLOCK), ==, 0);
-    rss_before = vm_rss_kib();
     while (written < in->len) {
         ssize_t n = write(c->fd, in->str + written, in->len - written);
         struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
@@ -572,7 +559,11 @@ static void test_backpressure(Fixture *f, gconstpointer data)
             break;          /* the server has stopped reading us */
         }
     }
-    g_assert_cmpint(vm_rss_kib() - rss_before, <, 6 * 1024);
+    /*
+     * The server stopped reading: most of the input is still ours.  (Not
+     * the process's RSS: under ASan freed memory stays resident in its
+     * quarantine, and the server is this process.)
+     */
     g_assert_cmpuint(written, <, in->len / 2);
 
     g_assert_cmpint(fcntl(c->fd, F_SETFL, 0), ==, 0);
