@@ -285,8 +285,13 @@ static void test_fault_save_page_write(void)
     fake_test_rmtree(dir);
 }
 
-/* Device state fails after the stop: the source runs again. */
-static void test_fault_save_device_state(void)
+/*
+ * The device state fails after the stop (fault save-device-state): the
+ * save ends failed with these events, and the source is left in
+ * state `after`.
+ */
+static void fault_device_state_case(RunState before, bool user_stop_first, const char *events,
+                                    RunState after)
 {
     if (!in_fault_subprocess("save-device-state")) {
         return;
@@ -296,16 +301,25 @@ static void test_fault_save_device_state(void)
     MigrationInfo info;
     Vm src;
 
-    vm_init(&src, RUN_STATE_RUNNING, 1);
+    vm_init(&src, before, 1);
+    src.h->user_stop_first = user_stop_first;
     save(&src, uri, &info);
     g_assert_cmpstr(info.status, ==, "failed");
     g_assert_cmpstr(info.error_desc, ==, "Failed to save device state: injected fault");
     migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, error, vm_start, MIGRATION failed");
-    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
+    assert_events(src.h, events);
+    g_assert_cmpint(fake_host_runstate(src.h), ==, after);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
+}
+
+/* The source runs again. */
+static void test_fault_save_device_state(void)
+{
+    fault_device_state_case(RUN_STATE_RUNNING, false,
+                            "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                            "MIGRATION device, error, vm_start, MIGRATION failed",
+                            RUN_STATE_RUNNING);
 }
 
 /*
@@ -343,46 +357,19 @@ static void test_save_user_stop_first(void)
 /* The same with a failed save: the source stays paused, as its user left it. */
 static void test_fault_save_user_stop_first(void)
 {
-    if (!in_fault_subprocess("save-device-state")) {
-        return;
-    }
-    g_autofree char *dir = fake_test_mkdtemp("state");
-    g_autofree char *uri = file_uri(dir, "vm.img");
-    MigrationInfo info;
-    Vm src;
-
-    vm_init(&src, RUN_STATE_RUNNING, 1);
-    src.h->user_stop_first = true;
-    save(&src, uri, &info);
-    g_assert_cmpstr(info.status, ==, "failed");
-    migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, user stop, vm_stop finish-migrate, "
-                  "MIGRATION device, error, runstate paused, MIGRATION failed");
-    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_PAUSED);
-    vm_cleanup(&src);
-    fake_test_rmtree(dir);
+    fault_device_state_case(RUN_STATE_RUNNING, true,
+                            "MIGRATION setup, MIGRATION active, user stop, vm_stop "
+                            "finish-migrate, MIGRATION device, error, runstate paused, "
+                            "MIGRATION failed", RUN_STATE_PAUSED);
 }
 
 /* A failed save of a guest that never ran (-S) puts back prelaunch, as QEMU does. */
 static void test_fault_save_prelaunch(void)
 {
-    if (!in_fault_subprocess("save-device-state")) {
-        return;
-    }
-    g_autofree char *dir = fake_test_mkdtemp("state");
-    g_autofree char *uri = file_uri(dir, "vm.img");
-    MigrationInfo info;
-    Vm src;
-
-    vm_init(&src, RUN_STATE_PRELAUNCH, 1);
-    save(&src, uri, &info);
-    g_assert_cmpstr(info.status, ==, "failed");
-    migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, error, runstate prelaunch, MIGRATION failed");
-    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_PRELAUNCH);
-    vm_cleanup(&src);
-    fake_test_rmtree(dir);
+    fault_device_state_case(RUN_STATE_PRELAUNCH, false,
+                            "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                            "MIGRATION device, error, runstate prelaunch, MIGRATION failed",
+                            RUN_STATE_PRELAUNCH);
 }
 
 /*
