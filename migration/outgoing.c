@@ -470,6 +470,26 @@ static bool connect_main(OutgoingRun *run, GError **errp)
 }
 
 /* Save everything; false + errp on failure (cancel is not a failure). */
+/*
+ * The point of no return of a save to a peer (a socket, a pipe, a
+ * command): the whole stream, its EOF included, is about to reach a
+ * destination that may then run the guest, and nothing can take it back
+ * as a file is cut back.  A cancel acknowledged before this wins (the
+ * stream's end is not sent); from here on a cancel is a no-op, or the
+ * source could start again beside a destination that completed: two
+ * copies of one guest on one disk.
+ */
+static void claim_end(MigrationState *s)
+{
+    pthread_mutex_lock(&s->event_lock);
+    qemu_mutex_lock(&s->lock);
+    if (s->status != MIGRATION_STATUS_CANCELLING) {
+        s->ended = true;
+    }
+    qemu_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->event_lock);
+}
+
 static bool run_save(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;
@@ -501,6 +521,9 @@ static bool run_save(OutgoingRun *run, GError **errp)
     }
     if (ok && !cancel_requested(s)) {
         ok = completion(run, errp);
+    }
+    if (ok && run->cut_fd < 0) {
+        claim_end(s);
     }
     stat64_set(&s->stats.precopy_bytes, transferred_bytes(run));
     if (ok && !cancel_requested(s)) {

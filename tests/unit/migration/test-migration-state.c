@@ -496,6 +496,37 @@ static void test_cancel_late(void)
     fake_test_rmtree(dir);
 }
 
+/*
+ * The same late cancel on a save to a peer (here a command): the whole
+ * stream went out and the destination may run the guest, which nothing
+ * can take back, so the cancel changes nothing: the source does not
+ * start again beside it.
+ */
+static void test_cancel_late_peer(void)
+{
+    if (!in_fault_subprocess("save-late-cancel")) {
+        return;
+    }
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *path = g_build_filename(dir, "vm.img", NULL);
+    g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
+    struct stat st;
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "completed");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                  "MIGRATION device, runstate postmigrate, MIGRATION completed");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_POSTMIGRATE);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, >, 1 << 20);         /* the whole stream went out */
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
 static void cancel_on_error(FakeHost *h, void *opaque)
 {
     migration_cancel(opaque);
@@ -856,6 +887,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/state/save/cancel/mapped-ram", test_cancel_mapped_ram);
     g_test_add_func("/migration/state/save/cancel/event-order", test_cancel_event_order);
     g_test_add_func("/migration/state/save/cancel/late", test_cancel_late);
+    g_test_add_func("/migration/state/save/cancel/late-peer", test_cancel_late_peer);
     g_test_add_func("/migration/state/save/cancel/after-end", test_cancel_after_end);
     g_test_add_func("/migration/state/save/bandwidth-no-budget", test_bandwidth_no_budget);
     g_test_add_func("/migration/state/save/refused/in-progress", test_refused_in_progress);
