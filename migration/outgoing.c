@@ -46,6 +46,7 @@ typedef struct OutgoingRun {
      * cancel may come after the close).
      */
     int cut_fd;
+    off_t cut_at;                 /* start, or the file's size for an O_APPEND fd */
     MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
     bool compressed;              /* multifd-compression is not "none" */
 } OutgoingRun;
@@ -598,7 +599,7 @@ static MigrationStatus decide_end(OutgoingRun *run, bool ok)
  */
 static void cut_back(OutgoingRun *run)
 {
-    if (run->cut_fd >= 0 && ftruncate(run->cut_fd, run->start) < 0) {
+    if (run->cut_fd >= 0 && ftruncate(run->cut_fd, run->cut_at) < 0) {
         /* nothing better to do: the status says the file is not a save */
     }
 }
@@ -785,6 +786,17 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError *
     run->m = m;
     run->start = start;
     run->cut_fd = s->ioc ? cut_fd_new(s->ioc) : -1;
+    run->cut_at = start;
+    if (run->cut_fd >= 0 && (fcntl(run->cut_fd, F_GETFL) & O_APPEND)) {
+        /* every write goes to the end, whatever the fd's offset said: keep what was there */
+        struct stat st;
+        if (fstat(run->cut_fd, &st) == 0) {
+            run->cut_at = st.st_size;
+        } else {
+            close(run->cut_fd);
+            run->cut_fd = -1;
+        }
+    }
     run->f = s->ioc ? qemu_file_new_output(s->ioc, start) : NULL;
     run->vmdesc = json_builder_new();
     set_status(s, MIGRATION_STATUS_SETUP);

@@ -152,8 +152,10 @@ static void test_fault_save_fsync_stream(void)
 /*
  * fd: on a regular file: a failed save is cut back to where it began
  * (the fd's offset), as a file: one is, and what was before is kept.
+ * With O_APPEND the save began at the file's end, whatever the fd's
+ * offset (0 here) said: the cut used to empty the file.
  */
-static void test_fault_save_fsync_fd(void)
+static void fault_save_fsync_fd(bool append)
 {
     static const char *const ungoals[] = { "completed", "cancelled", NULL };
     static const char keep[] = "bytes before the save, kept";
@@ -168,6 +170,11 @@ static void test_fault_save_fsync_fd(void)
 
     g_assert_cmpint(fd, >=, 0);
     g_assert_cmpint(write(fd, keep, sizeof(keep)), ==, sizeof(keep));
+    if (append) {
+        close(fd);
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        g_assert_cmpint(fd, >=, 0);
+    }
     migrate_start(&args, &from, &to);
     migrate_ensure_converge(from);
     migrate_set_parameter_bool(from, "x-fsync", true);
@@ -183,6 +190,16 @@ static void test_fault_save_fsync_fd(void)
     qtest_quit(from);
     data = read_whole_file(path, &len);
     g_assert_cmpmem(data, len, keep, sizeof(keep));
+}
+
+static void test_fault_save_fsync_fd(void)
+{
+    fault_save_fsync_fd(false);
+}
+
+static void test_fault_save_fsync_fd_append(void)
+{
+    fault_save_fsync_fd(true);
 }
 
 /* --- the mapram tool ------------------------------------------------------ */
@@ -594,6 +611,8 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
                        MIG_FULL);
     migration_test_add("/migration/fault/save-fsync/fd", test_fault_save_fsync_fd, MIG_FULL);
+    migration_test_add("/migration/fault/save-fsync/fd-append", test_fault_save_fsync_fd_append,
+                       MIG_FULL);
     migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
     migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
