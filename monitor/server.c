@@ -292,8 +292,11 @@ static void handle_text(Monitor *mon, const char *text)
         rsp = qmp_dispatch(mon, root, u64, unsigned_nodes);
     }
     json_text_scan_clear(&scan);
-    /* the command took what it wanted; the rest is closed before it is answered */
-    close_received_fds(mon);
+    /*
+     * fds the command did not take stay queued, as in QEMU, until a newer
+     * batch replaces them: one read may bring a command that takes none
+     * and, right behind it, the one they were sent with.
+     */
     monitor_send_unsigned(mon, rsp, unsigned_nodes);
 }
 

@@ -75,9 +75,9 @@ Events are sent to every client that has completed negotiation:
 
 File descriptors travel as `SCM_RIGHTS` ancillary data with the command
 that uses them (`getfd`, `add-fd`), in the same write as its first byte.
-That command takes the first fd sent with it and the others are closed;
-so are fds sent with a command that takes none, once it has run. A later
-command never gets them. A file opened as `/dev/fdset/N` (for
+That command takes the first fd sent with it and the others are closed.
+As in QEMU, fds that a command did not take stay queued until a newer
+batch arrives (which closes them) or a later command takes one. A file opened as `/dev/fdset/N` (for
 example `migrate {"uri": "file:/dev/fdset/0"}`) is a dup of the most
 recently added fd of set N whose access mode and `O_DIRECT` flag match the
 open's; the set disappears once its fds were removed with `remove-fd` and

@@ -866,23 +866,42 @@ static void test_fds_with_command(Fixture *f, gconstpointer data)
     l2 = add_fd(c, "{\"opaque\": \"second\"}", cfd);
     assert_same_file(added_fd(l2, 1), cfd);
 
-    /* fds that came with a command that takes none: closed after it */
+    /*
+     * fds that came with a command that takes none stay queued, as in
+     * QEMU, until a newer batch replaces them (so the fd count stays
+     * flat) or a command takes one
+     */
     client_send_fds(c, "{\"execute\": \"query-version\", \"id\": 1}", ab, 2);
     expect(c, "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10},"
               " \"package\": \"mapram 0.1.0\"}, \"id\": 1}");
-    cmd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}",
-        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied"
-        " via SCM_RIGHTS\"}}");
     before = open_fd_count();
     for (int i = 0; i < 50; i++) {
-        client_send_fds(c, "{\"execute\": \"query-fdsets\", \"id\": 2}", &a, 1);
+        client_send_fds(c, "{\"execute\": \"query-fdsets\", \"id\": 2}", &cfd, 1);
         g_free(client_line(c));
     }
-    /* what came with a command is closed before its reply */
-    g_assert_cmpuint(open_fd_count(), ==, before);
+    g_assert_cmpuint(open_fd_count(), ==, before - 1);       /* one fd queued, not two */
+    cmd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}", "{\"return\": {}}");
+    got = monitor_get_fd("x", &err);
+    g_assert_no_error(err);
+    assert_same_file(got, cfd);
+    close(got);
     cmd(c, "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"x\"}}",
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied"
         " via SCM_RIGHTS\"}}");
+
+    /*
+     * One read with a command that takes no fd and, behind it, the one the
+     * fd was sent with: the second gets it (it used to be closed after the
+     * first)
+     */
+    client_send_fd(c, "{\"execute\": \"query-status\", \"id\": 3}"
+                   "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"y\"}}", cfd);
+    g_free(client_line(c));
+    expect(c, "{\"return\": {}}");
+    got = monitor_get_fd("y", &err);
+    g_assert_no_error(err);
+    assert_same_file(got, cfd);
+    close(got);
 
     /* getfd takes the fd sent with it, not one left from before */
     client_send_fds(c, "{\"execute\": \"query-version\"}", &a, 1);
