@@ -462,6 +462,11 @@ void json_text_scan(const char *text, JsonTextScan *out)
                     l.keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
                 }
                 g_array_append_val(levels, l);
+                if (levels->len > JSON_SPLITTER_MAX_DEPTH) {
+                    /* json-glib's parser recurses per level: deep enough, the stack ends */
+                    out->too_deep = true;
+                    break;
+                }
             } else if ((*p == '}' || *p == ']') && levels->len) {
                 g_array_set_size(levels, levels->len - 1);
             } else if (*p == ',' && top && top->object) {

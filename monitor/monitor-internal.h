@@ -97,6 +97,7 @@ typedef struct JsonTextScan {
     GArray *u64;            /* guint: indexes among the text's numbers, ascending */
     guint numbers;          /* numbers in the text */
     bool duplicate_key;
+    bool too_deep;          /* nested past JSON_SPLITTER_MAX_DEPTH: not for json-glib */
 } JsonTextScan;
 
 void json_text_scan(const char *text, JsonTextScan *out);

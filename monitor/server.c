@@ -274,7 +274,13 @@ static void handle_text(Monitor *mon, const char *text)
     } else {
         json_text_scan(text, &scan);
     }
-    if (err || !json_parser_load_from_data(parser, scan.text, -1, &err) ||
+    if (scan.too_deep) {
+        /* QEMU's streamer's words; json-glib would recurse until the stack ends */
+        g_autoptr(GError) perr = NULL;
+
+        error_setg(&perr, "JSON nesting depth limit exceeded");
+        rsp = qmp_error_response(perr);
+    } else if (err || !json_parser_load_from_data(parser, scan.text, -1, &err) ||
         !(root = json_parser_get_root(parser))) {
         g_autoptr(GError) perr = NULL;
 

@@ -383,6 +383,30 @@ static void test_duplicate_key(Fixture *f, gconstpointer data)
     client_close(c);
 }
 
+/*
+ * Nesting past 1024 levels is refused with QEMU's words before json-glib
+ * sees it: its parser recurses per level and ran out of stack (SIGSEGV)
+ * on a text whose single quotes hid the depth from the splitter.
+ */
+static void test_too_deep(Fixture *f, gconstpointer data)
+{
+    Client *c = client_negotiated(f);
+    g_autoptr(GString) deep = g_string_new("['\"', ");
+
+    for (int i = 0; i < 200000; i++) {
+        g_string_append_c(deep, '[');
+    }
+    for (int i = 0; i < 200000; i++) {
+        g_string_append_c(deep, ']');
+    }
+    g_string_append(deep, ", '\"']");
+    cmd(c, deep->str, "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+        "\"JSON nesting depth limit exceeded\"}}");
+    /* and the client goes on */
+    cmd(c, "{\"execute\": \"query-fdsets\", \"id\": 1}", "{\"return\": [], \"id\": 1}");
+    client_close(c);
+}
+
 static void test_pipelined(Fixture *f, gconstpointer data)
 {
     Client *c = client_negotiated(f);
@@ -1047,6 +1071,7 @@ int main(int argc, char **argv)
     add("/monitor/qmp/errors", test_errors);
     add("/monitor/qmp/big-integers", test_big_integers);
     add("/monitor/qmp/duplicate-key", test_duplicate_key);
+    add("/monitor/qmp/too-deep", test_too_deep);
     add("/monitor/qmp/pipelined", test_pipelined);
     add("/monitor/qmp/one-client-at-a-time", test_one_client_at_a_time);
     add("/monitor/qmp/events", test_events);
