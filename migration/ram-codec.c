@@ -105,11 +105,15 @@ void ram_decoder_init(RamDecoder *s, bool mapped_ram)
     s->mapped_ram = mapped_ram;
     s->last_block = -1;
     s->block_names = g_ptr_array_new_with_free_func(g_free);
+    s->block_index = g_hash_table_new(g_str_hash, g_str_equal);
     s->block_lengths = g_array_new(FALSE, FALSE, sizeof(uint64_t));
 }
 
 void ram_decoder_clear(RamDecoder *s)
 {
+    if (s->block_index) {
+        g_hash_table_unref(s->block_index);
+    }
     if (s->block_names) {
         g_ptr_array_unref(s->block_names);
     }
@@ -156,7 +160,9 @@ static bool decode_block_list(QEMUFile *f, uint64_t total, RamDecoder *s,
             return false;
         }
         unsigned idx = s->block_names->len;
-        g_ptr_array_add(s->block_names, g_strdup(idstr));
+        char *name = g_strdup(idstr);
+        g_ptr_array_add(s->block_names, name);
+        g_hash_table_insert(s->block_index, name, GUINT_TO_POINTER(idx + 1));
         g_array_append_val(s->block_lengths, len);
         if (s->mapped_ram) {
             MappedRamHeader hdr;
@@ -179,12 +185,8 @@ static bool decode_block_list(QEMUFile *f, uint64_t total, RamDecoder *s,
 
 static int lookup_block(RamDecoder *s, const char *idstr)
 {
-    for (guint i = 0; i < s->block_names->len; i++) {
-        if (strcmp(g_ptr_array_index(s->block_names, i), idstr) == 0) {
-            return i;
-        }
-    }
-    return -1;
+    /* a hash: a crafted list of a million blocks must not take a million^2 compares */
+    return (int)GPOINTER_TO_UINT(g_hash_table_lookup(s->block_index, idstr)) - 1;
 }
 
 /*

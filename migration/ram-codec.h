@@ -117,6 +117,7 @@ typedef struct RamDecoder {
     bool mapped_ram;
     int last_block;               /* for CONTINUE; -1 = none */
     GPtrArray *block_names;       /* char *, index = idx */
+    GHashTable *block_index;      /* name (block_names' string) -> idx + 1 */
     GArray *block_lengths;        /* uint64_t */
     uint64_t total;               /* MEM_SIZE total */
     bool saw_flush;               /* a MULTIFD_FLUSH record was read */
