@@ -535,17 +535,12 @@ typedef struct Walker {
     GHashTable *started;        /* section_id -> SectionInfo of its START */
 } Walker;
 
-static bool read_vmdesc(Walker *w, GError **errp)
+static bool read_vmdesc_body(Walker *w, GError **errp)
 {
     uint32_t len;
     int b = qemu_peek_byte(w->f, 0);
-    if (b < 0) {
-        return true;                      /* suppress-vmdesc: nothing follows */
-    }
+
     if (b != QEMU_VM_VMDESCRIPTION) {
-        if (w->v->no_vmdesc) {
-            return w->v->no_vmdesc(w->opaque, b, errp);
-        }
         error_setg(errp, "Expected vmdescription section, but got %d", b);
         return false;
     }
@@ -562,6 +557,26 @@ static bool read_vmdesc(Walker *w, GError **errp)
     }
     json[len] = 0;
     return !w->v->vmdesc || w->v->vmdesc(w->opaque, json, len, errp);
+}
+
+static bool read_vmdesc(Walker *w, GError **errp)
+{
+    GError *err = NULL;
+
+    if (qemu_peek_byte(w->f, 0) < 0) {
+        return true;                      /* suppress-vmdesc: nothing follows */
+    }
+    if (read_vmdesc_body(w, &err)) {
+        return true;
+    }
+    if (!w->v->no_vmdesc) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    /* missing, cut short or implausible: the visitor decides (a load only reports it) */
+    bool ok = w->v->no_vmdesc(w->opaque, err->message, errp);
+    g_error_free(err);
+    return ok;
 }
 
 static bool walk_configuration(Walker *w, GError **errp)
@@ -1052,10 +1067,9 @@ typedef struct LoadState {
 } LoadState;
 
 /* As QEMU: all state is in by then, so a missing vmdesc is only reported. */
-static bool load_no_vmdesc(void *opaque, int byte, GError **errp)
+static bool load_no_vmdesc(void *opaque, const char *msg, GError **errp)
 {
     LoadState *ls = opaque;
-    g_autofree char *msg = g_strdup_printf("Expected vmdescription section, but got %d", byte);
 
     if (ls->warn) {
         ls->warn(ls->check_opaque, msg);

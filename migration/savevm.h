@@ -159,10 +159,11 @@ typedef struct StreamVisitor {
     /* vmdesc JSON (NUL-terminated copy) if present. */
     bool (*vmdesc)(void *opaque, const char *json, uint32_t len, GError **errp);
     /*
-     * Optional: the byte after the EOF is not a vmdesc's (byte: it, the
-     * stream stays before it).  Without this callback the walk fails.
+     * Optional: what follows the EOF is not a whole vmdesc (another byte,
+     * a vmdesc cut short or implausible; msg says which, as the walk's
+     * error would).  Without this callback the walk fails.
      */
-    bool (*no_vmdesc)(void *opaque, int byte, GError **errp);
+    bool (*no_vmdesc)(void *opaque, const char *msg, GError **errp);
 } StreamVisitor;
 
 /*
@@ -254,8 +255,9 @@ void qemu_savevm_state_cleanup(SaveVMRegistry *r);
  * Load a whole stream into the registered handlers and devices.
  * check_config validates the configuration section against the local
  * machine and capabilities.  warn (optional; stderr without it) gets
- * what QEMU only reports and goes on from: a byte after the EOF that is
- * not a vmdesc ("Expected vmdescription section, but got 7").
+ * what QEMU only reports and goes on from: what follows the EOF is not a
+ * whole vmdesc ("Expected vmdescription section, but got 7", or one cut
+ * short).
  */
 typedef bool (*ConfigCheckFunc)(void *opaque, const StreamConfig *cfg, GError **errp);
 typedef void (*LoadWarnFunc)(void *opaque, const char *msg);
