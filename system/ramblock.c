@@ -181,6 +181,41 @@ static void ram_block_free(RAMBlock *rb)
     g_free(rb);
 }
 
+/*
+ * Every page of the backing file's data extents dirty: the holes of a
+ * file made with `truncate -s` read as zero and need no clearing (a
+ * load would otherwise read the whole file to find that out).  A file
+ * system or device that cannot say where its data is gets every page.
+ */
+static void ram_block_dirty_data(RAMBlock *rb)
+{
+    off_t end = rb->max_length, pos = 0;
+
+    while (pos < end) {
+        off_t data = lseek(rb->fd, pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno != ENXIO) {               /* ENXIO: no data from pos on */
+                ram_block_dirty_all(rb);
+            }
+            return;
+        }
+        if (data >= end) {
+            return;
+        }
+        off_t hole = lseek(rb->fd, data, SEEK_HOLE);
+        if (hole < 0) {
+            ram_block_dirty_all(rb);
+            return;
+        }
+        hole = MIN(hole, end);
+        for (uint64_t p = data >> TARGET_PAGE_BITS;
+             p < (uint64_t)DIV_ROUND_UP(hole, TARGET_PAGE_SIZE); p++) {
+            set_bit_atomic(p, rb->dirty_log);
+        }
+        pos = hole;
+    }
+}
+
 RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
                         const char *backend, bool shared, const char *mem_path,
                         GError **errp)
@@ -224,9 +259,9 @@ RAMBlock *ram_block_add(const char *idstr, uint64_t size, uint64_t gpa,
          * The dirty log is also what a load trusts to tell which pages can
          * be non-zero (a mapped-ram load zeroes only those of its clear
          * pages); a file that held data before the VM started may have
-         * anything in any page.
+         * anything in its data extents.
          */
-        ram_block_dirty_all(rb);
+        ram_block_dirty_data(rb);
     }
     ram_list_insert(rb);
     return g_steal_pointer(&rb);

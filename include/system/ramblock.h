@@ -10,7 +10,8 @@
  * sets the page's bit in rb->dirty_log atomically (as an emulated CPU's
  * TLB write path does).  Migration harvests it with
  * ram_block_sync_dirty_log().  A block backed by a file that already
- * held data starts with every page dirty (a load must clear its pages).
+ * held data starts with the pages of its data extents dirty (a load
+ * must clear them).
  *
  * Immutable after the VM is built: the list, idstr, host, used_length,
  * max_length, gpa, page_size.  dirty_log: words set atomically by vCPU
