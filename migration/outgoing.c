@@ -470,7 +470,6 @@ static bool connect_main(OutgoingRun *run, GError **errp)
     return !cancel_requested(s);
 }
 
-/* Save everything; false + errp on failure (cancel is not a failure). */
 /*
  * The point of no return of a save to a peer (a socket, a pipe, a
  * command): the whole stream, its EOF included, is about to reach a
@@ -491,6 +490,7 @@ static void claim_end(MigrationState *s)
     pthread_mutex_unlock(&s->event_lock);
 }
 
+/* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;

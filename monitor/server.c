@@ -60,11 +60,10 @@ struct Monitor {
     GString *outbuf;
     /*
      * The fds of the last recvmsg that brought any (owned): a batch
-     * replaces the one before it, the command it came with takes the
-     * first and closes the rest, and what no command took is closed once
-     * the command has been dispatched (QEMU's chardev keeps one batch
-     * the same way), so fds never pile up and a command never takes an
-     * fd that came with an earlier one.
+     * replaces the one before it (closing it), and the first command
+     * that takes an fd gets the first and closes the rest (QEMU's
+     * chardev keeps one batch the same way), so fds never pile up and a
+     * command never takes an fd older than the last batch.
      */
     GArray *recv_fds;
     bool negotiated;
