@@ -397,3 +397,45 @@ bool mrc_table_match(const MrcTable *t, const char *idstr, uint64_t used_length,
                (unsigned long long)t->offset, idstr);
     return false;
 }
+
+bool mrc_loader_block(MrcLoader *l, IOChannel *ioc, const char *idstr, uint64_t used_length,
+                      const MappedRamHeader *hdr, const MrcBlock **out, GError **errp)
+{
+    *out = NULL;
+    if (!l->enabled) {
+        return true;
+    }
+    if (!l->looked) {
+        l->looked = true;
+        if (!mrc_table_read_trailer(ioc, &l->table, errp)) {
+            return false;
+        }
+        l->found = l->table != NULL;
+    }
+    return !l->table || mrc_table_match(l->table, idstr, used_length, hdr, out, errp);
+}
+
+bool mrc_loader_blocks_end(const MrcLoader *l, guint file_blocks, GError **errp)
+{
+    return !l->table || mrc_table_check_count(l->table, file_blocks, errp);
+}
+
+bool mrc_loader_eof(const MrcLoader *l, IOChannel *ioc, uint64_t eof_end, GError **errp)
+{
+    /* no mapped-ram block (a stream file), or checks off: nothing was looked for */
+    if (!l->looked || l->found) {
+        return true;
+    }
+    return mrc_table_check_hidden(ioc, eof_end, errp);
+}
+
+MrcTable *mrc_loader_take(MrcLoader *l)
+{
+    return g_steal_pointer(&l->table);
+}
+
+void mrc_loader_clear(MrcLoader *l)
+{
+    mrc_table_free(l->table);
+    *l = (MrcLoader){ 0 };
+}

@@ -151,4 +151,33 @@ bool mrc_table_check_hidden(IOChannel *ioc, uint64_t eof_end, GError **errp);
 bool mrc_table_match(const MrcTable *t, const char *idstr, uint64_t used_length,
                      const MappedRamHeader *hdr, const MrcBlock **out, GError **errp);
 
+/*
+ * A loader's side of the table, in the order a load meets the file: its
+ * first mapped-ram block finds the table from the file's end (before any
+ * page is read), every block takes its entry, the end of the block list
+ * checks the count, and the stream's EOF byte looks for a table that its
+ * trailer did not lead to.  mapram-vm's load, `mapram load` and `mapram
+ * serve` each hold one; it belongs to the thread that parses the stream.
+ */
+typedef struct MrcLoader {
+    bool enabled;                 /* checks wanted: set before the first block */
+    bool looked;                  /* the file's end was searched */
+    bool found;                   /* and held a table (in table, or taken) */
+    MrcTable *table;              /* or NULL: none, checks off, or taken */
+} MrcLoader;
+
+/*
+ * A mapped-ram block of the file, after its header: *out is its entry,
+ * or NULL when there is no table.
+ */
+bool mrc_loader_block(MrcLoader *l, IOChannel *ioc, const char *idstr, uint64_t used_length,
+                      const MappedRamHeader *hdr, const MrcBlock **out, GError **errp);
+/* After the block list (the RAM START section) of file_blocks blocks. */
+bool mrc_loader_blocks_end(const MrcLoader *l, guint file_blocks, GError **errp);
+/* At the stream's EOF byte, eof_end the offset just after it. */
+bool mrc_loader_eof(const MrcLoader *l, IOChannel *ioc, uint64_t eof_end, GError **errp);
+/* The table, to a reader that checks pages from now on; the loader keeps found. */
+MrcTable *mrc_loader_take(MrcLoader *l);
+void mrc_loader_clear(MrcLoader *l);
+
 #endif

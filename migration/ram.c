@@ -487,9 +487,7 @@ typedef struct LoadCheck {
 struct RamLoadState {
     RamDecoder dec;
     PageChannels *pc;
-    bool csum_looked;             /* the file's end was searched for a checksum table */
-    bool csum_found;              /* and found one (csum, or handed to the on-demand load) */
-    MrcTable *csum;               /* or NULL: the file has none (or checks are off) */
+    MrcLoader csum;               /* the file's checksum table, if checks are on */
     GArray *checks;               /* LoadCheck */
     GArray *zero_after_sync;      /* GapRange: read as part of a run, must be zero */
     GArray *blocks;               /* size_t host block index, index = parse idx */
@@ -499,9 +497,6 @@ struct RamLoadState {
 
 static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
                      uint64_t used_length, const MappedRamHeader *hdr, GError **errp);
-static bool find_checksums(RamState *ram, QEMUFile *f, const char *idstr,
-                           uint64_t used_length, const MappedRamHeader *hdr,
-                           const MrcBlock **sums, GError **errp);
 
 static MigrationRAMBlock load_block(RamState *ram, unsigned idx)
 {
@@ -697,7 +692,9 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
         return share_block(ram, f, &rb, hdr, bmap, errp);
     }
     LoadCheck chk = { 0 };
-    if (!find_checksums(ram, f, idstr, used_length, hdr, &chk.sums, errp)) {
+    /* *sums is NULL when checks are off or the file has no table (QEMU's have none) */
+    if (!mrc_loader_block(&ram->load->csum, qemu_file_get_ioc(f), idstr, used_length, hdr,
+                          &chk.sums, errp)) {
         return false;
     }
     if (ram->lp.postcopy) {
@@ -712,31 +709,6 @@ static bool vm_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     }
     return plan_block_reads(ram, index, &rb, hdr, chk.bmap ? chk.bmap : bmap, npages,
                             chk.hashes, errp);
-}
-
-/*
- * The block's entry in the file's checksum table; *sums is NULL when
- * checks are off or the file has no table (QEMU's files have none).
- * The table is found from the file's end before the first block's pages
- * are read.
- */
-static bool find_checksums(RamState *ram, QEMUFile *f, const char *idstr,
-                           uint64_t used_length, const MappedRamHeader *hdr,
-                           const MrcBlock **sums, GError **errp)
-{
-    RamLoadState *rl = ram->load;
-    *sums = NULL;
-    if (!ram->lp.checksums) {
-        return true;
-    }
-    if (!rl->csum_looked) {
-        rl->csum_looked = true;
-        if (!mrc_table_read_trailer(qemu_file_get_ioc(f), &rl->csum, errp)) {
-            return false;
-        }
-        rl->csum_found = rl->csum != NULL;
-    }
-    return !rl->csum || mrc_table_match(rl->csum, idstr, used_length, hdr, sums, errp);
 }
 
 /* After the reads: every block's runs against the table. */
@@ -768,10 +740,7 @@ static bool ram_load_complete(QEMUFile *f, void *opaque, uint64_t eof_end, GErro
     RamState *ram = opaque;
     RamLoadState *rl = ram->load;
 
-    if (!rl || !rl->csum_looked || rl->csum_found || !eof_end) {
-        return true;
-    }
-    return mrc_table_check_hidden(qemu_file_get_ioc(f), eof_end, errp);
+    return !rl || !eof_end || mrc_loader_eof(&rl->csum, qemu_file_get_ioc(f), eof_end, errp);
 }
 
 static void ram_load_cleanup(void *opaque)
@@ -784,7 +753,7 @@ static void ram_load_cleanup(void *opaque)
     page_channels_free(rl->pc);
     clear_checks(rl);
     g_array_unref(rl->checks);
-    mrc_table_free(rl->csum);
+    mrc_loader_clear(&rl->csum);
     ram_decoder_clear(&rl->dec);
     g_array_unref(rl->zero_after_sync);
     g_array_unref(rl->blocks);
@@ -815,6 +784,7 @@ static bool ram_load_setup(void *opaque, GError **errp)
     ram_load_cleanup(ram);
     rl = ram->load = g_new0(RamLoadState, 1);
     ram_decoder_init(&rl->dec, p->mapped_ram);
+    rl->csum.enabled = p->checksums;
     rl->zero_after_sync = g_array_new(FALSE, FALSE, sizeof(GapRange));
     rl->blocks = g_array_new(FALSE, FALSE, sizeof(size_t));
     rl->checks = g_array_new(FALSE, FALSE, sizeof(LoadCheck));
@@ -851,8 +821,8 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
         rl->started = true;
     }
     if (!ram_decode_section(&rl->dec, f, si->type, &vm_sink, ram, errp) ||
-        (si->type == QEMU_VM_SECTION_START && rl->csum &&
-         !mrc_table_check_count(rl->csum, rl->dec.block_names->len, errp))) {
+        (si->type == QEMU_VM_SECTION_START &&
+         !mrc_loader_blocks_end(&rl->csum, rl->dec.block_names->len, errp))) {
         if (rl->pc) {
             page_channels_abort(rl->pc);
         }
@@ -865,7 +835,7 @@ static bool ram_load_state(QEMUFile *f, void *opaque, const SectionInfo *si, GEr
          */
         PageChannelsConfig cfg =
             load_channels_config(&ram->lp, postcopy_load_page_stats(ram->lp.postcopy));
-        postcopy_load_start(ram->lp.postcopy, &cfg, g_steal_pointer(&rl->csum));
+        postcopy_load_start(ram->lp.postcopy, &cfg, mrc_loader_take(&rl->csum));
         return true;
     }
     if (si->type == QEMU_VM_SECTION_START && rl->pc) {

@@ -302,10 +302,9 @@ static void read_checksum_table(Report *r, QEMUFile *f)
             g_clear_error(&err);
         }
     }
-    if (r->csum->blocks->len != r->blocks->len) {
-        g_ptr_array_add(r->problems, g_strdup_printf(
-            "checksum table at offset 0x%llx lists %u ramblocks, the file has %u",
-            (unsigned long long)at, r->csum->blocks->len, r->blocks->len));
+    if (!mrc_table_check_count(r->csum, r->blocks->len, &err)) {
+        g_ptr_array_add(r->problems, g_strdup(err->message));
+        g_clear_error(&err);
     }
 }
 

@@ -78,8 +78,7 @@ typedef struct LoadCtx {
     ChunkRing *ring;
     uint64_t ram_done;
     Progress *progress;
-    bool csum_looked;           /* the file's end was searched for a checksum table */
-    MrcTable *csum;             /* or NULL: none (or --no-checksums) */
+    MrcLoader csum;             /* the file's checksum table, unless --no-checksums */
     /* --connect */
     MultiFDSend *mfd;           /* the set pages' channels; NULL: all on out */
     ConnWatch *watch;
@@ -120,13 +119,8 @@ static bool l_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!b->bmap) {
         return false;
     }
-    if (c->o->checksums && !c->csum_looked) {
-        c->csum_looked = true;
-        if (!mrc_table_read_trailer(qemu_file_get_ioc(f), &c->csum, errp)) {
-            return false;
-        }
-    }
-    if (c->csum && !mrc_table_match(c->csum, idstr, used_length, hdr, &b->sums, errp)) {
+    if (!mrc_loader_block(&c->csum, qemu_file_get_ioc(f), idstr, used_length, hdr, &b->sums,
+                          errp)) {
         return false;
     }
     return ram_encode_block(&c->enc, c->out, idstr, used_length, NULL, errp);
@@ -307,8 +301,8 @@ static bool l_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
         if (!ram_decode_section(&c->dec, f, si->type, &load_sink, c, errp)) {
             return false;
         }
-        if (si->type == QEMU_VM_SECTION_START && c->csum &&
-            !mrc_table_check_count(c->csum, c->dec.block_names->len, errp)) {
+        if (si->type == QEMU_VM_SECTION_START &&
+            !mrc_loader_blocks_end(&c->csum, c->dec.block_names->len, errp)) {
             return false;
         }
         if (si->type == QEMU_VM_SECTION_PART) {
@@ -357,8 +351,7 @@ static bool l_eof(void *opaque, QEMUFile *f, GError **errp)
 {
     LoadCtx *c = opaque;
     /* before the EOF byte goes out: with it the destination may run the guest */
-    if (c->csum_looked && !c->csum &&
-        !mrc_table_check_hidden(qemu_file_get_ioc(f), qemu_file_tell(f), errp)) {
+    if (!mrc_loader_eof(&c->csum, qemu_file_get_ioc(f), qemu_file_tell(f), errp)) {
         return false;
     }
     if (c->watch) {
@@ -385,7 +378,7 @@ static const StreamVisitor load_visitor = {
 
 static void load_ctx_init(LoadCtx *c, const char *path, const PageIoOptions *o)
 {
-    *c = (LoadCtx){ .o = o, .path = g_strdup(path) };
+    *c = (LoadCtx){ .o = o, .path = g_strdup(path), .csum.enabled = o->checksums };
     c->blocks = g_ptr_array_new_with_free_func(in_block_free);
     c->progress = progress_new(o->name ? o->name : "mapram load", o->progress);
 }
@@ -420,7 +413,7 @@ static bool load_run(LoadCtx *c, uint64_t offset, GError **errp)
 static void load_ctx_clear(LoadCtx *c, bool ok)
 {
     chunk_ring_free(c->ring);
-    mrc_table_free(c->csum);
+    mrc_loader_clear(&c->csum);
     progress_finish(c->progress, ok);
     ram_decoder_clear(&c->dec);
     ram_encoder_clear(&c->enc);

@@ -86,8 +86,7 @@ typedef struct ServeCtx {
     IOChannel *dev_ioc;         /* the device sections, as sent inside the package */
     QEMUFile *head, *devs;
     RamDecoder dec;
-    bool csum_looked;
-    MrcTable *csum;
+    MrcLoader csum;             /* the file's checksum table, unless --no-checksums */
 
     /* The return-path thread -> the main thread, under lock. */
     QemuMutex lock;
@@ -145,13 +144,8 @@ static bool s_block(void *opaque, QEMUFile *f, unsigned idx, const char *idstr,
     if (!b->bmap) {
         return false;
     }
-    if (c->o->checksums && !c->csum_looked) {
-        c->csum_looked = true;
-        if (!mrc_table_read_trailer(qemu_file_get_ioc(f), &c->csum, errp)) {
-            return false;
-        }
-    }
-    return !c->csum || mrc_table_match(c->csum, idstr, used_length, hdr, &b->sums, errp);
+    return mrc_loader_block(&c->csum, qemu_file_get_ioc(f), idstr, used_length, hdr, &b->sums,
+                            errp);
 }
 
 static const RamSink serve_sink = { .mem_size = s_mem_size, .block = s_block };
@@ -172,8 +166,8 @@ static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
             c->saw_ram = true;
         }
         return ram_decode_section(&c->dec, f, si->type, &serve_sink, c, errp) &&
-               (si->type != QEMU_VM_SECTION_START || !c->csum ||
-                mrc_table_check_count(c->csum, c->dec.block_names->len, errp));
+               (si->type != QEMU_VM_SECTION_START ||
+                mrc_loader_blocks_end(&c->csum, c->dec.block_names->len, errp));
     }
     if (si->type != QEMU_VM_SECTION_FULL) {
         error_setg(errp, "section '%s' is iterable: only RAM can be served in postcopy",
@@ -194,8 +188,7 @@ static bool s_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *da
 static bool s_eof(void *opaque, QEMUFile *f, GError **errp)
 {
     ServeCtx *c = opaque;
-    return !c->csum_looked || c->csum ||
-           mrc_table_check_hidden(qemu_file_get_ioc(f), qemu_file_tell(f), errp);
+    return mrc_loader_eof(&c->csum, qemu_file_get_ioc(f), qemu_file_tell(f), errp);
 }
 
 static const StreamVisitor serve_visitor = {
@@ -662,7 +655,7 @@ static void serve_cleanup(ServeCtx *c)
     io_channel_unref(c->dev_ioc);
     g_queue_clear_full(&c->requests, g_free);
     g_clear_error(&c->rp_err);
-    mrc_table_free(c->csum);
+    mrc_loader_clear(&c->csum);
     ram_decoder_clear(&c->dec);
     ram_encoder_clear(&c->enc);
     g_ptr_array_unref(c->blocks);
@@ -708,7 +701,8 @@ static void print_json(const ServeCtx *c, const char *uri)
 static bool serve(const char *path, uint64_t offset, const char *uri, const PageIoOptions *o,
                   uint64_t max_bandwidth, bool json, GError **errp)
 {
-    ServeCtx c = { .o = o, .path = path, .max_bandwidth = max_bandwidth, .req_fd = -1 };
+    ServeCtx c = { .o = o, .path = path, .max_bandwidth = max_bandwidth, .req_fd = -1,
+                   .csum.enabled = o->checksums };
     c.st.start_us = g_get_monotonic_time();
     c.blocks = g_ptr_array_new_with_free_func(sblock_free);
     c.head_ioc = io_channel_buffer_new(0);
