@@ -304,6 +304,21 @@ static void test_load_stream_mapped_ram_on(void)
                    CONFIGURATION "Capability mapped-ram is on, but received capability is off");
 }
 
+/* The ab guest's file at uri loads into a fresh VM, its memory intact. */
+static void load_must_complete(const char *uri)
+{
+    QTestState *to = qtest_init_bin(qtest_vm_binary(),
+                                    "-m 150M -machine memory-backend=mig.mem "
+                                    "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+                                    "-guest ab -serial file:%s/dest_serial -incoming defer",
+                                    mig_tmpdir);
+    migrate_set_capability(to, "events", true);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    check_guests_ram(to);
+    qtest_quit(to);
+}
+
 /*
  * A stream whose byte after the EOF is not a vmdesc's, or whose vmdesc is
  * cut short, loads, as in QEMU, which only reports it (all state is in by
@@ -317,7 +332,6 @@ static void test_load_no_vmdesc(void)
     g_autofree uint8_t *file = NULL;
     size_t len, at = 0;
     uint8_t seven = 7;
-    QTestState *to;
 
     file = read_whole_file(path, &len);
     for (size_t off = len - 5; off > 0 && !at; off--) {
@@ -330,15 +344,7 @@ static void test_load_no_vmdesc(void)
     g_assert_cmpuint(at, >, 0);
     patch_file(path, at, &seven, 1);
 
-    to = qtest_init_bin(qtest_vm_binary(),
-                        "-m 150M -machine memory-backend=mig.mem "
-                        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
-                        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
-    migrate_set_capability(to, "events", true);
-    migrate_incoming_qmp(to, uri, NULL, NULL);
-    wait_for_migration_complete(to);
-    check_guests_ram(to);
-    qtest_quit(to);
+    load_must_complete(uri);
 
     /* verify's walk, which looks for the end of each device section, stops earlier */
     g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
@@ -347,15 +353,7 @@ static void test_load_no_vmdesc(void)
 
     /* a vmdesc cut short (the file's last byte gone) is only reported too */
     g_assert_true(g_file_set_contents(path, (const char *)file, len - 1, NULL));
-    to = qtest_init_bin(qtest_vm_binary(),
-                        "-m 150M -machine memory-backend=mig.mem "
-                        "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
-                        "-guest ab -serial file:%s/dest_serial -incoming defer", mig_tmpdir);
-    migrate_set_capability(to, "events", true);
-    migrate_incoming_qmp(to, uri, NULL, NULL);
-    wait_for_migration_complete(to);
-    check_guests_ram(to);
-    qtest_quit(to);
+    load_must_complete(uri);
 }
 
 /* --- failing saves ------------------------------------------------------- */
