@@ -73,10 +73,13 @@ bool mapped_ram_get_block(QEMUFile *f, const char *idstr, uint64_t used_length,
     off_t at = qemu_file_tell(f);
 
     size_t got = qemu_peek_buffer(f, raw, sizeof(raw), 0);
-    if (!qemu_get_buffer(f, raw, sizeof(raw), NULL)) {
-        /* QEMU's words; the reader's own error adds nothing to a short read */
-        error_setg(errp, "Could not read whole mapped-ram migration header "
-                   "(expected %d, got %zu bytes)", MAPPED_RAM_HDR_SIZE, got);
+    if (!qemu_get_buffer(f, raw, sizeof(raw), errp)) {
+        if (qemu_file_input_ended(f)) {
+            /* QEMU's words: the reader's own error adds nothing to a short read */
+            g_clear_error(errp);
+            error_setg(errp, "Could not read whole mapped-ram migration header "
+                       "(expected %d, got %zu bytes)", MAPPED_RAM_HDR_SIZE, got);
+        }
         return false;
     }
     mapped_ram_header_decode(raw, h);

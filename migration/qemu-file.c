@@ -351,6 +351,11 @@ bool qemu_file_at_eof(QEMUFile *f)
     return !fill_buffer(f, 1, NULL) && f->eof;
 }
 
+bool qemu_file_input_ended(QEMUFile *f)
+{
+    return f->eof;
+}
+
 /* ---- positions ---- */
 
 off_t qemu_file_tell(QEMUFile *f)

@@ -77,6 +77,8 @@ int qemu_peek_byte(QEMUFile *f, size_t ahead);
 size_t qemu_peek_buffer(QEMUFile *f, void *buf, size_t len, size_t ahead);
 /* True when the input is at a clean end (no more bytes, no read error). */
 bool qemu_file_at_eof(QEMUFile *f);
+/* True once the channel has reported its end (a failed read was short, not an error). */
+bool qemu_file_input_ended(QEMUFile *f);
 
 /* Flush and reposition (output) or drop the buffer and reposition (input). */
 bool qemu_file_set_offset(QEMUFile *f, off_t off, GError **errp);

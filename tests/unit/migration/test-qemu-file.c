@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/channel.h"
+#include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
 #include "util/error.h"
 
@@ -239,6 +240,34 @@ static void test_read_error(void)
     qemu_fclose(f, NULL);
 }
 
+/*
+ * A mapped-ram block header cut short gets QEMU's words; a read error
+ * keeps the reader's, which names the offset and the errno.
+ */
+static void test_mapped_ram_header_read_error(void)
+{
+    static const uint8_t ten[10] = { 0, 0, 0, 1 };
+    QEMUFile *f = input(io_channel_buffer_new_data(ten, sizeof(ten)), 0);
+    MappedRamHeader h;
+    GError *err = NULL;
+
+    g_assert_false(mapped_ram_get_block(f, "pc.ram", 4096, 1 << 20, &h, &err));
+    g_assert_cmpstr(err->message, ==, "Could not read whole mapped-ram migration header "
+                    "(expected 28, got 10 bytes)");
+    g_assert_true(qemu_file_input_ended(f));
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+
+    /* the peek meets the first failure, the read the second */
+    f = input(script_new(ten, sizeof(ten), 64, sizeof(ten), 2), 0);
+    g_assert_false(mapped_ram_get_block(f, "pc.ram", 4096, 1 << 20, &h, &err));
+    g_assert_cmpstr(err->message, ==, "Unable to read from script at offset 10: "
+                    "Unable to read 'script': Input/output error");
+    g_assert_false(qemu_file_input_ended(f));
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+}
+
 /* A peek reports no error; the next get reads again and does. */
 static void test_peek_read_error(void)
 {
@@ -364,6 +393,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/qemu-file/get/read-error", test_read_error);
     g_test_add_func("/migration/qemu-file/peek", test_peek);
     g_test_add_func("/migration/qemu-file/peek/read-error", test_peek_read_error);
+    g_test_add_func("/migration/qemu-file/mapped-ram-header/read-error",
+                    test_mapped_ram_header_read_error);
     g_test_add_func("/migration/qemu-file/put/round-trip", test_put_round_trip);
     g_test_add_func("/migration/qemu-file/put/error-latches", test_put_error_latches);
     g_test_add_func("/migration/qemu-file/put/error-names-peer", test_put_error_names_peer);
