@@ -78,14 +78,19 @@ static JsonNode *qmp_query_migrate(JsonObject *args, Monitor *mon, void *opaque,
     if (!none) {
         json_object_set_string_member(o, "status", info.status);
     }
-    if (!info.incoming && !none) {
+    /*
+     * As QEMU: a save in setup, failed or cancelled shows its status (and
+     * error-desc) alone; one under way or completed its times and RAM,
+     * the downtime once completed and the expected one before.
+     */
+    bool figures = !info.incoming && !none && strcmp(info.status, "setup") &&
+                   strcmp(info.status, "failed") && strcmp(info.status, "cancelled");
+    if (figures) {
+        bool completed = !strcmp(info.status, "completed");
         json_object_set_int_member(o, "total-time", info.total_time_ms);
         json_object_set_int_member(o, "setup-time", info.setup_time_ms);
-        if (!strcmp(info.status, "completed")) {
-            json_object_set_int_member(o, "downtime", info.downtime_ms);
-        } else if (!strcmp(info.status, "active")) {
-            json_object_set_int_member(o, "expected-downtime", info.expected_downtime_ms);
-        }
+        json_object_set_int_member(o, completed ? "downtime" : "expected-downtime",
+                                   completed ? info.downtime_ms : info.expected_downtime_ms);
     }
     if (info.incoming) {
         JsonArray *a = migration_incoming_listen_address(m->in);
@@ -96,7 +101,7 @@ static JsonNode *qmp_query_migrate(JsonObject *args, Monitor *mon, void *opaque,
     if (info.error_desc) {
         json_object_set_string_member(o, "error-desc", info.error_desc);
     }
-    if (info.has_ram) {
+    if (info.has_ram && (figures || info.incoming)) {
         json_object_set_object_member(o, "ram", ram_json(&info));
     }
     migration_info_clear(&info);
