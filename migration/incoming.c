@@ -88,7 +88,8 @@ static bool check_capabilities(const MigrationConfig *local, const StreamConfig 
     for (guint i = 0; i < cfg->caps->len; i++) {
         const char *name = g_ptr_array_index(cfg->caps, i);
         int c = migration_capability_from_name(name);
-        if (c != MIGRATION_CAPABILITY_X_IGNORE_SHARED && c != MIGRATION_CAPABILITY_MAPPED_RAM) {
+        /* as QEMU: any capability it knows may be listed; only the validated ones count */
+        if (c < 0) {
             error_setg(errp, "Received unknown capability %s", name);
             return false;
         }

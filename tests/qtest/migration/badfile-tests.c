@@ -356,6 +356,54 @@ static void test_load_no_vmdesc(void)
     load_must_complete(uri);
 }
 
+/*
+ * The stream file of the ab guest with a capabilities subsection listing
+ * cap inserted into its configuration (after the machine name, where a
+ * QEMU source puts it; mapram-vm's stream saves have no subsection).
+ */
+static char *stream_with_capability(const char *cap)
+{
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+    g_autofree uint8_t *file = NULL;
+    static const char sub[] = "configuration/capabilities";
+    size_t len, at;
+
+    file = read_whole_file(path, &len);
+    g_assert_cmpuint(file[8], ==, 0x07);                     /* QEMU_VM_CONFIGURATION */
+    at = 13 + ((uint32_t)file[9] << 24 | file[10] << 16 | file[11] << 8 | file[12]);
+    g_assert_cmpuint(file[at], !=, 0x05);                    /* no subsection yet */
+
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    uint8_t head[] = { 0x05, sizeof(sub) - 1 };
+    uint8_t ver_count[] = { 0, 0, 0, 1, 0, 0, 0, 1 };        /* version 1, one capability */
+    uint8_t n = strlen(cap);
+    g_byte_array_append(b, file, at);
+    g_byte_array_append(b, head, sizeof(head));
+    g_byte_array_append(b, (const uint8_t *)sub, sizeof(sub) - 1);
+    g_byte_array_append(b, ver_count, sizeof(ver_count));
+    g_byte_array_append(b, &n, 1);
+    g_byte_array_append(b, (const uint8_t *)cap, n);
+    g_byte_array_append(b, file + at, len - at);
+    g_assert_true(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+    return g_steal_pointer(&path);
+}
+
+/*
+ * As QEMU: the configuration may list any capability it knows (only
+ * x-ignore-shared and mapped-ram are compared); a name it does not know
+ * fails the load.
+ */
+static void test_load_config_capability(void)
+{
+    g_autofree char *path = stream_with_capability("multifd");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+
+    load_must_complete(uri);
+    g_free(path);
+    path = stream_with_capability("bogus");
+    load_must_fail(path, false, CONFIGURATION "Received unknown capability bogus");
+}
+
 /* --- failing saves ------------------------------------------------------- */
 
 /* The end of the 150 MiB main block's pages in the file (1 MiB + 150 MiB). */
@@ -462,6 +510,8 @@ void migration_test_add_badfile(void)
                        test_load_mapped_ram_off, MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/bad-file/stream-mapped-ram-on",
                        test_load_stream_mapped_ram_on, MIG_FULL);
+    migration_test_add("/migration/stream/bad-file/config-capability",
+                       test_load_config_capability, MIG_SMOKE);
     migration_test_add("/migration/stream/bad-file/no-vmdesc",
                        test_load_no_vmdesc, MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/save/disk-full",
