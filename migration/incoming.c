@@ -317,10 +317,12 @@ static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                         GError **errp)
 {
     LoadCheck lc = { .m = m, .cfg = cfg };
+    StreamFraming framing = { .configuration = cfg->send_configuration,
+                              .footers = cfg->send_section_footer };
 
     configure_ram(m, cfg, path, postcopy, mr);
     global_state_reset(m->global_state);
-    return qemu_loadvm_state(m->registry, f, check_config, load_warn, &lc, errp);
+    return qemu_loadvm_state(m->registry, f, &framing, check_config, load_warn, &lc, errp);
 }
 
 bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,

@@ -300,7 +300,8 @@ static bool iterate_until_converged(OutgoingRun *run, GError **errp)
                 return true;
             }
         }
-        if (qemu_savevm_state_iterate(reg, run->f, errp) < 0) {
+        if (qemu_savevm_state_iterate(reg, run->f, run->s->cfg->send_section_footer,
+                                      errp) < 0) {
             return false;
         }
         update_bandwidth(run);
@@ -328,7 +329,8 @@ static bool completion(OutgoingRun *run, GError **errp)
     }
     uint64_t before = transferred_bytes(run);
     if (!qemu_savevm_state_complete(m->registry, run->f, run->vmdesc,
-                                    s->cfg->send_switchover_start, errp)) {
+                                    s->cfg->send_switchover_start,
+                                    s->cfg->send_section_footer, errp)) {
         return false;
     }
     emit_pass(run);                               /* the last sync, with the guest stopped */
@@ -508,9 +510,10 @@ static bool run_save(OutgoingRun *run, GError **errp)
     run->iter_start_us = g_get_monotonic_time();
     window_open(run, run->iter_start_us);
     build_config(run->m, s->cfg, &sc);
-    qemu_savevm_state_header(run->f, &sc, run->vmdesc);
+    qemu_savevm_state_header(run->f, s->cfg->send_configuration ? &sc : NULL, run->vmdesc);
     stream_config_clear(&sc);
-    bool ok = qemu_savevm_state_setup(run->m->registry, run->f, errp);
+    bool ok = qemu_savevm_state_setup(run->m->registry, run->f, s->cfg->send_section_footer,
+                                      errp);
     transferred_bytes(run);
     qemu_mutex_lock(&s->lock);
     s->setup_ms = migration_now_ms() - setup_start;

@@ -533,6 +533,7 @@ typedef struct Walker {
     const StreamVisitor *v;
     void *opaque;
     GHashTable *started;        /* section_id -> SectionInfo of its START */
+    StreamFraming framing;
 } Walker;
 
 static bool read_vmdesc_body(Walker *w, GError **errp)
@@ -619,7 +620,7 @@ static bool walk_section(Walker *w, SectionInfo *si, GError **errp)
 {
     return read_section_header(w, si, errp) &&
            w->v->section(w->opaque, w->f, si, errp) &&
-           check_footer(w->f, si, errp) &&
+           (!w->framing.footers || check_footer(w->f, si, errp)) &&
            (!w->v->section_done || w->v->section_done(w->opaque, w->f, si, errp));
 }
 
@@ -691,9 +692,17 @@ static void prefix_record(GError **errp, const SectionInfo *si)
 bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
                         bool want_vmdesc, GError **errp)
 {
+    return savevm_walk_stream_framed(f, v, opaque, want_vmdesc, NULL, errp);
+}
+
+bool savevm_walk_stream_framed(QEMUFile *f, const StreamVisitor *v, void *opaque,
+                               bool want_vmdesc, const StreamFraming *framing,
+                               GError **errp)
+{
     g_autoptr(GHashTable) started = g_hash_table_new_full(g_direct_hash, g_direct_equal,
                                                           NULL, g_free);
-    Walker w = { .f = f, .v = v, .opaque = opaque, .started = started };
+    Walker w = { .f = f, .v = v, .opaque = opaque, .started = started,
+                 .framing = framing ? *framing : (StreamFraming){ true, true } };
     off_t at = qemu_file_tell(f);
 
     if (!read_header(f, errp)) {
@@ -701,7 +710,7 @@ bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
         return false;
     }
     at = qemu_file_tell(f);
-    if (!walk_configuration(&w, errp)) {
+    if (w.framing.configuration && !walk_configuration(&w, errp)) {
         prefix_offset(errp, "Configuration", at);
         return false;
     }
@@ -920,10 +929,19 @@ void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg, JsonBuilder 
     qemu_put_be32(f, QEMU_VM_FILE_MAGIC);
     qemu_put_be32(f, QEMU_VM_FILE_VERSION);
     json_builder_begin_object(vmdesc);
-    savevm_put_configuration(f, cfg, vmdesc);
+    if (cfg) {
+        savevm_put_configuration(f, cfg, vmdesc);
+    }
 }
 
-bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, GError **errp)
+static void put_footer(QEMUFile *f, bool footers, uint32_t section_id)
+{
+    if (footers) {
+        savevm_put_section_footer(f, section_id);
+    }
+}
+
+bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, bool footers, GError **errp)
 {
     SaveStateEntry *se;
     FOREACH_SE(r, se) {
@@ -935,13 +953,13 @@ bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, GError **errp)
         if (!se->ops->save_setup(f, se->opaque, errp)) {
             return false;
         }
-        savevm_put_section_footer(f, se->section_id);
+        put_footer(f, footers, se->section_id);
     }
     qemu_fflush(f);
     return qemu_file_propagate_error(f, errp);
 }
 
-int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, GError **errp)
+int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, bool footers, GError **errp)
 {
     SaveStateEntry *se;
     int all_done = 1;
@@ -951,7 +969,7 @@ int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, GError **errp)
         }
         savevm_put_section_short_header(f, QEMU_VM_SECTION_PART, se->section_id);
         int ret = se->ops->save_iterate(f, se->opaque, errp);
-        savevm_put_section_footer(f, se->section_id);
+        put_footer(f, footers, se->section_id);
         if (ret < 0) {
             return ret;
         }
@@ -979,7 +997,7 @@ uint64_t qemu_savevm_state_pending(SaveVMRegistry *r, bool exact)
 }
 
 static bool save_device(QEMUFile *f, SaveStateEntry *se, JsonBuilder *vmdesc_builder,
-                        GError **errp)
+                        bool footers, GError **errp)
 {
     if (se->vmsd->needed && !se->vmsd->needed(se->opaque)) {
         return true;
@@ -995,13 +1013,13 @@ static bool save_device(QEMUFile *f, SaveStateEntry *se, JsonBuilder *vmdesc_bui
         g_prefix_error(errp, "Failed to save device state '%s': ", se->idstr);
         return false;
     }
-    savevm_put_section_footer(f, se->section_id);
+    put_footer(f, footers, se->section_id);
     json_builder_end_object(vmdesc_builder);
     return true;
 }
 
 bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc_builder,
-                                bool switchover_cmd, GError **errp)
+                                bool switchover_cmd, bool footers, GError **errp)
 {
     SaveStateEntry *se;
     if (switchover_cmd) {
@@ -1015,14 +1033,14 @@ bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmd
         if (!se->ops->save_complete(f, se->opaque, errp)) {
             return false;
         }
-        savevm_put_section_footer(f, se->section_id);
+        put_footer(f, footers, se->section_id);
     }
     json_builder_set_member_name(vmdesc_builder, "page_size");
     json_builder_add_int_value(vmdesc_builder, 4096);
     json_builder_set_member_name(vmdesc_builder, "devices");
     json_builder_begin_array(vmdesc_builder);
     FOREACH_SE(r, se) {
-        if (se->vmsd && !save_device(f, se, vmdesc_builder, errp)) {
+        if (se->vmsd && !save_device(f, se, vmdesc_builder, footers, errp)) {
             return false;
         }
     }
@@ -1152,8 +1170,9 @@ static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t 
     }
 }
 
-bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_config,
-                       LoadWarnFunc warn, void *check_opaque, GError **errp)
+bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, const StreamFraming *framing,
+                       ConfigCheckFunc check_config, LoadWarnFunc warn, void *check_opaque,
+                       GError **errp)
 {
     static const StreamVisitor visitor = {
         .configuration = load_configuration,
@@ -1172,7 +1191,7 @@ bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_con
             return false;
         }
     }
-    ok = savevm_walk_stream(f, &visitor, &ls, true, errp);
+    ok = savevm_walk_stream_framed(f, &visitor, &ls, true, framing, errp);
     if (ok) {
         FOREACH_SE(r, se) {
             if (se->ops && se->ops->load_complete &&

@@ -180,6 +180,20 @@ bool savevm_walk_stream(QEMUFile *f, const StreamVisitor *v, void *opaque,
                         bool read_vmdesc, GError **errp);
 
 /*
+ * How a stream is framed, as QEMU's -global migration.send-configuration
+ * and send-section-footer set it on both sides (both on by default; old
+ * QEMU machine types turn them off).  savevm_walk_stream expects both.
+ */
+typedef struct StreamFraming {
+    bool configuration;         /* a configuration section follows the header */
+    bool footers;               /* each section ends with its footer */
+} StreamFraming;
+
+bool savevm_walk_stream_framed(QEMUFile *f, const StreamVisitor *v, void *opaque,
+                               bool read_vmdesc, const StreamFraming *framing,
+                               GError **errp);
+
+/*
  * Skip (and optionally copy into out) the body of a FULL section whose
  * layout we do not know, by finding its footer: 0x7e + be32 section_id
  * followed by a plausible next record.  For tools reading foreign streams.
@@ -243,12 +257,15 @@ bool savevm_registry_device(SaveVMRegistry *r, unsigned n, const char **idstr,
  * caller's fresh JsonBuilder: the header opens its object, complete
  * closes it and writes the vmdesc after EOF.
  */
+/* cfg NULL: no configuration section (-global migration.send-configuration=off) */
 void qemu_savevm_state_header(QEMUFile *f, const StreamConfig *cfg, JsonBuilder *vmdesc);
-bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, GError **errp);
-int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, GError **errp);  /* 1 = all done */
+/* footers false: sections end without one (-global migration.send-section-footer=off) */
+bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, bool footers, GError **errp);
+int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, bool footers,
+                              GError **errp);  /* 1 = all done */
 uint64_t qemu_savevm_state_pending(SaveVMRegistry *r, bool exact);
 bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc,
-                                bool switchover_cmd, GError **errp);
+                                bool switchover_cmd, bool footers, GError **errp);
 void qemu_savevm_state_cleanup(SaveVMRegistry *r);
 
 /*
@@ -261,7 +278,8 @@ void qemu_savevm_state_cleanup(SaveVMRegistry *r);
  */
 typedef bool (*ConfigCheckFunc)(void *opaque, const StreamConfig *cfg, GError **errp);
 typedef void (*LoadWarnFunc)(void *opaque, const char *msg);
-bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, ConfigCheckFunc check_config,
-                       LoadWarnFunc warn, void *check_opaque, GError **errp);
+bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, const StreamFraming *framing,
+                       ConfigCheckFunc check_config, LoadWarnFunc warn, void *check_opaque,
+                       GError **errp);
 
 #endif

@@ -178,8 +178,54 @@ static void test_write_error_fd(void)
     write_error_case("fd:fd-mig", "Unable to write to file: No space left on device", fd);
 }
 
+/*
+ * QEMU's stream framing switches, honoured on both sides: with
+ * send-configuration and send-section-footer off the file has no
+ * configuration section and no footers, a VM set the same way loads it,
+ * and one with the defaults refuses it with QEMU's words.
+ */
+#define FRAMING_OFF "-global migration.send-configuration=off " \
+                    "-global migration.send-section-footer=off"
+
+static void check_framing_off(QTestState *from, QTestState *to, MigrateCommon *args)
+{
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree uint8_t *file = NULL;
+    g_autofree char *desc = NULL;
+    size_t len;
+    QTestState *dflt;
+
+    file = read_whole_file(path, &len);
+    g_assert_cmpuint(len, >, 9);
+    g_assert_cmphex(file[8], ==, 0x01);            /* the ram START, no configuration */
+
+    dflt = qtest_init_bin(qtest_vm_binary(),
+                          "-m 150M -machine memory-backend=mig.mem "
+                          "-object memory-backend-ram,id=mig.mem,size=150M,share=off "
+                          "-guest ab -serial file:%s/dflt_serial -incoming defer", mig_tmpdir);
+    migrate_set_capability(dflt, "events", true);
+    migrate_incoming_qmp(dflt, uri, NULL, "'exit-on-error': false");
+    desc = wait_for_migration_fail(dflt);
+    g_assert_cmpstr(desc, ==, "Configuration at offset 8: "
+                    "Configuration section missing, 1 != 7");
+    qtest_quit(dflt);
+}
+
+static void test_precopy_framing_off(void)
+{
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    MigrateCommon args = { .connect_uri = uri,
+                           .start = { .opts_source = FRAMING_OFF, .opts_target = FRAMING_OFF },
+                           .end_hook = check_framing_off };
+
+    test_file_common(&args, true);
+}
+
 void migration_test_add_precopy(void)
 {
+    migration_test_add("/migration/precopy/framing-off", test_precopy_framing_off,
+                       MIG_SMOKE);
     migration_test_add("/migration/precopy/exec", test_precopy_exec,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/unix", test_precopy_unix,

@@ -106,11 +106,11 @@ static void save(const char *path)
     g_ptr_array_add(cfg.caps, g_strdup("mapped-ram"));
     g_autoptr(JsonBuilder) vmdesc = json_builder_new();
     qemu_savevm_state_header(f, &cfg, vmdesc);
-    g_assert_true(qemu_savevm_state_setup(reg, f, &err));
-    while (qemu_savevm_state_iterate(reg, f, &err) == 0) {
+    g_assert_true(qemu_savevm_state_setup(reg, f, true, &err));
+    while (qemu_savevm_state_iterate(reg, f, true, &err) == 0) {
     }
     g_assert_no_error(err);
-    g_assert_true(qemu_savevm_state_complete(reg, f, vmdesc, false, &err));
+    g_assert_true(qemu_savevm_state_complete(reg, f, vmdesc, false, true, &err));
     g_assert_no_error(err);
     qemu_savevm_state_cleanup(reg);
     g_assert_true(qemu_fclose(f, &err));
@@ -200,7 +200,7 @@ static void test_load_zeroes_clear_pages(void)
     ram_load_configure(ram, &lp);
     IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
     QEMUFile *f = qemu_file_new_input(ioc, 0);
-    g_assert_true(qemu_loadvm_state(reg, f, accept_config, NULL, NULL, &err));
+    g_assert_true(qemu_loadvm_state(reg, f, NULL, accept_config, NULL, NULL, &err));
     g_assert_no_error(err);
     qemu_fclose(f, NULL);
     io_channel_unref(ioc);
@@ -245,7 +245,7 @@ static void test_load_old_version(void)
     ram_load_configure(ram, &lp);
     IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
     QEMUFile *f = qemu_file_new_input(ioc, 0);
-    g_assert_false(qemu_loadvm_state(reg, f, accept_config, NULL, NULL, &err));
+    g_assert_false(qemu_loadvm_state(reg, f, NULL, accept_config, NULL, NULL, &err));
     g_assert_nonnull(err);
     g_assert_true(g_str_has_prefix(err->message, "START section 'ram' "));
     g_assert_true(g_str_has_suffix(err->message,
