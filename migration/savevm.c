@@ -1130,6 +1130,12 @@ static bool load_section(void *opaque, QEMUFile *f, const SectionInfo *si, GErro
                    si->idstr, si->instance_id);
         return false;
     }
+    /* as QEMU: every section's version before its body, a device's too */
+    if (si->version_id > se->version_id) {
+        error_setg(errp, "savevm: unsupported version %u for '%s' v%u",
+                   si->version_id, si->idstr, se->version_id);
+        return false;
+    }
     if (se->vmsd) {
         if (si->type != QEMU_VM_SECTION_FULL) {
             error_setg(errp, "Device '%s' sent as a %s section", si->idstr,
@@ -1142,11 +1148,6 @@ static bool load_section(void *opaque, QEMUFile *f, const SectionInfo *si, GErro
             return false;
         }
         return true;
-    }
-    if (si->version_id > se->version_id) {
-        error_setg(errp, "savevm: unsupported version %u for '%s' v%u",
-                   si->version_id, si->idstr, se->version_id);
-        return false;
     }
     if (!se->ops->load_state(f, se->opaque, si, errp)) {
         return false;

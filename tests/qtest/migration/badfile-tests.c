@@ -404,6 +404,35 @@ static void test_load_config_capability(void)
     load_must_fail(path, false, CONFIGURATION "Received unknown capability bogus");
 }
 
+/*
+ * A device section of a version newer than the VM's: refused before its
+ * body is read, with QEMU's words (as for any other section).
+ */
+static void test_load_device_version(void)
+{
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+    g_autofree uint8_t *file = NULL;
+    g_autofree char *want = NULL;
+    static const uint8_t rtc[] = { 0x03, 'r', 't', 'c' };
+    size_t len, at;
+
+    file = read_whole_file(path, &len);
+    /* FULL (0x04), be32 section id, "rtc", be32 instance 0, be32 version 3 */
+    for (at = 5; at + 12 < len; at++) {
+        if (file[at - 5] == 0x04 && !memcmp(file + at, rtc, 4) &&
+            !memcmp(file + at + 4, "\0\0\0\0\0\0\0\x03", 8)) {
+            break;
+        }
+    }
+    g_assert_cmpuint(at + 12, <, len);
+    uint32_t sid = (uint32_t)file[at - 4] << 24 | file[at - 3] << 16 | file[at - 2] << 8 |
+                   file[at - 1];
+    patch_be32(path, at + 8, 4);
+    want = g_strdup_printf("FULL section 'rtc' (id %u) at offset %zu: "
+                           "savevm: unsupported version 4 for 'rtc' v3", sid, at - 5);
+    load_must_fail(path, false, want);
+}
+
 /* --- failing saves ------------------------------------------------------- */
 
 /* The end of the 150 MiB main block's pages in the file (1 MiB + 150 MiB). */
@@ -512,6 +541,8 @@ void migration_test_add_badfile(void)
                        test_load_stream_mapped_ram_on, MIG_FULL);
     migration_test_add("/migration/stream/bad-file/config-capability",
                        test_load_config_capability, MIG_SMOKE);
+    migration_test_add("/migration/stream/bad-file/device-version",
+                       test_load_device_version, MIG_SMOKE);
     migration_test_add("/migration/stream/bad-file/no-vmdesc",
                        test_load_no_vmdesc, MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/save/disk-full",
