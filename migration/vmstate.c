@@ -66,11 +66,7 @@ static bool get_scalar(QEMUFile *f, const VMStateField *fld, uint8_t *p, GError 
         if (!qemu_get_byte(f, &v, errp)) {
             return false;
         }
-        if (v > 1) {
-            error_setg(errp, "invalid bool value %u", v);
-            return false;
-        }
-        *(bool *)p = v;
+        *(bool *)p = v != 0;              /* as QEMU: any byte but 0 is true */
         return true;
     }
     case VMS_TYPE_UINT8: case VMS_TYPE_INT8: return qemu_get_byte(f, p, errp);
