@@ -54,9 +54,7 @@ static int global_state_pre_load(void *opaque)
 static int global_state_post_load(void *opaque, int version_id)
 {
     GlobalState *s = opaque;
-    if (s->size > sizeof(s->runstate) || s->size == 0) {
-        return -EINVAL;
-    }
+    /* as QEMU: size is not read back, only the name (NUL-terminated here) */
     s->runstate[sizeof(s->runstate) - 1] = 0;
     if (runstate_from_name((char *)s->runstate) == RUN_STATE__MAX) {
         return -EINVAL;

@@ -120,7 +120,8 @@ static bool check_config(void *opaque, const StreamConfig *cfg, GError **errp)
     LoadCheck *lc = opaque;
     const char *local = lc->m->machine_type;
     size_t len = strlen(cfg->machine);
-    if (strncmp(cfg->machine, local, len) != 0 || (len == 0 && local[0])) {
+    /* as QEMU: the received name's bytes are compared, so "" or a prefix passes */
+    if (strncmp(cfg->machine, local, len) != 0) {
         error_setg(errp, "Machine type received is '%s' and local is '%s'",
                    cfg->machine, local);
         return false;

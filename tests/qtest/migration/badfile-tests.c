@@ -408,29 +408,69 @@ static void test_load_config_capability(void)
  * A device section of a version newer than the VM's: refused before its
  * body is read, with QEMU's words (as for any other section).
  */
+/*
+ * The FULL section of device name (instance 0, version) in a stream file:
+ * the offset of its name's length byte, and its section id.
+ */
+static size_t find_full_section(const char *path, const char *name, uint32_t version,
+                                uint32_t *sid)
+{
+    g_autofree uint8_t *file = NULL;
+    size_t len, n = strlen(name);
+    uint8_t tail[8] = { 0, 0, 0, 0, version >> 24, version >> 16, version >> 8, version };
+
+    file = read_whole_file(path, &len);
+    /* 0x04, be32 section id, u8 length, name, be32 instance 0, be32 version */
+    for (size_t at = 5; at + 1 + n + 8 <= len; at++) {
+        if (file[at - 5] == 0x04 && file[at] == n && !memcmp(file + at + 1, name, n) &&
+            !memcmp(file + at + 1 + n, tail, 8)) {
+            *sid = (uint32_t)file[at - 4] << 24 | file[at - 3] << 16 |
+                   file[at - 2] << 8 | file[at - 1];
+            return at;
+        }
+    }
+    g_error("no FULL section '%s' in %s", name, path);
+}
+
 static void test_load_device_version(void)
 {
     g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
-    g_autofree uint8_t *file = NULL;
     g_autofree char *want = NULL;
-    static const uint8_t rtc[] = { 0x03, 'r', 't', 'c' };
-    size_t len, at;
+    uint32_t sid;
+    size_t at = find_full_section(path, "rtc", 3, &sid);
 
-    file = read_whole_file(path, &len);
-    /* FULL (0x04), be32 section id, "rtc", be32 instance 0, be32 version 3 */
-    for (at = 5; at + 12 < len; at++) {
-        if (file[at - 5] == 0x04 && !memcmp(file + at, rtc, 4) &&
-            !memcmp(file + at + 4, "\0\0\0\0\0\0\0\x03", 8)) {
-            break;
-        }
-    }
-    g_assert_cmpuint(at + 12, <, len);
-    uint32_t sid = (uint32_t)file[at - 4] << 24 | file[at - 3] << 16 | file[at - 2] << 8 |
-                   file[at - 1];
-    patch_be32(path, at + 8, 4);
+    patch_be32(path, at + 1 + 3 + 4, 4);
     want = g_strdup_printf("FULL section 'rtc' (id %u) at offset %zu: "
                            "savevm: unsupported version 4 for 'rtc' v3", sid, at - 5);
     load_must_fail(path, false, want);
+}
+
+/*
+ * What QEMU takes, we take: globalstate's size field is not read back
+ * (only the run state's name), and a machine name of no bytes matches
+ * any machine (QEMU compares the received bytes only).
+ */
+static void test_load_lenient_fields(void)
+{
+    g_autofree char *path = mig_make_saved_file(MIG_FILE_NAME, NULL, false);
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree uint8_t *file = NULL;
+    uint32_t sid;
+    size_t len, at = find_full_section(path, "globalstate", 1, &sid);
+
+    patch_be32(path, at + 1 + 11 + 8, 0);            /* size, first of the body */
+    load_must_complete(uri);
+
+    /* the configuration's machine name cut to no bytes */
+    file = read_whole_file(path, &len);
+    uint32_t n = (uint32_t)file[9] << 24 | file[10] << 16 | file[11] << 8 | file[12];
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    static const uint8_t zero[4] = { 0 };
+    g_byte_array_append(b, file, 9);
+    g_byte_array_append(b, zero, 4);
+    g_byte_array_append(b, file + 13 + n, len - 13 - n);
+    g_assert_true(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+    load_must_complete(uri);
 }
 
 /* --- failing saves ------------------------------------------------------- */
@@ -543,6 +583,8 @@ void migration_test_add_badfile(void)
                        test_load_config_capability, MIG_SMOKE);
     migration_test_add("/migration/stream/bad-file/device-version",
                        test_load_device_version, MIG_SMOKE);
+    migration_test_add("/migration/stream/bad-file/lenient-fields",
+                       test_load_lenient_fields, MIG_SMOKE);
     migration_test_add("/migration/stream/bad-file/no-vmdesc",
                        test_load_no_vmdesc, MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/save/disk-full",
