@@ -1155,18 +1155,55 @@ static bool load_section(void *opaque, QEMUFile *f, const SectionInfo *si, GErro
     return true;
 }
 
+/* QEMU's commands as its loader knows them: name, and payload length (-1: any). */
+static const struct {
+    const char *name;
+    int len;
+} load_cmds[] = {
+    [MIG_CMD_OPEN_RETURN_PATH] = { "OPEN_RETURN_PATH", 0 },
+    [MIG_CMD_PING] = { "PING", 4 },
+    [MIG_CMD_POSTCOPY_ADVISE] = { "POSTCOPY_ADVISE", -1 },
+    [MIG_CMD_POSTCOPY_LISTEN] = { "POSTCOPY_LISTEN", 0 },
+    [MIG_CMD_POSTCOPY_RUN] = { "POSTCOPY_RUN", 0 },
+    [MIG_CMD_POSTCOPY_RAM_DISCARD] = { "POSTCOPY_RAM_DISCARD", -1 },
+    [MIG_CMD_PACKAGED] = { "PACKAGED", 4 },
+    [8] = { "ENABLE_COLO", 0 },
+    [9] = { "POSTCOPY_RESUME", 0 },
+    [10] = { "RECV_BITMAP", -1 },
+    [MIG_CMD_SWITCHOVER_START] = { "SWITCHOVER_START", 0 },
+};
+
+/*
+ * A command in a stream mapram-vm loads, checked as QEMU's loader checks
+ * it and with its words.  This loader opens no return path (so PING has
+ * none to answer on) and takes no postcopy or COLO stream.
+ */
 static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
                          uint16_t len, GError **errp)
 {
+    if (cmd == 0 || cmd >= G_N_ELEMENTS(load_cmds)) {
+        error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd, len);
+        return false;
+    }
+    if (load_cmds[cmd].len >= 0 && load_cmds[cmd].len != len) {
+        error_setg(errp, "%s received with bad length - expecting %d, got %u",
+                   load_cmds[cmd].name, load_cmds[cmd].len, len);
+        return false;
+    }
     switch (cmd) {
     case MIG_CMD_SWITCHOVER_START:
-        if (len != 0) {
-            error_setg(errp, "SWITCHOVER_START command with %u bytes of data", len);
-            return false;
-        }
         return true;
+    case MIG_CMD_OPEN_RETURN_PATH:
+        error_setg(errp, "CMD_OPEN_RETURN_PATH failed: mapram-vm opens no return path "
+                   "(turn capability return-path off on the source)");
+        return false;
+    case MIG_CMD_PING:
+        error_setg(errp, "CMD_PING (0x%x) received with no return path",
+                   (uint32_t)data[0] << 24 | data[1] << 16 | data[2] << 8 | data[3]);
+        return false;
     default:
-        error_setg(errp, "Unsupported migration command %u (len %u)", cmd, len);
+        error_setg(errp, "MIG_CMD %s is not supported by mapram-vm (len 0x%x)",
+                   load_cmds[cmd].name, len);
         return false;
     }
 }

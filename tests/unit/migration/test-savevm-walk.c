@@ -435,6 +435,60 @@ static void test_walk_visitor_errors(void)
                          "Unsupported migration command 11 (len 0)");
 }
 
+/*
+ * mapram-vm's loader meets one command (at offset 15, after the header
+ * and the configuration): want NULL means the load completes.
+ */
+static void load_with_command(uint16_t cmd, const void *data, uint16_t len, const char *want)
+{
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    SaveVMRegistry *reg = savevm_registry_new();
+    GError *err = NULL;
+
+    put_header(b);
+    put_config(b);
+    put_u8(b, 0x08);
+    put_be16(b, cmd);
+    put_be16(b, len);
+    g_byte_array_append(b, data, len);
+    put_u8(b, 0x00);
+    g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(b->data, b->len);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    bool ok = qemu_loadvm_state(reg, f, NULL, NULL, NULL, NULL, &err);
+    if (want) {
+        g_assert_false(ok);
+        g_assert_cmpstr(err->message, ==, want);
+        g_error_free(err);
+    } else {
+        g_assert_no_error(err);
+        g_assert_true(ok);
+    }
+    qemu_fclose(f, NULL);
+    savevm_registry_free(reg);
+}
+
+/* Commands are checked as QEMU's loader checks them, with its words. */
+static void test_load_commands(void)
+{
+    static const uint8_t ping[4] = { 0, 0, 0x12, 0x34 };
+    static const uint8_t advise[16] = { 0 };
+
+    load_with_command(11, NULL, 0, NULL);                       /* SWITCHOVER_START */
+    load_with_command(0, NULL, 0, "Command at offset 15: MIG_CMD 0x0 unknown (len 0x0)");
+    load_with_command(12, ping, 3, "Command at offset 15: MIG_CMD 0xc unknown (len 0x3)");
+    load_with_command(2, NULL, 0, "Command at offset 15: "
+                      "PING received with bad length - expecting 4, got 0");
+    load_with_command(11, ping, 4, "Command at offset 15: "
+                      "SWITCHOVER_START received with bad length - expecting 0, got 4");
+    load_with_command(2, ping, 4, "Command at offset 15: "
+                      "CMD_PING (0x1234) received with no return path");
+    load_with_command(1, NULL, 0, "Command at offset 15: CMD_OPEN_RETURN_PATH failed: "
+                      "mapram-vm opens no return path (turn capability return-path off "
+                      "on the source)");
+    load_with_command(3, advise, 16, "Command at offset 15: "
+                      "MIG_CMD POSTCOPY_ADVISE is not supported by mapram-vm (len 0x10)");
+}
+
 /* A body we do not know is skipped up to its footer, or fails naming why. */
 static bool skip_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError **errp)
 {
@@ -747,6 +801,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/savevm/walk/vmdesc-type", test_walk_vmdesc_type);
     g_test_add_func("/migration/savevm/walk/visitor-errors", test_walk_visitor_errors);
     g_test_add_func("/migration/savevm/walk/skip-unknown-body", test_walk_skip_unknown_body);
+    g_test_add_func("/migration/savevm/load/commands", test_load_commands);
     g_test_add_func("/migration/ram/parse/good", test_ram_good);
     g_test_add_func("/migration/ram/parse/zero-page-value", test_ram_zero_value);
     g_test_add_func("/migration/ram/parse/continue-without-block",
