@@ -1,7 +1,7 @@
 /*
  * The fd: transport: "fd:NAME" streams through an fd passed earlier with
- * getfd (or, as with QEMU's -incoming fd:N, an fd number this process
- * inherited).  The fd may be a socket, a pipe or a file: io/ picks the
+ * getfd (or, for a load only, as with QEMU's -incoming fd:N, an fd number
+ * this process inherited).  The fd may be a socket, a pipe or a file: io/ picks the
  * channel kind; a file is used from the position it was handed at.
  */
 #include <fcntl.h>
@@ -39,7 +39,11 @@ static int fd_dup_number(const char *fdname, GError **errp)
     long n = strtol(fdname, &end, 10);
     int fd;
 
-    if (*end || n < 0 || n > INT_MAX || fcntl(n, F_GETFD) < 0) {
+    if (end == fdname || *end || n < 0 || n > INT_MAX) {
+        error_setg(errp, "Invalid file descriptor number '%s'", fdname);
+        return -1;
+    }
+    if (fcntl(n, F_GETFD) < 0) {
         error_setg(errp, "File descriptor named '%s' has not been found", fdname);
         return -1;
     }
@@ -51,23 +55,26 @@ static int fd_dup_number(const char *fdname, GError **errp)
 }
 
 /*
- * The fd named fdname, now the caller's, or -1 + errp: one the host holds
- * under that name (QMP getfd), else an inherited number.  m may be NULL
- * (no host: numbers only).
+ * The fd named fdname, now the caller's, or -1 + errp.  As in QEMU, a
+ * save takes only an fd the host holds under that name (QMP getfd,
+ * whose names never start with a digit); a load takes a name starting
+ * with a digit as an fd number this process inherited.  A save never
+ * takes a number: fd:4 would be whatever the VM has open as 4 (a
+ * memory backend's memfd, a QMP socket), and the stream would be
+ * written over it.  m may be NULL (no host: numbers only).
  */
-static int fd_take(Migration *m, const char *fdname, GError **errp)
+static int fd_take(Migration *m, const char *fdname, bool incoming, GError **errp)
 {
-    int fd = -1;
-
-    if (m && m->host->get_fd) {
-        fd = m->host->get_fd(m->host_opaque, fdname, NULL);
+    if (m && m->host->get_fd && (!incoming || !g_ascii_isdigit(fdname[0]))) {
+        return m->host->get_fd(m->host_opaque, fdname, errp);
     }
-    return fd >= 0 ? fd : fd_dup_number(fdname, errp);
+    return fd_dup_number(fdname, errp);
 }
 
-static IOChannel *fd_open(Migration *m, const MigAddr *a, off_t *start, GError **errp)
+static IOChannel *fd_open(Migration *m, const MigAddr *a, bool incoming, off_t *start,
+                          GError **errp)
 {
-    int fd = fd_take(m, a->fdname, errp);
+    int fd = fd_take(m, a->fdname, incoming, errp);
     IOChannel *ioc;
     off_t pos;
 
@@ -89,13 +96,13 @@ static IOChannel *fd_open(Migration *m, const MigAddr *a, off_t *start, GError *
 static IOChannel *fd_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
                                    GError **errp)
 {
-    return fd_open(m, a, start, errp);
+    return fd_open(m, a, true, start, errp);
 }
 
 static IOChannel *fd_open_outgoing(Migration *m, const MigAddr *a, off_t *start, const int *stop,
                                    GError **errp)
 {
-    return fd_open(m, a, start, errp);
+    return fd_open(m, a, false, start, errp);
 }
 
 /* No channels name: QMP gives an fd as a socket address (socket.c). */

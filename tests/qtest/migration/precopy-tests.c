@@ -112,6 +112,49 @@ static void test_precopy_fd(void)
     test_precopy_common(&args);
 }
 
+/*
+ * A save takes fd: names passed with getfd, never a number: fd:N would be
+ * whatever the VM has open as N (here guest RAM's memfd among them), and
+ * the stream would overwrite it.  Every fd the VM holds is refused, as
+ * QEMU refuses it (the migration "failed"), and the guest's memory stays.
+ */
+static void test_precopy_fd_number_refused(void)
+{
+    QTestState *from = qtest_init_bin(qtest_vm_binary(),
+        "-m 64M -machine memory-backend=mig.mem "
+        "-object memory-backend-memfd,id=mig.mem,size=64M -S -guest ab "
+        "-serial file:%s/src_serial", mig_tmpdir);
+    g_autofree char *dir = g_strdup_printf("/proc/%d/fd", (int)qtest_pid(from));
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    g_autofree uint8_t *before = guest_memread(from, mig_tmpdir, 0, 4096);
+    const char *name;
+    int refused = 0;
+    bool memfd = false;
+
+    g_assert_nonnull(d);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *link = g_strdup_printf("%s/%s", dir, name);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        g_autofree char *uri = g_strdup_printf("fd:%s", name);
+        g_autofree char *want = g_strdup_printf("File descriptor named '%s' has not been "
+                                                "found", name);
+        g_autofree char *desc = NULL;
+
+        memfd |= target && g_str_has_prefix(target, "/memfd:mig.mem");
+        desc = migrate_qmp_expect_error(from, uri, NULL);
+        g_assert_cmpstr(desc, ==, want);
+        refused++;
+    }
+    g_assert_true(memfd);
+    g_assert_cmpint(refused, >=, 4);
+    g_autofree uint8_t *after = guest_memread(from, mig_tmpdir, 0, 4096);
+    g_assert_cmpmem(before, 4096, after, 4096);
+    g_autoptr(JsonObject) info = migrate_query(from);
+    g_assert_cmpstr(qtest_json_get_str(info, "status"), ==, "failed");   /* as QEMU */
+    g_assert_false(runstate_is_running(from));                               /* -S: untouched */
+    qtest_quit(from);
+}
+
 /* fd: with a plain file on each side (QEMU's /migration/precopy/fd/file). */
 static void fd_file_hook(QTestState *from, QTestState *to,
                          MigrateCommon *args)
@@ -226,6 +269,8 @@ void migration_test_add_precopy(void)
 {
     migration_test_add("/migration/precopy/framing-off", test_precopy_framing_off,
                        MIG_SMOKE);
+    migration_test_add("/migration/precopy/fd-number-refused",
+                       test_precopy_fd_number_refused, MIG_SMOKE);
     migration_test_add("/migration/precopy/exec", test_precopy_exec,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/unix", test_precopy_unix,
