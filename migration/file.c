@@ -54,12 +54,15 @@ static char *file_describe(const MigAddr *a)
 }
 
 /*
- * QEMU lseek()s whatever it opened, so a FIFO or a socket fails there
- * with ESPIPE; the channel refuses to seek those before any syscall, so
- * the same message is made here.
+ * As QEMU: only a non-zero offset is seeked to, so a FIFO streams at
+ * offset 0 and fails with ESPIPE at any other; the channel refuses to
+ * seek a FIFO before any syscall, so QEMU's message is made here.
  */
 static bool file_seek_to_offset(IOChannel *ioc, uint64_t offset, GError **errp)
 {
+    if (!offset) {
+        return true;
+    }
     if (!io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
         error_setg_errno(errp, ESPIPE, "Unable to seek to offset %lld whence %d in file",
                          (long long)offset, SEEK_SET);

@@ -252,24 +252,39 @@ static void test_file_incoming(void)
     rmdir(dir);
 }
 
-/* A FIFO is refused where QEMU's lseek() would refuse it, with its text. */
+/*
+ * As QEMU: a FIFO streams at offset 0 (nothing is seeked to), and an
+ * offset in one is refused where QEMU's lseek() refuses it, with its text.
+ */
 static void test_file_incoming_fifo(void)
 {
     g_autofree char *dir = tmp_dir();
     g_autofree char *path = g_build_filename(dir, "fifo", NULL);
     g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *at = g_strdup_printf("file:%s,offset=4096", path);
     g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) ioc = NULL;
     MigAddr a;
-    off_t start;
+    off_t start = -1;
     int listen_fd, writer;
+    char buf[4];
 
     g_assert_cmpint(mkfifo(path, 0600), ==, 0);
     writer = open(path, O_RDWR);        /* so that opening for reading won't block */
     g_assert_cmpint(writer, >=, 0);
+    g_assert_cmpint(write(writer, "QEVM", 4), ==, 4);
     parse(uri, &a);
+    ioc = transport_open_incoming(NULL, &a, &start, &listen_fd, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(start, ==, 0);
+    g_assert_true(io_channel_read_all(ioc, buf, 4, &err));
+    g_assert_true(memcmp(buf, "QEVM", 4) == 0);
+    mig_addr_clear(&a);
+
+    parse(at, &a);
     g_assert_null(transport_open_incoming(NULL, &a, &start, &listen_fd, &err));
     g_assert_cmpstr(err->message, ==,
-                    "Unable to seek to offset 0 whence 0 in file: Illegal seek");
+                    "Unable to seek to offset 4096 whence 0 in file: Illegal seek");
     mig_addr_clear(&a);
     close(writer);
     unlink(path);
