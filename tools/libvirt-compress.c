@@ -36,6 +36,7 @@ struct CodecPump {
     ZSTD_CStream *zc;
     ZSTD_DStream *zd;
     bool zd_ended;             /* the last step that did anything ended a frame */
+    bool member_ended;         /* gzip/bzip2 decoding: a member ended, the codec is reset */
 };
 
 bool codec_supported(uint32_t format, GError **errp)
@@ -121,10 +122,47 @@ static void codec_end(CodecPump *p)
  * One step: consume some of w->in, produce some of w->out.  finish: no more
  * input will come.  *done once the codec's stream has ended.
  */
+/*
+ * Decoding gzip or bzip2, a member has ended: as gzip(1) and bzip2(1) do,
+ * the next bytes are another member if they start as one (pigz, pbzip2
+ * and cat of two files write several), and are ignored otherwise (zero
+ * padding, trailing garbage).  true: decode on, with the codec reset.
+ */
+static bool next_member(CodecPump *p, const Window *w)
+{
+    if (p->format == LIBVIRT_FORMAT_GZIP) {
+        if (w->in[0] != 0x1f) {
+            return false;
+        }
+        inflateReset(&p->z);
+    } else {
+        if (w->in[0] != 'B') {
+            return false;
+        }
+        BZ2_bzDecompressEnd(&p->bz);
+        memset(&p->bz, 0, sizeof(p->bz));
+        if (BZ2_bzDecompressInit(&p->bz, 0, 0) != BZ_OK) {
+            return false;
+        }
+    }
+    p->member_ended = false;
+    return true;
+}
+
 static bool codec_step(CodecPump *p, Window *w, bool finish, bool *done, GError **errp)
 {
     const char *name = libvirt_format_name(p->format);
     *done = false;
+    if (p->member_ended) {
+        if (!w->in_len) {
+            *done = finish;            /* else: more input may hold the next member */
+            return true;
+        }
+        if (!next_member(p, w)) {
+            *done = true;
+            return true;
+        }
+    }
     switch (p->format) {
     case LIBVIRT_FORMAT_RAW: {
         size_t n = MIN(w->in_len, w->out_len);
@@ -140,7 +178,8 @@ static bool codec_step(CodecPump *p, Window *w, bool finish, bool *done, GError 
                              : inflate(&p->z, Z_NO_FLUSH);
         w->in = p->z.next_in, w->in_len = p->z.avail_in;
         w->out = p->z.next_out, w->out_len = p->z.avail_out;
-        *done = rc == Z_STREAM_END;
+        *done = rc == Z_STREAM_END && p->compress;
+        p->member_ended = rc == Z_STREAM_END && !p->compress;
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
             error_setg(errp, "%s data: %s (zlib %d)", name, p->z.msg ? p->z.msg : "error", rc);
             return false;
@@ -154,7 +193,8 @@ static bool codec_step(CodecPump *p, Window *w, bool finish, bool *done, GError 
                              : BZ2_bzDecompress(&p->bz);
         w->in = (const uint8_t *)p->bz.next_in, w->in_len = p->bz.avail_in;
         w->out = (uint8_t *)p->bz.next_out, w->out_len = p->bz.avail_out;
-        *done = rc == BZ_STREAM_END;
+        *done = rc == BZ_STREAM_END && p->compress;
+        p->member_ended = rc == BZ_STREAM_END && !p->compress;
         if (rc < 0) {
             error_setg(errp, "%s data: libbz2 error %d", name, rc);
             return false;

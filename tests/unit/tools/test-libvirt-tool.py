@@ -151,6 +151,23 @@ def load_gives_qemu_the_stream():
 
 
 @test
+def load_reads_every_member():
+    """gzip and bzip2 data of several members (pigz, pbzip2, or cat of two
+    files), then zero padding: every member is read, as gzip -dc does."""
+    cut = len(STREAM) // 3
+    for fmt in ('gzip', 'bzip2'):
+        c = COMPRESS[fmt]
+        p = write('members-%s.save' % fmt,
+                  image(c(STREAM[:cut]) + c(STREAM[cut:2 * cut]) + c(STREAM[2 * cut:]) +
+                        b'\0' * 512, fmt))
+        rc, out, err = mapram('load', '--quiet', p)
+        check(rc == 0, fmt + ': ' + err)
+        check(out == STREAM, '%s: load output differs from the saved stream' % fmt)
+        rc, out, err = mapram('verify', p)
+        check(rc == 0, fmt + ': ' + err)
+
+
+@test
 def convert_to_sparse_keeps_xml_cookie_padding():
     raw = open(image_of('raw'), 'rb').read()
     for fmt in ('raw', 'gzip', 'xz'):
