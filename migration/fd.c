@@ -18,7 +18,7 @@ static bool fd_parse_uri(const char *scheme, const char *spec, MigAddr *out,
     out->kind = TRANSPORT_FD;
     out->fdname = g_strdup(spec);
     if (!*out->fdname) {
-        error_setg(errp, "fd: URI has an empty file descriptor name");
+        error_setg(errp, "invalid file descriptor address");       /* QEMU's words */
         return false;
     }
     return true;

@@ -42,7 +42,7 @@ static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
     }
     out->port = g_strdup(colon + 1);
     if (!*out->port) {
-        error_setg(errp, "error parsing address '%s': missing port", spec);
+        error_setg(errp, "error parsing address '%s'", spec);     /* QEMU's words */
         return false;
     }
     out->kind = TRANSPORT_SOCKET;
@@ -56,7 +56,7 @@ static bool parse_unix(const char *spec, MigAddr *out, GError **errp)
     out->sock_type = g_strdup("unix");
     out->path = g_strdup(spec);
     if (!*out->path) {
-        error_setg(errp, "unix: URI has an empty socket path");
+        error_setg(errp, "invalid Unix socket address");           /* QEMU's words */
         return false;
     }
     return true;

@@ -168,7 +168,7 @@ static void test_bad_uri(void)
     expect_migrate_error(from, "tcp:nohostport", NULL,
                          "error parsing address 'nohostport'");
     expect_migrate_error(from, "unix:", NULL,
-                         "unix: URI has an empty socket path");
+                         "invalid Unix socket address");
 
     desc = qtest_qmp_expect_error(from, "{'execute': 'migrate', "
                                   "'arguments': {}}");
