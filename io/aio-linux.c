@@ -72,11 +72,17 @@ static int linux_reap(AioEngine *e, long min_nr)
     if (n < 0) {
         return n;
     }
+    /*
+     * A short completion is queued again, which can flush, and a flush
+     * that meets EAGAIN reaps: this loop works on its own copy, so that a
+     * nested reap's events do not overwrite the ones not yet handled.
+     */
+    g_autofree struct io_event *ev = g_memdup2(a->events, n * sizeof(*ev));
     for (int i = 0; i < n; i++) {
-        AioSlot *s = a->events[i].data;
+        AioSlot *s = ev[i].data;
 
         a->submitted--;
-        linux_complete(e, s, (ssize_t)(long)a->events[i].res);
+        linux_complete(e, s, (ssize_t)(long)ev[i].res);
     }
     return 0;
 }
@@ -114,6 +120,9 @@ static int linux_flush(AioEngine *e)
 
             if (ret == 0) {
                 ret = -EAGAIN;  /* nothing taken: retry it like EAGAIN */
+            }
+            if (ret == -EAGAIN) {
+                g_usleep(100);  /* nothing in flight to wait for: back off, not spin */
             }
             a->npending--;
             memmove(a->pending, a->pending + 1, a->npending * sizeof(*a->pending));
