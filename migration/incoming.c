@@ -461,7 +461,11 @@ static gpointer incoming_thread(gpointer opaque)
         g_clear_error(&err);
         return NULL;
     }
-    if (!ok) {
+    /*
+     * As QEMU: a failed load is printed when the process exits for it;
+     * with exit-on-error false query-migrate's error-desc says it alone.
+     */
+    if (!ok && (on_demand || s->exit_on_error)) {
         migration_error_report(m, "%s: %s", on_demand ? "on-demand load of migration paused"
                                                       : "load of migration failed",
                                err ? err->message : "load failed");
