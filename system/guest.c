@@ -499,9 +499,12 @@ GuestCPU *guest_cpu_new(unsigned index, unsigned ncpus, const GuestConfig *gc, M
     } else if (g->prog == GUEST_PROG_DIRTY) {
         g->phase = PHASE_LOOP;
     }
-    if (g->prog == GUEST_PROG_TOUCH) {
-        g->touch_ns = g_new0(uint32_t, TOUCH_COUNT);
-    }
+    /*
+     * Every vCPU has room for the touch timings, whatever it was started
+     * with: a loaded "cpu" state decides the program, and a touch guest
+     * restored into a VM started with -guest idle runs touch from then on.
+     */
+    g->touch_ns = g_new0(uint32_t, TOUCH_COUNT);
     migration_register_vmstate(mig, "cpu", index, &vmstate_guest_cpu, g);
     return g;
 }
