@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "mapped-ram-share.h"
 #include "transport.h"
 #include "util/error.h"
 
@@ -80,6 +81,15 @@ static IOChannel *fd_open(Migration *m, const MigAddr *a, bool incoming, off_t *
 
     if (fd < 0) {
         return NULL;
+    }
+    if (!incoming) {
+        /* as file: does: a file a shared restore maps is not written (nor cut back) */
+        g_autofree char *proc = g_strdup_printf("/proc/self/fd/%d", fd);
+        g_autofree char *path = g_file_read_link(proc, NULL);
+        if (!mapped_ram_share_check_writable(fd, path ? path : a->fdname, errp)) {
+            close(fd);
+            return NULL;
+        }
     }
     ioc = io_channel_new_fd(fd, "migration-fd", errp);
     if (!ioc) {

@@ -218,6 +218,20 @@ static void test_save_refused(void)
         desc = wait_for_migration_fail(to);
     }
     g_assert_cmpstr(desc, ==, want);
+    /* an fd of the file, passed with getfd, is refused the same way (a stream save) */
+    migrate_set_capability(other, "mapped-ram", false);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    qtest_qmp_fds_assert_success(other, &fd, 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'shared-file'}}");
+    close(fd);
+    g_free(desc);
+    desc = migrate_qmp_expect_error(other, "fd:shared-file", NULL);
+    if (!desc) {
+        desc = wait_for_migration_fail(other);
+    }
+    g_assert_cmpstr(desc, ==, want);
+    migrate_set_capability(other, "mapped-ram", true);
     /* and the tool: convert another file's data into it */
     g_autofree char *copy = mig_path("copy");
     g_autofree char *out = NULL, *err = NULL;
