@@ -29,6 +29,7 @@ typedef struct MemBackendConfig {
     char *id;
     char *kind;        /* "ram", "memfd", "file" */
     uint64_t size;
+    bool size_given;
     bool shared;
     char *mem_path;    /* file only */
     int prealloc;      /* -1: not given (-mem-prealloc decides), 0 off, 1 on */

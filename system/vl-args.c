@@ -114,6 +114,13 @@ static bool parse_uint(const char *name, const char *val, uint64_t min, uint64_t
     return true;
 }
 
+/*
+ * QEMU reports a property setter's refusal (a value it does not take)
+ * without the option's location, unlike a parse error: such errors are
+ * in this domain, which vm_config_parse does not prefix.
+ */
+G_DEFINE_QUARK(vm-config-property-error, property_error)
+
 /* --- options ------------------------------------------------------------- */
 
 static bool opt_m(VMConfig *cfg, const char *arg, GError **errp)
@@ -192,7 +199,16 @@ static bool object_prop(MemBackendConfig *b, const char *type, KeyVal *kv,
         return true;
     }
     if (!strcmp(kv->key, "size")) {
-        return parse_size("size", kv->val, false, &b->size, errp);
+        if (!parse_size("size", kv->val, false, &b->size, errp)) {
+            return false;
+        }
+        if (b->size == 0) {
+            g_set_error(errp, property_error_quark(), 0,
+                        "property 'size' of %s doesn't take value '0'", type);
+            return false;
+        }
+        b->size_given = true;
+        return true;
     }
     if (!strcmp(kv->key, "share")) {
         return parse_bool("share", kv->val, &b->shared, errp);
@@ -207,6 +223,11 @@ static bool object_prop(MemBackendConfig *b, const char *type, KeyVal *kv,
     }
     if (!strcmp(kv->key, "prealloc-threads")) {
         uint64_t n;
+        if (!strcmp(kv->val, "0")) {
+            g_set_error(errp, property_error_quark(), 0,
+                        "property 'prealloc-threads' of %s doesn't take value '0'", type);
+            return false;
+        }
         if (!parse_uint("prealloc-threads", kv->val, 1, UINT32_MAX, &n, errp)) {
             return false;
         }
@@ -218,8 +239,22 @@ static bool object_prop(MemBackendConfig *b, const char *type, KeyVal *kv,
         b->mem_path = g_strdup(kv->val);
         return true;
     }
-    error_setg(errp, "Property '%s.%s' not found", type, kv->key);
+    error_setg(errp, "Invalid parameter '%s'", kv->key);
     return false;
+}
+
+/* QEMU's id_wellformed: letters, digits, '-', '.', '_', starting with a letter. */
+static bool id_wellformed(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* The property checks QEMU makes when it creates the backend object. */
@@ -229,6 +264,13 @@ static bool object_check(VMConfig *cfg, const MemBackendConfig *b, GError **errp
         error_setg(errp, "Parameter 'id' is missing");
         return false;
     }
+    if (!id_wellformed(b->id)) {
+        /* QEMU's error and, on the next line, its hint */
+        error_setg(errp, "Parameter 'id' expects an identifier\n"
+                   "Identifiers consist of letters, digits, '-', '.', '_', starting with a "
+                   "letter.");
+        return false;
+    }
     for (guint i = 0; i < cfg->backends->len; i++) {
         const MemBackendConfig *o = g_ptr_array_index(cfg->backends, i);
         if (!strcmp(o->id, b->id)) {
@@ -236,12 +278,12 @@ static bool object_check(VMConfig *cfg, const MemBackendConfig *b, GError **errp
             return false;
         }
     }
-    if (b->size == 0) {
-        error_setg(errp, "can't create backend with size 0");
+    if (!b->size_given) {
+        error_setg(errp, "Parameter 'size' is missing");
         return false;
     }
     if (!strcmp(b->kind, "file") && !b->mem_path) {
-        error_setg(errp, "mem-path property not set");
+        error_setg(errp, "Parameter 'mem-path' is missing");
         return false;
     }
     return true;
@@ -263,7 +305,7 @@ static bool opt_object(VMConfig *cfg, const char *arg, GError **errp)
     type = ((KeyVal *)kvs->pdata[0])->val;
     if (strcmp(type, "memory-backend-ram") && strcmp(type, "memory-backend-memfd") &&
         strcmp(type, "memory-backend-file")) {
-        error_setg(errp, "invalid object type: %s", type);
+        error_setg(errp, "Parameter 'qom-type' does not accept value '%s'", type);
         return false;
     }
     b = g_new0(MemBackendConfig, 1);
@@ -601,7 +643,9 @@ bool vm_config_parse(VMConfig *cfg, int argc, char **argv, GError **errp)
             arg = argv[++i];
         }
         if (!o->handler(cfg, arg, errp)) {
-            g_prefix_error(errp, "%s%s%s: ", opt, arg ? " " : "", arg ? arg : "");
+            if (errp && !g_error_matches(*errp, property_error_quark(), 0)) {
+                g_prefix_error(errp, "%s%s%s: ", opt, arg ? " " : "", arg ? arg : "");
+            }
             return false;
         }
     }

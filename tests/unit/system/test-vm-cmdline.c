@@ -46,15 +46,29 @@ static const BadCase bad_cases[] = {
     { "-smp 0", "-smp 0: Parameter 'cpus' expects a number between 1 and 64" },
     { "-guest nope", "-guest nope: unknown guest program 'nope' (idle, ab, fill, dirty, touch)" },
     { "-serial tcp:1", "-serial tcp:1: 'tcp' is not a valid char driver name" },
+    /* QEMU 7.2's words, each checked against qemu-system-x86_64 */
     { "-object memory-backend-ram,id=m",
-      "-object memory-backend-ram,id=m: can't create backend with size 0" },
+      "-object memory-backend-ram,id=m: Parameter 'size' is missing" },
+    { "-object memory-backend-ram,id=m,size=0",
+      "property 'size' of memory-backend-ram doesn't take value '0'" },
     { "-object memory-backend-file,id=m,size=1M",
-      "-object memory-backend-file,id=m,size=1M: mem-path property not set" },
+      "-object memory-backend-file,id=m,size=1M: Parameter 'mem-path' is missing" },
+    { "-object memory-backend-ram,id=,size=1M",
+      "-object memory-backend-ram,id=,size=1M: Parameter 'id' expects an identifier\n"
+      "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter." },
+    { "-object memory-backend-ram,id=1a,size=1M",
+      "-object memory-backend-ram,id=1a,size=1M: Parameter 'id' expects an identifier\n"
+      "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter." },
+    { "-object memory-backend-ram,id=m,size=1M,foo=1",
+      "-object memory-backend-ram,id=m,size=1M,foo=1: Invalid parameter 'foo'" },
+    { "-object foo,id=m", "-object foo,id=m: Parameter 'qom-type' does not accept value 'foo'" },
     { "-object memory-backend-ram,id=m,size=1M,prealloc=maybe",
       "-object memory-backend-ram,id=m,size=1M,prealloc=maybe: "
       "Parameter 'prealloc' expects 'on' or 'off'" },
     { "-object memory-backend-ram,id=m,size=1M,prealloc-threads=0",
-      "-object memory-backend-ram,id=m,size=1M,prealloc-threads=0: "
+      "property 'prealloc-threads' of memory-backend-ram doesn't take value '0'" },
+    { "-object memory-backend-ram,id=m,size=1M,prealloc-threads=x",
+      "-object memory-backend-ram,id=m,size=1M,prealloc-threads=x: "
       "Parameter 'prealloc-threads' expects a number between 1 and 4294967295" },
     { "-mem-prealloc x", "x: invalid option" },
     { "-vga qxl", "-vga qxl: VGA type 'qxl' is not supported by mapram-vm (std, none)" },
