@@ -115,6 +115,13 @@ static int ram_backend_open(const char *idstr, uint64_t size, const char *backen
         return -1;
     }
     *stale = !created && (!S_ISREG(st.st_mode) || st.st_size > 0);
+    /* as QEMU: a file with data is never grown, only a new or empty one */
+    if (st.st_size > 0 && (uint64_t)st.st_size < size) {
+        error_setg(errp, "backing store size 0x%llx does not match 'size' option 0x%llx",
+                   (unsigned long long)st.st_size, (unsigned long long)size);
+        close(fd);
+        return -1;
+    }
     if ((uint64_t)st.st_size < size && ftruncate(fd, size) < 0) {
         error_setg_errno(errp, errno, "failed to resize the backing store of '%s'",
                          idstr);

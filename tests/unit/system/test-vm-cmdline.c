@@ -8,7 +8,9 @@
 #include <glib/gstdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "libqtest.h"
 #include "util/ab-pattern.h"
@@ -89,6 +91,33 @@ static void test_cmdline_bad(void)
         g_assert_cmpint(rc, ==, 1);
         g_assert_cmpstr(err, ==, want);
     }
+}
+
+/*
+ * A memory-backend-file whose file holds data but less than size is
+ * refused, as QEMU refuses it, and left as it was (it was grown to size:
+ * a mistyped mem-path changed someone's file).
+ */
+static void test_cmdline_file_too_small(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("test-vm-cmdline-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "small.mem", NULL);
+    g_autofree char *args = g_strdup_printf("-S -m 64M -machine memory-backend=mem "
+                                            "-object memory-backend-file,id=mem,size=64M,"
+                                            "mem-path=%s,share=on", path);
+    g_autofree char *data = g_malloc(1 << 20);
+    g_autofree char *err = NULL;
+    struct stat st;
+
+    memset(data, 0x5a, 1 << 20);
+    g_assert_true(g_file_set_contents(path, data, 1 << 20, NULL));
+    g_assert_cmpint(run_vm(args, &err), ==, 1);
+    g_assert_cmpstr(err, ==, "mapram-vm: memory backend 'mem': backing store size 0x100000 "
+                    "does not match 'size' option 0x4000000\n");
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 1 << 20);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* --- helpers over QMP ---------------------------------------------------- */
@@ -385,6 +414,8 @@ static void test_mem_prealloc(void)
 
     memset(pattern, 0x5a, PAGE);
     g_assert_true(g_file_set_contents(file, pattern, PAGE, &err));
+    /* as big as the backend (QEMU refuses a smaller file with data), its first page data */
+    g_assert_cmpint(truncate(file, 128 << 20), ==, 0);
     s = qtest_init_bin(qtest_vm_binary(), "-m 128M -object memory-backend-file,id=m,"
                        "size=128M,mem-path=%s,prealloc=on,prealloc-threads=3 "
                        "-machine memory-backend=m", file);
@@ -489,6 +520,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/system/cmdline/bad-options", test_cmdline_bad);
+    g_test_add_func("/system/cmdline/file-too-small", test_cmdline_file_too_small);
     g_test_add_func("/system/qmp/stop-cont", test_qmp_stop_cont);
     g_test_add_func("/system/qmp/pmemsave/ab", test_qmp_pmemsave_ab);
     g_test_add_func("/system/qmp/quit", test_qmp_quit);
