@@ -140,11 +140,15 @@ static bool opt_m(VMConfig *cfg, const char *arg, GError **errp)
         if (!parse_size("size", kv->val, true, &cfg->ram_size, errp)) {
             return false;
         }
-        if (cfg->ram_size < TARGET_PAGE_SIZE) {
-            error_setg(errp, "ram size too small");
+        /* as QEMU: -m 0 is the default size, and sizes go up to a multiple of 8 KiB */
+        if (cfg->ram_size == 0) {
+            cfg->ram_size = VM_DEFAULT_RAM_SIZE;
+        }
+        if (cfg->ram_size > UINT64_MAX - 8191) {
+            error_setg(errp, "Parameter 'size' expects a non-negative number below 2^64");
             return false;
         }
-        cfg->ram_size = ROUND_UP(cfg->ram_size, TARGET_PAGE_SIZE);
+        cfg->ram_size = ROUND_UP(cfg->ram_size, 8192);
         cfg->ram_size_given = true;
     }
     return true;

@@ -278,6 +278,35 @@ static void test_qmp_pmemsave_ab(void)
 }
 
 /*
+ * -m as QEMU sizes it: up to a multiple of 8 KiB (12K is 16 KiB of RAM,
+ * whose pages a peer's stream must match), and -m 0 the default size.
+ */
+static void test_cmdline_ram_size(void)
+{
+    static const struct {
+        const char *m;
+        uint64_t size;
+    } cases[] = {
+        { "12K", 16384 }, { "8K", 8192 }, { "1", 1 << 20 }, { "0", 512ULL << 20 },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        QTestState *s = qtest_init_bin(qtest_vm_binary(), "-S -vga none -m %s", cases[i].m);
+        g_autofree char *desc = NULL;
+
+        /* the last page is there, the one after it is not */
+        qtest_qmp_assert_success(s, "{'execute': 'pmemsave', 'arguments': {'val': %"
+                                 G_GUINT64_FORMAT ", 'size': 4096, 'filename': '/dev/null'}}",
+                                 cases[i].size - 4096);
+        desc = qtest_qmp_expect_error(s, "{'execute': 'pmemsave', 'arguments': {'val': %"
+                                      G_GUINT64_FORMAT ", 'size': 4096, "
+                                      "'filename': '/dev/null'}}", cases[i].size);
+        g_assert_true(g_str_has_prefix(desc, "Invalid addr "));
+        qtest_quit(s);
+    }
+}
+
+/*
  * -vga none: no "vga.vram" block, so nothing at the framebuffer's address
  * (0xfd000000 below 4 GiB); -vga std has it; the BIOS stays where it is.
  */
@@ -521,6 +550,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/system/cmdline/bad-options", test_cmdline_bad);
     g_test_add_func("/system/cmdline/file-too-small", test_cmdline_file_too_small);
+    g_test_add_func("/system/cmdline/ram-size", test_cmdline_ram_size);
     g_test_add_func("/system/qmp/stop-cont", test_qmp_stop_cont);
     g_test_add_func("/system/qmp/pmemsave/ab", test_qmp_pmemsave_ab);
     g_test_add_func("/system/qmp/quit", test_qmp_quit);
