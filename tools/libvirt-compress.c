@@ -36,7 +36,8 @@ struct CodecPump {
     ZSTD_CStream *zc;
     ZSTD_DStream *zd;
     bool zd_ended;             /* the last step that did anything ended a frame */
-    bool member_ended;         /* gzip/bzip2 decoding: a member ended, the codec is reset */
+    bool member_ended;         /* gzip/bzip2 decoding: a member ended */
+    bool want_more;            /* the bytes after it are too few to tell: read on */
 };
 
 bool codec_supported(uint32_t format, GError **errp)
@@ -124,21 +125,31 @@ static void codec_end(CodecPump *p)
  */
 /*
  * Decoding gzip or bzip2, a member has ended: as gzip(1) and bzip2(1) do,
- * the next bytes are another member if they start as one (pigz, pbzip2
- * and cat of two files write several), and are ignored otherwise (zero
- * padding, trailing garbage).  true: decode on, with the codec reset.
+ * the next bytes are another member if they start with a member's magic
+ * (1f 8b; "BZh" and a block size digit): pigz, pbzip2 and cat of two
+ * files write several.  Anything else is ignored (zero padding, trailing
+ * garbage).  true: decode on, with the codec reset; false with
+ * p->want_more: fewer bytes than a magic and more may come.
  */
-static bool next_member(CodecPump *p, const Window *w)
+static bool next_member(CodecPump *p, const Window *w, bool finish)
 {
-    if (p->format == LIBVIRT_FORMAT_GZIP) {
-        if (w->in[0] != 0x1f) {
-            return false;
-        }
+    static const uint8_t gz[] = { 0x1f, 0x8b };
+    bool gzip = p->format == LIBVIRT_FORMAT_GZIP;
+    size_t n = gzip ? 2 : 4;
+    size_t have = MIN(w->in_len, n);
+
+    p->want_more = false;
+    if (memcmp(w->in, gzip ? gz : (const uint8_t *)"BZh", MIN(have, gzip ? 2 : 3)) != 0 ||
+        (!gzip && have == 4 && (w->in[3] < '1' || w->in[3] > '9'))) {
+        return false;
+    }
+    if (have < n) {
+        p->want_more = !finish;
+        return false;
+    }
+    if (gzip) {
         inflateReset(&p->z);
     } else {
-        if (w->in[0] != 'B') {
-            return false;
-        }
         BZ2_bzDecompressEnd(&p->bz);
         memset(&p->bz, 0, sizeof(p->bz));
         if (BZ2_bzDecompressInit(&p->bz, 0, 0) != BZ_OK) {
@@ -158,8 +169,8 @@ static bool codec_step(CodecPump *p, Window *w, bool finish, bool *done, GError 
             *done = finish;            /* else: more input may hold the next member */
             return true;
         }
-        if (!next_member(p, w)) {
-            *done = true;
+        if (!next_member(p, w, finish)) {
+            *done = !p->want_more;
             return true;
         }
     }
@@ -264,8 +275,14 @@ static bool pump(CodecPump *p, GError **errp)
     bool eof = false, done = false;
     Window w = { 0 };
     while (!done) {
-        if (!w.in_len && !eof) {
-            ssize_t n = read(p->in_fd, in, PUMP_BUF);
+        if ((!w.in_len || p->want_more) && !eof) {
+            /* what is left (a few bytes of a magic) goes first */
+            size_t left = w.in_len;
+            if (left) {
+                memmove(in, w.in, left);
+                w.in = in;
+            }
+            ssize_t n = read(p->in_fd, in + left, PUMP_BUF - left);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -275,7 +292,7 @@ static bool pump(CodecPump *p, GError **errp)
                 return false;
             }
             eof = n == 0;
-            w.in = in, w.in_len = n;
+            w.in = in, w.in_len = left + n;
         }
         w.out = out, w.out_len = PUMP_BUF;
         size_t had = w.in_len;

@@ -165,6 +165,13 @@ def load_reads_every_member():
         check(out == STREAM, '%s: load output differs from the saved stream' % fmt)
         rc, out, err = mapram('verify', p)
         check(rc == 0, fmt + ': ' + err)
+    # bytes after the last member that start like one, but are none, are
+    # ignored as gzip -dc and bzip2 -dc ignore them
+    for fmt, tail in (('gzip', b'\x1f\x00junk'), ('gzip', b'\x1f'), ('bzip2', b'BZx'),
+                      ('bzip2', b'BZh0 junk'), ('bzip2', b'B')):
+        p = write('tail-%s.save' % fmt, image(COMPRESS[fmt](STREAM) + tail, fmt))
+        rc, out, err = mapram('load', '--quiet', p)
+        check(rc == 0 and out == STREAM, '%s + %r: %s' % (fmt, tail, err))
 
 
 @test
