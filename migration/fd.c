@@ -64,18 +64,19 @@ static int fd_dup_number(const char *fdname, GError **errp)
  * memory backend's memfd, a QMP socket), and the stream would be
  * written over it.  m may be NULL (no host: numbers only).
  */
-static int fd_take(Migration *m, const char *fdname, bool incoming, GError **errp)
+static int fd_take(Migration *m, const MigAddr *a, bool incoming, GError **errp)
 {
-    if (m && m->host->get_fd && (!incoming || !g_ascii_isdigit(fdname[0]))) {
-        return m->host->get_fd(m->host_opaque, fdname, errp);
+    /* -incoming is read before any monitor exists: QEMU parses a number there */
+    if (m && m->host->get_fd && !a->cmdline && (!incoming || !g_ascii_isdigit(a->fdname[0]))) {
+        return m->host->get_fd(m->host_opaque, a->fdname, errp);
     }
-    return fd_dup_number(fdname, errp);
+    return fd_dup_number(a->fdname, errp);
 }
 
 static IOChannel *fd_open(Migration *m, const MigAddr *a, bool incoming, off_t *start,
                           GError **errp)
 {
-    int fd = fd_take(m, a->fdname, incoming, errp);
+    int fd = fd_take(m, a, incoming, errp);
     IOChannel *ioc;
     off_t pos;
 

@@ -50,6 +50,7 @@ typedef struct MigAddr {
     char *sock_type;           /* socket: "unix", "inet", "fd" */
     char *host, *port, *path, *fdname;
     char *command;             /* exec: shell command line */
+    bool cmdline;              /* from -incoming: no monitor, so fd: names are numbers */
 } MigAddr;
 
 void mig_addr_clear(MigAddr *a);

@@ -237,5 +237,6 @@ bool migration_incoming_cmdline(Migration *m, const char *arg, GError **errp)
         mig_addr_clear(&addr);
         return false;
     }
+    addr.cmdline = true;
     return migration_incoming_begin(m, &addr, true, errp);
 }

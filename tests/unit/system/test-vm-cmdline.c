@@ -73,6 +73,8 @@ static const BadCase bad_cases[] = {
       "-object memory-backend-ram,id=m,size=1M,prealloc-threads=x: "
       "Parameter 'prealloc-threads' expects a number between 1 and 4294967295" },
     { "-mem-prealloc x", "x: invalid option" },
+    /* no monitor yet: as QEMU, an fd: name on the command line is a number */
+    { "-incoming fd:abc", "-incoming fd:abc: Invalid file descriptor number 'abc'" },
     { "-vga qxl", "-vga qxl: VGA type 'qxl' is not supported by mapram-vm (std, none)" },
     { "-vga foo", "-vga foo: unknown vga type: foo" },
     { "-machine memory-backend=nope", "Memory backend 'nope' not found" },
