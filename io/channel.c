@@ -8,6 +8,7 @@
  */
 #include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/channel.h"
 #include "util/error.h"
@@ -22,6 +23,13 @@ void io_channel_init(IOChannel *ioc, const IOChannelOps *ops, const char *name)
     ioc->name = g_strdup(name ? name : ops->kind);
     ioc->refcount = 1;
     ioc->closed = false;
+    ioc->companion_fd = -1;
+}
+
+void io_channel_set_companion_fd(IOChannel *ioc, int fd)
+{
+    g_assert(ioc->companion_fd < 0);
+    ioc->companion_fd = fd;
 }
 
 IOChannel *io_channel_ref(IOChannel *ioc)
@@ -428,5 +436,10 @@ bool io_channel_close(IOChannel *ioc, GError **errp)
         return true;
     }
     ioc->closed = true;
-    return ioc->ops->close(ioc, errp) == 0;
+    bool ok = ioc->ops->close(ioc, errp) == 0;
+    if (ioc->companion_fd >= 0) {
+        close(ioc->companion_fd);
+        ioc->companion_fd = -1;
+    }
+    return ok;
 }

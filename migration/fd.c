@@ -83,19 +83,19 @@ static IOChannel *fd_open(Migration *m, const MigAddr *a, bool incoming, off_t *
     if (fd < 0) {
         return NULL;
     }
-    if (!incoming) {
-        /* as file: does: a file a shared restore maps is not written (nor cut back) */
-        g_autofree char *proc = g_strdup_printf("/proc/self/fd/%d", fd);
-        g_autofree char *path = g_file_read_link(proc, NULL);
-        if (!mapped_ram_share_check_writable(fd, path ? path : a->fdname, errp)) {
-            close(fd);
-            return NULL;
-        }
-    }
     ioc = io_channel_new_fd(fd, "migration-fd", errp);
     if (!ioc) {
         close(fd);
         return NULL;
+    }
+    if (!incoming) {
+        /* as file: does: a file a shared restore maps is not written (nor cut back) */
+        g_autofree char *proc = g_strdup_printf("/proc/self/fd/%d", fd);
+        g_autofree char *path = g_file_read_link(proc, NULL);
+        if (!mapped_ram_share_lock_writer(ioc, path ? path : a->fdname, errp)) {
+            io_channel_unref(ioc);
+            return NULL;
+        }
     }
     if (io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
         pos = io_channel_seek(ioc, 0, SEEK_CUR, NULL);

@@ -81,7 +81,7 @@ static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *star
         return NULL;
     }
     /* Before the truncation: a VM restored with x-mapped-ram-shared may map this file. */
-    if (!mapped_ram_share_check_writable(io_channel_get_fd(ioc), a->filename, errp)) {
+    if (!mapped_ram_share_lock_writer(ioc, a->filename, errp)) {
         return NULL;
     }
     /* The text is QEMU's, so the channel's own message gives way to it. */

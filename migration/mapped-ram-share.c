@@ -171,20 +171,48 @@ bool mapped_ram_share_lock(int fd, int *lock_fd, GError **errp)
     return true;
 }
 
-bool mapped_ram_share_check_writable(int fd, const char *path, GError **errp)
+/*
+ * An exclusive lock on fd's file, held by *lock_fd (-1 where fd is not a
+ * regular file that can be reopened, or the file system has no flock()).
+ */
+static bool lock_writer(int fd, const char *path, int *lock_fd, GError **errp)
 {
     int own = reopen(fd);
-    bool busy;
 
+    *lock_fd = -1;
     if (own < 0) {
         return true;                            /* not a file we can reopen: nothing maps it */
     }
-    busy = flock(own, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    close(own);                                 /* drops the lock if it was taken */
-    if (busy) {
+    if (flock(own, LOCK_EX | LOCK_NB) == 0) {
+        *lock_fd = own;
+        return true;
+    }
+    int e = errno;
+    /* shared holders are restores; a writer's exclusive lock keeps out a shared one too */
+    bool writer = e == EWOULDBLOCK && flock(own, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(own);
+    if (e != EWOULDBLOCK) {
+        return true;                            /* no flock() here (e.g. ENOLCK): as before locks */
+    }
+    if (writer) {
+        error_setg(errp, "File '%s' is being written by another save: two saves into one "
+                   "file would destroy each other", path);
+    } else {
         error_setg(errp, "File '%s' backs the memory of a VM restored from it with "
                    "x-mapped-ram-shared: writing it would change that VM's memory", path);
+    }
+    return false;
+}
+
+bool mapped_ram_share_lock_writer(IOChannel *ioc, const char *path, GError **errp)
+{
+    int lock_fd;
+
+    if (!lock_writer(io_channel_get_fd(ioc), path, &lock_fd, errp)) {
         return false;
+    }
+    if (lock_fd >= 0) {
+        io_channel_set_companion_fd(ioc, lock_fd);
     }
     return true;
 }

@@ -10,8 +10,10 @@
  * stale bytes (a live save that cleared the bit in a later pass, a reused
  * file): such slots get anonymous zero pages over them.  The file must
  * not change under the VMs: each keeps a shared flock() on it for its
- * life, and mapram's saves refuse to write a file someone holds that way
- * (mapped_ram_share_check_writable).  A writer that ignores flock (QEMU,
+ * life, and mapram's saves take an exclusive one for theirs
+ * (mapped_ram_share_lock_writer): a save refuses a file a shared restore
+ * maps or another save writes, and a shared restore refuses a file a
+ * save is writing.  A writer that ignores flock (QEMU,
  * cp, truncate) would change or cut the guests' memory: the user guide
  * says so.
  *
@@ -25,6 +27,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "io/channel.h"
 #include "mapped-ram.h"
 
 /* Someone holds an exclusive flock() on the file (a writer, or mapram's write check). */
@@ -43,7 +46,12 @@ bool mapped_ram_share_block(int fd, const char *idstr, uint8_t *host, uint64_t u
                             GError **errp);
 /* A shared lock on fd's file, held by *lock_fd (close it to drop the lock). */
 bool mapped_ram_share_lock(int fd, int *lock_fd, GError **errp);
-/* Before writing a file: refused while a shared restore maps it (path: for the message). */
-bool mapped_ram_share_check_writable(int fd, const char *path, GError **errp);
+/*
+ * Before writing ioc's file: an exclusive lock on it, held until ioc is
+ * closed (none where ioc is not a regular file, or the file system has
+ * no flock()).  Refused while a shared restore maps the file or another
+ * save writes it (path: for the message).
+ */
+bool mapped_ram_share_lock_writer(IOChannel *ioc, const char *path, GError **errp);
 
 #endif

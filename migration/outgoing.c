@@ -636,6 +636,12 @@ static gpointer migration_thread(gpointer opaque)
         }
         cut_back(run);
         restore_source(run);
+        /* the file's lock goes with the channel: a retry right after the status may take it */
+        qemu_mutex_lock(&s->ioc_lock);
+        if (s->ioc) {
+            io_channel_close(s->ioc, NULL);
+        }
+        qemu_mutex_unlock(&s->ioc_lock);
         set_status(s, end);
     }
     g_clear_error(&err);
@@ -645,11 +651,7 @@ static gpointer migration_thread(gpointer opaque)
     if (run->cut_fd >= 0) {
         close(run->cut_fd);
     }
-    qemu_mutex_lock(&s->ioc_lock);
-    if (s->ioc) {
-        io_channel_close(s->ioc, NULL);
-    }
-    qemu_mutex_unlock(&s->ioc_lock);
+    /* the main channel is closed: by completion(), or above before the end's status */
     g_object_unref(run->vmdesc);
     g_free(run);
     return NULL;

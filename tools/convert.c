@@ -173,7 +173,8 @@ static bool libvirt_to_sparse(const char *in_path, const LibvirtImage *img,
     if (!in) {
         return false;
     }
-    bool ok = mapram_stream_to_mapped(in, out_path, img->data_offset, o, errp);
+    /* convert_libvirt's channel on out_path holds the lock */
+    bool ok = mapram_stream_to_mapped(in, out_path, img->data_offset, true, o, errp);
     return tool_close_image_data(in, pump, ok, errp);
 }
 
@@ -213,7 +214,7 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
     if (!out) {
         return false;
     }
-    if (!mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, errp)) {
+    if (!mapped_ram_share_lock_writer(out, out_path, errp)) {
         return false;           /* a file that backs a running VM is left alone */
     }
     bool ok = io_channel_truncate_for_write(out, 0, errp) &&
@@ -310,7 +311,7 @@ int cmd_convert(int argc, char **argv)
     bool ok;
     if (!mapped) {
         QEMUFile *in = tool_open_input(in_path, in_off, &err);
-        ok = in && mapram_stream_to_mapped(in, out_path, out_off, &o, &err);
+        ok = in && mapram_stream_to_mapped(in, out_path, out_off, false, &o, &err);
         if (in) {
             qemu_fclose(in, NULL);
         }
@@ -319,7 +320,7 @@ int cmd_convert(int argc, char **argv)
         g_autoptr(IOChannel) out = tool_open_output(out_path, &created, &err);
         /* a file that backs a running VM is left alone, not even cut */
         bool writable = out &&
-            mapped_ram_share_check_writable(io_channel_get_fd(out), out_path, &err);
+            mapped_ram_share_lock_writer(out, out_path, &err);
         ok = writable && io_channel_truncate_for_write(out, out_off, &err) &&
              io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
              mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&

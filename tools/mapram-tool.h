@@ -103,8 +103,11 @@ bool tool_parse_file_command(const char *name, int argc, char **argv, const char
 /* io_channel_sync() of a written file, the error naming its path. */
 bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp);
 
-/* stream (f) -> mapped-ram file path at offset. */
-bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
+/*
+ * stream (f) -> mapped-ram file path at offset.  locked: the caller holds
+ * the file's writer lock (mapped_ram_share_lock_writer) over the call.
+ */
+bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset, bool locked,
                              const PageIoOptions *o, GError **errp);
 /* mapped-ram file path at offset -> stream written to out. */
 bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,

@@ -57,6 +57,7 @@ typedef struct SaveCtx {
     QEMUFile *out;
     IOChannel *out_ioc;
     bool created;              /* out_ioc's file did not exist before this save */
+    bool locked;               /* the caller holds the file's writer lock: take none */
     PageChannels *pc;
     RamDecoder dec;            /* the input stream's ram section */
     RamEncoder enc;            /* the output's block list */
@@ -456,8 +457,8 @@ static bool open_output(SaveCtx *c, GError **errp)
 {
     /* a file this save creates is removed again if the save fails */
     c->out_ioc = tool_open_output(c->path, &c->created, errp);
-    if (c->out_ioc &&
-        !mapped_ram_share_check_writable(io_channel_get_fd(c->out_ioc), c->path, errp)) {
+    if (c->out_ioc && !c->locked &&
+        !mapped_ram_share_lock_writer(c->out_ioc, c->path, errp)) {
         /* a file that backs a running VM is left alone, not even cut */
         g_clear_pointer(&c->out_ioc, io_channel_unref);
         return false;
@@ -552,9 +553,10 @@ static void stop_multifd(SaveCtx *c)
 }
 
 static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, uint64_t offset,
-                             const PageIoOptions *o, GError **errp)
+                             bool locked, const PageIoOptions *o, GError **errp)
 {
-    SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .cur_block = -1 };
+    SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .locked = locked,
+                  .cur_block = -1 };
     c.blocks = g_ptr_array_new_with_free_func(out_block_free);
     c.progress = progress_new(o->name ? o->name : "mapram save", o->progress);
     qemu_mutex_init(&c.lock);
@@ -617,10 +619,10 @@ static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, ui
     return ok;
 }
 
-bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset,
+bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset, bool locked,
                              const PageIoOptions *o, GError **errp)
 {
-    return stream_to_mapped(in, NULL, path, offset, o, errp);
+    return stream_to_mapped(in, NULL, path, offset, locked, o, errp);
 }
 
 /*
@@ -711,7 +713,7 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
         }
         QEMUFile *in = qemu_file_new_input(li.main, 0);
         GError *err = NULL;
-        ok = stream_to_mapped(in, &li, path, offset, o, &err);
+        ok = stream_to_mapped(in, &li, path, offset, false, o, &err);
         qemu_fclose(in, NULL);
         if (w.thread) {
             __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
@@ -811,7 +813,7 @@ int cmd_save(int argc, char **argv)
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1024 * 1024);
     g_autoptr(IOChannel) in_ioc = io_channel_file_new_dup(STDIN_FILENO, "stdin", &err);
     QEMUFile *in = in_ioc ? qemu_file_new_input(in_ioc, 0) : NULL;
-    bool ok = in && mapram_stream_to_mapped(in, path, offset, &o, &err);
+    bool ok = in && mapram_stream_to_mapped(in, path, offset, false, &o, &err);
     if (in) {
         qemu_fclose(in, NULL);
     }

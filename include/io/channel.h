@@ -70,6 +70,12 @@ struct IOChannel {
     bool name_is_peer;
     gint refcount;
     bool closed;
+    /*
+     * An fd closed right after the channel (-1: none), e.g. one holding a
+     * save's flock() on the channel's file until its last byte is out.
+     * Set once by the opener, before the channel is shared.
+     */
+    int companion_fd;
 };
 
 /* For channel implementations. */
@@ -82,6 +88,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(IOChannel, io_channel_unref)
 bool io_channel_has_feature(IOChannel *ioc, IOChannelFeature f);
 void io_channel_set_name(IOChannel *ioc, const char *name);
 int io_channel_get_fd(IOChannel *ioc);         /* -1 if none */
+/* The channel owns fd from now on and closes it when it is closed. */
+void io_channel_set_companion_fd(IOChannel *ioc, int fd);
 
 ssize_t io_channel_readv(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
 ssize_t io_channel_writev(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);

@@ -4,7 +4,7 @@
  * privately.  Two VMs restored from one file run, pass the ab check and
  * leave the file unchanged, their RAM out of forked children; a clear page whose slot holds stale bytes
  * reads zero; a save into a file that backs such a VM is refused until
- * that VM is gone; a shared memory backend is refused; each rule row
+ * that VM is gone, and a save holds its file while it writes; a shared memory backend is refused; each rule row
  * gives its message.
  */
 #include "framework.h"
@@ -18,6 +18,9 @@
 
 #define SHARED_PARAM "x-mapped-ram-shared"
 #define BLOCK_SIZE (150ULL << 20)
+/* a source whose one RAM block start_dest() takes */
+#define SOURCE_ARGS "-m 150M -machine memory-backend=mig.mem " \
+    "-object memory-backend-ram,id=mig.mem,size=150M -guest ab"
 
 /* A destination for a shared restore; share: the backend's share= value. */
 static QTestState *start_dest(const char *name, bool share, bool paused)
@@ -204,7 +207,7 @@ static void test_save_refused(void)
     assert_guest_runs(to);
 
     /* another VM, and the restored VM itself */
-    QTestState *other = qtest_init_bin(qtest_vm_binary(), "-m 150M -guest ab");
+    QTestState *other = qtest_init_bin(qtest_vm_binary(), "%s", SOURCE_ARGS);
     migrate_set_capability(other, "mapped-ram", true);
     migrate_ensure_converge(other);
     g_autofree char *desc = migrate_qmp_expect_error(other, uri, NULL);
@@ -249,6 +252,75 @@ static void test_save_refused(void)
     migrate_qmp(other, uri, NULL);
     wait_for_migration_complete(other);
     qtest_quit(other);
+}
+
+/*
+ * A save holds its file for as long as it writes: another save into it and
+ * a shared restore from it are refused meanwhile (a check at the start alone
+ * let either in once the save was under way), and both work once the save
+ * has ended.
+ */
+static void test_save_holds_file(void)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *want_save = g_strdup_printf(
+        "File '%s' is being written by another save: two saves into one file would "
+        "destroy each other", path);
+
+    /* a save that stays active (3 MB/s, 1 ms downtime) until it is cancelled */
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", SOURCE_ARGS);
+    migrate_set_capability(from, "mapped-ram", true);
+    migrate_ensure_non_converge(from);
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "active", ungoals);
+    /* the RAM section's headers are out: a restore gets as far as mapping the block */
+    for (;;) {
+        g_autoptr(JsonObject) q = migrate_query(from);
+        JsonObject *ram = json_object_get_object_member(q, "ram");
+        if (ram && qtest_json_get_int(ram, "normal", 0) >= 64) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+
+    QTestState *other = qtest_init_bin(qtest_vm_binary(), "%s", SOURCE_ARGS);
+    migrate_set_capability(other, "mapped-ram", true);
+    migrate_ensure_converge(other);
+    g_autofree char *desc = migrate_qmp_expect_error(other, uri, NULL);
+    if (!desc) {
+        desc = wait_for_migration_fail(other);
+    }
+    g_assert_cmpstr(desc, ==, want_save);
+    g_free(desc);
+
+    QTestState *to = start_dest("dest_serial", false, false);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    desc = wait_for_migration_fail(to);
+    g_assert_true(g_str_has_suffix(desc, "Cannot map the migration file into guest memory: "
+                                   "another process holds it locked for writing"));
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+
+    /* the first save still runs; once it has gone, the file is free */
+    g_autofree char *st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "active");
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    /* the lock went before the status said so: the same VM saves again at once */
+    migrate_ensure_converge(from);
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_quit(from);
+    migrate_qmp(other, uri, NULL);
+    wait_for_migration_complete(other);
+    qtest_quit(other);
+    to = start_dest("dest_serial", false, false);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    check_running_guest(to);
+    qtest_quit(to);
 }
 
 /* share=on guest RAM cannot be replaced by a private mapping: the load fails, no resume. */
@@ -309,6 +381,8 @@ void migration_test_add_shared(void)
                        MIG_FULL);
     migration_test_add("/migration/shared/file/mapped-ram/save-refused", test_save_refused,
                        MIG_FULL);
+    migration_test_add("/migration/shared/file/mapped-ram/save-holds-file",
+                       test_save_holds_file, MIG_FULL);
     migration_test_add("/migration/shared/file/mapped-ram/shared-backend",
                        test_shared_backend, MIG_FULL);
     migration_test_add("/migration/shared/rules", test_rules, MIG_FULL);
