@@ -309,6 +309,31 @@ static bool iterate_until_converged(OutgoingRun *run, GError **errp)
     }
 }
 
+/*
+ * The point of no return of a save to a peer (a socket, a pipe, a
+ * command): the whole stream, its EOF included, is about to reach a
+ * destination that may then run the guest, and nothing can take it back
+ * as a file is cut back.  A cancel acknowledged before this wins (the
+ * stream's end is not sent); from here on a cancel is a no-op, or the
+ * source could start again beside a destination that completed: two
+ * copies of one guest on one disk.
+ */
+static bool claim_end(void *opaque)
+{
+    MigrationState *s = opaque;
+
+    if (fault_hit("save-cancel-before-eof")) {
+        migration_outgoing_cancel(s);
+    }
+    pthread_mutex_lock(&s->event_lock);
+    qemu_mutex_lock(&s->lock);
+    bool claimed = s->status != MIGRATION_STATUS_CANCELLING;
+    s->ended = claimed;
+    qemu_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->event_lock);
+    return claimed;
+}
+
 static bool completion(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;
@@ -328,10 +353,15 @@ static bool completion(OutgoingRun *run, GError **errp)
         return false;
     }
     uint64_t before = transferred_bytes(run);
+    /* a file is cut back after a late cancel; a peer's stream is claimed before its EOF */
     if (!qemu_savevm_state_complete(m->registry, run->f, run->vmdesc,
                                     s->cfg->send_switchover_start,
-                                    s->cfg->send_section_footer, errp)) {
+                                    s->cfg->send_section_footer,
+                                    run->cut_fd < 0 ? claim_end : NULL, s, errp)) {
         return false;
+    }
+    if (fault_hit("save-flushed-cancel")) {
+        migration_outgoing_cancel(s);
     }
     emit_pass(run);                               /* the last sync, with the guest stopped */
     stat64_set(&s->stats.downtime_bytes, transferred_bytes(run) - before);
@@ -472,26 +502,6 @@ static bool connect_main(OutgoingRun *run, GError **errp)
     return !cancel_requested(s);
 }
 
-/*
- * The point of no return of a save to a peer (a socket, a pipe, a
- * command): the whole stream, its EOF included, is about to reach a
- * destination that may then run the guest, and nothing can take it back
- * as a file is cut back.  A cancel acknowledged before this wins (the
- * stream's end is not sent); from here on a cancel is a no-op, or the
- * source could start again beside a destination that completed: two
- * copies of one guest on one disk.
- */
-static void claim_end(MigrationState *s)
-{
-    pthread_mutex_lock(&s->event_lock);
-    qemu_mutex_lock(&s->lock);
-    if (s->status != MIGRATION_STATUS_CANCELLING) {
-        s->ended = true;
-    }
-    qemu_mutex_unlock(&s->lock);
-    pthread_mutex_unlock(&s->event_lock);
-}
-
 /* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
@@ -525,9 +535,6 @@ static bool run_save(OutgoingRun *run, GError **errp)
     }
     if (ok && !cancel_requested(s)) {
         ok = completion(run, errp);
-    }
-    if (ok && run->cut_fd < 0) {
-        claim_end(s);
     }
     stat64_set(&s->stats.precopy_bytes, transferred_bytes(run));
     if (ok && !cancel_requested(s)) {

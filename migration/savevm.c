@@ -1019,7 +1019,8 @@ static bool save_device(QEMUFile *f, SaveStateEntry *se, JsonBuilder *vmdesc_bui
 }
 
 bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc_builder,
-                                bool switchover_cmd, bool footers, GError **errp)
+                                bool switchover_cmd, bool footers,
+                                bool (*commit)(void *opaque), void *opaque, GError **errp)
 {
     SaveStateEntry *se;
     if (switchover_cmd) {
@@ -1046,6 +1047,9 @@ bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmd
     }
     json_builder_end_array(vmdesc_builder);
     json_builder_end_object(vmdesc_builder);
+    if (commit && !commit(opaque)) {
+        return false;
+    }
     qemu_put_byte(f, QEMU_VM_EOF);
 
     g_autoptr(JsonGenerator) gen = json_generator_new();

@@ -264,8 +264,14 @@ bool qemu_savevm_state_setup(SaveVMRegistry *r, QEMUFile *f, bool footers, GErro
 int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, bool footers,
                               GError **errp);  /* 1 = all done */
 uint64_t qemu_savevm_state_pending(SaveVMRegistry *r, bool exact);
+/*
+ * commit (may be NULL) is called once the device state is in f and
+ * before the EOF: false ends the save there with no error (a cancel won),
+ * and no byte of the stream's end is written.
+ */
 bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc,
-                                bool switchover_cmd, bool footers, GError **errp);
+                                bool switchover_cmd, bool footers,
+                                bool (*commit)(void *opaque), void *opaque, GError **errp);
 void qemu_savevm_state_cleanup(SaveVMRegistry *r);
 
 /*

@@ -527,6 +527,73 @@ static void test_cancel_late_peer(void)
     fake_test_rmtree(dir);
 }
 
+/* Whether the file at path holds the vmdesc, which only follows the stream's EOF. */
+static bool file_has_vmdesc(const char *path)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    return memmem(data, len, "\"page_size\"", strlen("\"page_size\"")) != NULL;
+}
+
+/*
+ * A cancel right after the stream's last bytes went out to a peer (the
+ * final flush done, completion's bookkeeping still to come) changes
+ * nothing either: the end was claimed before the EOF was written.
+ */
+static void test_cancel_flushed_peer(void)
+{
+    if (!in_fault_subprocess("save-flushed-cancel")) {
+        return;
+    }
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *path = g_build_filename(dir, "vm.img", NULL);
+    g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "completed");
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                  "MIGRATION device, runstate postmigrate, MIGRATION completed");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_POSTMIGRATE);
+    g_assert_true(file_has_vmdesc(path));
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
+/*
+ * A cancel that comes after the device state and before the peer's EOF
+ * wins: no byte of the stream's end goes out, so no destination can
+ * complete, and the source runs again.
+ */
+static void test_cancel_before_eof_peer(void)
+{
+    if (!in_fault_subprocess("save-cancel-before-eof")) {
+        return;
+    }
+    g_autofree char *dir = fake_test_mkdtemp("state");
+    g_autofree char *path = g_build_filename(dir, "vm.img", NULL);
+    g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
+    MigrationInfo info;
+    Vm src;
+
+    vm_init(&src, RUN_STATE_RUNNING, 1);
+    save(&src, uri, &info);
+    g_assert_cmpstr(info.status, ==, "cancelled");
+    g_assert_null(info.error_desc);
+    migration_info_clear(&info);
+    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                  "MIGRATION device, MIGRATION cancelling, vm_start, MIGRATION cancelled");
+    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
+    g_assert_false(file_has_vmdesc(path));
+    vm_cleanup(&src);
+    fake_test_rmtree(dir);
+}
+
 static void cancel_on_error(FakeHost *h, void *opaque)
 {
     migration_cancel(opaque);
@@ -890,6 +957,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/state/save/cancel/event-order", test_cancel_event_order);
     g_test_add_func("/migration/state/save/cancel/late", test_cancel_late);
     g_test_add_func("/migration/state/save/cancel/late-peer", test_cancel_late_peer);
+    g_test_add_func("/migration/state/save/cancel/flushed-peer", test_cancel_flushed_peer);
+    g_test_add_func("/migration/state/save/cancel/before-eof-peer", test_cancel_before_eof_peer);
     g_test_add_func("/migration/state/save/cancel/after-end", test_cancel_after_end);
     g_test_add_func("/migration/state/save/bandwidth-no-budget", test_bandwidth_no_budget);
     g_test_add_func("/migration/state/save/refused/in-progress", test_refused_in_progress);

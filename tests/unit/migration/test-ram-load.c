@@ -110,7 +110,7 @@ static void save(const char *path)
     while (qemu_savevm_state_iterate(reg, f, true, &err) == 0) {
     }
     g_assert_no_error(err);
-    g_assert_true(qemu_savevm_state_complete(reg, f, vmdesc, false, true, &err));
+    g_assert_true(qemu_savevm_state_complete(reg, f, vmdesc, false, true, NULL, NULL, &err));
     g_assert_no_error(err);
     qemu_savevm_state_cleanup(reg);
     g_assert_true(qemu_fclose(f, &err));
