@@ -432,45 +432,60 @@ fail:
     return -1;
 }
 
-static int listen_one(const struct addrinfo *ai)
+/*
+ * As QEMU's inet_listen_saddr: an address whose socket cannot be made, or
+ * whose port is taken, gives way to the next; any other bind() or listen()
+ * error ends the search with QEMU's text.  *created: a socket was made.
+ */
+static int listen_one(const struct addrinfo *ai, bool *created, GError **errp)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 
     if (fd < 0) {
         return -1;
     }
+    *created = true;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
-        int saved_errno = errno;
-
-        close(fd);
-        errno = saved_errno;
-        return -1;
+    const char *what = NULL;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        what = "Failed to bind socket";
+    } else if (listen(fd, SOMAXCONN) < 0) {
+        what = "Failed to listen on socket";
+    } else {
+        return fd;
     }
-    return fd;
+    int saved_errno = errno;
+    close(fd);
+    if (saved_errno != EADDRINUSE) {
+        error_setg_errno(errp, saved_errno, "%s", what);
+        return -2;
+    }
+    errno = saved_errno;
+    return -1;
 }
 
 int io_socket_listen_tcp(const char *host, const char *port, GError **errp)
 {
     struct addrinfo *res = resolve(host, port, true, errp);
     int saved_errno = EADDRNOTAVAIL;
+    bool created = false;
     int fd = -1;
 
     if (!res) {
         return -1;
     }
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = listen_one(ai);
-        if (fd < 0) {
+    for (struct addrinfo *ai = res; ai && fd == -1; ai = ai->ai_next) {
+        fd = listen_one(ai, &created, errp);
+        if (fd == -1) {
             saved_errno = errno;
         }
     }
     freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, saved_errno, "Failed to listen on '%s:%s'",
-                         host ? host : "", port);
+    if (fd == -1) {
+        error_setg_errno(errp, saved_errno, "%s", created ? "Failed to find an available port"
+                                                          : "Failed to create a socket");
     }
-    return fd;
+    return fd < 0 ? -1 : fd;
 }
 
 int io_socket_get_port(int fd)

@@ -425,6 +425,28 @@ static void test_tcp_listen(void)
     parse(uri, &b);
     client = transport_open_outgoing(NULL, &b, &start, NULL, &err);
     g_assert_no_error(err);
+
+    /* QEMU's texts (inet_listen_saddr): a port in use, an address the host lacks */
+    g_autofree char *taken = g_strdup_printf("tcp:127.0.0.1:%s",
+                                             json_object_get_string_member(o, "port"));
+    const struct {
+        const char *uri, *want;
+    } bad[] = {
+        { taken, "Failed to find an available port: Address already in use" },
+        { "tcp:192.0.2.1:4444", "Failed to bind socket: Cannot assign requested address" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        MigAddr c;
+        int fd = -1;
+
+        parse(bad[i].uri, &c);
+        g_assert_null(transport_open_incoming(NULL, &c, &start, &fd, &err));
+        g_assert_nonnull(err);
+        g_assert_cmpstr(err->message, ==, bad[i].want);
+        g_assert_cmpint(fd, <, 0);
+        g_clear_error(&err);
+        mig_addr_clear(&c);
+    }
     close(listen_fd);
     mig_addr_clear(&a);
     mig_addr_clear(&b);
