@@ -27,6 +27,30 @@ static JsonNode *qmp_migrate_cancel(JsonObject *args, Monitor *mon, void *opaque
     return NULL;
 }
 
+/*
+ * QEMU's first two refusals, in its order.  A mapram save never switches
+ * to postcopy (pages arrive on demand only from a mapped-ram file): a
+ * save under way goes on as precopy and the command says so; one that
+ * has ended is not an error, as in QEMU (the command races with the end).
+ */
+static JsonNode *qmp_migrate_start_postcopy(JsonObject *args, Monitor *mon, void *opaque,
+                                            GError **errp)
+{
+    Migration *m = opaque;
+    g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
+
+    if (!cfg->caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
+        error_setg(errp, "Enable postcopy with migrate_set_capability before the start of "
+                   "migration");
+    } else if (!m->out) {
+        error_setg(errp, "Postcopy must be started after migration has been started");
+    } else if (migration_is_running(m)) {
+        error_setg(errp, "mapram-vm does not switch a migration to postcopy: it goes on as "
+                   "precopy");
+    }
+    return NULL;
+}
+
 static JsonNode *qmp_migrate_incoming(JsonObject *args, Monitor *mon, void *opaque,
                                       GError **errp)
 {
@@ -148,6 +172,7 @@ void migration_register_qmp(Migration *m)
     qmp_register_command("migrate", qmp_migrate, m);
     qmp_register_command("migrate-incoming", qmp_migrate_incoming, m);
     qmp_register_command("migrate_cancel", qmp_migrate_cancel, m);
+    qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy, m);
     qmp_register_command("query-migrate", qmp_query_migrate, m);
     qmp_register_command("migrate-set-capabilities", qmp_set_caps, m);
     qmp_register_command("query-migrate-capabilities", qmp_query_caps, m);

@@ -85,6 +85,51 @@ static void test_precopy_tcp(void)
     test_precopy_common(&args);
 }
 
+/*
+ * migrate-start-postcopy: QEMU's two refusals, then on a save under way
+ * the answer that it goes on as precopy (it does, and completes), and no
+ * error once it has ended.
+ */
+static void test_start_postcopy(void)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", NULL };
+    static const char cmd[] = "{'execute': 'migrate-start-postcopy'}";
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri };
+    QTestState *from, *to;
+    char *err;
+
+    migrate_start(&args, &from, &to);
+    err = qtest_qmp_expect_error(from, cmd);
+    g_assert_cmpstr(err, ==, "Enable postcopy with migrate_set_capability before the start "
+                    "of migration");
+    g_free(err);
+    migrate_set_capability(from, "postcopy-ram", true);
+    err = qtest_qmp_expect_error(from, cmd);
+    g_assert_cmpstr(err, ==, "Postcopy must be started after migration has been started");
+    g_free(err);
+
+    migrate_ensure_non_converge(from);
+    wait_for_serial("src_serial");
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "active", ungoals);
+    err = qtest_qmp_expect_error(from, cmd);
+    g_assert_cmpstr(err, ==, "mapram-vm does not switch a migration to postcopy: it goes on "
+                    "as precopy");
+    g_free(err);
+    g_autofree char *st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "active");
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+    wait_for_migration_complete(to);
+    qtest_qmp_assert_success(from, cmd);
+    assert_guest_runs(to);
+    qtest_quit(from);
+    qtest_quit(to);
+}
+
 /* The two ends of a socketpair handed to each side with getfd. */
 static void fd_socketpair_hook(QTestState *from, QTestState *to,
                                MigrateCommon *args)
@@ -276,6 +321,7 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/unix", test_precopy_unix,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
+    migration_test_add("/migration/precopy/start-postcopy", test_start_postcopy, MIG_FULL);
     migration_test_add("/migration/precopy/fd", test_precopy_fd, MIG_FULL);
     migration_test_add("/migration/precopy/write-error/exec", test_write_error_exec, MIG_FULL);
     migration_test_add("/migration/precopy/write-error/fd", test_write_error_fd, MIG_FULL);

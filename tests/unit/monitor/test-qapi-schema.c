@@ -53,7 +53,7 @@ static void test_schema_loads(void)
         "qmp_capabilities", "query-commands", "query-version", "query-status",
         "stop", "cont", "quit", "getfd", "closefd", "add-fd", "remove-fd",
         "query-fdsets", "pmemsave", "migrate", "migrate-incoming",
-        "migrate_cancel", "query-migrate", "migrate-set-capabilities",
+        "migrate_cancel", "migrate-start-postcopy", "query-migrate", "migrate-set-capabilities",
         "query-migrate-capabilities", "migrate-set-parameters",
         "query-migrate-parameters",
     };
