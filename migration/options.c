@@ -136,6 +136,8 @@ static bool r_mr_tls(const RuleCtx *r) { return CAP(MAPPED_RAM) && *r->cfg->tls_
 static bool r_mr_compress(const RuleCtx *r)
 { return CAP(MAPPED_RAM) && strcmp(r->cfg->multifd_compression, "none") != 0; }
 static bool r_tls(const RuleCtx *r) { return *r->cfg->tls_creds; }
+/* QEMU's block list then carries each block's mr_addr, which mapram does not write */
+static bool r_ignore_shared(const RuleCtx *r) { return CAP(X_IGNORE_SHARED); }
 static bool r_mode(const RuleCtx *r) { return strcmp(r->cfg->mode, "normal") != 0; }
 
 static const CompatRule compat_rules[] = {
@@ -178,6 +180,7 @@ static const CompatRule compat_rules[] = {
     /* QEMU's caps check, kept for saves: mapram takes the pair only to load on demand */
     { PHASE_PREPARE, r_mr_postcopy_save, "Mapped-ram migration is incompatible with postcopy" },
     { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
+    { PHASE_PREPARE, r_ignore_shared, "x-ignore-shared is not supported by mapram" },
     { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
     /* mapram's x-fsync (saves only): only a file has a disk to sync to */
     { PHASE_PREPARE, r_fsync_stream, MIGRATION_FSYNC_NEEDS_FILE },

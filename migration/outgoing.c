@@ -376,10 +376,7 @@ static void build_config(const Migration *m, const MigrationConfig *c, StreamCon
     memset(sc, 0, sizeof(*sc));
     g_strlcpy(sc->machine, m->machine_type, sizeof(sc->machine));
     sc->caps = g_ptr_array_new_with_free_func(g_free);
-    /* validated capabilities, in enum order */
-    if (c->caps[MIGRATION_CAPABILITY_X_IGNORE_SHARED]) {
-        g_ptr_array_add(sc->caps, g_strdup("x-ignore-shared"));
-    }
+    /* validated capabilities, in enum order (x-ignore-shared is refused at migrate) */
     if (c->caps[MIGRATION_CAPABILITY_MAPPED_RAM]) {
         g_ptr_array_add(sc->caps, g_strdup("mapped-ram"));
     }

@@ -91,6 +91,8 @@ static const CompatRule rules[] = {
       "RDMA is not supported by mapram" },
     { "tls-stream", AT_MIGRATE, { NULL }, "'tls-creds': 'tls0'", "file:@TMP@/out",
       "TLS is not supported by mapram" },
+    { "ignore-shared", AT_MIGRATE, { "x-ignore-shared" }, NULL, "file:@TMP@/out",
+      "x-ignore-shared is not supported by mapram" },
     { "mode-cpr-reboot", AT_MIGRATE, { NULL }, "'mode': 'cpr-reboot'", "file:@TMP@/out",
       "Migration modes other than 'normal' are not supported by mapram" },
     /* mapram's x-fsync: only a file has a disk to sync to */

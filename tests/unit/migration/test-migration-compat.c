@@ -141,6 +141,8 @@ static const Case cases[] = {
       "Cannot use compression with mapped-ram" },
     { "tls-stream", "r_tls", AT_MIGRATE, { NULL }, "{\"tls-creds\": \"tls0\"}", "file:@TMP@/out",
       "TLS is not supported by mapram" },
+    { "ignore-shared", "r_ignore_shared", AT_MIGRATE, { "x-ignore-shared" }, NULL,
+      "file:@TMP@/out", "x-ignore-shared is not supported by mapram" },
     { "mode-cpr-reboot", "r_mode", AT_MIGRATE, { NULL }, "{\"mode\": \"cpr-reboot\"}",
       "file:@TMP@/out", "Migration modes other than 'normal' are not supported by mapram" },
     /* mapram's x-fsync; a load ignores it (AT_MIGRATE: incoming accepted) */
