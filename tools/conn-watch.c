@@ -105,13 +105,40 @@ static void diagnose_closed(ConnWatch *w, struct pollfd *pfd)
     watch_fail(w, err);
 }
 
-/* After the stream's end: main's close is the end, unless QEMU left bytes unread. */
-static void main_closed_at_end(ConnWatch *w)
+/* The socket's pending error: a peer that closed it without reading all we sent (a reset). */
+static int sock_error(int fd)
 {
     int soerr = 0;
     socklen_t len = sizeof(soerr);
 
-    getsockopt(w->fds[0], SOL_SOCKET, SO_ERROR, &soerr, &len);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    return soerr;
+}
+
+/*
+ * After the stream's end: main's close is the end, unless QEMU left bytes
+ * unread, on main or on a channel (lost[k], or a channel still open with
+ * a reset pending): QEMU 7.2 takes a connection beyond its
+ * multifd-channels and closes it unread ("Extra incoming migration
+ * connection; ignoring"), and loads the stream without its pages.
+ */
+static void main_closed_at_end(ConnWatch *w, bool *lost)
+{
+    int soerr = sock_error(w->fds[0]);
+    bool any = false;
+
+    for (unsigned k = 0; k < w->cfg.channels; k++) {
+        if (w->fds[1 + k] >= 0 && sock_error(w->fds[1 + k])) {
+            lost[k] = true;
+        }
+        any |= lost[k];
+    }
+    if (any) {
+        GError *err = NULL;
+        conn_watch_diagnose(&err, false, lost, w->cfg.channels, w->cfg.compression);
+        watch_fail(w, err);
+        return;
+    }
     if (soerr) {
         GError *err = NULL;
         error_setg_errno(&err, soerr, "QEMU closed the migration connection without reading "
@@ -130,6 +157,7 @@ static gpointer watch_thread(gpointer opaque)
     ConnWatch *w = opaque;
     g_autofree struct pollfd *pfd = g_new(struct pollfd, w->nfds);
     g_autofree int *outq = g_new0(int, w->nfds);
+    g_autofree bool *lost = g_new0(bool, w->cfg.channels);  /* closed unread after the end */
     gint64 last_move = g_get_monotonic_time();
 
     for (;;) {
@@ -140,7 +168,7 @@ static gpointer watch_thread(gpointer opaque)
             event |= pfd[i].revents != 0;
         }
         if (done && pfd[0].revents) {
-            main_closed_at_end(w);
+            main_closed_at_end(w, lost);
             break;
         }
         if (event && !done) {
@@ -149,7 +177,9 @@ static gpointer watch_thread(gpointer opaque)
         }
         for (unsigned i = 1; i < w->nfds; i++) {
             if (pfd[i].revents) {
-                w->fds[i] = -1;     /* a channel closed at the end: main's close tells */
+                /* a channel closed at the end: main's close tells, unless it was reset */
+                lost[i - 1] = sock_error(w->fds[i]) != 0;
+                w->fds[i] = -1;
             }
         }
         if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
@@ -211,6 +241,36 @@ ConnWatch *conn_watch_start(const ConnWatchConfig *cfg)
 void conn_watch_writing_done(ConnWatch *w)
 {
     __atomic_store_n(&w->writing_done, 1, __ATOMIC_RELEASE);
+}
+
+bool conn_watch_settle(ConnWatch *w, unsigned ms, GError **errp)
+{
+    gint64 until = g_get_monotonic_time() + (gint64)ms * 1000;
+
+    qemu_mutex_lock(&w->lock);
+    while (!w->err && !w->over && qemu_cond_wait_until(&w->cond, &w->lock, until)) {
+    }
+    if (!w->err && !w->over) {
+        /*
+         * A connection closed meanwhile: the watch gives its verdict after
+         * SETTLE_US.  fds: the thread changes them only after writing_done.
+         */
+        g_autofree struct pollfd *pfd = g_new(struct pollfd, w->nfds);
+        poll_all(w, pfd, 0);
+        bool event = false;
+        for (unsigned i = 0; i < w->nfds; i++) {
+            event |= pfd[i].revents != 0;
+        }
+        while (event && !w->err && !w->over) {
+            qemu_cond_wait(&w->cond, &w->lock);
+        }
+    }
+    bool ok = !w->err;
+    if (w->err) {
+        g_propagate_error(errp, g_error_copy(w->err));
+    }
+    qemu_mutex_unlock(&w->lock);
+    return ok;
 }
 
 bool conn_watch_wait_end(ConnWatch *w, GError **errp)

@@ -16,6 +16,7 @@
  * writers' "Broken pipe".
  *
  *   w = conn_watch_start(&cfg);             connections made, nothing sent yet
+ *   ok = conn_watch_settle(w, ms, errp);    QEMU closed none it will not take
  *   conn_watch_writing_done(w);             before the EOF: QEMU may end now
  *   ok = conn_watch_wait_end(w, errp);      after the last byte: QEMU closed main
  *   conn_watch_stop(w, errp);               on a failure: its reason if it had one
@@ -38,6 +39,14 @@ typedef struct ConnWatchConfig {
 } ConnWatchConfig;
 
 ConnWatch *conn_watch_start(const ConnWatchConfig *cfg);
+/*
+ * Before the stream: up to ms for QEMU to close connections it will not
+ * take (QEMU 7.2 drops those beyond its multifd-channels as it accepts
+ * them, which an idle QEMU does at once; a busy one may do it only after
+ * it loaded a stream whose pages they carried).  False + the reason when
+ * the watch failed meanwhile.
+ */
+bool conn_watch_settle(ConnWatch *w, unsigned ms, GError **errp);
 /* The stream is written up to its EOF: a clean close of main is QEMU's end. */
 void conn_watch_writing_done(ConnWatch *w);
 /*

@@ -143,6 +143,8 @@ static const RamSink load_sink = {
  * emit_chunk() sends a ZERO record for every clear page.
  */
 #define READ_GAP_PAGES 4
+/* --connect: how long an idle QEMU gets to drop the channels it will not take */
+#define CONNECT_SETTLE_MS 100
 
 /*
  * The chunk's records; its page data is queued by reference until the
@@ -546,7 +548,9 @@ bool mapram_mapped_to_qemu(const char *path, uint64_t offset, const ConnectOptio
         };
         c.watch = conn_watch_start(&wc);
         c.out = qemu_file_new_output(main_ioc, 0);
-        ok = load_run(&c, offset, errp);
+        /* extra channels are dropped before any page goes into them */
+        ok = conn_watch_settle(c.watch, co->channels ? CONNECT_SETTLE_MS : 0, errp) &&
+             load_run(&c, offset, errp);
         ok = ok && (qemu_fflush(c.out) || qemu_file_propagate_error(c.out, errp));
         ok = ok && conn_watch_wait_end(c.watch, errp);
         if (!ok) {

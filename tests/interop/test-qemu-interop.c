@@ -1824,6 +1824,14 @@ static void test_connect_channels_mismatch(void)
                      "2-3: its multifd-channels is 2 (use --channels 2)\n");
 }
 
+/* The same with zstd (packets small and fast): no page goes into a channel QEMU drops. */
+static void test_connect_channels_mismatch_zstd(void)
+{
+    connect_mismatch("interop-connect-chan-zstd", 2, "zstd", "--channels 4 --compression zstd",
+                     "mapram load: QEMU took 2 of the 4 multifd channels and closed channels "
+                     "2-3: its multifd-channels is 2 (use --channels 2)\n");
+}
+
 static void test_connect_compression_mismatch(void)
 {
     connect_mismatch("interop-connect-comp", 2, "none", "--channels 2 --compression zstd",
@@ -2301,6 +2309,8 @@ int main(int argc, char **argv)
     g_test_add_func("/interop/load-connect/multifd4-zstd", test_connect_zstd);
     g_test_add_func("/interop/load-connect/multifd2-zlib", test_connect_zlib);
     g_test_add_func("/interop/load-connect/channels-mismatch", test_connect_channels_mismatch);
+    g_test_add_func("/interop/load-connect/channels-mismatch-zstd",
+                    test_connect_channels_mismatch_zstd);
     g_test_add_func("/interop/load-connect/compression-mismatch",
                     test_connect_compression_mismatch);
     g_test_add_func("/interop/load-connect/too-few-channels", test_connect_too_few_channels);

@@ -208,6 +208,71 @@ static void test_unread_end(void)
     conns_close(&c);
 }
 
+/*
+ * After the stream: QEMU 7.2 closed the two channels beyond its
+ * multifd-channels without reading the pages sent there ("Extra incoming
+ * migration connection; ignoring"), then loaded the stream without them
+ * and closed main cleanly; seen apart (wait_ms) or in one poll (0).
+ */
+static void extra_channels_unread(unsigned wait_ms)
+{
+    Conns c;
+    char buf[8];
+    conns_open(&c);
+    ConnWatch *w = watch(&c, 60);
+    for (int k = 2; k < CHANNELS; k++) {
+        g_assert_cmpint(write(c.fds[1 + k][0], "PAGES", 5), ==, 5);
+    }
+    g_assert_cmpint(write(c.fds[0][0], "EOF", 3), ==, 3);
+    conn_watch_writing_done(w);
+    for (int k = 2; k < CHANNELS; k++) {
+        peer_close(&c, 1 + k);
+    }
+    g_usleep(wait_ms * 1000);
+    g_assert_cmpint(read(c.fds[0][1], buf, sizeof(buf)), ==, 3);
+    peer_close(&c, 0);
+    assert_failed(w, &c, "QEMU took 2 of the 4 multifd channels and closed channels 2-3: its "
+                  "multifd-channels is 2 (use --channels 2)");
+    conn_watch_free(w);
+    conns_close(&c);
+}
+
+static void test_extra_channels_unread(void)
+{
+    extra_channels_unread(200);
+}
+
+static void test_extra_channels_unread_at_once(void)
+{
+    extra_channels_unread(0);
+}
+
+/* Before the stream: QEMU drops the channels beyond its own count as it accepts them. */
+static void test_settle(void)
+{
+    Conns c;
+    GError *err = NULL;
+    conns_open(&c);
+    ConnWatch *w = watch(&c, 60);
+    gint64 t0 = g_get_monotonic_time();
+    g_assert_true(conn_watch_settle(w, 100, &err));      /* nothing closed: go on */
+    g_assert_no_error(err);
+    g_assert_cmpint(g_get_monotonic_time() - t0, >=, 100 * 1000);
+    conn_watch_free(w);
+    conns_close(&c);
+
+    conns_open(&c);
+    w = watch(&c, 60);
+    peer_close(&c, 1 + 2);
+    peer_close(&c, 1 + 3);
+    g_assert_false(conn_watch_settle(w, 100, &err));
+    g_assert_cmpstr(err->message, ==, "QEMU took 2 of the 4 multifd channels and closed "
+                    "channels 2-3: its multifd-channels is 2 (use --channels 2)");
+    g_clear_error(&err);
+    conn_watch_free(w);
+    conns_close(&c);
+}
+
 /* After the stream QEMU reads all but never closes. */
 static void test_no_end(void)
 {
@@ -255,6 +320,10 @@ int main(int argc, char **argv)
     g_test_add_func("/tools/conn-watch/clean-end", test_clean_end);
     g_test_add_func("/tools/conn-watch/unread-end", test_unread_end);
     g_test_add_func("/tools/conn-watch/no-end", test_no_end);
+    g_test_add_func("/tools/conn-watch/settle", test_settle);
+    g_test_add_func("/tools/conn-watch/extra-channels-unread", test_extra_channels_unread);
+    g_test_add_func("/tools/conn-watch/extra-channels-unread-at-once",
+                    test_extra_channels_unread_at_once);
     g_test_add_func("/tools/conn-watch/stop-keeps-reason", test_stop_keeps_reason);
     return g_test_run();
 }
