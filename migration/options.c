@@ -2,7 +2,9 @@
  * Capabilities, parameters and compatibility rules.  See options.h.
  */
 #include "options.h"
+#include "util/cutils.h"
 #include "util/error.h"
+#include <errno.h>
 #include <string.h>
 
 static const char *const cap_names[MIGRATION_CAPABILITY__MAX] = {
@@ -484,14 +486,19 @@ bool migrate_direct_io_effective(const MigrationConfig *c)
 /* ------------------------------------------------------------------ */
 /* -global migration.NAME=VALUE                                         */
 
+/* QEMU's text for a -global it cannot apply (qdev_prop_set_globals) */
+#define GLOBAL_FAIL "can't apply global migration.%s=%s: "
+
+/* As QEMU's qapi_bool_parse */
 static bool parse_bool(const char *name, const char *v, bool *out, GError **errp)
 {
-    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes")) {
+    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "y")) {
         *out = true;
-    } else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")) {
+    } else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") ||
+               !strcmp(v, "n")) {
         *out = false;
     } else {
-        error_setg(errp, "Property 'migration.%s' doesn't take value '%s'", name, v);
+        error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects 'on' or 'off'", name, v, name);
         return false;
     }
     return true;
@@ -519,18 +526,56 @@ bool migration_options_set_global(MigrationOptions *o, const char *name, const c
         o->caps[c] = b;
         return true;
     }
-    if (!strcmp(name, "multifd-channels") || !strcmp(name, "x-max-bandwidth")) {
-        gint64 v = g_ascii_strtoll(value, NULL, 0);
-        json_object_set_int_member(o->params, !strcmp(name, "x-max-bandwidth") ?
-                                   "max-bandwidth" : name, v);
+    /* QEMU's property types (size, uint8, enum), then its parameter check */
+    if (!strcmp(name, "x-max-bandwidth")) {
+        uint64_t v;
+        int rc = value[0] == '-' ? -EINVAL : qemu_strtosz(value, NULL, &v);
+        if (rc == -ERANGE) {
+            error_setg(errp, GLOBAL_FAIL "Value '%s' is out of range "
+                       "for parameter '%s'", name, value, value, name);
+            return false;
+        } else if (rc < 0) {
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects a "
+                       "non-negative number below 2^64", name, value, name);
+            return false;
+        }
+        json_object_set_int_member(o->params, "max-bandwidth", (gint64)v);
+        params_publish(o);
+        return true;
+    }
+    if (!strcmp(name, "multifd-channels")) {
+        /* as QEMU's qemu_strtou64: base 0, a leading '-' wraps (so "-1" is too big) */
+        char *end;
+        errno = 0;
+        guint64 v = g_ascii_strtoull(value, &end, 0);
+        if (!*value || *end || errno) {
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects "
+                       "uint64", name, value, name);
+            return false;
+        }
+        if (v > G_MAXUINT8) {
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects "
+                       "uint8_t", name, value, name);
+            return false;
+        }
+        if (v < 1) {
+            error_setg(errp, "Parameter 'multifd_channels' expects a value between 1 and 255");
+            return false;
+        }
+        json_object_set_int_member(o->params, name, (gint64)v);
         params_publish(o);
         return true;
     }
     if (!strcmp(name, "zero-page-detection")) {
+        if (strcmp(value, "none") && strcmp(value, "legacy") && strcmp(value, "multifd")) {
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' does not "
+                       "accept value '%s'", name, value, name, value);
+            return false;
+        }
         json_object_set_string_member(o->params, name, value);
         return true;
     }
-    error_setg(errp, "can't apply global migration.%s=%s: Property 'migration.%s' not found",
+    error_setg(errp, GLOBAL_FAIL "Property 'migration.%s' not found",
                name, value, name);
     return false;
 }

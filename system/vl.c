@@ -92,8 +92,8 @@ static bool apply_globals(const VMConfig *cfg, Migration *mig, GError **errp)
         const char *eq = strchr(nv, '=');
         g_autofree char *name = g_strndup(nv, eq - nv);
 
+        /* the error names the global itself, as QEMU's */
         if (!migration_set_global_property(mig, name, eq + 1, errp)) {
-            g_prefix_error(errp, "-global migration.%s: ", nv);
             return false;
         }
     }

@@ -43,6 +43,31 @@ typedef struct BadCase {
 
 static const BadCase bad_cases[] = {
     { "-xyz", "-xyz: invalid option" },
+    /* -global migration.*: QEMU's property types and texts (checked against QEMU 7.2) */
+    { "-global migration.x-max-bandwidth=abc", "can't apply global "
+      "migration.x-max-bandwidth=abc: Parameter 'x-max-bandwidth' expects a non-negative "
+      "number below 2^64" },
+    { "-global migration.x-max-bandwidth=-5", "can't apply global "
+      "migration.x-max-bandwidth=-5: Parameter 'x-max-bandwidth' expects a non-negative "
+      "number below 2^64" },
+    { "-global migration.x-max-bandwidth=99999999999999999999", "can't apply global "
+      "migration.x-max-bandwidth=99999999999999999999: Value '99999999999999999999' is out "
+      "of range for parameter 'x-max-bandwidth'" },
+    { "-global migration.multifd-channels=abc", "can't apply global "
+      "migration.multifd-channels=abc: Parameter 'multifd-channels' expects uint64" },
+    { "-global migration.multifd-channels=300", "can't apply global "
+      "migration.multifd-channels=300: Parameter 'multifd-channels' expects uint8_t" },
+    { "-global migration.multifd-channels=-1", "can't apply global "
+      "migration.multifd-channels=-1: Parameter 'multifd-channels' expects uint8_t" },
+    { "-global migration.multifd-channels=0",
+      "Parameter 'multifd_channels' expects a value between 1 and 255" },
+    { "-global migration.zero-page-detection=bogus", "can't apply global "
+      "migration.zero-page-detection=bogus: Parameter 'zero-page-detection' does not accept "
+      "value 'bogus'" },
+    { "-global migration.send-configuration=x", "can't apply global "
+      "migration.send-configuration=x: Parameter 'send-configuration' expects 'on' or 'off'" },
+    { "-global migration.bogus=1", "can't apply global migration.bogus=1: Property "
+      "'migration.bogus' not found" },
     { "-m", "-m: requires an argument" },
     { "-m foo", "-m foo: Parameter 'size' expects a non-negative number below 2^64" },
     { "-smp 0", "-smp 0: Parameter 'cpus' expects a number between 1 and 64" },
@@ -308,6 +333,22 @@ static void test_cmdline_ram_size(void)
     }
 }
 
+/* -global migration.*: sizes with suffixes and hex, as QEMU's property types read them */
+static void test_cmdline_global_values(void)
+{
+    QTestState *s = qtest_init_bin(qtest_vm_binary(), "-S -vga none -m 8M "
+                                   "-global migration.x-max-bandwidth=1.5M "
+                                   "-global migration.multifd-channels=0x10 "
+                                   "-global migration.zero-page-detection=legacy");
+    JsonObject *p = qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate-parameters'}");
+
+    g_assert_cmpint(json_object_get_int_member(p, "max-bandwidth"), ==, 1572864);
+    g_assert_cmpint(json_object_get_int_member(p, "multifd-channels"), ==, 16);
+    g_assert_cmpstr(json_object_get_string_member(p, "zero-page-detection"), ==, "legacy");
+    json_object_unref(p);
+    qtest_quit(s);
+}
+
 /*
  * -vga none: no "vga.vram" block, so nothing at the framebuffer's address
  * (0xfd000000 below 4 GiB); -vga std has it; the BIOS stays where it is.
@@ -553,6 +594,7 @@ int main(int argc, char **argv)
     g_test_add_func("/system/cmdline/bad-options", test_cmdline_bad);
     g_test_add_func("/system/cmdline/file-too-small", test_cmdline_file_too_small);
     g_test_add_func("/system/cmdline/ram-size", test_cmdline_ram_size);
+    g_test_add_func("/system/cmdline/global-values", test_cmdline_global_values);
     g_test_add_func("/system/qmp/stop-cont", test_qmp_stop_cont);
     g_test_add_func("/system/qmp/pmemsave/ab", test_qmp_pmemsave_ab);
     g_test_add_func("/system/qmp/quit", test_qmp_quit);
