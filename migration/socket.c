@@ -129,13 +129,14 @@ static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *st
 }
 
 /* The bound address, so that a "port 0" listener reports its real port. */
-static void inet_bound_address(int listen_fd, char host[INET6_ADDRSTRLEN], int *port)
+/* The listening socket's address; its family (AF_INET, AF_INET6), or 0. */
+static int inet_bound_address(int listen_fd, char host[INET6_ADDRSTRLEN], int *port)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
 
     if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0) {
-        return;
+        return 0;
     }
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&ss;
@@ -148,6 +149,7 @@ static void inet_bound_address(int listen_fd, char host[INET6_ADDRSTRLEN], int *
         inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
         *port = ntohs(in6->sin6_port);
     }
+    return ss.ss_family;
 }
 
 static JsonArray *socket_listen_address(const MigAddr *a, int listen_fd)
@@ -163,11 +165,15 @@ static JsonArray *socket_listen_address(const MigAddr *a, int listen_fd)
         int port = 0;
         g_autofree char *p = NULL;
 
-        inet_bound_address(listen_fd, host, &port);
+        int family = inet_bound_address(listen_fd, host, &port);
         p = g_strdup_printf("%d", port);
         json_object_set_string_member(o, "type", "inet");
         json_object_set_string_member(o, "host", host);
         json_object_set_string_member(o, "port", p);
+        /* as QEMU's socket_sockaddr_to_address_inet */
+        if (family == AF_INET || family == AF_INET6) {
+            json_object_set_boolean_member(o, family == AF_INET ? "ipv4" : "ipv6", true);
+        }
     }
     json_array_add_object_element(arr, o);
     return arr;

@@ -419,6 +419,8 @@ static void test_tcp_listen(void)
     o = json_array_get_object_element(where, 0);
     g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "inet");
     g_assert_cmpstr(json_object_get_string_member(o, "host"), ==, "127.0.0.1");
+    g_assert_true(json_object_get_boolean_member(o, "ipv4"));        /* as QEMU */
+    g_assert_false(json_object_has_member(o, "ipv6"));
     g_assert_cmpint(atoi(json_object_get_string_member(o, "port")), ==,
                     io_socket_get_port(listen_fd));
     uri = g_strdup_printf("tcp:127.0.0.1:%s", json_object_get_string_member(o, "port"));
