@@ -4,6 +4,8 @@
  * ("-m 512M" is "-m size=512M").  Every error names the option and its
  * value, as "-opt value: message"; main() prefixes the program name.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/cutils.h"
@@ -559,6 +561,37 @@ static bool opt_ignored(VMConfig *cfg, const char *arg, GError **errp)
     return true;
 }
 
+/* As QEMU's -h: the usage on stdout, exit status 0 (docs/user-guide.md has the details). */
+static bool opt_help(VMConfig *cfg, const char *arg, GError **errp)
+{
+    fputs("usage: mapram-vm [options]\n"
+          "\n"
+          "-m SIZE                  main RAM (default 512M)\n"
+          "-machine TYPE[,memory-backend=ID]\n"
+          "                         machine type written to the stream (default mapram-10.2)\n"
+          "-object memory-backend-ram|memory-backend-memfd|memory-backend-file,id=ID,size=SIZE"
+          "[,share=on|off][,mem-path=PATH][,prealloc=on|off][,prealloc-threads=N]\n"
+          "                         a RAM backend\n"
+          "-mem-prealloc            back all guest RAM at start-up\n"
+          "-smp N                   vCPUs\n"
+          "-qmp unix:PATH,server=on,wait=off | -qmp stdio\n"
+          "                         the QMP monitor\n"
+          "-incoming URI | -incoming defer\n"
+          "                         wait for an incoming migration\n"
+          "-S                       do not start the guest\n"
+          "-serial file:PATH|stdio|none\n"
+          "                         the guest's serial output\n"
+          "-vga std|none            the 16 MiB vga.vram block or none\n"
+          "-guest ab|fill|dirty|touch|idle[,key=val...]\n"
+          "                         the guest program the vCPUs run\n"
+          "-global migration.NAME=VALUE\n"
+          "                         a migration property or capability\n"
+          "-name NAME, -nodefaults, -nographic, -display, -accel, -cpu\n"
+          "                         accepted for QEMU's command lines\n"
+          "-h, -help                this text\n", stdout);
+    exit(0);
+}
+
 typedef struct VMOption {
     const char *name;
     bool has_arg;
@@ -585,6 +618,8 @@ static const VMOption vm_options[] = {
     { "accel", true, opt_ignored },
     { "vga", true, opt_vga },
     { "cpu", true, opt_ignored },
+    { "h", false, opt_help },
+    { "help", false, opt_help },
 };
 
 static const VMOption *find_option(const char *name)

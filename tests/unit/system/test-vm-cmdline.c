@@ -333,6 +333,26 @@ static void test_cmdline_ram_size(void)
     }
 }
 
+/* -h, -help and --help: the usage on stdout, nothing on stderr, status 0 (as QEMU). */
+static void test_cmdline_help(void)
+{
+    static const char *const forms[] = { "-h", "-help", "--help" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+        const char *argv[] = { qtest_vm_binary(), forms[i], NULL };
+        g_autofree char *out = NULL, *err = NULL;
+        int status = -1;
+
+        g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                                   &out, &err, &status, NULL));
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+        g_assert_true(g_str_has_prefix(out, "usage: mapram-vm [options]\n"));
+        g_assert_nonnull(strstr(out, "-global migration.NAME=VALUE"));
+        g_assert_cmpstr(err, ==, "");
+    }
+}
+
 /* -global migration.*: sizes with suffixes and hex, as QEMU's property types read them */
 static void test_cmdline_global_values(void)
 {
@@ -595,6 +615,7 @@ int main(int argc, char **argv)
     g_test_add_func("/system/cmdline/file-too-small", test_cmdline_file_too_small);
     g_test_add_func("/system/cmdline/ram-size", test_cmdline_ram_size);
     g_test_add_func("/system/cmdline/global-values", test_cmdline_global_values);
+    g_test_add_func("/system/cmdline/help", test_cmdline_help);
     g_test_add_func("/system/qmp/stop-cont", test_qmp_stop_cont);
     g_test_add_func("/system/qmp/pmemsave/ab", test_qmp_pmemsave_ab);
     g_test_add_func("/system/qmp/quit", test_qmp_quit);
