@@ -234,33 +234,21 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
     return ok;
 }
 
-/* Takes "--format NAME" / "--format=NAME" out of argv (the page-I/O options parse the rest). */
-static const char *take_format_option(int *argc, char **argv)
-{
-    const char *format = NULL;
-    int j = 0;
-    for (int i = 0; i < *argc; i++) {
-        if (!strcmp(argv[i], "--format") && i + 1 < *argc) {
-            format = argv[++i];
-        } else if (g_str_has_prefix(argv[i], "--format=")) {
-            format = argv[i] + strlen("--format=");
-        } else {
-            argv[j++] = argv[i];
-        }
-    }
-    *argc = j;
-    return format;
-}
-
 int cmd_convert(int argc, char **argv)
 {
-    const char *format_name = take_format_option(&argc, argv);
+    g_autofree char *format_name = NULL;
+    const GOptionEntry format_entry[] = {
+        { "format", 0, 0, G_OPTION_ARG_STRING, &format_name,
+          "the format a sparse libvirt image becomes: raw (the default), gzip, bzip2, xz or "
+          "zstd", "NAME" },
+        { NULL }
+    };
     PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true,
                         .name = "mapram convert" };
     GError *err = NULL;
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
                                "file to a mapped-ram file or back; a libvirt save image "
-                               "to a sparse one or back (--format raw|gzip|bzip2|xz|zstd)", true, NULL, &o, &err) ||
+                               "to a sparse one or back", true, format_entry, &o, &err) ||
         argc != 3) {
         fprintf(stderr, "mapram convert: %s\n", err ? err->message : "expected IN and OUT");
         g_clear_error(&err);
