@@ -70,6 +70,7 @@ typedef struct VMConfig {
     bool start_paused;           /* -S */
     bool mem_prealloc;           /* -mem-prealloc */
     bool no_vga;                 /* -vga none: no "vga.vram" block */
+    bool help;                   /* -h: print vm_config_usage() and exit, the rest unread */
     unsigned smp;
     GuestConfig guest;
 } VMConfig;
@@ -78,6 +79,8 @@ typedef struct VMConfig {
 VMConfig *vm_config_new(void);
 void vm_config_free(VMConfig *cfg);
 bool vm_config_parse(VMConfig *cfg, int argc, char **argv, GError **errp);
+/* The options, one line each (for -h). */
+const char *vm_config_usage(void);
 bool guest_config_parse(GuestConfig *gc, const char *arg, GError **errp);
 
 /* memory.c */

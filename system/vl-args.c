@@ -4,8 +4,6 @@
  * ("-m 512M" is "-m size=512M").  Every error names the option and its
  * value, as "-opt value: message"; main() prefixes the program name.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "util/cutils.h"
@@ -561,10 +559,10 @@ static bool opt_ignored(VMConfig *cfg, const char *arg, GError **errp)
     return true;
 }
 
-/* As QEMU's -h: the usage on stdout, exit status 0 (docs/user-guide.md has the details). */
-static bool opt_help(VMConfig *cfg, const char *arg, GError **errp)
+/* docs/user-guide.md has the details */
+const char *vm_config_usage(void)
 {
-    fputs("usage: mapram-vm [options]\n"
+    return "usage: mapram-vm [options]\n"
           "\n"
           "-m SIZE                  main RAM (default 512M)\n"
           "-machine TYPE[,memory-backend=ID]\n"
@@ -588,8 +586,14 @@ static bool opt_help(VMConfig *cfg, const char *arg, GError **errp)
           "                         a migration property or capability\n"
           "-name NAME, -nodefaults, -nographic, -display, -accel, -cpu\n"
           "                         accepted for QEMU's command lines\n"
-          "-h, -help                this text\n", stdout);
-    exit(0);
+          "-h, -help                this text\n";
+}
+
+/* As QEMU's -h: the options on stdout, exit status 0; what follows is not read. */
+static bool opt_help(VMConfig *cfg, const char *arg, GError **errp)
+{
+    cfg->help = true;
+    return true;
 }
 
 typedef struct VMOption {
@@ -686,6 +690,9 @@ bool vm_config_parse(VMConfig *cfg, int argc, char **argv, GError **errp)
                 g_prefix_error(errp, "%s%s%s: ", opt, arg ? " " : "", arg ? arg : "");
             }
             return false;
+        }
+        if (cfg->help) {
+            return true;
         }
     }
     return true;

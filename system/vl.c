@@ -165,6 +165,11 @@ int main(int argc, char **argv)
         vm_config_free(cfg);
         return 1;
     }
+    if (cfg->help) {
+        fputs(vm_config_usage(), stdout);
+        vm_config_free(cfg);
+        return 0;
+    }
     main_loop = g_main_loop_new(NULL, FALSE);
     if (!vm_memory_init(cfg, &err)) {
         goto fail;
