@@ -4,6 +4,7 @@
 #include "savevm.h"
 #include "util/bswap.h"
 #include "util/error.h"
+#include "util/fault.h"
 #include <string.h>
 
 const char *savevm_section_type_name(int type)
@@ -1047,8 +1048,15 @@ bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmd
     }
     json_builder_end_array(vmdesc_builder);
     json_builder_end_object(vmdesc_builder);
-    if (commit && !commit(opaque)) {
-        return false;
+    if (commit) {
+        /* every byte before the EOF is out while a cancel still wins (a stalled peer) */
+        if (fault_hit("save-pre-eof-stall")) {
+            g_usleep(3 * G_USEC_PER_SEC);
+        }
+        qemu_fflush(f);
+        if (!qemu_file_propagate_error(f, errp) || !commit(opaque)) {
+            return false;
+        }
     }
     qemu_put_byte(f, QEMU_VM_EOF);
 

@@ -266,8 +266,9 @@ int qemu_savevm_state_iterate(SaveVMRegistry *r, QEMUFile *f, bool footers,
 uint64_t qemu_savevm_state_pending(SaveVMRegistry *r, bool exact);
 /*
  * commit (may be NULL) is called once the device state is in f and
- * before the EOF: false ends the save there with no error (a cancel won),
- * and no byte of the stream's end is written.
+ * flushed, before the EOF: false ends the save there with no error (a
+ * cancel won), and no byte of the stream's end is written.  A peer that
+ * stalls before the EOF thus blocks the flush while a cancel still wins.
  */
 bool qemu_savevm_state_complete(SaveVMRegistry *r, QEMUFile *f, JsonBuilder *vmdesc,
                                 bool switchover_cmd, bool footers,

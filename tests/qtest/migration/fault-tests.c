@@ -122,6 +122,37 @@ static void test_send_stall_cancel(void)
 }
 
 /*
+ * A save to a peer (here exec:cat) whose final flush before the EOF stalls
+ * (a peer that stopped reading): a cancel then still wins, the source
+ * runs on and the peer never gets the EOF.  The end is claimed only once
+ * everything before the EOF is out.
+ */
+static void test_cancel_before_eof_peer(void)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    const char *env[] = { "MAPRAM_FAULT=save-pre-eof-stall", NULL };
+    g_autofree char *path = mig_path("peer.out");
+    g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
+    MigrateCommon args = { .start.only_source = true, .start.env_source = env };
+    QTestState *from, *to;
+    g_autofree char *out = NULL, *err = NULL;
+
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "device", ungoals);
+    /* the device state is written by now; the flush before the EOF stalls for 3 s */
+    g_usleep(500 * 1000);
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    assert_source_intact(from);
+    qtest_quit(from);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
+    g_assert_nonnull(strstr(err, ": Unexpected end of stream at offset "));
+}
+
+/*
  * A cancel while the save completes (status device): completion writes
  * on to its end, yet the file must not load (it was complete and verify
  * passed it: a "cancelled" save that was a good snapshot).  It is cut back
@@ -233,6 +264,8 @@ void migration_test_add_fault(void)
     migration_test_add("/migration/fault/save-page-write/single",
                        test_save_page_write_single, MIG_FULL);
     migration_test_add("/migration/fault/save-device-state", test_save_device_state,
+                       MIG_FULL);
+    migration_test_add("/migration/fault/cancel-before-eof-peer", test_cancel_before_eof_peer,
                        MIG_FULL);
     migration_test_add("/migration/fault/cancel-during-completion",
                        test_cancel_during_completion, MIG_SMOKE);
