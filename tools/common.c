@@ -40,6 +40,23 @@ IOChannel *tool_open_output(const char *path, bool *created, GError **errp)
     return ioc ? ioc : io_channel_file_open(path, O_WRONLY | O_CREAT, 0600, errp);
 }
 
+bool tool_close_output(IOChannel *out, const char *path, bool created, uint64_t offset, bool ok,
+                       GError **errp)
+{
+    if (!ok) {
+        /* nothing that looks like a valid file; the error is the caller's */
+        io_channel_truncate(out, offset, NULL);
+        if (created) {
+            unlink(path);           /* nothing of the user's was there; still under our lock */
+        }
+    }
+    bool closed = io_channel_close(out, ok ? errp : NULL);
+    if (ok && !closed && created) {
+        unlink(path);
+    }
+    return ok && closed;
+}
+
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp)
 {
     MigAddr a;

@@ -223,15 +223,7 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
                           : libvirt_to_sparse(in_path, img, out_path, o, errp));
     ok = ok && libvirt_image_finish(out, img, format, errp) &&
          (!o->fsync || tool_sync_output(out, out_path, errp));
-    if (!ok) {
-        /* nothing that looks like an image: the error is reported by the caller */
-        io_channel_truncate(out, 0, NULL);
-    }
-    ok = io_channel_close(out, ok ? errp : NULL) && ok;
-    if (!ok && created) {
-        unlink(out_path);
-    }
-    return ok;
+    return tool_close_output(out, out_path, created, 0, ok, errp);
 }
 
 int cmd_convert(int argc, char **argv)
@@ -313,13 +305,13 @@ int cmd_convert(int argc, char **argv)
              io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
              mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&
              (!o.fsync || tool_sync_output(out, out_path, &err));
-        if (!ok && writable) {
-            /* Leave nothing that looks like a valid stream; the error is reported below. */
-            io_channel_truncate(out, out_off, NULL);
-        }
-        ok = out && io_channel_close(out, ok ? &err : NULL) && ok;
-        if (!ok && out && created) {
-            unlink(out_path);   /* a file this convert created goes again */
+        if (out && !writable) {
+            if (created) {
+                unlink(out_path);           /* ours, and empty */
+            }
+            io_channel_close(out, NULL);    /* a file another writer holds is left alone */
+        } else if (out) {
+            ok = tool_close_output(out, out_path, created, out_off, ok, &err);
         }
     }
     if (!ok) {

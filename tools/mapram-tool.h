@@ -39,6 +39,13 @@ bool tool_is_same_file(const struct stat *st, const char *path);
  * (*created then set: a command that fails removes what it created).
  */
 IOChannel *tool_open_output(const char *path, bool *created, GError **errp);
+/*
+ * Closes an output opened so: on failure (ok false) it is cut back to
+ * offset and, when created, removed first, while its writer lock is held.
+ * True when ok and the close succeeded.
+ */
+bool tool_close_output(IOChannel *out, const char *path, bool created, uint64_t offset, bool ok,
+                       GError **errp);
 
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);

@@ -596,14 +596,8 @@ static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, ui
          * the error is already being reported; a failing close comes too
          * late for it.
          */
-        if (!ok) {
-            io_channel_truncate(c.out_ioc, offset, NULL);
-        }
-        ok = io_channel_close(c.out_ioc, ok ? errp : NULL) && ok;
+        ok = tool_close_output(c.out_ioc, c.path, c.created, offset, ok, errp);
         io_channel_unref(c.out_ioc);
-        if (!ok && c.created) {
-            unlink(c.path);                     /* nothing of the user's was there */
-        }
     }
     for (int i = 0; i < CHUNKS; i++) {
         qemu_vfree(c.chunks[i]);
