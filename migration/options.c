@@ -486,6 +486,36 @@ bool migrate_direct_io_effective(const MigrationConfig *c)
 /* ------------------------------------------------------------------ */
 /* -global migration.NAME=VALUE                                         */
 
+/* QEMU's -global names of the capabilities (its migration_properties) */
+static const struct {
+    const char *prop;
+    MigrationCapability cap;
+} cap_props[] = {
+    { "x-xbzrle", C(XBZRLE) }, { "x-rdma-pin-all", C(RDMA_PIN_ALL) },
+    { "x-auto-converge", C(AUTO_CONVERGE) }, { "x-events", C(EVENTS) },
+    { "x-postcopy-ram", C(POSTCOPY_RAM) }, { "x-postcopy-preempt", C(POSTCOPY_PREEMPT) },
+    { "postcopy-blocktime", C(POSTCOPY_BLOCKTIME) }, { "x-colo", C(X_COLO) },
+    { "x-release-ram", C(RELEASE_RAM) }, { "x-return-path", C(RETURN_PATH) },
+    { "x-multifd", C(MULTIFD) }, { "x-background-snapshot", C(BACKGROUND_SNAPSHOT) },
+    { "x-zero-copy-send", C(ZERO_COPY_SEND) }, { "x-switchover-ack", C(SWITCHOVER_ACK) },
+    { "x-dirty-limit", C(DIRTY_LIMIT) }, { "mapped-ram", C(MAPPED_RAM) },
+    { "x-ignore-shared", C(X_IGNORE_SHARED) },
+};
+
+/* QEMU's integer properties of the parameters mapram has: property, QMP name, width */
+typedef struct UintProp {
+    const char *prop;
+    const char *param;
+    bool uint8;            /* else uint64 */
+} UintProp;
+
+static const UintProp uint_props[] = {
+    { "multifd-channels", "multifd-channels", true },
+    { "multifd-zlib-level", "multifd-zlib-level", true },
+    { "multifd-zstd-level", "multifd-zstd-level", true },
+    { "x-downtime-limit", "downtime-limit", false },
+};
+
 /* QEMU's text for a -global it cannot apply (qdev_prop_set_globals) */
 #define GLOBAL_FAIL "can't apply global migration.%s=%s: "
 
@@ -517,16 +547,16 @@ bool migration_options_set_global(MigrationOptions *o, const char *name, const c
     if (!strcmp(name, "send-section-footer")) {
         return parse_bool(name, value, &o->send_section_footer, errp);
     }
-    const char *capname = !strcmp(name, "x-multifd") ? "multifd" : name;
-    int c = migration_capability_from_name(capname);
-    if (c >= 0) {
-        if (!parse_bool(name, value, &b, errp)) {
-            return false;
+    for (size_t i = 0; i < G_N_ELEMENTS(cap_props); i++) {
+        if (!strcmp(name, cap_props[i].prop)) {
+            if (!parse_bool(name, value, &b, errp)) {
+                return false;
+            }
+            o->caps[cap_props[i].cap] = b;
+            return true;
         }
-        o->caps[c] = b;
-        return true;
     }
-    /* QEMU's property types (size, uint8, enum), then its parameter check */
+    /* QEMU's property types (size, uint8, uint64, enum), then its parameter check */
     if (!strcmp(name, "x-max-bandwidth")) {
         uint64_t v;
         int rc = value[0] == '-' ? -EINVAL : qemu_strtosz(value, NULL, &v);
@@ -536,34 +566,47 @@ bool migration_options_set_global(MigrationOptions *o, const char *name, const c
             return false;
         } else if (rc < 0) {
             error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects a "
-                       "non-negative number below 2^64", name, value, name);
+                       "non-negative number below 2^64" QEMU_SIZE_SUFFIX_HINT, name, value, name);
             return false;
         }
         json_object_set_int_member(o->params, "max-bandwidth", (gint64)v);
         params_publish(o);
         return true;
     }
-    if (!strcmp(name, "multifd-channels")) {
+    for (size_t i = 0; i < G_N_ELEMENTS(uint_props); i++) {
+        const UintProp *u = &uint_props[i];
+        if (strcmp(name, u->prop)) {
+            continue;
+        }
         /* as QEMU's qemu_strtou64: base 0, a leading '-' wraps (so "-1" is too big) */
         char *end;
         errno = 0;
         guint64 v = g_ascii_strtoull(value, &end, 0);
         if (!*value || *end || errno) {
-            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects "
-                       "uint64", name, value, name);
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects uint64", name, value, name);
             return false;
         }
-        if (v > G_MAXUINT8) {
-            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects "
-                       "uint8_t", name, value, name);
+        if (u->uint8 && v > G_MAXUINT8) {
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' expects uint8_t", name, value, name);
             return false;
         }
-        if (v < 1) {
-            error_setg(errp, "Parameter 'multifd_channels' expects a value between 1 and 255");
+        g_autoptr(JsonObject) one = json_object_new();
+        json_object_set_int_member(one, u->param, (gint64)v);
+        /* the range check, QEMU's migrate_params_check, has no "can't apply" prefix */
+        if (!params_check(o, one, errp)) {
             return false;
         }
-        json_object_set_int_member(o->params, name, (gint64)v);
+        json_object_set_int_member(o->params, u->param, (gint64)v);
         params_publish(o);
+        return true;
+    }
+    if (!strcmp(name, "multifd-compression")) {
+        if (strcmp(value, "none") && strcmp(value, "zlib") && strcmp(value, "zstd")) {
+            error_setg(errp, GLOBAL_FAIL "Parameter '%s' does not accept value '%s'", name,
+                       value, name, value);
+            return false;
+        }
+        json_object_set_string_member(o->params, name, value);
         return true;
     }
     if (!strcmp(name, "zero-page-detection")) {

@@ -93,8 +93,8 @@ static bool parse_size(const char *name, const char *val, bool mib, uint64_t *ou
     int ret = mib ? qemu_strtosz_MiB(val, NULL, out) : qemu_strtosz(val, NULL, out);
 
     if (ret < 0) {
-        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64",
-                   name);
+        error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64"
+                   QEMU_SIZE_SUFFIX_HINT, name);
         return false;
     }
     return true;
@@ -145,7 +145,8 @@ static bool opt_m(VMConfig *cfg, const char *arg, GError **errp)
             cfg->ram_size = VM_DEFAULT_RAM_SIZE;
         }
         if (cfg->ram_size > UINT64_MAX - 8191) {
-            error_setg(errp, "Parameter 'size' expects a non-negative number below 2^64");
+            error_setg(errp, "Parameter 'size' expects a non-negative number below 2^64"
+                       QEMU_SIZE_SUFFIX_HINT);
             return false;
         }
         cfg->ram_size = ROUND_UP(cfg->ram_size, 8192);

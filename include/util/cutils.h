@@ -16,6 +16,10 @@
  * (-EINVAL malformed, -ERANGE overflow).
  */
 int qemu_strtosz(const char *nptr, const char **end, uint64_t *result);
+/* QEMU's hint after "Parameter '...' expects a non-negative number below 2^64" */
+#define QEMU_SIZE_SUFFIX_HINT \
+    "\nOptional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n" \
+    "and exabytes, respectively."
 /* Same, but the default unit is MiB (for -m). */
 int qemu_strtosz_MiB(const char *nptr, const char **end, uint64_t *result);
 

@@ -41,15 +41,19 @@ typedef struct BadCase {
     const char *message;      /* whole stderr line after "mapram-vm: " */
 } BadCase;
 
+/* QEMU's hint lines after a bad size */
+#define HINT "\nOptional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n" \
+    "and exabytes, respectively."
+
 static const BadCase bad_cases[] = {
     { "-xyz", "-xyz: invalid option" },
     /* -global migration.*: QEMU's property types and texts (checked against QEMU 7.2) */
     { "-global migration.x-max-bandwidth=abc", "can't apply global "
       "migration.x-max-bandwidth=abc: Parameter 'x-max-bandwidth' expects a non-negative "
-      "number below 2^64" },
+      "number below 2^64" HINT },
     { "-global migration.x-max-bandwidth=-5", "can't apply global "
       "migration.x-max-bandwidth=-5: Parameter 'x-max-bandwidth' expects a non-negative "
-      "number below 2^64" },
+      "number below 2^64" HINT },
     { "-global migration.x-max-bandwidth=99999999999999999999", "can't apply global "
       "migration.x-max-bandwidth=99999999999999999999: Value '99999999999999999999' is out "
       "of range for parameter 'x-max-bandwidth'" },
@@ -68,8 +72,22 @@ static const BadCase bad_cases[] = {
       "migration.send-configuration=x: Parameter 'send-configuration' expects 'on' or 'off'" },
     { "-global migration.bogus=1", "can't apply global migration.bogus=1: Property "
       "'migration.bogus' not found" },
+    /* capabilities go by QEMU's property names (x-events), not their QMP names */
+    { "-global migration.events=on", "can't apply global migration.events=on: Property "
+      "'migration.events' not found" },
+    { "-global migration.x-events=maybe", "can't apply global migration.x-events=maybe: "
+      "Parameter 'x-events' expects 'on' or 'off'" },
+    { "-global migration.multifd-compression=lz4", "can't apply global "
+      "migration.multifd-compression=lz4: Parameter 'multifd-compression' does not accept "
+      "value 'lz4'" },
+    { "-global migration.multifd-zlib-level=10",
+      "Parameter 'multifd_zlib_level' expects a value between 0 and 9" },
+    { "-global migration.multifd-zstd-level=300", "can't apply global "
+      "migration.multifd-zstd-level=300: Parameter 'multifd-zstd-level' expects uint8_t" },
+    { "-global migration.x-downtime-limit=abc", "can't apply global "
+      "migration.x-downtime-limit=abc: Parameter 'x-downtime-limit' expects uint64" },
     { "-m", "-m: requires an argument" },
-    { "-m foo", "-m foo: Parameter 'size' expects a non-negative number below 2^64" },
+    { "-m foo", "-m foo: Parameter 'size' expects a non-negative number below 2^64" HINT },
     { "-smp 0", "-smp 0: Parameter 'cpus' expects a number between 1 and 64" },
     { "-guest nope", "-guest nope: unknown guest program 'nope' (idle, ab, fill, dirty, touch)" },
     { "-serial tcp:1", "-serial tcp:1: 'tcp' is not a valid char driver name" },
@@ -359,13 +377,34 @@ static void test_cmdline_global_values(void)
     QTestState *s = qtest_init_bin(qtest_vm_binary(), "-S -vga none -m 8M "
                                    "-global migration.x-max-bandwidth=1.5M "
                                    "-global migration.multifd-channels=0x10 "
-                                   "-global migration.zero-page-detection=legacy");
+                                   "-global migration.zero-page-detection=legacy "
+                                   "-global migration.multifd-compression=zstd "
+                                   "-global migration.multifd-zstd-level=3 "
+                                   "-global migration.x-downtime-limit=5000 "
+                                   "-global migration.x-events=on "
+                                   "-global migration.x-return-path=yes");
     JsonObject *p = qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate-parameters'}");
 
     g_assert_cmpint(json_object_get_int_member(p, "max-bandwidth"), ==, 1572864);
     g_assert_cmpint(json_object_get_int_member(p, "multifd-channels"), ==, 16);
     g_assert_cmpstr(json_object_get_string_member(p, "zero-page-detection"), ==, "legacy");
+    g_assert_cmpstr(json_object_get_string_member(p, "multifd-compression"), ==, "zstd");
+    g_assert_cmpint(json_object_get_int_member(p, "multifd-zstd-level"), ==, 3);
+    g_assert_cmpint(json_object_get_int_member(p, "downtime-limit"), ==, 5000);
     json_object_unref(p);
+    g_autoptr(JsonNode) caps = qtest_qmp_assert_success_node(s,
+        "{'execute': 'query-migrate-capabilities'}");
+    unsigned on = 0;
+    JsonArray *a = json_node_get_array(caps);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *c = json_array_get_object_element(a, i);
+        if (json_object_get_boolean_member(c, "state")) {
+            const char *name = json_object_get_string_member(c, "capability");
+            g_assert_true(!strcmp(name, "events") || !strcmp(name, "return-path"));
+            on++;
+        }
+    }
+    g_assert_cmpuint(on, ==, 2);
     qtest_quit(s);
 }
 
