@@ -37,6 +37,24 @@ static QTestState *start_dest(const char *name, bool share, bool paused)
     return to;
 }
 
+/* A source whose one RAM block start_dest() takes, mapped-ram on, converging. */
+static QTestState *start_source(void)
+{
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", SOURCE_ARGS);
+
+    migrate_set_capability(from, "mapped-ram", true);
+    migrate_ensure_converge(from);
+    return from;
+}
+
+/* A save the file's lock refuses: migrate opens the file before it returns, and fails. */
+static void assert_save_refused(QTestState *who, const char *uri, const char *want)
+{
+    g_autofree char *desc = migrate_qmp_expect_error(who, uri, NULL);
+
+    g_assert_cmpstr(desc, ==, want);
+}
+
 /* The first (only) block's page region and bitmap, from its MappedRamHeader. */
 static void block_layout(const uint8_t *file, size_t len, uint64_t *bitmap_offset,
                          uint64_t *pages_offset)
@@ -207,20 +225,9 @@ static void test_save_refused(void)
     assert_guest_runs(to);
 
     /* another VM, and the restored VM itself */
-    QTestState *other = qtest_init_bin(qtest_vm_binary(), "%s", SOURCE_ARGS);
-    migrate_set_capability(other, "mapped-ram", true);
-    migrate_ensure_converge(other);
-    g_autofree char *desc = migrate_qmp_expect_error(other, uri, NULL);
-    if (!desc) {
-        desc = wait_for_migration_fail(other);
-    }
-    g_assert_cmpstr(desc, ==, want);
-    g_free(desc);
-    desc = migrate_qmp_expect_error(to, uri, NULL);
-    if (!desc) {
-        desc = wait_for_migration_fail(to);
-    }
-    g_assert_cmpstr(desc, ==, want);
+    QTestState *other = start_source();
+    assert_save_refused(other, uri, want);
+    assert_save_refused(to, uri, want);
     /* an fd of the file, passed with getfd, is refused the same way (a stream save) */
     migrate_set_capability(other, "mapped-ram", false);
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -228,12 +235,7 @@ static void test_save_refused(void)
     qtest_qmp_fds_assert_success(other, &fd, 1, "{'execute': 'getfd', "
                                  "'arguments': {'fdname': 'shared-file'}}");
     close(fd);
-    g_free(desc);
-    desc = migrate_qmp_expect_error(other, "fd:shared-file", NULL);
-    if (!desc) {
-        desc = wait_for_migration_fail(other);
-    }
-    g_assert_cmpstr(desc, ==, want);
+    assert_save_refused(other, "fd:shared-file", want);
     migrate_set_capability(other, "mapped-ram", true);
     /* and the tool: convert another file's data into it */
     g_autofree char *copy = mig_path("copy");
@@ -285,19 +287,12 @@ static void test_save_holds_file(void)
         g_usleep(20 * 1000);
     }
 
-    QTestState *other = qtest_init_bin(qtest_vm_binary(), "%s", SOURCE_ARGS);
-    migrate_set_capability(other, "mapped-ram", true);
-    migrate_ensure_converge(other);
-    g_autofree char *desc = migrate_qmp_expect_error(other, uri, NULL);
-    if (!desc) {
-        desc = wait_for_migration_fail(other);
-    }
-    g_assert_cmpstr(desc, ==, want_save);
-    g_free(desc);
+    QTestState *other = start_source();
+    assert_save_refused(other, uri, want_save);
 
     QTestState *to = start_dest("dest_serial", false, false);
     migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
-    desc = wait_for_migration_fail(to);
+    g_autofree char *desc = wait_for_migration_fail(to);
     g_assert_true(g_str_has_suffix(desc, "Cannot map the migration file into guest memory: "
                                    "another process holds it locked for writing"));
     assert_dest_not_resumed(to);

@@ -496,37 +496,6 @@ static void test_cancel_late(void)
     fake_test_rmtree(dir);
 }
 
-/*
- * The same late cancel on a save to a peer (here a command): the whole
- * stream went out and the destination may run the guest, which nothing
- * can take back, so the cancel changes nothing: the source does not
- * start again beside it.
- */
-static void test_cancel_late_peer(void)
-{
-    if (!in_fault_subprocess("save-late-cancel")) {
-        return;
-    }
-    g_autofree char *dir = fake_test_mkdtemp("state");
-    g_autofree char *path = g_build_filename(dir, "vm.img", NULL);
-    g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
-    struct stat st;
-    MigrationInfo info;
-    Vm src;
-
-    vm_init(&src, RUN_STATE_RUNNING, 1);
-    save(&src, uri, &info);
-    g_assert_cmpstr(info.status, ==, "completed");
-    migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, runstate postmigrate, MIGRATION completed");
-    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_POSTMIGRATE);
-    g_assert_cmpint(stat(path, &st), ==, 0);
-    g_assert_cmpint(st.st_size, >, 1 << 20);         /* the whole stream went out */
-    vm_cleanup(&src);
-    fake_test_rmtree(dir);
-}
-
 /* Whether the file at path holds the vmdesc, which only follows the stream's EOF. */
 static bool file_has_vmdesc(const char *path)
 {
@@ -538,13 +507,14 @@ static bool file_has_vmdesc(const char *path)
 }
 
 /*
- * A cancel right after the stream's last bytes went out to a peer (the
- * final flush done, completion's bookkeeping still to come) changes
- * nothing either: the end was claimed before the EOF was written.
+ * A save to a peer (here exec:cat) with a cancel injected by fault: one
+ * before the end was claimed wins (cancelled, the source runs again, no
+ * byte of the stream's end went out), one after changes nothing
+ * (completed, the whole stream out: the destination may run the guest).
  */
-static void test_cancel_flushed_peer(void)
+static void peer_cancel(const char *fault, bool wins)
 {
-    if (!in_fault_subprocess("save-flushed-cancel")) {
+    if (!in_fault_subprocess(fault)) {
         return;
     }
     g_autofree char *dir = fake_test_mkdtemp("state");
@@ -555,43 +525,37 @@ static void test_cancel_flushed_peer(void)
 
     vm_init(&src, RUN_STATE_RUNNING, 1);
     save(&src, uri, &info);
-    g_assert_cmpstr(info.status, ==, "completed");
+    g_assert_cmpstr(info.status, ==, wins ? "cancelled" : "completed");
+    g_assert_null(info.error_desc);
     migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, runstate postmigrate, MIGRATION completed");
-    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_POSTMIGRATE);
-    g_assert_true(file_has_vmdesc(path));
+    assert_events(src.h, wins ? "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                                "MIGRATION device, MIGRATION cancelling, vm_start, "
+                                "MIGRATION cancelled"
+                              : "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
+                                "MIGRATION device, runstate postmigrate, MIGRATION completed");
+    g_assert_cmpint(fake_host_runstate(src.h), ==,
+                    wins ? RUN_STATE_RUNNING : RUN_STATE_POSTMIGRATE);
+    g_assert_true(file_has_vmdesc(path) == !wins);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
 }
 
-/*
- * A cancel that comes after the device state and before the peer's EOF
- * wins: no byte of the stream's end goes out, so no destination can
- * complete, and the source runs again.
- */
+/* The late cancel of test_cancel_late, once the save to a peer is over: no effect. */
+static void test_cancel_late_peer(void)
+{
+    peer_cancel("save-late-cancel", false);
+}
+
+/* Right after the stream's last bytes went out (the claim came before the EOF). */
+static void test_cancel_flushed_peer(void)
+{
+    peer_cancel("save-flushed-cancel", false);
+}
+
+/* After the device state went out and before the EOF: the cancel wins. */
 static void test_cancel_before_eof_peer(void)
 {
-    if (!in_fault_subprocess("save-cancel-before-eof")) {
-        return;
-    }
-    g_autofree char *dir = fake_test_mkdtemp("state");
-    g_autofree char *path = g_build_filename(dir, "vm.img", NULL);
-    g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
-    MigrationInfo info;
-    Vm src;
-
-    vm_init(&src, RUN_STATE_RUNNING, 1);
-    save(&src, uri, &info);
-    g_assert_cmpstr(info.status, ==, "cancelled");
-    g_assert_null(info.error_desc);
-    migration_info_clear(&info);
-    assert_events(src.h, "MIGRATION setup, MIGRATION active, vm_stop finish-migrate, "
-                  "MIGRATION device, MIGRATION cancelling, vm_start, MIGRATION cancelled");
-    g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
-    g_assert_false(file_has_vmdesc(path));
-    vm_cleanup(&src);
-    fake_test_rmtree(dir);
+    peer_cancel("save-cancel-before-eof", true);
 }
 
 static void cancel_on_error(FakeHost *h, void *opaque)
