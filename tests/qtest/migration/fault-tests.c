@@ -122,6 +122,32 @@ static void test_send_stall_cancel(void)
 }
 
 /*
+ * A save under the fault env to uri (cap: one capability or NULL) is
+ * cancelled delay_ms after it reached "device": it ends cancelled and the
+ * source runs on unchanged.
+ */
+static void cancel_in_device(const char *env0, const char *uri, const char *cap,
+                             unsigned delay_ms)
+{
+    static const char *const ungoals[] = { "failed", "completed", NULL };
+    const char *env[] = { env0, NULL };
+    MigrateCommon args = { .start.only_source = true, .start.env_source = env,
+                           .caps = { cap } };
+    QTestState *from, *to;
+
+    migrate_start(&args, &from, &to);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "device", ungoals);
+    g_usleep(delay_ms * 1000);
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    assert_source_intact(from);
+    qtest_quit(from);
+}
+
+/*
  * A save to a peer (here exec:cat) whose final flush before the EOF stalls
  * (a peer that stopped reading): a cancel then still wins, the source
  * runs on and the peer never gets the EOF.  The end is claimed only once
@@ -129,25 +155,12 @@ static void test_send_stall_cancel(void)
  */
 static void test_cancel_before_eof_peer(void)
 {
-    static const char *const ungoals[] = { "failed", "completed", NULL };
-    const char *env[] = { "MAPRAM_FAULT=save-pre-eof-stall", NULL };
     g_autofree char *path = mig_path("peer.out");
     g_autofree char *uri = g_strdup_printf("exec:cat > %s", path);
-    MigrateCommon args = { .start.only_source = true, .start.env_source = env };
-    QTestState *from, *to;
     g_autofree char *out = NULL, *err = NULL;
 
-    migrate_start(&args, &from, &to);
-    migrate_ensure_converge(from);
-    wait_for_serial("src_serial");
-    migrate_qmp(from, uri, NULL);
-    wait_for_migration_status(from, "device", ungoals);
-    /* the device state is written by now; the flush before the EOF stalls for 3 s */
-    g_usleep(500 * 1000);
-    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
-    wait_for_migration_status(from, "cancelled", ungoals);
-    assert_source_intact(from);
-    qtest_quit(from);
+    /* the device state is written 0.5 s in; the flush before the EOF stalls for 3 s */
+    cancel_in_device("MAPRAM_FAULT=save-pre-eof-stall", uri, NULL, 500);
     g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
     g_assert_nonnull(strstr(err, ": Unexpected end of stream at offset "));
 }
@@ -160,30 +173,17 @@ static void test_cancel_before_eof_peer(void)
  */
 static void test_cancel_during_completion(void)
 {
-    static const char *const ungoals[] = { "failed", "completed", NULL };
-    const char *env[] = { "MAPRAM_FAULT=device-state-stall", NULL };
     g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autofree char *want = g_strdup_printf(
         "mapram verify: %s: Stream header at offset 0: the stream is empty "
         "(no QEVM header)\n", path);
-    const char *caps[][2] = { { "mapped-ram", NULL }, { NULL, NULL } };
+    const char *caps[] = { "mapped-ram", NULL };
 
     for (size_t i = 0; i < G_N_ELEMENTS(caps); i++) {
-        MigrateCommon args = { .start.only_source = true, .start.env_source = env,
-                               .caps = { caps[i][0] } };
-        QTestState *from, *to;
         g_autofree char *out = NULL, *err = NULL;
 
-        migrate_start(&args, &from, &to);
-        migrate_ensure_converge(from);
-        wait_for_serial("src_serial");
-        migrate_qmp(from, uri, NULL);
-        wait_for_migration_status(from, "device", ungoals);
-        qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
-        wait_for_migration_status(from, "cancelled", ungoals);
-        assert_source_intact(from);
-        qtest_quit(from);
+        cancel_in_device("MAPRAM_FAULT=device-state-stall", uri, caps[i], 0);
         g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
         g_assert_cmpstr(err, ==, want);
     }
