@@ -436,17 +436,26 @@ fail:
  * As QEMU's inet_listen_saddr: an address whose socket cannot be made, or
  * whose port is taken, gives way to the next; any other bind() or listen()
  * error ends the search with QEMU's text.  *created: a socket was made.
+ * An IPv6 socket takes IPv4 connections too (IPV6_V6ONLY off) unless its
+ * port is taken for IPv4 only: then it is made again for IPv6 alone, so
+ * that 0.0.0.0:P and [::]:P can both listen.
  */
 static int listen_one(const struct addrinfo *ai, bool *created, GError **errp)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    bool v6only = false;
+    int fd, saved_errno;
+    const char *what;
 
+again:
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         return -1;
     }
     *created = true;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-    const char *what = NULL;
+    if (ai->ai_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){ v6only }, sizeof(int));
+    }
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
         what = "Failed to bind socket";
     } else if (listen(fd, SOMAXCONN) < 0) {
@@ -454,14 +463,31 @@ static int listen_one(const struct addrinfo *ai, bool *created, GError **errp)
     } else {
         return fd;
     }
-    int saved_errno = errno;
+    saved_errno = errno;
     close(fd);
+    if (saved_errno == EADDRINUSE && ai->ai_family == AF_INET6 && !v6only) {
+        v6only = true;
+        goto again;
+    }
     if (saved_errno != EADDRINUSE) {
         error_setg_errno(errp, saved_errno, "%s", what);
         return -2;
     }
     errno = saved_errno;
     return -1;
+}
+
+/* One address as QEMU listens on it: the fd, or -1 with QEMU's text. */
+static int listen_addr(const struct addrinfo *ai, GError **errp)
+{
+    bool created = false;
+    int fd = listen_one(ai, &created, errp);
+
+    if (fd == -1) {
+        error_setg_errno(errp, errno, "%s", created ? "Failed to find an available port"
+                                                    : "Failed to create a socket");
+    }
+    return fd < 0 ? -1 : fd;
 }
 
 int io_socket_listen_tcp(const char *host, const char *port, GError **errp)
@@ -486,6 +512,130 @@ int io_socket_listen_tcp(const char *host, const char *port, GError **errp)
                                                           : "Failed to create a socket");
     }
     return fd < 0 ? -1 : fd;
+}
+
+struct IOListener {
+    unsigned n;
+    int fds[];                  /* n listening fds, non-blocking, owned */
+};
+
+static IOListener *listener_new(const int *fds, unsigned n)
+{
+    IOListener *l = g_malloc(sizeof(*l) + n * sizeof(int));
+
+    l->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        l->fds[i] = fds[i];
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+    }
+    return l;
+}
+
+IOListener *io_listener_open_unix(const char *path, GError **errp)
+{
+    int fd = io_socket_listen_unix(path, errp);
+
+    return fd < 0 ? NULL : listener_new(&fd, 1);
+}
+
+IOListener *io_listener_open_tcp(const char *host, const char *port, GError **errp)
+{
+    struct addrinfo *res = resolve(host, port, true, errp);
+    g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
+    GError *first = NULL;
+
+    if (!res) {
+        return NULL;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = listen_addr(ai, first ? NULL : &first);
+        if (fd >= 0) {
+            g_array_append_val(fds, fd);
+        }
+    }
+    freeaddrinfo(res);
+    if (!fds->len) {
+        g_propagate_error(errp, first);
+        return NULL;
+    }
+    g_clear_error(&first);
+    return listener_new((const int *)(void *)fds->data, fds->len);
+}
+
+unsigned io_listener_count(const IOListener *l)
+{
+    return l->n;
+}
+
+int io_listener_fd(const IOListener *l, unsigned i)
+{
+    g_assert(i < l->n);
+    return l->fds[i];
+}
+
+/* poll() every fd; the number of them with an event, 0 on timeout or EINTR. */
+static int listener_poll(const IOListener *l, struct pollfd *pfd, int timeout_ms)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        pfd[i] = (struct pollfd){ .fd = l->fds[i], .events = POLLIN };
+    }
+    int r = poll(pfd, l->n, timeout_ms);
+    return r < 0 ? 0 : r;
+}
+
+bool io_listener_wait(const IOListener *l, int timeout_ms)
+{
+    g_autofree struct pollfd *pfd = g_new(struct pollfd, l->n);
+
+    return listener_poll(l, pfd, timeout_ms) > 0;
+}
+
+IOChannel *io_listener_accept(const IOListener *l, GError **errp)
+{
+    g_autofree struct pollfd *pfd = g_new(struct pollfd, l->n);
+
+    for (;;) {
+        if (!listener_poll(l, pfd, -1)) {
+            continue;
+        }
+        for (unsigned i = 0; i < l->n; i++) {
+            if (!pfd[i].revents) {
+                continue;
+            }
+            /* the new socket does not inherit the listener's O_NONBLOCK */
+            int fd = accept4(l->fds[i], NULL, NULL, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                return io_channel_socket_new_fd(fd, "socket-accepted");
+            }
+            int e = errno;
+            if ((e == EAGAIN || e == EWOULDBLOCK || e == EINTR || e == ECONNABORTED) &&
+                !(pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+                continue;       /* the connection went before it was taken */
+            }
+            /* a listener shut down (io_listener_shutdown) ends up here */
+            error_setg_errno(errp, e == EAGAIN || e == EWOULDBLOCK ? EINVAL : e,
+                             "Unable to accept connection");
+            return NULL;
+        }
+    }
+}
+
+void io_listener_shutdown(const IOListener *l)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        shutdown(l->fds[i], SHUT_RDWR);
+    }
+}
+
+void io_listener_free(IOListener *l)
+{
+    if (!l) {
+        return;
+    }
+    for (unsigned i = 0; i < l->n; i++) {
+        close(l->fds[i]);
+    }
+    g_free(l);
 }
 
 int io_socket_get_port(int fd)

@@ -46,8 +46,8 @@ static IOChannel *exec_open_outgoing(Migration *m, const MigAddr *a, off_t *star
     return io_channel_command_new_spawn(a->command, O_WRONLY, errp);
 }
 
-static IOChannel *exec_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                     GError **errp)
+static IOChannel *exec_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                     IOListener **listener, GError **errp)
 {
     return io_channel_command_new_spawn(a->command, O_RDONLY, errp);
 }

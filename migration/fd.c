@@ -104,8 +104,8 @@ static IOChannel *fd_open(Migration *m, const MigAddr *a, bool incoming, off_t *
     return ioc;
 }
 
-static IOChannel *fd_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                   GError **errp)
+static IOChannel *fd_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                   IOListener **listener, GError **errp)
 {
     return fd_open(m, a, true, start, errp);
 }

@@ -98,8 +98,8 @@ static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *star
     return g_steal_pointer(&ioc);
 }
 
-static IOChannel *file_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                     GError **errp)
+static IOChannel *file_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                     IOListener **listener, GError **errp)
 {
     g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_RDONLY, 0, errp);
 

@@ -43,9 +43,7 @@ static void state_unref(MigrationIncomingState *s)
     if (s->ioc) {
         io_channel_unref(s->ioc);
     }
-    if (s->listen_fd >= 0) {
-        close(s->listen_fd);
-    }
+    io_listener_free(s->listener);
     postcopy_load_free(s->postcopy);
     migration_config_free(s->cfg);
     mig_addr_clear(&s->addr);
@@ -231,7 +229,7 @@ static IOChannel *accept_peer(MigrationIncomingState *s, GError **errp)
 {
     for (;;) {
         GError *err = NULL;
-        IOChannel *ioc = io_socket_accept(s->listen_fd, &err);
+        IOChannel *ioc = io_listener_accept(s->listener, &err);
         if (ioc) {
             return ioc;
         }
@@ -260,7 +258,7 @@ static IOChannel *accept_all(IncomingRun *run, GError **errp)
     MigrationIncomingState *s = run->s;
 
     run->multifd_iocs = g_new0(IOChannel *, s->cfg->multifd_channels);
-    return multifd_accept_all(s->listen_fd, s->cfg->multifd_channels, run->multifd_iocs,
+    return multifd_accept_all(s->listener, s->cfg->multifd_channels, run->multifd_iocs,
                               stop_polled, s, errp);
 }
 
@@ -279,8 +277,7 @@ static bool take_channel(IncomingRun *run, GError **errp)
      * nothing); without it that source is refused and keeps running.
      */
     qemu_mutex_lock(&s->lock);
-    close(s->listen_fd);
-    s->listen_fd = -1;
+    io_listener_free(g_steal_pointer(&s->listener));
     s->ioc = ioc;
     qemu_mutex_unlock(&s->lock);
     if (!strcmp(s->addr.sock_type, "unix")) {
@@ -510,14 +507,13 @@ bool migration_incoming_begin(Migration *m, MigAddr *addr, bool exit_on_error,
     memset(addr, 0, sizeof(*addr));
     s->start_ms = migration_now_ms();
     s->exit_on_error = exit_on_error;
-    s->listen_fd = -1;
     qemu_mutex_init(&s->lock);
 
     IncomingRun *run = g_new0(IncomingRun, 1);
     run->s = s;
     run->m = m;
-    s->ioc = transport_open_incoming(m, &s->addr, &run->start, &s->listen_fd, errp);
-    if (!s->ioc && s->listen_fd < 0) {
+    s->ioc = transport_open_incoming(m, &s->addr, &run->start, &s->listener, errp);
+    if (!s->ioc && !s->listener) {
         g_free(run);
         state_unref(s);
         return false;
@@ -537,8 +533,8 @@ void migration_incoming_free(MigrationIncomingState *s)
     }
     __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
     qemu_mutex_lock(&s->lock);
-    if (s->listen_fd >= 0) {
-        shutdown(s->listen_fd, SHUT_RDWR);    /* wakes a blocked accept */
+    if (s->listener) {
+        io_listener_shutdown(s->listener);    /* wakes a blocked accept */
     }
     if (s->ioc) {
         io_channel_shutdown(s->ioc, NULL);
@@ -620,8 +616,8 @@ JsonArray *migration_incoming_listen_address(MigrationIncomingState *s)
 {
     JsonArray *a = NULL;
     qemu_mutex_lock(&s->lock);
-    if (s->listen_fd >= 0 && s->addr.sock_type) {
-        a = transport_listen_address(&s->addr, s->listen_fd);
+    if (s->listener && s->addr.sock_type) {
+        a = transport_listen_address(&s->addr, s->listener);
     }
     qemu_mutex_unlock(&s->lock);
     return a;

@@ -68,11 +68,11 @@ char *mig_addr_describe(const MigAddr *a);
  */
 IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start, const int *stop,
                                    GError **errp);
-/* Incoming: file/exec/fd return a channel; sockets return NULL and *listen_fd. */
-IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                   GError **errp);
+/* Incoming: file/exec/fd return a channel; sockets return NULL and *listener. */
+IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                   IOListener **listener, GError **errp);
 /* For query-migrate's socket-address on the destination. */
-JsonArray *transport_listen_address(const MigAddr *a, int listen_fd);
+JsonArray *transport_listen_address(const MigAddr *a, const IOListener *l);
 
 typedef struct MigrationState MigrationState;
 typedef struct MigrationIncomingState MigrationIncomingState;
@@ -181,7 +181,7 @@ struct MigrationIncomingState {
     MigrationStatus status;
     char *error_desc;             /* set by the thread when the load failed */
     gint64 total_ms;
-    int listen_fd;                /* sockets: until a peer is accepted, else -1 */
+    IOListener *listener;         /* sockets: until a peer is accepted, else NULL */
     IOChannel *ioc;               /* the opened or accepted channel */
     /*
      * The incoming thread while it runs, then the main thread (after the

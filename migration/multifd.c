@@ -819,6 +819,17 @@ void multifd_recv_free(MultiFDRecv *r)
 #define QEVM_MAGIC 0x5145564dU
 
 /* Waits until fd is readable; false when stop says so. */
+/* A connection waits on l; false when stop says so (looked at every 100 ms). */
+static bool listener_wait(const IOListener *l, MultiFDStop stop, void *opaque)
+{
+    while (!(stop && stop(opaque))) {
+        if (io_listener_wait(l, 100)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool wait_readable(int fd, MultiFDStop stop, void *opaque)
 {
     for (;;) {
@@ -921,7 +932,7 @@ static bool take_channel(IOChannel *ioc, unsigned channels, IOChannel **chans, M
     return true;
 }
 
-IOChannel *multifd_accept_all(int listen_fd, unsigned channels, IOChannel **chans,
+IOChannel *multifd_accept_all(const IOListener *l, unsigned channels, IOChannel **chans,
                               MultiFDStop stop, void *opaque, GError **errp)
 {
     g_autoptr(IOChannel) main_ioc = NULL;
@@ -929,11 +940,11 @@ IOChannel *multifd_accept_all(int listen_fd, unsigned channels, IOChannel **chan
 
     while (!main_ioc || got < channels) {
         uint32_t magic;
-        if (!wait_readable(listen_fd, stop, opaque)) {
+        if (!listener_wait(l, stop, opaque)) {
             error_setg(errp, "Failed to accept a migration connection: stopped");
             return NULL;
         }
-        g_autoptr(IOChannel) ioc = io_socket_accept(listen_fd, errp);
+        g_autoptr(IOChannel) ioc = io_listener_accept(l, errp);
         uint8_t b[4];
         if (!ioc || !read_start(ioc, b, sizeof(b), true, stop, opaque, errp)) {
             return NULL;

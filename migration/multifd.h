@@ -188,7 +188,7 @@ void multifd_send_free(MultiFDSend *s);
 typedef bool (*MultiFDStop)(void *opaque);
 
 /*
- * Accepts on listen_fd until the main connection and channels multifd
+ * Accepts on l until the main connection and channels multifd
  * connections are there, in any order (10.2's senders connect the
  * channels first, 7.2's the main one first), each told by its first 4
  * bytes; a multifd one's initial packet is read and checked at once.
@@ -196,7 +196,7 @@ typedef bool (*MultiFDStop)(void *opaque);
  * its id, also on failure (the caller drops them).  Returns the main
  * connection, or NULL + errp (QEMU's texts).
  */
-IOChannel *multifd_accept_all(int listen_fd, unsigned channels, IOChannel **chans,
+IOChannel *multifd_accept_all(const IOListener *l, unsigned channels, IOChannel **chans,
                               MultiFDStop stop, void *opaque, GError **errp);
 
 /* ---- receiving ---- */

@@ -116,15 +116,12 @@ static IOChannel *socket_open_outgoing(Migration *m, const MigAddr *a, off_t *st
     return io_channel_socket_connect_tcp_stoppable(a->host, a->port, stop, errp);
 }
 
-/* No channel yet: *listen_fd is what migration.c accepts on. */
-static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                       GError **errp)
+/* No channel yet: *listener is what incoming.c accepts on. */
+static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                       IOListener **listener, GError **errp)
 {
-    if (is_unix(a)) {
-        *listen_fd = io_socket_listen_unix(a->path, errp);
-    } else {
-        *listen_fd = io_socket_listen_tcp(a->host, a->port, errp);
-    }
+    *listener = is_unix(a) ? io_listener_open_unix(a->path, errp)
+                           : io_listener_open_tcp(a->host, a->port, errp);
     return NULL;
 }
 
@@ -152,30 +149,33 @@ static int inet_bound_address(int listen_fd, char host[INET6_ADDRSTRLEN], int *p
     return ss.ss_family;
 }
 
-static JsonArray *socket_listen_address(const MigAddr *a, int listen_fd)
+/* One element per listening socket, the last opened first (as QEMU 7.2 and 10.2 list them). */
+static JsonArray *socket_listen_address(const MigAddr *a, const IOListener *l)
 {
     JsonArray *arr = json_array_new();
-    JsonObject *o = json_object_new();
 
-    if (is_unix(a)) {
-        json_object_set_string_member(o, "type", "unix");
-        json_object_set_string_member(o, "path", a->path);
-    } else {
-        char host[INET6_ADDRSTRLEN] = "";
-        int port = 0;
-        g_autofree char *p = NULL;
+    for (unsigned i = io_listener_count(l); i-- > 0;) {
+        JsonObject *o = json_object_new();
+        if (is_unix(a)) {
+            json_object_set_string_member(o, "type", "unix");
+            json_object_set_string_member(o, "path", a->path);
+        } else {
+            char host[INET6_ADDRSTRLEN] = "";
+            int port = 0;
+            g_autofree char *p = NULL;
 
-        int family = inet_bound_address(listen_fd, host, &port);
-        p = g_strdup_printf("%d", port);
-        json_object_set_string_member(o, "type", "inet");
-        json_object_set_string_member(o, "host", host);
-        json_object_set_string_member(o, "port", p);
-        /* as QEMU's socket_sockaddr_to_address_inet */
-        if (family == AF_INET || family == AF_INET6) {
-            json_object_set_boolean_member(o, family == AF_INET ? "ipv4" : "ipv6", true);
+            int family = inet_bound_address(io_listener_fd(l, i), host, &port);
+            p = g_strdup_printf("%d", port);
+            json_object_set_string_member(o, "type", "inet");
+            json_object_set_string_member(o, "host", host);
+            json_object_set_string_member(o, "port", p);
+            /* as QEMU's socket_sockaddr_to_address_inet */
+            if (family == AF_INET || family == AF_INET6) {
+                json_object_set_boolean_member(o, family == AF_INET ? "ipv4" : "ipv6", true);
+            }
         }
+        json_array_add_object_element(arr, o);
     }
-    json_array_add_object_element(arr, o);
     return arr;
 }
 

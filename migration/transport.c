@@ -34,8 +34,8 @@ static IOChannel *rdma_open_outgoing(Migration *m, const MigAddr *a, off_t *star
     return NULL;
 }
 
-static IOChannel *rdma_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                     GError **errp)
+static IOChannel *rdma_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                     IOListener **listener, GError **errp)
 {
     return rdma_open_outgoing(m, a, start, NULL, errp);
 }
@@ -176,17 +176,17 @@ IOChannel *transport_open_outgoing(Migration *m, const MigAddr *a, off_t *start,
     return transport_of(a)->open_outgoing(m, a, start, stop, errp);
 }
 
-IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
-                                   GError **errp)
+IOChannel *transport_open_incoming(Migration *m, const MigAddr *a, off_t *start,
+                                   IOListener **listener, GError **errp)
 {
     *start = 0;
-    *listen_fd = -1;
-    return transport_of(a)->open_incoming(m, a, start, listen_fd, errp);
+    *listener = NULL;
+    return transport_of(a)->open_incoming(m, a, start, listener, errp);
 }
 
-JsonArray *transport_listen_address(const MigAddr *a, int listen_fd)
+JsonArray *transport_listen_address(const MigAddr *a, const IOListener *l)
 {
     const MigTransport *t = transport_of(a);
 
-    return t->listen_address ? t->listen_address(a, listen_fd) : json_array_new();
+    return t->listen_address ? t->listen_address(a, l) : json_array_new();
 }

@@ -29,14 +29,14 @@ typedef struct MigTransport {
     /* A URI that names the address, for messages and query-migrate. */
     char *(*describe)(const MigAddr *a);
     /* As transport_open_outgoing / transport_open_incoming (m may be NULL:
-     * no host to ask for named fds); *start and *listen_fd come in as 0
-     * and -1. */
+     * no host to ask for named fds); *start and *listener come in as 0
+     * and NULL. */
     IOChannel *(*open_outgoing)(Migration *m, const MigAddr *a, off_t *start, const int *stop,
                                 GError **errp);
-    IOChannel *(*open_incoming)(Migration *m, const MigAddr *a, off_t *start, int *listen_fd,
+    IOChannel *(*open_incoming)(Migration *m, const MigAddr *a, off_t *start, IOListener **listener,
                                 GError **errp);
     /* Optional: where an incoming listener is, for query-migrate. */
-    JsonArray *(*listen_address)(const MigAddr *a, int listen_fd);
+    JsonArray *(*listen_address)(const MigAddr *a, const IOListener *l);
 } MigTransport;
 
 extern const MigTransport mig_transport_file;     /* file.c */

@@ -626,7 +626,7 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset, bo
  * instead of waiting for pages that will never come.
  */
 typedef struct ExtraWatch {
-    int listen_fd;             /* immutable */
+    const IOListener *listener; /* immutable */
     unsigned nchan;            /* immutable */
     IOChannel *main;           /* immutable; shut down from the watcher */
     GThread *thread;
@@ -639,11 +639,10 @@ static gpointer watch_extra(gpointer opaque)
     ExtraWatch *w = opaque;
 
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
-        struct pollfd pfd = { .fd = w->listen_fd, .events = POLLIN };
-        if (poll(&pfd, 1, 100) <= 0) {
+        if (!io_listener_wait(w->listener, 100)) {
             continue;
         }
-        g_autoptr(IOChannel) ioc = io_socket_accept(w->listen_fd, NULL);
+        g_autoptr(IOChannel) ioc = io_listener_accept(w->listener, NULL);
         static const uint8_t no_uuid[16];
         uint8_t init[MULTIFD_INIT_SIZE], id;
         /* a peer that sends nothing must not keep the save from ending */
@@ -672,7 +671,7 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
 {
     MigAddr addr;
     ListenInput li = { .nchan = channels };
-    int listen_fd = -1;
+    g_autoptr(IOListener) listener = NULL;
     bool ok = false;
 
     if (!migration_parse_uri(uri, &addr, errp)) {
@@ -689,19 +688,19 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
             goto out;
         }
     }
-    listen_fd = !strcmp(addr.sock_type, "unix") ? io_socket_listen_unix(addr.path, errp)
-                                                : io_socket_listen_tcp(addr.host, addr.port, errp);
-    if (listen_fd < 0) {
+    listener = !strcmp(addr.sock_type, "unix") ? io_listener_open_unix(addr.path, errp)
+                                               : io_listener_open_tcp(addr.host, addr.port, errp);
+    if (!listener) {
         goto out;
     }
     if (li.nchan) {
         li.chans = g_new0(IOChannel *, li.nchan);
-        li.main = multifd_accept_all(listen_fd, li.nchan, li.chans, NULL, NULL, errp);
+        li.main = multifd_accept_all(listener, li.nchan, li.chans, NULL, NULL, errp);
     } else {
-        li.main = io_socket_accept(listen_fd, errp);
+        li.main = io_listener_accept(listener, errp);
     }
     if (li.main) {
-        ExtraWatch w = { .listen_fd = listen_fd, .nchan = li.nchan, .main = li.main };
+        ExtraWatch w = { .listener = listener, .nchan = li.nchan, .main = li.main };
         if (li.nchan) {
             w.thread = g_thread_new("extra-channels", watch_extra, &w);
         }
@@ -721,7 +720,7 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
         }
         g_clear_error(&w.err);
     }
-    close(listen_fd);
+    g_clear_pointer(&listener, io_listener_free);
     if (!strcmp(addr.sock_type, "unix")) {
         unlink(addr.path);
     }

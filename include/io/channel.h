@@ -180,6 +180,26 @@ IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char 
 int io_socket_listen_unix(const char *path, GError **errp);
 int io_socket_listen_tcp(const char *host, const char *port, GError **errp);
 IOChannel *io_socket_accept(int listen_fd, GError **errp);
+/*
+ * A migration's listening sockets, as QEMU's net listener: the one of a
+ * unix path, or one for every address a tcp host resolves to (an empty
+ * host: 0.0.0.0 and ::, each on the port; with port 0 each gets its own).
+ * tcp listens if any address does, else fails with the first address's
+ * error.  The fds are non-blocking and owned by the listener.
+ */
+typedef struct IOListener IOListener;
+IOListener *io_listener_open_unix(const char *path, GError **errp);
+IOListener *io_listener_open_tcp(const char *host, const char *port, GError **errp);
+unsigned io_listener_count(const IOListener *l);
+int io_listener_fd(const IOListener *l, unsigned i);
+/* A connection waits on one of them, within timeout_ms (-1: no limit). */
+bool io_listener_wait(const IOListener *l, int timeout_ms);
+/* Waits for a connection on any of them; fails once io_listener_shutdown ran. */
+IOChannel *io_listener_accept(const IOListener *l, GError **errp);
+/* Wakes a blocked io_listener_accept (any thread); the fds stay open. */
+void io_listener_shutdown(const IOListener *l);
+void io_listener_free(IOListener *l);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(IOListener, io_listener_free)
 /* Receive data plus up to max_fds SCM_RIGHTS fds on a unix socket fd; fds appended to *fds. */
 ssize_t io_socket_recv_with_fds(int fd, void *buf, size_t len, GArray *fds, GError **errp);
 /* Send len bytes (one sendmsg, may be short) with nfds (<= 16) SCM_RIGHTS fds; fds stay the caller's. */

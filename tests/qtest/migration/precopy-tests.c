@@ -85,6 +85,55 @@ static void test_precopy_tcp(void)
     test_precopy_common(&args);
 }
 
+/* socket-address of tcp::PORT: :: then 0.0.0.0, both on the port, as QEMU lists them. */
+static void tcp_any_check_socket_address(QTestState *from, QTestState *to,
+                                         MigrateCommon *args)
+{
+    g_autoptr(JsonObject) info = migrate_query(to);
+    JsonArray *addrs = json_object_get_array_member(info, "socket-address");
+    g_autofree char *port = g_strdup_printf("%d", *(const int *)args->opaque);
+    static const char *const want[][2] = { { "::", "ipv6" }, { "0.0.0.0", "ipv4" } };
+
+    g_assert_cmpuint(json_array_get_length(addrs), ==, 2);
+    for (guint i = 0; i < 2; i++) {
+        JsonObject *a = json_array_get_object_element(addrs, i);
+
+        g_assert_cmpstr(qtest_json_get_str(a, "host"), ==, want[i][0]);
+        g_assert_cmpstr(qtest_json_get_str(a, "port"), ==, port);
+        g_assert_true(json_object_get_boolean_member(a, want[i][1]));
+    }
+}
+
+/*
+ * A destination on tcp::PORT listens on every address, as QEMU's does:
+ * a source reaches it over IPv6 (before, it listened on 0.0.0.0 alone
+ * and the connection to [::1] was refused).
+ */
+static void test_precopy_tcp_any_ipv6(void)
+{
+    int port = free_tcp_port();
+    g_autofree char *listen = g_strdup_printf("tcp::%d", port);
+    g_autofree char *connect = g_strdup_printf("tcp:[::1]:%d", port);
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool v6 = probe >= 0 && bind(probe, (struct sockaddr *)&lo6, sizeof(lo6)) == 0;
+    MigrateCommon args = {
+        .connect_uri = connect,
+        .listen_uri = listen,
+        .start_hook = tcp_any_check_socket_address,
+        .opaque = &port,
+    };
+
+    if (probe >= 0) {
+        close(probe);
+    }
+    if (!v6) {
+        g_test_skip("no IPv6 loopback here");
+        return;
+    }
+    test_precopy_common(&args);
+}
+
 /*
  * migrate-start-postcopy: QEMU's two refusals, then on a save under way
  * the answer that it goes on as precopy (it does, and completes), and no
@@ -321,6 +370,7 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/unix", test_precopy_unix,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
+    migration_test_add("/migration/precopy/tcp/any-ipv6", test_precopy_tcp_any_ipv6, MIG_SMOKE);
     migration_test_add("/migration/precopy/start-postcopy", test_start_postcopy, MIG_FULL);
     migration_test_add("/migration/precopy/fd", test_precopy_fd, MIG_FULL);
     migration_test_add("/migration/precopy/write-error/exec", test_write_error_exec, MIG_FULL);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -235,15 +236,15 @@ static void test_file_incoming(void)
     g_autoptr(IOChannel) ioc = NULL;
     MigAddr a;
     off_t start = -1;
-    int listen_fd = 0;
+    g_autoptr(IOListener) listener = NULL;
     char buf[4];
 
     g_assert_true(g_file_set_contents(path, "headerQEVM", 10, &err));
     parse(uri, &a);
-    ioc = transport_open_incoming(NULL, &a, &start, &listen_fd, &err);
+    ioc = transport_open_incoming(NULL, &a, &start, &listener, &err);
     g_assert_no_error(err);
     g_assert_cmpint(start, ==, 6);
-    g_assert_cmpint(listen_fd, ==, -1);
+    g_assert_null(listener);
     g_assert_cmpstr(ioc->name, ==, "migration-file-incoming");
     g_assert_true(io_channel_read_all(ioc, buf, 4, &err));
     g_assert_true(memcmp(buf, "QEVM", 4) == 0);
@@ -266,7 +267,8 @@ static void test_file_incoming_fifo(void)
     g_autoptr(IOChannel) ioc = NULL;
     MigAddr a;
     off_t start = -1;
-    int listen_fd, writer;
+    g_autoptr(IOListener) listener = NULL;
+    int writer;
     char buf[4];
 
     g_assert_cmpint(mkfifo(path, 0600), ==, 0);
@@ -274,7 +276,7 @@ static void test_file_incoming_fifo(void)
     g_assert_cmpint(writer, >=, 0);
     g_assert_cmpint(write(writer, "QEVM", 4), ==, 4);
     parse(uri, &a);
-    ioc = transport_open_incoming(NULL, &a, &start, &listen_fd, &err);
+    ioc = transport_open_incoming(NULL, &a, &start, &listener, &err);
     g_assert_no_error(err);
     g_assert_cmpint(start, ==, 0);
     g_assert_true(io_channel_read_all(ioc, buf, 4, &err));
@@ -282,7 +284,7 @@ static void test_file_incoming_fifo(void)
     mig_addr_clear(&a);
 
     parse(at, &a);
-    g_assert_null(transport_open_incoming(NULL, &a, &start, &listen_fd, &err));
+    g_assert_null(transport_open_incoming(NULL, &a, &start, &listener, &err));
     g_assert_cmpstr(err->message, ==,
                     "Unable to seek to offset 4096 whence 0 in file: Illegal seek");
     mig_addr_clear(&a);
@@ -329,13 +331,13 @@ static void test_fd_socket(void)
     g_autofree char *uri = NULL;
     MigAddr a;
     off_t start = -1;
-    int listen_fd = 0;
+    g_autoptr(IOListener) listener = NULL;
     int sv[2];
 
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
     uri = g_strdup_printf("fd:%d", sv[0]);
     parse(uri, &a);
-    ioc = transport_open_incoming(NULL, &a, &start, &listen_fd, &err);
+    ioc = transport_open_incoming(NULL, &a, &start, &listener, &err);
     g_assert_no_error(err);
     g_assert_cmpint(start, ==, 0);
     g_assert_cmpstr(ioc->ops->kind, ==, "socket");
@@ -380,13 +382,13 @@ static void test_unix_listen(void)
     JsonObject *o;
     MigAddr a;
     off_t start = -1;
-    int listen_fd = -1;
+    g_autoptr(IOListener) listener = NULL;
 
     parse(uri, &a);
-    g_assert_null(transport_open_incoming(NULL, &a, &start, &listen_fd, &err));
+    g_assert_null(transport_open_incoming(NULL, &a, &start, &listener, &err));
     g_assert_no_error(err);
-    g_assert_cmpint(listen_fd, >=, 0);
-    where = transport_listen_address(&a, listen_fd);
+    g_assert_nonnull(listener);
+    where = transport_listen_address(&a, listener);
     g_assert_cmpuint(json_array_get_length(where), ==, 1);
     o = json_array_get_object_element(where, 0);
     g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "unix");
@@ -394,7 +396,6 @@ static void test_unix_listen(void)
     client = transport_open_outgoing(NULL, &a, &start, NULL, &err);
     g_assert_no_error(err);
     g_assert_cmpstr(client->ops->kind, ==, "socket");
-    close(listen_fd);
     mig_addr_clear(&a);
     unlink(path);
     rmdir(dir);
@@ -410,19 +411,19 @@ static void test_tcp_listen(void)
     JsonObject *o;
     MigAddr a, b;
     off_t start;
-    int listen_fd = -1;
+    g_autoptr(IOListener) listener = NULL;
 
     parse("tcp:127.0.0.1:0", &a);
-    g_assert_null(transport_open_incoming(NULL, &a, &start, &listen_fd, &err));
+    g_assert_null(transport_open_incoming(NULL, &a, &start, &listener, &err));
     g_assert_no_error(err);
-    where = transport_listen_address(&a, listen_fd);
+    where = transport_listen_address(&a, listener);
     o = json_array_get_object_element(where, 0);
     g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "inet");
     g_assert_cmpstr(json_object_get_string_member(o, "host"), ==, "127.0.0.1");
     g_assert_true(json_object_get_boolean_member(o, "ipv4"));        /* as QEMU */
     g_assert_false(json_object_has_member(o, "ipv6"));
     g_assert_cmpint(atoi(json_object_get_string_member(o, "port")), ==,
-                    io_socket_get_port(listen_fd));
+                    io_socket_get_port(io_listener_fd(listener, 0)));
     uri = g_strdup_printf("tcp:127.0.0.1:%s", json_object_get_string_member(o, "port"));
     parse(uri, &b);
     client = transport_open_outgoing(NULL, &b, &start, NULL, &err);
@@ -439,19 +440,168 @@ static void test_tcp_listen(void)
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         MigAddr c;
-        int fd = -1;
+        IOListener *l = NULL;
 
         parse(bad[i].uri, &c);
-        g_assert_null(transport_open_incoming(NULL, &c, &start, &fd, &err));
+        g_assert_null(transport_open_incoming(NULL, &c, &start, &l, &err));
         g_assert_nonnull(err);
         g_assert_cmpstr(err->message, ==, bad[i].want);
-        g_assert_cmpint(fd, <, 0);
+        g_assert_null(l);
         g_clear_error(&err);
         mig_addr_clear(&c);
     }
-    close(listen_fd);
     mig_addr_clear(&a);
     mig_addr_clear(&b);
+}
+
+/* Element i of a socket-address list is host, of family ("ipv4"/"ipv6"); its port. */
+static int listen_entry(JsonArray *where, guint i, const char *host, const char *family)
+{
+    JsonObject *o = json_array_get_object_element(where, i);
+
+    g_assert_cmpstr(json_object_get_string_member(o, "type"), ==, "inet");
+    g_assert_cmpstr(json_object_get_string_member(o, "host"), ==, host);
+    g_assert_true(json_object_get_boolean_member(o, family));
+    g_assert_cmpuint(json_object_get_size(o), ==, 4);
+    return atoi(json_object_get_string_member(o, "port"));
+}
+
+/* A source connecting to host:port is accepted on l, and its bytes arrive. */
+static void connect_accept(const char *host, int port, IOListener *l)
+{
+    g_autofree char *uri = g_strdup_printf(strchr(host, ':') ? "tcp:[%s]:%d" : "tcp:%s:%d",
+                                           host, port);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(IOChannel) client = NULL, server = NULL;
+    MigAddr a;
+    off_t start;
+    char b = 0;
+
+    parse(uri, &a);
+    client = transport_open_outgoing(NULL, &a, &start, NULL, &err);
+    g_assert_no_error(err);
+    server = io_listener_accept(l, &err);
+    g_assert_no_error(err);
+    g_assert_true(io_channel_write_all(client, "Q", 1, &err));
+    g_assert_true(io_channel_read_all(server, &b, 1, &err));
+    g_assert_cmpint(b, ==, 'Q');
+    mig_addr_clear(&a);
+}
+
+static IOListener *listen_uri(const char *uri, JsonArray **where)
+{
+    g_autoptr(GError) err = NULL;
+    IOListener *l = NULL;
+    MigAddr a;
+    off_t start;
+
+    parse(uri, &a);
+    g_assert_null(transport_open_incoming(NULL, &a, &start, &l, &err));
+    g_assert_no_error(err);
+    g_assert_nonnull(l);
+    *where = transport_listen_address(&a, l);
+    mig_addr_clear(&a);
+    return l;
+}
+
+/* A socket of family listening on port (any address), v6only for IPv6. */
+static int hold_port(int family, int port)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(port) };
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+    g_assert_cmpint(fd, >=, 0);
+    /* the connections above left the port in TIME_WAIT */
+    g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int)), ==, 0);
+    if (family == AF_INET6) {
+        g_assert_cmpint(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){ 1 }, sizeof(int)),
+                        ==, 0);
+    }
+    g_assert_cmpint(family == AF_INET ? bind(fd, (struct sockaddr *)&in, sizeof(in))
+                                      : bind(fd, (struct sockaddr *)&in6, sizeof(in6)), ==, 0);
+    g_assert_cmpint(listen(fd, 1), ==, 0);
+    return fd;
+}
+
+static gpointer accept_thread(gpointer opaque)
+{
+    GError *err = NULL;
+
+    g_assert_null(io_listener_accept(opaque, &err));
+    return err;
+}
+
+/*
+ * As QEMU's net listener: tcp::PORT listens on 0.0.0.0 and on ::, so that
+ * a source reaches it over IPv4 and IPv6.  socket-address lists :: first.
+ */
+static void test_tcp_listen_any(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonArray) where = NULL, where2 = NULL, where3 = NULL;
+    g_autoptr(IOListener) l = NULL, l2 = NULL, l3 = NULL;
+    g_autofree char *fixed = NULL;
+    int v6, v4, probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+    if (probe < 0 || bind(probe, (struct sockaddr *)&lo6, sizeof(lo6)) < 0) {
+        g_test_skip("no IPv6 loopback here");
+        if (probe >= 0) {
+            close(probe);
+        }
+        return;
+    }
+    close(probe);
+
+    /* port 0: each socket gets a port of its own; the IPv6 one takes IPv4 too */
+    l = listen_uri("tcp::0", &where);
+    g_assert_cmpuint(json_array_get_length(where), ==, 2);
+    v6 = listen_entry(where, 0, "::", "ipv6");
+    v4 = listen_entry(where, 1, "0.0.0.0", "ipv4");
+    connect_accept("::1", v6, l);
+    connect_accept("127.0.0.1", v4, l);
+    connect_accept("127.0.0.1", v6, l);
+
+    /* a fixed port: both on it, the IPv6 socket for IPv6 alone */
+    fixed = g_strdup_printf("tcp::%d", v4);
+    g_clear_pointer(&l, io_listener_free);
+    l2 = listen_uri(fixed, &where2);
+    g_assert_cmpuint(json_array_get_length(where2), ==, 2);
+    g_assert_cmpint(listen_entry(where2, 0, "::", "ipv6"), ==, v4);
+    g_assert_cmpint(listen_entry(where2, 1, "0.0.0.0", "ipv4"), ==, v4);
+    connect_accept("::1", v4, l2);
+    connect_accept("127.0.0.1", v4, l2);
+
+    /* a shut down listener fails its blocked accept, on whichever socket */
+    GThread *t = g_thread_new("accept", accept_thread, l2);
+    g_usleep(100 * 1000);
+    io_listener_shutdown(l2);
+    err = g_thread_join(t);
+    g_assert_cmpstr(err->message, ==, "Unable to accept connection: Invalid argument");
+    g_clear_error(&err);
+    g_clear_pointer(&l2, io_listener_free);
+
+    /* 0.0.0.0:PORT held elsewhere: :: alone listens, as QEMU's does */
+    int hold4 = hold_port(AF_INET, v4);
+    l3 = listen_uri(fixed, &where3);
+    g_assert_cmpuint(json_array_get_length(where3), ==, 1);
+    g_assert_cmpint(listen_entry(where3, 0, "::", "ipv6"), ==, v4);
+    connect_accept("::1", v4, l3);
+    g_clear_pointer(&l3, io_listener_free);
+
+    /* both held: the first address's error */
+    int hold6 = hold_port(AF_INET6, v4);
+    MigAddr a;
+    off_t start;
+    IOListener *none = NULL;
+    parse(fixed, &a);
+    g_assert_null(transport_open_incoming(NULL, &a, &start, &none, &err));
+    g_assert_null(none);
+    g_assert_cmpstr(err->message, ==, "Failed to find an available port: Address already in use");
+    mig_addr_clear(&a);
+    close(hold4);
+    close(hold6);
 }
 
 static void test_exec(void)
@@ -465,7 +615,7 @@ static void test_exec(void)
     IOChannel *ioc;
     MigAddr a;
     off_t start = -1;
-    int listen_fd = 0;
+    g_autoptr(IOListener) listener = NULL;
     char buf[4];
 
     parse(out_uri, &a);
@@ -478,9 +628,9 @@ static void test_exec(void)
     mig_addr_clear(&a);
 
     parse(in_uri, &a);
-    ioc = transport_open_incoming(NULL, &a, &start, &listen_fd, &err);
+    ioc = transport_open_incoming(NULL, &a, &start, &listener, &err);
     g_assert_no_error(err);
-    g_assert_cmpint(listen_fd, ==, -1);
+    g_assert_null(listener);
     g_assert_true(io_channel_read_all(ioc, buf, 4, &err));
     g_assert_true(memcmp(buf, "QEVM", 4) == 0);
     g_assert_true(io_channel_close(ioc, &err));
@@ -496,16 +646,16 @@ static void test_rdma_refused(void)
     g_autoptr(GError) err = NULL;
     MigAddr a;
     off_t start;
-    int listen_fd;
+    g_autoptr(IOListener) listener = NULL;
 
     parse("rdma:host:1", &a);
     g_assert_cmpint(a.kind, ==, TRANSPORT_RDMA);
     g_assert_null(transport_open_outgoing(NULL, &a, &start, NULL, &err));
     g_assert_cmpstr(err->message, ==, "RDMA is not supported by mapram");
     g_clear_error(&err);
-    g_assert_null(transport_open_incoming(NULL, &a, &start, &listen_fd, &err));
+    g_assert_null(transport_open_incoming(NULL, &a, &start, &listener, &err));
     g_assert_cmpstr(err->message, ==, "RDMA is not supported by mapram");
-    g_assert_cmpint(listen_fd, ==, -1);
+    g_assert_null(listener);
     mig_addr_clear(&a);
 }
 
@@ -535,6 +685,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/transport/fd/not-found", test_fd_not_found);
     g_test_add_func("/migration/transport/unix/listen", test_unix_listen);
     g_test_add_func("/migration/transport/tcp/listen", test_tcp_listen);
+    g_test_add_func("/migration/transport/tcp/listen-any", test_tcp_listen_any);
     g_test_add_func("/migration/transport/exec/round-trip", test_exec);
     g_test_add_func("/migration/transport/rdma/refused", test_rdma_refused);
     return g_test_run();
