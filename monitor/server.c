@@ -47,10 +47,10 @@ struct Monitor {
     char *unlink_path;        /* unix socket we created, removed at cleanup */
     bool is_stdio;
     bool fd_pass;             /* unix socket: accepts SCM_RIGHTS */
-    int listen_fd;            /* -1 for stdio */
+    IOListener *listener;     /* NULL for stdio; tcp: one socket per address, as QEMU */
 
     /* Main thread only. */
-    guint listen_watch;       /* 0 while a client is attached */
+    guint *listen_watches;    /* one per listening socket; all 0 while a client is attached */
     IOChannel *client;        /* socket client, NULL if none */
     int in_fd;                /* -1 when no client */
     int out_fd;
@@ -407,25 +407,39 @@ static void client_attach(Monitor *mon, IOChannel *client, int in_fd, int out_fd
 
 /* --- listening --- */
 
+/* Every socket's watch goes, but the one of except (its callback returns G_SOURCE_REMOVE). */
+static void listen_stop(Monitor *mon, int except)
+{
+    for (unsigned i = 0; mon->listener && i < io_listener_count(mon->listener); i++) {
+        if (mon->listen_watches[i] && io_listener_fd(mon->listener, i) != except) {
+            g_source_remove(mon->listen_watches[i]);
+        }
+        mon->listen_watches[i] = 0;
+    }
+}
+
 static gboolean listen_ready(gint fd, GIOCondition cond, gpointer opaque)
 {
     Monitor *mon = opaque;
     g_autoptr(GError) err = NULL;
-    IOChannel *client = io_socket_accept(mon->listen_fd, &err);
+    IOChannel *client = io_socket_accept(fd, &err);
 
     if (!client) {
         g_warning("QMP %s: %s", mon->spec, err->message);
         return G_SOURCE_CONTINUE;
     }
-    mon->listen_watch = 0;          /* one client at a time */
+    listen_stop(mon, fd);           /* one client at a time */
     client_attach(mon, client, io_channel_get_fd(client), io_channel_get_fd(client));
     return G_SOURCE_REMOVE;
 }
 
 static void listen_start(Monitor *mon)
 {
-    if (mon->listen_fd >= 0 && !mon->listen_watch) {
-        mon->listen_watch = g_unix_fd_add(mon->listen_fd, G_IO_IN, listen_ready, mon);
+    for (unsigned i = 0; mon->listener && i < io_listener_count(mon->listener); i++) {
+        if (!mon->listen_watches[i]) {
+            mon->listen_watches[i] = g_unix_fd_add(io_listener_fd(mon->listener, i), G_IO_IN,
+                                                   listen_ready, mon);
+        }
     }
 }
 
@@ -533,7 +547,6 @@ static Monitor *monitor_alloc(const char *spec)
     Monitor *mon = g_new0(Monitor, 1);
 
     mon->spec = g_strdup(spec);
-    mon->listen_fd = -1;
     mon->in_fd = -1;
     mon->out_fd = -1;
     json_splitter_init(&mon->splitter);
@@ -563,12 +576,9 @@ static void monitor_free(Monitor *mon)
     if (mon->in_fd >= 0 || mon->client) {
         client_detach(mon, false);
     }
-    if (mon->listen_watch) {
-        g_source_remove(mon->listen_watch);
-    }
-    if (mon->listen_fd >= 0) {
-        close(mon->listen_fd);
-    }
+    listen_stop(mon, -1);
+    io_listener_free(mon->listener);
+    g_free(mon->listen_watches);
     if (mon->unlink_path) {
         unlink(mon->unlink_path);
     }
@@ -581,25 +591,25 @@ static void monitor_free(Monitor *mon)
     g_free(mon);
 }
 
-static int listen_socket(Monitor *mon, const MonitorSpec *ms, GError **errp)
+static IOListener *listen_socket(Monitor *mon, const MonitorSpec *ms, GError **errp)
 {
     if (!strcmp(ms->kind, "unix")) {
-        int fd = io_socket_listen_unix(ms->addr, errp);
+        IOListener *l = io_listener_open_unix(ms->addr, errp);
 
-        if (fd >= 0) {
+        if (l) {
             mon->unlink_path = g_strdup(ms->addr);
             mon->fd_pass = true;
         }
-        return fd;
+        return l;
     } else {
         const char *sep = strrchr(ms->addr, ':');
         g_autofree char *host = sep ? g_strndup(ms->addr, sep - ms->addr) : NULL;
 
         if (!sep) {
             error_setg(errp, "QMP: '%s' lacks a port", ms->addr);
-            return -1;
+            return NULL;
         }
-        return io_socket_listen_tcp(host, sep + 1, errp);
+        return io_listener_open_tcp(host, sep + 1, errp);
     }
 }
 
@@ -609,7 +619,7 @@ static bool wait_for_client(Monitor *mon, GError **errp)
     IOChannel *client;
 
     fprintf(stderr, "mapram: waiting for connection on: %s\n", mon->spec);
-    client = io_socket_accept(mon->listen_fd, errp);
+    client = io_listener_accept(mon->listener, errp);
     if (!client) {
         return false;
     }
@@ -631,11 +641,12 @@ Monitor *monitor_new_qmp(const char *spec, GError **errp)
         mon->is_stdio = true;
         client_attach(mon, NULL, STDIN_FILENO, STDOUT_FILENO);
     } else {
-        mon->listen_fd = listen_socket(mon, &ms, errp);
-        if (mon->listen_fd < 0) {
+        mon->listener = listen_socket(mon, &ms, errp);
+        if (!mon->listener) {
             monitor_free(mon);
             return NULL;
         }
+        mon->listen_watches = g_new0(guint, io_listener_count(mon->listener));
         if (ms.wait) {
             if (!wait_for_client(mon, errp)) {
                 monitor_free(mon);

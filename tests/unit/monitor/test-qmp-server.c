@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -1014,6 +1015,73 @@ static void test_spec_parsing(void)
     rmdir(dir);
 }
 
+/* A client of family on the loopback at port. */
+static Client *client_connect_tcp(int family, int port)
+{
+    Client *c = g_new0(Client, 1);
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+                                .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+    c->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(c->fd, >=, 0);
+    g_assert_cmpint(family == AF_INET ? connect(c->fd, (struct sockaddr *)&in, sizeof(in))
+                                      : connect(c->fd, (struct sockaddr *)&in6, sizeof(in6)),
+                    ==, 0);
+    c->buf = g_string_new(NULL);
+    return c;
+}
+
+/*
+ * -qmp tcp::PORT listens on 0.0.0.0 and :: as QEMU's does (it listened on
+ * 0.0.0.0 alone): a client over either family is served, one at a time.
+ */
+static void test_tcp_any(void)
+{
+    g_autoptr(GError) err = NULL;
+    GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+    Fixture f = { .loop = loop };
+    struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    socklen_t len = sizeof(lo6);
+    int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int port;
+
+    g_assert_cmpint(probe, >=, 0);
+    if (bind(probe, (struct sockaddr *)&lo6, sizeof(lo6)) < 0) {
+        g_test_skip("no IPv6 loopback here");
+        close(probe);
+        g_main_loop_unref(loop);
+        return;
+    }
+    g_assert_cmpint(getsockname(probe, (struct sockaddr *)&lo6, &len), ==, 0);
+    port = ntohs(lo6.sin6_port);    /* a port free for IPv6 and, most likely, IPv4 */
+    close(probe);
+
+    g_autofree char *spec = g_strdup_printf("tcp::%d,server=on,wait=off", port);
+    Monitor *mon = monitor_new_qmp(spec, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(mon);
+    GThread *t = g_thread_new("qmp-loop", loop_thread, &f);
+
+    Client *v6 = client_connect_tcp(AF_INET6, port);
+    expect(v6, GREETING);
+    Client *v4 = client_connect_tcp(AF_INET, port);
+    g_assert_null(client_try_line(v4, 200));        /* waits for the first to go */
+    cmd(v6, "{\"execute\": \"qmp_capabilities\"}", "{\"return\": {}}");
+    client_close(v6);
+    expect(v4, GREETING);
+    client_close(v4);
+    v6 = client_connect_tcp(AF_INET6, port);
+    expect(v6, GREETING);
+    client_close(v6);
+
+    g_idle_add(quit_loop, loop);
+    g_thread_join(t);
+    monitor_cleanup_all();
+    g_main_loop_unref(loop);
+}
+
 /* -qmp stdio: fds 0 and 1 are swapped for a socket pair for the test. */
 static void test_stdio(void)
 {
@@ -1067,6 +1135,7 @@ int main(int argc, char **argv)
     qmp_register_command("query-migrate-parameters", test_query_params, params);
     g_test_add_func("/monitor/qmp/spec", test_spec_parsing);
     g_test_add_func("/monitor/qmp/stdio", test_stdio);
+    g_test_add_func("/monitor/qmp/tcp-any", test_tcp_any);
     add("/monitor/qmp/greeting-negotiation", test_greeting_and_negotiation);
     add("/monitor/qmp/errors", test_errors);
     add("/monitor/qmp/big-integers", test_big_integers);
