@@ -171,6 +171,27 @@ bool mapped_ram_share_lock(int fd, int *lock_fd, GError **errp)
     return true;
 }
 
+bool mapped_ram_lock_reader(int fd, const char *use, int *lock_fd, GError **errp)
+{
+    int own = reopen(fd);
+
+    *lock_fd = -1;
+    if (own < 0) {
+        return true;                            /* nothing a save locks either */
+    }
+    if (flock(own, LOCK_SH | LOCK_NB) == 0) {
+        *lock_fd = own;
+        return true;
+    }
+    int e = errno;
+    close(own);
+    if (e != EWOULDBLOCK) {
+        return true;                            /* no flock() here (e.g. ENOLCK) */
+    }
+    error_setg(errp, "Cannot %s: another process holds it locked for writing", use);
+    return false;
+}
+
 /*
  * An exclusive lock on fd's file, held by *lock_fd (-1 where fd is not a
  * regular file that can be reopened, or the file system has no flock()).
@@ -198,8 +219,9 @@ static bool lock_writer(int fd, const char *path, int *lock_fd, GError **errp)
         error_setg(errp, "File '%s' is being written by another save: two saves into one "
                    "file would destroy each other", path);
     } else {
-        error_setg(errp, "File '%s' backs the memory of a VM restored from it with "
-                   "x-mapped-ram-shared: writing it would change that VM's memory", path);
+        error_setg(errp, "File '%s' backs the memory of a VM restored from it (with "
+                   "x-mapped-ram-shared, on demand, or by mapram serve): writing it would "
+                   "change that VM's memory", path);
     }
     return false;
 }

@@ -47,10 +47,20 @@ bool mapped_ram_share_block(int fd, const char *idstr, uint8_t *host, uint64_t u
 /* A shared lock on fd's file, held by *lock_fd (close it to drop the lock). */
 bool mapped_ram_share_lock(int fd, int *lock_fd, GError **errp);
 /*
+ * The same for a reader that needs the file unchanged until it is done
+ * (an on-demand restore, mapram serve): refused while a save writes the
+ * file ("Cannot <use>: another process holds it locked for writing"), so
+ * that saves refuse the file while it is held.  *lock_fd is -1 where no
+ * lock can be taken (not a regular file, no flock() on the file system):
+ * as a save then takes none either, nothing is refused.
+ */
+bool mapped_ram_lock_reader(int fd, const char *use, int *lock_fd, GError **errp);
+/*
  * Before writing ioc's file: an exclusive lock on it, held until ioc is
  * closed (none where ioc is not a regular file, or the file system has
- * no flock()).  Refused while a shared restore maps the file or another
- * save writes it (path: for the message).
+ * no flock()).  Refused while a VM's memory comes from the file (a shared
+ * or on-demand restore, mapram serve) or another save writes it (path:
+ * for the message).
  */
 bool mapped_ram_share_lock_writer(IOChannel *ioc, const char *path, GError **errp);
 

@@ -3,6 +3,7 @@
  * stream.  See postcopy.h.
  */
 #include "postcopy.h"
+#include "mapped-ram-share.h"
 #include "util/bitmap.h"
 #include "util/error.h"
 #include "util/fault.h"
@@ -90,6 +91,12 @@ struct PostcopyLoad {
      */
     int fd;
     int wake_fd;                  /* eventfd: the fault thread must end */
+    /*
+     * A shared flock() on the file while pages are missing, so that no
+     * mapram save writes it (-1: none).  The incoming thread drops it once
+     * every page is in; the main thread after the join, at the free.
+     */
+    int lock_fd;
     PostcopyStats *stats;         /* the caller's; Stat64 */
     MrcTable *csum;               /* owned */
     PageChannelsConfig pc_cfg;    /* the background's channels; path owned */
@@ -682,9 +689,17 @@ PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError *
         close(uffd);
         return NULL;
     }
+    int lock_fd;
+    if (!mapped_ram_lock_reader(fd, "restore on demand from the migration file", &lock_fd,
+                                errp)) {
+        qemu_close(fd);
+        close(uffd);
+        return NULL;
+    }
     PostcopyLoad *pl = g_new0(PostcopyLoad, 1);
     pl->uffd = uffd;
     pl->fd = fd;
+    pl->lock_fd = lock_fd;
     pl->wake_fd = eventfd(0, EFD_CLOEXEC);
     /* MAPRAM_UFFD_MOVE=0: the copy path on a kernel that could move (tests) */
     pl->can_move = can_move && g_strcmp0(getenv("MAPRAM_UFFD_MOVE"), "0");
@@ -793,6 +808,9 @@ void postcopy_load_free(PostcopyLoad *pl)
     /* closing the fd ends the registration and lets any waiter go (we are exiting) */
     close(pl->uffd);
     qemu_close(pl->fd);            /* a dup from an fdset leaves the set with it */
+    if (pl->lock_fd >= 0) {
+        close(pl->lock_fd);
+    }
     close(pl->wake_fd);
     for (guint i = 0; i < pl->blocks->len; i++) {
         PcBlock *b = g_ptr_array_index(pl->blocks, i);
@@ -1061,6 +1079,11 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
         stop_fault_thread(pl);
         if (!has_failed(pl)) {
             unregister_all(pl);
+            /* the file is no longer needed: a save may write it once this completes */
+            if (pl->lock_fd >= 0) {
+                close(pl->lock_fd);
+                pl->lock_fd = -1;
+            }
             return true;
         }
     }

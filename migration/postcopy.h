@@ -13,6 +13,8 @@
  *     device state, EOF; the host resumes the guest (or leaves it paused)
  *     postcopy_load_stream(pl, &stop, errp)   opens the page channels,
  *                                             background, then unregister
+ * A shared flock() on the file (mapped_ram_lock_reader) keeps mapram's
+ * saves out of it from postcopy_load_new() until every page is in.
  *   main thread, at the end of the Migration:
  *     postcopy_load_free(pl)      stops the fault thread, closes userfaultfd
  *

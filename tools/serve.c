@@ -28,6 +28,7 @@
 #include "chunk-ring.h"
 #include "libvirt-image.h"
 #include "../migration/mapped-ram-csum.h"
+#include "../migration/mapped-ram-share.h"
 #include "../migration/migration-internal.h"
 #include "../migration/page-channels.h"
 #include "../migration/ram-codec.h"
@@ -698,9 +699,31 @@ static void print_json(const ServeCtx *c, const char *uri)
     printf("%s\n", text);
 }
 
+/*
+ * A shared flock() on the file for the whole run (*lock_fd, -1 where none
+ * can be taken): QEMU's guest takes its missing pages from it, so no
+ * mapram save may write it meanwhile.
+ */
+static bool lock_file(const char *path, int *lock_fd, GError **errp)
+{
+    int fd = qemu_open(path, O_RDONLY, 0, errp);
+
+    if (fd < 0) {
+        return false;
+    }
+    bool ok = mapped_ram_lock_reader(fd, "serve the migration file", lock_fd, errp);
+    qemu_close(fd);
+    return ok;
+}
+
 static bool serve(const char *path, uint64_t offset, const char *uri, const PageIoOptions *o,
                   uint64_t max_bandwidth, bool json, GError **errp)
 {
+    int lock_fd;
+
+    if (!lock_file(path, &lock_fd, errp)) {
+        return false;
+    }
     ServeCtx c = { .o = o, .path = path, .max_bandwidth = max_bandwidth, .req_fd = -1,
                    .csum.enabled = o->checksums };
     c.st.start_us = g_get_monotonic_time();
@@ -718,6 +741,9 @@ static bool serve(const char *path, uint64_t offset, const char *uri, const Page
               serve_setup_io(&c, errp) && connect_dest(&c, uri, errp);
     if (!ok) {
         serve_cleanup(&c);
+        if (lock_fd >= 0) {
+            close(lock_fd);
+        }
         return false;
     }
     c.progress = progress_new("mapram serve", o->progress && !json);
@@ -740,6 +766,9 @@ static bool serve(const char *path, uint64_t offset, const char *uri, const Page
         print_json(&c, uri);
     }
     serve_cleanup(&c);
+    if (lock_fd >= 0) {
+        close(lock_fd);
+    }
     return ok;
 }
 

@@ -9,11 +9,16 @@
 #include "tests.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -619,6 +624,84 @@ static void test_fdset_failed(void)
     qtest_quit(to);
 }
 
+/*
+ * The file is held while the guest's pages come from it: a mapram save
+ * into it is refused and leaves it unchanged (before, the save rewrote
+ * it and the guest stopped in postcopy-paused, its pages gone); a file
+ * a save holds is refused; once completed, a save into it works.
+ */
+static void test_file_held(void)
+{
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+    OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *copy = mig_path("copy");
+    g_autofree char *want = g_strdup_printf(
+        "File '%s' backs the memory of a VM restored from it (with x-mapped-ram-shared, "
+        "on demand, or by mapram serve): writing it would change that VM's memory", path);
+    g_autofree char *out = NULL, *err = NULL, *desc = NULL;
+    size_t len;
+    g_autofree uint8_t *data = read_whole_file(path, &len);
+
+    /* a save's exclusive lock (taken here by hand): the restore is refused */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(flock(fd, LOCK_EX | LOCK_NB), ==, 0);
+    QTestState *to = start_dest(&od, NULL);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, "Cannot restore on demand from the migration file: another "
+                    "process holds it locked for writing");
+    qtest_quit(to);
+    close(fd);
+
+    to = start_dest(&od, NULL);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_status(to, "postcopy-active", ungoals);
+    g_assert_true(g_file_set_contents(copy, (const char *)data, len, NULL));
+    g_assert_cmpint(mig_run_tool(&out, &err, "convert", copy, path, NULL), ==, 1);
+    g_assert_nonnull(strstr(err, want));
+    g_autofree uint8_t *after = read_whole_file(path, &len);
+    g_assert_true(memcmp(data, after, len) == 0);
+    qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    wait_for_migration_complete(to);
+    check_running_guest(to);
+    /* every page is in: the file is free (a save into it works) */
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(mig_run_tool(&out, &err, "convert", copy, path, NULL), ==, 0);
+    qtest_quit(to);
+
+    /* mapram serve holds it for its whole run (here to a destination that reads nothing) */
+    g_assert_true(g_file_set_contents(path, (const char *)data, len, NULL));  /* mapped-ram again */
+    g_autofree char *sock = mig_path("serve.sock");
+    g_autofree char *suri = g_strdup_printf("unix:%s", sock);
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    g_assert_cmpint(listen(lfd, 1), ==, 0);
+    const char *argv[] = { g_getenv("MAPRAM_TOOL"), "serve", "--quiet", path, suri, NULL };
+    GPid pid;
+    g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+                                NULL, &pid, NULL));
+    int conn = accept(lfd, NULL, NULL);         /* serve has read the file: it holds it */
+    g_assert_cmpint(conn, >=, 0);
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(mig_run_tool(&out, &err, "convert", copy, path, NULL), ==, 1);
+    g_assert_nonnull(strstr(err, want));
+    g_free(after);
+    after = read_whole_file(path, &len);
+    g_assert_true(memcmp(data, after, len) == 0);
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    close(conn);
+    close(lfd);
+}
+
 /* ---- rule rows ---- */
 
 /* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
@@ -849,6 +932,8 @@ void migration_test_add_ondemand(void)
     migration_test_add("/migration/ondemand/file/mapped-ram/second-ram-start",
                        test_second_ram_start, MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/fdset/failed", test_fdset_failed,
+                       MIG_FULL);
+    migration_test_add("/migration/ondemand/file/mapped-ram/file-held", test_file_held,
                        MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/stale-slots", test_stale_slots,
                        MIG_FULL);

@@ -216,8 +216,8 @@ static void test_save_refused(void)
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autoptr(GChecksum) before = file_sum(path);
     g_autofree char *want = g_strdup_printf(
-        "File '%s' backs the memory of a VM restored from it with x-mapped-ram-shared: "
-        "writing it would change that VM's memory", path);
+        "File '%s' backs the memory of a VM restored from it (with x-mapped-ram-shared, "
+        "on demand, or by mapram serve): writing it would change that VM's memory", path);
     QTestState *to = start_dest("dest_serial", false, false);
 
     migrate_incoming_qmp(to, uri, NULL, NULL);
