@@ -64,7 +64,7 @@ static void set_status(MigrationIncomingState *s, MigrationStatus st)
     Migration *m = s->mig;
     qemu_mutex_unlock(&s->lock);
     if (m) {
-        migration_status_event(m, s->cfg, st);
+        migration_status_event(m, st);
     }
 }
 

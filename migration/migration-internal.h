@@ -100,7 +100,7 @@ bool migration_incoming_vm(Migration *m);
 void migration_event(Migration *m, const char *name, JsonObject *data);
 /* Through the host's error_report, or to stderr. */
 void migration_error_report(Migration *m, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-void migration_status_event(Migration *m, const MigrationConfig *cfg, MigrationStatus s);
+void migration_status_event(Migration *m, MigrationStatus s);
 gint64 migration_now_ms(void);
 
 /* ---- outgoing.c ---- */

@@ -46,10 +46,14 @@ void migration_error_report(Migration *m, const char *fmt, ...)
     g_free(msg);
 }
 
-/* cfg: the migration's snapshot (the events capability as it was at its start). */
-void migration_status_event(Migration *m, const MigrationConfig *cfg, MigrationStatus s)
+/*
+ * As QEMU's migrate_generate_event: the events capability as it is now
+ * (a destination may turn it on after migrate-incoming; a save cannot
+ * change it while it runs).
+ */
+void migration_status_event(Migration *m, MigrationStatus s)
 {
-    if (cfg->caps[MIGRATION_CAPABILITY_EVENTS]) {
+    if (migrate_events(m->opts)) {
         JsonObject *d = json_object_new();
         json_object_set_string_member(d, "status", migration_status_name(s));
         migration_event(m, "MIGRATION", d);

@@ -30,9 +30,11 @@ int migration_capability_from_name(const char *name)
 
 /*
  * The live option values of one Migration.  Owned by the thread that runs
- * the QMP commands (the main thread), except live_max_bandwidth and
- * live_downtime_limit: atomics, read by the migration thread while it runs
- * (QEMU applies those two to a running migration).
+ * the QMP commands (the main thread), except live_max_bandwidth,
+ * live_downtime_limit and live_events: atomics, read by the migration
+ * threads while they run (QEMU applies the two parameters to a running
+ * migration, and sends MIGRATION events as the capability is at each
+ * status change).
  */
 struct MigrationOptions {
     bool caps[MIGRATION_CAPABILITY__MAX];
@@ -40,6 +42,7 @@ struct MigrationOptions {
     bool send_switchover_start, send_configuration, send_section_footer;
     guint64 live_max_bandwidth;
     guint64 live_downtime_limit;
+    gint live_events;
 };
 
 #define C(x) MIGRATION_CAPABILITY_##x
@@ -200,6 +203,11 @@ static bool rules_check(RulePhase phase, const RuleCtx *r, GError **errp)
     return true;
 }
 
+static void caps_publish(MigrationOptions *o)
+{
+    __atomic_store_n(&o->live_events, o->caps[C(EVENTS)], __ATOMIC_RELAXED);
+}
+
 bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
                                         bool incoming_active, bool incoming_vm,
                                         GError **errp)
@@ -224,6 +232,7 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
         return false;
     }
     memcpy(o->caps, newc, sizeof(newc));
+    caps_publish(o);
     return true;
 }
 
@@ -284,6 +293,11 @@ static JsonObject *params_defaults(void)
     /* mapram: a mapped-ram restore maps the file's pages instead of reading them */
     json_object_set_boolean_member(params, "x-mapped-ram-shared", false);
     return params;
+}
+
+bool migrate_events(const MigrationOptions *o)
+{
+    return __atomic_load_n(&o->live_events, __ATOMIC_RELAXED);
 }
 
 static void params_publish(MigrationOptions *o);
@@ -553,6 +567,7 @@ bool migration_options_set_global(MigrationOptions *o, const char *name, const c
                 return false;
             }
             o->caps[cap_props[i].cap] = b;
+            caps_publish(o);
             return true;
         }
     }

@@ -85,6 +85,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigrationConfig, migration_config_free)
 /* Applied to a running migration: any thread. */
 uint64_t migrate_max_bandwidth(const MigrationOptions *o);
 uint64_t migrate_downtime_limit(const MigrationOptions *o);
+/* The events capability now (any thread): QEMU sends MIGRATION events as it is at each change. */
+bool migrate_events(const MigrationOptions *o);
 /* direct-io takes effect with mapped-ram (mapram: also without multifd). */
 bool migrate_direct_io_effective(const MigrationConfig *c);
 

@@ -65,7 +65,7 @@ static void set_status(MigrationState *s, MigrationStatus st)
     qemu_mutex_lock(&s->lock);
     s->status = st;
     qemu_mutex_unlock(&s->lock);
-    migration_status_event(s->mig, s->cfg, st);
+    migration_status_event(s->mig, st);
     pthread_mutex_unlock(&s->event_lock);
 }
 
@@ -84,7 +84,7 @@ static void advance_status(MigrationState *s, MigrationStatus st)
     }
     qemu_mutex_unlock(&s->lock);
     if (changed) {
-        migration_status_event(s->mig, s->cfg, st);
+        migration_status_event(s->mig, st);
     }
     pthread_mutex_unlock(&s->event_lock);
 }
@@ -592,7 +592,7 @@ static MigrationStatus decide_end(OutgoingRun *run, bool ok)
     }
     qemu_mutex_unlock(&s->lock);
     if (end == MIGRATION_STATUS_COMPLETED) {
-        migration_status_event(m, s->cfg, MIGRATION_STATUS_COMPLETED);
+        migration_status_event(m, MIGRATION_STATUS_COMPLETED);
     }
     pthread_mutex_unlock(&s->event_lock);
     return end;
@@ -834,7 +834,7 @@ void migration_outgoing_cancel(MigrationState *s)
     qemu_mutex_unlock(&s->lock);
     if (running) {
         /* before the thread can end the migration and say cancelled */
-        migration_status_event(s->mig, s->cfg, MIGRATION_STATUS_CANCELLING);
+        migration_status_event(s->mig, MIGRATION_STATUS_CANCELLING);
     }
     pthread_mutex_unlock(&s->event_lock);
     if (!running) {

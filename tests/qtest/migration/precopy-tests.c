@@ -135,6 +135,45 @@ static void test_precopy_tcp_any_ipv6(void)
 }
 
 /*
+ * A destination sends MIGRATION events as the events capability is at
+ * each change, as QEMU does: turned on after migrate-incoming, the load's
+ * active and completed still come (they did not: the capability was read
+ * from migrate-incoming's snapshot, and a client waiting for completed
+ * waited for good).
+ */
+static void test_events_after_incoming(void)
+{
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri };
+    QTestState *from, *to;
+    bool active = false;
+
+    migrate_start(&args, &from, &to);
+    migrate_set_capability(to, "events", false);
+    qtest_qmp_assert_success(to, "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s'}}",
+                             uri);
+    migrate_set_capability(to, "events", true);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    for (;;) {
+        g_autoptr(JsonObject) ev = qtest_qmp_eventwait_ref(to, "MIGRATION");
+        const char *st = qtest_json_get_str(qtest_json_get_obj(ev, "data"), "status");
+
+        g_assert_cmpstr(st, !=, "setup");       /* sent while the capability was off */
+        g_assert_cmpstr(st, !=, "failed");
+        active |= !g_strcmp0(st, "active");
+        if (!g_strcmp0(st, "completed")) {
+            break;
+        }
+    }
+    g_assert_true(active);
+    wait_for_migration_complete(from);
+    migrate_end(from, to, true);
+}
+
+/*
  * migrate-start-postcopy: QEMU's two refusals, then on a save under way
  * the answer that it goes on as precopy (it does, and completes), and no
  * error once it has ended.
@@ -370,6 +409,8 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/unix", test_precopy_unix,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
+    migration_test_add("/migration/precopy/events-after-incoming", test_events_after_incoming,
+                       MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp/any-ipv6", test_precopy_tcp_any_ipv6, MIG_SMOKE);
     migration_test_add("/migration/precopy/start-postcopy", test_start_postcopy, MIG_FULL);
     migration_test_add("/migration/precopy/fd", test_precopy_fd, MIG_FULL);
