@@ -330,17 +330,17 @@ static const IntRange int_ranges[] = {
     { "multifd-channels", "multifd_channels", 1, 255,
       "a value between 1 and 255" },
     { "downtime-limit", "downtime_limit", 0, 2000000,
-      "an integer in the range of 0 to 2000 seconds" },
+      "an integer in the range of 0 to (2000 * 1000) ms" },
     { "throttle-trigger-threshold", "throttle_trigger_threshold", 1, 100,
       "an integer in the range of 1 to 100" },
     { "cpu-throttle-initial", "cpu_throttle_initial", 1, 99,
       "an integer in the range of 1 to 99" },
     { "cpu-throttle-increment", "cpu_throttle_increment", 1, 99,
       "an integer in the range of 1 to 99" },
-    { "max-cpu-throttle", "max_cpu_throttle", 1, 99,
-      "an integer in the range of 1 to 99" },
     { "multifd-zlib-level", "multifd_zlib_level", 0, 9,
       "a value between 0 and 9" },
+    { "multifd-qatzip-level", "multifd_qatzip_level", 1, 9,
+      "a value between 1 and 9" },
     { "multifd-zstd-level", "multifd_zstd_level", 0, 20,
       "a value between 0 and 20" },
     { "x-io-queue-depth", "x_io_queue_depth", 1, 256,
@@ -349,18 +349,49 @@ static const IntRange int_ranges[] = {
       "a value between 0 and 64" },
 };
 
-static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **errp)
+/* Checked after max-cpu-throttle's row, in QEMU's order. */
+static const IntRange late_ranges[] = {
+    { "announce-initial", "announce_initial", 0, 100000, "a value between 0 and 100000" },
+    { "announce-max", "announce_max", 0, 100000, "a value between 0 and 100000" },
+    { "announce-rounds", "announce_rounds", 0, 1000, "a value between 0 and 1000" },
+    { "announce-step", "announce_step", 1, 10000, "a value between 0 and 10000" },
+    { "x-vcpu-dirty-limit-period", "x-vcpu-dirty-limit-period", 1, 1000,
+      "a value between 1 and 1000" },
+};
+
+/* A parameter as it would be after the change: the new value, else the current one. */
+static gint64 merged_int(const MigrationOptions *o, JsonObject *newp, const char *name)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(int_ranges); i++) {
-        const IntRange *r = &int_ranges[i];
+    return json_object_get_int_member(json_object_has_member(newp, name) ? newp : o->params,
+                                      name);
+}
+
+static bool check_ranges(const MigrationOptions *o, JsonObject *newp, const IntRange *rows,
+                         size_t n, GError **errp)
+{
+    for (size_t i = 0; i < n; i++) {
+        const IntRange *r = &rows[i];
         if (!json_object_has_member(newp, r->name)) {
-            continue;
+            continue;           /* the current value passed this check when it was set */
         }
         gint64 v = json_object_get_int_member(newp, r->name);
         if (v < r->min || v > r->max) {
             error_setg(errp, "Parameter '%s' expects %s", r->cname, r->expects);
             return false;
         }
+    }
+    return true;
+}
+
+/*
+ * As QEMU's migrate_params_check, on the parameters as they would be after
+ * the change (so that max-cpu-throttle and cpu-throttle-initial are held
+ * against each other whichever of them changes).
+ */
+static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **errp)
+{
+    if (!check_ranges(o, newp, int_ranges, G_N_ELEMENTS(int_ranges), errp)) {
+        return false;
     }
     if (json_object_has_member(newp, "xbzrle-cache-size")) {
         gint64 v = json_object_get_int_member(newp, "xbzrle-cache-size");
@@ -370,9 +401,27 @@ static bool params_check(const MigrationOptions *o, JsonObject *newp, GError **e
             return false;
         }
     }
-    /* zero-copy-send (which mapram accepts and ignores) refuses compression, as in QEMU */
-    if (o->caps[C(ZERO_COPY_SEND)] && json_object_has_member(newp, "multifd-compression") &&
-        strcmp(json_object_get_string_member(newp, "multifd-compression"), "none") != 0) {
+    gint64 max_throttle = merged_int(o, newp, "max-cpu-throttle");
+    if (max_throttle < merged_int(o, newp, "cpu-throttle-initial") || max_throttle > 99) {
+        error_setg(errp, "Parameter 'max_cpu_throttle' expects an integer in the range of "
+                   "cpu_throttle_initial to 99");
+        return false;
+    }
+    if (!check_ranges(o, newp, late_ranges, G_N_ELEMENTS(late_ranges), errp)) {
+        return false;
+    }
+    if (json_object_has_member(newp, "vcpu-dirty-limit") &&
+        json_object_get_int_member(newp, "vcpu-dirty-limit") < 1) {
+        error_setg(errp, "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s");
+        return false;
+    }
+    /* zero-copy-send (which mapram accepts and ignores) refuses compression and TLS, as in QEMU */
+    if (o->caps[C(ZERO_COPY_SEND)] &&
+        ((json_object_has_member(newp, "multifd-compression") &&
+          strcmp(json_object_get_string_member(newp, "multifd-compression"), "none") != 0) ||
+         (json_object_has_member(newp, "tls-creds") &&
+          JSON_NODE_HOLDS_VALUE(json_object_get_member(newp, "tls-creds")) &&
+          *json_object_get_string_member(newp, "tls-creds")))) {
         error_setg(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
         return false;
     }

@@ -405,6 +405,54 @@ static void test_params_range(void)
     g_autoptr(JsonNode) after = migration_options_query_parameters(m->opts);
     g_assert_cmpint(json_object_get_int_member(json_node_get_object(after), "x-page-io-threads"),
                     ==, 2);
+
+    /*
+     * QEMU's other checks, each text from Debian's QEMU 7.2 (or, for the
+     * parameters 7.2 lacks, QEMU's migrate_params_check); throttles are
+     * held against each other whichever of the two changes.
+     */
+    static const struct {
+        const char *json, *want;      /* want NULL: accepted */
+    } rows[] = {
+        { "{\"downtime-limit\": 2000001}",
+          "Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms" },
+        { "{\"max-cpu-throttle\": 10}",
+          "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial "
+          "to 99" },
+        { "{\"max-cpu-throttle\": 50}", NULL },
+        { "{\"cpu-throttle-initial\": 60}",
+          "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial "
+          "to 99" },
+        { "{\"max-cpu-throttle\": 100}",
+          "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial "
+          "to 99" },
+        { "{\"announce-initial\": 100001}",
+          "Parameter 'announce_initial' expects a value between 0 and 100000" },
+        { "{\"announce-max\": 100001}",
+          "Parameter 'announce_max' expects a value between 0 and 100000" },
+        { "{\"announce-rounds\": 1001}",
+          "Parameter 'announce_rounds' expects a value between 0 and 1000" },
+        { "{\"announce-step\": 0}", "Parameter 'announce_step' expects a value between 0 and 10000" },
+        { "{\"x-vcpu-dirty-limit-period\": 1001}",
+          "Parameter 'x-vcpu-dirty-limit-period' expects a value between 1 and 1000" },
+        { "{\"vcpu-dirty-limit\": 0}", "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s" },
+        { "{\"multifd-qatzip-level\": 10}",
+          "Parameter 'multifd_qatzip_level' expects a value between 1 and 9" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(rows); i++) {
+        g_autoptr(JsonNode) r = json_from_string(rows[i].json, NULL);
+        bool ok = migration_set_parameters(m, json_node_get_object(r), &err);
+        g_assert_cmpint(ok, ==, rows[i].want == NULL);
+        if (rows[i].want) {
+            g_assert_cmpstr(err->message, ==, rows[i].want);
+            g_clear_error(&err);
+        }
+    }
+    g_autoptr(JsonNode) last = migration_options_query_parameters(m->opts);
+    JsonObject *lo = json_node_get_object(last);
+    g_assert_cmpint(json_object_get_int_member(lo, "cpu-throttle-initial"), ==, 20);
+    g_assert_cmpint(json_object_get_int_member(lo, "max-cpu-throttle"), ==, 50);
+    g_assert_cmpint(json_object_get_int_member(lo, "announce-step"), ==, 100);
     migration_free(m);
     fake_host_free(h);
 }
