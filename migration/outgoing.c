@@ -258,9 +258,18 @@ static void update_bandwidth(OutgoingRun *run)
     /*
      * Only windows that really sent data say what the channel can do: a
      * pass with little left to send would drag the estimate (and the
-     * downtime threshold) down towards the dirty rate.
+     * downtime threshold) down towards the dirty rate.  "Really" is 1 MiB,
+     * or half of what max-bandwidth let through in the window: at 1 MB/s
+     * no window reaches 1 MiB, and the estimate (query-migrate's mbps and
+     * expected-downtime, the switchover threshold) stayed 0 for the whole
+     * save, where QEMU's follows every window.
      */
-    if (sent >= 1024 * 1024 && bpms > 0) {
+    uint64_t floor = 1024 * 1024;
+    uint64_t limit = migrate_max_bandwidth(run->m->opts);
+    if (limit) {
+        floor = MIN(floor, (uint64_t)((double)limit * dt / 1e6 / 2));
+    }
+    if (sent >= floor && sent > 0 && bpms > 0) {
         run->bandwidth_bpms = run->bandwidth_bpms > 0 ?
             0.5 * run->bandwidth_bpms + 0.5 * bpms : bpms;
     }

@@ -252,6 +252,21 @@ static void rate_limit_data(int channels, uint64_t limit, const char *mem_size)
     /* the whole pass under the limit: the switchover, which lifts it, finds nothing left */
     migrate_set_parameter_int(from, "downtime-limit", 1);
     migrate_qmp(from, uri, NULL);
+    if (limit <= MiB) {
+        /*
+         * The estimate follows the limited rate (at 1 MiB/s no 100 ms window
+         * sends the 1 MiB that made a window count: mbps stayed 0 throughout)
+         */
+        g_usleep(1500 * 1000);
+        g_autoptr(JsonObject) mid = migrate_query(from);
+        g_assert_cmpstr(qtest_json_get_str(mid, "status"), ==, "active");
+        double mbps = json_object_get_double_member(qtest_json_get_obj(mid, "ram"), "mbps");
+        g_test_message("mbps %.2f after 1.5 s at a limit of %" G_GUINT64_FORMAT " B/s", mbps,
+                       limit);
+        g_assert_cmpfloat(mbps, >, 0.5 * limit * 8 / 1e6);
+        g_assert_cmpfloat(mbps, <, 2.0 * limit * 8 / 1e6);
+        g_assert_cmpint(qtest_json_get_int(mid, "expected-downtime", 0), >, 0);
+    }
     wait_for_migration_complete(from);
     uint64_t bytes = query_ram_int(from, "normal-bytes", &total_ms);
     g_test_message("%" G_GUINT64_FORMAT " bytes of data in %" G_GINT64_FORMAT
