@@ -65,6 +65,11 @@ static bool parse_unix(const char *spec, MigAddr *out, GError **errp)
 static bool socket_parse_uri(const char *scheme, const char *spec, MigAddr *out,
                              GError **errp)
 {
+    if (!strcmp(scheme, "vsock:")) {
+        /* QEMU's URI, refused as the channels form refuses its socket address type */
+        error_setg(errp, "socket address type 'vsock' is not supported");
+        return false;
+    }
     return !strcmp(scheme, "unix:") ? parse_unix(spec, out, errp)
                                     : parse_inet(spec, out, errp);
 }
@@ -181,7 +186,7 @@ static JsonArray *socket_listen_address(const MigAddr *a, const IOListener *l)
 
 const MigTransport mig_transport_socket = {
     .kind = TRANSPORT_SOCKET,
-    .uri_schemes = (const char *const[]){ "unix:", "tcp:", NULL },
+    .uri_schemes = (const char *const[]){ "unix:", "tcp:", "vsock:", NULL },
     .channel_name = "socket",
     .parse_uri = socket_parse_uri,
     .parse_channel = socket_parse_channel,

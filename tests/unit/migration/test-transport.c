@@ -45,6 +45,7 @@ static const UriCase uri_cases[] = {
     { "fd", "fd:mig", "fd:mig", NULL },
     { "fd/empty", "fd:", NULL, "invalid file descriptor address" },
     { "rdma", "rdma:host:1", "rdma", NULL },
+    { "vsock", "vsock:2:4444", NULL, "socket address type 'vsock' is not supported" },
     { "unknown", "foo:bar", NULL, "unknown migration protocol: foo:bar" },
 };
 
