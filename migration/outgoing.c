@@ -15,6 +15,7 @@
 #include "migration-internal.h"
 #include "util/error.h"
 #include "util/fault.h"
+#include "util/osdep.h"
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -406,8 +407,10 @@ static bool sync_main_channel(MigrationState *s, GError **errp)
         g_autofree char *what = s->addr.kind == TRANSPORT_FILE ? g_strdup(s->addr.filename)
                                                               : mig_addr_describe(&s->addr);
         error_setg_errno(errp, saved_errno, "Unable to sync '%s' to disk", what);
+        return false;
     }
-    return ok;
+    /* a file the save created keeps its name after a crash too */
+    return s->addr.kind != TRANSPORT_FILE || qemu_fsync_parent_dir(s->addr.filename, errp);
 }
 
 /* True when multifd's pages go over extra connections to the main one's address. */

@@ -8,6 +8,7 @@
 #include "../migration/mapped-ram-share.h"
 #include "../migration/savevm.h"
 #include "util/error.h"
+#include "util/osdep.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -100,7 +101,8 @@ bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp)
         error_setg_errno(errp, errno, "Unable to sync '%s' to disk", path);
         return false;
     }
-    return true;
+    /* a file the tool created keeps its name after a crash too */
+    return qemu_fsync_parent_dir(path, errp);
 }
 
 bool tool_parse_file_command(const char *name, int argc, char **argv, const char *usage,

@@ -47,6 +47,37 @@ int qemu_fdatasync(int fd)
     return ret;
 }
 
+bool qemu_fsync_parent_dir(const char *path, GError **errp)
+{
+    if (g_str_has_prefix(path, "/dev/fdset/")) {
+        return true;
+    }
+    g_autofree char *dir = g_path_get_dirname(path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ret = fd < 0 ? -1 : 0;
+
+    if (ret == 0 && fault_hit("save-fsync-dir")) {
+        errno = EIO;
+        ret = -1;
+    }
+
+    while (ret == 0 && fsync(fd) < 0) {
+        if (errno != EINTR) {
+            ret = errno == EINVAL ? 0 : -1;
+            break;
+        }
+    }
+    int saved_errno = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, saved_errno, "Unable to sync the directory of '%s' to disk", path);
+        return false;
+    }
+    return true;
+}
+
 int qemu_open(const char *name, int flags, mode_t mode, GError **errp)
 {
     const char *action = (flags & O_CREAT) ? "create" : "open";

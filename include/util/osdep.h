@@ -33,6 +33,14 @@ int qemu_close(int fd);
  * with EIO.
  */
 int qemu_fdatasync(int fd);
+/*
+ * fsync() the directory that holds path, so that a file just created
+ * there keeps its name after a crash (fdatasync of the file does not
+ * promise that).  Nothing for /dev/fdset/ names (the caller's file) or a
+ * file system that cannot sync a directory (EINVAL); errors name path.
+ * The fault point "save-fsync-dir" fails it with EIO.
+ */
+bool qemu_fsync_parent_dir(const char *path, GError **errp);
 
 /* Allocation aligned for O_DIRECT (4096); free with qemu_vfree. */
 void *qemu_memalign(size_t align, size_t size);

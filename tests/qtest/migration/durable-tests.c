@@ -93,11 +93,12 @@ static void test_fsync_fd_pipe(void)
     qtest_quit(from);
 }
 
-/* Save with x-fsync and MAPRAM_FAULT=save-fsync; returns the error-desc. */
-static char *fsync_save_must_fail(const char *cap, int channels)
+/* Save with x-fsync and MAPRAM_FAULT=fault (save-fsync); returns the error-desc. */
+static char *fsync_fault_save_must_fail(const char *fault, const char *cap, int channels)
 {
     static const char *const ungoals[] = { "completed", "cancelled", NULL };
-    const char *env[] = { "MAPRAM_FAULT=save-fsync", NULL };
+    g_autofree char *fault_env = g_strdup_printf("MAPRAM_FAULT=%s", fault);
+    const char *env[] = { fault_env, NULL };
     g_autofree char *uri = mig_file_uri(MIG_FILE_NAME, NULL);
     MigrateCommon args = { .start.only_source = true, .start.env_source = env,
                            .multifd_channels = channels, .caps = { cap } };
@@ -125,6 +126,11 @@ static char *fsync_save_must_fail(const char *cap, int channels)
     g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
     g_assert_cmpstr(err, ==, want);
     return desc;
+}
+
+static char *fsync_save_must_fail(const char *cap, int channels)
+{
+    return fsync_fault_save_must_fail("save-fsync", cap, channels);
 }
 
 /* Page fds are synced in channel order: channel 0 fails first. */
@@ -310,6 +316,32 @@ static void test_tool_save_fsync(void)
     /* load writes no file: it has no --fsync */
     r = run_tool(NULL, NULL, load);
     assert_tool(&r, 2, "mapram load: Unknown option --fsync\n");
+    g_free(r.err);
+}
+
+/*
+ * After the file's data, the directory that holds it is synced: a file
+ * the save created keeps its name after a crash (it was not: the
+ * fdatasync of the file does not promise that).
+ */
+static void test_fault_save_fsync_dir(void)
+{
+    g_autofree char *desc = fsync_fault_save_must_fail("save-fsync-dir", "mapped-ram", 2);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *want = g_strdup_printf(
+        "Unable to sync the directory of '%s' to disk: Input/output error", path);
+
+    g_assert_cmpstr(desc, ==, want);
+
+    /* and mapram save --fsync */
+    g_autofree char *stream = make_stream_file();
+    g_autofree char *out = mig_path("out.img");
+    g_autofree char *twant = g_strdup_printf(
+        "mapram save: Unable to sync the directory of '%s' to disk: Input/output error\n", out);
+    const char *fault[] = { "MAPRAM_FAULT=save-fsync-dir", NULL };
+    const char *save[] = { "save", "--fsync", out, NULL };
+    ToolResult r = run_tool(fault, stream, save);
+    assert_tool(&r, 1, twant);
     g_free(r.err);
 }
 
@@ -608,6 +640,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/fsync/stream", test_fsync_stream, MIG_FULL);
     migration_test_add("/migration/fsync/fd-pipe", test_fsync_fd_pipe, MIG_FULL);
     migration_test_add("/migration/fault/save-fsync", test_fault_save_fsync, MIG_FULL);
+    migration_test_add("/migration/fault/save-fsync/dir", test_fault_save_fsync_dir, MIG_FULL);
     migration_test_add("/migration/fault/save-fsync/stream", test_fault_save_fsync_stream,
                        MIG_FULL);
     migration_test_add("/migration/fault/save-fsync/fd", test_fault_save_fsync_fd, MIG_FULL);
