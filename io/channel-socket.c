@@ -222,11 +222,11 @@ IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int 
     return ioc;
 }
 
-static struct addrinfo *resolve(const char *host, const char *port, bool passive,
-                                GError **errp)
+static struct addrinfo *resolve_family(const char *host, const char *port, bool passive,
+                                       int family, GError **errp)
 {
     struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
+        .ai_family = family,
         .ai_socktype = SOCK_STREAM,
         .ai_flags = passive ? AI_PASSIVE : 0,
     };
@@ -243,6 +243,12 @@ static struct addrinfo *resolve(const char *host, const char *port, bool passive
         return NULL;
     }
     return res;
+}
+
+static struct addrinfo *resolve(const char *host, const char *port, bool passive,
+                                GError **errp)
+{
+    return resolve_family(host, port, passive, AF_UNSPEC, errp);
 }
 
 /*
@@ -440,9 +446,10 @@ fail:
  * port is taken for IPv4 only: then it is made again for IPv6 alone, so
  * that 0.0.0.0:P and [::]:P can both listen.
  */
-static int listen_one(const struct addrinfo *ai, bool *created, GError **errp)
+static int listen_one(const struct addrinfo *ai, bool v6only_asked, bool *created,
+                      GError **errp)
 {
-    bool v6only = false;
+    bool v6only = v6only_asked;
     int fd, saved_errno;
     const char *what;
 
@@ -478,10 +485,10 @@ again:
 }
 
 /* One address as QEMU listens on it: the fd, or -1 with QEMU's text. */
-static int listen_addr(const struct addrinfo *ai, GError **errp)
+static int listen_addr(const struct addrinfo *ai, bool v6only, GError **errp)
 {
     bool created = false;
-    int fd = listen_one(ai, &created, errp);
+    int fd = listen_one(ai, v6only, &created, errp);
 
     if (fd == -1) {
         error_setg_errno(errp, errno, "%s", created ? "Failed to find an available port"
@@ -501,7 +508,7 @@ int io_socket_listen_tcp(const char *host, const char *port, GError **errp)
         return -1;
     }
     for (struct addrinfo *ai = res; ai && fd == -1; ai = ai->ai_next) {
-        fd = listen_one(ai, &created, errp);
+        fd = listen_one(ai, false, &created, errp);
         if (fd == -1) {
             saved_errno = errno;
         }
@@ -538,9 +545,10 @@ IOListener *io_listener_open_unix(const char *path, GError **errp)
     return fd < 0 ? NULL : listener_new(&fd, 1);
 }
 
-IOListener *io_listener_open_tcp(const char *host, const char *port, GError **errp)
+IOListener *io_listener_open_tcp(const char *host, const char *port, int family,
+                                 GError **errp)
 {
-    struct addrinfo *res = resolve(host, port, true, errp);
+    struct addrinfo *res = resolve_family(host, port, true, family, errp);
     g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
     GError *first = NULL;
 
@@ -548,7 +556,8 @@ IOListener *io_listener_open_tcp(const char *host, const char *port, GError **er
         return NULL;
     }
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = listen_addr(ai, first ? NULL : &first);
+        /* ipv6 asked for alone: no IPv4 through the IPv6 socket either */
+        int fd = listen_addr(ai, family == AF_INET6, first ? NULL : &first);
         if (fd >= 0) {
             g_array_append_val(fds, fd);
         }

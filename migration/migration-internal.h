@@ -49,6 +49,7 @@ typedef struct MigAddr {
     uint64_t offset;
     char *sock_type;           /* socket: "unix", "inet", "fd" */
     char *host, *port, *path, *fdname;
+    int family;                /* inet: AF_UNSPEC, or AF_INET / AF_INET6 (ipv4 / ipv6 flags) */
     char *command;             /* exec: shell command line */
     bool cmdline;              /* from -incoming: no monitor, so fd: names are numbers */
 } MigAddr;

@@ -1,6 +1,7 @@
 /*
  * The socket transports: "unix:PATH" and "tcp:HOST:PORT" (HOST may be a
- * bracketed IPv6 address; ",options" after the port are ignored), or a
+ * bracketed IPv6 address; of the ",options" after the port, ipv4 and ipv6
+ * are taken as QEMU takes them, the others ignored), or a
  * channels address of transport "socket".  Outgoing connects; incoming
  * listens, and migration.c accepts on the main loop.
  */
@@ -12,15 +13,66 @@
 #include "transport.h"
 #include "util/error.h"
 
+/* A flag of QEMU's inet options: "name", "name=on|yes", "name=off|no". */
+typedef struct InetFlag {
+    bool has, on;
+} InetFlag;
+
+static bool parse_flag(const char *opts, const char *name, InetFlag *f, GError **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(opts, ",", -1);
+    size_t n = strlen(name);
+
+    for (char **p = parts; *p; p++) {
+        if (strncmp(*p, name, n) || ((*p)[n] && (*p)[n] != '=')) {
+            continue;
+        }
+        const char *v = *p + n;
+        f->has = true;
+        if (!*v || !strcmp(v, "=on") || !strcmp(v, "=yes")) {
+            f->on = true;
+        } else if (!strcmp(v, "=off") || !strcmp(v, "=no")) {
+            f->on = false;
+        } else {
+            error_setg(errp, "error parsing '%s' flag '%s'", name, v);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The address family the ipv4 / ipv6 flags leave, as QEMU's inet_ai_family_from_address. */
+static bool inet_family(InetFlag v4, InetFlag v6, int *family, GError **errp)
+{
+    if (v4.has && v6.has && !v4.on && !v6.on) {
+        error_setg(errp, "Cannot disable IPv4 and IPv6 at same time");
+        return false;
+    }
+    if ((v6.has && v6.on) || (v4.has && !v4.on)) {
+        *family = AF_INET6;
+    } else if ((v4.has && v4.on) || (v6.has && !v6.on)) {
+        *family = AF_INET;
+    } else {
+        *family = AF_UNSPEC;
+    }
+    return true;
+}
+
 /* "host:port" with optional [v6] brackets and trailing ",options" */
 static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
 {
     g_autofree char *s = g_strdup(spec);
     char *comma = strchr(s, ',');
     char *colon;
+    InetFlag v4 = { 0 }, v6 = { 0 };
 
     if (comma) {
         *comma = 0;
+        if (!parse_flag(comma + 1, "ipv4", &v4, errp) ||
+            !parse_flag(comma + 1, "ipv6", &v6, errp) ||
+            !inet_family(v4, v6, &out->family, errp)) {
+            return false;
+        }
     }
     if (s[0] == '[') {
         char *end = strchr(s, ']');
@@ -87,6 +139,13 @@ static bool socket_parse_channel(JsonObject *addr, MigAddr *out, GError **errp)
     if (!strcmp(type, "inet")) {
         out->host = g_strdup(json_object_get_string_member(addr, "host"));
         out->port = g_strdup(json_object_get_string_member(addr, "port"));
+        InetFlag v4 = { json_object_has_member(addr, "ipv4"),
+                        json_object_get_boolean_member_with_default(addr, "ipv4", false) };
+        InetFlag v6 = { json_object_has_member(addr, "ipv6"),
+                        json_object_get_boolean_member_with_default(addr, "ipv6", false) };
+        if (!inet_family(v4, v6, &out->family, errp)) {
+            return false;
+        }
     } else if (!strcmp(type, "unix")) {
         out->path = g_strdup(json_object_get_string_member(addr, "path"));
     } else if (!strcmp(type, "fd")) {
@@ -126,7 +185,7 @@ static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *st
                                        IOListener **listener, GError **errp)
 {
     *listener = is_unix(a) ? io_listener_open_unix(a->path, errp)
-                           : io_listener_open_tcp(a->host, a->port, errp);
+                           : io_listener_open_tcp(a->host, a->port, a->family, errp);
     return NULL;
 }
 

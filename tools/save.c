@@ -689,7 +689,8 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
         }
     }
     listener = !strcmp(addr.sock_type, "unix") ? io_listener_open_unix(addr.path, errp)
-                                               : io_listener_open_tcp(addr.host, addr.port, errp);
+                                               : io_listener_open_tcp(addr.host, addr.port,
+                                                                      addr.family, errp);
     if (!listener) {
         goto out;
     }

@@ -185,11 +185,14 @@ IOChannel *io_socket_accept(int listen_fd, GError **errp);
  * unix path, or one for every address a tcp host resolves to (an empty
  * host: 0.0.0.0 and ::, each on the port; with port 0 each gets its own).
  * tcp listens if any address does, else fails with the first address's
- * error.  The fds are non-blocking and owned by the listener.
+ * error; family: AF_UNSPEC, or AF_INET / AF_INET6 for the addresses of
+ * that family alone (QEMU's ipv4 / ipv6 flags; an AF_INET6 socket then
+ * takes no IPv4).  The fds are non-blocking and owned by the listener.
  */
 typedef struct IOListener IOListener;
 IOListener *io_listener_open_unix(const char *path, GError **errp);
-IOListener *io_listener_open_tcp(const char *host, const char *port, GError **errp);
+IOListener *io_listener_open_tcp(const char *host, const char *port, int family,
+                                 GError **errp);
 unsigned io_listener_count(const IOListener *l);
 int io_listener_fd(const IOListener *l, unsigned i);
 /* A connection waits on one of them, within timeout_ms (-1: no limit). */

@@ -38,6 +38,10 @@ static const UriCase uri_cases[] = {
     { "unix/empty", "unix:", NULL, "invalid Unix socket address" },
     { "tcp", "tcp:127.0.0.1:4444", "tcp:127.0.0.1:4444", NULL },
     { "tcp/ipv6", "tcp:[::1]:4444,ipv6=on", "tcp:::1:4444", NULL },
+    { "tcp/ipv4-flag", "tcp::4444,ipv4,to=4446", "tcp::4444", NULL },
+    { "tcp/flag-bad", "tcp::4444,ipv6=foo", NULL, "error parsing 'ipv6' flag '=foo'" },
+    { "tcp/flags-both-off", "tcp::4444,ipv4=off,ipv6=no", NULL,
+      "Cannot disable IPv4 and IPv6 at same time" },
     { "tcp/ipv6-bad", "tcp:[::1]4444", NULL, "error parsing IPv6 address '[::1]4444'" },
     { "tcp/no-port", "tcp:localhost", NULL, "error parsing address 'localhost'" },
     { "tcp/empty-port", "tcp:localhost:", NULL,
@@ -590,6 +594,29 @@ static void test_tcp_listen_any(void)
     g_assert_cmpint(listen_entry(where3, 0, "::", "ipv6"), ==, v4);
     connect_accept("::1", v4, l3);
     g_clear_pointer(&l3, io_listener_free);
+
+    /*
+     * QEMU's ipv4 / ipv6 flags keep the other family out (since listening
+     * on every address, they had opened a port on the family left out)
+     */
+    g_autoptr(JsonArray) w4 = NULL, w6 = NULL;
+    g_autofree char *only4 = g_strdup_printf("tcp::%d,ipv4", v4);
+    g_autofree char *only6 = g_strdup_printf("tcp::%d,ipv4=off", v4);
+    close(hold4);
+    IOListener *l4 = listen_uri(only4, &w4);
+    g_assert_cmpuint(json_array_get_length(w4), ==, 1);
+    g_assert_cmpint(listen_entry(w4, 0, "0.0.0.0", "ipv4"), ==, v4);
+    io_listener_free(l4);
+    IOListener *l6 = listen_uri(only6, &w6);
+    g_assert_cmpuint(json_array_get_length(w6), ==, 1);
+    g_assert_cmpint(listen_entry(w6, 0, "::", "ipv6"), ==, v4);
+    int v6only = 0;
+    socklen_t optlen = sizeof(v6only);
+    g_assert_cmpint(getsockopt(io_listener_fd(l6, 0), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen),
+                    ==, 0);
+    g_assert_cmpint(v6only, ==, 1);                 /* and no IPv4 through it */
+    io_listener_free(l6);
+    hold4 = hold_port(AF_INET, v4);
 
     /* both held: the first address's error */
     int hold6 = hold_port(AF_INET6, v4);
