@@ -14,6 +14,7 @@
 #include "migration-internal.h"
 #include "multifd.h"
 #include "util/error.h"
+#include "util/fault.h"
 #include "util/osdep.h"
 #include <fcntl.h>
 #include <string.h>
@@ -270,6 +271,9 @@ static bool take_channel(IncomingRun *run, GError **errp)
         return true;
     }
     IOChannel *ioc = multifd_over_socket(s) ? accept_all(run, errp) : accept_peer(s, errp);
+    if (ioc && fault_hit("incoming-accept-stall")) {
+        g_usleep(G_USEC_PER_SEC);        /* a stop lands between the accept and the lock */
+    }
     /*
      * The listener goes now, also when the accept failed: a source that
      * connected later would otherwise fill the backlog that nobody reads,
@@ -278,10 +282,25 @@ static bool take_channel(IncomingRun *run, GError **errp)
      */
     qemu_mutex_lock(&s->lock);
     io_listener_free(g_steal_pointer(&s->listener));
-    s->ioc = ioc;
+    /*
+     * A stop (quit, the state freed) that came during the accept found no
+     * channel to shut down: drop the peer instead of loading from it, or
+     * the stop would wait for all it sends, or for good if it sends
+     * nothing.  The stop is set before the lock is taken, so either this
+     * sees it or migration_incoming_free sees s->ioc.
+     */
+    bool stopped = ioc && stop_requested(s);
+    if (!stopped) {
+        s->ioc = ioc;
+    }
     qemu_mutex_unlock(&s->lock);
     if (!strcmp(s->addr.sock_type, "unix")) {
         unlink(s->addr.path);
+    }
+    if (stopped) {
+        io_channel_unref(ioc);
+        error_setg(errp, "Failed to accept a migration connection: stopped");
+        return false;
     }
     return ioc != NULL;
 }

@@ -174,6 +174,31 @@ static void test_events_after_incoming(void)
 }
 
 /*
+ * quit while the destination has just accepted a source that sends
+ * nothing: it exits at once (the accepted channel, not yet the state's,
+ * was loaded from after the stop, and the process waited for the peer).
+ * The fault point holds the thread between the accept and the state.
+ */
+static void test_quit_during_accept(void)
+{
+    const char *env[] = { "MAPRAM_FAULT=incoming-accept-stall", NULL };
+    QTestState *to = qtest_init_bin_env(qtest_vm_binary(), env,
+                                        "-m 64M -S -incoming defer");
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+    qtest_qmp_assert_success(to, "{'execute': 'migrate-incoming', "
+                             "'arguments': {'uri': 'tcp:127.0.0.1:0'}}");
+    a.sin_port = htons(mig_listen_port(to));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+    g_usleep(300 * 1000);                   /* accepted, the thread in the stall */
+    gint64 start = g_get_monotonic_time();
+    qtest_quit(to);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 5 * G_USEC_PER_SEC);
+    close(fd);
+}
+
+/*
  * migrate-start-postcopy: QEMU's two refusals, then on a save under way
  * the answer that it goes on as precopy (it does, and completes), and no
  * error once it has ended.
@@ -410,6 +435,8 @@ void migration_test_add_precopy(void)
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
     migration_test_add("/migration/precopy/events-after-incoming", test_events_after_incoming,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/tcp/quit-during-accept", test_quit_during_accept,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp/any-ipv6", test_precopy_tcp_any_ipv6, MIG_SMOKE);
     migration_test_add("/migration/precopy/start-postcopy", test_start_postcopy, MIG_FULL);
