@@ -36,8 +36,10 @@ int qemu_fdatasync(int fd);
 /*
  * fsync() the directory that holds path, so that a file just created
  * there keeps its name after a crash (fdatasync of the file does not
- * promise that).  Nothing for /dev/fdset/ names (the caller's file) or a
- * file system that cannot sync a directory (EINVAL); errors name path.
+ * promise that).  Nothing for /dev/fdset/ names (the caller's file), a
+ * directory the process may not open (EACCES, EPERM: a drop directory
+ * of mode 0733) or a file system that cannot sync a directory (EINVAL);
+ * errors name path.
  * The fault point "save-fsync-dir" fails it with EIO.
  */
 bool qemu_fsync_parent_dir(const char *path, GError **errp);
