@@ -545,7 +545,7 @@ IOListener *io_listener_open_unix(const char *path, GError **errp)
     return fd < 0 ? NULL : listener_new(&fd, 1);
 }
 
-IOListener *io_listener_open_tcp(const char *host, const char *port, int family,
+IOListener *io_listener_open_tcp(const char *host, const char *port, int family, bool v6only,
                                  GError **errp)
 {
     struct addrinfo *res = resolve_family(host, port, true, family, errp);
@@ -556,8 +556,7 @@ IOListener *io_listener_open_tcp(const char *host, const char *port, int family,
         return NULL;
     }
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        /* ipv6 asked for alone: no IPv4 through the IPv6 socket either */
-        int fd = listen_addr(ai, family == AF_INET6, first ? NULL : &first);
+        int fd = listen_addr(ai, v6only, first ? NULL : &first);
         if (fd >= 0) {
             g_array_append_val(fds, fd);
         }

@@ -50,6 +50,7 @@ typedef struct MigAddr {
     char *sock_type;           /* socket: "unix", "inet", "fd" */
     char *host, *port, *path, *fdname;
     int family;                /* inet: AF_UNSPEC, or AF_INET / AF_INET6 (ipv4 / ipv6 flags) */
+    bool v6only;               /* inet: an IPv6 socket takes no IPv4 (ipv6 alone asked for) */
     char *command;             /* exec: shell command line */
     bool cmdline;              /* from -incoming: no monitor, so fd: names are numbers */
 } MigAddr;

@@ -13,47 +13,66 @@
 #include "transport.h"
 #include "util/error.h"
 
-/* A flag of QEMU's inet options: "name", "name=on|yes", "name=off|no". */
+/* A flag of QEMU's inet options: ",name", ",name=on", ",name=off". */
 typedef struct InetFlag {
     bool has, on;
 } InetFlag;
 
+/*
+ * As QEMU's inet_parse: the first ",name" in opts (which starts at the
+ * comma after the port); its error quotes the rest of opts.
+ */
 static bool parse_flag(const char *opts, const char *name, InetFlag *f, GError **errp)
 {
-    g_auto(GStrv) parts = g_strsplit(opts, ",", -1);
-    size_t n = strlen(name);
+    g_autofree char *key = g_strdup_printf(",%s", name);
+    const char *p = strstr(opts, key);
 
-    for (char **p = parts; *p; p++) {
-        if (strncmp(*p, name, n) || ((*p)[n] && (*p)[n] != '=')) {
-            continue;
-        }
-        const char *v = *p + n;
-        f->has = true;
-        if (!*v || !strcmp(v, "=on") || !strcmp(v, "=yes")) {
-            f->on = true;
-        } else if (!strcmp(v, "=off") || !strcmp(v, "=no")) {
-            f->on = false;
-        } else {
-            error_setg(errp, "error parsing '%s' flag '%s'", name, v);
-            return false;
-        }
+    if (!p) {
+        return true;
+    }
+    const char *v = p + strlen(key);
+    const char *end = strchr(v, ',');
+    size_t len = end ? (size_t)(end - v) : strlen(v);
+
+    f->has = true;
+    if (end && end[1] == ',') {
+        error_setg(errp, "error parsing '%s' flag '%s'", name, v);
+        return false;
+    }
+    if (len == 0 || (len == 3 && !strncmp(v, "=on", 3))) {
+        f->on = true;
+    } else if (len == 4 && !strncmp(v, "=off", 4)) {
+        f->on = false;
+    } else {
+        error_setg(errp, "error parsing '%s' flag '%s'", name, v);
+        return false;
     }
     return true;
 }
 
-/* The address family the ipv4 / ipv6 flags leave, as QEMU's inet_ai_family_from_address. */
-static bool inet_family(InetFlag v4, InetFlag v6, int *family, GError **errp)
+/*
+ * The address family the ipv4 / ipv6 flags leave, and whether an IPv6
+ * socket takes IPv6 alone, as QEMU 7.2 listens: both on is every family
+ * (an empty host: one dual-stack ::), one on or the other off is that
+ * family alone.
+ */
+static bool inet_family(InetFlag v4, InetFlag v6, const char *host, MigAddr *out,
+                        GError **errp)
 {
     if (v4.has && v6.has && !v4.on && !v6.on) {
         error_setg(errp, "Cannot disable IPv4 and IPv6 at same time");
         return false;
     }
-    if ((v6.has && v6.on) || (v4.has && !v4.on)) {
-        *family = AF_INET6;
+    out->v6only = false;
+    if (v4.has && v4.on && v6.has && v6.on) {
+        out->family = *host ? AF_UNSPEC : AF_INET6;
+    } else if ((v6.has && v6.on) || (v4.has && !v4.on)) {
+        out->family = AF_INET6;
+        out->v6only = true;
     } else if ((v4.has && v4.on) || (v6.has && !v6.on)) {
-        *family = AF_INET;
+        out->family = AF_INET;
     } else {
-        *family = AF_UNSPEC;
+        out->family = AF_UNSPEC;
     }
     return true;
 }
@@ -65,12 +84,12 @@ static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
     char *comma = strchr(s, ',');
     char *colon;
     InetFlag v4 = { 0 }, v6 = { 0 };
+    g_autofree char *opts = NULL;
 
     if (comma) {
+        opts = g_strdup(comma);
         *comma = 0;
-        if (!parse_flag(comma + 1, "ipv4", &v4, errp) ||
-            !parse_flag(comma + 1, "ipv6", &v6, errp) ||
-            !inet_family(v4, v6, &out->family, errp)) {
+        if (!parse_flag(opts, "ipv4", &v4, errp) || !parse_flag(opts, "ipv6", &v6, errp)) {
             return false;
         }
     }
@@ -99,7 +118,7 @@ static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
     }
     out->kind = TRANSPORT_SOCKET;
     out->sock_type = g_strdup("inet");
-    return true;
+    return inet_family(v4, v6, out->host, out, errp);
 }
 
 static bool parse_unix(const char *spec, MigAddr *out, GError **errp)
@@ -143,7 +162,7 @@ static bool socket_parse_channel(JsonObject *addr, MigAddr *out, GError **errp)
                         json_object_get_boolean_member_with_default(addr, "ipv4", false) };
         InetFlag v6 = { json_object_has_member(addr, "ipv6"),
                         json_object_get_boolean_member_with_default(addr, "ipv6", false) };
-        if (!inet_family(v4, v6, &out->family, errp)) {
+        if (!inet_family(v4, v6, out->host ? out->host : "", out, errp)) {
             return false;
         }
     } else if (!strcmp(type, "unix")) {
@@ -185,7 +204,8 @@ static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *st
                                        IOListener **listener, GError **errp)
 {
     *listener = is_unix(a) ? io_listener_open_unix(a->path, errp)
-                           : io_listener_open_tcp(a->host, a->port, a->family, errp);
+                           : io_listener_open_tcp(a->host, a->port, a->family, a->v6only,
+                                                   errp);
     return NULL;
 }
 

@@ -609,7 +609,7 @@ static IOListener *listen_socket(Monitor *mon, const MonitorSpec *ms, GError **e
             error_setg(errp, "QMP: '%s' lacks a port", ms->addr);
             return NULL;
         }
-        return io_listener_open_tcp(host, sep + 1, AF_UNSPEC, errp);
+        return io_listener_open_tcp(host, sep + 1, AF_UNSPEC, false, errp);
     }
 }
 

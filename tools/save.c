@@ -688,9 +688,9 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
             goto out;
         }
     }
-    listener = !strcmp(addr.sock_type, "unix") ? io_listener_open_unix(addr.path, errp)
-                                               : io_listener_open_tcp(addr.host, addr.port,
-                                                                      addr.family, errp);
+    listener = !strcmp(addr.sock_type, "unix")
+               ? io_listener_open_unix(addr.path, errp)
+               : io_listener_open_tcp(addr.host, addr.port, addr.family, addr.v6only, errp);
     if (!listener) {
         goto out;
     }

@@ -186,12 +186,12 @@ IOChannel *io_socket_accept(int listen_fd, GError **errp);
  * host: 0.0.0.0 and ::, each on the port; with port 0 each gets its own).
  * tcp listens if any address does, else fails with the first address's
  * error; family: AF_UNSPEC, or AF_INET / AF_INET6 for the addresses of
- * that family alone (QEMU's ipv4 / ipv6 flags; an AF_INET6 socket then
- * takes no IPv4).  The fds are non-blocking and owned by the listener.
+ * that family alone (QEMU's ipv4 / ipv6 flags); v6only: an IPv6 socket
+ * takes no IPv4.  The fds are non-blocking and owned by the listener.
  */
 typedef struct IOListener IOListener;
 IOListener *io_listener_open_unix(const char *path, GError **errp);
-IOListener *io_listener_open_tcp(const char *host, const char *port, int family,
+IOListener *io_listener_open_tcp(const char *host, const char *port, int family, bool v6only,
                                  GError **errp);
 unsigned io_listener_count(const IOListener *l);
 int io_listener_fd(const IOListener *l, unsigned i);
