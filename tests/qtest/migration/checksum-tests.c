@@ -185,12 +185,7 @@ static void test_flipped_bit(void)
     {
         g_autofree char *sock = mig_path("serve.sock");
         g_autofree char *uri = g_strdup_printf("unix:%s", sock);
-        struct sockaddr_un sun = { .sun_family = AF_UNIX };
-        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
-        g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
-        g_assert_cmpint(listen(lfd, 1), ==, 0);
+        int lfd = mig_listen_unix(sock);
         GThread *t = g_thread_new("sink", silent_sink, GINT_TO_POINTER(lfd));
         g_clear_pointer(&out, g_free);
         g_clear_pointer(&err, g_free);

@@ -164,6 +164,8 @@ void mig_file_offset_check(const char *path);
 int mig_listen_port(QTestState *to);
 /* Same for a destination listening on tcp:@host:0. */
 int mig_listen_port_on(QTestState *to, const char *host);
+/* A unix socket listening at @path (backlog 1), for a peer played by the test. */
+int mig_listen_unix(const char *path);
 
 /*
  * Two hosts on one machine (issue 12): network namespaces joined by a

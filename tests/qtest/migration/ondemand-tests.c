@@ -677,11 +677,7 @@ static void test_file_held(void)
     g_assert_true(g_file_set_contents(path, (const char *)data, len, NULL));  /* mapped-ram again */
     g_autofree char *sock = mig_path("serve.sock");
     g_autofree char *suri = g_strdup_printf("unix:%s", sock);
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
-    g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
-    g_assert_cmpint(listen(lfd, 1), ==, 0);
+    int lfd = mig_listen_unix(sock);
     const char *argv[] = { g_getenv("MAPRAM_TOOL"), "serve", "--quiet", path, suri, NULL };
     GPid pid;
     g_assert_true(g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
