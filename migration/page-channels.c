@@ -26,7 +26,10 @@ typedef struct Job {
     uint64_t pages_offset;
     unsigned long *bitmap;
     const char *idstr;
-    unsigned n;
+    unsigned n;                    /* WRITE: pages to scan, or (scanned) pages to write */
+    /* WRITE: the feeder scanned the pages, pages[] holds nruns (start, length) pairs */
+    bool scanned;
+    unsigned nruns;
     /* WRITE: indexed by page, or NULL; READ / PWRITE: one per page of the range, or NULL */
     uint64_t *hashes;
     /* READ / PWRITE */
@@ -68,6 +71,15 @@ struct PageChannels {
     PageChannelsConfig cfg;
     char *path;
     unsigned nworkers;             /* channels * workers per channel */
+    /*
+     * Immutable: a save with one worker, which would zero-check, hash and
+     * write every page in turn.  Buffered writes to one file are
+     * serialised by the kernel (the inode lock), so a second worker only
+     * waits for the first; the thread that queues the pages (otherwise
+     * idle) checks and hashes them instead, while the worker writes the
+     * batch before.
+     */
+    bool feeder_scans;
     PageWorker *workers;
     unsigned next;                 /* round-robin cursor, migration thread only */
     QemuMutex lock;
@@ -147,44 +159,80 @@ static bool submit_run(PageWorker *c, Job *j, uint64_t first, uint64_t npages, G
 }
 
 /*
- * The zero check and hash below read page after page of guest RAM: the
- * next one is prefetched, and the write then copies it from cache.
+ * The zero check and hash of one job's pages: each page not zero gets its
+ * bit set (and its hash), each zero page its bit cleared, and the pages to
+ * write are grouped in runs of consecutive pages.  The pages are read one
+ * after the other, the next one prefetched.
+ *
+ * writer NULL (the feeder scans): the runs are stored in runs, (start,
+ * length) pairs, room for 2 * n, and their number returned.  Else each
+ * run is written by writer as soon as it ends, its pages still in this
+ * core's cache (runs needs room for one); returns 0, or -1 on error.
+ * *zeros gets the zero pages.
  */
+static int scan_pages(PageChannels *pc, PageWorker *writer, Job *j, uint8_t *host,
+                      unsigned long *bitmap, uint64_t *hashes, const uint64_t *pages,
+                      unsigned n, uint64_t *runs, uint64_t *zeros, GError **errp)
+{
+    bool detect = pc->cfg.detect_zero;
+    unsigned nruns = 0;
+
+    *zeros = 0;
+    if (n) {
+        mrc_prefetch_page(host + pages[0] * PAGE_CHANNELS_PAGE_SIZE);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t p = pages[i];
+        if (i + 1 < n) {
+            mrc_prefetch_page(host + pages[i + 1] * PAGE_CHANNELS_PAGE_SIZE);
+        }
+        if (detect && buffer_is_zero(host + p * PAGE_CHANNELS_PAGE_SIZE, PAGE_CHANNELS_PAGE_SIZE)) {
+            clear_bit_atomic(p, bitmap);
+            (*zeros)++;
+            continue;
+        }
+        set_bit_atomic(p, bitmap);
+        if (hashes) {
+            /* the page was just read by the zero check: it is in this core's cache */
+            hashes[p] = mrc_page_hash(host + p * PAGE_CHANNELS_PAGE_SIZE);
+        }
+        if (nruns && runs[2 * nruns - 2] + runs[2 * nruns - 1] == p) {
+            runs[2 * nruns - 1]++;
+            continue;
+        }
+        if (writer && nruns) {
+            if (!submit_run(writer, j, runs[0], runs[1], errp)) {
+                return -1;
+            }
+            nruns = 0;
+        }
+        runs[2 * nruns] = p;
+        runs[2 * nruns + 1] = 1;
+        nruns++;
+    }
+    if (writer) {
+        return nruns && !submit_run(writer, j, runs[0], runs[1], errp) ? -1 : 0;
+    }
+    return nruns;
+}
+
 static bool do_write(PageWorker *c, Job *j, GError **errp)
 {
-    bool detect = c->pc->cfg.detect_zero;
-    uint64_t run_start = 0, run_len = 0, zeros = 0;
+    uint64_t run[2], zeros;
 
-    if (j->n) {
-        mrc_prefetch_page(j->host + j->pages[0] * PAGE_CHANNELS_PAGE_SIZE);
+    if (j->scanned) {
+        /* only the writes are left */
+        for (unsigned r = 0; r < j->nruns; r++) {
+            if (!submit_run(c, j, j->pages[2 * r], j->pages[2 * r + 1], errp)) {
+                return false;
+            }
+        }
+        return true;
     }
-    for (unsigned i = 0; i < j->n; i++) {
-        uint64_t p = j->pages[i];
-        if (i + 1 < j->n) {
-            mrc_prefetch_page(j->host + j->pages[i + 1] * PAGE_CHANNELS_PAGE_SIZE);
-        }
-        if (detect && buffer_is_zero(j->host + p * PAGE_CHANNELS_PAGE_SIZE, PAGE_CHANNELS_PAGE_SIZE)) {
-            clear_bit_atomic(p, j->bitmap);
-            zeros++;
-            continue;
-        }
-        set_bit_atomic(p, j->bitmap);
-        if (j->hashes) {
-            /* the page was just read by the zero check: it is in this core's cache */
-            j->hashes[p] = mrc_page_hash(j->host + p * PAGE_CHANNELS_PAGE_SIZE);
-        }
-        if (run_len && run_start + run_len == p) {
-            run_len++;
-            continue;
-        }
-        if (run_len && !submit_run(c, j, run_start, run_len, errp)) {
-            return false;
-        }
-        run_start = p;
-        run_len = 1;
-    }
+    int ret = scan_pages(c->pc, c, j, j->host, j->bitmap, j->hashes, j->pages, j->n, run,
+                         &zeros, errp);
     stat64_add(&c->pc->stats->zero_pages, zeros);
-    return run_len ? submit_run(c, j, run_start, run_len, errp) : true;
+    return ret == 0;
 }
 
 static bool do_read(PageWorker *c, Job *j, GError **errp)
@@ -381,6 +429,7 @@ PageChannels *page_channels_new(const PageChannelsConfig *cfg, GError **errp)
     pc->path = g_strdup(cfg->path);
     pc->cfg.path = pc->path;
     pc->nworkers = cfg->channels * per_channel;
+    pc->feeder_scans = !load && pc->nworkers == 1;
     qemu_mutex_init(&pc->lock);
     qemu_cond_init(&pc->cond);
     pc->workers = g_new0(PageWorker, pc->nworkers);
@@ -468,17 +517,30 @@ bool page_channels_queue_write_hashed(PageChannels *pc, const char *idstr, uint8
     if (!check_error(pc, errp)) {
         return false;
     }
-    Job *j = g_malloc0(sizeof(Job) + n * sizeof(uint64_t));
+    Job *j = g_malloc0(sizeof(Job) + 2 * n * sizeof(uint64_t));
     j->kind = JOB_WRITE;
     j->host = host;
     j->pages_offset = pages_offset;
     j->bitmap = file_bitmap;
     j->idstr = idstr;
-    j->n = n;
     j->hashes = page_hashes;
-    memcpy(j->pages, pages, n * sizeof(uint64_t));
+    if (pc->feeder_scans) {
+        uint64_t zeros;
+        j->scanned = true;
+        j->nruns = scan_pages(pc, NULL, NULL, host, file_bitmap, page_hashes, pages, n,
+                              j->pages, &zeros, NULL);
+        j->n = n - zeros;
+        stat64_add(&pc->stats->zero_pages, zeros);
+        if (!j->nruns) {
+            g_free(j);
+            return true;
+        }
+    } else {
+        j->n = n;
+        memcpy(j->pages, pages, n * sizeof(uint64_t));
+    }
     PageWorker *c = pick_worker(pc);
-    stat64_add(&pc->stats->in_flight, n);
+    stat64_add(&pc->stats->in_flight, j->n);
     worker_push(c, j);
     return true;
 }

@@ -7,8 +7,9 @@
  * one or more worker threads, each with its own AioEngine and queue depth.
  * The migration thread hands the workers batches: on save, the pages of
  * one block (zero detection happens in the worker, which sets or clears
- * the page's bit in the file bitmap); on load, byte ranges to read
- * straight into guest memory.  page_channels_sync() waits until every
+ * the page's bit in the file bitmap; with a single worker the migration
+ * thread checks them as it queues them, so the worker only writes); on
+ * load, byte ranges to read straight into guest memory.  page_channels_sync() waits until every
  * worker has finished and drained its I/O, so a page rewritten in
  * the next pass can never race its previous write, and no page write
  * lands after the bitmaps are written.
