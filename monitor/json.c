@@ -1,29 +1,27 @@
 /*
  * JSON text for QMP: a writer that spaces and escapes like QEMU (clients
- * and test logs compare lines), and the splitter that cuts the input byte
- * stream into complete JSON texts before json-glib parses each one.
+ * and test logs compare lines), and the input read as QEMU reads it.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
+#include <gio/gio.h>
 
 #include "monitor-internal.h"
 
+static int64_t utf8_codepoint(const unsigned char *p, const unsigned char **end);
+
+/* As QEMU writes a string: what its input reads as one character is one \uXXXX. */
 static void append_string(GString *out, const char *s)
 {
-    const char *p = s;
+    const unsigned char *p = (const unsigned char *)s;
 
     g_string_append_c(out, '"');
     while (*p) {
-        gunichar cp = g_utf8_get_char_validated(p, -1);
-        const char *next;
+        const unsigned char *next;
+        int64_t cp = utf8_codepoint(p, &next);
 
-        if (cp == (gunichar)-1 || cp == (gunichar)-2) {
-            /* Invalid UTF-8 byte: QEMU writes the replacement character. */
-            g_string_append(out, "\\uFFFD");
-            p++;
-            continue;
-        }
-        next = g_utf8_next_char(p);
         switch (cp) {
         case '"':  g_string_append(out, "\\\""); break;
         case '\\': g_string_append(out, "\\\\"); break;
@@ -33,12 +31,15 @@ static void append_string(GString *out, const char *s)
         case '\r': g_string_append(out, "\\r"); break;
         case '\t': g_string_append(out, "\\t"); break;
         default:
+            if (cp < 0) {
+                cp = 0xFFFD;     /* not a character: the replacement character */
+            }
             if (cp > 0xFFFF) {
-                gunichar v = cp - 0x10000;
+                int64_t v = cp - 0x10000;
                 g_string_append_printf(out, "\\u%04X\\u%04X",
-                                       0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+                                       (unsigned)(0xD800 + (v >> 10)), (unsigned)(0xDC00 + (v & 0x3FF)));
             } else if (cp < 0x20 || cp >= 0x7F) {
-                g_string_append_printf(out, "\\u%04X", cp);
+                g_string_append_printf(out, "\\u%04X", (unsigned)cp);
             } else {
                 g_string_append_c(out, (char)cp);
             }
@@ -133,393 +134,638 @@ GString *qmp_json_to_string(JsonNode *node)
     return qmp_json_to_string_unsigned(node, NULL);
 }
 
-/* --- splitter --- */
+/*
+ * --- input: QEMU's JSON, as its lexer, streamer and parser read it ---
+ *
+ * QMP clients see how QEMU reads its input: which bytes end a message,
+ * what a stray byte costs, how many error replies a broken text brings,
+ * and every error's words.  So the input is cut and parsed here by the
+ * same rules (json-glib only holds the trees): a lexer turns bytes into
+ * tokens, a lexical error reports the token so far ("stray '...'") and
+ * skips to the next structural or control byte; the streamer collects
+ * tokens until the braces and brackets balance (or go below zero), then
+ * the parser reads them into one value or one error.  QEMU's extensions
+ * are in: single-quoted strings, \' escapes, modified UTF-8 (\u0000).
+ */
 
-void json_splitter_init(JsonSplitter *js)
+typedef enum {
+    TOK_LCURLY, TOK_RCURLY, TOK_LSQUARE, TOK_RSQUARE, TOK_COLON, TOK_COMMA,
+    TOK_INTEGER, TOK_FLOAT, TOK_KEYWORD, TOK_STRING,
+} TokType;
+
+typedef struct JsonToken {
+    TokType type;
+    char str[];
+} JsonToken;
+
+enum {
+    LX_START, LX_RECOVERY, LX_STRING, LX_ESCAPE, LX_ZERO, LX_SIGN, LX_DIGITS,
+    LX_POINT, LX_FRACTION, LX_EXP, LX_EXP_SIGN, LX_EXP_DIGITS, LX_KEYWORD,
+};
+
+#define JSON_MAX_TOKEN_SIZE  (64ULL << 20)
+#define JSON_MAX_TOKEN_COUNT (2ULL << 20)
+#define JSON_MAX_NESTING     1024
+
+void json_message_free(JsonMessage *m)
 {
-    js->cur = g_string_new(NULL);
+    if (m) {
+        if (m->root) {
+            json_node_unref(m->root);
+        }
+        g_clear_pointer(&m->u64, g_hash_table_unref);
+        g_clear_error(&m->err);
+        g_free(m);
+    }
+}
+
+void json_streamer_init(JsonStreamer *js)
+{
+    memset(js, 0, sizeof(*js));
+    js->token = g_string_new(NULL);
+    js->tokens = g_ptr_array_new_with_free_func(g_free);
     g_queue_init(&js->done);
-    js->depth = 0;
-    js->in_string = false;
-    js->escape = false;
 }
 
-void json_splitter_reset(JsonSplitter *js)
+static void streamer_clear(JsonStreamer *js)
 {
-    g_string_truncate(js->cur, 0);
-    g_queue_clear_full(&js->done, g_free);
-    js->depth = 0;
-    js->in_string = false;
-    js->escape = false;
+    g_ptr_array_set_size(js->tokens, 0);
+    js->braces = js->brackets = 0;
+    js->size = 0;
 }
 
-void json_splitter_destroy(JsonSplitter *js)
+void json_streamer_reset(JsonStreamer *js)
 {
-    json_splitter_reset(js);
-    g_string_free(js->cur, TRUE);
-    js->cur = NULL;
+    streamer_clear(js);
+    g_string_truncate(js->token, 0);
+    js->state = LX_START;
+    js->quote = 0;
+    g_queue_clear_full(&js->done, (GDestroyNotify)json_message_free);
 }
 
-static void emit(JsonSplitter *js)
+void json_streamer_destroy(JsonStreamer *js)
 {
-    if (js->cur->len) {
-        g_queue_push_tail(&js->done, g_strndup(js->cur->str, js->cur->len));
-        g_string_truncate(js->cur, 0);
-    }
-    js->depth = 0;
-    js->in_string = false;
-    js->escape = false;
+    json_streamer_reset(js);
+    g_string_free(js->token, TRUE);
+    g_ptr_array_unref(js->tokens);
+    js->token = NULL;
+    js->tokens = NULL;
 }
 
-static void feed_in_string(JsonSplitter *js, char c)
-{
-    g_string_append_c(js->cur, c);
-    if (js->escape) {
-        js->escape = false;
-    } else if (c == '\\') {
-        js->escape = true;
-    } else if (c == '"') {
-        js->in_string = false;
-        if (js->depth == 0) {
-            emit(js);             /* a top-level string is a whole text */
-        }
-    }
-}
-
-static void feed_char(JsonSplitter *js, char c)
-{
-    if (js->in_string) {
-        feed_in_string(js, c);
-        return;
-    }
-    switch (c) {
-    case '{':
-    case '[':
-        if (js->depth == 0) {
-            emit(js);             /* a pending top-level scalar ends here */
-        }
-        g_string_append_c(js->cur, c);
-        js->depth++;
-        break;
-    case '}':
-    case ']':
-        g_string_append_c(js->cur, c);
-        js->depth--;
-        if (js->depth <= 0) {
-            emit(js);             /* complete text, or a stray closer */
-        }
-        break;
-    case '"':
-        if (js->depth == 0) {
-            emit(js);
-        }
-        g_string_append_c(js->cur, c);
-        js->in_string = true;
-        break;
-    case ' ':
-    case '\t':
-    case '\r':
-    case '\n':
-        if (js->depth == 0) {
-            emit(js);
-        } else {
-            g_string_append_c(js->cur, c);
-        }
-        break;
-    default:
-        g_string_append_c(js->cur, c);
-    }
-}
-
-void json_splitter_feed(JsonSplitter *js, const char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        feed_char(js, buf[i]);
-        /* Runaway input: hand it over as is so that the parser rejects it. */
-        if (js->depth > JSON_SPLITTER_MAX_DEPTH || js->cur->len > JSON_SPLITTER_MAX_SIZE) {
-            emit(js);
-        }
-    }
-}
-
-char *json_splitter_next(JsonSplitter *js)
+JsonMessage *json_streamer_next(JsonStreamer *js)
 {
     return g_queue_pop_head(&js->done);
 }
 
-/* --- a text json-glib 1.6 must not see --- */
+static void emit_error(JsonStreamer *js, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-static bool hex4(const char *p, unsigned lo, unsigned hi)
+static void emit_error(JsonStreamer *js, const char *fmt, ...)
 {
-    unsigned v = 0;
+    JsonMessage *m = g_new0(JsonMessage, 1);
+    va_list ap;
+
+    va_start(ap, fmt);
+    m->err = g_error_new_valist(G_IO_ERROR, G_IO_ERROR_FAILED, fmt, ap);
+    va_end(ap);
+    g_queue_push_tail(&js->done, m);
+    streamer_clear(js);
+}
+
+/* --- the parser: one message's tokens into a tree --- */
+
+typedef struct Parser {
+    GPtrArray *tokens;
+    guint next;
+    GString *err;           /* the first error, in QEMU's words; later ones are dropped */
+    GHashTable *u64;
+} Parser;
+
+static void parse_error(Parser *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void parse_error(Parser *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (p->err) {
+        return;
+    }
+    p->err = g_string_new("JSON parse error, ");
+    va_start(ap, fmt);
+    g_string_append_vprintf(p->err, fmt, ap);
+    va_end(ap);
+}
+
+static JsonToken *peek_token(Parser *p)
+{
+    return p->next < p->tokens->len ? g_ptr_array_index(p->tokens, p->next) : NULL;
+}
+
+static JsonToken *pop_token(Parser *p)
+{
+    JsonToken *t = peek_token(p);
+
+    if (t) {
+        p->next++;
+    }
+    return t;
+}
+
+/* QEMU's: in Unicode's range, neither a surrogate nor a noncharacter. */
+static bool valid_codepoint(int64_t cp)
+{
+    if (cp < 0 || cp > 0x10FFFF) {
+        return false;
+    }
+    if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE) {
+        return false;
+    }
+    return !(cp >= 0xD800 && cp <= 0xDFFF);
+}
+
+/* Modified UTF-8: NUL as C0 80. */
+static void append_codepoint(GString *s, int64_t cp)
+{
+    if (cp == 0) {
+        g_string_append_len(s, "\xC0\x80", 2);
+    } else {
+        g_string_append_unichar(s, (gunichar)cp);
+    }
+}
+
+/*
+ * One character of modified UTF-8 at p (NUL-terminated): its code point,
+ * or -1 for a sequence QEMU refuses (a stray or missing continuation
+ * byte, 0xFE / 0xFF, an overlong form other than C0 80, a code point
+ * valid_codepoint refuses).  *end: past what was read.
+ */
+static int64_t utf8_codepoint(const unsigned char *p, const unsigned char **end)
+{
+    static const int64_t min_cp[] = { 0x80, 0x800, 0x10000, 0x200000, 0x4000000 };
+    unsigned byte = *p++;
+    unsigned len = 0, mask;
+    int64_t cp;
+
+    if (byte < 0x80) {
+        *end = p;
+        return byte;
+    }
+    if (byte >= 0xFE || !(byte & 0x40)) {
+        *end = p;
+        return -1;
+    }
+    for (mask = 0x80; byte & mask; mask >>= 1) {
+        len++;
+    }
+    cp = byte & (mask - 1);
+    for (unsigned i = 1; i < len; i++) {
+        if ((*p & 0xC0) != 0x80) {
+            *end = p;
+            return -1;
+        }
+        cp = (cp << 6) | (*p++ & 0x3F);
+    }
+    *end = p;
+    if (!valid_codepoint(cp) || (cp < min_cp[len - 2] && !(cp == 0 && len == 2))) {
+        return -1;
+    }
+    return cp;
+}
+
+static int hex4(const char *s)
+{
+    int v = 0;
 
     for (int i = 0; i < 4; i++) {
-        if (!g_ascii_isxdigit(p[i])) {
-            return false;
+        if (!g_ascii_isxdigit(s[i])) {
+            return -1;
         }
-        v = v * 16 + g_ascii_xdigit_value(p[i]);
+        v = v * 16 + g_ascii_xdigit_value(s[i]);
     }
-    return v >= lo && v <= hi;
+    return v;
 }
 
-bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *col)
+static JsonNode *parse_string(Parser *p, const JsonToken *t)
 {
-    const char *line_start = text;
-    unsigned ln = 1;
-    char quote = 0;             /* the string's quote; single-quoted ones have no escapes */
+    const char *s = t->str;
+    char quote = *s++;
+    g_autoptr(GString) out = g_string_new(NULL);
 
-    /* as json-glib 1.6 cuts the text: its strings, escapes and comments */
-    for (const char *p = text; *p; p++) {
-        if (*p == '\n') {
-            ln++;
-            line_start = p + 1;
+    while (*s != quote) {
+        if (*s != '\\') {
+            const unsigned char *end;
+            int64_t cp = utf8_codepoint((const unsigned char *)s, &end);
+            if (cp < 0) {
+                parse_error(p, "invalid UTF-8 sequence in string");
+                return NULL;
+            }
+            append_codepoint(out, cp);
+            s = (const char *)end;
             continue;
         }
-        if (!quote) {
-            if (p[0] == '/' && p[1] == '*') {
-                /* a comment: its quotes start nothing */
-                for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++) {
-                    if (*p == '\n') {
-                        ln++;
-                        line_start = p + 1;
-                    }
+        const char *esc = s++;
+        char c = *s++;
+        switch (c) {
+        case '"': case '\'': case '\\': case '/':
+            g_string_append_c(out, c);
+            break;
+        case 'b': g_string_append_c(out, '\b'); break;
+        case 'f': g_string_append_c(out, '\f'); break;
+        case 'n': g_string_append_c(out, '\n'); break;
+        case 'r': g_string_append_c(out, '\r'); break;
+        case 't': g_string_append_c(out, '\t'); break;
+        case 'u': {
+            int64_t cp = hex4(s);
+            size_t avail = strlen(s);
+            s += MIN(avail, 4);
+            if (cp >= 0 && avail < 4) {
+                cp = -1;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF && s[0] == '\\' && s[1] == 'u') {
+                int lo = hex4(s + 2);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp & 0x3FF) << 10) + (lo & 0x3FF);
+                    s += 6;
+                } else {
+                    cp = -1;
                 }
-                if (!*p) {
-                    break;
-                }
-                p++;            /* on its '/' */
-            } else if (*p == '"' || *p == '\'') {
-                quote = *p;
             }
-            continue;
-        }
-        if (*p == quote) {
-            quote = 0;
-            continue;
-        }
-        if (quote != '"' || *p != '\\') {
-            continue;
-        }
-        if (p[1] != 'u') {
-            if (p[1] && p[1] != '\n') {
-                p++;            /* the escaped character */
+            if (!valid_codepoint(cp)) {
+                /* what QEMU quotes: from the backslash, six bytes (or to the end) */
+                size_t span = avail >= 4 ? (size_t)(s - esc) : 2 + avail;
+                parse_error(p, "%.*s is not a valid Unicode character", (int)span, esc);
+                return NULL;
             }
-            continue;
+            append_codepoint(out, cp);
+            break;
         }
-        /*
-         * json-glib takes the four characters after "\\u", whatever they
-         * are, and from "\\ud8" to "\\udf" wants a pair: anything but a
-         * well-formed one is refused.
-         */
-        const char *e = p + 2;
-        if ((e[0] == 'd' || e[0] == 'D') && e[1] && strchr("89abcdefABCDEF", e[1])) {
-            if (!hex4(e, 0xD800, 0xDBFF) || e[4] != '\\' || e[5] != 'u' ||
-                !hex4(e + 6, 0xDC00, 0xDFFF)) {
-                *line = ln;
-                *col = (unsigned)(p - line_start) + 1;
-                return true;
-            }
-            p = e + 9;          /* on the pair's last digit */
-            continue;
-        }
-        p++;                    /* on the 'u' */
-        for (int i = 0; i < 4 && p[1]; i++) {
-            p++;
-            if (*p == '\n') {
-                ln++;
-                line_start = p + 1;
-            }
+        default:
+            parse_error(p, "invalid escape sequence in string");
+            return NULL;
         }
     }
-    return false;
+    JsonNode *n = json_node_new(JSON_NODE_VALUE);
+    json_node_set_string(n, out->str);
+    return n;
 }
 
-/* --- what json-glib 1.6 loses of a text: big integers, repeated keys --- */
-
-typedef enum {
-    INT_FITS,               /* an int64: json-glib reads it right */
-    INT_U64,                /* above INT64_MAX, at most UINT64_MAX: QEMU's uint64 */
-    INT_DOUBLE,             /* beyond both: QEMU reads it with strtod */
-    NOT_INT,                /* a float, or not decimal digits */
-} IntClass;
-
-static IntClass classify_number(const char *p, size_t len)
+static JsonNode *parse_number(Parser *p, const JsonToken *t)
 {
-    bool neg = len && *p == '-';
-    guint64 v = 0;
-    bool over = false;
+    JsonNode *n = json_node_new(JSON_NODE_VALUE);
 
-    if (neg) {
-        p++;
-        len--;
+    if (t->type == TOK_INTEGER) {
+        char *end;
+        errno = 0;
+        gint64 v = g_ascii_strtoll(t->str, &end, 10);
+        if (!errno && !*end) {
+            json_node_set_int(n, v);
+            return n;
+        }
+        if (t->str[0] != '-') {
+            errno = 0;
+            guint64 u = g_ascii_strtoull(t->str, &end, 10);
+            if (!errno && !*end) {
+                /* the same bits as an int64; the set says it is a uint64 */
+                json_node_set_int(n, (gint64)u);
+                g_hash_table_add(p->u64, n);
+                return n;
+            }
+        }
     }
-    if (!len) {
-        return NOT_INT;
+    json_node_set_double(n, g_ascii_strtod(t->str, NULL));
+    return n;
+}
+
+static JsonNode *parse_value(Parser *p);
+
+static bool parse_pair(Parser *p, JsonObject *obj)
+{
+    JsonToken *t;
+
+    if (!peek_token(p)) {
+        parse_error(p, "premature EOI");
+        return false;
     }
+    g_autoptr(JsonNode) key = parse_value(p);
+    if (!key || json_node_get_value_type(key) != G_TYPE_STRING) {
+        parse_error(p, "key is not a string in object");
+        return false;
+    }
+    t = pop_token(p);
+    if (!t) {
+        parse_error(p, "premature EOI");
+        return false;
+    }
+    if (t->type != TOK_COLON) {
+        parse_error(p, "missing : in object pair");
+        return false;
+    }
+    JsonNode *value = parse_value(p);
+    if (!value) {
+        parse_error(p, "Missing value in dict");
+        return false;
+    }
+    if (json_object_has_member(obj, json_node_get_string(key))) {
+        json_node_unref(value);
+        parse_error(p, "duplicate key");
+        return false;
+    }
+    json_object_set_member(obj, json_node_get_string(key), value);
+    return true;
+}
+
+/* An object or array: its opening token is next. */
+static JsonNode *parse_container(Parser *p, bool object)
+{
+    TokType close = object ? TOK_RCURLY : TOK_RSQUARE;
+    g_autoptr(JsonNode) n = json_node_new(object ? JSON_NODE_OBJECT : JSON_NODE_ARRAY);
+    JsonObject *obj = object ? json_object_new() : NULL;
+    JsonArray *arr = object ? NULL : json_array_new();
+    JsonToken *t;
+
+    if (object) {
+        json_node_take_object(n, obj);
+    } else {
+        json_node_take_array(n, arr);
+    }
+    pop_token(p);
+    t = peek_token(p);
+    if (!t) {
+        parse_error(p, "premature EOI");
+        return NULL;
+    }
+    if (t->type == close) {
+        pop_token(p);
+        return g_steal_pointer(&n);
+    }
+    for (;;) {
+        if (object) {
+            if (!parse_pair(p, obj)) {
+                return NULL;
+            }
+        } else {
+            JsonNode *v = parse_value(p);
+            if (!v) {
+                parse_error(p, "expecting value");
+                return NULL;
+            }
+            json_array_add_element(arr, v);
+        }
+        t = pop_token(p);
+        if (!t) {
+            parse_error(p, "premature EOI");
+            return NULL;
+        }
+        if (t->type == close) {
+            return g_steal_pointer(&n);
+        }
+        if (t->type != TOK_COMMA) {
+            parse_error(p, object ? "expected separator in dict" : "expected separator in list");
+            return NULL;
+        }
+    }
+}
+
+static JsonNode *parse_value(Parser *p)
+{
+    JsonToken *t = peek_token(p);
+    JsonNode *n;
+
+    if (!t) {
+        parse_error(p, "premature EOI");
+        return NULL;
+    }
+    switch (t->type) {
+    case TOK_LCURLY:
+    case TOK_LSQUARE:
+        return parse_container(p, t->type == TOK_LCURLY);
+    case TOK_STRING:
+        pop_token(p);
+        return parse_string(p, t);
+    case TOK_INTEGER:
+    case TOK_FLOAT:
+        pop_token(p);
+        return parse_number(p, t);
+    case TOK_KEYWORD:
+        pop_token(p);
+        if (!strcmp(t->str, "true") || !strcmp(t->str, "false")) {
+            n = json_node_new(JSON_NODE_VALUE);
+            json_node_set_boolean(n, t->str[0] == 't');
+            return n;
+        }
+        if (!strcmp(t->str, "null")) {
+            return json_node_new(JSON_NODE_NULL);
+        }
+        parse_error(p, "invalid keyword '%s'", t->str);
+        return NULL;
+    default:
+        parse_error(p, "expecting value");
+        return NULL;
+    }
+}
+
+/* The tokens so far make a message: parse them. */
+static void emit_message(JsonStreamer *js)
+{
+    Parser p = { .tokens = js->tokens, .u64 = g_hash_table_new(NULL, NULL) };
+    JsonNode *root = parse_value(&p);
+    JsonMessage *m = g_new0(JsonMessage, 1);
+
+    if (p.err) {
+        g_clear_pointer(&root, json_node_unref);
+        m->err = g_error_new_literal(G_IO_ERROR, G_IO_ERROR_FAILED, p.err->str);
+        g_string_free(p.err, TRUE);
+        g_hash_table_unref(p.u64);
+    } else {
+        m->root = root;
+        m->u64 = p.u64;
+    }
+    g_queue_push_tail(&js->done, m);
+    streamer_clear(js);
+}
+
+/* --- the streamer: tokens into messages --- */
+
+static void process_token(JsonStreamer *js, TokType type)
+{
+    GString *tok = js->token;
+
+    switch (type) {
+    case TOK_LCURLY: js->braces++; break;
+    case TOK_RCURLY: js->braces--; break;
+    case TOK_LSQUARE: js->brackets++; break;
+    case TOK_RSQUARE: js->brackets--; break;
+    default: break;
+    }
+    if (js->size + tok->len + 1 > JSON_MAX_TOKEN_SIZE) {
+        emit_error(js, "JSON token size limit exceeded");
+    } else if (js->tokens->len + 1 > JSON_MAX_TOKEN_COUNT) {
+        emit_error(js, "JSON token count limit exceeded");
+    } else if (js->braces + js->brackets > JSON_MAX_NESTING) {
+        emit_error(js, "JSON nesting depth limit exceeded");
+    } else {
+        JsonToken *t = g_malloc(sizeof(JsonToken) + tok->len + 1);
+        t->type = type;
+        memcpy(t->str, tok->str, tok->len + 1);
+        g_ptr_array_add(js->tokens, t);
+        js->size += tok->len;
+        /* a message ends where the braces and brackets balance, or a closer has no opener */
+        if (!((js->braces > 0 || js->brackets > 0) && js->braces >= 0 && js->brackets >= 0)) {
+            emit_message(js);
+        }
+    }
+    g_string_truncate(tok, 0);
+}
+
+/* A byte that cannot go on the token: it is reported with it, then skipped past. */
+static void lex_error(JsonStreamer *js, unsigned char c)
+{
+    g_string_append_c(js->token, c);
+    /* QEMU prints the token as a C string: up to its first NUL */
+    emit_error(js, "JSON parse error, stray '%s'", js->token->str);
+    g_string_truncate(js->token, 0);
+    js->state = LX_RECOVERY;
+}
+
+/* A number or keyword ends before c, which is read again from the start state. */
+static void lex_end(JsonStreamer *js, TokType type)
+{
+    process_token(js, type);
+    js->state = LX_START;
+}
+
+static void feed_char(JsonStreamer *js, unsigned char c)
+{
+    for (;;) {
+        switch (js->state) {
+        case LX_RECOVERY:
+            /* skip to a structural byte, a control byte other than tab, or 0xFE / 0xFF */
+            if ((c < 0x20 && c != '\t') || c >= 0xFE || (c && strchr("[]{}:,", c))) {
+                js->state = LX_START;
+                continue;
+            }
+            return;
+        case LX_START:
+            switch (c) {
+            case ' ': case '\t': case '\r': case '\n':
+                return;
+            case '{': case '}': case '[': case ']': case ':': case ',':
+                g_string_append_c(js->token, c);
+                process_token(js, c == '{' ? TOK_LCURLY : c == '}' ? TOK_RCURLY :
+                                  c == '[' ? TOK_LSQUARE : c == ']' ? TOK_RSQUARE :
+                                  c == ':' ? TOK_COLON : TOK_COMMA);
+                return;
+            case '"': case '\'':
+                js->quote = c;
+                js->state = LX_STRING;
+                break;
+            case '0':
+                js->state = LX_ZERO;
+                break;
+            case '-':
+                js->state = LX_SIGN;
+                break;
+            default:
+                if (c >= '1' && c <= '9') {
+                    js->state = LX_DIGITS;
+                } else if (c >= 'a' && c <= 'z') {
+                    js->state = LX_KEYWORD;
+                } else {
+                    lex_error(js, c);
+                    return;
+                }
+            }
+            g_string_append_c(js->token, c);
+            return;
+        case LX_STRING:
+        case LX_ESCAPE:
+            if (c < 0x20 || c > 0xFD) {
+                lex_error(js, c);
+                return;
+            }
+            g_string_append_c(js->token, c);
+            if (js->state == LX_ESCAPE) {
+                js->state = LX_STRING;
+            } else if (c == '\\') {
+                js->state = LX_ESCAPE;
+            } else if (c == js->quote) {
+                js->state = LX_START;
+                process_token(js, TOK_STRING);
+            }
+            return;
+        case LX_ZERO:
+            if (g_ascii_isdigit(c)) {
+                lex_error(js, c);
+                return;
+            }
+            if (c != '.') {
+                lex_end(js, TOK_INTEGER);
+                continue;
+            }
+            js->state = LX_POINT;
+            break;
+        case LX_SIGN:
+            if (!g_ascii_isdigit(c)) {
+                lex_error(js, c);
+                return;
+            }
+            js->state = c == '0' ? LX_ZERO : LX_DIGITS;
+            break;
+        case LX_DIGITS:
+        case LX_FRACTION:
+            if (c == 'e' || c == 'E') {
+                js->state = LX_EXP;
+            } else if (c == '.' && js->state == LX_DIGITS) {
+                js->state = LX_POINT;
+            } else if (!g_ascii_isdigit(c)) {
+                lex_end(js, js->state == LX_DIGITS ? TOK_INTEGER : TOK_FLOAT);
+                continue;
+            }
+            break;
+        case LX_POINT:
+        case LX_EXP_SIGN:
+            if (!g_ascii_isdigit(c)) {
+                lex_error(js, c);
+                return;
+            }
+            js->state = js->state == LX_POINT ? LX_FRACTION : LX_EXP_DIGITS;
+            break;
+        case LX_EXP:
+            if (c == '+' || c == '-') {
+                js->state = LX_EXP_SIGN;
+            } else if (g_ascii_isdigit(c)) {
+                js->state = LX_EXP_DIGITS;
+            } else {
+                lex_error(js, c);
+                return;
+            }
+            break;
+        case LX_EXP_DIGITS:
+            if (!g_ascii_isdigit(c)) {
+                lex_end(js, TOK_FLOAT);
+                continue;
+            }
+            break;
+        case LX_KEYWORD:
+            if (c < 'a' || c > 'z') {
+                lex_end(js, TOK_KEYWORD);
+                continue;
+            }
+            break;
+        }
+        g_string_append_c(js->token, c);
+        return;
+    }
+}
+
+void json_streamer_feed(JsonStreamer *js, const char *buf, size_t len)
+{
     for (size_t i = 0; i < len; i++) {
-        if (!g_ascii_isdigit(p[i])) {
-            return NOT_INT;
-        }
-        guint d = p[i] - '0';
-        if (v > (G_MAXUINT64 - d) / 10) {
-            over = true;
-        } else {
-            v = v * 10 + d;
+        feed_char(js, (unsigned char)buf[i]);
+        /* one token may not grow without end: QEMU drops it with the streamer's words */
+        if (js->token->len > JSON_MAX_TOKEN_SIZE) {
+            emit_error(js, "JSON token size limit exceeded");
+            g_string_truncate(js->token, 0);
+            js->state = LX_START;
         }
     }
-    if (neg) {
-        return over || v > (guint64)G_MAXINT64 + 1 ? INT_DOUBLE : INT_FITS;
-    }
-    if (over) {
-        return INT_DOUBLE;
-    }
-    return v > G_MAXINT64 ? INT_U64 : INT_FITS;
-}
-
-static bool number_char(char c)
-{
-    return g_ascii_isalnum(c) || c == '.' || c == '+' || c == '-' || c == '_';
-}
-
-/* The text of a string token between its quotes, unescaped as json-glib does. */
-static char *key_text(const char *start, const char *end, char quote)
-{
-    if (quote != '"' || !memchr(start, '\\', end - start)) {
-        return g_strndup(start, end - start);
-    }
-    g_autofree char *lit = g_strdup_printf("[%.*s]", (int)(end - start + 2), start - 1);
-    g_autoptr(JsonNode) n = json_from_string(lit, NULL);
-    if (!n || !JSON_NODE_HOLDS_ARRAY(n) || json_array_get_length(json_node_get_array(n)) != 1) {
-        return NULL;        /* json-glib refuses the whole text anyway */
-    }
-    return g_strdup(json_array_get_string_element(json_node_get_array(n), 0));
-}
-
-typedef struct ScanLevel {
-    bool object;
-    bool want_key;          /* object: the next string is a key */
-    GHashTable *keys;       /* object: the keys seen (owned strings) */
-} ScanLevel;
-
-static void scan_level_clear(gpointer p)
-{
-    ScanLevel *l = p;
-
-    g_clear_pointer(&l->keys, g_hash_table_unref);
-}
-
-void json_text_scan(const char *text, JsonTextScan *out)
-{
-    g_autoptr(GArray) levels = g_array_new(FALSE, TRUE, sizeof(ScanLevel));
-    GString *copy = g_string_sized_new(strlen(text) + 8);
-
-    g_array_set_clear_func(levels, scan_level_clear);
-    memset(out, 0, sizeof(*out));
-    out->u64 = g_array_new(FALSE, FALSE, sizeof(guint));
-    /* as json-glib 1.6 cuts the text: comments, both quotes, escapes in double quotes */
-    for (const char *p = text; *p;) {
-        ScanLevel *top = levels->len ? &g_array_index(levels, ScanLevel, levels->len - 1) : NULL;
-
-        if (p[0] == '/' && p[1] == '*') {
-            const char *e = strstr(p + 2, "*/");
-            e = e ? e + 2 : p + strlen(p);
-            g_string_append_len(copy, p, e - p);
-            p = e;
-        } else if (*p == '"' || *p == '\'') {
-            const char *s = p + 1;
-            const char *e = s;
-            while (*e && *e != *p) {
-                e += (*p == '"' && e[0] == '\\' && e[1]) ? 2 : 1;
-            }
-            if (top && top->object && top->want_key && *e) {
-                g_autofree char *key = key_text(s, e, *p);
-                if (key && !g_hash_table_add(top->keys, g_steal_pointer(&key))) {
-                    out->duplicate_key = true;
-                }
-                top->want_key = false;
-            }
-            e = *e ? e + 1 : e;
-            g_string_append_len(copy, p, e - p);
-            p = e;
-        } else if (*p == '-' || g_ascii_isdigit(*p)) {
-            const char *e = p;
-            while (number_char(*e)) {
-                e++;
-            }
-            IntClass c = classify_number(p, e - p);
-            g_string_append_len(copy, p, e - p);
-            if (c == INT_U64) {
-                g_array_append_val(out->u64, out->numbers);
-            } else if (c == INT_DOUBLE) {
-                g_string_append(copy, ".0");
-            }
-            out->numbers++;
-            p = e;
-        } else {
-            if (*p == '{' || *p == '[') {
-                ScanLevel l = { .object = *p == '{', .want_key = *p == '{' };
-                if (l.object) {
-                    l.keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-                }
-                g_array_append_val(levels, l);
-                if (levels->len > JSON_SPLITTER_MAX_DEPTH) {
-                    /* json-glib's parser recurses per level: deep enough, the stack ends */
-                    out->too_deep = true;
-                    break;
-                }
-            } else if ((*p == '}' || *p == ']') && levels->len) {
-                g_array_set_size(levels, levels->len - 1);
-            } else if (*p == ',' && top && top->object) {
-                top->want_key = true;
-            }
-            g_string_append_c(copy, *p);
-            p++;
-        }
-    }
-    out->text = g_string_free(copy, FALSE);
-}
-
-void json_text_scan_clear(JsonTextScan *s)
-{
-    g_clear_pointer(&s->text, g_free);
-    g_clear_pointer(&s->u64, g_array_unref);
-}
-
-static void collect_numbers(JsonNode *n, GPtrArray *out)
-{
-    if (JSON_NODE_HOLDS_OBJECT(n)) {
-        JsonObjectIter iter;
-        const char *key;
-        JsonNode *member;
-
-        json_object_iter_init_ordered(&iter, json_node_get_object(n));
-        while (json_object_iter_next_ordered(&iter, &key, &member)) {
-            collect_numbers(member, out);
-        }
-    } else if (JSON_NODE_HOLDS_ARRAY(n)) {
-        JsonArray *a = json_node_get_array(n);
-
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            collect_numbers(json_array_get_element(a, i), out);
-        }
-    } else if (JSON_NODE_HOLDS_VALUE(n) && (json_node_get_value_type(n) == G_TYPE_INT64 ||
-                                            json_node_get_value_type(n) == G_TYPE_DOUBLE)) {
-        g_ptr_array_add(out, n);
-    }
-}
-
-GHashTable *json_text_u64_nodes(JsonNode *root, const JsonTextScan *scan)
-{
-    g_autoptr(GPtrArray) numbers = g_ptr_array_new();
-    GHashTable *set = g_hash_table_new(NULL, NULL);
-
-    collect_numbers(root, numbers);
-    /* a text the scanner cut otherwise than json-glib: no node is marked */
-    if (numbers->len != scan->numbers) {
-        return set;
-    }
-    for (guint i = 0; i < scan->u64->len; i++) {
-        g_hash_table_add(set, g_ptr_array_index(numbers, g_array_index(scan->u64, guint, i)));
-    }
-    return set;
 }

@@ -53,7 +53,7 @@ bool qapi_validate_command_args(const QapiSchema *s, const char *command,
                                 JsonObject *args, GError **errp);
 /*
  * The same, told which nodes hold a uint64 above INT64_MAX (u64: a set of
- * nodes from json_text_u64_nodes(), or NULL): QEMU takes them for unsigned
+ * nodes from a JsonMessage, or NULL): QEMU takes them for unsigned
  * members only ("Invalid parameter type for 'fdset-id', expected: integer").
  */
 bool qapi_validate_command_args_u64(const QapiSchema *s, const char *command,
@@ -65,7 +65,7 @@ void qapi_command_return_unsigned(const QapiSchema *s, const char *command, Json
 bool qapi_validate_value(const QapiSchema *s, const char *type, JsonNode *value,
                          const char *name, GError **errp);
 
-/* --- json.c: QEMU-shaped JSON text, and the input stream splitter --- */
+/* --- json.c: QEMU-shaped JSON text out, and QMP input read as QEMU reads it --- */
 
 /* Serialise as QEMU does: ", " between members, ": " after keys,
  * non-ASCII as \uXXXX, doubles with %.17g. */
@@ -74,71 +74,42 @@ GString *qmp_json_to_string(JsonNode *node);
 GString *qmp_json_to_string_unsigned(JsonNode *node, GHashTable *unsigned_nodes);
 
 /*
- * What json-glib 1.6 loses of a text, found in its source before it is
- * parsed.  json-glib reads an integer above INT64_MAX as the int64 with
- * the same bits (2^64 - 1 as -1) and saturates one beyond UINT64_MAX;
- * QEMU's parser keeps the first as a uint64 and reads the second as a
- * double.  json_text_scan() copies the text with every integer beyond
- * both ranges written as a float ("N.0": json-glib then reads the double
- * QEMU's strtod gives) and lists the uint64 ones by their index among the
- * text's numbers; json_text_u64_nodes() finds those nodes in the parsed
- * tree (document order), for the checks that must tell them from
- * negative numbers.  It also notes a key repeated in one object, which
- * json-glib merges and QEMU refuses.
- *
- *   JsonTextScan scan;
- *   json_text_scan(text, &scan);
- *   ... parse scan.text with json-glib ...
- *   GHashTable *u64 = json_text_u64_nodes(root, &scan);   (a set of nodes)
- *   json_text_scan_clear(&scan);
+ * QMP input, read by QEMU's rules (its lexer, streamer and parser, see
+ * json.c): bytes in, messages out, each a parsed value or QEMU's error
+ * for it.  One broken text may bring several errors, as in QEMU.
  */
-typedef struct JsonTextScan {
-    char *text;             /* the text to parse (owned) */
-    GArray *u64;            /* guint: indexes among the text's numbers, ascending */
-    guint numbers;          /* numbers in the text */
-    bool duplicate_key;
-    bool too_deep;          /* nested past JSON_SPLITTER_MAX_DEPTH: not for json-glib */
-} JsonTextScan;
+typedef struct JsonMessage {
+    JsonNode *root;      /* the value; NULL with err */
+    /*
+     * Integer nodes above INT64_MAX, held as the int64 with the same bits:
+     * QEMU keeps them as uint64 (a set of nodes, for the checks that must
+     * tell them from negative numbers).
+     */
+    GHashTable *u64;
+    GError *err;         /* "JSON parse error, ..." and the like; NULL with root */
+} JsonMessage;
 
-void json_text_scan(const char *text, JsonTextScan *out);
-void json_text_scan_clear(JsonTextScan *s);
-/* A new set (g_hash_table_unref); empty when the tree's numbers are not the scan's. */
-GHashTable *json_text_u64_nodes(JsonNode *root, const JsonTextScan *scan);
+void json_message_free(JsonMessage *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(JsonMessage, json_message_free)
 
-/*
- * Splits a byte stream into top-level JSON texts by tracking strings and
- * bracket depth; the texts are parsed afterwards.  Feed bytes as they
- * arrive; each complete text is returned by json_splitter_next().
- */
-typedef struct JsonSplitter {
-    GString *cur;        /* text of the message being accumulated */
-    GQueue done;         /* complete texts (char *), oldest first */
-    int depth;
-    bool in_string;
-    bool escape;
-} JsonSplitter;
+typedef struct JsonStreamer {
+    int state;           /* the lexer's */
+    char quote;          /* the open string's quote */
+    GString *token;      /* the token being read */
+    GPtrArray *tokens;   /* the message's tokens so far */
+    int braces;
+    int brackets;
+    size_t size;         /* bytes of those tokens */
+    GQueue done;         /* JsonMessage *, oldest first */
+} JsonStreamer;
 
-#define JSON_SPLITTER_MAX_DEPTH 1024
-#define JSON_SPLITTER_MAX_SIZE  (64 * 1024 * 1024)
-
-void json_splitter_init(JsonSplitter *js);
-void json_splitter_reset(JsonSplitter *js);
-void json_splitter_destroy(JsonSplitter *js);
-void json_splitter_feed(JsonSplitter *js, const char *buf, size_t len);
-char *json_splitter_next(JsonSplitter *js);   /* caller frees; NULL if none */
-
-/*
- * Whether a string of text (cut as json-glib 1.6 cuts it: strings, the
- * four characters after each \u, comments) has a surrogate \u escape
- * (as json-glib reads one: "\ud8" to "\udf", whatever follows) that is
- * not the first half of a well-formed pair.  json-glib 1.6 (Debian 12)
- * leaks its string buffer on such an escape followed by a \u escape
- * that does not complete a pair ("malformed surrogate pair"), so such a
- * text must not reach it; a lone surrogate, which it would let through
- * into a string that is not UTF-8, goes too.  *line and *col: where the
- * escape starts (1-based; col in bytes).
- */
-bool json_text_bad_surrogate_pair(const char *text, unsigned *line, unsigned *col);
+void json_streamer_init(JsonStreamer *js);
+/* Drops what was read and not yet taken. */
+void json_streamer_reset(JsonStreamer *js);
+void json_streamer_destroy(JsonStreamer *js);
+void json_streamer_feed(JsonStreamer *js, const char *buf, size_t len);
+/* The next complete message (json_message_free), or NULL. */
+JsonMessage *json_streamer_next(JsonStreamer *js);
 
 /* --- dispatch.c --- */
 

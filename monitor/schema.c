@@ -382,7 +382,7 @@ bool qapi_schema_check(const QapiSchema *s, GError **errp)
 
 /*
  * One check: the schema, and the nodes json-glib cannot tell apart by
- * value (json_text_u64_nodes); with unsigned_out, the integer nodes found
+ * value (JsonMessage.u64); with unsigned_out, the integer nodes found
  * at unsigned types are added to it (for the writer).
  */
 typedef struct QapiCheck {

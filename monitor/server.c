@@ -56,7 +56,7 @@ struct Monitor {
     int out_fd;
     guint in_watch;           /* 0 with a client attached: paused, output backed up */
     guint out_watch;
-    JsonSplitter splitter;
+    JsonStreamer input;
     GString *outbuf;
     /*
      * The fds of the last recvmsg that brought any (owned): a batch
@@ -156,7 +156,7 @@ static void client_fail(Monitor *mon)
     if (!mon->is_stdio) {
         shutdown(mon->out_fd, SHUT_RDWR);
         /* nothing it sent after this runs */
-        json_splitter_reset(&mon->splitter);
+        json_streamer_reset(&mon->input);
         close_received_fds(mon);
     }
     input_watch_ensure(mon);
@@ -256,47 +256,16 @@ static void send_greeting(Monitor *mon)
 
 /* --- input --- */
 
-static void handle_text(Monitor *mon, const char *text)
+static void handle_message(Monitor *mon, JsonMessage *msg)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
-    g_autoptr(GError) err = NULL;
-    g_autoptr(JsonNode) rsp = NULL;
     g_autoptr(GHashTable) unsigned_nodes = g_hash_table_new(NULL, NULL);
-    JsonTextScan scan = { 0 };
-    JsonNode *root;
-    unsigned line, col;
+    g_autoptr(JsonNode) rsp = NULL;
 
-    if (json_text_bad_surrogate_pair(text, &line, &col)) {
-        /* in json-glib's words, where the escape starts (reported first, before any other) */
-        g_set_error(&err, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
-                    "<data>:%u:%u: Parse error: scanner: malformed surrogate pair", line, col);
+    if (msg->err) {
+        rsp = qmp_error_response(msg->err);
     } else {
-        json_text_scan(text, &scan);
+        rsp = qmp_dispatch(mon, msg->root, msg->u64, unsigned_nodes);
     }
-    if (scan.too_deep) {
-        /* QEMU's streamer's words; json-glib would recurse until the stack ends */
-        g_autoptr(GError) perr = NULL;
-
-        error_setg(&perr, "JSON nesting depth limit exceeded");
-        rsp = qmp_error_response(perr);
-    } else if (err || !json_parser_load_from_data(parser, scan.text, -1, &err) ||
-        !(root = json_parser_get_root(parser))) {
-        g_autoptr(GError) perr = NULL;
-
-        error_setg(&perr, "JSON parse error, %s", err ? err->message : "empty input");
-        rsp = qmp_error_response(perr);
-    } else if (scan.duplicate_key) {
-        /* json-glib keeps the last value; QEMU's parser refuses the text */
-        g_autoptr(GError) perr = NULL;
-
-        error_setg(&perr, "JSON parse error, duplicate key");
-        rsp = qmp_error_response(perr);
-    } else {
-        g_autoptr(GHashTable) u64 = json_text_u64_nodes(root, &scan);
-
-        rsp = qmp_dispatch(mon, root, u64, unsigned_nodes);
-    }
-    json_text_scan_clear(&scan);
     /*
      * fds the command did not take stay queued, as in QEMU, until a newer
      * batch replaces them: one read may bring a command that takes none
@@ -321,7 +290,7 @@ static void client_detach(Monitor *mon, bool from_in_watch)
     g_clear_pointer(&mon->client, io_channel_unref);
     mon->in_fd = -1;
     mon->out_fd = -1;
-    json_splitter_reset(&mon->splitter);
+    json_streamer_reset(&mon->input);
     g_string_truncate(mon->outbuf, 0);
     close_received_fds(mon);
     mon->negotiated = false;
@@ -352,19 +321,19 @@ static ssize_t client_read(Monitor *mon, char *buf, size_t len)
 /* Answer the complete texts received, in order, while the client reads its output. */
 static void dispatch_pending(Monitor *mon)
 {
-    char *text;
+    JsonMessage *msg;
 
     while ((mon->in_fd >= 0 || mon->out_fn) && !output_backed_up(mon) &&
-           (text = json_splitter_next(&mon->splitter))) {
-        handle_text(mon, text);
-        g_free(text);
+           (msg = json_streamer_next(&mon->input))) {
+        handle_message(mon, msg);
+        json_message_free(msg);
     }
 }
 
 /* Bytes from the client. */
 static void process_input(Monitor *mon, const char *buf, size_t n)
 {
-    json_splitter_feed(&mon->splitter, buf, n);
+    json_streamer_feed(&mon->input, buf, n);
     dispatch_pending(mon);
 }
 
@@ -549,7 +518,7 @@ static Monitor *monitor_alloc(const char *spec)
     mon->spec = g_strdup(spec);
     mon->in_fd = -1;
     mon->out_fd = -1;
-    json_splitter_init(&mon->splitter);
+    json_streamer_init(&mon->input);
     mon->outbuf = g_string_new(NULL);
     mon->recv_fds = g_array_new(FALSE, FALSE, sizeof(int));
     return mon;
@@ -583,7 +552,7 @@ static void monitor_free(Monitor *mon)
         unlink(mon->unlink_path);
     }
     close_received_fds(mon);
-    json_splitter_destroy(&mon->splitter);
+    json_streamer_destroy(&mon->input);
     g_string_free(mon->outbuf, TRUE);
     g_array_unref(mon->recv_fds);
     g_free(mon->unlink_path);

@@ -65,6 +65,7 @@ with QEMU's messages:
 | unknown command | `The command NAME has not been found` (class `CommandNotFound`) |
 | not an object | `QMP input must be a JSON object` |
 | a key repeated in one object | `JSON parse error, duplicate key` (no `id`) |
+| not JSON (read by QEMU's rules: single-quoted strings allowed, no comments) | `JSON parse error, ...` as QEMU words it, no `id`: `invalid keyword 'tru'`, `expecting value`, `missing : in object pair`, `stray '01'` (a broken token, then each closer left over is an error of its own, as in QEMU), `\\ud800 is not a valid Unicode character`, `invalid UTF-8 sequence in string`; `JSON nesting depth limit exceeded` past 1024 levels |
 | no `execute` | `QMP input lacks member 'execute'` |
 
 Events are sent to every client that has completed negotiation:

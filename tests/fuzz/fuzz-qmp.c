@@ -258,18 +258,21 @@ static void pass_sandbox_fds(Monitor *mon)
  */
 static void feed_texts_with_fds(Monitor *mon, const char *data, size_t size)
 {
-    JsonSplitter js;
+    JsonStreamer js;
     size_t start = 0;
 
-    json_splitter_init(&js);
+    json_streamer_init(&js);
     for (size_t i = 0; i < size; i++) {
-        char *text;
+        JsonMessage *msg;
 
-        json_splitter_feed(&js, data + i, 1);
-        if (!(text = json_splitter_next(&js))) {
+        json_streamer_feed(&js, (const char *)data + i, 1);
+        if (!(msg = json_streamer_next(&js))) {
             continue;
         }
-        g_free(text);
+        /* the rest of this byte's messages go in the same write */
+        do {
+            json_message_free(msg);
+        } while ((msg = json_streamer_next(&js)));
         pass_sandbox_fds(mon);
         monitor_inproc_feed(mon, data + start, i + 1 - start);
         start = i + 1;
@@ -277,7 +280,7 @@ static void feed_texts_with_fds(Monitor *mon, const char *data, size_t size)
     if (start < size) {
         monitor_inproc_feed(mon, data + start, size - start);
     }
-    json_splitter_destroy(&js);
+    json_streamer_destroy(&js);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
