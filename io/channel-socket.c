@@ -222,13 +222,19 @@ IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int 
     return ioc;
 }
 
+/*
+ * A connect restricted to IPv6 (QEMU's ipv6 flag) still reaches an IPv4
+ * host through its v4-mapped address, as QEMU's connect does.
+ */
+#define CONNECT_AI_FLAGS(family) ((family) == AF_INET6 ? AI_V4MAPPED : 0)
+
 static struct addrinfo *resolve_family(const char *host, const char *port, bool passive,
                                        int family, GError **errp)
 {
     struct addrinfo hints = {
         .ai_family = family,
         .ai_socktype = SOCK_STREAM,
-        .ai_flags = passive ? AI_PASSIVE : 0,
+        .ai_flags = passive ? AI_PASSIVE : CONNECT_AI_FLAGS(family),
     };
     struct addrinfo *res = NULL;
     int rc;
@@ -262,6 +268,7 @@ static struct addrinfo *resolve(const char *host, const char *port, bool passive
 typedef struct Lookup {
     gint refs;                  /* atomic: the caller's and the thread's */
     char *host, *port;          /* immutable */
+    int family;                 /* immutable */
     QemuMutex lock;             /* pthreads, which TSan sees (util/thread.h) */
     QemuCond cond;
     bool done;                  /* lock: rc and res are set */
@@ -287,7 +294,11 @@ static void lookup_unref(Lookup *l)
 static gpointer lookup_thread(gpointer opaque)
 {
     Lookup *l = opaque;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo hints = {
+        .ai_family = l->family,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = CONNECT_AI_FLAGS(l->family),
+    };
     struct addrinfo *res = NULL;
 
     if (fault_hit("socket-resolve-stall")) {
@@ -304,9 +315,9 @@ static gpointer lookup_thread(gpointer opaque)
     return NULL;
 }
 
-/* resolve() for a connect, abandoned with ECANCELED once *stop is set. */
-static struct addrinfo *resolve_stoppable(const char *host, const char *port, const int *stop,
-                                          GError **errp)
+/* resolve_family() for a connect, abandoned with ECANCELED once *stop is set. */
+static struct addrinfo *resolve_stoppable(const char *host, const char *port, int family,
+                                          const int *stop, GError **errp)
 {
     Lookup *l = g_new0(Lookup, 1);
     struct addrinfo *res = NULL;
@@ -315,9 +326,10 @@ static struct addrinfo *resolve_stoppable(const char *host, const char *port, co
 
     if (!stop) {
         g_free(l);
-        return resolve(host, port, false, errp);
+        return resolve_family(host, port, false, family, errp);
     }
     l->refs = 2;
+    l->family = family;
     l->host = host && *host ? g_strdup(host) : NULL;
     l->port = g_strdup(port);
     qemu_mutex_init(&l->lock);
@@ -326,7 +338,7 @@ static struct addrinfo *resolve_stoppable(const char *host, const char *port, co
     if (!t) {
         l->refs = 1;
         lookup_unref(l);
-        return resolve(host, port, false, errp);
+        return resolve_family(host, port, false, family, errp);
     }
     g_thread_unref(t);
     qemu_mutex_lock(&l->lock);
@@ -355,13 +367,13 @@ static struct addrinfo *resolve_stoppable(const char *host, const char *port, co
 
 IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GError **errp)
 {
-    return io_channel_socket_connect_tcp_stoppable(host, port, NULL, errp);
+    return io_channel_socket_connect_tcp_stoppable(host, port, AF_UNSPEC, NULL, errp);
 }
 
 IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char *port,
-                                                   const int *stop, GError **errp)
+                                                   int family, const int *stop, GError **errp)
 {
-    struct addrinfo *res = resolve_stoppable(host, port, stop, errp);
+    struct addrinfo *res = resolve_stoppable(host, port, family, stop, errp);
     int saved_errno = ECONNREFUSED;
     int fd = -1;
 

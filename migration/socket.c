@@ -196,7 +196,7 @@ static IOChannel *socket_open_outgoing(Migration *m, const MigAddr *a, off_t *st
     if (is_unix(a)) {
         return io_channel_socket_connect_unix_stoppable(a->path, stop, errp);
     }
-    return io_channel_socket_connect_tcp_stoppable(a->host, a->port, stop, errp);
+    return io_channel_socket_connect_tcp_stoppable(a->host, a->port, a->family, stop, errp);
 }
 
 /* No channel yet: *listener is what incoming.c accepts on. */

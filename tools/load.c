@@ -441,7 +441,8 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
 static IOChannel *connect_one(const MigAddr *a, GError **errp)
 {
     return !strcmp(a->sock_type, "unix") ? io_channel_socket_connect_unix(a->path, errp)
-                                         : io_channel_socket_connect_tcp(a->host, a->port, errp);
+                                         : io_channel_socket_connect_tcp_stoppable(a->host, a->port, a->family,
+                                                                                   NULL, errp);
 }
 
 /*

@@ -170,12 +170,13 @@ IOChannel *io_channel_socket_connect_tcp(const char *host, const char *port, GEr
  * atomic flag *stop is set (looked at every 20 ms while the connect waits
  * on its peer, or tcp's name lookup on its resolver: that lookup runs on
  * a thread of its own, left to finish alone); stop NULL: wait as long as
- * the kernel and the resolver do.
+ * the kernel and the resolver do.  family: AF_UNSPEC, or only AF_INET or
+ * AF_INET6 addresses of host are tried (QEMU's ipv4 / ipv6 flags).
  */
 IOChannel *io_channel_socket_connect_unix_stoppable(const char *path, const int *stop,
                                                     GError **errp);
 IOChannel *io_channel_socket_connect_tcp_stoppable(const char *host, const char *port,
-                                                   const int *stop, GError **errp);
+                                                   int family, const int *stop, GError **errp);
 /* Listening sockets: return the listening fd (owned by caller) or -1. */
 int io_socket_listen_unix(const char *path, GError **errp);
 int io_socket_listen_tcp(const char *host, const char *port, GError **errp);

@@ -383,6 +383,67 @@ static void test_connect_refused(void)
     qtest_quit(from);
 }
 
+/*
+ * QEMU's ipv4 / ipv6 flags restrict the addresses an outgoing tcp:
+ * connect tries, as QEMU's connect does: tcp:[::1]:P,ipv4 has no IPv4
+ * address to try (the flags were ignored: it connected to ::1), and
+ * tcp:127.0.0.1:P,ipv6 reaches an IPv4 listener through the v4-mapped
+ * address ::ffff:127.0.0.1.
+ */
+static void test_connect_family(void)
+{
+    MigrateCommon args = { .start.only_source = true };
+    struct sockaddr_in in = { .sin_family = AF_INET };
+    socklen_t len = sizeof(in);
+    QTestState *from, *to;
+    int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (probe < 0) {
+        g_test_skip("no IPv6 here");
+        close(fd);
+        return;
+    }
+    close(probe);
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&in, sizeof(in)), ==, 0);
+    g_assert_cmpint(listen(fd, 1), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&in, &len), ==, 0);
+    int port = ntohs(in.sin_port);
+
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+    {
+        g_autofree char *uri = g_strdup_printf("tcp:[::1]:%d,ipv4", port);
+        g_autofree char *want = g_strdup_printf("address resolution failed for ::1:%d: "
+                                                "Address family for hostname not supported",
+                                                port);
+        g_autofree char *desc = NULL;
+
+        migrate_qmp(from, uri, NULL);
+        desc = wait_for_migration_fail(from);
+        g_assert_cmpstr(desc, ==, want);
+    }
+    assert_source_intact(from);
+    {
+        g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d,ipv6", port);
+        g_autofree char *desc = NULL;
+        struct sockaddr_in peer_addr;
+        socklen_t plen = sizeof(peer_addr);
+        int peer;
+
+        migrate_qmp(from, uri, NULL);
+        peer = accept(fd, (struct sockaddr *)&peer_addr, &plen);
+        g_assert_cmpint(peer, >=, 0);
+        close(peer);
+        desc = wait_for_migration_fail(from);
+        g_assert_nonnull(desc);
+    }
+    assert_source_intact(from);
+    close(fd);
+    qtest_quit(from);
+}
+
 /* --- RAM layout mismatch ------------------------------------------------- */
 
 /*
@@ -527,6 +588,7 @@ void migration_test_add_misc(void)
     migration_test_add("/migration/bad-uri", test_bad_uri, MIG_SMOKE);
     migration_test_add("/migration/stop/not-running", test_stop_not_running, MIG_SMOKE);
     migration_test_add("/migration/connect/refused", test_connect_refused, MIG_SMOKE);
+    migration_test_add("/migration/connect/family", test_connect_family, MIG_SMOKE);
     migration_test_add("/migration/connect/silent/tcp", test_connect_silent_tcp, MIG_SMOKE);
     migration_test_add("/migration/connect/silent/unix", test_connect_silent_unix, MIG_FULL);
     migration_test_add("/migration/connect/slow-resolver", test_connect_slow_resolver, MIG_FULL);

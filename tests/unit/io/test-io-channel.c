@@ -896,7 +896,7 @@ static void test_socket_connect_stop(void)
     g_assert_cmpint(listen(ul, 0), ==, 0);
 
     /* the first connection fills each queue; the stoppable connect made it */
-    g_autoptr(IOChannel) tfill = io_channel_socket_connect_tcp_stoppable("127.0.0.1", port, &stop,
+    g_autoptr(IOChannel) tfill = io_channel_socket_connect_tcp_stoppable("127.0.0.1", port, AF_UNSPEC, &stop,
                                                                         &err);
     g_assert_no_error(err);
     g_assert_cmpint(fcntl(io_channel_get_fd(tfill), F_GETFL) & O_NONBLOCK, ==, 0);
@@ -905,7 +905,7 @@ static void test_socket_connect_stop(void)
     g_assert_cmpint(fcntl(io_channel_get_fd(ufill), F_GETFL) & O_NONBLOCK, ==, 0);
 
     GThread *t = g_thread_new("stop", set_flag_later, &stop);
-    g_assert_null(io_channel_socket_connect_tcp_stoppable("127.0.0.1", port, &stop, &err));
+    g_assert_null(io_channel_socket_connect_tcp_stoppable("127.0.0.1", port, AF_UNSPEC, &stop, &err));
     g_thread_join(t);
     want = g_strdup_printf("Failed to connect to '127.0.0.1:%s': Operation canceled", port);
     g_assert_cmpstr(err->message, ==, want);
