@@ -496,12 +496,42 @@ again:
     return -1;
 }
 
-/* One address as QEMU listens on it: the fd, or -1 with QEMU's text. */
-static int listen_addr(const struct addrinfo *ai, bool v6only, GError **errp)
+static void set_port(struct addrinfo *ai, int port)
+{
+    if (ai->ai_family == AF_INET) {
+        ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons(port);
+    } else if (ai->ai_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons(port);
+    }
+}
+
+static int get_port(const struct addrinfo *ai)
+{
+    if (ai->ai_family == AF_INET) {
+        return ntohs(((struct sockaddr_in *)ai->ai_addr)->sin_port);
+    }
+    if (ai->ai_family == AF_INET6) {
+        return ntohs(((struct sockaddr_in6 *)ai->ai_addr)->sin6_port);
+    }
+    return 0;
+}
+
+/*
+ * One address as QEMU listens on it: the fd, or -1 with QEMU's text.
+ * to >= 0: the first port from the address's to "to" that is free.
+ */
+static int listen_addr(struct addrinfo *ai, bool v6only, int to, GError **errp)
 {
     bool created = false;
-    int fd = listen_one(ai, v6only, &created, errp);
+    int first = get_port(ai), last = to >= 0 ? to : first;
+    int fd = -1;
 
+    /* an empty range tries nothing: QEMU then reports a stale errno, ENOENT in 7.2 */
+    errno = ENOENT;
+    for (int port = first; port <= last && fd == -1; port++) {
+        set_port(ai, port);
+        fd = listen_one(ai, v6only, &created, errp);
+    }
     if (fd == -1) {
         error_setg_errno(errp, errno, "%s", created ? "Failed to find an available port"
                                                     : "Failed to create a socket");
@@ -558,7 +588,7 @@ IOListener *io_listener_open_unix(const char *path, GError **errp)
 }
 
 IOListener *io_listener_open_tcp(const char *host, const char *port, int family, bool v6only,
-                                 GError **errp)
+                                 int to, GError **errp)
 {
     struct addrinfo *res = resolve_family(host, port, true, family, errp);
     g_autoptr(GArray) fds = g_array_new(FALSE, FALSE, sizeof(int));
@@ -568,7 +598,7 @@ IOListener *io_listener_open_tcp(const char *host, const char *port, int family,
         return NULL;
     }
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = listen_addr(ai, v6only, first ? NULL : &first);
+        int fd = listen_addr(ai, v6only, to, first ? NULL : &first);
         if (fd >= 0) {
             g_array_append_val(fds, fd);
         }

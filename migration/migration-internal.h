@@ -51,6 +51,8 @@ typedef struct MigAddr {
     char *host, *port, *path, *fdname;
     int family;                /* inet: AF_UNSPEC, or AF_INET / AF_INET6 (ipv4 / ipv6 flags) */
     bool v6only;               /* inet: an IPv6 socket takes no IPv4 (ipv6 alone asked for) */
+    bool has_to;               /* inet, listening: ports from port to "to", the first free */
+    uint16_t to;
     char *command;             /* exec: shell command line */
     bool cmdline;              /* from -incoming: no monitor, so fd: names are numbers */
 } MigAddr;

@@ -1,12 +1,13 @@
 /*
  * The socket transports: "unix:PATH" and "tcp:HOST:PORT" (HOST may be a
- * bracketed IPv6 address; of the ",options" after the port, ipv4 and ipv6
- * are taken as QEMU takes them, the others ignored), or a
+ * bracketed IPv6 address; of the ",options" after the port, to, ipv4 and
+ * ipv6 are taken as QEMU takes them, the others ignored), or a
  * channels address of transport "socket".  Outgoing connects; incoming
  * listens, and migration.c accepts on the main loop.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -77,6 +78,28 @@ static bool inet_family(InetFlag v4, InetFlag v6, const char *host, MigAddr *out
     return true;
 }
 
+/*
+ * ",to=N" as QEMU's inet_parse reads it (sscanf's %d: blanks and a sign
+ * allowed, then ',' or the end), kept as the uint16 QEMU stores it in.
+ */
+static bool parse_to(const char *opts, MigAddr *out, GError **errp)
+{
+    const char *p = strstr(opts, ",to=");
+    int to, len;
+
+    if (!p) {
+        return true;
+    }
+    p += 4;
+    if (sscanf(p, "%d%n", &to, &len) != 1 || (p[len] != '\0' && p[len] != ',')) {
+        error_setg(errp, "error parsing to= argument");
+        return false;
+    }
+    out->has_to = true;
+    out->to = (uint16_t)to;
+    return true;
+}
+
 /* "host:port" with optional [v6] brackets and trailing ",options" */
 static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
 {
@@ -89,7 +112,8 @@ static bool parse_inet(const char *spec, MigAddr *out, GError **errp)
     if (comma) {
         opts = g_strdup(comma);
         *comma = 0;
-        if (!parse_flag(opts, "ipv4", &v4, errp) || !parse_flag(opts, "ipv6", &v6, errp)) {
+        if (!parse_to(opts, out, errp) || !parse_flag(opts, "ipv4", &v4, errp) ||
+            !parse_flag(opts, "ipv6", &v6, errp)) {
             return false;
         }
     }
@@ -162,6 +186,10 @@ static bool socket_parse_channel(JsonObject *addr, MigAddr *out, GError **errp)
                         json_object_get_boolean_member_with_default(addr, "ipv4", false) };
         InetFlag v6 = { json_object_has_member(addr, "ipv6"),
                         json_object_get_boolean_member_with_default(addr, "ipv6", false) };
+        if (json_object_has_member(addr, "to")) {
+            out->has_to = true;
+            out->to = json_object_get_int_member(addr, "to");
+        }
         if (!inet_family(v4, v6, out->host ? out->host : "", out, errp)) {
             return false;
         }
@@ -205,7 +233,7 @@ static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *st
 {
     *listener = is_unix(a) ? io_listener_open_unix(a->path, errp)
                            : io_listener_open_tcp(a->host, a->port, a->family, a->v6only,
-                                                   errp);
+                                                   a->has_to ? a->to : -1, errp);
     return NULL;
 }
 

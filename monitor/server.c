@@ -578,7 +578,7 @@ static IOListener *listen_socket(Monitor *mon, const MonitorSpec *ms, GError **e
             error_setg(errp, "QMP: '%s' lacks a port", ms->addr);
             return NULL;
         }
-        return io_listener_open_tcp(host, sep + 1, AF_UNSPEC, false, errp);
+        return io_listener_open_tcp(host, sep + 1, AF_UNSPEC, false, -1, errp);
     }
 }
 

@@ -690,7 +690,8 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
     }
     listener = !strcmp(addr.sock_type, "unix")
                ? io_listener_open_unix(addr.path, errp)
-               : io_listener_open_tcp(addr.host, addr.port, addr.family, addr.v6only, errp);
+               : io_listener_open_tcp(addr.host, addr.port, addr.family, addr.v6only,
+                                                      addr.has_to ? addr.to : -1, errp);
     if (!listener) {
         goto out;
     }

@@ -188,12 +188,14 @@ IOChannel *io_socket_accept(int listen_fd, GError **errp);
  * tcp listens if any address does, else fails with the first address's
  * error; family: AF_UNSPEC, or AF_INET / AF_INET6 for the addresses of
  * that family alone (QEMU's ipv4 / ipv6 flags); v6only: an IPv6 socket
- * takes no IPv4.  The fds are non-blocking and owned by the listener.
+ * takes no IPv4; to: -1, or each address takes the first free port from
+ * port to "to" (QEMU's ",to=").  The fds are non-blocking and owned by
+ * the listener.
  */
 typedef struct IOListener IOListener;
 IOListener *io_listener_open_unix(const char *path, GError **errp);
 IOListener *io_listener_open_tcp(const char *host, const char *port, int family, bool v6only,
-                                 GError **errp);
+                                 int to, GError **errp);
 unsigned io_listener_count(const IOListener *l);
 int io_listener_fd(const IOListener *l, unsigned i);
 /* A connection waits on one of them, within timeout_ms (-1: no limit). */

@@ -44,6 +44,9 @@ static const UriCase uri_cases[] = {
       "Cannot disable IPv4 and IPv6 at same time" },
     { "tcp/flag-yes", "tcp::4444,ipv4=yes,to=4446", NULL,
       "error parsing 'ipv4' flag '=yes,to=4446'" },
+    { "tcp/to-bad", "tcp::4444,to=abc", NULL, "error parsing to= argument" },
+    { "tcp/to-trailing", "tcp::4444,to=4446x,ipv4", NULL, "error parsing to= argument" },
+    { "tcp/to-first", "tcp::4444,ipv4=yes,to=", NULL, "error parsing to= argument" },
     { "tcp/ipv6-bad", "tcp:[::1]4444", NULL, "error parsing IPv6 address '[::1]4444'" },
     { "tcp/no-port", "tcp:localhost", NULL, "error parsing address 'localhost'" },
     { "tcp/empty-port", "tcp:localhost:", NULL,
@@ -531,6 +534,83 @@ static int hold_port(int family, int port)
     return fd;
 }
 
+/*
+ * QEMU's ",to=": each address takes the first free port from port to
+ * "to" (compared with QEMU 7.2: the same ports and the same errors).
+ */
+static void test_tcp_listen_range(void)
+{
+    int p = 0, held[6];
+
+    /* three free ports in a row, on both families */
+    for (int tries = 0; tries < 50 && !p; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in in = { .sin_family = AF_INET };
+        socklen_t len = sizeof(in);
+
+        g_assert_cmpint(bind(fd, (struct sockaddr *)&in, sizeof(in)), ==, 0);
+        g_assert_cmpint(getsockname(fd, (struct sockaddr *)&in, &len), ==, 0);
+        close(fd);
+        p = ntohs(in.sin_port);
+        for (int i = 0; i < 3 && p; i++) {
+            for (int f = 0; f < 2 && p; f++) {
+                int h = socket(f ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(p + i) };
+                struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(p + i) };
+                if (f) {
+                    setsockopt(h, IPPROTO_IPV6, IPV6_V6ONLY, &(int){ 1 }, sizeof(int));
+                }
+                if ((f ? bind(h, (struct sockaddr *)&a6, sizeof(a6))
+                       : bind(h, (struct sockaddr *)&a4, sizeof(a4))) < 0) {
+                    p = 0;
+                }
+                close(h);
+            }
+        }
+    }
+    g_assert_cmpint(p, >, 0);
+    held[0] = hold_port(AF_INET, p);
+    held[1] = hold_port(AF_INET6, p);
+
+    g_autoptr(JsonArray) where = NULL;
+    g_autofree char *uri = g_strdup_printf("tcp::%d,to=%d", p, p + 2);
+    IOListener *l = listen_uri(uri, &where);
+    g_assert_cmpuint(json_array_get_length(where), ==, 2);
+    g_assert_cmpint(listen_entry(where, 0, "::", "ipv6"), ==, p + 1);
+    g_assert_cmpint(listen_entry(where, 1, "0.0.0.0", "ipv4"), ==, p + 1);
+    connect_accept("127.0.0.1", p + 1, l);
+    io_listener_free(l);
+
+    /* every port of the range held; a range that ends below its start */
+    held[2] = hold_port(AF_INET, p + 1);
+    held[3] = hold_port(AF_INET6, p + 1);
+    held[4] = hold_port(AF_INET, p + 2);
+    held[5] = hold_port(AF_INET6, p + 2);
+    static const struct {
+        int to;
+        const char *error;
+    } bad[] = {
+        { 2, "Failed to find an available port: Address already in use" },
+        { -1, "Failed to create a socket: No such file or directory" },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *u = g_strdup_printf("tcp::%d,to=%d", p, p + bad[i].to);
+        IOListener *none = NULL;
+        MigAddr a;
+        off_t start;
+
+        parse(u, &a);
+        g_assert_null(transport_open_incoming(NULL, &a, &start, &none, &err));
+        g_assert_null(none);
+        g_assert_cmpstr(err->message, ==, bad[i].error);
+        mig_addr_clear(&a);
+    }
+    for (int i = 0; i < 6; i++) {
+        close(held[i]);
+    }
+}
+
 static gpointer accept_thread(gpointer opaque)
 {
     GError *err = NULL;
@@ -725,6 +805,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/transport/unix/listen", test_unix_listen);
     g_test_add_func("/migration/transport/tcp/listen", test_tcp_listen);
     g_test_add_func("/migration/transport/tcp/listen-any", test_tcp_listen_any);
+    g_test_add_func("/migration/transport/tcp/listen-range", test_tcp_listen_range);
     g_test_add_func("/migration/transport/exec/round-trip", test_exec);
     g_test_add_func("/migration/transport/rdma/refused", test_rdma_refused);
     return g_test_run();
