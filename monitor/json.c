@@ -36,8 +36,8 @@ static void append_string(GString *out, const char *s)
             }
             if (cp > 0xFFFF) {
                 int64_t v = cp - 0x10000;
-                g_string_append_printf(out, "\\u%04X\\u%04X",
-                                       (unsigned)(0xD800 + (v >> 10)), (unsigned)(0xDC00 + (v & 0x3FF)));
+                g_string_append_printf(out, "\\u%04X\\u%04X", (unsigned)(0xD800 + (v >> 10)),
+                                       (unsigned)(0xDC00 + (v & 0x3FF)));
             } else if (cp < 0x20 || cp >= 0x7F) {
                 g_string_append_printf(out, "\\u%04X", (unsigned)cp);
             } else {
@@ -249,10 +249,13 @@ static void parse_error(Parser *p, const char *fmt, ...)
     if (p->err) {
         return;
     }
-    p->err = g_string_new("JSON parse error, ");
+    /* QEMU formats the message into 1024 bytes: a long keyword is cut as there */
+    char msg[1024];
     va_start(ap, fmt);
-    g_string_append_vprintf(p->err, fmt, ap);
+    g_vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    p->err = g_string_new("JSON parse error, ");
+    g_string_append(p->err, msg);
 }
 
 static JsonToken *peek_token(Parser *p)
@@ -375,7 +378,7 @@ static JsonNode *parse_string(Parser *p, const JsonToken *t)
         case 't': g_string_append_c(out, '\t'); break;
         case 'u': {
             int64_t cp = hex4(s);
-            size_t avail = strlen(s);
+            size_t avail = strnlen(s, 4);     /* not strlen: a string of escapes stays linear */
             s += MIN(avail, 4);
             if (cp >= 0 && avail < 4) {
                 cp = -1;

@@ -214,6 +214,46 @@ static void test_stream_nul(void)
 }
 
 /*
+ * QEMU formats a parse error's message into 1024 bytes: a long keyword
+ * loses its closing quote and the rest.
+ */
+static void test_stream_long_keyword(void)
+{
+    g_autoptr(GString) in = g_string_new("{\"id\": ");
+    g_autoptr(GString) want = g_string_new("err JSON parse error, invalid keyword '");
+
+    for (int i = 0; i < 2000; i++) {
+        g_string_append_c(in, 'a');
+    }
+    g_string_append(in, "}");
+    while (want->len < strlen("err JSON parse error, ") + 1023) {
+        g_string_append_c(want, 'a');
+    }
+    g_autofree char *got = stream(in->str, in->len, in->len);
+    g_assert_cmpstr(got, ==, want->str);
+}
+
+/* A string of a million \u escapes parses in linear time (each had measured the rest). */
+static void test_stream_many_escapes(void)
+{
+    g_autoptr(GString) in = g_string_new("\"");
+
+    for (int i = 0; i < 1000000; i++) {
+        g_string_append(in, "\\u0041");
+    }
+    g_string_append(in, "\" ");
+    JsonStreamer js;
+    json_streamer_init(&js);
+    json_streamer_feed(&js, in->str, in->len);
+    JsonMessage *m = json_streamer_next(&js);
+    g_assert_nonnull(m);
+    g_assert_null(m->err);
+    g_assert_cmpuint(strlen(json_node_get_string(m->root)), ==, 1000000);
+    json_message_free(m);
+    json_streamer_destroy(&js);
+}
+
+/*
  * 1024 levels parse; the 1025th opener is refused, and each closer after
  * it has no opener (QEMU: one error each).
  */
@@ -254,5 +294,7 @@ int main(int argc, char **argv)
     g_test_add_func("/monitor/json/stream/qemu", test_stream_qemu);
     g_test_add_func("/monitor/json/stream/nul", test_stream_nul);
     g_test_add_func("/monitor/json/stream/nesting", test_stream_nesting);
+    g_test_add_func("/monitor/json/stream/long-keyword", test_stream_long_keyword);
+    g_test_add_func("/monitor/json/stream/many-escapes", test_stream_many_escapes);
     return g_test_run();
 }
