@@ -272,7 +272,16 @@ JsonNode *qmp_dispatch(Monitor *mon, JsonNode *request, GHashTable *u64,
         if (unsigned_out && u64 && g_hash_table_contains(u64, id)) {
             g_hash_table_add(unsigned_out, copy);
         }
-        json_object_set_member(json_node_get_object(rsp), "id", copy);
+        JsonObject *o = json_node_get_object(rsp);
+        if (json_object_has_member(o, "error")) {
+            /* QEMU's dict order: "id" before "error", after "return" */
+            JsonObject *ordered = json_object_new();
+            json_object_set_member(ordered, "id", copy);
+            json_object_set_member(ordered, "error", json_object_dup_member(o, "error"));
+            json_node_take_object(rsp, ordered);
+        } else {
+            json_object_set_member(o, "id", copy);
+        }
     }
     return rsp;
 }

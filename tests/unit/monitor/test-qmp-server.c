@@ -236,23 +236,23 @@ static void test_greeting_and_negotiation(Fixture *f, gconstpointer data)
 
     expect(c, GREETING);
     cmd(c, "{\"execute\": \"query-version\", \"id\": \"a\"}",
-        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities"
-        " negotiation with 'qmp_capabilities'\"}, \"id\": \"a\"}");
+        "{\"id\": \"a\", \"error\": {\"class\": \"CommandNotFound\", \"desc\":"
+        " \"Expecting capabilities negotiation with 'qmp_capabilities'\"}}");
     cmd(c, "{\"execute\": \"nope\"}",
         "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities"
         " negotiation with 'qmp_capabilities'\"}}");
     /* Shape errors keep their own text before negotiation too. */
     cmd(c, "{\"id\": 7}",
-        "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member"
-        " 'execute'\"}, \"id\": 7}");
+        "{\"id\": 7, \"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member"
+        " 'execute'\"}}");
     /* QEMU names list elements "null" in enum errors. */
     cmd(c, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"x\"]}}",
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'null' does not"
         " accept value 'x'\"}}");
     cmd(c, "{\"execute\": \"qmp_capabilities\", \"id\": 1}", "{\"return\": {}, \"id\": 1}");
     cmd(c, "{\"execute\": \"qmp_capabilities\", \"id\": 2}",
-        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities negotiation is"
-        " already complete, command ignored\"}, \"id\": 2}");
+        "{\"id\": 2, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities"
+        " negotiation is already complete, command ignored\"}}");
     cmd(c, "{\"execute\": \"query-version\", \"id\": {\"x\": [1]}}",
         "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10}, \"package\":"
         " \"mapram 0.1.0\"}, \"id\": {\"x\": [1]}}");
@@ -264,8 +264,8 @@ static void test_errors(Fixture *f, gconstpointer data)
     Client *c = client_negotiated(f);
 
     cmd(c, "{\"execute\": \"nope\", \"id\": 3}",
-        "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not"
-        " been found\"}, \"id\": 3}");
+        "{\"id\": 3, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command"
+        " nope has not been found\"}}");
     /* Declared in the schema but no handler in this process. */
     cmd(c, "{\"execute\": \"migrate\"}",
         "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command migrate has not"
@@ -290,6 +290,10 @@ static void test_errors(Fixture *f, gconstpointer data)
     /* The error class of a handler's GError is passed through. */
     cmd(c, "{\"execute\": \"cont\"}",
         "{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"not now\"}}");
+    /* with an id, QEMU writes it first (its dict's order), after "return" otherwise */
+    cmd(c, "{\"execute\": \"nope\", \"id\": 8}",
+        "{\"id\": 8, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope"
+        " has not been found\"}}");
     /* QEMU's parser's words */
     cmd(c, "{\"execute\": tru}",
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error,"
@@ -420,10 +424,10 @@ static void test_pipelined(Fixture *f, gconstpointer data)
     client_send(c, two);
     expect(c, "{\"return\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 10},"
               " \"package\": \"mapram 0.1.0\"}, \"id\": 1}");
-    expect(c, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has"
-              " not been found\"}, \"id\": 2}");
-    expect(c, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities"
-              " negotiation is already complete, command ignored\"}, \"id\": 3}");
+    expect(c, "{\"id\": 2, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The"
+              " command nope has not been found\"}}");
+    expect(c, "{\"id\": 3, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Capabilities"
+              " negotiation is already complete, command ignored\"}}");
     /* One command split over several writes. */
     client_send(c, split);
     g_assert_null(client_try_line(c, 100));
@@ -598,8 +602,8 @@ static void test_backpressure(Fixture *f, gconstpointer data)
     t = g_thread_new("rest", write_rest, &rest);
     for (int i = 1; i <= BP_COMMANDS; i++) {
         g_autofree char *want = g_strdup_printf(
-            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member"
-            " 'execute'\"}, \"id\": %d}", i);
+            "{\"id\": %d, \"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks"
+            " member 'execute'\"}}", i);
 
         expect(c, want);
     }
