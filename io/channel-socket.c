@@ -3,6 +3,7 @@
  * the transports need.  Sends use MSG_NOSIGNAL: a peer that goes away
  * must produce EPIPE for the migration to report, not kill the VM.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -705,6 +706,53 @@ int io_socket_get_port(int fd)
         errno = EAFNOSUPPORT;
         return -1;
     }
+}
+
+int io_socket_bound_inet(int fd, char host[INET6_ADDRSTRLEN], int *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        return 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
+        *port = ntohs(in->sin_port);
+        return AF_INET;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
+        *port = ntohs(in6->sin6_port);
+        return AF_INET6;
+    }
+    return 0;
+}
+
+char *io_listener_describe(const IOListener *l, unsigned i)
+{
+    int fd = io_listener_fd(l, i);
+    char host[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    struct sockaddr_un un;
+    socklen_t len = sizeof(un);
+
+    switch (io_socket_bound_inet(fd, host, &port)) {
+    case AF_INET:
+        return g_strdup_printf("tcp:%s:%d", host, port);
+    case AF_INET6:
+        return g_strdup_printf("tcp:[%s]:%d", host, port);
+    }
+    if (getsockname(fd, (struct sockaddr *)&un, &len) == 0 && un.sun_family == AF_UNIX &&
+        len > offsetof(struct sockaddr_un, sun_path)) {
+        return g_strdup_printf("unix:%.*s", (int)strnlen(un.sun_path, sizeof(un.sun_path)),
+                               un.sun_path);
+    }
+    return g_strdup("unknown");
 }
 
 IOChannel *io_socket_accept(int listen_fd, GError **errp)

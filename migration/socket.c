@@ -237,30 +237,6 @@ static IOChannel *socket_open_incoming(Migration *m, const MigAddr *a, off_t *st
     return NULL;
 }
 
-/* The bound address, so that a "port 0" listener reports its real port. */
-/* The listening socket's address; its family (AF_INET, AF_INET6), or 0. */
-static int inet_bound_address(int listen_fd, char host[INET6_ADDRSTRLEN], int *port)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) < 0) {
-        return 0;
-    }
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
-        *port = ntohs(in->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
-        *port = ntohs(in6->sin6_port);
-    }
-    return ss.ss_family;
-}
-
 /* One element per listening socket, the last opened first (as QEMU 7.2 and 10.2 list them). */
 static JsonArray *socket_listen_address(const MigAddr *a, const IOListener *l)
 {
@@ -276,7 +252,7 @@ static JsonArray *socket_listen_address(const MigAddr *a, const IOListener *l)
             int port = 0;
             g_autofree char *p = NULL;
 
-            int family = inet_bound_address(io_listener_fd(l, i), host, &port);
+            int family = io_socket_bound_inet(io_listener_fd(l, i), host, &port);
             p = g_strdup_printf("%d", port);
             json_object_set_string_member(o, "type", "inet");
             json_object_set_string_member(o, "host", host);

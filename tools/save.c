@@ -695,6 +695,14 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
     if (!listener) {
         goto out;
     }
+    if (o->progress) {
+        /* the line to wait for, and the port a "tcp:HOST:0" listener got */
+        for (unsigned i = io_listener_count(listener); i-- > 0;) {
+            g_autofree char *where = io_listener_describe(listener, i);
+            fprintf(stderr, "mapram save: listening on %s\n", where);
+        }
+        fflush(stderr);
+    }
     if (li.nchan) {
         li.chans = g_new0(IOChannel *, li.nchan);
         li.main = multifd_accept_all(listener, li.nchan, li.chans, NULL, NULL, errp);

@@ -20,6 +20,7 @@
 #define IO_CHANNEL_H
 
 #include <glib.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -213,6 +214,13 @@ ssize_t io_socket_send_with_fds(int fd, const void *buf, size_t len,
                                 const int *fds, size_t nfds, GError **errp);
 /* Local port of a bound tcp socket (after listen on port "0"); -1 + errno if not inet. */
 int io_socket_get_port(int fd);
+/*
+ * The bound address of an inet socket: its family (AF_INET, AF_INET6)
+ * with host (numeric) and *port set, or 0 when it has none.
+ */
+int io_socket_bound_inet(int fd, char host[INET6_ADDRSTRLEN], int *port);
+/* Listening socket i of l as a URI: "tcp:HOST:PORT", "tcp:[HOST]:PORT" or "unix:PATH". */
+char *io_listener_describe(const IOListener *l, unsigned i);
 
 /* --- command (io/channel-command.c): exec:CMD via /bin/sh -c --- */
 /* mode O_WRONLY: we write the child's stdin; O_RDONLY: we read its stdout.

@@ -8,7 +8,10 @@
 #include "tests.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -373,6 +376,102 @@ static void test_tool_convert_fsync(void)
     g_free(r.err);
 }
 
+/*
+ * "mapram save --listen tcp:HOST:0" says which port the kernel gave it
+ * (one line per listening socket, before it accepts), so a caller can
+ * point the source there; a save from mapram-vm with multifd over that
+ * port verifies.  --quiet leaves the line out.
+ */
+static void test_tool_save_listen_port(void)
+{
+    const char *tool = g_getenv("MAPRAM_TOOL");
+    g_autofree char *file = mig_path("listened.img");
+    const char *argv[] = { tool, "save", "--listen", "tcp:127.0.0.1:0", "--channels", "2",
+                           file, NULL };
+    MigrateCommon args = { .start.only_source = true, .caps = { "multifd" } };
+    g_autoptr(GRegex) re = g_regex_new("^mapram save: listening on tcp:127\\.0\\.0\\.1:([0-9]+)\n$",
+                                       0, 0, NULL);
+    g_autoptr(GMatchInfo) m = NULL;
+    g_autofree char *line = NULL, *rest = NULL, *port = NULL, *uri = NULL;
+    g_autofree char *out = NULL, *err = NULL;
+    GError *gerr = NULL;
+    QTestState *from, *to;
+    int errfd, status;
+    GPid pid;
+
+    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                           G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDIN_FROM_DEV_NULL |
+                                           G_SPAWN_STDOUT_TO_DEV_NULL,
+                                           NULL, NULL, &pid, NULL, NULL, &errfd, &gerr));
+    g_assert_no_error(gerr);
+    GIOChannel *errc = g_io_channel_unix_new(errfd);
+    g_io_channel_set_close_on_unref(errc, TRUE);
+    g_assert_cmpint(g_io_channel_read_line(errc, &line, NULL, NULL, &gerr), ==,
+                    G_IO_STATUS_NORMAL);
+    g_assert_no_error(gerr);
+    if (!g_regex_match(re, line, 0, &m)) {
+        g_error("mapram save --listen said: %s", line);
+    }
+    port = g_match_info_fetch(m, 1);
+    g_assert_cmpint(atoi(port), >, 0);
+
+    migrate_start(&args, &from, &to);
+    migrate_set_parameter_int(from, "multifd-channels", 2);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    uri = g_strdup_printf("tcp:127.0.0.1:%s", port);
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_quit(from);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    g_assert_cmpint(g_io_channel_read_to_end(errc, &rest, NULL, &gerr), ==, G_IO_STATUS_NORMAL);
+    g_io_channel_unref(errc);
+    g_assert_cmpstr(rest, ==, "");
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+    g_assert_cmpint(mig_run_tool(&out, &err, "verify", file, NULL), ==, 0);
+    g_assert_cmpstr(err, ==, "");
+    g_unlink(file);
+
+    /* --quiet: nothing, even once it listens (a connection is accepted) */
+    {
+        g_autofree char *sock = mig_path("listen.sock");
+        g_autofree char *listen_uri = g_strdup_printf("unix:%s", sock);
+        const char *quiet[] = { tool, "save", "--listen", listen_uri, "--quiet", file, NULL };
+        g_autofree char *said = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        gsize len = 0;
+
+        g_assert_true(g_spawn_async_with_pipes(NULL, (char **)quiet, NULL,
+                                               G_SPAWN_DO_NOT_REAP_CHILD |
+                                               G_SPAWN_STDIN_FROM_DEV_NULL |
+                                               G_SPAWN_STDOUT_TO_DEV_NULL,
+                                               NULL, NULL, &pid, NULL, NULL, &errfd, &gerr));
+        g_assert_no_error(gerr);
+        g_strlcpy(sa.sun_path, sock, sizeof(sa.sun_path));
+        for (int i = 0; connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0; i++) {
+            g_assert_cmpint(i, <, 500);
+            g_usleep(10 * 1000);
+        }
+        g_usleep(200 * 1000);
+        close(fd);
+        kill(pid, SIGTERM);
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        g_spawn_close_pid(pid);
+        errc = g_io_channel_unix_new(errfd);
+        g_io_channel_set_close_on_unref(errc, TRUE);
+        g_assert_cmpint(g_io_channel_read_to_end(errc, &said, &len, &gerr), ==,
+                        G_IO_STATUS_NORMAL);
+        g_io_channel_unref(errc);
+        g_assert_cmpstr(said, ==, "");
+        g_unlink(file);
+        g_unlink(sock);
+    }
+}
+
 /* --- file modes (point 7) ------------------------------------------------- */
 
 /*
@@ -649,6 +748,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
     migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
+    migration_test_add("/migration/tool/save-listen-port", test_tool_save_listen_port, MIG_SMOKE);
     migration_test_add("/migration/tool/save-fsync", test_tool_save_fsync, MIG_FULL);
     migration_test_add("/migration/tool/convert-fsync", test_tool_convert_fsync, MIG_FULL);
     migration_test_add("/migration/file/mode", test_file_mode, MIG_SMOKE);
