@@ -376,6 +376,23 @@ static void test_tool_convert_fsync(void)
     g_free(r.err);
 }
 
+/* The tool started with @argv (argv[0] the tool), its stderr read through the channel returned. */
+static GIOChannel *spawn_tool_stderr(const char *const *argv, GPid *pid)
+{
+    GError *gerr = NULL;
+    int errfd;
+
+    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                           G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDIN_FROM_DEV_NULL |
+                                           G_SPAWN_STDOUT_TO_DEV_NULL,
+                                           NULL, NULL, pid, NULL, NULL, &errfd, &gerr));
+    g_assert_no_error(gerr);
+    GIOChannel *errc = g_io_channel_unix_new(errfd);
+    g_io_channel_set_close_on_unref(errc, TRUE);
+    return errc;
+}
+
 /*
  * "mapram save --listen tcp:HOST:0" says which port the kernel gave it
  * (one line per listening socket, before it accepts), so a caller can
@@ -396,17 +413,10 @@ static void test_tool_save_listen_port(void)
     g_autofree char *out = NULL, *err = NULL;
     GError *gerr = NULL;
     QTestState *from, *to;
-    int errfd, status;
+    int status;
     GPid pid;
 
-    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
-                                           G_SPAWN_DO_NOT_REAP_CHILD |
-                                           G_SPAWN_STDIN_FROM_DEV_NULL |
-                                           G_SPAWN_STDOUT_TO_DEV_NULL,
-                                           NULL, NULL, &pid, NULL, NULL, &errfd, &gerr));
-    g_assert_no_error(gerr);
-    GIOChannel *errc = g_io_channel_unix_new(errfd);
-    g_io_channel_set_close_on_unref(errc, TRUE);
+    GIOChannel *errc = spawn_tool_stderr(argv, &pid);
     g_assert_cmpint(g_io_channel_read_line(errc, &line, NULL, NULL, &gerr), ==,
                     G_IO_STATUS_NORMAL);
     g_assert_no_error(gerr);
@@ -445,12 +455,7 @@ static void test_tool_save_listen_port(void)
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         gsize len = 0;
 
-        g_assert_true(g_spawn_async_with_pipes(NULL, (char **)quiet, NULL,
-                                               G_SPAWN_DO_NOT_REAP_CHILD |
-                                               G_SPAWN_STDIN_FROM_DEV_NULL |
-                                               G_SPAWN_STDOUT_TO_DEV_NULL,
-                                               NULL, NULL, &pid, NULL, NULL, &errfd, &gerr));
-        g_assert_no_error(gerr);
+        errc = spawn_tool_stderr(quiet, &pid);
         g_strlcpy(sa.sun_path, sock, sizeof(sa.sun_path));
         for (int i = 0; connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0; i++) {
             g_assert_cmpint(i, <, 500);
@@ -461,8 +466,6 @@ static void test_tool_save_listen_port(void)
         kill(pid, SIGTERM);
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
         g_spawn_close_pid(pid);
-        errc = g_io_channel_unix_new(errfd);
-        g_io_channel_set_close_on_unref(errc, TRUE);
         g_assert_cmpint(g_io_channel_read_to_end(errc, &said, &len, &gerr), ==,
                         G_IO_STATUS_NORMAL);
         g_io_channel_unref(errc);
