@@ -689,25 +689,6 @@ void io_listener_free(IOListener *l)
     g_free(l);
 }
 
-int io_socket_get_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-        return -1;
-    }
-    switch (ss.ss_family) {
-    case AF_INET:
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    case AF_INET6:
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    default:
-        errno = EAFNOSUPPORT;
-        return -1;
-    }
-}
-
 int io_socket_bound_inet(int fd, char host[INET6_ADDRSTRLEN], int *port)
 {
     struct sockaddr_storage ss;
@@ -753,6 +734,21 @@ char *io_listener_describe(const IOListener *l, unsigned i)
                                un.sun_path);
     }
     return g_strdup("unknown");
+}
+
+int io_socket_get_port(int fd)
+{
+    char host[INET6_ADDRSTRLEN];
+    int port;
+
+    errno = 0;      /* set by getsockname when it fails; not an inet socket else */
+    if (!io_socket_bound_inet(fd, host, &port)) {
+        if (errno == 0) {
+            errno = EAFNOSUPPORT;
+        }
+        return -1;
+    }
+    return port;
 }
 
 IOChannel *io_socket_accept(int listen_fd, GError **errp)
