@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The incoming thread's own state; allocated by begin, freed by the thread. */
@@ -331,7 +332,7 @@ static void load_warn(void *opaque, const char *msg)
 
 static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                         const char *path, PostcopyLoad *postcopy, MultiFDRecv *mr,
-                        GError **errp)
+                        LoadReturnPath *rp, GError **errp)
 {
     LoadCheck lc = { .m = m, .cfg = cfg };
     StreamFraming framing = { .configuration = cfg->send_configuration,
@@ -339,13 +340,13 @@ static bool load_stream(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
 
     configure_ram(m, cfg, path, postcopy, mr);
     global_state_reset(m->global_state);
-    return qemu_loadvm_state(m->registry, f, &framing, check_config, load_warn, &lc, errp);
+    return qemu_loadvm_state(m->registry, f, &framing, check_config, load_warn, &lc, rp, errp);
 }
 
 bool migration_incoming_load(Migration *m, const MigrationConfig *cfg, QEMUFile *f,
                              const char *path, GError **errp)
 {
-    return load_stream(m, cfg, f, path, NULL, NULL, errp);
+    return load_stream(m, cfg, f, path, NULL, NULL, NULL, errp);
 }
 
 /* A channel failed: the main stream may wait for bytes that never come. */
@@ -400,6 +401,36 @@ static void multifd_stop(IncomingRun *run, MultiFDRecv *mr)
     }
 }
 
+/* A return path can be opened on the main connection when it is a socket. */
+static IOChannel *return_path_channel(IOChannel *ioc)
+{
+    int fd = io_channel_get_fd(ioc);
+    struct stat st;
+
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? ioc : NULL;
+}
+
+/*
+ * The load's end on an open return path: SHUT 0 tells the source it may
+ * complete, 1 that it must run on.  A SHUT 0 that cannot be sent fails
+ * this load too: the source, which never sees it, runs the guest on, and
+ * two copies must never run.
+ */
+static bool send_shut(LoadReturnPath *rp, bool ok, GError **errp)
+{
+    savevm_put_rp_shut(rp->f, ok ? 0 : 1);
+    qemu_fflush(rp->f);
+    GError *err = NULL;
+    if (!qemu_fclose(rp->f, &err) && ok) {
+        g_propagate_prefixed_error(errp, err, "Unable to send SHUT on the return path: ");
+        ok = false;
+    } else {
+        g_clear_error(&err);
+    }
+    rp->f = NULL;
+    return ok;
+}
+
 static bool load(IncomingRun *run, GError **errp)
 {
     MigrationIncomingState *s = run->s;
@@ -423,8 +454,16 @@ static bool load(IncomingRun *run, GError **errp)
     }
     QEMUFile *f = qemu_file_new_input(s->ioc, run->start);
     GError *err = NULL;
-    ok = load_stream(m, s->cfg, f, s->addr.filename, s->postcopy, mr, &err);
+    LoadReturnPath rp = {
+        .ioc = return_path_channel(s->ioc),
+        .switchover_ack = s->cfg->caps[MIGRATION_CAPABILITY_SWITCHOVER_ACK],
+    };
+    ok = load_stream(m, s->cfg, f, s->addr.filename, s->postcopy, mr, &rp, &err);
     qemu_fclose(f, ok ? &err : NULL);
+    ok = ok && !err;
+    if (rp.f) {
+        ok = send_shut(&rp, ok, &err);
+    }
     /* the channel's failure is the cause; the main stream's is its echo */
     if (!ok && mr && multifd_recv_error(mr, errp)) {
         g_clear_error(&err);

@@ -134,6 +134,12 @@ static bool r_shared_dio(const RuleCtx *r)
 { return r->incoming && r->cfg->shared && CAP(MAPPED_RAM) && r->cfg->direct_io; }
 static bool r_shared_postcopy(const RuleCtx *r)
 { return r->incoming && r->cfg->shared && CAP(MAPPED_RAM) && CAP(POSTCOPY_RAM); }
+/* the destination's answers come back on the connection: a file or a command has none */
+static bool r_rp_stream(const RuleCtx *r)
+{
+    return CAP(RETURN_PATH) &&
+           (r->transport == TRANSPORT_FILE || r->transport == TRANSPORT_EXEC);
+}
 static bool r_fsync_stream(const RuleCtx *r)
 { return r->cfg->fsync && (r->transport == TRANSPORT_SOCKET || r->transport == TRANSPORT_EXEC); }
 
@@ -187,6 +193,8 @@ static const CompatRule compat_rules[] = {
     { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
     { PHASE_PREPARE, r_ignore_shared, "x-ignore-shared is not supported by mapram" },
     { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
+    /* return-path (saves only: a destination opens it when the source asks) */
+    { PHASE_PREPARE, r_rp_stream, MIGRATION_RETURN_PATH_NEEDS_SOCKET },
     /* mapram's x-fsync (saves only): only a file has a disk to sync to */
     { PHASE_PREPARE, r_fsync_stream, MIGRATION_FSYNC_NEEDS_FILE },
 };

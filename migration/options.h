@@ -119,6 +119,10 @@ bool migration_check_transport(const MigrationConfig *c, TransportKind t, bool i
 #define MIGRATION_POSTCOPY_NEEDS_MAPPED_RAM \
     "Postcopy on the destination requires mapped-ram: mapram loads on demand only from " \
     "a mapped-ram file"
+/* return-path on a save: refused by migrate's rules for file: and exec:, and for an fd: not a socket */
+#define MIGRATION_RETURN_PATH_NEEDS_SOCKET \
+    "Capability 'return-path' requires a socket to the destination (tcp:, unix:, vsock:, " \
+    "or fd: on a socket)"
 /*
  * x-fsync on a transport with no file behind it: refused by migrate's
  * rules for sockets and exec:, and once opened for an fd: that is not a

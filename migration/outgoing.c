@@ -13,6 +13,7 @@
  * they go, so query-migrate's figures move with the work.
  */
 #include "migration-internal.h"
+#include "return-path.h"
 #include "util/error.h"
 #include "util/fault.h"
 #include "util/osdep.h"
@@ -50,6 +51,7 @@ typedef struct OutgoingRun {
     off_t cut_at;                 /* start, or the file's size for an O_APPEND fd */
     MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
     bool compressed;              /* multifd-compression is not "none" */
+    RpReader *rp;                 /* capability return-path: the destination's answers */
 } OutgoingRun;
 
 static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run);
@@ -350,6 +352,11 @@ static bool completion(OutgoingRun *run, GError **errp)
     Migration *m = run->m;
     gint64 t0 = migration_now_ms();
 
+    /* as QEMU: no switchover before the destination approved it; the guest runs meanwhile */
+    if (s->cfg->caps[MIGRATION_CAPABILITY_SWITCHOVER_ACK] &&
+        !rp_reader_wait_switchover_ack(run->rp, &s->cancel, errp)) {
+        return false;
+    }
     /* one step: a user's stop meanwhile is either before it (paused) or waits */
     run->vm_old_state = m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
     run->vm_stopped = true;
@@ -511,6 +518,23 @@ static bool connect_main(OutgoingRun *run, GError **errp)
     return !cancel_requested(s);
 }
 
+/* After the save: unless it finished, the reader is woken by the socket's shutdown. */
+static void rp_release(OutgoingRun *run, bool finished)
+{
+    MigrationState *s = run->s;
+
+    if (!run->rp) {
+        return;
+    }
+    if (!finished) {
+        qemu_mutex_lock(&s->ioc_lock);
+        io_channel_shutdown(s->ioc, NULL);
+        qemu_mutex_unlock(&s->ioc_lock);
+    }
+    rp_reader_free(run->rp);
+    run->rp = NULL;
+}
+
 /* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
@@ -531,6 +555,15 @@ static bool run_save(OutgoingRun *run, GError **errp)
     build_config(run->m, s->cfg, &sc);
     qemu_savevm_state_header(run->f, s->cfg->send_configuration ? &sc : NULL, run->vmdesc);
     stream_config_clear(&sc);
+    if (s->cfg->caps[MIGRATION_CAPABILITY_RETURN_PATH]) {
+        /* as QEMU's source: opened, and a PING the destination answers */
+        run->rp = rp_reader_start(s->ioc, errp);
+        if (!run->rp) {
+            return false;
+        }
+        savevm_put_open_return_path(run->f);
+        savevm_put_ping(run->f, 1);
+    }
     bool ok = qemu_savevm_state_setup(run->m->registry, run->f, s->cfg->send_section_footer,
                                       errp);
     transferred_bytes(run);
@@ -551,6 +584,10 @@ static bool run_save(OutgoingRun *run, GError **errp)
         transferred_bytes(run);
         ok = qemu_fclose(run->f, errp);
         run->f = NULL;
+        /* with a return path, completed only once the destination says it loaded it all */
+        if (ok && run->rp) {
+            ok = rp_reader_finish(run->rp, errp);
+        }
         if (ok && s->cfg->fsync) {
             ok = sync_main_channel(s, errp);
         }
@@ -632,6 +669,7 @@ static gpointer migration_thread(gpointer opaque)
 
     bool ok = run_save(run, &err);
     multifd_release(run, ok && !cancel_requested(s));
+    rp_release(run, ok && !cancel_requested(s));
     qemu_savevm_state_cleanup(m->registry);
     if (fault_hit("save-late-cancel")) {
         migration_outgoing_cancel(s);

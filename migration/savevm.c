@@ -431,6 +431,11 @@ void savevm_put_rp_shut(QEMUFile *f, uint32_t value)
     put_rp_message(f, MIG_RP_MSG_SHUT, b, sizeof(b));
 }
 
+void savevm_put_rp_switchover_ack(QEMUFile *f)
+{
+    put_rp_message(f, MIG_RP_MSG_SWITCHOVER_ACK, NULL, 0);
+}
+
 void savevm_put_rp_pong(QEMUFile *f, uint32_t value)
 {
     uint8_t b[4];
@@ -1093,8 +1098,44 @@ typedef struct LoadState {
     ConfigCheckFunc check;
     void *check_opaque;
     LoadWarnFunc warn;
+    LoadReturnPath *rp;         /* NULL: this load has no return path to open */
     uint64_t eof_end;           /* the offset after the EOF byte, once read */
 } LoadState;
+
+/* One return-path message out, at once: the source may wait for it. */
+static bool rp_flush(LoadReturnPath *rp, GError **errp)
+{
+    qemu_fflush(rp->f);
+    if (!qemu_file_propagate_error(rp->f, errp)) {
+        g_prefix_error(errp, "Unable to write to the return path: ");
+        return false;
+    }
+    return true;
+}
+
+static bool load_open_return_path(LoadState *ls, GError **errp)
+{
+    LoadReturnPath *rp = ls->rp;
+
+    if (!rp || !rp->ioc) {
+        error_setg(errp, "CMD_OPEN_RETURN_PATH failed: this incoming channel is not a socket, "
+                   "it has no return path (turn capability return-path off on the source)");
+        return false;
+    }
+    if (rp->f) {
+        /* as QEMU: a second one is only reported */
+        if (ls->warn) {
+            ls->warn(ls->check_opaque, "CMD_OPEN_RETURN_PATH called when RP already open");
+        }
+        return true;
+    }
+    rp->f = qemu_file_new_output(rp->ioc, 0);
+    /* no device here waits for an approval: the switchover is acknowledged at once */
+    if (rp->switchover_ack) {
+        savevm_put_rp_switchover_ack(rp->f);
+    }
+    return rp_flush(rp, errp);
+}
 
 /* As QEMU: all state is in by then, so a missing vmdesc is only reported. */
 static bool load_no_vmdesc(void *opaque, const char *msg, GError **errp)
@@ -1187,12 +1228,14 @@ static const struct {
 
 /*
  * A command in a stream mapram-vm loads, checked as QEMU's loader checks
- * it and with its words.  This loader opens no return path (so PING has
- * none to answer on) and takes no postcopy or COLO stream.
+ * it and with its words.  The return path opens on a socket only (PING
+ * is answered on it); no postcopy or COLO stream is taken.
  */
 static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *data,
                          uint16_t len, GError **errp)
 {
+    LoadState *ls = opaque;
+
     if (cmd == 0 || cmd >= G_N_ELEMENTS(load_cmds)) {
         error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd, len);
         return false;
@@ -1206,13 +1249,16 @@ static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t 
     case MIG_CMD_SWITCHOVER_START:
         return true;
     case MIG_CMD_OPEN_RETURN_PATH:
-        error_setg(errp, "CMD_OPEN_RETURN_PATH failed: mapram-vm opens no return path "
-                   "(turn capability return-path off on the source)");
-        return false;
-    case MIG_CMD_PING:
-        error_setg(errp, "CMD_PING (0x%x) received with no return path",
-                   (uint32_t)data[0] << 24 | data[1] << 16 | data[2] << 8 | data[3]);
-        return false;
+        return load_open_return_path(ls, errp);
+    case MIG_CMD_PING: {
+        uint32_t value = ldl_be_p(data);
+        if (!ls->rp || !ls->rp->f) {
+            error_setg(errp, "CMD_PING (0x%x) received with no return path", value);
+            return false;
+        }
+        savevm_put_rp_pong(ls->rp->f, value);
+        return rp_flush(ls->rp, errp);
+    }
     default:
         error_setg(errp, "MIG_CMD %s is not supported by mapram-vm (len 0x%x)",
                    load_cmds[cmd].name, len);
@@ -1222,7 +1268,7 @@ static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t 
 
 bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, const StreamFraming *framing,
                        ConfigCheckFunc check_config, LoadWarnFunc warn, void *check_opaque,
-                       GError **errp)
+                       LoadReturnPath *rp, GError **errp)
 {
     static const StreamVisitor visitor = {
         .configuration = load_configuration,
@@ -1232,7 +1278,7 @@ bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, const StreamFraming *fram
         .no_vmdesc = load_no_vmdesc,
     };
     LoadState ls = { .registry = r, .check = check_config, .check_opaque = check_opaque,
-                     .warn = warn };
+                     .warn = warn, .rp = rp };
     SaveStateEntry *se;
     bool ok = true;
 

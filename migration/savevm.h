@@ -131,6 +131,7 @@ typedef struct RpCodec {
 bool savevm_get_rp_message(RpCodec *c, QEMUFile *f, RpMessage *m, GError **errp);
 void savevm_put_rp_shut(QEMUFile *f, uint32_t value);
 void savevm_put_rp_pong(QEMUFile *f, uint32_t value);
+void savevm_put_rp_switchover_ack(QEMUFile *f);
 /* REQ_PAGES_ID when idstr differs from the last block named, else REQ_PAGES. */
 void savevm_put_rp_req_pages(RpCodec *c, QEMUFile *f, const char *idstr, uint64_t start,
                              uint32_t len);
@@ -285,8 +286,20 @@ void qemu_savevm_state_cleanup(SaveVMRegistry *r);
  */
 typedef bool (*ConfigCheckFunc)(void *opaque, const StreamConfig *cfg, GError **errp);
 typedef void (*LoadWarnFunc)(void *opaque, const char *msg);
+/*
+ * A load's return path (QEMU's destination side): OPEN_RETURN_PATH opens
+ * f on ioc, the main connection, and sends SWITCHOVER_ACK at once when
+ * switchover_ack is on; each PING is answered there.  The caller sends
+ * SHUT at the end and closes f.
+ */
+typedef struct LoadReturnPath {
+    IOChannel *ioc;             /* a socket; NULL: none can be opened (a file, a pipe) */
+    bool switchover_ack;        /* capability switchover-ack on this side */
+    QEMUFile *f;                /* opened by OPEN_RETURN_PATH, else NULL */
+} LoadReturnPath;
+
 bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, const StreamFraming *framing,
                        ConfigCheckFunc check_config, LoadWarnFunc warn, void *check_opaque,
-                       GError **errp);
+                       LoadReturnPath *rp, GError **errp);
 
 #endif

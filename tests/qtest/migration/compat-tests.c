@@ -95,6 +95,10 @@ static const CompatRule rules[] = {
       "x-ignore-shared is not supported by mapram" },
     { "mode-cpr-reboot", AT_MIGRATE, { NULL }, "'mode': 'cpr-reboot'", "file:@TMP@/out",
       "Migration modes other than 'normal' are not supported by mapram" },
+    /* return-path: the destination's answers come back on a socket only */
+    { "return-path/file", AT_MIGRATE, { "return-path" }, NULL, "file:@TMP@/out",
+      "Capability 'return-path' requires a socket to the destination (tcp:, unix:, vsock:, "
+      "or fd: on a socket)" },
     /* mapram's x-fsync: only a file has a disk to sync to */
     { "fsync/exec", AT_MIGRATE, { NULL }, "'x-fsync': true", "exec:cat > @TMP@/out",
       "Parameter 'x-fsync' requires a transport that writes to a file (file:, or fd: on a file)" },

@@ -423,8 +423,60 @@ static void test_precopy_framing_off(void)
     test_file_common(&args, true);
 }
 
+/*
+ * return-path and switchover-ack on both sides: the destination answers
+ * the source's PING, acknowledges the switchover and ends with SHUT 0,
+ * and the source completes only then.  A destination that dropped the
+ * return path would leave the source waiting, the test timing out.
+ */
+static void test_precopy_return_path(void)
+{
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri,
+                           .caps = { "return-path", "switchover-ack" } };
+
+    test_precopy_common(&args);
+}
+
+/*
+ * A destination whose load fails at the device state (one vCPU against
+ * the source's two), after the stream's EOF left the source: with a
+ * return path its SHUT 1 fails the source's migration with QEMU's words,
+ * and the source runs the guest again instead of stopping in
+ * postmigrate with no copy of the guest running anywhere.
+ */
+static void test_precopy_return_path_dest_fails(void)
+{
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri, .caps = { "return-path" },
+                           .start = { .opts_source = "-smp 2", .opts_target = "-smp 1" } };
+    QTestState *from, *to;
+
+    migrate_start(&args, &from, &to);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    g_autofree char *to_desc = wait_for_migration_fail(to);
+    g_autofree char *from_desc = wait_for_migration_fail(from);
+    g_assert_true(g_str_has_suffix(to_desc, "Unknown section or instance 'cpu' 1. Make sure "
+                                   "that your current VM setup matches your saved VM setup, "
+                                   "including any hotplugged devices"));
+    g_assert_cmpstr(from_desc, ==, "Sibling indicated error 1");
+    g_autoptr(JsonObject) st = qtest_qmp_assert_success_ref(from, "{'execute': 'query-status'}");
+    g_assert_cmpstr(qtest_json_get_str(st, "status"), ==, "running");
+    assert_guest_runs(from);
+    qtest_quit(to);
+    qtest_quit(from);
+}
+
 void migration_test_add_precopy(void)
 {
+    migration_test_add("/migration/precopy/return-path", test_precopy_return_path, MIG_SMOKE);
+    migration_test_add("/migration/precopy/return-path/dest-fails",
+                       test_precopy_return_path_dest_fails, MIG_SMOKE);
     migration_test_add("/migration/precopy/framing-off", test_precopy_framing_off,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/fd-number-refused",

@@ -145,6 +145,14 @@ static const Case cases[] = {
       "file:@TMP@/out", "x-ignore-shared is not supported by mapram" },
     { "mode-cpr-reboot", "r_mode", AT_MIGRATE, { NULL }, "{\"mode\": \"cpr-reboot\"}",
       "file:@TMP@/out", "Migration modes other than 'normal' are not supported by mapram" },
+    /* return-path: a load opens it when asked (AT_MIGRATE: incoming accepted) */
+    { "return-path/file", "r_rp_stream", AT_MIGRATE, { "return-path" }, NULL, "file:@TMP@/out",
+      "Capability 'return-path' requires a socket to the destination (tcp:, unix:, vsock:, "
+      "or fd: on a socket)" },
+    { "return-path/exec", "r_rp_stream", AT_MIGRATE, { "return-path" }, NULL,
+      "exec:cat > @TMP@/out",
+      "Capability 'return-path' requires a socket to the destination (tcp:, unix:, vsock:, "
+      "or fd: on a socket)" },
     /* mapram's x-fsync; a load ignores it (AT_MIGRATE: incoming accepted) */
     { "fsync/exec", "r_fsync_stream", AT_MIGRATE, { NULL }, "{\"x-fsync\": true}",
       "exec:cat > @TMP@/out",

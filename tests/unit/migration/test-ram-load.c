@@ -200,7 +200,7 @@ static void test_load_zeroes_clear_pages(void)
     ram_load_configure(ram, &lp);
     IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
     QEMUFile *f = qemu_file_new_input(ioc, 0);
-    g_assert_true(qemu_loadvm_state(reg, f, NULL, accept_config, NULL, NULL, &err));
+    g_assert_true(qemu_loadvm_state(reg, f, NULL, accept_config, NULL, NULL, NULL, &err));
     g_assert_no_error(err);
     qemu_fclose(f, NULL);
     io_channel_unref(ioc);
@@ -245,7 +245,7 @@ static void test_load_old_version(void)
     ram_load_configure(ram, &lp);
     IOChannel *ioc = io_channel_file_open(path, O_RDONLY, 0, &err);
     QEMUFile *f = qemu_file_new_input(ioc, 0);
-    g_assert_false(qemu_loadvm_state(reg, f, NULL, accept_config, NULL, NULL, &err));
+    g_assert_false(qemu_loadvm_state(reg, f, NULL, accept_config, NULL, NULL, NULL, &err));
     g_assert_nonnull(err);
     g_assert_true(g_str_has_prefix(err->message, "START section 'ram' "));
     g_assert_true(g_str_has_suffix(err->message,

@@ -454,7 +454,7 @@ static void load_with_command(uint16_t cmd, const void *data, uint16_t len, cons
     put_u8(b, 0x00);
     g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(b->data, b->len);
     QEMUFile *f = qemu_file_new_input(ioc, 0);
-    bool ok = qemu_loadvm_state(reg, f, NULL, NULL, NULL, NULL, &err);
+    bool ok = qemu_loadvm_state(reg, f, NULL, NULL, NULL, NULL, NULL, &err);
     if (want) {
         g_assert_false(ok);
         g_assert_cmpstr(err->message, ==, want);
@@ -483,8 +483,8 @@ static void test_load_commands(void)
     load_with_command(2, ping, 4, "Command at offset 15: "
                       "CMD_PING (0x1234) received with no return path");
     load_with_command(1, NULL, 0, "Command at offset 15: CMD_OPEN_RETURN_PATH failed: "
-                      "mapram-vm opens no return path (turn capability return-path off "
-                      "on the source)");
+                      "this incoming channel is not a socket, it has no return path "
+                      "(turn capability return-path off on the source)");
     load_with_command(3, advise, 16, "Command at offset 15: "
                       "MIG_CMD POSTCOPY_ADVISE is not supported by mapram-vm (len 0x10)");
 }
