@@ -670,6 +670,17 @@ bool migration_incoming_pages_missing(MigrationIncomingState *s)
     return missing;
 }
 
+bool migration_incoming_check_paused(MigrationIncomingState *s, GError **errp)
+{
+    qemu_mutex_lock(&s->lock);
+    bool paused = s->status == MIGRATION_STATUS_POSTCOPY_PAUSED;
+    if (paused) {
+        error_setg(errp, MIGRATION_LOAD_PAUSED "%s", s->error_desc ? s->error_desc : "");
+    }
+    qemu_mutex_unlock(&s->lock);
+    return !paused;
+}
+
 JsonArray *migration_incoming_listen_address(MigrationIncomingState *s)
 {
     JsonArray *a = NULL;

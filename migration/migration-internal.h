@@ -203,6 +203,8 @@ struct MigrationIncomingState {
 
 /* Guest pages are still to be loaded on demand (postcopy-active or -paused). */
 bool migration_incoming_pages_missing(MigrationIncomingState *s);
+/* False (errp: the load's error) once an on-demand load paused. */
+bool migration_incoming_check_paused(MigrationIncomingState *s, GError **errp);
 /* migrate-incoming is allowed now (-incoming given, not yet started). */
 bool migration_incoming_allowed(Migration *m, GError **errp);
 /*

@@ -160,6 +160,11 @@ bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp)
     return true;
 }
 
+bool migration_guest_ram_usable(Migration *m, GError **errp)
+{
+    return !m->in || migration_incoming_check_paused(m->in, errp);
+}
+
 bool migration_start(Migration *m, const char *uri, GError **errp)
 {
     MigAddr addr;

@@ -140,6 +140,9 @@ bool migration_check_transport(const MigrationConfig *c, TransportKind t, bool i
     "Parameter 'x-mapped-ram-shared' cannot be used with capability 'postcopy-ram': " \
     "choose one way to restore"
 /* migrate on a destination whose guest RAM is still loading on demand */
+/* cont, pmemsave after an on-demand load paused; the load's error follows */
+#define MIGRATION_LOAD_PAUSED \
+    "Guest RAM is missing pages that the paused on-demand load will not bring: "
 #define MIGRATION_PAGES_MISSING \
     "Guest RAM is still being loaded on demand from the incoming migration; " \
     "migrate again once it has completed"

@@ -42,6 +42,10 @@ static JsonNode *qmp_cont(JsonObject *args, Monitor *mon, void *opaque, GError *
         error_setg(errp, "Resetting the Virtual Machine is required");
         return NULL;
     }
+    /* never run a guest into pages that will not come: its vCPUs would wait for good */
+    if (!migration_guest_ram_usable(opaque, errp)) {
+        return NULL;
+    }
     if (runstate_get() == RUN_STATE_INMIGRATE) {
         vm_set_autostart(true);
     } else {
@@ -121,6 +125,10 @@ static JsonNode *qmp_pmemsave(JsonObject *args, Monitor *mon, void *opaque, GErr
                    (uint64_t)val, (int64_t)size);
         return NULL;
     }
+    /* the main loop would wait for good on a page that will not come */
+    if (!migration_guest_ram_usable(opaque, errp)) {
+        return NULL;
+    }
     fd = qemu_open(filename, O_WRONLY | O_CREAT | O_TRUNC, 0600, errp);
     if (fd < 0) {
         return NULL;
@@ -131,11 +139,11 @@ static JsonNode *qmp_pmemsave(JsonObject *args, Monitor *mon, void *opaque, GErr
     return NULL;
 }
 
-void system_qmp_register(void)
+void system_qmp_register(Migration *mig)
 {
     qmp_register_command("query-status", qmp_query_status, NULL);
     qmp_register_command("stop", qmp_stop, NULL);
-    qmp_register_command("cont", qmp_cont, NULL);
+    qmp_register_command("cont", qmp_cont, mig);
     qmp_register_command("quit", qmp_quit, NULL);
-    qmp_register_command("pmemsave", qmp_pmemsave, NULL);
+    qmp_register_command("pmemsave", qmp_pmemsave, mig);
 }

@@ -122,7 +122,7 @@ bool runstate_needs_reset(void);
 Migration *vm_migration_new(void);
 
 /* qmp-cmds.c */
-void system_qmp_register(void);
+void system_qmp_register(Migration *mig);   /* cont and pmemsave ask it about guest RAM */
 
 /* vl.c */
 void vm_shutdown_request(const char *reason, int status);

@@ -103,7 +103,7 @@ static bool apply_globals(const VMConfig *cfg, Migration *mig, GError **errp)
 static bool monitors_init(const VMConfig *cfg, Migration *mig, GError **errp)
 {
     monitor_fdsets_init();
-    system_qmp_register();
+    system_qmp_register(mig);
     migration_register_qmp(mig);
     for (guint i = 0; i < cfg->qmp_specs->len; i++) {
         const char *spec = g_ptr_array_index(cfg->qmp_specs, i);

@@ -59,6 +59,13 @@ bool migration_start(Migration *m, const char *uri, GError **errp);
 /* "migrate_cancel": the source keeps running as it was. */
 void migration_cancel(Migration *m);
 
+/*
+ * False (errp says why) while guest RAM has pages that will never arrive:
+ * an on-demand load paused (postcopy-paused).  A vCPU or the host
+ * touching such a page would wait for good, so cont and pmemsave ask first.
+ */
+bool migration_guest_ram_usable(Migration *m, GError **errp);
+
 /* -incoming: "defer" or a URI; must come before the host starts running. */
 bool migration_incoming_cmdline(Migration *m, const char *arg, GError **errp);
 /* "migrate-incoming" (needs -incoming); exit_on_error as QMP's exit-on-error. */

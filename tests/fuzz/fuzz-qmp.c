@@ -95,9 +95,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* This thread is the main loop's: events from it are sent at once, as in the VM. */
     g_main_context_acquire(g_main_context_default());
     monitor_fdsets_init();
-    system_qmp_register();
-    real_pmemsave = qmp_find_command("pmemsave", &real_pmemsave_opaque);
-    qmp_register_command("pmemsave", fuzz_pmemsave, NULL);
     out_line = g_string_new(NULL);
     return 0;
 }
@@ -212,8 +209,12 @@ static JsonNode *fuzz_pmemsave(JsonObject *args, Monitor *mon, void *opaque, GEr
     return real_pmemsave(copy, mon, real_pmemsave_opaque, errp);
 }
 
+/* The input's VM: cont and pmemsave ask its Migration about guest RAM. */
 static void register_commands(Migration *m)
 {
+    system_qmp_register(m);
+    real_pmemsave = qmp_find_command("pmemsave", &real_pmemsave_opaque);
+    qmp_register_command("pmemsave", fuzz_pmemsave, NULL);
     migration_register_qmp(m);
     real_migrate = qmp_find_command("migrate", &real_migrate_opaque);
     real_migrate_incoming = qmp_find_command("migrate-incoming", &real_migrate_incoming_opaque);

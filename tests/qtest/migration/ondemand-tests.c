@@ -337,7 +337,28 @@ static void test_fault_truncated(void)
     wait_paused(to, &desc);
     g_assert_cmphex(assert_fault_msg(desc, "the file ends there", b->pages_offset), >=, cut);
     g_array_unref(blocks);
+    /*
+     * Nothing will bring the missing pages: cont and pmemsave are refused
+     * with the load's error (a cont let vCPUs run into them, and the next
+     * stop waited for good on one parked in userfaultfd; a pmemsave over
+     * one blocked the main loop for good), and stop and quit still act.
+     */
+    g_autofree char *want = g_strdup_printf("Guest RAM is missing pages that the paused "
+                                            "on-demand load will not bring: %s", desc);
+    g_autofree char *err = qtest_qmp_expect_error(to, "{'execute': 'cont'}");
+    g_assert_cmpstr(err, ==, want);
+    g_autofree char *dump = mig_path("dump");
+    g_autofree char *err2 = qtest_qmp_expect_error(to, "{'execute': 'pmemsave', 'arguments': "
+                                                   "{'val': 0, 'size': %d, 'filename': '%s'}}",
+                                                   150 << 20, dump);
+    g_assert_cmpstr(err2, ==, want);
+    g_assert_false(g_file_test(dump, G_FILE_TEST_EXISTS));
+    g_autofree char *st = query_runstate(to);
+    g_assert_cmpstr(st, ==, "paused");
+    qtest_qmp_assert_success(to, "{'execute': 'stop'}");
+    gint64 start = g_get_monotonic_time();
     qtest_quit(to);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
 }
 
 /* The first set page of [from, to). */
