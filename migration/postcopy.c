@@ -80,7 +80,11 @@ typedef struct PcBlock {
 } PcBlock;
 
 struct PostcopyLoad {
-    /* Immutable once postcopy_load_start() returned */
+    /*
+     * Immutable once postcopy_load_start() returned; but uffd and fd,
+     * which the streaming thread closes (-1) once every page is in and
+     * the fault thread ended (release_io)
+     */
     GPtrArray *blocks;            /* PcBlock * */
     int uffd;
     /*
@@ -806,8 +810,12 @@ void postcopy_load_free(PostcopyLoad *pl)
         page_channels_free(pl->pc);
     }
     /* closing the fd ends the registration and lets any waiter go (we are exiting) */
-    close(pl->uffd);
-    qemu_close(pl->fd);            /* a dup from an fdset leaves the set with it */
+    if (pl->uffd >= 0) {
+        close(pl->uffd);
+    }
+    if (pl->fd >= 0) {
+        qemu_close(pl->fd);        /* a dup from an fdset leaves the set with it */
+    }
     if (pl->lock_fd >= 0) {
         close(pl->lock_fd);
     }
@@ -829,6 +837,25 @@ void postcopy_load_free(PostcopyLoad *pl)
     }
     qemu_mutex_destroy(&pl->lock);
     g_free(pl);
+}
+
+/*
+ * The last page is in and no fault can come: the page threads, the file's
+ * fds and the userfaultfd go now rather than at the VM's exit, so a
+ * deleted image frees its disk space and a save may write the file.
+ */
+static void release_io(PostcopyLoad *pl)
+{
+    page_channels_free(pl->pc);
+    pl->pc = NULL;
+    close(pl->uffd);
+    pl->uffd = -1;
+    qemu_close(pl->fd);
+    pl->fd = -1;
+    if (pl->lock_fd >= 0) {
+        close(pl->lock_fd);
+        pl->lock_fd = -1;
+    }
 }
 
 /* ---- the background stream (the incoming thread) ---- */
@@ -1079,11 +1106,7 @@ bool postcopy_load_stream(PostcopyLoad *pl, const int *stop, GError **errp)
         stop_fault_thread(pl);
         if (!has_failed(pl)) {
             unregister_all(pl);
-            /* the file is no longer needed: a save may write it once this completes */
-            if (pl->lock_fd >= 0) {
-                close(pl->lock_fd);
-                pl->lock_fd = -1;
-            }
+            release_io(pl);
             return true;
         }
     }

@@ -166,6 +166,39 @@ static int64_t file_data_pages(const char *uri)
     return pages;
 }
 
+/*
+ * A completed on-demand restore holds nothing of the load: no fd on the
+ * file (a deleted image frees its space), no userfaultfd, no page thread.
+ */
+static void assert_load_released(QTestState *to, const char *uri)
+{
+    g_autofree char *file = g_strndup(uri + strlen("file:"), strcspn(uri + 5, ","));
+    g_autofree char *fds = g_strdup_printf("/proc/%d/fd", (int)qtest_pid(to));
+    g_autofree char *tasks = g_strdup_printf("/proc/%d/task", (int)qtest_pid(to));
+    g_autoptr(GDir) d = g_dir_open(fds, 0, NULL);
+    const char *name;
+
+    g_assert_nonnull(d);
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *link = g_build_filename(fds, name, NULL);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        if (target) {
+            g_assert_cmpstr(target, !=, file);
+            g_assert_cmpstr(target, !=, "anon_inode:[userfaultfd]");
+        }
+    }
+    g_autoptr(GDir) t = g_dir_open(tasks, 0, NULL);
+    g_assert_nonnull(t);
+    while ((name = g_dir_read_name(t))) {
+        g_autofree char *comm_path = g_build_filename(tasks, name, "comm", NULL);
+        g_autofree char *comm = NULL;
+        if (g_file_get_contents(comm_path, &comm, NULL, NULL)) {
+            g_assert_false(g_str_has_prefix(comm, "pageio"));
+            g_assert_false(g_str_has_prefix(comm, "postcopy"));
+        }
+    }
+}
+
 static void test_on_demand(const OnDemand *od)
 {
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od->multifd);
@@ -212,6 +245,7 @@ static void test_on_demand(const OnDemand *od)
                     qtest_json_get_int(ram, "precopy-bytes", -1), ==,
                     qtest_json_get_int(ram, "transferred", -1));
     json_object_unref(ram);
+    assert_load_released(to, uri);
     check_running_guest(to);
     qtest_quit(to);
 }
