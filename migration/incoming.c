@@ -184,8 +184,9 @@ static void on_demand_resume(void *data)
     qemu_mutex_unlock(&s->lock);
 
     if (m) {
-        resume_or_pause(m);
+        /* as QEMU: postcopy-active (at LISTEN) before the guest runs (RUN) */
         set_status(s, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+        resume_or_pause(m);
     }
     state_unref(s);
 }

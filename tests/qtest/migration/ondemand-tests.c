@@ -81,7 +81,20 @@ static JsonObject *query_ram(QTestState *to, char **status)
 }
 
 /* The MIGRATION events of an on-demand load, in QEMU's order. */
-static void assert_events(QTestState *to)
+/* An event's timestamp, in microseconds. */
+static int64_t event_us(JsonObject *ev)
+{
+    JsonObject *ts = qtest_json_get_obj(ev, "timestamp");
+
+    return qtest_json_get_int(ts, "seconds", -1) * G_USEC_PER_SEC +
+           qtest_json_get_int(ts, "microseconds", -1);
+}
+
+/*
+ * MIGRATION's statuses, and (@resume: its RESUME) postcopy-active sent
+ * before the guest resumes, as QEMU sets it at LISTEN, before RUN.
+ */
+static void assert_events(QTestState *to, JsonObject *resume)
 {
     static const char *const want[] = { "active", "postcopy-active", "completed" };
 
@@ -90,6 +103,9 @@ static void assert_events(QTestState *to)
         JsonObject *data = qtest_json_get_obj(ev, "data");
 
         g_assert_cmpstr(qtest_json_get_str(data, "status"), ==, want[i]);
+        if (resume && !strcmp(want[i], "postcopy-active")) {
+            g_assert_cmpint(event_us(ev), <=, event_us(resume));
+        }
         json_object_unref(ev);
     }
 }
@@ -223,9 +239,9 @@ static void test_on_demand(const OnDemand *od)
         }
         qtest_qmp_assert_success(to, "{'execute': 'cont'}");
     }
-    qtest_qmp_eventwait(to, "RESUME");
+    g_autoptr(JsonObject) resume = qtest_qmp_eventwait_ref(to, "RESUME");
     wait_for_migration_complete(to);
-    assert_events(to);
+    assert_events(to, od->paused ? NULL : resume);
 
     JsonObject *ram = query_ram(to, &status);
     g_assert_cmpstr(status, ==, "completed");
