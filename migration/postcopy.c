@@ -491,7 +491,8 @@ static bool pread_all(int fd, uint8_t *buf, size_t len, off_t off, GError **errp
             return false;
         }
         if (r == 0) {
-            error_setg(errp, "Unable to read from file at offset 0x%llx: the file ends there",
+            /* the background's page channels' words (io/aio.c): one text for a cut file */
+            error_setg(errp, "Unexpected end of file at offset 0x%llx",
                        (unsigned long long)(off + done));
             return false;
         }
