@@ -567,7 +567,8 @@ static void prefer_rp_error(ServeCtx *c, GError **errp)
     /* the return path's thread may still run: its error only once it ended */
     g_autofree char *rp_msg = c->rp_done && c->rp_err ? g_strdup(c->rp_err->message) : NULL;
     qemu_mutex_unlock(&c->lock);
-    if (rp_msg && errp && *errp) {
+    /* the send may have failed for the return path's error itself: say it once */
+    if (rp_msg && errp && *errp && strcmp((*errp)->message, rp_msg) != 0) {
         g_prefix_error(errp, "%s (", rp_msg);
         g_autofree char *m = g_strdup_printf("%s)", (*errp)->message);
         g_free((*errp)->message);
