@@ -38,6 +38,7 @@ typedef enum {
     MIGRATION_STATUS_DEVICE,
     MIGRATION_STATUS_POSTCOPY_ACTIVE,     /* on demand: the guest runs, pages still missing */
     MIGRATION_STATUS_POSTCOPY_PAUSED,     /* on demand: a page could not be loaded */
+    MIGRATION_STATUS_PRE_SWITCHOVER,      /* pause-before-switchover: waits for migrate-continue */
 } MigrationStatus;
 
 const char *migration_status_name(MigrationStatus s);
@@ -142,6 +143,8 @@ struct MigrationState {
     QemuMutex lock;
     MigrationStatus status;
     bool ended;                   /* the thread decided how it ends: a cancel is too late */
+    bool continue_requested;      /* migrate-continue in pre-switchover */
+    QemuCond pause_cond;          /* with lock: continue_requested or a cancel */
     char *error_desc;
     gint64 setup_ms, total_ms, downtime_ms;
     uint64_t expected_downtime_ms;
@@ -157,6 +160,8 @@ struct MigrationState {
  * one, nor paused by a completed one).
  */
 bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp);
+/* migrate-continue: the save's status must be state; in pre-switchover it goes on. */
+bool migration_outgoing_continue(MigrationState *s, const char *state, GError **errp);
 /*
  * Takes addr.  QEMU's order after the address was parsed: the transport's
  * rules, then migration_outgoing_allowed, then the prepare rules.

@@ -12,7 +12,7 @@ const char *migration_status_name(MigrationStatus s)
 {
     static const char *const names[] = {
         "none", "setup", "cancelling", "cancelled", "active", "completed", "failed", "device",
-        "postcopy-active", "postcopy-paused",
+        "postcopy-active", "postcopy-paused", "pre-switchover",
     };
     return names[s];
 }
@@ -158,6 +158,16 @@ bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp)
         return false;
     }
     return true;
+}
+
+bool migration_continue(Migration *m, const char *state, GError **errp)
+{
+    if (!m->out) {
+        error_setg(errp, "Migration not in expected state: %s",
+                   migration_status_name(MIGRATION_STATUS_NONE));
+        return false;
+    }
+    return migration_outgoing_continue(m->out, state, errp);
 }
 
 bool migration_guest_ram_usable(Migration *m, GError **errp)

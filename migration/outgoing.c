@@ -1,6 +1,6 @@
 /*
- * An outgoing migration: setup -> active -> device -> completed | failed |
- * cancelled, run by one "live_migration" thread.
+ * An outgoing migration: setup -> active -> [pre-switchover ->] device ->
+ * completed | failed | cancelled, run by one "live_migration" thread.
  *
  * migration_outgoing_start() (main thread) checks, opens the main channel
  * (a socket's is connected by the thread: connect_main) and starts the
@@ -107,7 +107,8 @@ bool migration_is_running(Migration *m)
     }
     MigrationStatus st = migration_state_status(m->out);
     return st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
-           st == MIGRATION_STATUS_DEVICE || st == MIGRATION_STATUS_CANCELLING;
+           st == MIGRATION_STATUS_PRE_SWITCHOVER || st == MIGRATION_STATUS_DEVICE ||
+           st == MIGRATION_STATUS_CANCELLING;
 }
 
 /* ---- counters (migration thread) ---- */
@@ -346,6 +347,31 @@ static bool claim_end(void *opaque)
     return claimed;
 }
 
+/*
+ * pause-before-switchover: the guest stopped, the save waits in
+ * pre-switchover for migrate-continue (or a cancel: false), as QEMU's
+ * does; the host lets its users' commands through meanwhile.
+ */
+static bool pause_before_switchover(OutgoingRun *run)
+{
+    MigrationState *s = run->s;
+    Migration *m = run->m;
+
+    qemu_mutex_lock(&s->lock);
+    s->continue_requested = false;
+    qemu_mutex_unlock(&s->lock);
+    m->host->switchover_paused(m->host_opaque, true);
+    advance_status(s, MIGRATION_STATUS_PRE_SWITCHOVER);
+    qemu_mutex_lock(&s->lock);
+    while (!s->continue_requested && s->status != MIGRATION_STATUS_CANCELLING) {
+        qemu_cond_wait(&s->pause_cond, &s->lock);
+    }
+    bool go = s->status != MIGRATION_STATUS_CANCELLING;
+    qemu_mutex_unlock(&s->lock);
+    m->host->switchover_paused(m->host_opaque, false);
+    return go;
+}
+
 static bool completion(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;
@@ -361,6 +387,10 @@ static bool completion(OutgoingRun *run, GError **errp)
     run->vm_old_state = m->host->vm_stop(m->host_opaque, RUN_STATE_FINISH_MIGRATE);
     run->vm_stopped = true;
     global_state_store(m->global_state, run->vm_old_state);
+    if (s->cfg->caps[MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] &&
+        !pause_before_switchover(run)) {
+        return false;                             /* cancelled */
+    }
     advance_status(s, MIGRATION_STATUS_DEVICE);
     if (fault_hit("device-state-stall")) {
         g_usleep(G_USEC_PER_SEC);
@@ -743,6 +773,7 @@ void migration_state_free(MigrationState *s)
     migration_config_free(s->cfg);
     mig_addr_clear(&s->addr);
     g_free(s->error_desc);
+    qemu_cond_destroy(&s->pause_cond);
     qemu_mutex_destroy(&s->lock);
     qemu_mutex_destroy(&s->ioc_lock);
     pthread_mutex_destroy(&s->event_lock);
@@ -758,6 +789,7 @@ static MigrationState *state_new(Migration *m, MigAddr *addr, MigrationConfig *c
     memset(addr, 0, sizeof(*addr));
     s->start_ms = migration_now_ms();
     qemu_mutex_init(&s->lock);
+    qemu_cond_init(&s->pause_cond);
     qemu_mutex_init(&s->ioc_lock);
     {
         pthread_mutexattr_t attr;
@@ -815,6 +847,13 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError *
         mig_addr_clear(addr);
         return false;
     }
+    if (cfg->caps[MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] && !m->host->switchover_paused) {
+        /* its commands would wait out finish-migrate, migrate-continue among them */
+        error_setg(errp, "Capability 'pause-before-switchover' needs a host that takes "
+                   "commands while the save waits (MigrationHostOps.switchover_paused)");
+        mig_addr_clear(addr);
+        return false;
+    }
     migration_state_free(m->out);
     MigrationState *s = m->out = state_new(m, addr, g_steal_pointer(&cfg));
     off_t start = 0;
@@ -863,6 +902,21 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError *
     return true;
 }
 
+bool migration_outgoing_continue(MigrationState *s, const char *state, GError **errp)
+{
+    qemu_mutex_lock(&s->lock);
+    const char *cur = migration_status_name(s->status);
+    bool ok = !strcmp(cur, state);
+    if (!ok) {
+        error_setg(errp, "Migration not in expected state: %s", cur);
+    } else if (s->status == MIGRATION_STATUS_PRE_SWITCHOVER) {
+        s->continue_requested = true;
+        qemu_cond_broadcast(&s->pause_cond);
+    }
+    qemu_mutex_unlock(&s->lock);
+    return ok;
+}
+
 void migration_outgoing_cancel(MigrationState *s)
 {
     /*
@@ -876,10 +930,12 @@ void migration_outgoing_cancel(MigrationState *s)
     qemu_mutex_lock(&s->lock);
     MigrationStatus st = s->status;
     bool running = !s->ended && (st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
+                                 st == MIGRATION_STATUS_PRE_SWITCHOVER ||
                                  st == MIGRATION_STATUS_DEVICE);
     if (running) {
         __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
         s->status = MIGRATION_STATUS_CANCELLING;
+        qemu_cond_broadcast(&s->pause_cond);      /* a save waiting in pre-switchover */
     }
     qemu_mutex_unlock(&s->lock);
     if (running) {

@@ -27,6 +27,13 @@ static JsonNode *qmp_migrate_cancel(JsonObject *args, Monitor *mon, void *opaque
     return NULL;
 }
 
+static JsonNode *qmp_migrate_continue(JsonObject *args, Monitor *mon, void *opaque,
+                                      GError **errp)
+{
+    migration_continue(opaque, qmp_arg_str(args, "state", ""), errp);
+    return NULL;
+}
+
 /*
  * QEMU's first two refusals, in its order.  A mapram save never switches
  * to postcopy (pages arrive on demand only from a mapped-ram file): a
@@ -172,6 +179,7 @@ void migration_register_qmp(Migration *m)
     qmp_register_command("migrate", qmp_migrate, m);
     qmp_register_command("migrate-incoming", qmp_migrate_incoming, m);
     qmp_register_command("migrate_cancel", qmp_migrate_cancel, m);
+    qmp_register_command("migrate-continue", qmp_migrate_continue, m);
     qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy, m);
     qmp_register_command("query-migrate", qmp_query_migrate, m);
     qmp_register_command("migrate-set-capabilities", qmp_set_caps, m);

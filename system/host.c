@@ -109,6 +109,11 @@ static void host_error_report(void *opaque, const char *msg)
     g_printerr("mapram-vm: %s\n", msg);
 }
 
+static void host_switchover_paused(void *opaque, bool paused)
+{
+    vm_set_switchover_paused(paused);
+}
+
 static const MigrationHostOps vm_host_ops = {
     .runstate_get = host_runstate_get,
     .runstate_set = host_runstate_set,
@@ -124,6 +129,7 @@ static const MigrationHostOps vm_host_ops = {
     .get_fd = host_get_fd,
     .main_call = host_main_call,
     .error_report = host_error_report,
+    .switchover_paused = host_switchover_paused,
 };
 
 Migration *vm_migration_new(void)

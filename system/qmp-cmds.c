@@ -49,7 +49,7 @@ static JsonNode *qmp_cont(JsonObject *args, Monitor *mon, void *opaque, GError *
     if (runstate_get() == RUN_STATE_INMIGRATE) {
         vm_set_autostart(true);
     } else {
-        vm_start_from_monitor();
+        vm_start_from_monitor(errp);
     }
     return NULL;
 }

@@ -10,6 +10,7 @@
 #include "system/runstate.h"
 #include "system/system.h"
 #include "util/thread.h"
+#include "util/error.h"
 #include "system-internal.h"
 
 
@@ -26,6 +27,8 @@ static gsize vm_cond_ready;
 static int current = RUN_STATE_PRELAUNCH;
 static bool vcpus_held = true;
 static int autostart = 1;
+/* vm_lock: a save waits in pre-switchover; the monitor no longer waits it out */
+static bool switchover_paused;
 
 static void vm_cond_init(void)
 {
@@ -88,10 +91,24 @@ bool vm_autostart(void)
  */
 static void wait_out_migration_locked(bool from_monitor)
 {
-    while (from_monitor &&
+    while (from_monitor && !switchover_paused &&
            runstate_get() == RUN_STATE_FINISH_MIGRATE) {
         qemu_cond_wait(&vm_cond, &vm_lock);
     }
+}
+
+/*
+ * pause-before-switchover: while the save waits for migrate-continue
+ * (QEMU drops its big lock there), the monitor's stop and cont act at
+ * once: stop on a VM that is not running changes nothing, cont fails.
+ */
+void vm_set_switchover_paused(bool paused)
+{
+    vm_cond_init();
+    qemu_mutex_lock(&vm_lock);
+    switchover_paused = paused;
+    qemu_cond_broadcast(&vm_cond);
+    qemu_mutex_unlock(&vm_lock);
 }
 
 /* @wait: return only when every vCPU has parked.  Returns the state left. */
@@ -131,13 +148,19 @@ static RunState stop_vm(RunState s, bool from_monitor, bool wait)
     return old;
 }
 
-static void start_vm(bool from_monitor)
+static bool start_vm(bool from_monitor, GError **errp)
 {
     bool resumed;
 
     vm_cond_init();
     qemu_mutex_lock(&vm_lock);
     wait_out_migration_locked(from_monitor);
+    if (from_monitor && runstate_get() == RUN_STATE_FINISH_MIGRATE) {
+        /* a save waiting in pre-switchover owns the stopped guest: QEMU's words */
+        qemu_mutex_unlock(&vm_lock);
+        error_setg(errp, "Migration is not finalized yet");
+        return false;
+    }
     resumed = vcpus_held;
     set_locked(RUN_STATE_RUNNING);
     if (resumed) {
@@ -146,6 +169,7 @@ static void start_vm(bool from_monitor)
         qmp_event_send("RESUME", NULL);
     }
     qemu_mutex_unlock(&vm_lock);
+    return true;
 }
 
 RunState vm_stop(RunState s)
@@ -160,7 +184,7 @@ void vm_stop_nowait(RunState s)
 
 void vm_start(void)
 {
-    start_vm(false);
+    start_vm(false, NULL);
 }
 
 void vm_stop_from_monitor(void)
@@ -168,7 +192,7 @@ void vm_stop_from_monitor(void)
     stop_vm(RUN_STATE_PAUSED, true, true);
 }
 
-void vm_start_from_monitor(void)
+bool vm_start_from_monitor(GError **errp)
 {
-    start_vm(true);
+    return start_vm(true, errp);
 }

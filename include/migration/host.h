@@ -142,6 +142,17 @@ typedef struct MigrationHostOps {
      * "migration: MSG".  (query-migrate's error-desc has the same text.)
      */
     void (*error_report)(void *opaque, const char *msg);
+    /*
+     * Optional. Capability pause-before-switchover: the save, its guest
+     * stopped in finish-migrate, waits in status pre-switchover for
+     * migrate-continue (paused true), then goes on (false).  Meanwhile
+     * the host must take its users' commands rather than wait out
+     * finish-migrate (QEMU drops its big lock there): migrate-continue
+     * and migrate_cancel must get through; QEMU's cont fails ("Migration
+     * is not finalized yet") and its stop changes nothing.  Called on the
+     * migration thread.  Without it such a save is refused.
+     */
+    void (*switchover_paused)(void *opaque, bool paused);
 } MigrationHostOps;
 
 #endif

@@ -58,6 +58,12 @@ bool migration_set_global_property(Migration *m, const char *name, const char *v
 bool migration_start(Migration *m, const char *uri, GError **errp);
 /* "migrate_cancel": the source keeps running as it was. */
 void migration_cancel(Migration *m);
+/*
+ * "migrate-continue": state must be the save's status (QEMU's names);
+ * a save waiting in "pre-switchover" (capability pause-before-switchover)
+ * goes on to "device".
+ */
+bool migration_continue(Migration *m, const char *state, GError **errp);
 
 /*
  * False (errp says why) while guest RAM has pages that will never arrive:

@@ -35,7 +35,10 @@ void vm_start(void);
  * suspended), as QEMU's.
  */
 void vm_stop_from_monitor(void);
-void vm_start_from_monitor(void);
+/* False while a save waits in pre-switchover ("Migration is not finalized yet"). */
+bool vm_start_from_monitor(GError **errp);
+/* A save waits in pre-switchover (true) or went on (false): stop and cont act at once. */
+void vm_set_switchover_paused(bool paused);
 
 /*
  * QEMU's "autostart": true unless -S was given; QMP cont / stop in state

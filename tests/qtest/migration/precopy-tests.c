@@ -472,8 +472,79 @@ static void test_precopy_return_path_dest_fails(void)
     qtest_quit(from);
 }
 
+/*
+ * pause-before-switchover: the save stops the guest and waits in
+ * pre-switchover; meanwhile cont is refused and stop changes nothing (as
+ * QEMU, whose big lock is dropped there: mapram-vm's monitor used to wait
+ * out finish-migrate), migrate-continue names the state it expects, and
+ * then the save completes (@cancel: migrate_cancel ends the wait
+ * instead, and the source runs again).
+ */
+static void pause_before_switchover(bool cancel)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", "completed", NULL };
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri };
+    QTestState *from, *to;
+    char *err;
+
+    migrate_start(&args, &from, &to);
+    migrate_set_capability(from, "pause-before-switchover", true);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "pre-switchover", ungoals);
+    g_autofree char *rs = query_runstate(from);
+    g_assert_cmpstr(rs, ==, "finish-migrate");
+    err = qtest_qmp_expect_error(from, "{'execute': 'cont'}");
+    g_assert_cmpstr(err, ==, "Migration is not finalized yet");
+    g_free(err);
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    err = qtest_qmp_expect_error(from, "{'execute': 'migrate-continue', "
+                                 "'arguments': {'state': 'active'}}");
+    g_assert_cmpstr(err, ==, "Migration not in expected state: pre-switchover");
+    g_free(err);
+    g_autofree char *st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "pre-switchover");
+    if (cancel) {
+        qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+        wait_for_migration_status(from, "cancelled", NULL);
+        g_autofree char *rs2 = query_runstate(from);
+        g_assert_cmpstr(rs2, ==, "running");
+        assert_guest_runs(from);
+        qtest_quit(to);
+        qtest_quit(from);
+        return;
+    }
+    qtest_qmp_assert_success(from, "{'execute': 'migrate-continue', "
+                             "'arguments': {'state': 'pre-switchover'}}");
+    wait_for_migration_complete(from);
+    wait_for_migration_complete(to);
+    err = qtest_qmp_expect_error(from, "{'execute': 'migrate-continue', "
+                                 "'arguments': {'state': 'pre-switchover'}}");
+    g_assert_cmpstr(err, ==, "Migration not in expected state: completed");
+    g_free(err);
+    migrate_end(from, to, true);
+}
+
+static void test_pause_before_switchover(void)
+{
+    pause_before_switchover(false);
+}
+
+static void test_pause_before_switchover_cancel(void)
+{
+    pause_before_switchover(true);
+}
+
 void migration_test_add_precopy(void)
 {
+    migration_test_add("/migration/precopy/pause-before-switchover",
+                       test_pause_before_switchover, MIG_SMOKE);
+    migration_test_add("/migration/precopy/pause-before-switchover/cancel",
+                       test_pause_before_switchover_cancel, MIG_FULL);
     migration_test_add("/migration/precopy/return-path", test_precopy_return_path, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/dest-fails",
                        test_precopy_return_path_dest_fails, MIG_SMOKE);

@@ -53,8 +53,8 @@ static void test_schema_loads(void)
         "qmp_capabilities", "query-commands", "query-version", "query-status",
         "stop", "cont", "quit", "getfd", "closefd", "add-fd", "remove-fd",
         "query-fdsets", "pmemsave", "migrate", "migrate-incoming",
-        "migrate_cancel", "migrate-start-postcopy", "query-migrate", "migrate-set-capabilities",
-        "query-migrate-capabilities", "migrate-set-parameters",
+        "migrate_cancel", "migrate-continue", "migrate-start-postcopy", "query-migrate",
+        "migrate-set-capabilities", "query-migrate-capabilities", "migrate-set-parameters",
         "query-migrate-parameters",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(want_cmds); i++) {
