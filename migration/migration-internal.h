@@ -149,6 +149,7 @@ struct MigrationState {
     gint64 setup_ms, total_ms, downtime_ms;
     uint64_t expected_downtime_ms;
     double mbps;
+    uint64_t pages_per_second;
     /* Atomics */
     int cancel;                   /* set by the main thread, polled by the migration thread */
     MigrationStats stats;

@@ -38,6 +38,7 @@ typedef struct OutgoingRun {
     /* bandwidth estimate */
     gint64 iter_start_us;
     uint64_t iter_last_bytes;
+    uint64_t iter_last_pages;     /* pages sent (data and zero) at iter_start_us */
     double bandwidth_bpms;        /* bytes per ms, measured */
     bool vm_stopped;              /* completion() stopped the VM ... */
     RunState vm_old_state;        /* ... which was in this state before */
@@ -259,6 +260,12 @@ static void update_bandwidth(OutgoingRun *run)
     double bpms = (double)sent / (dt / 1000.0);
     run->iter_last_bytes = bytes;
     run->iter_start_us = now;
+    /* as QEMU: every window's pages, data and zero */
+    const PageStats *ps = &s->stats.ram.pages;
+    uint64_t pages = MAX(stat64_get(&ps->normal_pages) + stat64_get(&ps->zero_pages),
+                         run->iter_last_pages);
+    uint64_t pps = (pages - run->iter_last_pages) * G_USEC_PER_SEC / dt;
+    run->iter_last_pages = pages;
     /*
      * Only windows that really sent data say what the channel can do: a
      * pass with little left to send would drag the estimate (and the
@@ -280,6 +287,7 @@ static void update_bandwidth(OutgoingRun *run)
     uint64_t remaining = stat64_get(&s->stats.ram.remaining);
     qemu_mutex_lock(&s->lock);
     s->mbps = run->bandwidth_bpms * 8.0 * 1000 / 1e6;
+    s->pages_per_second = pps;
     s->expected_downtime_ms = run->bandwidth_bpms > 0 ?
         (uint64_t)(remaining / run->bandwidth_bpms) : 0;
     qemu_mutex_unlock(&s->lock);
@@ -972,6 +980,7 @@ void migration_outgoing_query(MigrationState *s, MigrationInfo *info)
     info->downtime_ms = s->downtime_ms;
     info->expected_downtime_ms = s->expected_downtime_ms;
     info->mbps = s->mbps;
+    info->pages_per_second = s->pages_per_second;
     if (status == MIGRATION_STATUS_FAILED && s->error_desc) {
         info->error_desc = g_strdup(s->error_desc);
     }
@@ -981,6 +990,9 @@ void migration_outgoing_query(MigrationState *s, MigrationInfo *info)
     uint64_t page_bytes = stat64_get(&st->ram.pages.bytes);
     info->transferred = stat64_get(&st->main_bytes) + page_bytes;
     info->remaining = stat64_get(&st->ram.remaining);
+    /* as QEMU: the rate only while the save is not completed */
+    info->dirty_pages_rate = status == MIGRATION_STATUS_COMPLETED ? 0 :
+                             stat64_get(&st->ram.dirty_pages_rate);
     info->duplicate = stat64_get(&st->ram.pages.zero_pages);
     info->normal = stat64_get(&st->ram.pages.normal_pages);
     info->normal_bytes = info->normal * RAM_PAGE_SIZE;

@@ -83,13 +83,13 @@ static JsonObject *ram_json(const MigrationInfo *info)
     json_object_set_int_member(r, "duplicate", info->duplicate);
     json_object_set_int_member(r, "normal", info->normal);
     json_object_set_int_member(r, "normal-bytes", info->normal_bytes);
-    json_object_set_int_member(r, "dirty-pages-rate", 0);
+    json_object_set_int_member(r, "dirty-pages-rate", info->dirty_pages_rate);
     json_object_set_double_member(r, "mbps", info->mbps);
     json_object_set_int_member(r, "dirty-sync-count", info->dirty_sync_count);
     json_object_set_int_member(r, "postcopy-requests", info->postcopy_requests);
     json_object_set_int_member(r, "page-size", RAM_PAGE_SIZE);
     json_object_set_int_member(r, "multifd-bytes", info->multifd_bytes);
-    json_object_set_int_member(r, "pages-per-second", 0);
+    json_object_set_int_member(r, "pages-per-second", info->pages_per_second);
     json_object_set_int_member(r, "precopy-bytes", info->precopy_bytes);
     json_object_set_int_member(r, "downtime-bytes", info->downtime_bytes);
     json_object_set_int_member(r, "postcopy-bytes", info->postcopy_bytes);

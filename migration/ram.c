@@ -35,6 +35,9 @@ typedef struct RamSaveState {
     uint64_t cur_page;
     RamEncoder enc;               /* the block list, and the last block for CONTINUE */
     uint64_t dirty_pages;
+    /* dirty-pages-rate: pages newly dirtied since period_start_us, as QEMU's (>= 1 s periods) */
+    gint64 period_start_us;
+    uint64_t period_pages;
     PageChannels *pc;
     MrcTable *csum;               /* built at completion, put after the vmdesc */
 } RamSaveState;
@@ -110,8 +113,18 @@ static void publish_remaining(RamState *ram)
 static uint64_t ram_sync_dirty(RamState *ram)
 {
     RamSaveState *rs = ram->save;
+    uint64_t newly = 0;
     for (size_t i = 0; i < rs->nblocks; i++) {
-        rs->dirty_pages += host_sync_dirty(ram, rs->blocks[i].index, rs->blocks[i].bmap);
+        newly += host_sync_dirty(ram, rs->blocks[i].index, rs->blocks[i].bmap);
+    }
+    rs->dirty_pages += newly;
+    rs->period_pages += newly;
+    gint64 now = g_get_monotonic_time();
+    if (now - rs->period_start_us > G_USEC_PER_SEC) {
+        stat64_set(&ram->sp.stats->dirty_pages_rate,
+                   rs->period_pages * G_USEC_PER_SEC / (now - rs->period_start_us));
+        rs->period_pages = 0;
+        rs->period_start_us = now;
     }
     stat64_add(&ram->sp.stats->dirty_sync_count, 1);
     publish_remaining(ram);
@@ -181,6 +194,7 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     }
     /* as QEMU counts it: the setup's harvest is the first sync (and MIGRATION_PASS 1) */
     stat64_add(&ram->sp.stats->dirty_sync_count, 1);
+    rs->period_start_us = g_get_monotonic_time();
     if (!multifd_sync_point(ram, f, true, errp) || !ram_eos(ram, f, errp)) {
         return false;
     }

@@ -46,6 +46,7 @@ typedef struct RamStats {
     PageStats pages;
     Stat64 dirty_sync_count;      /* passes: dirty-log harvests */
     Stat64 remaining;             /* bytes still dirty, not yet handed to a writer */
+    Stat64 dirty_pages_rate;      /* pages dirtied per second over the last >= 1 s of syncs */
 } RamStats;
 
 typedef struct RamSaveParams {

@@ -101,6 +101,8 @@ typedef struct MigrationInfo {
     uint64_t postcopy_requests;   /* on-demand destination: guest faults served */
     uint64_t postcopy_bytes;      /* on-demand destination: bytes loaded on demand */
     double mbps;
+    uint64_t pages_per_second;    /* outgoing: pages sent (data and zero), last 100 ms window */
+    uint64_t dirty_pages_rate;    /* outgoing, until completed: pages dirtied per second */
 } MigrationInfo;
 
 void migration_query(Migration *m, MigrationInfo *info);

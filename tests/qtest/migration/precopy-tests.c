@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -539,8 +540,53 @@ static void test_pause_before_switchover_cancel(void)
     pause_before_switchover(true);
 }
 
+/*
+ * query-migrate's pages-per-second (each 100 ms window's pages) and
+ * dirty-pages-rate (pages the running guest dirtied per second, over
+ * periods of at least 1 s of passes) move during a live save, as
+ * QEMU's do (they were always 0), and the rate reads 0 once completed.
+ */
+static void test_precopy_rates(void)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", "completed", NULL };
+    g_autofree char *sock = mig_path("migsocket");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .connect_uri = uri, .listen_uri = uri };
+    QTestState *from, *to;
+    int64_t pps = 0, rate = 0;
+
+    migrate_start(&args, &from, &to);
+    migrate_set_parameter_int(from, "max-bandwidth", 100 * 1000 * 1000);
+    migrate_set_parameter_int(from, "downtime-limit", 1);
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "active", ungoals);
+    gint64 deadline = g_get_monotonic_time() + (gint64)qtest_timeout_s() * G_USEC_PER_SEC;
+    while (pps == 0 || rate == 0) {
+        g_autoptr(JsonObject) info = migrate_query(from);
+        JsonObject *ram = qtest_json_get_obj(info, "ram");
+
+        g_assert_cmpstr(qtest_json_get_str(info, "status"), ==, "active");
+        pps = MAX(pps, qtest_json_get_int(ram, "pages-per-second", -1));
+        rate = MAX(rate, qtest_json_get_int(ram, "dirty-pages-rate", -1));
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(50 * 1000);
+    }
+    g_test_message("pages-per-second %" PRId64 ", dirty-pages-rate %" PRId64, pps, rate);
+    g_assert_cmpint(pps, >, 0);
+    g_assert_cmpint(rate, >, 0);
+    migrate_ensure_converge(from);
+    wait_for_migration_complete(from);
+    g_autoptr(JsonObject) info = migrate_query(from);
+    g_assert_cmpint(qtest_json_get_int(qtest_json_get_obj(info, "ram"), "dirty-pages-rate", -1),
+                    ==, 0);
+    migrate_end(from, to, true);
+}
+
 void migration_test_add_precopy(void)
 {
+    migration_test_add("/migration/precopy/rates", test_precopy_rates, MIG_SMOKE);
     migration_test_add("/migration/precopy/pause-before-switchover",
                        test_pause_before_switchover, MIG_SMOKE);
     migration_test_add("/migration/precopy/pause-before-switchover/cancel",
