@@ -143,6 +143,11 @@ struct MigrationState {
     QemuMutex lock;
     MigrationStatus status;
     bool ended;                   /* the thread decided how it ends: a cancel is too late */
+    /*
+     * return-path: the stream's end is sent and the thread waits for the
+     * destination's SHUT; a cancel may still end that wait (as QEMU's)
+     */
+    bool awaiting_shut;
     bool continue_requested;      /* migrate-continue in pre-switchover */
     QemuCond pause_cond;          /* with lock: continue_requested or a cancel */
     char *error_desc;

@@ -53,6 +53,7 @@ typedef struct OutgoingRun {
     MultiFDSend *multifd;         /* multifd over sockets (also in s->multifd) */
     bool compressed;              /* multifd-compression is not "none" */
     RpReader *rp;                 /* capability return-path: the destination's answers */
+    bool dest_committed;          /* SHUT 0 came: the destination runs the guest */
 } OutgoingRun;
 
 static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run);
@@ -573,6 +574,27 @@ static void rp_release(OutgoingRun *run, bool finished)
     run->rp = NULL;
 }
 
+/*
+ * After the stream's EOF: the destination's SHUT.  A cancel meanwhile
+ * shuts the socket down, which ends the wait; a SHUT 0 that came first
+ * still wins (dest_committed): the destination runs the guest, so the
+ * source must not.
+ */
+static bool await_shut(OutgoingRun *run, GError **errp)
+{
+    MigrationState *s = run->s;
+
+    qemu_mutex_lock(&s->lock);
+    s->awaiting_shut = true;
+    qemu_mutex_unlock(&s->lock);
+    bool ok = rp_reader_finish(run->rp, errp);
+    qemu_mutex_lock(&s->lock);
+    s->awaiting_shut = false;
+    qemu_mutex_unlock(&s->lock);
+    run->dest_committed = ok;
+    return ok;
+}
+
 /* Save everything; false + errp on failure (cancel is not a failure). */
 static bool run_save(OutgoingRun *run, GError **errp)
 {
@@ -624,7 +646,7 @@ static bool run_save(OutgoingRun *run, GError **errp)
         run->f = NULL;
         /* with a return path, completed only once the destination says it loaded it all */
         if (ok && run->rp) {
-            ok = rp_reader_finish(run->rp, errp);
+            ok = await_shut(run, errp);
         }
         if (ok && s->cfg->fsync) {
             ok = sync_main_channel(s, errp);
@@ -656,7 +678,8 @@ static void restore_source(OutgoingRun *run)
 /*
  * How the migration ends, decided once, under both locks: a cancel that
  * was acknowledged (the status says cancelling) wins, whatever the save
- * did since; one that comes later finds s->ended and changes nothing.
+ * did since, unless the destination already said SHUT 0 (it runs the
+ * guest); one that comes later finds s->ended and changes nothing.
  * A completion is published here, with the run state (a monitor's cont
  * waits for the run state to leave finish-migrate, and its client's next
  * query-migrate, which takes this lock, must already see "completed",
@@ -670,7 +693,13 @@ static MigrationStatus decide_end(OutgoingRun *run, bool ok)
     pthread_mutex_lock(&s->event_lock);
     qemu_mutex_lock(&s->lock);
     s->total_ms = migration_now_ms() - s->start_ms;
-    MigrationStatus end = s->status == MIGRATION_STATUS_CANCELLING ? MIGRATION_STATUS_CANCELLED :
+    /*
+     * Once SHUT 0 came the destination runs the guest: completed, whatever
+     * came after (a cancel while it was on its way, a failed close), so
+     * that the source never runs it too.
+     */
+    MigrationStatus end = run->dest_committed ? MIGRATION_STATUS_COMPLETED :
+                          s->status == MIGRATION_STATUS_CANCELLING ? MIGRATION_STATUS_CANCELLED :
                           ok ? MIGRATION_STATUS_COMPLETED : MIGRATION_STATUS_FAILED;
     s->ended = true;
     if (end == MIGRATION_STATUS_COMPLETED) {
@@ -937,9 +966,10 @@ void migration_outgoing_cancel(MigrationState *s)
     pthread_mutex_lock(&s->event_lock);
     qemu_mutex_lock(&s->lock);
     MigrationStatus st = s->status;
-    bool running = !s->ended && (st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
-                                 st == MIGRATION_STATUS_PRE_SWITCHOVER ||
-                                 st == MIGRATION_STATUS_DEVICE);
+    bool running = (!s->ended && (st == MIGRATION_STATUS_SETUP || st == MIGRATION_STATUS_ACTIVE ||
+                                  st == MIGRATION_STATUS_PRE_SWITCHOVER ||
+                                  st == MIGRATION_STATUS_DEVICE)) ||
+                   (s->awaiting_shut && st == MIGRATION_STATUS_DEVICE);
     if (running) {
         __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
         s->status = MIGRATION_STATUS_CANCELLING;

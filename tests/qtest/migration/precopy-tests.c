@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void test_precopy_exec(void)
@@ -440,6 +441,60 @@ static void test_precopy_return_path(void)
     test_precopy_common(&args);
 }
 
+/* A destination that takes the whole stream and never answers on the return path. */
+static gpointer silent_destination(gpointer opaque)
+{
+    int lfd = GPOINTER_TO_INT(opaque);
+    int fd = accept(lfd, NULL, NULL);
+    char buf[65536];
+
+    g_assert_cmpint(fd, >=, 0);
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/*
+ * The stream's end is sent and the destination never says SHUT: the
+ * source waits in device with the guest stopped; migrate_cancel ends
+ * the wait, as QEMU's does (it shuts the return path down), and the
+ * source runs again (it stayed stopped for good, the cancel ignored).
+ */
+static void test_precopy_return_path_no_shut(void)
+{
+    g_autofree char *sock = mig_path("silent.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    MigrateCommon args = { .start = { .only_source = true } };
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    QTestState *from, *to = NULL;
+
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_strlcpy(sun.sun_path, sock, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    g_assert_cmpint(listen(lfd, 1), ==, 0);
+    GThread *t = g_thread_new("silent", silent_destination, GINT_TO_POINTER(lfd));
+
+    migrate_start(&args, &from, &to);
+    migrate_set_capability(from, "return-path", true);
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "device", (const char *const[]){ "failed", "cancelled",
+                                                                      "completed", NULL });
+    g_usleep(500 * 1000);                       /* the EOF is out: waiting for SHUT */
+    g_autofree char *st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "device");
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", NULL);
+    g_autofree char *rs = query_runstate(from);
+    g_assert_cmpstr(rs, ==, "running");
+    assert_guest_runs(from);
+    qtest_quit(from);
+    g_thread_join(t);
+    close(lfd);
+}
+
 /*
  * A destination whose load fails at the device state (one vCPU against
  * the source's two), after the stream's EOF left the source: with a
@@ -592,6 +647,8 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/pause-before-switchover/cancel",
                        test_pause_before_switchover_cancel, MIG_FULL);
     migration_test_add("/migration/precopy/return-path", test_precopy_return_path, MIG_SMOKE);
+    migration_test_add("/migration/precopy/return-path/no-shut",
+                       test_precopy_return_path_no_shut, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/dest-fails",
                        test_precopy_return_path_dest_fails, MIG_SMOKE);
     migration_test_add("/migration/precopy/framing-off", test_precopy_framing_off,
