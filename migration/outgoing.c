@@ -19,6 +19,7 @@
 #include "util/osdep.h"
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -735,6 +736,13 @@ static gpointer migration_thread(gpointer opaque)
     GError *err = NULL;
 
     bool ok = run_save(run, &err);
+    if (!ok && run->rp && err && !run->dest_committed && !cancel_requested(s)) {
+        /* a destination that failed closes on us: its SHUT says why, not our EPIPE */
+        qemu_mutex_lock(&s->ioc_lock);
+        shutdown(io_channel_get_fd(s->ioc), SHUT_WR);
+        qemu_mutex_unlock(&s->ioc_lock);
+        rp_reader_prefer_error(run->rp, &err);
+    }
     multifd_release(run, ok && !cancel_requested(s));
     rp_release(run, ok && !cancel_requested(s));
     qemu_savevm_state_cleanup(m->registry);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define RP_WAIT_POLL_US (100 * 1000)     /* how often a wait for the ack looks at cancel */
+#define RP_ERROR_WAIT_US G_USEC_PER_SEC  /* a failed save waits this long for SHUT */
 
 struct RpReader {
     /* The reader thread's until it ends, then the joiner's */
@@ -131,6 +132,22 @@ bool rp_reader_wait_switchover_ack(RpReader *r, const int *cancel, GError **errp
     }
     qemu_mutex_unlock(&r->lock);
     return ok;
+}
+
+void rp_reader_prefer_error(RpReader *r, GError **errp)
+{
+    gint64 end_us = g_get_monotonic_time() + RP_ERROR_WAIT_US;
+
+    qemu_mutex_lock(&r->lock);
+    while (!r->ended && qemu_cond_wait_until(&r->cond, &r->lock, end_us)) {
+    }
+    bool dest_failed = r->ended && r->got_shut && r->shut_value != 0;
+    uint32_t value = r->shut_value;
+    qemu_mutex_unlock(&r->lock);
+    if (dest_failed) {
+        g_clear_error(errp);
+        error_setg(errp, "Sibling indicated error %u", value);
+    }
 }
 
 bool rp_reader_finish(RpReader *r, GError **errp)

@@ -37,6 +37,13 @@ RpReader *rp_reader_start(IOChannel *ioc, GError **errp);
 bool rp_reader_wait_switchover_ack(RpReader *r, const int *cancel, GError **errp);
 /* After the stream's EOF: waits for the reader's end; true on SHUT 0. */
 bool rp_reader_finish(RpReader *r, GError **errp);
+/*
+ * The save failed (a write error, say): when the destination's SHUT
+ * reports a failure within a second, that is the cause and replaces
+ * *errp ("Sibling indicated error 1"); the caller has shut the socket's
+ * writing side down, so a destination that was still loading ends too.
+ */
+void rp_reader_prefer_error(RpReader *r, GError **errp);
 /* Joins the reader (the caller ended it: finish, or a socket shutdown) and frees it. */
 void rp_reader_free(RpReader *r);
 
