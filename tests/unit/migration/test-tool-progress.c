@@ -11,8 +11,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -88,21 +90,46 @@ static char *run_on_pty(const char *const *argv, const Run *run, int *status)
         write_all(feed[1], data + run->feed_first, len - run->feed_first);
         close(feed[1]);
     }
+    /*
+     * The terminal's other side stays open here: once the child's last fd
+     * on it closes, a read of the master may fail with EIO before the
+     * kernel has moved the child's last bytes across (it does so from a
+     * work queue), and they are lost; under load that dropped the error
+     * line.  So: read until the child has exited and nothing more came
+     * for a while.
+     */
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    g_assert_cmpint(slave, >=, 0);
     GString *out = g_string_new(NULL);
+    int ws;
+    bool exited = false;
     for (;;) {
-        char buf[4096];
-        ssize_t n = read(master, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR) {
+        struct pollfd pfd = { master, POLLIN, 0 };
+        int r = poll(&pfd, 1, 200);
+        if (r < 0 && errno == EINTR) {
             continue;
         }
-        if (n <= 0) {           /* EIO once the child and its terminal are gone */
+        g_assert_cmpint(r, >=, 0);
+        if (r > 0) {
+            char buf[4096];
+            ssize_t n = read(master, buf, sizeof(buf));
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            g_assert_cmpint(n, >, 0);
+            g_string_append_len(out, buf, n);
+            continue;
+        }
+        /* 200 ms without output: done once the child is gone */
+        if (exited) {
             break;
         }
-        g_string_append_len(out, buf, n);
+        pid_t w = waitpid(pid, &ws, WNOHANG);
+        g_assert_cmpint(w, >=, 0);
+        exited = w == pid;
     }
+    close(slave);
     close(master);
-    int ws;
-    g_assert_cmpint(waitpid(pid, &ws, 0), ==, pid);
     *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
     return g_string_free(out, FALSE);
 }
