@@ -1117,16 +1117,24 @@ static bool load_open_return_path(LoadState *ls, GError **errp)
 {
     LoadReturnPath *rp = ls->rp;
 
-    if (!rp || !rp->ioc) {
-        error_setg(errp, "CMD_OPEN_RETURN_PATH failed: this incoming channel is not a socket, "
-                   "it has no return path (turn capability return-path off on the source)");
+    if (!rp) {
+        error_setg(errp, "CMD_OPEN_RETURN_PATH failed: this load has no return path");
         return false;
     }
-    if (rp->f) {
+    if (rp->opened) {
         /* as QEMU: a second one is only reported */
         if (ls->warn) {
             ls->warn(ls->check_opaque, "CMD_OPEN_RETURN_PATH called when RP already open");
         }
+        return true;
+    }
+    rp->opened = true;
+    /*
+     * As QEMU, also in a file or a pipe (a stream a source with
+     * return-path wrote there): it opens, and what it would carry (PONG,
+     * the ack, SHUT) goes nowhere.
+     */
+    if (!rp->ioc) {
         return true;
     }
     rp->f = qemu_file_new_output(rp->ioc, 0);
@@ -1252,9 +1260,12 @@ static bool load_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t 
         return load_open_return_path(ls, errp);
     case MIG_CMD_PING: {
         uint32_t value = ldl_be_p(data);
-        if (!ls->rp || !ls->rp->f) {
+        if (!ls->rp || !ls->rp->opened) {
             error_setg(errp, "CMD_PING (0x%x) received with no return path", value);
             return false;
+        }
+        if (!ls->rp->f) {
+            return true;                /* nowhere to answer: a file or a pipe */
         }
         savevm_put_rp_pong(ls->rp->f, value);
         return rp_flush(ls->rp, errp);

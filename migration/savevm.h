@@ -293,9 +293,10 @@ typedef void (*LoadWarnFunc)(void *opaque, const char *msg);
  * SHUT at the end and closes f.
  */
 typedef struct LoadReturnPath {
-    IOChannel *ioc;             /* a socket; NULL: none can be opened (a file, a pipe) */
+    IOChannel *ioc;             /* a socket; NULL: nothing to write to (a file, a pipe) */
     bool switchover_ack;        /* capability switchover-ack on this side */
-    QEMUFile *f;                /* opened by OPEN_RETURN_PATH, else NULL */
+    bool opened;                /* OPEN_RETURN_PATH came (a PING before it is an error) */
+    QEMUFile *f;                /* opened on ioc by OPEN_RETURN_PATH, else NULL */
 } LoadReturnPath;
 
 bool qemu_loadvm_state(SaveVMRegistry *r, QEMUFile *f, const StreamFraming *framing,

@@ -483,10 +483,42 @@ static void test_load_commands(void)
     load_with_command(2, ping, 4, "Command at offset 15: "
                       "CMD_PING (0x1234) received with no return path");
     load_with_command(1, NULL, 0, "Command at offset 15: CMD_OPEN_RETURN_PATH failed: "
-                      "this incoming channel is not a socket, it has no return path "
-                      "(turn capability return-path off on the source)");
+                      "this load has no return path");
     load_with_command(3, advise, 16, "Command at offset 15: "
                       "MIG_CMD POSTCOPY_ADVISE is not supported by mapram-vm (len 0x10)");
+}
+
+/*
+ * As QEMU's loader: a stream from a source with return-path, read from a
+ * file or a pipe, opens its return path with nothing to write to, and
+ * its PINGs go unanswered.
+ */
+static void test_load_return_path_nowhere(void)
+{
+    static const uint8_t ping[4] = { 0, 0, 0, 1 };
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    SaveVMRegistry *reg = savevm_registry_new();
+    LoadReturnPath rp = { 0 };
+    GError *err = NULL;
+
+    put_header(b);
+    put_config(b);
+    put_u8(b, 0x08);
+    put_be16(b, 1);                 /* OPEN_RETURN_PATH */
+    put_be16(b, 0);
+    put_u8(b, 0x08);
+    put_be16(b, 2);                 /* PING 1 */
+    put_be16(b, 4);
+    g_byte_array_append(b, ping, 4);
+    put_u8(b, 0x00);
+    g_autoptr(IOChannel) ioc = io_channel_buffer_new_data(b->data, b->len);
+    QEMUFile *f = qemu_file_new_input(ioc, 0);
+    g_assert_true(qemu_loadvm_state(reg, f, NULL, NULL, NULL, NULL, &rp, &err));
+    g_assert_no_error(err);
+    g_assert_true(rp.opened);
+    g_assert_null(rp.f);
+    qemu_fclose(f, NULL);
+    savevm_registry_free(reg);
 }
 
 /* A body we do not know is skipped up to its footer, or fails naming why. */
@@ -802,6 +834,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/savevm/walk/visitor-errors", test_walk_visitor_errors);
     g_test_add_func("/migration/savevm/walk/skip-unknown-body", test_walk_skip_unknown_body);
     g_test_add_func("/migration/savevm/load/commands", test_load_commands);
+    g_test_add_func("/migration/savevm/load/return-path-nowhere", test_load_return_path_nowhere);
     g_test_add_func("/migration/ram/parse/good", test_ram_good);
     g_test_add_func("/migration/ram/parse/zero-page-value", test_ram_zero_value);
     g_test_add_func("/migration/ram/parse/continue-without-block",
