@@ -133,6 +133,11 @@ bool migration_set_global_property(Migration *m, const char *name, const char *v
     return migration_options_set_global(m->opts, name, value, errp);
 }
 
+bool migration_check_capabilities(Migration *m, bool incoming_vm, GError **errp)
+{
+    return migration_options_check_globals(m->opts, incoming_vm, errp);
+}
+
 bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp)
 {
     RunState rs = m->host->runstate_get(m->host_opaque);

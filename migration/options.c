@@ -193,6 +193,8 @@ static const CompatRule compat_rules[] = {
     { PHASE_PREPARE, r_tls, "TLS is not supported by mapram" },
     { PHASE_PREPARE, r_ignore_shared, "x-ignore-shared is not supported by mapram" },
     { PHASE_PREPARE, r_mode, "Migration modes other than 'normal' are not supported by mapram" },
+    /* QEMU's, kept for a capability set no check saw (an embedder's globals) */
+    { PHASE_PREPARE, r_sw_ack, "Capability 'switchover-ack' requires capability 'return-path'" },
     /* return-path (saves only: a destination opens it when the source asks) */
     { PHASE_PREPARE, r_rp_stream, MIGRATION_RETURN_PATH_NEEDS_SOCKET },
     /* mapram's x-fsync (saves only): only a file has a disk to sync to */
@@ -242,6 +244,16 @@ bool migration_options_set_capabilities(MigrationOptions *o, JsonArray *list,
     memcpy(o->caps, newc, sizeof(newc));
     caps_publish(o);
     return true;
+}
+
+bool migration_options_check_globals(MigrationOptions *o, bool incoming_vm, GError **errp)
+{
+    /* as QEMU at start-up: the set is checked against one with every capability off */
+    bool none[MIGRATION_CAPABILITY__MAX] = { 0 };
+    RuleCtx r = { .caps = o->caps, .current = none, .incoming_vm = incoming_vm,
+                  .compression = json_object_get_string_member(o->params, "multifd-compression"),
+                  .tls = *json_object_get_string_member(o->params, "tls-creds") };
+    return rules_check(PHASE_CAPS, &r, errp);
 }
 
 JsonNode *migration_options_query_capabilities(const MigrationOptions *o)

@@ -107,6 +107,12 @@ JsonNode *migration_options_query_parameters(const MigrationOptions *o);
 /* -global migration.NAME=VALUE */
 bool migration_options_set_global(MigrationOptions *o, const char *name, const char *value,
                                   GError **errp);
+/*
+ * The capabilities the -global settings left, through the capability rules
+ * (incoming_vm: the VM was started with -incoming), as QEMU checks them
+ * before it starts.
+ */
+bool migration_options_check_globals(MigrationOptions *o, bool incoming_vm, GError **errp);
 
 /* Transport-dependent checks (reference §5.4), in QEMU's order. */
 typedef enum {

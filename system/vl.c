@@ -97,7 +97,8 @@ static bool apply_globals(const VMConfig *cfg, Migration *mig, GError **errp)
             return false;
         }
     }
-    return true;
+    /* as QEMU, which checks its capabilities before it starts */
+    return migration_check_capabilities(mig, cfg->incoming != NULL, errp);
 }
 
 static bool monitors_init(const VMConfig *cfg, Migration *mig, GError **errp)

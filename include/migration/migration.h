@@ -53,6 +53,12 @@ bool migration_set_capability(Migration *m, const char *name, bool on, GError **
 bool migration_set_parameters(Migration *m, JsonObject *args, GError **errp);
 bool migration_set_global_property(Migration *m, const char *name, const char *value,
                                    GError **errp);
+/*
+ * After the -global settings: the capabilities they left, through QEMU's
+ * capability rules (a VM refuses to start on an error).  incoming_vm: the
+ * VM will wait for an incoming migration (-incoming).
+ */
+bool migration_check_capabilities(Migration *m, bool incoming_vm, GError **errp);
 
 /* Outgoing: "migrate"; refusals come back here, later failures in the query. */
 bool migration_start(Migration *m, const char *uri, GError **errp);

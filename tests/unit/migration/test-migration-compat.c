@@ -322,6 +322,36 @@ static void test_mapped_ram_postcopy_save(void)
     fake_test_rmtree(dir);
 }
 
+/*
+ * r_sw_ack on a set no capability check saw: -global makes it, the check
+ * after the globals refuses it, and migrate refuses it too (an embedder may
+ * skip that check): never a save that waits on a return path it lacks.
+ */
+static void test_switchover_ack_global(void)
+{
+    g_autofree char *dir = fake_test_mkdtemp("compat");
+    g_autofree char *uri = g_strdup_printf("unix:%s/sock", dir);
+    FakeHost *h = fake_host_new(RUN_STATE_RUNNING);
+    fake_host_add_block(h, "pc.ram", 1024 * 1024);
+    Migration *m = fake_host_migration_new(h);
+    g_autoptr(GError) err = NULL;
+    const char *want = "Capability 'switchover-ack' requires capability 'return-path'";
+
+    g_assert_true(migration_set_global_property(m, "x-switchover-ack", "on", &err));
+    g_assert_false(migration_check_capabilities(m, false, &err));
+    g_assert_cmpstr(err->message, ==, want);
+    g_clear_error(&err);
+    g_assert_false(migration_start(m, uri, &err));
+    g_assert_cmpstr(err->message, ==, want);
+    g_clear_error(&err);
+    assert_status(m, "none");
+    g_assert_true(migration_set_global_property(m, "x-return-path", "on", &err));
+    g_assert_true(migration_check_capabilities(m, false, &err));
+    migration_free(m);
+    fake_host_free(h);
+    fake_test_rmtree(dir);
+}
+
 static void test_outgoing(gconstpointer data)
 {
     run_case(data, false);
@@ -543,6 +573,7 @@ int main(int argc, char **argv)
                     test_multifd_off_after_incoming);
     g_test_add_func("/migration/compat/mapped-ram-postcopy/save",
                     test_mapped_ram_postcopy_save);
+    g_test_add_func("/migration/compat/switchover-ack/global", test_switchover_ack_global);
     g_test_add_func("/migration/compat/params/range", test_params_range);
     g_test_add_func("/migration/compat/params/quirk", test_params_quirk);
     g_test_add_func("/migration/compat/table-covered", test_table_covered);

@@ -86,6 +86,14 @@ static const BadCase bad_cases[] = {
       "migration.multifd-zstd-level=300: Parameter 'multifd-zstd-level' expects uint8_t" },
     { "-global migration.x-downtime-limit=abc", "can't apply global "
       "migration.x-downtime-limit=abc: Parameter 'x-downtime-limit' expects uint64" },
+    /* the capabilities the globals leave go through QEMU's rules before the VM starts */
+    { "-global migration.x-postcopy-preempt=on", "Postcopy preempt requires postcopy-ram" },
+    { "-global migration.x-zero-copy-send=on",
+      "Zero copy only available for non-compressed non-TLS multifd migration" },
+    { "-global migration.x-switchover-ack=on",
+      "Capability 'switchover-ack' requires capability 'return-path'" },
+    { "-global migration.x-multifd=on -global migration.x-xbzrle=on",
+      "Multifd is not compatible with xbzrle" },
     { "-m", "-m: requires an argument" },
     { "-m foo", "-m foo: Parameter 'size' expects a non-negative number below 2^64" HINT },
     { "-smp 0", "-smp 0: Parameter 'cpus' expects a number between 1 and 64" },
