@@ -54,16 +54,22 @@ static char *file_describe(const MigAddr *a)
 }
 
 /*
- * As QEMU: only a non-zero offset is seeked to, so a FIFO streams at
- * offset 0 and fails with ESPIPE at any other; the channel refuses to
- * seek a FIFO before any syscall, so QEMU's message is made here.
+ * A FIFO streams at offset 0 and fails with ESPIPE at any other (QEMU's
+ * text; the channel refuses to seek a FIFO before any syscall, so the
+ * message is made here).  A seekable file is always seeked, offset 0 too:
+ * an fd from /dev/fdset/N is a dup that shares its file position with the
+ * fd the fdset holds, so a second save or load through the same fdset
+ * would otherwise start where the first one ended (QEMU seeks only to a
+ * non-zero offset, and writes such a second save after a hole).
  */
 static bool file_seek_to_offset(IOChannel *ioc, uint64_t offset, GError **errp)
 {
-    if (!offset) {
+    bool seekable = io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SEEKABLE);
+
+    if (!offset && !seekable) {
         return true;
     }
-    if (!io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
+    if (!seekable) {
         error_setg_errno(errp, ESPIPE, "Unable to seek to offset %lld whence %d in file",
                          (long long)offset, SEEK_SET);
         return false;

@@ -176,6 +176,46 @@ static void fdset_end_hook(QTestState *from, QTestState *to,
     g_assert_cmpstr(text, ==, "[]");
 }
 
+/*
+ * A save into an fdset that already took one: the fd the save gets is a
+ * dup sharing its file position with the set's fd, which the first save
+ * left at its end.  Before, the second save was written from there, after
+ * a hole where its header belonged, and reported completed: a file that
+ * never loads.  The first save is undone by the source's cont.
+ */
+static void fdset_twice_hook(QTestState *from, QTestState *to, MigrateCommon *args)
+{
+    fdset_start_hook(from, to, args);
+    migrate_qmp(from, args->connect_uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_qmp_assert_success(from, "{'execute': 'cont'}");
+    qtest_qmp_eventwait(from, "RESUME");
+}
+
+static void fdset_twice(const char *cap)
+{
+    FdsetSpec spec = { .nfds = 1 };
+    MigrateCommon args = {
+        .connect_uri = "file:/dev/fdset/1",
+        .caps = { cap },
+        .start_hook = fdset_twice_hook,
+        .end_hook = fdset_end_hook,
+        .opaque = &spec,
+    };
+
+    test_file_common(&args, true);
+}
+
+static void test_precopy_file_fdset_twice(void)
+{
+    fdset_twice(NULL);
+}
+
+static void test_mapped_ram_fdset_twice(void)
+{
+    fdset_twice("mapped-ram");
+}
+
 static void test_precopy_file_offset_fdset(void)
 {
     FdsetSpec spec = { .nfds = 1 };
@@ -234,6 +274,10 @@ void migration_test_add_file(void)
                        test_precopy_file_offset, MIG_FULL);
     migration_test_add("/migration/precopy/file/offset/fdset",
                        test_precopy_file_offset_fdset, MIG_FULL);
+    migration_test_add("/migration/precopy/file/fdset/twice",
+                       test_precopy_file_fdset_twice, MIG_SMOKE);
+    migration_test_add("/migration/precopy/file/mapped-ram/fdset/twice",
+                       test_mapped_ram_fdset_twice, MIG_FULL);
     migration_test_add("/migration/precopy/file/offset/bad",
                        test_precopy_file_offset_bad, MIG_SMOKE);
     migration_test_add("/migration/precopy/file/mapped-ram",
