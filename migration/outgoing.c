@@ -584,11 +584,23 @@ static void rp_release(OutgoingRun *run, bool finished)
 static bool await_shut(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;
+    Migration *m = run->m;
 
     qemu_mutex_lock(&s->lock);
     s->awaiting_shut = true;
     qemu_mutex_unlock(&s->lock);
+    /*
+     * QEMU waits for the return path's end without its big lock: the
+     * monitor's cont fails and its stop changes nothing, instead of both
+     * waiting out finish-migrate for as long as the destination is silent.
+     */
+    if (m->host->switchover_paused) {
+        m->host->switchover_paused(m->host_opaque, true);
+    }
     bool ok = rp_reader_finish(run->rp, errp);
+    if (m->host->switchover_paused) {
+        m->host->switchover_paused(m->host_opaque, false);
+    }
     qemu_mutex_lock(&s->lock);
     s->awaiting_shut = false;
     qemu_mutex_unlock(&s->lock);

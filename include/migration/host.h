@@ -150,7 +150,10 @@ typedef struct MigrationHostOps {
      * finish-migrate (QEMU drops its big lock there): migrate-continue
      * and migrate_cancel must get through; QEMU's cont fails ("Migration
      * is not finalized yet") and its stop changes nothing.  Called on the
-     * migration thread.  Without it such a save is refused.
+     * migration thread.  Without it such a save is refused.  A save with
+     * return-path calls it the same way around its wait for the
+     * destination's SHUT (status device), where QEMU drops its lock too;
+     * without it the host's commands wait that out.
      */
     void (*switchover_paused)(void *opaque, bool paused);
 } MigrationHostOps;

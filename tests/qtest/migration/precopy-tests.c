@@ -457,9 +457,12 @@ static gpointer silent_destination(gpointer opaque)
 
 /*
  * The stream's end is sent and the destination never says SHUT: the
- * source waits in device with the guest stopped; migrate_cancel ends
- * the wait, as QEMU's does (it shuts the return path down), and the
- * source runs again (it stayed stopped for good, the cancel ignored).
+ * source waits in device with the guest stopped; the monitor answers
+ * meanwhile as QEMU's, which waits without its big lock (cont: "Migration
+ * is not finalized yet", stop: nothing changes; both used to wait as long
+ * as the destination was silent); migrate_cancel ends the wait, as QEMU's
+ * does (it shuts the return path down), and the source runs again (it
+ * stayed stopped for good, the cancel ignored).
  */
 static void test_precopy_return_path_no_shut(void)
 {
@@ -485,6 +488,11 @@ static void test_precopy_return_path_no_shut(void)
     g_usleep(500 * 1000);                       /* the EOF is out: waiting for SHUT */
     g_autofree char *st = migrate_query_status(from);
     g_assert_cmpstr(st, ==, "device");
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    g_autofree char *cont_err = qtest_qmp_expect_error(from, "{'execute': 'cont'}");
+    g_assert_cmpstr(cont_err, ==, "Migration is not finalized yet");
+    g_autofree char *rs_wait = query_runstate(from);
+    g_assert_cmpstr(rs_wait, ==, "finish-migrate");
     qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
     wait_for_migration_status(from, "cancelled", NULL);
     g_autofree char *rs = query_runstate(from);
