@@ -58,8 +58,14 @@ static void apply_globals(const VMConfig *cfg)
         if (!migration_set_global_property(m, name, eq + 1, &err)) {
             g_assert(err && err->message[0]);
             g_clear_error(&err);
-            break;
+            migration_free(m);
+            return;
         }
+    }
+    GError *err = NULL;
+    if (!migration_check_capabilities(m, cfg->incoming != NULL, &err)) {
+        g_assert(err && err->message[0]);
+        g_clear_error(&err);
     }
     migration_free(m);
 }
