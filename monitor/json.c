@@ -9,6 +9,7 @@
 #include <gio/gio.h>
 
 #include "monitor-internal.h"
+#include "util/error.h"
 
 static int64_t utf8_codepoint(const unsigned char *p, const unsigned char **end);
 
@@ -771,4 +772,29 @@ void json_streamer_feed(JsonStreamer *js, const char *buf, size_t len)
             js->state = LX_START;
         }
     }
+}
+
+JsonNode *qmp_json_parse_text(const char *text, size_t len, GError **errp)
+{
+    JsonStreamer js;
+    JsonNode *root = NULL;
+
+    json_streamer_init(&js);
+    json_streamer_feed(&js, text, len);
+    json_streamer_feed(&js, "\n", 1);     /* ends a number or keyword at the very end */
+    g_autoptr(JsonMessage) first = json_streamer_next(&js);
+    g_autoptr(JsonMessage) second = first ? json_streamer_next(&js) : NULL;
+    bool open = js.tokens->len || js.token->len;
+
+    if (first && first->err) {
+        g_propagate_error(errp, g_steal_pointer(&first->err));
+    } else if (second || (first && open)) {
+        error_setg(errp, "more than one value");
+    } else if (open) {
+        error_setg(errp, "the text ends inside a value");
+    } else if (first) {
+        root = g_steal_pointer(&first->root);
+    }
+    json_streamer_destroy(&js);
+    return root;
 }

@@ -8,6 +8,7 @@
 #include "../migration/mapped-ram-csum.h"
 #include "../migration/ram-codec.h"
 #include "../migration/savevm.h"
+#include "monitor/qmp.h"
 #include "util/bitmap.h"
 #include "util/cutils.h"
 #include "util/error.h"
@@ -180,24 +181,28 @@ static bool r_eof(void *opaque, QEMUFile *f, GError **errp)
     return true;
 }
 
+/*
+ * The vmdesc is read by QEMU's JSON rules, as QMP input is (the text is
+ * QEMU's qjson output): json-glib 1.6's parser took an object or array
+ * after the first value as if it were not there, and leaked it and any
+ * text with a malformed surrogate pair.
+ */
 static bool r_vmdesc(void *opaque, const char *json, uint32_t len, GError **errp)
 {
     Report *r = opaque;
     r->vmdesc = g_strndup(json, len);
-    g_autoptr(JsonParser) p = json_parser_new();
     GError *err = NULL;
-    if (!json_parser_load_from_data(p, json, len, &err)) {
+    JsonNode *root = qmp_json_parse_text(json, len, &err);
+    if (err) {
         error_setg(errp, "vmdesc JSON does not parse: %s", err->message);
         g_error_free(err);
         return false;
     }
-    JsonNode *root = json_parser_get_root(p);
     if (!root) {
-        /* json-glib parses nothing (or only blanks) to no root at all */
         error_setg(errp, "vmdesc JSON is empty");
         return false;
     }
-    r->vmdesc_root = json_node_copy(root);
+    r->vmdesc_root = root;
     return true;
 }
 

@@ -34,6 +34,15 @@ typedef JsonNode *(*QmpCommandFunc)(JsonObject *args, Monitor *mon, void *opaque
 
 void qmp_register_command(const char *name, QmpCommandFunc fn, void *opaque);
 
+/*
+ * One JSON value from a whole text, read by QEMU's rules as QMP input is
+ * (its lexer, limits and error texts, e.g. "JSON parse error, stray 'x'").
+ * NULL with errp for a broken value, more than one value ("more than one
+ * value") or a text that ends inside one ("the text ends inside a
+ * value"); NULL without an error for a text of blanks only.
+ */
+JsonNode *qmp_json_parse_text(const char *text, size_t len, GError **errp);
+
 /* -qmp unix:PATH,server=on,wait=off  or  -qmp stdio */
 Monitor *monitor_new_qmp(const char *spec, GError **errp);
 void monitor_cleanup_all(void);

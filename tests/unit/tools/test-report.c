@@ -95,11 +95,32 @@ typedef struct Case {
     const char *info_line;      /* info's vmdesc line, or NULL when the walk fails */
 } Case;
 
+#define W "walk: VM description at offset 134: vmdesc JSON does not parse: "
+
 static const Case cases[] = {
     { "{\"devices\": [{\"name\": \"dev\"}]}", "", "vmdesc: 30 bytes, 1 devices: dev" },
     { "", "walk: VM description at offset 134: vmdesc JSON is empty", NULL },
     { "  ", "walk: VM description at offset 134: vmdesc JSON is empty", NULL },
     { "[1]", "vmdesc is not a JSON object", "vmdesc: 3 bytes, 0 devices:" },
+    /*
+     * read by QEMU's JSON rules, as QMP input: json-glib 1.6 took a second
+     * object or array as nothing (and leaked it), and leaked on a broken
+     * surrogate pair
+     */
+    { "{\"devices\": [{\"name\": \"dev\"}]} []", W "more than one value", NULL },
+    { "1e400{\"devices\":[{\"name\":[1]}]}", W "more than one value", NULL },
+    { "\"a\\\"]\"\n\n {}", W "more than one value", NULL },
+    { " 1 x", W "more than one value", NULL },
+    { "{\"devices\": [", W "the text ends inside a value", NULL },
+    { "{\"devices\": [{\"name\": \"\\ud80x\\ud800\"}]}",
+      W "JSON parse error, \\ud80x is not a valid Unicode character", NULL },
+    { "{\"devices\": [{\"name\": \"dev\"}]]}",
+      W "JSON parse error, expected separator in dict", NULL },
+    { "{\"devices\": [{\"name\": \"d]}\\\"ev\"}]}",
+      "offset 111: device section dev is described as 'd]}\"ev' in the vmdesc",
+      "vmdesc: 34 bytes, 1 devices: d]}\"ev" },
+    { "{\"devices\": [{\"name\": \"dev\"}]}\r\n ", "", "vmdesc: 33 bytes, 1 devices: dev" },
+    { "{'devices': [{'name': 'dev'}]}", "", "vmdesc: 30 bytes, 1 devices: dev" },
     { "{}", "vmdesc has no \"devices\" list", "vmdesc: 2 bytes, 0 devices:" },
     { "{\"devices\": 5}", "vmdesc \"devices\" is not a list", "vmdesc: 14 bytes, 0 devices:" },
     { "{\"devices\": [5]}",
