@@ -3,7 +3,6 @@
  * the transports need.  Sends use MSG_NOSIGNAL: a peer that goes away
  * must produce EPIPE for the migration to report, not kill the VM.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -689,7 +688,7 @@ void io_listener_free(IOListener *l)
     g_free(l);
 }
 
-int io_socket_bound_inet(int fd, char host[INET6_ADDRSTRLEN], int *port)
+int io_socket_bound_inet(int fd, char host[IO_SOCKET_HOST_MAX], int *port)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -697,27 +696,22 @@ int io_socket_bound_inet(int fd, char host[INET6_ADDRSTRLEN], int *port)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
         return 0;
     }
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-        inet_ntop(AF_INET, &in->sin_addr, host, INET6_ADDRSTRLEN);
-        *port = ntohs(in->sin_port);
-        return AF_INET;
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
+        return 0;
     }
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, INET6_ADDRSTRLEN);
-        *port = ntohs(in6->sin6_port);
-        return AF_INET6;
+    if (getnameinfo((struct sockaddr *)&ss, len, host, IO_SOCKET_HOST_MAX, NULL, 0,
+                    NI_NUMERICHOST) != 0) {
+        return 0;
     }
-    return 0;
+    *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                          : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ss.ss_family;
 }
 
 char *io_listener_describe(const IOListener *l, unsigned i)
 {
     int fd = io_listener_fd(l, i);
-    char host[INET6_ADDRSTRLEN] = "";
+    char host[IO_SOCKET_HOST_MAX] = "";
     int port = 0;
     struct sockaddr_un un;
     socklen_t len = sizeof(un);
@@ -738,7 +732,7 @@ char *io_listener_describe(const IOListener *l, unsigned i)
 
 int io_socket_get_port(int fd)
 {
-    char host[INET6_ADDRSTRLEN];
+    char host[IO_SOCKET_HOST_MAX];
     int port;
 
     errno = 0;      /* set by getsockname when it fails; not an inet socket else */

@@ -248,7 +248,7 @@ static JsonArray *socket_listen_address(const MigAddr *a, const IOListener *l)
             json_object_set_string_member(o, "type", "unix");
             json_object_set_string_member(o, "path", a->path);
         } else {
-            char host[INET6_ADDRSTRLEN] = "";
+            char host[IO_SOCKET_HOST_MAX] = "";
             int port = 0;
             g_autofree char *p = NULL;
 

@@ -216,9 +216,12 @@ ssize_t io_socket_send_with_fds(int fd, const void *buf, size_t len,
 int io_socket_get_port(int fd);
 /*
  * The bound address of an inet socket: its family (AF_INET, AF_INET6)
- * with host (numeric) and *port set, or 0 when it has none.
+ * with host (numeric, an IPv6 link-local address with its scope:
+ * "fe80::1%eth0", as getnameinfo writes it) and *port set, or 0 when it
+ * has none.
  */
-int io_socket_bound_inet(int fd, char host[INET6_ADDRSTRLEN], int *port);
+#define IO_SOCKET_HOST_MAX 1025    /* NI_MAXHOST */
+int io_socket_bound_inet(int fd, char host[IO_SOCKET_HOST_MAX], int *port);
 /* Listening socket i of l as a URI: "tcp:HOST:PORT", "tcp:[HOST]:PORT" or "unix:PATH". */
 char *io_listener_describe(const IOListener *l, unsigned i);
 

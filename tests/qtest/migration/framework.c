@@ -443,6 +443,8 @@ static bool netns_configure(MigNetns *n, char **why)
 {
     static const char *const addr[2] = { MIG_NETNS_SRC_ADDR "/24",
                                          MIG_NETNS_DST_ADDR "/24" };
+    static const char *const addr6[2] = { MIG_NETNS_SRC_ADDR6 "/64",
+                                          MIG_NETNS_DST_ADDR6 "/64" };
     g_autofree char *retries = g_strdup_printf(
         "echo %d > /proc/sys/net/ipv4/tcp_retries2", MIG_NETNS_TCP_RETRIES2);
 
@@ -454,6 +456,8 @@ static bool netns_configure(MigNetns *n, char **why)
     for (int i = 0; i < 2; i++) {
         if (!run_ip(why, (const char *const[]){ "-n", n->ns[i], "addr",
                     "add", addr[i], "dev", n->dev[i], NULL }) ||
+            !run_ip(why, (const char *const[]){ "-n", n->ns[i], "addr",
+                    "add", addr6[i], "dev", n->dev[i], "nodad", NULL }) ||
             !run_ip(why, (const char *const[]){ "-n", n->ns[i], "link",
                     "set", n->dev[i], "up", NULL }) ||
             !run_ip(why, (const char *const[]){ "-n", n->ns[i], "link",

@@ -170,7 +170,9 @@ int mig_listen_unix(const char *path);
 /*
  * Two hosts on one machine (issue 12): network namespaces joined by a
  * veth pair, the source's end MIG_NETNS_SRC_ADDR/24 in ns[0], the
- * destination's MIG_NETNS_DST_ADDR/24 in ns[1], both up, loopback up.
+ * destination's MIG_NETNS_DST_ADDR/24 in ns[1], both up, loopback up;
+ * and the IPv6 link-local MIG_NETNS_SRC_ADDR6/64 and MIG_NETNS_DST_ADDR6/64
+ * (no duplicate address detection: usable at once).
  * Names are unique per test process ("mrq<pid>s"/"mrq<pid>d", the veth
  * ends the same with "v" after them).  In both namespaces
  * net.ipv4.tcp_retries2 is MIG_NETNS_TCP_RETRIES2, so a connection whose
@@ -184,6 +186,8 @@ int mig_listen_unix(const char *path);
  */
 #define MIG_NETNS_SRC_ADDR     "10.203.0.1"
 #define MIG_NETNS_DST_ADDR     "10.203.0.2"
+#define MIG_NETNS_SRC_ADDR6    "fe80::1"
+#define MIG_NETNS_DST_ADDR6    "fe80::2"
 #define MIG_NETNS_TCP_RETRIES2 3
 
 typedef struct MigNetns {

@@ -104,6 +104,42 @@ static void test_netns_tcp_zstd(void)
     netns_round_trip("zstd");
 }
 
+/*
+ * Over IPv6 link-local addresses, which name their interface: the
+ * destination listens on [fe80::2%its veth end], and query-migrate gives
+ * that address with its scope, as QEMU's does (getnameinfo); the source
+ * connects to [fe80::2%its own end].
+ */
+static void netns_listen_link_local(QTestState *from, QTestState *to,
+                                    MigrateCommon *args)
+{
+    NetnsTest *t = args->opaque;
+    g_autofree char *host = g_strdup_printf(MIG_NETNS_DST_ADDR6 "%%%s", t->net.dev[1]);
+    g_autofree char *listen = g_strdup_printf("tcp:[%s]:0", host);
+
+    migrate_incoming_qmp(to, listen, NULL, NULL);
+    g_snprintf(t->uri, sizeof(t->uri), "tcp:[" MIG_NETNS_DST_ADDR6 "%%%s]:%d",
+               t->net.dev[0], mig_listen_port_on(to, host));
+    args->connect_uri = t->uri;
+}
+
+static void test_netns_tcp_link_local(void)
+{
+    NetnsTest t = { .compression = "none" };
+    MigrateCommon args = {
+        .start_hook = netns_listen_link_local,
+        .opaque = &t,
+    };
+
+    if (!mig_netns_setup(&t.net)) {
+        return;
+    }
+    args.start.netns_source = t.net.ns[0];
+    args.start.netns_target = t.net.ns[1];
+    test_precopy_common(&args);
+    mig_netns_teardown(&t.net);
+}
+
 /* --- a link cut mid-way --------------------------------------------------- */
 
 /* Wait until @bytes went out: the migration is mid-way, pages in flight. */
@@ -365,6 +401,8 @@ void migration_test_add_netns(void)
                        test_netns_tcp_none, MIG_FULL);
     migration_test_add("/migration/multifd/netns/tcp/plain/zstd",
                        test_netns_tcp_zstd, MIG_FULL);
+    migration_test_add("/migration/precopy/netns/tcp/ipv6-link-local",
+                       test_netns_tcp_link_local, MIG_FULL);
     migration_test_add("/migration/multifd/netns/tcp/link-down",
                        test_netns_link_down, MIG_FULL);
     migration_test_add("/migration/multifd/netns/tcp/kill/dest",
