@@ -4,13 +4,20 @@
  * them (a management layer's header); the stream starts at the offset.
  * PATH may be /dev/fdset/N (qemu_open asks the monitor's fdsets).
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mapped-ram-share.h"
 #include "transport.h"
 #include "util/cutils.h"
 #include "util/error.h"
+#include "util/osdep.h"
+
+#define FIFO_POLL_MS 20     /* how often a wait for a FIFO's writer looks at *stop */
 
 static bool file_parse_uri(const char *scheme, const char *spec, MigAddr *out,
                            GError **errp)
@@ -77,11 +84,74 @@ static bool file_seek_to_offset(IOChannel *ioc, uint64_t offset, GError **errp)
     return io_channel_seek(ioc, offset, SEEK_SET, errp) >= 0;
 }
 
+bool file_addr_is_fifo(const MigAddr *a)
+{
+    struct stat st;
+
+    return a->kind == TRANSPORT_FILE && !g_str_has_prefix(a->filename, "/dev/fdset/") &&
+           stat(a->filename, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static bool stop_set(const int *stop)
+{
+    return __atomic_load_n(stop, __ATOMIC_ACQUIRE);
+}
+
+static bool set_blocking(int fd, const char *path, GError **errp)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        error_setg_errno(errp, errno, "Could not open '%s'", path);
+        return false;
+    }
+    return true;
+}
+
+bool file_wait_for_writer(IOChannel *ioc, const char *path, const int *stop, GError **errp)
+{
+    int fd = io_channel_get_fd(ioc);
+    struct stat st;
+    int flags;
+
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) ||
+        (flags = fcntl(fd, F_GETFL)) < 0 || !(flags & O_NONBLOCK)) {
+        return true;
+    }
+    /* no event until a writer came and wrote, or came and went (POLLHUP) */
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    for (;;) {
+        if (stop_set(stop)) {
+            error_setg_errno(errp, ECANCELED, "Waiting for a writer on '%s'", path);
+            return false;
+        }
+        int ret = poll(&pfd, 1, FIFO_POLL_MS);
+        if (ret > 0) {
+            break;
+        }
+        if (ret < 0 && errno != EINTR) {
+            error_setg_errno(errp, errno, "Waiting for a writer on '%s'", path);
+            return false;
+        }
+    }
+    return set_blocking(fd, path, errp);
+}
+
 static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *start,
                                      const int *stop, GError **errp)
 {
-    g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_WRONLY | O_CREAT,
-                                                    0600, errp);
+    if (file_addr_is_fifo(a)) {
+        /*
+         * QEMU >= 9.0.1 truncates the file it saves into, which fails on
+         * a FIFO with this error, after an open that waits for a reader
+         * with its monitor held (7.2 opened with O_TRUNC and streamed).
+         * The error, at once: a stream goes to exec: or fd:.
+         */
+        error_setg_errno(errp, EINVAL, "failed to truncate migration file to offset %llx",
+                         (unsigned long long)a->offset);
+        return NULL;
+    }
+    g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_WRONLY | O_CREAT, 0600, errp);
 
     if (!ioc) {
         return NULL;
@@ -107,7 +177,9 @@ static IOChannel *file_open_outgoing(Migration *m, const MigAddr *a, off_t *star
 static IOChannel *file_open_incoming(Migration *m, const MigAddr *a, off_t *start,
                                      IOListener **listener, GError **errp)
 {
-    g_autoptr(IOChannel) ioc = io_channel_file_open(a->filename, O_RDONLY, 0, errp);
+    /* a FIFO's read end opens at once this way; the load waits for its writer */
+    g_autoptr(IOChannel) ioc = io_channel_file_open(
+        a->filename, O_RDONLY | (file_addr_is_fifo(a) ? O_NONBLOCK : 0), 0, errp);
 
     if (!ioc || !file_seek_to_offset(ioc, a->offset, errp)) {
         return NULL;

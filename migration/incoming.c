@@ -13,6 +13,7 @@
  */
 #include "migration-internal.h"
 #include "multifd.h"
+#include "transport.h"
 #include "util/error.h"
 #include "util/fault.h"
 #include "util/osdep.h"
@@ -270,7 +271,8 @@ static bool take_channel(IncomingRun *run, GError **errp)
 {
     MigrationIncomingState *s = run->s;
     if (s->ioc) {
-        return true;
+        return s->addr.kind != TRANSPORT_FILE ||
+               file_wait_for_writer(s->ioc, s->addr.filename, &s->stop, errp);
     }
     IOChannel *ioc = multifd_over_socket(s) ? accept_all(run, errp) : accept_peer(s, errp);
     if (ioc && fault_hit("incoming-accept-stall")) {
@@ -535,8 +537,9 @@ static gpointer incoming_thread(gpointer opaque)
 
 static bool probe_direct_io(const MigAddr *addr, const MigrationConfig *cfg, GError **errp)
 {
-    if (addr->kind != TRANSPORT_FILE || !migrate_direct_io_effective(cfg)) {
-        return true;
+    if (addr->kind != TRANSPORT_FILE || !migrate_direct_io_effective(cfg) ||
+        file_addr_is_fifo(addr)) {
+        return true;    /* a FIFO's open would wait for its writer; the load refuses it */
     }
     /* QEMU opens its page fds here, so a missing O_DIRECT fails the command */
     int fd = qemu_open(addr->filename, O_RDONLY | O_DIRECT, 0, errp);

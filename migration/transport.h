@@ -40,6 +40,17 @@ typedef struct MigTransport {
 } MigTransport;
 
 extern const MigTransport mig_transport_file;     /* file.c */
+
+/*
+ * A file: address naming a FIFO (by path: an fd of /dev/fdset/N is open
+ * already), whose blocking open would wait for the other end with the
+ * monitor held.  A load opens it without waiting and the incoming thread
+ * waits for the writer (file_wait_for_writer), so the monitor stays free
+ * and quit ends the wait; a save into it is refused at once (file.c).
+ */
+bool file_addr_is_fifo(const MigAddr *a);
+/* Wait, unless *stop is set, until a FIFO opened by a load has a writer. */
+bool file_wait_for_writer(IOChannel *ioc, const char *path, const int *stop, GError **errp);
 extern const MigTransport mig_transport_socket;   /* socket.c: unix:, tcp: */
 extern const MigTransport mig_transport_exec;     /* exec.c */
 extern const MigTransport mig_transport_fd;       /* fd.c */

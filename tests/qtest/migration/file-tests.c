@@ -6,6 +6,7 @@
 #include "tests.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_precopy_file(void)
@@ -140,6 +141,72 @@ static void test_precopy_mapped_ram_dio(void)
         return;
     }
     test_file_common(&args, true);
+}
+
+/* --- FIFOs --------------------------------------------------------------- */
+
+/*
+ * A file: URI may name a FIFO, which a load reads as a stream.  Its
+ * blocking open waits for a writer: in QEMU the monitor hangs in it.
+ * Here the destination opens it without waiting and its load waits for
+ * the writer, as on a socket (migrate-incoming returns, status setup).
+ * A live round trip through a FIFO, the destination listening first and
+ * the source writing through exec: (before, the destination's
+ * migrate-incoming never returned).
+ */
+static void test_precopy_file_fifo(void)
+{
+    g_autofree char *fifo = mig_path("fifo");
+    g_autofree char *listen = g_strdup_printf("file:%s", fifo);
+    g_autofree char *connect = g_strdup_printf("exec:cat > %s", fifo);
+    MigrateCommon args = { .listen_uri = listen, .connect_uri = connect };
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    test_precopy_common(&args);
+    unlink(fifo);
+}
+
+/*
+ * Nobody at the other end.  A save into a FIFO is refused by the command
+ * with QEMU 10.2's error (it truncates the file it saves into, which a
+ * FIFO refuses; QEMU only says so once a reader came, its monitor hung
+ * until then), the source running on intact.  A destination waiting for
+ * a writer answers QMP meanwhile and quits at once.
+ */
+static void test_precopy_file_fifo_no_peer(void)
+{
+    g_autofree char *fifo = mig_path("fifo");
+    g_autofree char *uri = g_strdup_printf("file:%s", fifo);
+    g_autofree char *uri_off = g_strdup_printf("file:%s,offset=4096", fifo);
+    MigrateCommon args = { 0 };
+    QTestState *from, *to;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    migrate_start(&args, &from, &to);
+    wait_for_serial("src_serial");
+    {
+        g_autofree char *desc = migrate_qmp_expect_error(from, uri, NULL);
+        g_autofree char *desc_off = migrate_qmp_expect_error(from, uri_off, NULL);
+
+        g_assert_cmpstr(desc, ==, "failed to truncate migration file to offset 0: "
+                        "Invalid argument");
+        g_assert_cmpstr(desc_off, ==, "failed to truncate migration file to offset 1000: "
+                        "Invalid argument");
+    }
+    assert_source_intact(from);
+
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    g_usleep(200 * 1000);
+    {
+        g_autofree char *st = migrate_query_status(to);
+
+        g_assert_cmpstr(st, ==, "setup");
+    }
+    gint64 t0 = g_get_monotonic_time();
+    qtest_quit(to);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    qtest_quit(from);
+    unlink(fifo);
 }
 
 /* --- fdsets -------------------------------------------------------------- */
@@ -278,6 +345,9 @@ void migration_test_add_file(void)
                        test_precopy_file_fdset_twice, MIG_SMOKE);
     migration_test_add("/migration/precopy/file/mapped-ram/fdset/twice",
                        test_mapped_ram_fdset_twice, MIG_FULL);
+    migration_test_add("/migration/precopy/file/fifo", test_precopy_file_fifo, MIG_SMOKE);
+    migration_test_add("/migration/precopy/file/fifo/no-peer",
+                       test_precopy_file_fifo_no_peer, MIG_SMOKE);
     migration_test_add("/migration/precopy/file/offset/bad",
                        test_precopy_file_offset_bad, MIG_SMOKE);
     migration_test_add("/migration/precopy/file/mapped-ram",
