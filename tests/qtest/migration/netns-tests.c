@@ -74,6 +74,19 @@ static void netns_end_hook(QTestState *from, QTestState *to,
     }
 }
 
+/* test_precopy_common with the source in ns[0] and the destination in ns[1]. */
+static void netns_run(NetnsTest *t, MigrateCommon *args)
+{
+    if (!mig_netns_setup(&t->net)) {
+        return;
+    }
+    args->opaque = t;
+    args->start.netns_source = t->net.ns[0];
+    args->start.netns_target = t->net.ns[1];
+    test_precopy_common(args);
+    mig_netns_teardown(&t->net);
+}
+
 static void netns_round_trip(const char *compression)
 {
     NetnsTest t = { .compression = compression };
@@ -82,16 +95,9 @@ static void netns_round_trip(const char *compression)
         .multifd_channels = NETNS_CHANNELS,
         .start_hook = netns_start_hook,
         .end_hook = netns_end_hook,
-        .opaque = &t,
     };
 
-    if (!mig_netns_setup(&t.net)) {
-        return;
-    }
-    args.start.netns_source = t.net.ns[0];
-    args.start.netns_target = t.net.ns[1];
-    test_precopy_common(&args);
-    mig_netns_teardown(&t.net);
+    netns_run(&t, &args);
 }
 
 static void test_netns_tcp_none(void)
@@ -126,18 +132,9 @@ static void netns_listen_link_local(QTestState *from, QTestState *to,
 static void test_netns_tcp_link_local(void)
 {
     NetnsTest t = { .compression = "none" };
-    MigrateCommon args = {
-        .start_hook = netns_listen_link_local,
-        .opaque = &t,
-    };
+    MigrateCommon args = { .start_hook = netns_listen_link_local };
 
-    if (!mig_netns_setup(&t.net)) {
-        return;
-    }
-    args.start.netns_source = t.net.ns[0];
-    args.start.netns_target = t.net.ns[1];
-    test_precopy_common(&args);
-    mig_netns_teardown(&t.net);
+    netns_run(&t, &args);
 }
 
 /* --- a link cut mid-way --------------------------------------------------- */
