@@ -3,11 +3,13 @@
  * destination mapram-vm each in a network namespace of its own, joined
  * by a veth pair (framework.h, MigNetns), over tcp with multifd 4.  A
  * round trip with and without zstd (the guest's memory checked on
- * arrival, the guest running on), the link taken down mid-way, and the
- * destination killed mid-way: the migration fails with the error the
- * source's sockets give, and the source runs on with its memory intact;
- * garbage sent from the source's namespace on a new connection and on a
- * multifd channel: the destination fails, naming it, and never resumes.
+ * arrival, the guest running on), one over IPv6 link-local addresses
+ * (the listening address reported with its scope), the link taken down
+ * mid-way, and the destination killed mid-way: the migration fails with
+ * the error the source's sockets give, and the source runs on with its
+ * memory intact; garbage sent from the source's namespace on a new
+ * connection and on a multifd channel: the destination fails, naming
+ * it, and never resumes.
  * Skipped, saying why, where namespaces cannot be made (not root).
  */
 #include "framework.h"
