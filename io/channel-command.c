@@ -7,6 +7,10 @@
  *
  * close() closes the pipe, then waits for the child: for a writer this is
  * what makes "the save is complete" true ("exec:cat > f" has flushed f).
+ * shutdown() (a cancel, a failed save) asks the child's process group to
+ * end with SIGTERM and, if it is still there COMMAND_KILL_GRACE_MS later,
+ * kills it: a command that ignores SIGTERM (or one of its pipeline's)
+ * never holds a migration's end, its cancel or the VM's quit.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,14 +23,27 @@
 #include "channel-fd.h"
 #include "io/channel.h"
 #include "util/error.h"
+#include "util/thread.h"
+
+/* How long a command may take to end after SIGTERM before it is killed. */
+#define COMMAND_KILL_GRACE_MS 2000
 
 typedef struct IOChannelCommand {
     IOChannel parent;
-    char *cmd;                  /* owned, for messages */
-    int fd;                     /* our end of the pipe; owned; -1 once closed */
-    int mode;                   /* O_RDONLY or O_WRONLY */
-    pid_t pid;                  /* 0 once reaped */
-    bool shut_down;             /* we killed it: its death is no error */
+    char *cmd;                  /* immutable; for messages */
+    int fd;                     /* our end of the pipe; the owner's; -1 once closed */
+    int mode;                   /* immutable: O_RDONLY or O_WRONLY */
+    /*
+     * The child, between a shutdown (any thread) and the owner's reap.
+     * pid is reaped only after `exited` is set and the killer joined, so
+     * while !exited the pid (and its group id) is still ours to signal.
+     */
+    QemuMutex lock;
+    QemuCond exited_cond;
+    pid_t pid;                  /* lock; 0 once reaped */
+    bool exited;                /* lock; the child has ended (not yet reaped) */
+    bool shut_down;             /* lock; we stopped it: its death is no error */
+    GThread *killer;            /* lock; started by the first shutdown */
 } IOChannelCommand;
 
 static int command_fd(IOChannel *ioc)
@@ -120,22 +137,74 @@ static bool command_stopped_by_us(IOChannelCommand *cioc, int status)
     return cioc->shut_down || (cioc->mode == O_RDONLY && sig == SIGPIPE);
 }
 
-/* Wait for the child and turn its end into an error if it failed. */
-static int command_reap(IOChannelCommand *cioc, GError **errp)
+/*
+ * After a shutdown: the group's SIGKILL if the child has not ended within
+ * the grace time.  The child is not reaped while this runs (see lock).
+ */
+static gpointer command_killer(gpointer opaque)
 {
-    int status;
-    pid_t ret;
+    IOChannelCommand *cioc = opaque;
+    gint64 deadline = g_get_monotonic_time() + COMMAND_KILL_GRACE_MS * G_TIME_SPAN_MILLISECOND;
 
+    qemu_mutex_lock(&cioc->lock);
+    while (!cioc->exited && qemu_cond_wait_until(&cioc->exited_cond, &cioc->lock, deadline)) {
+    }
+    if (!cioc->exited) {
+        kill(-cioc->pid, SIGKILL);
+    }
+    qemu_mutex_unlock(&cioc->lock);
+    return NULL;
+}
+
+/*
+ * Wait for the child and turn its end into an error if it failed.  It is
+ * first waited for without being reaped, so that a shutdown meanwhile
+ * still signals our process group and nobody else's.
+ */
+static int command_reap(IOChannel *ioc, GError **errp)
+{
+    IOChannelCommand *cioc = (IOChannelCommand *)ioc;
+    siginfo_t info;
+    GThread *killer;
+    int status = 0;
+    pid_t pid;
+    int ret;
+
+    qemu_mutex_lock(&cioc->lock);
+    pid = cioc->pid;
+    qemu_mutex_unlock(&cioc->lock);
+    if (!pid) {
+        return 0;
+    }
     do {
-        ret = waitpid(cioc->pid, &status, 0);
+        ret = waitid(P_PID, pid, &info, WEXITED | WNOWAIT);
     } while (ret < 0 && errno == EINTR);
+    int wait_errno = errno;
+
+    qemu_mutex_lock(&cioc->lock);
+    cioc->exited = true;
+    qemu_cond_broadcast(&cioc->exited_cond);
+    killer = cioc->killer;
+    cioc->killer = NULL;
+    qemu_mutex_unlock(&cioc->lock);
+    if (killer) {
+        g_thread_join(killer);
+    }
+    if (ret == 0) {
+        do {
+            ret = waitpid(pid, &status, 0);
+        } while (ret < 0 && errno == EINTR);
+        wait_errno = errno;
+    }
+    qemu_mutex_lock(&cioc->lock);
+    cioc->pid = 0;
+    bool stopped_by_us = ret >= 0 && command_stopped_by_us(cioc, status);
+    qemu_mutex_unlock(&cioc->lock);
     if (ret < 0) {
-        error_setg_errno(errp, errno, "Failed to wait for command '%s'", cioc->cmd);
-        cioc->pid = 0;
+        error_setg_errno(errp, wait_errno, "Failed to wait for command '%s'", cioc->cmd);
         return -1;
     }
-    cioc->pid = 0;
-    if (command_stopped_by_us(cioc, status)) {
+    if (stopped_by_us) {
         return 0;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
@@ -151,6 +220,7 @@ static int command_reap(IOChannelCommand *cioc, GError **errp)
     return 0;
 }
 
+/* The pipe only: io_channel_close then reaps (command_reap), outside its lock. */
 static int command_close(IOChannel *ioc, GError **errp)
 {
     IOChannelCommand *cioc = (IOChannelCommand *)ioc;
@@ -159,7 +229,7 @@ static int command_close(IOChannel *ioc, GError **errp)
         close(cioc->fd);
         cioc->fd = -1;
     }
-    return cioc->pid ? command_reap(cioc, errp) : 0;
+    return 0;
 }
 
 /*
@@ -167,22 +237,32 @@ static int command_close(IOChannel *ioc, GError **errp)
  * process group: in a pipeline ("gzip -c | ssh ...") the shell's children
  * hold the pipe too, and a SIGTERM to sh alone left the write blocked for
  * as long as they lived.  The group is the child's own (see command_spawn)
- * and outlives sh while any of them runs; the pid is ours until reaped.
+ * and outlives sh while any of them runs.  SIGTERM first, so that a
+ * `mapram save` can remove what it wrote; SIGKILL after the grace time.
  */
 static int command_shutdown(IOChannel *ioc, GError **errp)
 {
     IOChannelCommand *cioc = (IOChannelCommand *)ioc;
 
-    if (cioc->pid) {
+    qemu_mutex_lock(&cioc->lock);
+    if (cioc->pid && !cioc->exited && !cioc->shut_down) {
         cioc->shut_down = true;
         kill(-cioc->pid, SIGTERM);
+        cioc->killer = g_thread_new("exec-kill", command_killer, cioc);
     }
+    qemu_mutex_unlock(&cioc->lock);
     return 0;
 }
 
 static void command_finalize(IOChannel *ioc)
 {
-    g_free(((IOChannelCommand *)ioc)->cmd);
+    IOChannelCommand *cioc = (IOChannelCommand *)ioc;
+
+    /* io_channel_unref closed and reaped it: no killer is left */
+    g_assert(!cioc->killer);
+    qemu_mutex_destroy(&cioc->lock);
+    qemu_cond_destroy(&cioc->exited_cond);
+    g_free(cioc->cmd);
 }
 
 static const IOChannelOps command_ops = {
@@ -190,6 +270,7 @@ static const IOChannelOps command_ops = {
     .readv = command_readv,
     .writev = command_writev,
     .close = command_close,
+    .reap = command_reap,
     .finalize = command_finalize,
     .shutdown = command_shutdown,
     .get_fd = command_fd,
@@ -280,6 +361,8 @@ IOChannel *io_channel_command_new_spawn(const char *cmd, int mode, GError **errp
     cioc->cmd = g_strdup(cmd);
     cioc->fd = our_fd;
     cioc->mode = mode;
+    qemu_mutex_init(&cioc->lock);
+    qemu_cond_init(&cioc->exited_cond);
     cioc->pid = pid;
     return &cioc->parent;
 }

@@ -22,6 +22,7 @@ void io_channel_init(IOChannel *ioc, const IOChannelOps *ops, const char *name)
     ioc->features = 0;
     ioc->name = g_strdup(name ? name : ops->kind);
     ioc->refcount = 1;
+    qemu_mutex_init(&ioc->lock);
     ioc->closed = false;
     ioc->companion_fd = -1;
 }
@@ -51,6 +52,7 @@ void io_channel_unref(IOChannel *ioc)
     if (ioc->ops->finalize) {
         ioc->ops->finalize(ioc);
     }
+    qemu_mutex_destroy(&ioc->lock);
     g_free(ioc->name);
     g_free(ioc);
 }
@@ -421,13 +423,23 @@ bool io_channel_sync(IOChannel *ioc, GError **errp)
     return ioc->ops->sync(ioc, errp) == 0;
 }
 
+/*
+ * Safe against a close in another thread: a channel with a reap (a
+ * command still being waited for) is still shut down after its close.
+ */
 bool io_channel_shutdown(IOChannel *ioc, GError **errp)
 {
-    if (!ioc->ops->shutdown || ioc->closed ||
-        !io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SHUTDOWN)) {
+    bool ok = true;
+
+    if (!ioc->ops->shutdown || !io_channel_has_feature(ioc, IO_CHANNEL_FEATURE_SHUTDOWN)) {
         return true;
     }
-    return ioc->ops->shutdown(ioc, errp) == 0;
+    qemu_mutex_lock(&ioc->lock);
+    if (!ioc->closed || ioc->ops->reap) {
+        ok = ioc->ops->shutdown(ioc, errp) == 0;
+    }
+    qemu_mutex_unlock(&ioc->lock);
+    return ok;
 }
 
 bool io_channel_close(IOChannel *ioc, GError **errp)
@@ -435,8 +447,18 @@ bool io_channel_close(IOChannel *ioc, GError **errp)
     if (ioc->closed) {
         return true;
     }
+    qemu_mutex_lock(&ioc->lock);
     ioc->closed = true;
     bool ok = ioc->ops->close(ioc, errp) == 0;
+    qemu_mutex_unlock(&ioc->lock);
+    if (ioc->ops->reap) {
+        GError *err = NULL;
+
+        if (ioc->ops->reap(ioc, ok ? errp : &err) < 0) {
+            ok = false;
+        }
+        g_clear_error(&err);
+    }
     if (ioc->companion_fd >= 0) {
         close(ioc->companion_fd);
         ioc->companion_fd = -1;

@@ -174,6 +174,7 @@ bool migration_outgoing_continue(MigrationState *s, const char *state, GError **
  */
 bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError **errp);
 void migration_outgoing_cancel(MigrationState *s);
+void migration_outgoing_stop_peer(MigrationState *s);
 /* Joins the thread; NULL is fine. */
 void migration_state_free(MigrationState *s);
 bool migration_is_running(Migration *m);          /* setup/active/device/cancelling */

@@ -80,6 +80,7 @@ void migration_free(Migration *m)
     }
     if (m->out) {
         migration_outgoing_cancel(m->out);
+        migration_outgoing_stop_peer(m->out);
         migration_state_free(m->out);
     }
     migration_incoming_free(m->in);

@@ -665,9 +665,12 @@ static bool run_save(OutgoingRun *run, GError **errp)
             ok = sync_main_channel(s, errp);
         }
         if (ok) {
-            qemu_mutex_lock(&s->ioc_lock);
+            /*
+             * Not under ioc_lock: an exec: command's close waits for it to
+             * exit, and a cancel meanwhile must still reach it (the
+             * channel's own lock orders the two).
+             */
             ok = io_channel_close(s->ioc, errp);
-            qemu_mutex_unlock(&s->ioc_lock);
         }
     }
     return ok;
@@ -777,9 +780,15 @@ static gpointer migration_thread(gpointer opaque)
         }
         cut_back(run);
         restore_source(run);
-        /* the file's lock goes with the channel: a retry right after the status may take it */
+        /*
+         * The file's lock goes with the channel: a retry right after the
+         * status may take it.  A peer still there is stopped first: an
+         * exec: command that outlived our failed write is ended (SIGTERM,
+         * then SIGKILL), not waited for.
+         */
         qemu_mutex_lock(&s->ioc_lock);
         if (s->ioc) {
+            io_channel_shutdown(s->ioc, NULL);
             io_channel_close(s->ioc, NULL);
         }
         qemu_mutex_unlock(&s->ioc_lock);
@@ -814,6 +823,24 @@ static int cut_fd_new(IOChannel *ioc)
         return -1;
     }
     return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+/*
+ * The VM quits: a save past its point of no return (claim_end), where a
+ * cancel is a no-op, may still wait for its peer (an exec: command that
+ * has the whole stream but does not exit).  Stop the peer, so that the
+ * join that follows does not wait for it.
+ */
+void migration_outgoing_stop_peer(MigrationState *s)
+{
+    if (s->addr.kind == TRANSPORT_FILE) {
+        return;
+    }
+    qemu_mutex_lock(&s->ioc_lock);
+    if (s->ioc) {
+        io_channel_shutdown(s->ioc, NULL);
+    }
+    qemu_mutex_unlock(&s->ioc_lock);
 }
 
 void migration_state_free(MigrationState *s)

@@ -26,6 +26,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "util/thread.h"
+
 typedef struct IOChannel IOChannel;
 
 typedef enum {
@@ -40,6 +42,12 @@ typedef struct IOChannelOps {
     ssize_t (*readv)(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
     ssize_t (*writev)(IOChannel *ioc, const struct iovec *iov, size_t niov, GError **errp);
     int (*close)(IOChannel *ioc, GError **errp);
+    /*
+     * Optional second half of close, run after it outside the channel's
+     * lock: waits for what the end depends on (a command's exit).  A
+     * shutdown from another thread still reaches the channel meanwhile.
+     */
+    int (*reap)(IOChannel *ioc, GError **errp);
     /* Releases the implementation's resources; the struct itself (IOChannel
      * first, allocated with g_malloc) is g_free()d by io_channel_unref. */
     void (*finalize)(IOChannel *ioc);
@@ -70,6 +78,13 @@ struct IOChannel {
      */
     bool name_is_peer;
     gint refcount;
+    /*
+     * Serialises ops->shutdown (any thread, e.g. a cancel) against
+     * ops->close (the owner): a shutdown never meets a closed, maybe
+     * reused, fd.  closed is written under it by the owner only, so the
+     * owner may read it without.
+     */
+    QemuMutex lock;
     bool closed;
     /*
      * An fd closed right after the channel (-1: none), e.g. one holding a

@@ -5,6 +5,8 @@
 #include "tests.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -373,6 +375,98 @@ static void test_write_error_exec(void)
     write_error_case("exec:true", "Unable to write to command: Broken pipe", -1);
 }
 
+/*
+ * An exec: command that ignores SIGTERM and outlives the save (it writes
+ * its pid first, then execs a long sleep, keeping the pid): a failed save,
+ * a cancel and a quit each end within the kill grace (2 s), not with the
+ * command, and the command is gone (killed and reaped) by then.
+ * how: "closed" closes its stdin (our next write fails), "blocked" never
+ * reads (the save blocks on the full pipe), "drained" reads everything
+ * and then lingers (the save waits for it at its close, past the point
+ * where a cancel is a no-op: only a quit ends it).  exec: the command's
+ * shell is our child, with nobody else holding the pipe.
+ */
+static char *stuck_command(const char *how, char **pidfile)
+{
+    g_autofree char *script = mig_path("stuck.sh");
+    *pidfile = mig_path("stuck.pid");
+    g_autofree char *text = g_strdup_printf(
+        "trap '' TERM\n%s\necho $$ > %s.tmp && mv %s.tmp %s\nexec sleep 60\n",
+        g_str_equal(how, "closed") ? "exec 0<&-" :
+        g_str_equal(how, "drained") ? "cat > /dev/null" : ":",
+        *pidfile, *pidfile, *pidfile);
+
+    unlink(*pidfile);
+    g_assert_true(g_file_set_contents(script, text, -1, NULL));
+    return g_strdup_printf("exec:exec sh %s", script);
+}
+
+static pid_t stuck_pid(const char *pidfile)
+{
+    g_autofree char *text = NULL;
+
+    for (int i = 0; i < 1000 && !g_file_get_contents(pidfile, &text, NULL, NULL); i++) {
+        g_usleep(10 * 1000);
+    }
+    g_assert_nonnull(text);
+    return atoi(text);
+}
+
+static void stuck_child_case(const char *how, const char *end)
+{
+    static const char *const no_goals[] = { "completed", NULL };
+    g_autofree char *args = mig_vm_args("64M", "fill", "src_serial", NULL);
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", args);
+    g_autofree char *pidfile = NULL;
+    g_autofree char *uri = stuck_command(how, &pidfile);
+
+    migrate_set_capability(from, "events", true);
+    migrate_qmp(from, uri, NULL);
+    pid_t pid = stuck_pid(pidfile);
+    if (g_str_equal(how, "blocked")) {
+        g_usleep(300 * 1000);                  /* the pipe is full, the write blocked */
+    }
+    gint64 t0 = g_get_monotonic_time();
+    if (g_str_equal(end, "quit")) {
+        qtest_quit(from);
+        from = NULL;
+    } else if (g_str_equal(end, "cancel")) {
+        qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+        wait_for_migration_status(from, "cancelled", no_goals);
+    } else {
+        g_autofree char *desc = wait_for_migration_fail(from);
+
+        g_assert_cmpstr(desc, ==, "Unable to write to command: Broken pipe");
+    }
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    g_assert_cmpint(kill(pid, 0), ==, -1);     /* killed and reaped */
+    g_assert_cmpint(errno, ==, ESRCH);
+    if (from) {
+        g_assert_true(runstate_is_running(from));
+        qtest_quit(from);
+    }
+}
+
+static void test_stuck_child_fail(void)
+{
+    stuck_child_case("closed", "fail");
+}
+
+static void test_stuck_child_cancel(void)
+{
+    stuck_child_case("blocked", "cancel");
+}
+
+static void test_stuck_child_quit(void)
+{
+    stuck_child_case("blocked", "quit");
+}
+
+static void test_stuck_child_quit_at_close(void)
+{
+    stuck_child_case("drained", "quit");
+}
+
 static void test_write_error_fd(void)
 {
     int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
@@ -677,6 +771,14 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/fd", test_precopy_fd, MIG_FULL);
     migration_test_add("/migration/precopy/write-error/exec", test_write_error_exec, MIG_FULL);
     migration_test_add("/migration/precopy/write-error/fd", test_write_error_fd, MIG_FULL);
+    migration_test_add("/migration/precopy/exec/stuck-child/fail", test_stuck_child_fail,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/exec/stuck-child/cancel", test_stuck_child_cancel,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/exec/stuck-child/quit", test_stuck_child_quit,
+                       MIG_SMOKE);
+    migration_test_add("/migration/precopy/exec/stuck-child/quit-at-close",
+                       test_stuck_child_quit_at_close, MIG_SMOKE);
     migration_test_add("/migration/precopy/fd/file", test_precopy_fd_file,
                        MIG_FULL);
 }
