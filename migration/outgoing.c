@@ -896,6 +896,17 @@ static MultiFDWire multifd_wire(const Migration *m, const MigrationConfig *c)
                             c->zero_page_detection == ZERO_PAGE_DETECTION_MULTIFD);
 }
 
+/* A save refused once its state exists: failed, with err as its error-desc. */
+static bool refuse_start(MigrationState *s, GError *err, GError **errp)
+{
+    qemu_mutex_lock(&s->lock);
+    s->error_desc = g_strdup(err->message);
+    qemu_mutex_unlock(&s->lock);
+    set_status(s, MIGRATION_STATUS_FAILED);
+    g_propagate_error(errp, err);
+    return false;
+}
+
 /* On the migration thread, once the multifd channels (if any) are connected. */
 static void configure_ram(Migration *m, MigrationState *s, OutgoingRun *run)
 {
@@ -945,23 +956,19 @@ bool migration_outgoing_start(Migration *m, MigAddr *addr, bool resume, GError *
      * A file, a command or an fd is opened here and refused here, as QEMU
      * does; a socket is connected by the thread (connect_main).
      */
+    GError *err = NULL;
     if (s->addr.kind != TRANSPORT_SOCKET &&
-        !(s->ioc = transport_open_outgoing(m, &s->addr, &start, NULL, errp))) {
+        !(s->ioc = transport_open_outgoing(m, &s->addr, &start, NULL, &err))) {
         /* QEMU reports open failures as a failed migration too */
-        qemu_mutex_lock(&s->lock);
-        s->error_desc = g_strdup((*errp)->message);
-        qemu_mutex_unlock(&s->lock);
-        set_status(s, MIGRATION_STATUS_FAILED);
-        return false;
+        return refuse_start(s, err, errp);
     }
     if (s->ioc && s->cfg->fsync && !io_channel_has_feature(s->ioc, IO_CHANNEL_FEATURE_SEEKABLE)) {
-        /* an fd: on a pipe or a socket */
-        error_setg(errp, MIGRATION_FSYNC_NEEDS_FILE);
-        qemu_mutex_lock(&s->lock);
-        s->error_desc = g_strdup((*errp)->message);
-        qemu_mutex_unlock(&s->lock);
-        set_status(s, MIGRATION_STATUS_FAILED);
-        return false;
+        /* an fd: on a pipe or a socket, closed now: its peer sees the end */
+        io_channel_close(s->ioc, NULL);
+        io_channel_unref(s->ioc);
+        s->ioc = NULL;
+        error_setg(&err, MIGRATION_FSYNC_NEEDS_FILE);
+        return refuse_start(s, err, errp);
     }
     OutgoingRun *run = g_new0(OutgoingRun, 1);
     run->s = s;

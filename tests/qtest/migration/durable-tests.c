@@ -91,6 +91,10 @@ static void test_fsync_fd_pipe(void)
     g_assert_cmpstr(desc, ==, FSYNC_NEEDS_FILE);
     st = migrate_query_status(from);
     g_assert_cmpstr(st, ==, "failed");
+    /* the refused fd was closed, not kept: the reader sees its end at once */
+    char byte;
+    g_assert_cmpint(fcntl(fds[0], F_SETFL, O_NONBLOCK), ==, 0);
+    g_assert_cmpint(read(fds[0], &byte, 1), ==, 0);
     close(fds[0]);
     assert_source_intact(from);
     qtest_quit(from);

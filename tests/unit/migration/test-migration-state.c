@@ -179,6 +179,12 @@ static void test_save_failed_open(void)
     migration_info_clear(&info);
     assert_events(src.h, "MIGRATION failed");
     g_assert_cmpint(fake_host_runstate(src.h), ==, RUN_STATE_RUNNING);
+    /* an embedder may pass no errp (GLib's rule): error-desc still says why */
+    g_assert_false(migration_start(src.m, uri, NULL));
+    migration_query(src.m, &info);
+    g_assert_cmpstr(info.status, ==, "failed");
+    g_assert_cmpstr(info.error_desc, ==, want);
+    migration_info_clear(&info);
     vm_cleanup(&src);
     fake_test_rmtree(dir);
 }
