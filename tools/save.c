@@ -74,6 +74,10 @@ typedef struct SaveCtx {
     Progress *progress;
     MrcTable *csum;            /* built with the bitmaps, put after the vmdesc */
     bool saw_vmdesc;
+    /* the ram section's START, if any, and whether its END (the bitmaps) came */
+    bool ram_started;
+    uint32_t ram_section_id;
+    bool ram_ended;
     /* --listen with multifd: the receive threads and their fds */
     MultiFDRecv *mr;
     unsigned nchan;
@@ -414,9 +418,14 @@ static bool s_section(void *opaque, QEMUFile *f, const SectionInfo *si, GError *
     }
     if (si->type == QEMU_VM_SECTION_START) {
         blocks_complete(c);
+        c->ram_started = true;
+        c->ram_section_id = si->section_id;
     }
-    if (si->type == QEMU_VM_SECTION_END && !write_bitmaps(c, errp)) {
-        return false;
+    if (si->type == QEMU_VM_SECTION_END) {
+        if (!write_bitmaps(c, errp)) {
+            return false;
+        }
+        c->ram_ended = true;
     }
     ram_encode_eos(c->out);
     savevm_put_section_footer(c->out, si->section_id);
@@ -431,9 +440,21 @@ static bool s_command(void *opaque, QEMUFile *f, uint16_t cmd, const uint8_t *da
     return true;
 }
 
+/*
+ * Every QEMU ends its ram section before the EOF: one that did not was
+ * cut or forged, and the bitmaps (written at the END, after the last page
+ * writes are synced) would say "all zero".
+ */
 static bool s_eof(void *opaque, QEMUFile *f, GError **errp)
 {
-    qemu_put_byte(((SaveCtx *)opaque)->out, QEMU_VM_EOF);
+    SaveCtx *c = opaque;
+
+    if (c->ram_started && !c->ram_ended) {
+        error_setg(errp, "The stream ended before its ram section (id %u) did: "
+                   "its last pages and the end of the save are missing", c->ram_section_id);
+        return false;
+    }
+    qemu_put_byte(c->out, QEMU_VM_EOF);
     return true;
 }
 

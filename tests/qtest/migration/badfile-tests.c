@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -488,6 +489,62 @@ static bool run_cmd(const char *cmd)
     return g_spawn_check_wait_status(status, NULL);
 }
 
+/*
+ * A stream whose ram section STARTs but never ENDs before the EOF (cut
+ * out of a real save): `mapram save` and `convert` refuse it and leave no
+ * file, where they wrote one whose bitmaps said "all zero" before.
+ */
+static void test_tool_ram_never_ended(void)
+{
+    g_autofree char *args = mig_vm_args("32M", "fill", "src_serial", NULL);
+    g_autofree char *path = mig_path("stream.img");
+    g_autofree char *cut_path = mig_path("cut.img");
+    g_autofree char *out_path = mig_path("out.img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *info = NULL, *err = NULL, *file = NULL;
+    g_autoptr(GString) cut = g_string_new(NULL);
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", args);
+    unsigned end_at = 0, end_len = 0;
+    gsize len;
+    int status;
+
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_complete(from);
+    qtest_quit(from);
+
+    g_assert_cmpint(mig_run_tool(&info, NULL, "info", path, NULL), ==, 0);
+    g_auto(GStrv) lines = g_strsplit(info, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (sscanf(*l, " @%u END id 0 ram instance 0 version 4 (%u bytes)", &end_at,
+                   &end_len) == 2) {
+            break;
+        }
+    }
+    g_assert_cmpuint(end_len, >, 0);
+    g_assert_true(g_file_get_contents(path, &file, &len, NULL));
+    g_string_append_len(cut, file, end_at);
+    g_string_append_len(cut, file + end_at + end_len, len - end_at - end_len);
+    g_assert_true(g_file_set_contents(cut_path, cut->str, cut->len, NULL));
+
+    g_autofree char *convert_err = NULL;
+    g_assert_cmpint(mig_run_tool(NULL, &convert_err, "convert", cut_path, out_path, NULL), ==, 1);
+    g_assert_true(g_str_has_prefix(convert_err, "mapram convert: "));
+    g_assert_nonnull(strstr(convert_err, "Record at offset "));
+    g_assert_nonnull(strstr(convert_err, ": The stream ended before its ram section (id 0) did: "
+                            "its last pages and the end of the save are missing\n"));
+    g_assert_false(g_file_test(out_path, G_FILE_TEST_EXISTS));
+
+    const char *argv[] = { "/bin/sh", "-c", "exec \"$0\" save --quiet \"$1\" < \"$2\"",
+                           g_getenv("MAPRAM_TOOL"), out_path, cut_path, NULL };
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
+                               &err, &status, NULL));
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    g_assert_nonnull(strstr(err, ": The stream ended before its ram section (id 0) did: "));
+    g_assert_false(g_file_test(out_path, G_FILE_TEST_EXISTS));
+}
+
 /* A live mapped-ram save into a 64 MiB tmpfs: ~99 MiB of ab pages. */
 static void test_disk_full(void)
 {
@@ -565,6 +622,8 @@ static void test_cancel_mid_save(void)
 
 void migration_test_add_badfile(void)
 {
+    migration_test_add("/migration/tool/save/ram-never-ended", test_tool_ram_never_ended,
+                       MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/bad-file/truncated",
                        test_truncated, MIG_FULL);
     migration_test_add("/migration/mapped-ram/bad-file/header-version",
