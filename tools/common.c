@@ -8,7 +8,10 @@
 #include "../migration/ram-codec.h"
 #include "util/error.h"
 #include "util/osdep.h"
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,6 +35,121 @@ bool tool_is_same_file(const struct stat *st, const char *path)
     return stat(path, &out) == 0 && out.st_dev == st->st_dev && out.st_ino == st->st_ino;
 }
 
+/*
+ * What a fatal signal must undo.  SIGTERM (what migrate_cancel sends an
+ * exec: command's group), SIGINT and SIGHUP end the process at once, so
+ * no cleanup of ours runs: the handler itself cuts back (or removes) the
+ * output that a failed command would, and removes a listening socket
+ * file, then dies of the signal as it would have.  The paths are copied
+ * here before `armed` is set (release), the handler reads `armed`
+ * (acquire) and only async-signal-safe calls.  The fd is a dup of the
+ * output's, never closed, so a handler that races a disarm cannot cut
+ * whatever file the output's fd number went on to name.
+ */
+typedef struct ToolSignalCleanup {
+    int out_armed;              /* atomic */
+    int out_fd;
+    off_t out_offset;
+    bool out_created;
+    char out_path[PATH_MAX];
+    char out_note[PATH_MAX + 96];
+    int sock_armed;             /* atomic */
+    char sock_path[PATH_MAX];
+    /* main thread only: outputs armed inside an armed one (convert's image
+     * around save's), whose close leaves the outer one armed */
+    unsigned out_nested;
+} ToolSignalCleanup;
+
+static ToolSignalCleanup tool_cleanup = { .out_fd = -1 };
+
+static void tool_cleanup_signal(int sig)
+{
+    int saved_errno = errno;
+
+    if (__atomic_load_n(&tool_cleanup.out_armed, __ATOMIC_ACQUIRE)) {
+        if (ftruncate(tool_cleanup.out_fd, tool_cleanup.out_offset) < 0) {
+            /* best effort: the process ends either way */
+        }
+        if (tool_cleanup.out_created) {
+            unlink(tool_cleanup.out_path);
+        }
+        if (write(STDERR_FILENO, tool_cleanup.out_note, strlen(tool_cleanup.out_note)) < 0) {
+            /* nowhere to say it */
+        }
+    }
+    if (__atomic_load_n(&tool_cleanup.sock_armed, __ATOMIC_ACQUIRE)) {
+        unlink(tool_cleanup.sock_path);
+    }
+    errno = saved_errno;
+    /* SA_RESETHAND restored the default; the signal is blocked until we return */
+    raise(sig);
+}
+
+void tool_install_signal_cleanup(void)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
+        struct sigaction sa = { .sa_handler = tool_cleanup_signal,
+                                .sa_flags = SA_RESETHAND | SA_RESTART };
+        struct sigaction old;
+
+        /* one ignored by whoever started us (nohup) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
+            continue;
+        }
+        sigemptyset(&sa.sa_mask);
+        for (size_t j = 0; j < G_N_ELEMENTS(sigs); j++) {
+            sigaddset(&sa.sa_mask, sigs[j]);
+        }
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+void tool_arm_output(IOChannel *out, const char *path, bool created, uint64_t offset)
+{
+    int fd = io_channel_get_fd(out);
+
+    if (__atomic_load_n(&tool_cleanup.out_armed, __ATOMIC_ACQUIRE)) {
+        tool_cleanup.out_nested++;
+        return;
+    }
+    if (fd < 0 || strlen(path) >= sizeof(tool_cleanup.out_path)) {
+        return;
+    }
+    fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) {
+        return;
+    }
+    tool_cleanup.out_fd = fd;
+    tool_cleanup.out_offset = offset;
+    tool_cleanup.out_created = created;
+    strcpy(tool_cleanup.out_path, path);
+    if (created) {
+        snprintf(tool_cleanup.out_note, sizeof(tool_cleanup.out_note),
+                 "mapram: interrupted: removed the unfinished '%s'\n", path);
+    } else {
+        snprintf(tool_cleanup.out_note, sizeof(tool_cleanup.out_note),
+                 "mapram: interrupted: cut the unfinished '%s' back to offset %llu\n", path,
+                 (unsigned long long)offset);
+    }
+    __atomic_store_n(&tool_cleanup.out_armed, 1, __ATOMIC_RELEASE);
+}
+
+void tool_arm_socket(const char *path)
+{
+    if (strlen(path) >= sizeof(tool_cleanup.sock_path)) {
+        return;
+    }
+    strcpy(tool_cleanup.sock_path, path);
+    __atomic_store_n(&tool_cleanup.sock_armed, 1, __ATOMIC_RELEASE);
+}
+
+void tool_disarm_socket(void)
+{
+    __atomic_store_n(&tool_cleanup.sock_armed, 0, __ATOMIC_RELEASE);
+}
+
 IOChannel *tool_open_output(const char *path, bool *created, GError **errp)
 {
     IOChannel *ioc = io_channel_file_open(path, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
@@ -49,6 +167,12 @@ bool tool_close_output(IOChannel *out, const char *path, bool created, uint64_t 
         if (created) {
             unlink(path);           /* nothing of the user's was there; still under our lock */
         }
+    }
+    /* from here a signal finds the file finished, or already cut and removed */
+    if (tool_cleanup.out_nested) {
+        tool_cleanup.out_nested--;
+    } else {
+        __atomic_store_n(&tool_cleanup.out_armed, 0, __ATOMIC_RELEASE);
     }
     bool closed = io_channel_close(out, ok ? errp : NULL);
     if (ok && !closed && created) {

@@ -219,6 +219,7 @@ static bool convert_libvirt(const char *in_path, const LibvirtImage *img, const 
     if (!mapped_ram_share_lock_writer(out, out_path, errp)) {
         return false;           /* a file that backs a running VM is left alone */
     }
+    tool_arm_output(out, out_path, created, 0);
     bool ok = io_channel_truncate_for_write(out, 0, errp) &&
               libvirt_image_write_header(out, img, format, true, errp);
     ok = ok && (sparse_in ? libvirt_to_stream(in_path, img, out, format, o, errp)
@@ -303,6 +304,9 @@ int cmd_convert(int argc, char **argv)
         /* a file that backs a running VM is left alone, not even cut */
         bool writable = out &&
             mapped_ram_share_lock_writer(out, out_path, &err);
+        if (writable) {
+            tool_arm_output(out, out_path, created, out_off);
+        }
         ok = writable && io_channel_truncate_for_write(out, out_off, &err) &&
              io_channel_seek(out, out_off, SEEK_SET, &err) >= 0 &&
              mapram_mapped_to_stream(in_path, in_off, out, &o, &err) &&

@@ -40,12 +40,28 @@ bool tool_is_same_file(const struct stat *st, const char *path);
  */
 IOChannel *tool_open_output(const char *path, bool *created, GError **errp);
 /*
+ * Once the command may write it (its writer lock held): until
+ * tool_close_output, a SIGTERM, SIGINT or SIGHUP cuts it back to offset
+ * (removes it when created) before the process dies of it.
+ */
+void tool_arm_output(IOChannel *out, const char *path, bool created, uint64_t offset);
+/*
  * Closes an output opened so: on failure (ok false) it is cut back to
  * offset and, when created, removed first, while its writer lock is held.
  * True when ok and the close succeeded.
  */
 bool tool_close_output(IOChannel *out, const char *path, bool created, uint64_t offset, bool ok,
                        GError **errp);
+
+/*
+ * Once, in main(): SIGTERM, SIGINT and SIGHUP (unless ignored when we
+ * started) undo what a failed command would (tool_open_output), then end
+ * the process as the signal would have.
+ */
+void tool_install_signal_cleanup(void);
+/* A listening socket's file, removed by such a signal until disarmed. */
+void tool_arm_socket(const char *path);
+void tool_disarm_socket(void);
 
 /* "FILE[,offset=N]" with QEMU's file: URI semantics. */
 bool tool_parse_file_arg(const char *arg, char **path, uint64_t *offset, GError **errp);

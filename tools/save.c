@@ -484,6 +484,9 @@ static bool open_output(SaveCtx *c, GError **errp)
         g_clear_pointer(&c->out_ioc, io_channel_unref);
         return false;
     }
+    if (c->out_ioc) {
+        tool_arm_output(c->out_ioc, c->path, c->created, c->offset);
+    }
     if (!c->out_ioc || !io_channel_truncate_for_write(c->out_ioc, c->offset, errp) ||
         io_channel_seek(c->out_ioc, c->offset, SEEK_SET, errp) < 0) {
         return false;
@@ -716,6 +719,9 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
     if (!listener) {
         goto out;
     }
+    if (!strcmp(addr.sock_type, "unix")) {
+        tool_arm_socket(addr.path);
+    }
     if (o->progress) {
         /* the line to wait for, and the port a "tcp:HOST:0" listener got */
         for (unsigned i = io_listener_count(listener); i-- > 0;) {
@@ -753,6 +759,7 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
     }
     g_clear_pointer(&listener, io_listener_free);
     if (!strcmp(addr.sock_type, "unix")) {
+        tool_disarm_socket();
         unlink(addr.path);
     }
 out:

@@ -734,6 +734,125 @@ static void test_tool_save_block_length_wraps(void)
     g_unlink(bad);
 }
 
+/* Wait up to 10 s for @path to exist (or, with !exist, to be gone). */
+static bool wait_for_path(const char *path, bool exist)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (g_file_test(path, G_FILE_TEST_EXISTS) == exist) {
+            return true;
+        }
+        g_usleep(10 * 1000);
+    }
+    return false;
+}
+
+/*
+ * migrate_cancel of a save through "exec:mapram save F" sends the tool
+ * SIGTERM: the file it created is removed, as a failed save's is, where
+ * the signal used to leave it half written.
+ */
+static void test_tool_save_cancel_exec(void)
+{
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+    g_autofree char *args = mig_vm_args("64M", "fill", "src_serial", NULL);
+    g_autofree char *file = mig_path("cancelled.img");
+    g_autofree char *uri = g_strdup_printf("exec:exec %s save --quiet %s",
+                                           g_getenv("MAPRAM_TOOL"), file);
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", args);
+
+    migrate_set_parameter_int(from, "max-bandwidth", 4 * 1000 * 1000);
+    migrate_qmp(from, uri, NULL);
+    g_assert_true(wait_for_path(file, true));
+    g_usleep(300 * 1000);                   /* pages on their way */
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", ungoals);
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+    g_assert_true(runstate_is_running(from));
+    qtest_quit(from);
+}
+
+/*
+ * SIGTERM and SIGHUP end `mapram save` as they would, after it removed
+ * what it created (the output; --listen's socket file) or cut an existing
+ * file back to the offset it was saving at; it says so.
+ */
+static void tool_signal_case(int sig, bool listen, bool existing)
+{
+    const char *tool = g_getenv("MAPRAM_TOOL");
+    g_autofree char *file = mig_path("signalled.img");
+    g_autofree char *arg = g_strdup_printf("%s%s", file, existing ? ",offset=4096" : "");
+    g_autofree char *sock = mig_path("signalled.sock");
+    g_autofree char *listen_uri = g_strdup_printf("unix:%s", sock);
+    const char *argv[] = { tool, "save", "--quiet", arg, NULL, NULL, NULL };
+    g_autofree char *err = NULL;
+    GError *gerr = NULL;
+    int in_fd, err_fd, status;
+    GPid pid;
+
+    unlink(file);
+    if (existing) {
+        g_autofree char *junk = g_malloc0(8192);
+        g_assert_true(g_file_set_contents(file, junk, 8192, NULL));
+    }
+    if (listen) {
+        argv[3] = "--listen";
+        argv[4] = listen_uri;
+        argv[5] = arg;
+    }
+    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                           G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL,
+                                           NULL, NULL, &pid, &in_fd, NULL, &err_fd, &gerr));
+    g_assert_no_error(gerr);
+    if (listen) {
+        g_assert_true(wait_for_path(sock, true));
+    } else {
+        /* a stream's header: the output is open and written to, the rest never comes */
+        static const uint8_t header[] = { 'Q', 'E', 'V', 'M', 0, 0, 0, 3 };
+        g_assert_cmpint(write(in_fd, header, sizeof(header)), ==, sizeof(header));
+        if (!existing) {
+            g_assert_true(wait_for_path(file, true));
+        }
+        g_usleep(200 * 1000);
+    }
+    g_assert_cmpint(kill(pid, sig), ==, 0);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+    g_assert_cmpint(WTERMSIG(status), ==, sig);
+    close(in_fd);
+    GIOChannel *errc = g_io_channel_unix_new(err_fd);
+    g_io_channel_set_close_on_unref(errc, TRUE);
+    g_io_channel_read_to_end(errc, &err, NULL, NULL);
+    g_io_channel_unref(errc);
+    g_spawn_close_pid(pid);
+    if (listen) {
+        g_assert_false(g_file_test(sock, G_FILE_TEST_EXISTS));
+    }
+    if (existing) {
+        struct stat st;
+        g_autofree char *want = g_strdup_printf("mapram: interrupted: cut the unfinished '%s' "
+                                                "back to offset 4096\n", file);
+        g_assert_cmpint(stat(file, &st), ==, 0);
+        g_assert_cmpint(st.st_size, ==, 4096);
+        g_assert_cmpstr(err, ==, want);
+        unlink(file);
+    } else {
+        g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+        if (!listen) {
+            g_autofree char *want = g_strdup_printf("mapram: interrupted: removed the "
+                                                    "unfinished '%s'\n", file);
+            g_assert_cmpstr(err, ==, want);
+        }
+    }
+}
+
+static void test_tool_save_signal(void)
+{
+    tool_signal_case(SIGTERM, false, false);
+    tool_signal_case(SIGHUP, false, false);
+    tool_signal_case(SIGTERM, false, true);
+    tool_signal_case(SIGTERM, true, false);
+}
+
 void migration_test_add_durable(void)
 {
     migration_test_add("/migration/tool/same-file", test_tool_same_file, MIG_SMOKE);
@@ -756,6 +875,8 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
     migration_test_add("/migration/tool/save-listen-port", test_tool_save_listen_port, MIG_SMOKE);
+    migration_test_add("/migration/tool/save/cancel-exec", test_tool_save_cancel_exec, MIG_SMOKE);
+    migration_test_add("/migration/tool/save/signal", test_tool_save_signal, MIG_SMOKE);
     migration_test_add("/migration/tool/save-fsync", test_tool_save_fsync, MIG_FULL);
     migration_test_add("/migration/tool/convert-fsync", test_tool_convert_fsync, MIG_FULL);
     migration_test_add("/migration/file/mode", test_file_mode, MIG_SMOKE);
