@@ -40,6 +40,9 @@
 #include "util/thread.h"
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -112,6 +115,14 @@ typedef struct ServeCtx {
     uint64_t pushed_bytes;      /* for --max-bandwidth */
     Progress *progress;
     ServeStats st;
+
+    /* --timeout: the stall watch (see stall_thread) */
+    unsigned timeout_s;         /* immutable */
+    const char *uri;            /* immutable; for messages */
+    gint64 rp_seen_us;          /* atomic: the return path's last message */
+    int eof_sent;               /* atomic: the whole stream went out */
+    int watch_stop;             /* atomic */
+    GError *stall_err;          /* lock: why the watch shut the connection */
 } ServeCtx;
 
 static void sblock_free(gpointer p)
@@ -255,7 +266,9 @@ static gpointer rp_thread(gpointer opaque)
     bool shut = false;
 
     while (!err && !shut) {
-        if (!savevm_get_rp_message(&codec, c->rp, &m, &err)) {
+        bool got = savevm_get_rp_message(&codec, c->rp, &m, &err);
+        __atomic_store_n(&c->rp_seen_us, g_get_monotonic_time(), __ATOMIC_RELEASE);
+        if (!got) {
             g_prefix_error(&err, "return path: ");
         } else if (m.type == 0) {
             error_setg(&err, "the destination closed the connection before the end of "
@@ -525,6 +538,7 @@ static bool send_all(ServeCtx *c, GError **errp)
     if (!qemu_fflush(c->out)) {
         return qemu_file_propagate_error(c->out, errp);
     }
+    __atomic_store_n(&c->eof_sent, 1, __ATOMIC_RELEASE);
     return true;
 }
 
@@ -574,6 +588,59 @@ static void prefer_rp_error(ServeCtx *c, GError **errp)
         g_free((*errp)->message);
         (*errp)->message = g_steal_pointer(&m);
     }
+}
+
+/*
+ * --timeout: a destination that stops reading (a stopped or wedged QEMU:
+ * the push would block for good), or that never sends its SHUT after the
+ * last page, is given up on after timeout_s without progress.  Progress
+ * is bytes of ours QEMU took off the socket (SIOCOUTQ moved), none
+ * waiting while the stream is still going, or a return-path message.  The
+ * watch then shuts the connection down, which ends the blocked write or
+ * the wait, and its reason is the one reported.
+ */
+#define STALL_POLL_US (100 * 1000)
+
+static gpointer stall_thread(gpointer opaque)
+{
+    ServeCtx *c = opaque;
+    int fd = io_channel_get_fd(c->ioc);
+    gint64 last_move = g_get_monotonic_time();
+    gint64 rp_seen = 0;
+    int last_q = -1;
+
+    while (!__atomic_load_n(&c->watch_stop, __ATOMIC_ACQUIRE)) {
+        qemu_mutex_lock(&c->lock);
+        qemu_cond_wait_until(&c->cond, &c->lock, g_get_monotonic_time() + STALL_POLL_US);
+        qemu_mutex_unlock(&c->lock);
+        int q = 0;
+        if (ioctl(fd, SIOCOUTQ, &q) < 0) {
+            q = 0;
+        }
+        bool done = __atomic_load_n(&c->eof_sent, __ATOMIC_ACQUIRE);
+        gint64 seen = __atomic_load_n(&c->rp_seen_us, __ATOMIC_ACQUIRE);
+        gint64 now = g_get_monotonic_time();
+        if (q != last_q || (q == 0 && !done) || seen != rp_seen) {
+            last_move = now;
+        } else if (now - last_move >= (gint64)c->timeout_s * G_USEC_PER_SEC) {
+            GError *err = NULL;
+            if (q) {
+                error_setg(&err, "QEMU at '%s' read nothing for %u s (--timeout): is it "
+                           "stopped?", c->uri, c->timeout_s);
+            } else {
+                error_setg(&err, "QEMU at '%s' did not end the migration within %u s of the "
+                           "end of the stream (--timeout)", c->uri, c->timeout_s);
+            }
+            qemu_mutex_lock(&c->lock);
+            c->stall_err = err;
+            qemu_mutex_unlock(&c->lock);
+            shutdown(fd, SHUT_RDWR);
+            break;
+        }
+        last_q = q;
+        rp_seen = seen;
+    }
+    return NULL;
 }
 
 static bool connect_dest(ServeCtx *c, const char *uri, GError **errp)
@@ -657,6 +724,7 @@ static void serve_cleanup(ServeCtx *c)
     io_channel_unref(c->dev_ioc);
     g_queue_clear_full(&c->requests, g_free);
     g_clear_error(&c->rp_err);
+    g_clear_error(&c->stall_err);
     mrc_loader_clear(&c->csum);
     ram_decoder_clear(&c->dec);
     ram_encoder_clear(&c->enc);
@@ -718,7 +786,7 @@ static bool lock_file(const char *path, int *lock_fd, GError **errp)
 }
 
 static bool serve(const char *path, uint64_t offset, const char *uri, const PageIoOptions *o,
-                  uint64_t max_bandwidth, bool json, GError **errp)
+                  uint64_t max_bandwidth, unsigned timeout_s, bool json, GError **errp)
 {
     int lock_fd;
 
@@ -726,7 +794,7 @@ static bool serve(const char *path, uint64_t offset, const char *uri, const Page
         return false;
     }
     ServeCtx c = { .o = o, .path = path, .max_bandwidth = max_bandwidth, .req_fd = -1,
-                   .csum.enabled = o->checksums };
+                   .csum.enabled = o->checksums, .timeout_s = timeout_s, .uri = uri };
     c.st.start_us = g_get_monotonic_time();
     c.blocks = g_ptr_array_new_with_free_func(sblock_free);
     c.head_ioc = io_channel_buffer_new(0);
@@ -750,6 +818,7 @@ static bool serve(const char *path, uint64_t offset, const char *uri, const Page
     c.progress = progress_new("mapram serve", o->progress && !json);
     progress_set_total(c.progress, c.total);
     GThread *t = g_thread_new("serve/rp", rp_thread, &c);
+    GThread *watch = g_thread_new("serve/stall", stall_thread, &c);
     ok = send_all(&c, errp);
     if (!ok) {
         prefer_rp_error(&c, errp);
@@ -760,6 +829,13 @@ static bool serve(const char *path, uint64_t offset, const char *uri, const Page
         io_channel_shutdown(c.ioc, NULL);
     }
     g_thread_join(t);
+    __atomic_store_n(&c.watch_stop, 1, __ATOMIC_RELEASE);
+    g_thread_join(watch);
+    if (!ok && c.stall_err && errp) {
+        /* the cause: what the writer or the return path saw was its shutdown */
+        g_clear_error(errp);
+        g_propagate_error(errp, g_steal_pointer(&c.stall_err));
+    }
     c.st.end_us = g_get_monotonic_time();
     c.st.bytes = qemu_file_transferred(c.out);
     progress_finish(c.progress, ok);
@@ -819,6 +895,7 @@ int cmd_serve(int argc, char **argv)
 {
     PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true };
     gboolean json = FALSE;
+    gint timeout = 60;
     g_autofree char *bw = NULL;
     g_autofree char *path = NULL;
     uint64_t offset = 0, max_bandwidth = 0;
@@ -829,6 +906,9 @@ int cmd_serve(int argc, char **argv)
         { "max-bandwidth", 0, 0, G_OPTION_ARG_STRING, &bw,
           "limit the background push to SIZE bytes/s (requested pages are not limited)",
           "SIZE" },
+        { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout,
+          "fail when QEMU reads nothing, or does not end the migration after the last page, "
+          "for this long (default 60)", "SECONDS" },
         { NULL }
     };
 
@@ -845,6 +925,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "mapram serve: expected FILE[,offset=N] and URI\n");
         return 2;
     }
+    if (timeout < 1) {
+        fprintf(stderr, "mapram serve: --timeout expects a number of seconds above 0\n");
+        return 2;
+    }
     if (bw && (qemu_strtosz(bw, NULL, &max_bandwidth) < 0 || max_bandwidth == 0)) {
         fprintf(stderr, "mapram serve: --max-bandwidth expects a size in bytes/s, got '%s'\n",
                 bw);
@@ -856,7 +940,7 @@ int cmd_serve(int argc, char **argv)
         g_error_free(err);
         return 1;
     }
-    if (!serve(path, offset, argv[2], &o, max_bandwidth, json, &err)) {
+    if (!serve(path, offset, argv[2], &o, max_bandwidth, timeout, json, &err)) {
         fprintf(stderr, "mapram serve: %s\n", err->message);
         g_error_free(err);
         return 1;

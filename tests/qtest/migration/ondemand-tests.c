@@ -776,6 +776,69 @@ static void test_file_held(void)
     close(lfd);
 }
 
+/*
+ * mapram serve --timeout: a destination that accepts and then reads
+ * nothing, or reads everything and never sends its SHUT, is given up on
+ * after the timeout with the reason (serve waited for good before).
+ */
+static void serve_stall_case(const char *path, bool read_all)
+{
+    g_autofree char *sock = mig_path("stall.sock");
+    g_autofree char *suri = g_strdup_printf("unix:%s", sock);
+    const char *argv[] = { g_getenv("MAPRAM_TOOL"), "serve", "--quiet", "--timeout", "2",
+                           path, suri, NULL };
+    g_autofree char *err = NULL;
+    int lfd = mig_listen_unix(sock);
+    int err_fd, status;
+    GPid pid;
+
+    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDIN_FROM_DEV_NULL |
+                                           G_SPAWN_STDOUT_TO_DEV_NULL,
+                                           NULL, NULL, &pid, NULL, NULL, &err_fd, NULL));
+    int conn = accept(lfd, NULL, NULL);
+    g_assert_cmpint(conn, >=, 0);
+    gint64 t0 = g_get_monotonic_time();
+    if (read_all) {
+        char buf[65536];
+        while (read(conn, buf, sizeof(buf)) > 0) {
+        }
+    }
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    gint64 took = g_get_monotonic_time() - t0;
+    g_assert_true(WIFEXITED(status));
+    g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+    g_assert_cmpint(took, >=, 2 * G_USEC_PER_SEC);
+    g_assert_cmpint(took, <, 15 * G_USEC_PER_SEC);
+    GIOChannel *errc = g_io_channel_unix_new(err_fd);
+    g_io_channel_set_close_on_unref(errc, TRUE);
+    g_io_channel_read_to_end(errc, &err, NULL, NULL);
+    g_io_channel_unref(errc);
+    g_autofree char *want = read_all
+        ? g_strdup_printf("mapram serve: QEMU at '%s' did not end the migration within 2 s of "
+                          "the end of the stream (--timeout)\n", suri)
+        : g_strdup_printf("mapram serve: QEMU at '%s' read nothing for 2 s (--timeout): is it "
+                          "stopped?\n", suri);
+    g_assert_cmpstr(err, ==, want);
+    g_spawn_close_pid(pid);
+    close(conn);
+    close(lfd);
+    unlink(sock);
+}
+
+static void test_serve_timeout(void)
+{
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *err = NULL;
+
+    serve_stall_case(path, false);
+    serve_stall_case(path, true);
+    g_assert_cmpint(mig_run_tool(NULL, &err, "serve", "--timeout", "0", path, "unix:/x",
+                                 NULL), ==, 2);
+    g_assert_cmpstr(err, ==, "mapram serve: --timeout expects a number of seconds above 0\n");
+}
+
 /* ---- rule rows ---- */
 
 /* A destination whose RAM backend has @backend_opts (share=..., prealloc=...). */
@@ -992,6 +1055,7 @@ static void test_dio_faults(void)
 void migration_test_add_ondemand(void)
 {
     migration_test_add("/migration/ondemand/file/mapped-ram", test_plain, MIG_SMOKE);
+    migration_test_add("/migration/tool/serve/timeout", test_serve_timeout, MIG_SMOKE);
     migration_test_add("/migration/ondemand/file/mapped-ram/paused", test_paused, MIG_FULL);
     migration_test_add("/migration/ondemand/file/mapped-ram/uffd-copy", test_uffd_copy,
                        MIG_FULL);
