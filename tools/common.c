@@ -17,6 +17,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void tool_prefix_file(GError **errp, const char *file)
+{
+    g_autofree char *quoted = g_strdup_printf("'%s'", file);
+
+    if (errp && *errp && !strstr((*errp)->message, quoted)) {
+        g_prefix_error(errp, "%s: ", file);
+    }
+}
+
 void tool_file_error(const char *cmd, const char *file, const char *message)
 {
     g_autofree char *quoted = g_strdup_printf("'%s'", file);

@@ -176,7 +176,7 @@ static bool libvirt_to_sparse(const char *in_path, const LibvirtImage *img,
         return false;
     }
     /* convert_libvirt's channel on out_path holds the lock */
-    bool ok = mapram_stream_to_mapped(in, out_path, img->data_offset, true, o, errp);
+    bool ok = mapram_stream_to_mapped(in, in_path, out_path, img->data_offset, true, o, errp);
     return tool_close_image_data(in, pump, ok, errp);
 }
 
@@ -294,7 +294,7 @@ int cmd_convert(int argc, char **argv)
     bool ok;
     if (!mapped) {
         QEMUFile *in = tool_open_input(in_path, in_off, &err);
-        ok = in && mapram_stream_to_mapped(in, out_path, out_off, false, &o, &err);
+        ok = in && mapram_stream_to_mapped(in, in_path, out_path, out_off, false, &o, &err);
         if (in) {
             qemu_fclose(in, NULL);
         }

@@ -430,7 +430,20 @@ bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
     load_ctx_init(&c, path, o);
     c.out = qemu_file_new_output(out, 0);
     bool ok = load_run(&c, offset, errp);
-    ok = qemu_fclose(c.out, ok ? errp : NULL) && ok;
+    /* the message names the side that failed: the file, or the output (stdout, a file) */
+    bool out_failed = qemu_file_has_error(c.out);
+    GError *close_err = NULL;
+    if (!qemu_fclose(c.out, &close_err)) {
+        out_failed = true;
+        if (ok) {
+            g_propagate_error(errp, g_steal_pointer(&close_err));
+            ok = false;
+        }
+    }
+    g_clear_error(&close_err);
+    if (!ok) {
+        tool_prefix_file(errp, out_failed ? out->name : path);
+    }
     load_ctx_clear(&c, ok);
     return ok;
 }

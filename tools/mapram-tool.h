@@ -22,6 +22,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
+/* "FILE: " before errp's message, unless it already names 'FILE'. */
+void tool_prefix_file(GError **errp, const char *file);
 /*
  * "mapram CMD: FILE: MESSAGE" on stderr, without "FILE: " when the
  * message names the file already (an open error quotes its path).
@@ -129,10 +131,15 @@ bool tool_sync_output(IOChannel *ioc, const char *path, GError **errp);
 /*
  * stream (f) -> mapped-ram file path at offset.  locked: the caller holds
  * the file's writer lock (mapped_ram_share_lock_writer) over the call.
+ * An error names the output file when writing it failed, else in_name
+ * (the input file; NULL: stdin or a socket, not named).
  */
-bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset, bool locked,
-                             const PageIoOptions *o, GError **errp);
-/* mapped-ram file path at offset -> stream written to out. */
+bool mapram_stream_to_mapped(QEMUFile *in, const char *in_name, const char *path,
+                             uint64_t offset, bool locked, const PageIoOptions *o, GError **errp);
+/*
+ * mapped-ram file path at offset -> stream written to out.  An error
+ * names the side that failed: path, or out (its channel's name).
+ */
 bool mapram_mapped_to_stream(const char *path, uint64_t offset, IOChannel *out,
                              const PageIoOptions *o, GError **errp);
 /* mapram load --connect: where and how to send. */

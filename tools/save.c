@@ -74,6 +74,7 @@ typedef struct SaveCtx {
     Progress *progress;
     MrcTable *csum;            /* built with the bitmaps, put after the vmdesc */
     bool saw_vmdesc;
+    bool out_failed;           /* a write of the output failed (page channels included) */
     /* the ram section's START, if any, and whether its END (the bitmaps) came */
     bool ram_started;
     uint32_t ram_section_id;
@@ -100,6 +101,7 @@ static void out_block_free(gpointer p)
 static bool sync_all(SaveCtx *c, GError **errp)
 {
     if (!page_channels_sync(c->pc, errp)) {
+        c->out_failed = true;
         return false;
     }
     for (guint i = 0; i < c->blocks->len; i++) {
@@ -121,6 +123,7 @@ static bool submit_chunk(SaveCtx *c, GError **errp)
     c->nsegs = 0;
     c->used = 0;
     if (!ok) {
+        c->out_failed = true;
         return false;
     }
     if (++c->chunk == CHUNKS) {
@@ -576,8 +579,9 @@ static void stop_multifd(SaveCtx *c)
     g_clear_pointer(&c->chan_fds, g_free);
 }
 
-static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, uint64_t offset,
-                             bool locked, const PageIoOptions *o, GError **errp)
+static bool stream_to_mapped(QEMUFile *in, const char *in_name, ListenInput *li,
+                             const char *path, uint64_t offset, bool locked,
+                             const PageIoOptions *o, GError **errp)
 {
     SaveCtx c = { .o = o, .path = g_strdup(path), .offset = offset, .locked = locked,
                   .cur_block = -1 };
@@ -593,6 +597,12 @@ static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, ui
         if (!ok && c.mr && multifd_recv_error(c.mr, errp)) {
             g_clear_error(&err);
         } else if (err) {
+            /* the side that failed: the output file, or the input when it has a name */
+            if (c.out_failed || qemu_file_has_error(c.out)) {
+                tool_prefix_file(&err, path);
+            } else if (in_name) {
+                tool_prefix_file(&err, in_name);
+            }
             g_propagate_error(errp, err);
         }
     }
@@ -637,10 +647,10 @@ static bool stream_to_mapped(QEMUFile *in, ListenInput *li, const char *path, ui
     return ok;
 }
 
-bool mapram_stream_to_mapped(QEMUFile *in, const char *path, uint64_t offset, bool locked,
-                             const PageIoOptions *o, GError **errp)
+bool mapram_stream_to_mapped(QEMUFile *in, const char *in_name, const char *path,
+                             uint64_t offset, bool locked, const PageIoOptions *o, GError **errp)
 {
-    return stream_to_mapped(in, NULL, path, offset, locked, o, errp);
+    return stream_to_mapped(in, in_name, NULL, path, offset, locked, o, errp);
 }
 
 /*
@@ -743,7 +753,7 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
         }
         QEMUFile *in = qemu_file_new_input(li.main, 0);
         GError *err = NULL;
-        ok = stream_to_mapped(in, &li, path, offset, false, o, &err);
+        ok = stream_to_mapped(in, NULL, &li, path, offset, false, o, &err);
         qemu_fclose(in, NULL);
         if (w.thread) {
             __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
@@ -844,7 +854,7 @@ int cmd_save(int argc, char **argv)
     fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1024 * 1024);
     g_autoptr(IOChannel) in_ioc = io_channel_file_new_dup(STDIN_FILENO, "stdin", &err);
     QEMUFile *in = in_ioc ? qemu_file_new_input(in_ioc, 0) : NULL;
-    bool ok = in && mapram_stream_to_mapped(in, path, offset, false, &o, &err);
+    bool ok = in && mapram_stream_to_mapped(in, NULL, path, offset, false, &o, &err);
     if (in) {
         qemu_fclose(in, NULL);
     }

@@ -216,8 +216,12 @@ static bool read_file(ServeCtx *c, uint64_t offset, GError **errp)
     if (!in) {
         return false;
     }
-    bool ok = savevm_walk_stream(in, &serve_visitor, c, false, errp);
+    /* the vmdesc too, though unused: a file cut inside it is refused as load refuses it */
+    bool ok = savevm_walk_stream(in, &serve_visitor, c, true, errp);
     qemu_fclose(in, NULL);
+    if (!ok) {
+        tool_prefix_file(errp, c->path);
+    }
     if (ok && !c->saw_ram) {
         error_setg(errp, "'%s' has no RAM section", c->path);
         return false;

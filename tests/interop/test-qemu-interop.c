@@ -1249,7 +1249,8 @@ static void test_killed_save(void)
             continue;
         }
         assert_cut_error(v.err, verify_prefix);
-        assert_cut_error(l.err, "mapram load: ");
+        g_autofree char *load_prefix = g_strdup_printf("mapram load: %s: ", file);
+        assert_cut_error(l.err, load_prefix);
     }
     g_rand_free(rand);
     ctx_free(c);
@@ -2253,8 +2254,10 @@ static void test_serve_errors(void)
     g_autofree char *at = g_strdup_printf("%s,offset=4096", file);
     run_mapram(&r, "serve", at, uri, NULL);
     g_assert_cmpint(r.status, ==, 1);
-    g_assert_cmpstr(r.err, ==, "mapram serve: Stream header at offset 4096: Not a migration "
-                    "stream, magic: 0 != 5145564d\n");
+    g_free(want);
+    want = g_strdup_printf("mapram serve: %s: Stream header at offset 4096: Not a migration "
+                           "stream, magic: 0 != 5145564d\n", file);
+    g_assert_cmpstr(r.err, ==, want);
     tool_run_clear(&r);
 
     run_mapram(&r, "serve", file, "file:/dev/null", NULL);

@@ -545,6 +545,83 @@ static void test_tool_ram_never_ended(void)
     g_assert_false(g_file_test(out_path, G_FILE_TEST_EXISTS));
 }
 
+/*
+ * The tools' errors say which file they are about (info and verify did):
+ * load names its input, or stdout when writing failed; convert its
+ * input; serve its file, which it now also refuses when cut inside the
+ * vmdesc (load and verify did; serve then served the pages unchecked).
+ */
+static void test_tool_errors_name_file(void)
+{
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *cut_path = mig_path("cut.img");
+    g_autofree char *info = NULL, *err = NULL, *file = NULL, *out = NULL;
+    unsigned table_at = 0;
+    gsize len;
+    int status;
+
+    g_assert_cmpint(mig_run_tool(&info, NULL, "info", path, NULL), ==, 0);
+    const char *t = strstr(info, ", table @");
+    g_assert_nonnull(t);
+    table_at = strtoul(t + strlen(", table @"), NULL, 10);
+    g_assert_true(g_file_get_contents(path, &file, &len, NULL));
+    g_assert_cmpuint(table_at, <, len);
+
+    /* cut inside the vmdesc (it ends where the checksum table starts) */
+    g_assert_true(g_file_set_contents(cut_path, file, table_at - 10, NULL));
+    g_autofree char *eos = g_strdup_printf(": Unexpected end of stream at offset %u\n",
+                                           table_at - 10);
+    const char *tools[] = { "serve", "load", "verify" };
+    for (unsigned i = 0; i < G_N_ELEMENTS(tools); i++) {
+        g_autofree char *prefix = g_strdup_printf("mapram %s: %s: VM description at offset ",
+                                                  tools[i], cut_path);
+        g_clear_pointer(&err, g_free);
+        if (g_str_equal(tools[i], "serve")) {
+            g_assert_cmpint(mig_run_tool(NULL, &err, "serve", "--quiet", cut_path,
+                                         "unix:/nonexistent/sock", NULL), ==, 1);
+        } else {
+            g_clear_pointer(&out, g_free);      /* load's stream, not the test's stdout */
+            g_assert_cmpint(mig_run_tool(&out, &err, tools[i], cut_path, NULL), ==, 1);
+        }
+        g_assert_true(g_str_has_prefix(err, prefix));
+        g_assert_true(g_str_has_suffix(err, eos));
+    }
+
+    /* cut inside the pages: load names the file */
+    g_assert_true(g_file_set_contents(cut_path, file, len / 2, NULL));
+    g_clear_pointer(&err, g_free);
+    g_clear_pointer(&out, g_free);
+    g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", cut_path, NULL), ==, 1);
+    g_autofree char *lp = g_strdup_printf("mapram load: %s: START section 'ram' (id 0) at "
+                                          "offset ", cut_path);
+    g_assert_true(g_str_has_prefix(err, lp));
+
+    /* a full output: load names stdout, not the file it read well */
+    const char *argv[] = { "/bin/sh", "-c", "exec \"$0\" load --quiet \"$1\" > /dev/full",
+                           g_getenv("MAPRAM_TOOL"), path, NULL };
+    g_clear_pointer(&err, g_free);
+    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL,
+                               &err, &status, NULL));
+    g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    g_assert_true(g_str_has_prefix(err, "mapram load: stdout: "));
+    g_assert_true(g_str_has_suffix(err, ": Unable to write to file: No space left on device\n"));
+
+    /* convert: a load of the file into a stream file, cut, converted back */
+    g_autofree char *stream = mig_path("stream.img");
+    g_autofree char *back = mig_path("back.img");
+    g_autofree char *sfile = NULL;
+    gsize slen;
+    g_assert_cmpint(mig_run_tool(NULL, NULL, "convert", path, stream, NULL), ==, 0);
+    g_assert_true(g_file_get_contents(stream, &sfile, &slen, NULL));
+    g_assert_true(g_file_set_contents(cut_path, sfile, slen / 2, NULL));
+    g_clear_pointer(&err, g_free);
+    g_assert_cmpint(mig_run_tool(NULL, &err, "convert", cut_path, back, NULL), ==, 1);
+    g_autofree char *cp = g_strdup_printf("mapram convert: %s: ", cut_path);
+    g_assert_true(g_str_has_prefix(err, cp));
+    g_assert_false(g_file_test(back, G_FILE_TEST_EXISTS));
+}
+
 /* A live mapped-ram save into a 64 MiB tmpfs: ~99 MiB of ab pages. */
 static void test_disk_full(void)
 {
@@ -623,6 +700,8 @@ static void test_cancel_mid_save(void)
 void migration_test_add_badfile(void)
 {
     migration_test_add("/migration/tool/save/ram-never-ended", test_tool_ram_never_ended,
+                       MIG_SMOKE);
+    migration_test_add("/migration/tool/errors-name-file", test_tool_errors_name_file,
                        MIG_SMOKE);
     migration_test_add("/migration/mapped-ram/bad-file/truncated",
                        test_truncated, MIG_FULL);

@@ -168,7 +168,7 @@ static void test_flipped_bit(void)
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
     g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", path, NULL), ==, 1);
-    g_autofree char *lerr = g_strdup_printf("mapram load: %s\n", want);
+    g_autofree char *lerr = g_strdup_printf("mapram load: %s: %s\n", path, want);
     g_assert_cmpstr(err, ==, lerr);
 
     /* with checks off, the same file loads (bit flip and all) */
@@ -209,19 +209,21 @@ static void hidden_table_must_fail(const char *path, const uint8_t *file, size_t
 {
     g_autofree char *out = NULL, *err = NULL;
     g_autofree char *lerr = g_strdup_printf(": %s\n", want);
+    g_autofree char *load_prefix = g_strdup_printf("mapram load: %s: Record at offset ", path);
+    g_autofree char *serve_prefix = g_strdup_printf("mapram serve: %s: Record at offset ", path);
 
     g_assert_true(g_file_set_contents(path, (const char *)file, len, NULL));
     load_must_fail(path, want);
     /* the walker names the EOF record it stopped at */
     g_assert_cmpint(mig_run_tool(&out, &err, "load", "--quiet", path, NULL), ==, 1);
-    g_assert_true(g_str_has_prefix(err, "mapram load: Record at offset "));
+    g_assert_true(g_str_has_prefix(err, load_prefix));
     g_assert_true(g_str_has_suffix(err, lerr));
     /* mapram serve reads the file before it connects: no destination needed */
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
     g_autofree char *uri = g_strdup_printf("unix:%s/nobody.sock", mig_tmpdir);
     g_assert_cmpint(mig_run_tool(&out, &err, "serve", "--quiet", path, uri, NULL), ==, 1);
-    g_assert_true(g_str_has_prefix(err, "mapram serve: Record at offset "));
+    g_assert_true(g_str_has_prefix(err, serve_prefix));
     g_assert_true(g_str_has_suffix(err, lerr));
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
