@@ -159,8 +159,28 @@ void tool_disarm_socket(void)
     __atomic_store_n(&tool_cleanup.sock_armed, 0, __ATOMIC_RELEASE);
 }
 
+/* What a non-regular file is, for a refusal. */
+static const char *file_kind(mode_t mode)
+{
+    return S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode) ? "a socket" :
+           S_ISCHR(mode) ? "a character device" : S_ISDIR(mode) ? "a directory" :
+           S_ISBLK(mode) ? "a block device" : "not a regular file";
+}
+
 IOChannel *tool_open_output(const char *path, bool *created, GError **errp)
 {
+    struct stat st;
+
+    /*
+     * The output is written by offset and cut to size: a FIFO would block
+     * the open until a reader came, then fail on the truncation anyway.
+     */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        *created = false;
+        error_setg(errp, "Cannot write '%s': it is %s, and the output must be a regular file",
+                   path, file_kind(st.st_mode));
+        return NULL;
+    }
     IOChannel *ioc = io_channel_file_open(path, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
 
     *created = ioc != NULL;

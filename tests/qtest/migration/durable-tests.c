@@ -569,6 +569,29 @@ static void test_tool_help(void)
 }
 
 /*
+ * An output that is no regular file is refused before it is opened: a
+ * FIFO without a reader blocked save and convert in open(), and with one
+ * they failed on the truncation.
+ */
+static void test_tool_output_not_regular(void)
+{
+    g_autofree char *fifo = mig_path("out.fifo");
+    const char *const outs[][2] = { { fifo, "a FIFO" }, { "/dev/null", "a character device" } };
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(outs); i++) {
+        g_autofree char *out = NULL, *err = NULL;
+        g_autofree char *want = g_strdup_printf("mapram save: Cannot write '%s': it is %s, and "
+                                                "the output must be a regular file\n",
+                                                outs[i][0], outs[i][1]);
+
+        g_assert_cmpint(mig_run_tool(&out, &err, "save", "--quiet", outs[i][0], NULL), ==, 1);
+        g_assert_cmpstr(err, ==, want);
+    }
+    unlink(fifo);
+}
+
+/*
  * A missing file is named once: "mapram CMD: Could not open 'PATH': ...",
  * not prefixed with its path a second time; an error that does not name
  * the file keeps the "PATH: " prefix.
@@ -874,6 +897,8 @@ void migration_test_add_durable(void)
                        MIG_FULL);
     migration_test_add("/migration/tool/help", test_tool_help, MIG_SMOKE);
     migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
+    migration_test_add("/migration/tool/output-not-regular", test_tool_output_not_regular,
+                       MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
     migration_test_add("/migration/tool/save-listen-port", test_tool_save_listen_port, MIG_SMOKE);
     migration_test_add("/migration/tool/save/cancel-exec", test_tool_save_cancel_exec, MIG_SMOKE);
