@@ -679,6 +679,11 @@ static bool parse_connect_options(int *argc, char ***argv, ConnectOptions *co, c
         error_setg(errp, "--compression, --qemu-version and --uuid go with --connect");
         return false;
     }
+    if (co->compression && strcmp(co->compression, "none") != 0 &&
+        !multifd_method_find(co->compression)) {
+        error_setg(errp, "--compression expects none, zlib or zstd, not '%s'", co->compression);
+        return false;
+    }
     return true;
 }
 

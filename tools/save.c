@@ -820,6 +820,15 @@ int cmd_save(int argc, char **argv)
         g_error_free(err);
         return 2;
     }
+    if (!listen && (multifd || compression)) {
+        fprintf(stderr, "mapram save: --multifd and --compression go with --listen\n");
+        return 2;
+    }
+    if (compression && strcmp(compression, "none") != 0 && !multifd_method_find(compression)) {
+        fprintf(stderr, "mapram save: --compression expects none, zlib or zstd, not '%s'\n",
+                compression);
+        return 2;
+    }
     if (listen) {
         /* multifd as the source has it: --multifd, --compression or --channels */
         for (int i = 1; i < argc; i++) {

@@ -569,6 +569,37 @@ static void test_tool_help(void)
 }
 
 /*
+ * Option values that cannot work are usage errors (exit 2) before any
+ * file or socket is touched, as every other bad option value is: an
+ * unknown --compression (load --connect exited 1 after parsing its file),
+ * and save's --listen-only options without --listen (silently ignored).
+ */
+static void test_tool_option_errors(void)
+{
+    g_autofree char *out_path = mig_path("never.img");
+    const char *cases[][7] = {
+        { "load", "--compression", "lz4", "--connect", "unix:/nonexistent/sock", out_path,
+          "mapram load: --compression expects none, zlib or zstd, not 'lz4'\n" },
+        { "save", "--compression", "zstd", out_path, NULL, NULL,
+          "mapram save: --multifd and --compression go with --listen\n" },
+        { "save", "--multifd", out_path, NULL, NULL, NULL,
+          "mapram save: --multifd and --compression go with --listen\n" },
+        { "save", "--listen", "unix:/nonexistent/sock", "--compression", "lz4", out_path,
+          "mapram save: --compression expects none, zlib or zstd, not 'lz4'\n" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *out = NULL, *err = NULL;
+        const char *const *c = cases[i];
+
+        g_assert_cmpint(mig_run_tool(&out, &err, c[0], c[1], c[2], c[3], c[4], c[5], NULL), ==,
+                        2);
+        g_assert_cmpstr(err, ==, c[6]);
+        g_assert_false(g_file_test(out_path, G_FILE_TEST_EXISTS));
+    }
+}
+
+/*
  * An output that is no regular file is refused before it is opened: a
  * FIFO without a reader blocked save and convert in open(), and with one
  * they failed on the truncation.
@@ -899,6 +930,7 @@ void migration_test_add_durable(void)
     migration_test_add("/migration/tool/missing-file", test_tool_missing_file, MIG_SMOKE);
     migration_test_add("/migration/tool/output-not-regular", test_tool_output_not_regular,
                        MIG_SMOKE);
+    migration_test_add("/migration/tool/option-errors", test_tool_option_errors, MIG_SMOKE);
     migration_test_add("/migration/tool/save-failed", test_tool_save_failed, MIG_SMOKE);
     migration_test_add("/migration/tool/save-listen-port", test_tool_save_listen_port, MIG_SMOKE);
     migration_test_add("/migration/tool/save/cancel-exec", test_tool_save_cancel_exec, MIG_SMOKE);
