@@ -504,9 +504,6 @@ JsonNode *migration_options_query_parameters(const MigrationOptions *o)
     JsonObject *copy = json_object_new();
     GList *members = json_object_get_members(params);
     for (GList *l = members; l; l = l->next) {
-        if (strcmp(l->data, "x-io-queue-depth") == 0) {
-            continue;   /* not in QEMU's MigrationParameters */
-        }
         json_object_set_member(copy, l->data,
                                json_node_copy(json_object_get_member(params, l->data)));
     }

@@ -286,12 +286,20 @@ static void update_bandwidth(OutgoingRun *run)
         run->bandwidth_bpms = run->bandwidth_bpms > 0 ?
             0.5 * run->bandwidth_bpms + 0.5 * bpms : bpms;
     }
-    uint64_t remaining = stat64_get(&s->stats.ram.remaining);
+    /*
+     * As QEMU: expected-downtime starts at downtime-limit and follows what
+     * the last sync left dirty only once pages are being dirtied and this
+     * window sent something (10000 bytes, QEMU's "small enough number").
+     */
+    bool redo_downtime = stat64_get(&s->stats.ram.dirty_pages_rate) && sent > 10000 &&
+                         run->bandwidth_bpms > 0;
+    uint64_t dirty = stat64_get(&s->stats.ram.dirty_bytes_last_sync);
     qemu_mutex_lock(&s->lock);
     s->mbps = run->bandwidth_bpms * 8.0 * 1000 / 1e6;
     s->pages_per_second = pps;
-    s->expected_downtime_ms = run->bandwidth_bpms > 0 ?
-        (uint64_t)(remaining / run->bandwidth_bpms) : 0;
+    if (redo_downtime) {
+        s->expected_downtime_ms = (uint64_t)(dirty / run->bandwidth_bpms);
+    }
     qemu_mutex_unlock(&s->lock);
 }
 
@@ -719,6 +727,12 @@ static MigrationStatus decide_end(OutgoingRun *run, bool ok)
                           ok ? MIGRATION_STATUS_COMPLETED : MIGRATION_STATUS_FAILED;
     s->ended = true;
     if (end == MIGRATION_STATUS_COMPLETED) {
+        /* as QEMU at completion: the whole transfer's average, setup left out */
+        uint64_t bytes = stat64_get(&s->stats.main_bytes) + stat64_get(&s->stats.ram.pages.bytes);
+        int64_t transfer_ms = s->total_ms - s->setup_ms;
+        if (transfer_ms > 0) {
+            s->mbps = (double)bytes * 8.0 / transfer_ms / 1000;
+        }
         m->host->runstate_set(m->host_opaque, RUN_STATE_POSTMIGRATE);
         s->status = MIGRATION_STATUS_COMPLETED;
     }
@@ -872,6 +886,7 @@ static MigrationState *state_new(Migration *m, MigAddr *addr, MigrationConfig *c
     s->addr = *addr;
     memset(addr, 0, sizeof(*addr));
     s->start_ms = migration_now_ms();
+    s->expected_downtime_ms = migrate_downtime_limit(m->opts);   /* QEMU's start */
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->pause_cond);
     qemu_mutex_init(&s->ioc_lock);

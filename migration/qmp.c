@@ -97,6 +97,32 @@ static JsonObject *ram_json(const MigrationInfo *info)
     return r;
 }
 
+/*
+ * As QEMU, with the xbzrle capability on (now, as QEMU reads it) a save's
+ * figures include the cache's.  mapram accepts xbzrle without using it:
+ * the cache has its size and nothing went through it.
+ */
+static void xbzrle_json(Migration *m, JsonObject *o)
+{
+    g_autoptr(MigrationConfig) cfg = migration_config_snapshot(m->opts);
+
+    if (!cfg->caps[MIGRATION_CAPABILITY_XBZRLE]) {
+        return;
+    }
+    g_autoptr(JsonNode) params = migration_options_query_parameters(m->opts);
+    JsonObject *x = json_object_new();
+    json_object_set_int_member(x, "cache-size",
+                               json_object_get_int_member(json_node_get_object(params),
+                                                          "xbzrle-cache-size"));
+    json_object_set_int_member(x, "bytes", 0);
+    json_object_set_int_member(x, "pages", 0);
+    json_object_set_int_member(x, "cache-miss", 0);
+    json_object_set_double_member(x, "cache-miss-rate", 0);
+    json_object_set_double_member(x, "encoding-rate", 0);
+    json_object_set_int_member(x, "overflow", 0);
+    json_object_set_object_member(o, "xbzrle-cache", x);
+}
+
 static JsonNode *qmp_query_migrate(JsonObject *args, Monitor *mon, void *opaque,
                                    GError **errp)
 {
@@ -134,6 +160,9 @@ static JsonNode *qmp_query_migrate(JsonObject *args, Monitor *mon, void *opaque,
     }
     if (info.has_ram && (figures || info.incoming)) {
         json_object_set_object_member(o, "ram", ram_json(&info));
+    }
+    if (info.has_ram && figures) {
+        xbzrle_json(m, o);
     }
     migration_info_clear(&info);
     JsonNode *n = json_node_new(JSON_NODE_OBJECT);

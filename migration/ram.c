@@ -127,6 +127,7 @@ static uint64_t ram_sync_dirty(RamState *ram)
         rs->period_start_us = now;
     }
     stat64_add(&ram->sp.stats->dirty_sync_count, 1);
+    stat64_set(&ram->sp.stats->dirty_bytes_last_sync, rs->dirty_pages * RAM_PAGE_SIZE);
     publish_remaining(ram);
     return rs->dirty_pages * RAM_PAGE_SIZE;
 }

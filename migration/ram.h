@@ -47,6 +47,7 @@ typedef struct RamStats {
     Stat64 dirty_sync_count;      /* passes: dirty-log harvests */
     Stat64 remaining;             /* bytes still dirty, not yet handed to a writer */
     Stat64 dirty_pages_rate;      /* pages dirtied per second over the last >= 1 s of syncs */
+    Stat64 dirty_bytes_last_sync; /* bytes dirty right after the last sync (QEMU's name) */
 } RamStats;
 
 typedef struct RamSaveParams {

@@ -3,6 +3,7 @@
  */
 #include "framework.h"
 #include "tests.h"
+#include <math.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -582,6 +583,70 @@ static void test_query_figures_move(void)
     qtest_quit(from);
 }
 
+/*
+ * query-migrate's figures as QEMU computes them: expected-downtime starts
+ * at downtime-limit (it read 0 until a bandwidth estimate existed) and
+ * stays there while nothing is dirtied; with xbzrle on, an xbzrle-cache
+ * member with the cache's size (it was missing); at completion mbps is
+ * the whole transfer's average, bytes * 8 / (total-time - setup-time) /
+ * 1000 (it was the last window's estimate, 0 for a short save).  And
+ * query-migrate-parameters reports x-io-queue-depth, which can be set.
+ */
+static void query_figures_as_qemu(uint64_t max_bandwidth)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", NULL };
+    g_autofree char *vm_args = mig_vm_args("64M", "fill", "src_serial", NULL);
+    QTestState *from = qtest_init_bin(qtest_vm_binary(), "%s", vm_args);
+
+    migrate_set_capability(from, "xbzrle", true);
+    g_usleep(G_USEC_PER_SEC);                   /* the guest fills (part of) its RAM */
+    qtest_qmp_assert_success(from, "{'execute': 'stop'}");
+    migrate_set_parameter_int(from, "downtime-limit", 250);
+    migrate_set_parameter_int(from, "max-bandwidth", max_bandwidth);
+    migrate_qmp(from, "exec:cat > /dev/null", NULL);
+    if (max_bandwidth) {
+        wait_for_migration_status(from, "active", ungoals);
+        g_usleep(500 * 1000);
+        g_autoptr(JsonObject) q = migrate_query(from);
+        g_assert_cmpstr(qtest_json_get_str(q, "status"), ==, "active");
+        g_assert_cmpint(qtest_json_get_int(q, "expected-downtime", -1), ==, 250);
+        JsonObject *x = json_object_get_object_member(q, "xbzrle-cache");
+        g_assert_nonnull(x);
+        g_assert_cmpint(qtest_json_get_int(x, "cache-size", -1), ==, 64 * 1024 * 1024);
+        g_assert_cmpint(qtest_json_get_int(x, "bytes", -1), ==, 0);
+        g_assert_cmpint(qtest_json_get_int(x, "overflow", -1), ==, 0);
+        migrate_set_parameter_int(from, "max-bandwidth", 0);
+    }
+    wait_for_migration_complete(from);
+    g_autoptr(JsonObject) end = migrate_query(from);
+    JsonObject *ram = json_object_get_object_member(end, "ram");
+    double bytes = qtest_json_get_int(ram, "transferred", -1);
+    double ms = qtest_json_get_int(end, "total-time", -1) - qtest_json_get_int(end, "setup-time", -1);
+    double mbps = json_object_get_double_member(ram, "mbps");
+    g_test_message("completed: %.0f bytes in %.0f ms: mbps %f", bytes, ms, mbps);
+    g_assert_cmpfloat(ms, >, 0);
+    g_assert_cmpfloat(fabs(mbps - bytes * 8 / ms / 1000), <, 1e-6 * mbps + 1e-9);
+    g_assert_cmpfloat(mbps, >, 0);
+    g_assert_nonnull(json_object_get_object_member(end, "xbzrle-cache"));
+
+    g_autoptr(JsonObject) p = qtest_qmp_assert_success_ref(from,
+        "{'execute': 'migrate-set-parameters', 'arguments': {'x-io-queue-depth': 64}}");
+    g_autoptr(JsonObject) params = qtest_qmp_assert_success_ref(from,
+        "{'execute': 'query-migrate-parameters'}");
+    g_assert_cmpint(qtest_json_get_int(params, "x-io-queue-depth", -1), ==, 64);
+    qtest_quit(from);
+}
+
+static void test_query_figures_as_qemu(void)
+{
+    query_figures_as_qemu(2 * 1000 * 1000);
+}
+
+static void test_query_figures_as_qemu_fast(void)
+{
+    query_figures_as_qemu(0);
+}
+
 void migration_test_add_misc(void)
 {
     migration_test_add("/migration/cancel", test_cancel, MIG_SMOKE);
@@ -593,6 +658,10 @@ void migration_test_add_misc(void)
     migration_test_add("/migration/connect/silent/unix", test_connect_silent_unix, MIG_FULL);
     migration_test_add("/migration/connect/slow-resolver", test_connect_slow_resolver, MIG_FULL);
     migration_test_add("/migration/query/figures-move", test_query_figures_move, MIG_FULL);
+    migration_test_add("/migration/query/figures-as-qemu", test_query_figures_as_qemu,
+                       MIG_SMOKE);
+    migration_test_add("/migration/query/figures-as-qemu/fast", test_query_figures_as_qemu_fast,
+                       MIG_SMOKE);
     migration_test_add("/migration/load/ram-layout-mismatch",
                        test_layout_mismatch_exit, MIG_SMOKE);
     migration_test_add("/migration/load/ram-layout-mismatch/no-exit",
