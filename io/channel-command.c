@@ -156,6 +156,31 @@ static gpointer command_killer(gpointer opaque)
     return NULL;
 }
 
+static int command_shutdown(IOChannel *ioc, GError **errp);
+
+/* How long a producer may take to exit once we closed our end of its pipe. */
+#define COMMAND_READER_EXIT_MS 100
+
+/* Has the child ended, or does it within COMMAND_READER_EXIT_MS?  It stays unreaped. */
+static bool command_exits_soon(pid_t pid)
+{
+    for (int waited = 0;; waited += 10) {
+        siginfo_t info = { .si_pid = 0 };
+        int ret = waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT);
+
+        if (ret < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ret < 0 || info.si_pid == pid) {
+            return true;                /* ended (or not ours to wait for: said below) */
+        }
+        if (waited >= COMMAND_READER_EXIT_MS) {
+            return false;
+        }
+        g_usleep(10 * 1000);
+    }
+}
+
 /*
  * Wait for the child and turn its end into an error if it failed.  It is
  * first waited for without being reaped, so that a shutdown meanwhile
@@ -175,6 +200,14 @@ static int command_reap(IOChannel *ioc, GError **errp)
     qemu_mutex_unlock(&cioc->lock);
     if (!pid) {
         return 0;
+    }
+    if (cioc->mode == O_RDONLY && !command_exits_soon(pid)) {
+        /*
+         * A producer we stopped reading (the stream ended, or the load
+         * failed) that lingers (exec:cat f; sleep 60) is stopped as after
+         * a shutdown, as QEMU does: the load's end does not wait for it.
+         */
+        command_shutdown(ioc, NULL);
     }
     do {
         ret = waitid(P_PID, pid, &info, WEXITED | WNOWAIT);

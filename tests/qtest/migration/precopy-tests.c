@@ -467,6 +467,37 @@ static void test_stuck_child_quit_at_close(void)
     stuck_child_case("drained", "quit");
 }
 
+/*
+ * A load from an exec: command that lingers after its stream (it writes
+ * its pid, then sleeps): the load completes at once and the command is
+ * stopped, as QEMU stops it, where the load waited for it to exit.
+ */
+static void test_lingering_producer(void)
+{
+    g_autofree char *path = mig_make_saved_file("stream.img", NULL, false);
+    g_autofree char *script = mig_path("producer.sh");
+    g_autofree char *pidfile = mig_path("producer.pid");
+    g_autofree char *text = g_strdup_printf("cat %s\necho $$ > %s.tmp && mv %s.tmp %s\n"
+                                            "exec sleep 60\n", path, pidfile, pidfile, pidfile);
+    g_autofree char *uri = g_strdup_printf("exec:exec sh %s", script);
+    g_autofree char *dst = mig_vm_args("150M", "ab", "dest_serial", "-incoming defer");
+    QTestState *to = qtest_init_bin(qtest_vm_binary(), "%s", dst);
+
+    g_assert_true(g_file_set_contents(script, text, -1, NULL));
+    migrate_set_capability(to, "events", true);
+    gint64 t0 = g_get_monotonic_time();
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_complete(to);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    pid_t pid = stuck_pid(pidfile);
+    for (int i = 0; i < 500 && kill(pid, 0) == 0; i++) {
+        g_usleep(10 * 1000);                   /* reaped right after the close */
+    }
+    g_assert_cmpint(kill(pid, 0), ==, -1);
+    g_assert_cmpint(errno, ==, ESRCH);
+    qtest_quit(to);
+}
+
 static void test_write_error_fd(void)
 {
     int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
@@ -779,6 +810,8 @@ void migration_test_add_precopy(void)
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/exec/stuck-child/quit-at-close",
                        test_stuck_child_quit_at_close, MIG_SMOKE);
+    migration_test_add("/migration/precopy/exec/lingering-producer", test_lingering_producer,
+                       MIG_SMOKE);
     migration_test_add("/migration/precopy/fd/file", test_precopy_fd_file,
                        MIG_FULL);
 }
