@@ -23,6 +23,13 @@ static bool exec_parse_uri(const char *scheme, const char *spec, MigAddr *out,
 static bool exec_parse_channel(JsonObject *addr, MigAddr *out, GError **errp)
 {
     JsonArray *args = json_object_get_array_member(addr, "args");
+
+    out->kind = TRANSPORT_EXEC;
+    if (!json_array_get_length(args)) {
+        /* as the URI form: nothing to run is refused at once */
+        error_setg(errp, "exec: channel has an empty argument list");
+        return false;
+    }
     GString *cmd = g_string_new(NULL);
 
     for (guint i = 0; i < json_array_get_length(args); i++) {

@@ -169,6 +169,9 @@ static void test_parse_args_refused(void)
                        "Channel list must have only one entry, for type 'main'");
     check_args_refused(multifd, false, "Channel type 'multifd' is not supported by mapram");
     check_args_refused("{'channels': []}", false, "Channel list has no main entry");
+    check_args_refused("{'channels': [{'channel-type': 'main', "
+                       "'addr': {'transport': 'exec', 'args': []}}]}", false,
+                       "exec: channel has an empty argument list");
 }
 
 /* --- opening --- */
