@@ -102,7 +102,7 @@ static bool set_blocking(int fd, const char *path, GError **errp)
     int flags = fcntl(fd, F_GETFL);
 
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-        error_setg_errno(errp, errno, "Could not open '%s'", path);
+        error_setg_errno(errp, errno, "Unable to make '%s' blocking", path);
         return false;
     }
     return true;
