@@ -8,9 +8,11 @@
 #include "../migration/ram-codec.h"
 #include "util/error.h"
 #include "util/osdep.h"
+#include "util/thread.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,118 +47,134 @@ bool tool_is_same_file(const struct stat *st, const char *path)
 }
 
 /*
- * What a fatal signal must undo.  SIGTERM (what migrate_cancel sends an
- * exec: command's group), SIGINT and SIGHUP end the process at once, so
- * no cleanup of ours runs: the handler itself cuts back (or removes) the
- * output that a failed command would, and removes a listening socket
- * file, then dies of the signal as it would have.  The paths are copied
- * here before `armed` is set (release), the handler reads `armed`
- * (acquire) and only async-signal-safe calls.  The fd is a dup of the
- * output's, never closed, so a handler that races a disarm cannot cut
- * whatever file the output's fd number went on to name.
+ * What SIGTERM (what migrate_cancel sends an exec: command's group),
+ * SIGINT and SIGHUP must undo before the process dies of them: the
+ * output a failed command would cut back (or remove), and a listening
+ * socket's file.  The signals are blocked in every thread and taken by
+ * one thread of their own with sigwait(): it does the cleanup as
+ * ordinary code, under the lock that arming and disarming take, so it
+ * never meets a file whose command just finished with it, and then ends
+ * the process with the signal.  (A handler would run on whatever thread
+ * the kernel picked, and under TSan not at all while that thread waits
+ * on a futex.)
  */
 typedef struct ToolSignalCleanup {
-    int out_armed;              /* atomic */
-    int out_fd;
+    QemuMutex lock;             /* all of the below; a zeroed QemuMutex is ready */
+    bool out_armed;
+    int out_fd;                 /* a dup of the output's fd, kept */
     off_t out_offset;
     bool out_created;
-    char out_path[PATH_MAX];
-    char out_note[PATH_MAX + 96];
-    int sock_armed;             /* atomic */
-    char sock_path[PATH_MAX];
-    /* main thread only: outputs armed inside an armed one (convert's image
-     * around save's), whose close leaves the outer one armed */
+    char *out_path;
+    bool sock_armed;
+    char *sock_path;
+    /* outputs armed inside an armed one (convert's image around save's),
+     * whose close leaves the outer one armed */
     unsigned out_nested;
 } ToolSignalCleanup;
 
 static ToolSignalCleanup tool_cleanup = { .out_fd = -1 };
 
-static void tool_cleanup_signal(int sig)
-{
-    int saved_errno = errno;
+static const int tool_cleanup_sigs[] = { SIGTERM, SIGINT, SIGHUP };
 
-    if (__atomic_load_n(&tool_cleanup.out_armed, __ATOMIC_ACQUIRE)) {
+static gpointer tool_signal_thread(gpointer opaque)
+{
+    sigset_t *set = opaque;
+    int sig;
+
+    while (sigwait(set, &sig) != 0) {
+    }
+    qemu_mutex_lock(&tool_cleanup.lock);    /* kept: nothing is armed or closed after this */
+    if (tool_cleanup.out_armed) {
         if (ftruncate(tool_cleanup.out_fd, tool_cleanup.out_offset) < 0) {
             /* best effort: the process ends either way */
         }
         if (tool_cleanup.out_created) {
             unlink(tool_cleanup.out_path);
-        }
-        if (write(STDERR_FILENO, tool_cleanup.out_note, strlen(tool_cleanup.out_note)) < 0) {
-            /* nowhere to say it */
+            fprintf(stderr, "mapram: interrupted: removed the unfinished '%s'\n",
+                    tool_cleanup.out_path);
+        } else {
+            fprintf(stderr, "mapram: interrupted: cut the unfinished '%s' back to offset %llu\n",
+                    tool_cleanup.out_path, (unsigned long long)tool_cleanup.out_offset);
         }
     }
-    if (__atomic_load_n(&tool_cleanup.sock_armed, __ATOMIC_ACQUIRE)) {
+    if (tool_cleanup.sock_armed) {
         unlink(tool_cleanup.sock_path);
     }
-    errno = saved_errno;
-    /* SA_RESETHAND restored the default; the signal is blocked until we return */
+    /* die of it, as without us: the default action, delivered to this thread */
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     raise(sig);
+    _exit(128 + sig);
 }
 
 void tool_install_signal_cleanup(void)
 {
-    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    static sigset_t set;
 
-    for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
-        struct sigaction sa = { .sa_handler = tool_cleanup_signal,
-                                .sa_flags = SA_RESETHAND | SA_RESTART };
+    sigemptyset(&set);
+    for (size_t i = 0; i < G_N_ELEMENTS(tool_cleanup_sigs); i++) {
         struct sigaction old;
 
         /* one ignored by whoever started us (nohup) stays ignored */
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
+        if (sigaction(tool_cleanup_sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
             continue;
         }
-        sigemptyset(&sa.sa_mask);
-        for (size_t j = 0; j < G_N_ELEMENTS(sigs); j++) {
-            sigaddset(&sa.sa_mask, sigs[j]);
-        }
-        sigaction(sigs[i], &sa, NULL);
+        sigaddset(&set, tool_cleanup_sigs[i]);
     }
+    /* before any other thread: they all inherit the mask */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    g_thread_unref(g_thread_new("signals", tool_signal_thread, &set));
 }
 
 void tool_arm_output(IOChannel *out, const char *path, bool created, uint64_t offset)
 {
     int fd = io_channel_get_fd(out);
 
-    if (__atomic_load_n(&tool_cleanup.out_armed, __ATOMIC_ACQUIRE)) {
+    qemu_mutex_lock(&tool_cleanup.lock);
+    if (tool_cleanup.out_armed) {
         tool_cleanup.out_nested++;
-        return;
+    } else if (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0) {
+        if (tool_cleanup.out_fd >= 0) {
+            close(tool_cleanup.out_fd);
+        }
+        tool_cleanup.out_fd = fd;
+        tool_cleanup.out_offset = offset;
+        tool_cleanup.out_created = created;
+        g_free(tool_cleanup.out_path);
+        tool_cleanup.out_path = g_strdup(path);
+        tool_cleanup.out_armed = true;
     }
-    if (fd < 0 || strlen(path) >= sizeof(tool_cleanup.out_path)) {
-        return;
-    }
-    fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (fd < 0) {
-        return;
-    }
-    tool_cleanup.out_fd = fd;
-    tool_cleanup.out_offset = offset;
-    tool_cleanup.out_created = created;
-    strcpy(tool_cleanup.out_path, path);
-    if (created) {
-        snprintf(tool_cleanup.out_note, sizeof(tool_cleanup.out_note),
-                 "mapram: interrupted: removed the unfinished '%s'\n", path);
+    qemu_mutex_unlock(&tool_cleanup.lock);
+}
+
+static void tool_disarm_output(void)
+{
+    qemu_mutex_lock(&tool_cleanup.lock);
+    if (tool_cleanup.out_nested) {
+        tool_cleanup.out_nested--;
     } else {
-        snprintf(tool_cleanup.out_note, sizeof(tool_cleanup.out_note),
-                 "mapram: interrupted: cut the unfinished '%s' back to offset %llu\n", path,
-                 (unsigned long long)offset);
+        tool_cleanup.out_armed = false;
     }
-    __atomic_store_n(&tool_cleanup.out_armed, 1, __ATOMIC_RELEASE);
+    qemu_mutex_unlock(&tool_cleanup.lock);
 }
 
 void tool_arm_socket(const char *path)
 {
-    if (strlen(path) >= sizeof(tool_cleanup.sock_path)) {
-        return;
-    }
-    strcpy(tool_cleanup.sock_path, path);
-    __atomic_store_n(&tool_cleanup.sock_armed, 1, __ATOMIC_RELEASE);
+    qemu_mutex_lock(&tool_cleanup.lock);
+    g_free(tool_cleanup.sock_path);
+    tool_cleanup.sock_path = g_strdup(path);
+    tool_cleanup.sock_armed = true;
+    qemu_mutex_unlock(&tool_cleanup.lock);
 }
 
 void tool_disarm_socket(void)
 {
-    __atomic_store_n(&tool_cleanup.sock_armed, 0, __ATOMIC_RELEASE);
+    qemu_mutex_lock(&tool_cleanup.lock);
+    tool_cleanup.sock_armed = false;
+    qemu_mutex_unlock(&tool_cleanup.lock);
 }
 
 /* What a non-regular file is, for a refusal. */
@@ -198,11 +216,7 @@ bool tool_close_output(IOChannel *out, const char *path, bool created, uint64_t 
         }
     }
     /* from here a signal finds the file finished, or already cut and removed */
-    if (tool_cleanup.out_nested) {
-        tool_cleanup.out_nested--;
-    } else {
-        __atomic_store_n(&tool_cleanup.out_armed, 0, __ATOMIC_RELEASE);
-    }
+    tool_disarm_output();
     bool closed = io_channel_close(out, ok ? errp : NULL);
     if (ok && !closed && created) {
         unlink(path);

@@ -241,6 +241,7 @@ int cmd_convert(int argc, char **argv)
     PageIoOptions o = { .channels = 1, .queue_depth = 256, .progress = true,
                         .name = "mapram convert" };
     GError *err = NULL;
+    tool_install_signal_cleanup();
     if (!tool_parse_io_options(&argc, &argv, "IN[,offset=N] OUT[,offset=N] - convert a stream "
                                "file to a mapped-ram file or back; a libvirt save image "
                                "to a sparse one or back", true, format_entry, &o, &err) ||

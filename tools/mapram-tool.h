@@ -56,8 +56,10 @@ bool tool_close_output(IOChannel *out, const char *path, bool created, uint64_t 
                        GError **errp);
 
 /*
- * Once, in main(): SIGTERM, SIGINT and SIGHUP (unless ignored when we
- * started) undo what a failed command would (tool_open_output), then end
+ * Once, first thing in a command that writes a file (before any thread:
+ * they inherit the blocked signals; and in none that starts programs,
+ * which would too): SIGTERM, SIGINT and SIGHUP (unless ignored when we
+ * started) undo what a failed command would (tool_arm_output), then end
  * the process as the signal would have.
  */
 void tool_install_signal_cleanup(void);

@@ -37,7 +37,6 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);   /* EFBIG instead of death under ulimit -f */
-    tool_install_signal_cleanup();
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -815,6 +815,7 @@ int cmd_save(int argc, char **argv)
           "with --listen: multifd-compression of the source (none, zlib, zstd)", "METHOD" },
         { NULL }
     };
+    tool_install_signal_cleanup();
     if (!parse_listen_options(&argc, &argv, entries, &err)) {
         fprintf(stderr, "mapram save: %s\n", err->message);
         g_error_free(err);
