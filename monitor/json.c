@@ -774,14 +774,29 @@ void json_streamer_feed(JsonStreamer *js, const char *buf, size_t len)
     }
 }
 
+/* How much of a text qmp_json_parse_text() feeds before it looks whether it is decided. */
+#define PARSE_TEXT_SLICE 4096
+
 JsonNode *qmp_json_parse_text(const char *text, size_t len, GError **errp)
 {
     JsonStreamer js;
     JsonNode *root = NULL;
 
     json_streamer_init(&js);
-    json_streamer_feed(&js, text, len);
-    json_streamer_feed(&js, "\n", 1);     /* ends a number or keyword at the very end */
+    /*
+     * In slices, stopping once the answer is known (a first message that
+     * failed, or a second one): text of millions of stray bytes (a
+     * damaged vmdesc) made one error per byte, seconds and gigabytes.
+     */
+    bool decided = false;
+    for (size_t at = 0; at < len && !decided; at += PARSE_TEXT_SLICE) {
+        json_streamer_feed(&js, text + at, MIN(PARSE_TEXT_SLICE, len - at));
+        JsonMessage *head = g_queue_peek_head(&js.done);
+        decided = g_queue_get_length(&js.done) >= 2 || (head && head->err);
+    }
+    if (!decided) {
+        json_streamer_feed(&js, "\n", 1);     /* ends a number or keyword at the very end */
+    }
     g_autoptr(JsonMessage) first = json_streamer_next(&js);
     g_autoptr(JsonMessage) second = first ? json_streamer_next(&js) : NULL;
     bool open = js.tokens->len || js.token->len;
