@@ -553,7 +553,7 @@ static void test_tool_ram_never_ended(void)
  */
 static void test_tool_errors_name_file(void)
 {
-    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_free(mig_make_live_saved_uri(MIG_FILE_NAME, false));     /* the file, at path */
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autofree char *cut_path = mig_path("cut.img");
     g_autofree char *info = NULL, *err = NULL, *file = NULL, *out = NULL;

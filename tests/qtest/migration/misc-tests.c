@@ -629,7 +629,7 @@ static void query_figures_as_qemu(uint64_t max_bandwidth)
     g_assert_cmpfloat(mbps, >, 0);
     g_assert_nonnull(json_object_get_object_member(end, "xbzrle-cache"));
 
-    g_autoptr(JsonObject) p = qtest_qmp_assert_success_ref(from,
+    qtest_qmp_assert_success(from,
         "{'execute': 'migrate-set-parameters', 'arguments': {'x-io-queue-depth': 64}}");
     g_autoptr(JsonObject) params = qtest_qmp_assert_success_ref(from,
         "{'execute': 'query-migrate-parameters'}");

@@ -828,7 +828,7 @@ static void serve_stall_case(const char *path, bool read_all)
 
 static void test_serve_timeout(void)
 {
-    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_free(mig_make_live_saved_uri(MIG_FILE_NAME, false));     /* the file, at path */
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autofree char *err = NULL;
 
