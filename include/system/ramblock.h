@@ -76,19 +76,34 @@ RAMBlock *guest_ram_lookup(uint64_t gpa, uint64_t *offset_in_block);
  * guest's side is hidden from ThreadSanitizer (no-ops in other builds),
  * and the host's readers need no suppression.
  */
+#if defined(__SANITIZE_THREAD__)
+/* Plain accesses, uninstrumented (TSan would still see an atomic's). */
+NO_TSAN static inline void guest_ram_store(uint8_t *p, uint8_t v)
+{
+    *(volatile uint8_t *)p = v;
+}
+NO_TSAN static inline uint8_t guest_ram_load(const uint8_t *p)
+{
+    return *(const volatile uint8_t *)p;
+}
+#else
+static inline void guest_ram_store(uint8_t *p, uint8_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline uint8_t guest_ram_load(const uint8_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+#endif
 static inline void guest_write_u8(RAMBlock *rb, uint64_t off, uint8_t v)
 {
-    tsan_ignore_begin();
-    __atomic_store_n(&rb->host[off], v, __ATOMIC_RELAXED);
-    tsan_ignore_end();
+    guest_ram_store(&rb->host[off], v);
     set_bit_release(off >> TARGET_PAGE_BITS, rb->dirty_log);
 }
 static inline uint8_t guest_read_u8(RAMBlock *rb, uint64_t off)
 {
-    tsan_ignore_begin();
-    uint8_t v = __atomic_load_n(&rb->host[off], __ATOMIC_RELAXED);
-    tsan_ignore_end();
-    return v;
+    return guest_ram_load(&rb->host[off]);
 }
 /* memcpy into guest memory, marking every touched page dirty */
 void guest_write(RAMBlock *rb, uint64_t off, const void *buf, size_t len);
