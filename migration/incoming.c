@@ -218,6 +218,20 @@ static void on_demand_end(void *data)
     state_unref(s);
 }
 
+/*
+ * The fault thread, once the load failed: a host thread waits for good on
+ * a page that will not come.  m outlives the load (freed before it).
+ */
+static void on_demand_blocked(void *opaque, int tid, const char *why)
+{
+    Migration *m = opaque;
+
+    if (m->host->guest_ram_blocked) {
+        g_autofree char *msg = g_strdup_printf(MIGRATION_LOAD_PAUSED "%s", why);
+        m->host->guest_ram_blocked(m->host_opaque, tid, msg);
+    }
+}
+
 /* ---- the thread ---- */
 
 static void call_main(Migration *m, MigrationIncomingState *s, void (*fn)(void *data))
@@ -450,7 +464,8 @@ static bool load(IncomingRun *run, GError **errp)
     }
     set_status(s, MIGRATION_STATUS_ACTIVE);
     if (s->on_demand) {
-        s->postcopy = postcopy_load_new(s->addr.filename, &s->pstats, errp);
+        s->postcopy = postcopy_load_new(s->addr.filename, &s->pstats, on_demand_blocked, m,
+                                        errp);
         if (!s->postcopy) {
             goto out;
         }

@@ -155,6 +155,10 @@ bool migration_outgoing_allowed(Migration *m, bool resume, GError **errp)
         error_setg(errp, "Guest is waiting for an incoming migration");
         return false;
     }
+    /* a paused load never completes: its own error, not "migrate again" */
+    if (m->in && !migration_incoming_check_paused(m->in, errp)) {
+        return false;
+    }
     if (m->in && migration_incoming_pages_missing(m->in)) {
         error_setg(errp, MIGRATION_PAGES_MISSING);
         return false;

@@ -105,6 +105,10 @@ struct PostcopyLoad {
     MrcTable *csum;               /* owned */
     PageChannelsConfig pc_cfg;    /* the background's channels; path owned */
     bool can_move;                /* UFFDIO_MOVE on every block, and the buffers below */
+    bool thread_ids;              /* the kernel gives each fault's thread (UFFD_FEATURE_THREAD_ID) */
+    /* Told of each thread that waits for good on a page (postcopy_load_new) */
+    PostcopyBlockedFn blocked;
+    void *blocked_opaque;
     /*
      * Moving: STREAM_SLOTS + 1 windows of 2 MiB-aligned buffers (map, the
      * mapping; bufs, its first aligned byte), transparent huge pages.  The
@@ -165,19 +169,33 @@ static int uffd_open(GError **errp)
     return fd;
 }
 
-/* *can_move: the kernel took UFFD_FEATURE_MOVE. */
-static bool uffd_api(int uffd, bool *can_move, GError **errp)
+/*
+ * *can_move: the kernel took UFFD_FEATURE_MOVE; *thread_ids:
+ * UFFD_FEATURE_THREAD_ID (Linux 4.14).  A kernel that refuses a feature
+ * lets the handshake be tried again without it.
+ */
+static bool uffd_api(int uffd, bool *can_move, bool *thread_ids, GError **errp)
 {
-    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MOVE };
-    /* a kernel without the feature refuses it and lets the handshake be tried again */
-    *can_move = ioctl(uffd, UFFDIO_API, &api) == 0;
-    if (!*can_move) {
-        api = (struct uffdio_api){ .api = UFFD_API };
+    static const uint64_t tries[] = {
+        UFFD_FEATURE_MOVE | UFFD_FEATURE_THREAD_ID,
+        UFFD_FEATURE_THREAD_ID,
+        0,
+    };
+    struct uffdio_api api;
+    uint64_t on = 0;
+    int r = -1;
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(tries) && r < 0; i++) {
+        api = (struct uffdio_api){ .api = UFFD_API, .features = tries[i] };
+        r = ioctl(uffd, UFFDIO_API, &api);
+        on = tries[i];            /* api.features lists all the kernel has, not these */
     }
-    if (!*can_move && ioctl(uffd, UFFDIO_API, &api) < 0) {
+    if (r < 0) {
         error_setg(errp, "UFFDIO_API failed: %s", g_strerror(errno));
         return false;
     }
+    *can_move = on & UFFD_FEATURE_MOVE;
+    *thread_ids = on & UFFD_FEATURE_THREAD_ID;
     uint64_t need = (1ULL << _UFFDIO_REGISTER) | (1ULL << _UFFDIO_UNREGISTER);
     if ((api.ioctls & need) != need) {
         error_setg(errp, "Missing userfault features: %llx",
@@ -639,6 +657,22 @@ static bool serve_fault(PostcopyLoad *pl, uintptr_t addr, uint8_t *buf, GError *
     return true;
 }
 
+/*
+ * A thread (tid; 0 where the kernel does not say) waits for good on a
+ * page the failed load will not bring: its owner must stop waiting for
+ * it (a vCPU counts as parked, a pmemsave gives up).
+ */
+static void report_blocked(PostcopyLoad *pl, int tid)
+{
+    if (!pl->blocked) {
+        return;
+    }
+    qemu_mutex_lock(&pl->lock);
+    g_autofree char *why = g_strdup(pl->err ? pl->err->message : "On-demand load stopped");
+    qemu_mutex_unlock(&pl->lock);
+    pl->blocked(pl->blocked_opaque, tid, why);
+}
+
 /* Returns false when the thread must end. */
 static bool fault_wait(PostcopyLoad *pl)
 {
@@ -664,12 +698,14 @@ static gpointer fault_thread(gpointer opaque)
         if (n != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT) {
             continue;                    /* EAGAIN: another wake-up took it */
         }
-        if (has_failed(pl)) {
-            continue;                    /* never a wrong page: the faulting thread waits */
-        }
+        /* never a wrong page: after a failure the faulting thread waits for good */
         GError *err = NULL;
-        if (!serve_fault(pl, (uintptr_t)msg.arg.pagefault.address, buf, &err)) {
-            set_error(pl, err);
+        if (has_failed(pl) ||
+            !serve_fault(pl, (uintptr_t)msg.arg.pagefault.address, buf, &err)) {
+            if (err) {
+                set_error(pl, err);
+            }
+            report_blocked(pl, pl->thread_ids ? (int)msg.arg.pagefault.feat.ptid : 0);
         }
     }
     qemu_vfree(buf);
@@ -678,14 +714,15 @@ static gpointer fault_thread(gpointer opaque)
 
 /* ---- setup and teardown ---- */
 
-PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError **errp)
+PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats,
+                                PostcopyBlockedFn blocked, void *blocked_opaque, GError **errp)
 {
     int uffd = uffd_open(errp);
     if (uffd < 0) {
         return NULL;
     }
-    bool can_move;
-    if (!uffd_api(uffd, &can_move, errp)) {
+    bool can_move, thread_ids;
+    if (!uffd_api(uffd, &can_move, &thread_ids, errp)) {
         close(uffd);
         return NULL;
     }
@@ -708,6 +745,9 @@ PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError *
     pl->wake_fd = eventfd(0, EFD_CLOEXEC);
     /* MAPRAM_UFFD_MOVE=0: the copy path on a kernel that could move (tests) */
     pl->can_move = can_move && g_strcmp0(getenv("MAPRAM_UFFD_MOVE"), "0");
+    pl->thread_ids = thread_ids;
+    pl->blocked = blocked;
+    pl->blocked_opaque = blocked_opaque;
     pl->stats = stats;
     pl->blocks = g_ptr_array_new();
     qemu_mutex_init(&pl->lock);

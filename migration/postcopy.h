@@ -49,10 +49,21 @@ typedef struct PostcopyStats {
 typedef struct PostcopyLoad PostcopyLoad;
 
 /*
+ * Once the load failed, a thread that faults on a missing page waits for
+ * good (never a wrong page): the fault thread calls this for each such
+ * thread, with its tid (0 where the kernel does not give it: Linux <
+ * 4.14) and the load's error message.
+ */
+typedef void (*PostcopyBlockedFn)(void *opaque, int tid, const char *why);
+
+/*
  * Opens userfaultfd (QEMU's texts: "Userfaultfd not available: %s") and
  * the fault thread's own fd on path.  stats: the caller's, outlives pl.
+ * blocked (or NULL): see PostcopyBlockedFn; called on the fault thread.
  */
-PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats, GError **errp);
+PostcopyLoad *postcopy_load_new(const char *path, PostcopyStats *stats,
+                                PostcopyBlockedFn blocked, void *blocked_opaque,
+                                GError **errp);
 /*
  * One RAM block: its memory is emptied (it must hold no page the kernel
  * could not drop: "...has pages present..."; private_anon: the host's

@@ -7,7 +7,16 @@
  * reference is left.  cpus_pause_all() returns only once every vCPU is
  * parked, so whoever paused may then read guest memory and device state
  * as a consistent snapshot.
+ *
+ * A vCPU can be stuck for good instead: it touched a guest page that a
+ * failed on-demand restore will not bring, and waits in the kernel (the
+ * guest must never see a wrong page).  The restore says so
+ * (cpus_thread_blocked()), and the pause counts it as parked: nothing
+ * else can read or resume that guest any more (cont, pmemsave and saves
+ * are refused), and it is let go only when the VM ends.
  */
+#include <unistd.h>
+
 #include "system/system.h"
 #include "util/thread.h"
 #include "system-internal.h"
@@ -16,11 +25,15 @@ typedef struct VCPU {
     unsigned index;
     GThread *thread;
     GuestCPU *gcpu;       /* owned by the vCPU thread while it runs */
+    /* Protected by cpus.lock */
+    int tid;              /* the thread's, once it runs */
+    bool blocked;         /* stuck for good on a guest page */
 } VCPU;
 
 /*
  * Immutable after cpus_create(): ncpus, vcpus.
- * Protected by lock: pause_depth, nparked, quit.
+ * Protected by lock: pause_depth, nparked, nblocked, quit, each VCPU's
+ * tid and blocked.
  * pause_req: atomic mirror of (pause_depth > 0 || quit), polled by vCPUs.
  */
 static struct {
@@ -28,6 +41,7 @@ static struct {
     QemuCond cond;
     int pause_depth;
     unsigned nparked;
+    unsigned nblocked;
     bool quit;
     int pause_req;
     unsigned ncpus;
@@ -78,6 +92,9 @@ static gpointer vcpu_thread_fn(gpointer opaque)
 {
     VCPU *cpu = opaque;
 
+    qemu_mutex_lock(&cpus.lock);
+    cpu->tid = gettid();
+    qemu_mutex_unlock(&cpus.lock);
     for (;;) {
         gint64 delay;
 
@@ -98,6 +115,7 @@ void cpus_create(unsigned ncpus, const GuestConfig *gc, Migration *mig)
     qemu_mutex_init(&cpus.lock);
     qemu_cond_init(&cpus.cond);
     cpus.quit = false;
+    cpus.nblocked = 0;
     update_pause_req_locked();
     cpus.ncpus = ncpus;
     cpus.vcpus = g_new0(VCPU, ncpus);
@@ -139,10 +157,30 @@ void cpus_pause_all(void)
     cpus.pause_depth++;
     update_pause_req_locked();
     qemu_cond_broadcast(&cpus.cond);
-    while (cpus.nparked < cpus.ncpus && !cpus.quit) {
+    while (cpus.nparked + cpus.nblocked < cpus.ncpus && !cpus.quit) {
         qemu_cond_wait(&cpus.cond, &cpus.lock);
     }
     qemu_mutex_unlock(&cpus.lock);
+}
+
+bool cpus_thread_blocked(int tid)
+{
+    bool found = false;
+
+    qemu_mutex_lock(&cpus.lock);
+    for (unsigned i = 0; i < cpus.ncpus; i++) {
+        VCPU *cpu = &cpus.vcpus[i];
+
+        /* tid 0: the kernel did not say which thread; any vCPU may be */
+        if ((tid == 0 || cpu->tid == tid) && !cpu->blocked) {
+            cpu->blocked = true;
+            cpus.nblocked++;
+            found = true;
+        }
+    }
+    qemu_cond_broadcast(&cpus.cond);
+    qemu_mutex_unlock(&cpus.lock);
+    return found;
 }
 
 void cpus_request_pause(void)

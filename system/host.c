@@ -36,6 +36,13 @@ static void host_vm_start(void *opaque)
     vm_start();
 }
 
+/* A failed on-demand restore: tid waits for good on a guest page. */
+static void host_guest_ram_blocked(void *opaque, int tid, const char *msg)
+{
+    cpus_thread_blocked(tid);
+    pmem_thread_blocked(tid, msg);
+}
+
 static bool host_autostart(void *opaque)
 {
     return vm_autostart();
@@ -119,6 +126,7 @@ static const MigrationHostOps vm_host_ops = {
     .runstate_set = host_runstate_set,
     .vm_stop = host_vm_stop,
     .vm_stop_nowait = host_vm_stop_nowait,
+    .guest_ram_blocked = host_guest_ram_blocked,
     .vm_start = host_vm_start,
     .autostart = host_autostart,
     .ram_block_count = host_ram_block_count,

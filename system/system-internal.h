@@ -113,6 +113,14 @@ gint64 guest_cpu_step(GuestCPU *gcpu);
 void cpus_create(unsigned ncpus, const GuestConfig *gc, Migration *mig);   /* + "cpu" vmstate */
 void cpus_start_threads(void);       /* they stay parked until vm_start() */
 void cpus_stop_threads(void);        /* join them, free the guest CPUs */
+/*
+ * Thread tid (0: unknown, any vCPU) waits for good on a guest page a
+ * failed on-demand restore will not bring; true if it is a vCPU, which
+ * cpus_pause_all() counts as parked from now on.  Any thread.
+ */
+bool cpus_thread_blocked(int tid);
+/* The same for a pmemsave's copy: the command fails with msg. */
+void pmem_thread_blocked(int tid, const char *msg);
 
 /* runstate.c */
 void vm_set_autostart(bool on);

@@ -418,6 +418,89 @@ static void test_fault_truncated(void)
     g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
 }
 
+/*
+ * A pmemsave while pages are still loading reads one the load then fails
+ * to bring (the file cut short): it fails with the load's error (it used
+ * to leave the main loop waiting in the kernel for good: no reply, no
+ * quit), writes nothing more, and quit still acts.  A migrate after it is
+ * refused with the same error, not told to try again once completed.
+ */
+static void test_fault_pmemsave(void)
+{
+    OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    g_autofree char *dump = mig_path("dump");
+    g_autofree char *desc = NULL;
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+    QTestState *to = start_dest(&od, NULL);
+    GArray *blocks = mr_file_blocks(path, 0);
+    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
+    uint64_t cut = b->pages_offset + (50 << 20);
+
+    g_assert_cmpstr(b->idstr, ==, "mig.mem");
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_status(to, "postcopy-active", ungoals);
+    g_assert_cmpint(truncate(path, cut), ==, 0);
+    g_autofree char *err = qtest_qmp_expect_error(to, "{'execute': 'pmemsave', 'arguments': "
+                                                  "{'val': 0, 'size': %lld, "
+                                                  "'filename': '%s'}}",
+                                                  (long long)b->used_length, dump);
+    wait_paused(to, &desc);
+    g_assert_cmphex(assert_fault_msg(desc, NULL, b->pages_offset), >=, cut);
+    g_autofree char *want = g_strdup_printf("Guest RAM is missing pages that the paused "
+                                            "on-demand load will not bring: %s", desc);
+    g_assert_cmpstr(err, ==, want);
+    /* what it wrote before the page that did not come, and nothing after */
+    struct stat st;
+    g_assert_cmpint(stat(dump, &st), ==, 0);
+    g_assert_cmpuint(st.st_size, <, b->used_length);
+    g_autofree char *uri2 = mig_file_uri("again.img", NULL);
+    g_autofree char *err2 = qtest_qmp_expect_error(to, "{'execute': 'migrate', 'arguments': "
+                                                   "{'uri': '%s'}}", uri2);
+    g_assert_cmpstr(err2, ==, want);
+    g_array_unref(blocks);
+    gint64 start = g_get_monotonic_time();
+    qtest_quit(to);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+}
+
+/*
+ * A stop while a vCPU waits on a page whose read fails: the vCPU waits
+ * for good, and the stop counts it as parked (it used to wait for it for
+ * good, main loop and all); the load then pauses as without the stop.
+ */
+static void test_fault_stop(void)
+{
+    /* the third read fails; pages come one checksum run per fault */
+    OnDemand od = { .fault = "postcopy-background-slow,postcopy-fault-runs,"
+                             "postcopy-fault-read:3" };
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
+    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    GArray *blocks = mr_file_blocks(path, 0);
+    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
+    g_autofree char *desc = NULL;
+    static const char *const ungoals[] = { "completed", "failed", NULL };
+    QTestState *to = start_dest(&od, NULL);
+
+    migrate_incoming_qmp(to, uri, NULL, NULL);
+    wait_for_migration_status(to, "postcopy-active", ungoals);
+    for (int i = 0; i < 1000; i++) {
+        qtest_qmp_assert_success(to, "{'execute': 'stop'}");
+        g_autofree char *st = migrate_query_status(to);
+        if (strcmp(st, "postcopy-active")) {
+            break;
+        }
+        qtest_qmp_assert_success(to, "{'execute': 'cont'}");
+    }
+    wait_paused(to, &desc);
+    assert_fault_msg(desc, "Input/output error", b->pages_offset);
+    g_autofree char *rs = query_runstate(to);
+    g_assert_cmpstr(rs, ==, "paused");
+    g_array_unref(blocks);
+    qtest_quit(to);
+}
+
 /* The first set page of [from, to). */
 static uint64_t find_set_page(const uint8_t *file, const MRBlock *b, uint64_t from,
                               uint64_t to)
@@ -1082,6 +1165,8 @@ void migration_test_add_ondemand(void)
     migration_test_add("/migration/ondemand/while-arriving", test_while_arriving, MIG_SMOKE);
     migration_test_add("/migration/ondemand/fault/read", test_fault_read, MIG_FULL);
     migration_test_add("/migration/ondemand/fault/truncated", test_fault_truncated, MIG_FULL);
+    migration_test_add("/migration/ondemand/fault/pmemsave", test_fault_pmemsave, MIG_SMOKE);
+    migration_test_add("/migration/ondemand/fault/stop", test_fault_stop, MIG_SMOKE);
     migration_test_add("/migration/ondemand/rule/stream", test_rule_stream, MIG_SMOKE);
     migration_test_add("/migration/ondemand/rule/stream/unix", test_rule_stream_unix,
                        MIG_FULL);
