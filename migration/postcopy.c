@@ -247,8 +247,14 @@ static bool uffd_register(int uffd, const char *idstr, uint8_t *host, uint64_t l
         .mode = UFFDIO_REGISTER_MODE_MISSING,
     };
     if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
-        error_setg(errp, "Cannot register RAM block '%s' with userfaultfd: %s", idstr,
-                   g_strerror(errno));
+        int e = errno;
+        /* missing faults exist only for anonymous, shmem and hugetlbfs memory */
+        error_setg(errp, "Cannot register RAM block '%s' with userfaultfd: %s%s", idstr,
+                   g_strerror(e),
+                   e == EINVAL ? " (restoring on demand needs memory that is anonymous or on "
+                                 "tmpfs or hugetlbfs: memory-backend-ram, -memfd, or a "
+                                 "memory-backend-file there, not on a disk's file system)"
+                               : "");
         return false;
     }
     uint64_t need = (1ULL << _UFFDIO_WAKE) | (1ULL << _UFFDIO_COPY) |

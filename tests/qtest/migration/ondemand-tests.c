@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -709,6 +711,42 @@ static void test_fail_in_block_list(void)
 }
 
 /*
+ * Guest RAM in a file on a disk's file system, which userfaultfd cannot
+ * fault in on demand: the load fails saying what memory it needs (it
+ * said only "Invalid argument").  Skipped where the test directory is on
+ * tmpfs or hugetlbfs, where it works.
+ */
+static void test_disk_backend(void)
+{
+    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
+    g_autofree char *mem = mig_path("mem-disk");
+    struct statfs fs;
+
+    g_assert_cmpint(statfs(mig_tmpdir, &fs), ==, 0);
+    if (fs.f_type == TMPFS_MAGIC || fs.f_type == HUGETLBFS_MAGIC) {
+        g_test_skip("the test directory is on tmpfs or hugetlbfs");
+        return;
+    }
+    QTestState *to = qtest_init_bin_env(
+        qtest_vm_binary(), NULL,
+        "-m 150M -machine memory-backend=mig.mem "
+        "-object memory-backend-file,id=mig.mem,size=150M,mem-path=%s,share=on "
+        "-guest ab -incoming defer -S", mem);
+    migrate_set_capability(to, "events", true);
+    migrate_set_capability(to, "mapped-ram", true);
+    migrate_set_capability(to, "postcopy-ram", true);
+    migrate_incoming_qmp(to, uri, NULL, "'exit-on-error': false");
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_true(g_str_has_suffix(desc, "Cannot register RAM block 'mig.mem' with userfaultfd: "
+                                         "Invalid argument (restoring on demand needs memory "
+                                         "that is anonymous or on tmpfs or hugetlbfs: "
+                                         "memory-backend-ram, -memfd, or a memory-backend-file "
+                                         "there, not on a disk's file system)"));
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+}
+
+/*
  * A crafted file with a second "ram" START section (one holding only EOS,
  * after the real one's END): each START registered the
  * blocks and started a fault thread over the same load, two threads
@@ -1167,6 +1205,7 @@ void migration_test_add_ondemand(void)
     migration_test_add("/migration/ondemand/fault/truncated", test_fault_truncated, MIG_FULL);
     migration_test_add("/migration/ondemand/fault/pmemsave", test_fault_pmemsave, MIG_SMOKE);
     migration_test_add("/migration/ondemand/fault/stop", test_fault_stop, MIG_SMOKE);
+    migration_test_add("/migration/ondemand/rule/disk-backend", test_disk_backend, MIG_FULL);
     migration_test_add("/migration/ondemand/rule/stream", test_rule_stream, MIG_SMOKE);
     migration_test_add("/migration/ondemand/rule/stream/unix", test_rule_stream_unix,
                        MIG_FULL);
