@@ -1079,6 +1079,9 @@ static bool stream_all(PostcopyLoad *pl, StreamSlot *slots, const int *stop, GEr
             if (fault_hit("postcopy-background-slow")) {
                 g_usleep(50 * 1000);       /* tests: the guest runs long before the pages arrive */
             }
+            if (fault_hit("postcopy-background-stall")) {
+                g_usleep(G_USEC_PER_SEC);  /* tests: pages stay missing until the guest runs */
+            }
             if (pl->can_move && test_and_set_bit_atomic(w0 / window, b->claimed)) {
                 continue;                  /* the fault thread reads it whole */
             }

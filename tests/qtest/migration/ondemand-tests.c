@@ -832,7 +832,12 @@ static void test_fdset_failed(void)
 static void test_file_held(void)
 {
     static const char *const ungoals[] = { "completed", "failed", NULL };
-    OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
+    /*
+     * stall: a window a second, so that the load is still on when the
+     * tool runs (slowed to 50 ms, it had ended under TSan); once the
+     * guest runs, it faults its pages in itself
+     */
+    OnDemand od = { .fault = "postcopy-background-stall", .paused = true };
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, false);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
     g_autofree char *copy = mig_path("copy");
