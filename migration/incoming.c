@@ -18,6 +18,7 @@
 #include "util/fault.h"
 #include "util/osdep.h"
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -433,8 +434,28 @@ static IOChannel *return_path_channel(IOChannel *ioc)
  * this load too: the source, which never sees it, runs the guest on, and
  * two copies must never run.
  */
+/*
+ * A source never closes its side before it read our SHUT: if it did, it
+ * gave up (a cancel), and the guest must not resume here.  Not proof the
+ * other way (a cancel may cross our SHUT): a source cancelled while
+ * waiting for SHUT leaves its guest paused for that reason.
+ */
+static bool source_gone(IOChannel *ioc)
+{
+    struct pollfd p = { .fd = io_channel_get_fd(ioc), .events = POLLRDHUP };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static bool send_shut(LoadReturnPath *rp, bool ok, GError **errp)
 {
+    if (fault_hit("incoming-shut-stall")) {
+        g_usleep(2 * G_USEC_PER_SEC);   /* tests: the source gives up meanwhile */
+    }
+    if (ok && source_gone(rp->ioc)) {
+        error_setg(errp, "The source closed the connection before the load's end "
+                         "(was the migration cancelled?)");
+        ok = false;
+    }
     savevm_put_rp_shut(rp->f, ok ? 0 : 1);
     qemu_fflush(rp->f);
     GError *err = NULL;

@@ -204,7 +204,7 @@ void migrate_start(MigrateCommon *args, QTestState **from, QTestState **to)
                                                             : mem,
                                            guest, "dest_serial", extra);
 
-        *to = start_vm(st->netns_target, NULL, dst);
+        *to = start_vm(st->netns_target, st->env_target, dst);
     }
     migrate_apply_caps(*to, args);
 }

@@ -57,6 +57,7 @@ typedef struct MigrateStart {
     const char *incoming;        /* destination -incoming; default "defer" */
     bool only_source;            /* start no destination */
     const char *const *env_source;   /* "NAME=VALUE", NULL-terminated */
+    const char *const *env_target;   /* same for the destination */
     const char *netns_source;    /* run the source in this network namespace */
     const char *netns_target;    /* same for the destination */
 } MigrateStart;

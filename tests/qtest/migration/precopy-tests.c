@@ -662,6 +662,45 @@ static void test_precopy_return_path_dest_fails(void)
 }
 
 /*
+ * The destination has read the whole stream and is slow to answer
+ * (incoming-shut-stall: 2 s before its SHUT); meanwhile the source, in
+ * device waiting for SHUT, is cancelled and runs its guest again.  The
+ * destination then finds the source's side closed and fails its load
+ * instead of resuming the guest beside the source's (it wrote SHUT 0
+ * into the dead connection, which the kernel took, and ran: a review saw
+ * both copies of the guest running, in 1 of 15 random cancels).
+ */
+static void test_precopy_return_path_cancel_slow_dest(void)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", "completed", NULL };
+    /* TCP: its write of SHUT into the closed connection succeeds (unix: EPIPE) */
+    MigrateCommon args = { .caps = { "return-path" },
+                           .start = { .env_target = (const char *const[]){
+                                          "MAPRAM_FAULT=incoming-shut-stall", NULL } } };
+    QTestState *from, *to;
+
+    migrate_start(&args, &from, &to);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "'exit-on-error': false");
+    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+    migrate_ensure_converge(from);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "device", ungoals);
+    g_usleep(300 * 1000);                       /* the EOF is out: waiting for SHUT */
+    g_autofree char *st = migrate_query_status(from);
+    g_assert_cmpstr(st, ==, "device");
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "cancelled", NULL);
+    assert_guest_runs(from);
+    g_autofree char *to_desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(to_desc, ==, "The source closed the connection before the load's end "
+                                 "(was the migration cancelled?)");
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+    qtest_quit(from);
+}
+
+/*
  * pause-before-switchover: the save stops the guest and waits in
  * pre-switchover; meanwhile cont is refused and stop changes nothing (as
  * QEMU, whose big lock is dropped there: mapram-vm's monitor used to wait
@@ -780,6 +819,8 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/pause-before-switchover/cancel",
                        test_pause_before_switchover_cancel, MIG_FULL);
     migration_test_add("/migration/precopy/return-path", test_precopy_return_path, MIG_SMOKE);
+    migration_test_add("/migration/precopy/return-path/cancel-slow-dest",
+                       test_precopy_return_path_cancel_slow_dest, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/no-shut",
                        test_precopy_return_path_no_shut, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/dest-fails",
