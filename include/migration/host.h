@@ -97,17 +97,6 @@ typedef struct MigrationHostOps {
      * the state is only set.
      */
     void (*vm_stop_nowait)(void *opaque, RunState s);
-    /*
-     * Optional. An on-demand restore failed, and the host's thread tid
-     * touched a guest page it will not bring: the thread waits in the
-     * kernel for good (never a wrong page), so whoever waits for it must
-     * stop: a vCPU counts as parked from now on, a host command that read
-     * guest RAM on another thread fails with msg (the load's error, as
-     * query-migrate will give it).  Called on the load's fault thread,
-     * once per such touch; tid 0: the kernel (Linux < 4.14) does not say
-     * which thread, so the host gives up on every such wait.
-     */
-    void (*guest_ram_blocked)(void *opaque, int tid, const char *msg);
     /* Resume the vCPUs in RUN_STATE_RUNNING. */
     void (*vm_start)(void *opaque);
     /* Whether an incoming guest resumes when its load completes (false with -S). */
@@ -167,6 +156,18 @@ typedef struct MigrationHostOps {
      * without it the host's commands wait that out.
      */
     void (*switchover_paused)(void *opaque, bool paused);
+    /* (new operations go last: the fields before keep their offsets) */
+    /*
+     * Optional. An on-demand restore failed, and the host's thread tid
+     * touched a guest page it will not bring: the thread waits in the
+     * kernel for good (never a wrong page), so whoever waits for it must
+     * stop: a vCPU counts as parked from now on, a host command that read
+     * guest RAM on another thread fails with msg (the load's error, as
+     * query-migrate will give it).  Called on the load's fault thread,
+     * once per such touch; tid 0: the kernel (Linux < 4.14) does not say
+     * which thread, so the host gives up on every such wait.
+     */
+    void (*guest_ram_blocked)(void *opaque, int tid, const char *msg);
 } MigrationHostOps;
 
 #endif
