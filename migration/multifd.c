@@ -818,16 +818,36 @@ void multifd_recv_free(MultiFDRecv *r)
 
 #define QEVM_MAGIC 0x5145564dU
 
-/* Waits until fd is readable; false when stop says so. */
-/* A connection waits on l; false when stop says so (looked at every 100 ms). */
-static bool listener_wait(const IOListener *l, MultiFDStop stop, void *opaque)
+/* An accepted connection whose peer closed its side (or reset it). */
+static bool peer_closed(IOChannel *ioc)
+{
+    struct pollfd p = { .fd = io_channel_get_fd(ioc), .events = POLLRDHUP };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/*
+ * A connection waits on l: 1; 0 when stop says so (looked at every 100
+ * ms); -1 when the source closed one of the connections already accepted
+ * (main, chans[0..channels)): it gave up, or had fewer channels and ended,
+ * and the ones still awaited will never come.
+ */
+static int listener_wait(const IOListener *l, IOChannel *main_ioc, IOChannel **chans,
+                         unsigned channels, MultiFDStop stop, void *opaque)
 {
     while (!(stop && stop(opaque))) {
         if (io_listener_wait(l, 100)) {
-            return true;
+            return 1;
+        }
+        if (main_ioc && peer_closed(main_ioc)) {
+            return -1;
+        }
+        for (unsigned i = 0; i < channels; i++) {
+            if (chans[i] && peer_closed(chans[i])) {
+                return -1;
+            }
         }
     }
-    return false;
+    return 0;
 }
 
 static bool wait_readable(int fd, MultiFDStop stop, void *opaque)
@@ -940,7 +960,15 @@ IOChannel *multifd_accept_all(const IOListener *l, unsigned channels, IOChannel 
 
     while (!main_ioc || got < channels) {
         uint32_t magic;
-        if (!listener_wait(l, stop, opaque)) {
+        int r = listener_wait(l, main_ioc, chans, channels, stop, opaque);
+        if (r < 0) {
+            error_setg(errp, "multifd: the source closed its connections after %u of %u "
+                       "multifd channels%s: is it set to multifd with multifd-channels %u?",
+                       got, channels, main_ioc ? "" : " and before its main connection",
+                       channels);
+            return NULL;
+        }
+        if (r == 0) {
             error_setg(errp, "Failed to accept a migration connection: stopped");
             return NULL;
         }

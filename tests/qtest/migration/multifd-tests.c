@@ -229,6 +229,34 @@ static void test_multifd_tcp_cancel(void)
     migrate_end(from, to2, true);
 }
 
+/*
+ * A source with fewer multifd channels than the destination (2 of 4):
+ * its connections end (it completed into the socket buffers, or it is
+ * cancelled here), and the destination, still waiting for the other two
+ * channels, fails naming what it got (it waited in setup for good, the
+ * source gone; `mapram save --listen` the same).
+ */
+static void test_multifd_tcp_fewer_source_channels(void)
+{
+    MultifdTest t = { .compression = "zstd", .keep_dest = true };
+    MigrateCommon args = { 0 };
+    QTestState *from, *to;
+
+    start_pair(&args, &from, &to, &t);
+    migrate_set_parameter_int(from, "multifd-channels", 2);
+    migrate_ensure_converge(from);
+    migrate_qmp(from, t.uri, NULL);
+    g_usleep(G_USEC_PER_SEC);
+    /* a no-op if it completed already */
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    g_autofree char *desc = wait_for_migration_fail(to);
+    g_assert_cmpstr(desc, ==, "multifd: the source closed its connections after 2 of 4 "
+                              "multifd channels: is it set to multifd with multifd-channels 4?");
+    assert_dest_not_resumed(to);
+    qtest_quit(to);
+    qtest_quit(from);
+}
+
 static int connect_tcp(int port)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
@@ -562,6 +590,8 @@ void migration_test_add_multifd(void)
                        MIG_FULL);
     migration_test_add("/migration/multifd/unix/plain/none", test_multifd_unix_none, MIG_FULL);
     migration_test_add("/migration/multifd/unix/plain/zstd", test_multifd_unix_zstd, MIG_FULL);
+    migration_test_add("/migration/multifd/tcp/fewer-source-channels",
+                       test_multifd_tcp_fewer_source_channels, MIG_SMOKE);
     migration_test_add("/migration/multifd/tcp/garbage/magic", test_multifd_garbage_magic,
                        MIG_SMOKE);
     migration_test_add("/migration/multifd/tcp/garbage/init", test_multifd_garbage_init,
