@@ -456,6 +456,9 @@ static bool send_shut(LoadReturnPath *rp, bool ok, GError **errp)
                          "(was the migration cancelled?)");
         ok = false;
     }
+    if (fault_hit("incoming-shut-write-stall")) {
+        g_usleep(500 * 1000);           /* tests: a cancel crosses our SHUT */
+    }
     savevm_put_rp_shut(rp->f, ok ? 0 : 1);
     qemu_fflush(rp->f);
     GError *err = NULL;

@@ -585,10 +585,15 @@ static void rp_release(OutgoingRun *run, bool finished)
 
 /*
  * After the stream's EOF: the destination's SHUT.  A cancel meanwhile
- * shuts the socket down, which ends the wait; a SHUT 0 that came first
- * still wins (dest_committed): the destination runs the guest, so the
- * source must not.
+ * first closes only our sending side and gives the destination
+ * SHUT_CANCEL_GRACE_US to answer: a SHUT 0 it sent before it saw that
+ * (the two can cross on the wire) still wins (dest_committed): the
+ * destination runs the guest, so the source must not.  A mapram-vm
+ * destination that sees our side closed before its SHUT fails its load
+ * and says SHUT 1; one that is silent past the grace is cut off (the
+ * socket shut down, which ends the wait), and the source runs again.
  */
+#define SHUT_CANCEL_GRACE_US G_USEC_PER_SEC
 static bool await_shut(OutgoingRun *run, GError **errp)
 {
     MigrationState *s = run->s;
@@ -604,6 +609,11 @@ static bool await_shut(OutgoingRun *run, GError **errp)
      */
     if (m->host->switchover_paused) {
         m->host->switchover_paused(m->host_opaque, true);
+    }
+    if (!rp_reader_wait_end(run->rp, &s->cancel, SHUT_CANCEL_GRACE_US)) {
+        qemu_mutex_lock(&s->ioc_lock);
+        io_channel_shutdown(s->ioc, NULL);
+        qemu_mutex_unlock(&s->ioc_lock);
     }
     bool ok = rp_reader_finish(run->rp, errp);
     if (m->host->switchover_paused) {
@@ -1039,6 +1049,8 @@ void migration_outgoing_cancel(MigrationState *s)
                                   st == MIGRATION_STATUS_PRE_SWITCHOVER ||
                                   st == MIGRATION_STATUS_DEVICE)) ||
                    (s->awaiting_shut && st == MIGRATION_STATUS_DEVICE);
+    /* the stream is out: its thread closes our side and waits for SHUT a while */
+    bool awaiting_shut = s->awaiting_shut;
     if (running) {
         __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
         s->status = MIGRATION_STATUS_CANCELLING;
@@ -1056,7 +1068,9 @@ void migration_outgoing_cancel(MigrationState *s)
     /* unblock a writer stuck on a full pipe or socket */
     if (s->addr.kind != TRANSPORT_FILE) {
         qemu_mutex_lock(&s->ioc_lock);
-        if (s->ioc) {
+        if (s->ioc && awaiting_shut) {
+            shutdown(io_channel_get_fd(s->ioc), SHUT_WR);
+        } else if (s->ioc) {
             /* NULL: a socket's connect still under way sees the flag */
             io_channel_shutdown(s->ioc, NULL);
         }

@@ -134,6 +134,27 @@ bool rp_reader_wait_switchover_ack(RpReader *r, const int *cancel, GError **errp
     return ok;
 }
 
+bool rp_reader_wait_end(RpReader *r, const int *cancel, gint64 grace_us)
+{
+    gint64 end_us = 0;
+    bool ended;
+
+    qemu_mutex_lock(&r->lock);
+    while (!(ended = r->ended)) {
+        gint64 now = g_get_monotonic_time();
+        if (!end_us && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
+            end_us = now + grace_us;
+        }
+        if (end_us && now >= end_us) {
+            break;
+        }
+        qemu_cond_wait_until(&r->cond, &r->lock,
+                             end_us ? MIN(end_us, now + RP_WAIT_POLL_US) : now + RP_WAIT_POLL_US);
+    }
+    qemu_mutex_unlock(&r->lock);
+    return ended;
+}
+
 void rp_reader_prefer_error(RpReader *r, GError **errp)
 {
     gint64 end_us = g_get_monotonic_time() + RP_ERROR_WAIT_US;

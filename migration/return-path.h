@@ -35,6 +35,12 @@ RpReader *rp_reader_start(IOChannel *ioc, GError **errp);
  * cancelled).
  */
 bool rp_reader_wait_switchover_ack(RpReader *r, const int *cancel, GError **errp);
+/*
+ * Blocks until the reader ended (true), or *cancel was set and grace_us
+ * more passed without its end (false): the caller then shuts the socket
+ * down, which ends it.
+ */
+bool rp_reader_wait_end(RpReader *r, const int *cancel, gint64 grace_us);
 /* After the stream's EOF: waits for the reader's end; true on SHUT 0. */
 bool rp_reader_finish(RpReader *r, GError **errp);
 /*

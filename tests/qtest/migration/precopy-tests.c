@@ -701,6 +701,44 @@ static void test_precopy_return_path_cancel_slow_dest(void)
 }
 
 /*
+ * A cancel that crosses the destination's SHUT 0 on the wire: the
+ * destination saw the source's side open and answers 500 ms later
+ * (incoming-shut-write-stall), while the source, cancelled meanwhile,
+ * closes only its sending side and waits for that answer a while: the
+ * SHUT 0 wins, the migration completes and the guest goes on at the
+ * destination only (the source resumed its guest at once, and the
+ * destination took the guest too: two copies).
+ */
+static void test_precopy_return_path_cancel_crosses_shut(void)
+{
+    static const char *const ungoals[] = { "failed", "cancelled", "completed", NULL };
+    /* -S: a small stream of zero pages, loaded long before the cancel */
+    MigrateCommon args = { .caps = { "return-path" },
+                           .start = { .opts_source = "-S", .mem_size = "32M",
+                                      .env_target = (const char *const[]){
+                                          "MAPRAM_FAULT=incoming-shut-write-stall", NULL } } };
+    QTestState *from, *to;
+
+    migrate_start(&args, &from, &to);
+    migrate_set_capability(to, "events", true);
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "'exit-on-error': false");
+    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+    migrate_qmp(from, uri, NULL);
+    wait_for_migration_status(from, "device", ungoals);
+    g_usleep(200 * 1000);                       /* the destination is in its stall */
+    qtest_qmp_assert_success(from, "{'execute': 'migrate_cancel'}");
+    wait_for_migration_status(from, "completed", (const char *const[]){ "cancelled", "failed",
+                                                                         NULL });
+    wait_for_migration_complete(to);
+    g_autofree char *src_rs = query_runstate(from);
+    g_assert_cmpstr(src_rs, ==, "postmigrate");
+    g_autofree char *dst_rs = query_runstate(to);
+    g_assert_cmpstr(dst_rs, ==, "prelaunch");   /* as the source's guest was (-S) */
+    qtest_quit(to);
+    qtest_quit(from);
+}
+
+/*
  * pause-before-switchover: the save stops the guest and waits in
  * pre-switchover; meanwhile cont is refused and stop changes nothing (as
  * QEMU, whose big lock is dropped there: mapram-vm's monitor used to wait
@@ -821,6 +859,8 @@ void migration_test_add_precopy(void)
     migration_test_add("/migration/precopy/return-path", test_precopy_return_path, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/cancel-slow-dest",
                        test_precopy_return_path_cancel_slow_dest, MIG_SMOKE);
+    migration_test_add("/migration/precopy/return-path/cancel-crosses-shut",
+                       test_precopy_return_path_cancel_crosses_shut, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/no-shut",
                        test_precopy_return_path_no_shut, MIG_SMOKE);
     migration_test_add("/migration/precopy/return-path/dest-fails",
