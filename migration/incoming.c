@@ -429,16 +429,11 @@ static IOChannel *return_path_channel(IOChannel *ioc)
 }
 
 /*
- * The load's end on an open return path: SHUT 0 tells the source it may
- * complete, 1 that it must run on.  A SHUT 0 that cannot be sent fails
- * this load too: the source, which never sees it, runs the guest on, and
- * two copies must never run.
- */
-/*
  * A source never closes its side before it read our SHUT: if it did, it
  * gave up (a cancel), and the guest must not resume here.  Not proof the
- * other way (a cancel may cross our SHUT): a source cancelled while
- * waiting for SHUT leaves its guest paused for that reason.
+ * other way: a cancel may cross our SHUT 0 on the wire, which is why a
+ * source cancelled while waiting for SHUT closes only its sending side
+ * and reads a while longer (outgoing.c, await_shut).
  */
 static bool source_gone(IOChannel *ioc)
 {
@@ -446,6 +441,13 @@ static bool source_gone(IOChannel *ioc)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/*
+ * The load's end on an open return path: SHUT 0 tells the source it may
+ * complete, 1 that it must run on.  A SHUT 0 that cannot be sent fails
+ * this load too: the source, which never sees it, runs the guest on, and
+ * two copies must never run; so does a source that already closed its
+ * side.
+ */
 static bool send_shut(LoadReturnPath *rp, bool ok, GError **errp)
 {
     if (fault_hit("incoming-shut-stall")) {
