@@ -163,10 +163,8 @@ void cpus_pause_all(void)
     qemu_mutex_unlock(&cpus.lock);
 }
 
-bool cpus_thread_blocked(int tid)
+void cpus_thread_blocked(int tid)
 {
-    bool found = false;
-
     qemu_mutex_lock(&cpus.lock);
     for (unsigned i = 0; i < cpus.ncpus; i++) {
         VCPU *cpu = &cpus.vcpus[i];
@@ -175,12 +173,10 @@ bool cpus_thread_blocked(int tid)
         if ((tid == 0 || cpu->tid == tid) && !cpu->blocked) {
             cpu->blocked = true;
             cpus.nblocked++;
-            found = true;
         }
     }
     qemu_cond_broadcast(&cpus.cond);
     qemu_mutex_unlock(&cpus.lock);
-    return found;
 }
 
 void cpus_request_pause(void)

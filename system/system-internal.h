@@ -115,10 +115,10 @@ void cpus_start_threads(void);       /* they stay parked until vm_start() */
 void cpus_stop_threads(void);        /* join them, free the guest CPUs */
 /*
  * Thread tid (0: unknown, any vCPU) waits for good on a guest page a
- * failed on-demand restore will not bring; true if it is a vCPU, which
- * cpus_pause_all() counts as parked from now on.  Any thread.
+ * failed on-demand restore will not bring; if it is a vCPU,
+ * cpus_pause_all() counts it as parked from now on.  Any thread.
  */
-bool cpus_thread_blocked(int tid);
+void cpus_thread_blocked(int tid);
 /* The same for a pmemsave's copy: the command fails with msg. */
 void pmem_thread_blocked(int tid, const char *msg);
 
