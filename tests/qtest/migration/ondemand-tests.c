@@ -375,27 +375,48 @@ static void test_fault_read(void)
     qtest_quit(to);
 }
 
-/* The file loses its page data while the guest runs lazily. */
-static void test_fault_truncated(void)
+/*
+ * A paused destination loading a live save of the ab guest on demand, its
+ * background slowed, whose file then loses its page data past 50 MiB into
+ * mig.mem: *b gets mig.mem's layout, *cut the file's new length.
+ */
+static QTestState *start_cut_short(MRBlock *b, uint64_t *cut)
 {
     OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
     g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
     g_autofree char *path = mig_path(MIG_FILE_NAME);
-    g_autofree char *desc = NULL;
     static const char *const ungoals[] = { "completed", "failed", NULL };
     QTestState *to = start_dest(&od, NULL);
-    GArray *blocks = mr_file_blocks(path, 0);
-    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
-    uint64_t cut = b->pages_offset + (50 << 20);
+    g_autoptr(GArray) blocks = mr_file_blocks(path, 0);
 
+    *b = g_array_index(blocks, MRBlock, 0);
     g_assert_cmpstr(b->idstr, ==, "mig.mem");
+    *cut = b->pages_offset + (50 << 20);
     migrate_incoming_qmp(to, uri, NULL, NULL);
     wait_for_migration_status(to, "postcopy-active", ungoals);
-    g_assert_cmpint(truncate(path, cut), ==, 0);
+    g_assert_cmpint(truncate(path, *cut), ==, 0);
+    return to;
+}
+
+/* quit acts at once on a VM whose on-demand load failed */
+static void quit_promptly(QTestState *to)
+{
+    gint64 start = g_get_monotonic_time();
+    qtest_quit(to);
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+}
+
+/* The file loses its page data while the guest runs lazily. */
+static void test_fault_truncated(void)
+{
+    MRBlock b;
+    uint64_t cut;
+    g_autofree char *desc = NULL;
+    QTestState *to = start_cut_short(&b, &cut);
+
     qtest_qmp_assert_success(to, "{'execute': 'cont'}");
     wait_paused(to, &desc);
-    g_assert_cmphex(assert_fault_msg(desc, NULL, b->pages_offset), >=, cut);
-    g_array_unref(blocks);
+    g_assert_cmphex(assert_fault_msg(desc, NULL, b.pages_offset), >=, cut);
     /*
      * Nothing will bring the missing pages: cont and pmemsave are refused
      * with the load's error (a cont let vCPUs run into them, and the next
@@ -415,9 +436,7 @@ static void test_fault_truncated(void)
     g_autofree char *st = query_runstate(to);
     g_assert_cmpstr(st, ==, "paused");
     qtest_qmp_assert_success(to, "{'execute': 'stop'}");
-    gint64 start = g_get_monotonic_time();
-    qtest_quit(to);
-    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+    quit_promptly(to);
 }
 
 /*
@@ -429,42 +448,30 @@ static void test_fault_truncated(void)
  */
 static void test_fault_pmemsave(void)
 {
-    OnDemand od = { .fault = "postcopy-background-slow", .paused = true };
-    g_autofree char *uri = mig_make_live_saved_uri(MIG_FILE_NAME, od.multifd);
-    g_autofree char *path = mig_path(MIG_FILE_NAME);
+    MRBlock b;
+    uint64_t cut;
     g_autofree char *dump = mig_path("dump");
     g_autofree char *desc = NULL;
-    static const char *const ungoals[] = { "completed", "failed", NULL };
-    QTestState *to = start_dest(&od, NULL);
-    GArray *blocks = mr_file_blocks(path, 0);
-    MRBlock *b = &g_array_index(blocks, MRBlock, 0);
-    uint64_t cut = b->pages_offset + (50 << 20);
+    QTestState *to = start_cut_short(&b, &cut);
 
-    g_assert_cmpstr(b->idstr, ==, "mig.mem");
-    migrate_incoming_qmp(to, uri, NULL, NULL);
-    wait_for_migration_status(to, "postcopy-active", ungoals);
-    g_assert_cmpint(truncate(path, cut), ==, 0);
     g_autofree char *err = qtest_qmp_expect_error(to, "{'execute': 'pmemsave', 'arguments': "
                                                   "{'val': 0, 'size': %lld, "
                                                   "'filename': '%s'}}",
-                                                  (long long)b->used_length, dump);
+                                                  (long long)b.used_length, dump);
     wait_paused(to, &desc);
-    g_assert_cmphex(assert_fault_msg(desc, NULL, b->pages_offset), >=, cut);
+    g_assert_cmphex(assert_fault_msg(desc, NULL, b.pages_offset), >=, cut);
     g_autofree char *want = g_strdup_printf("Guest RAM is missing pages that the paused "
                                             "on-demand load will not bring: %s", desc);
     g_assert_cmpstr(err, ==, want);
     /* what it wrote before the page that did not come, and nothing after */
     struct stat st;
     g_assert_cmpint(stat(dump, &st), ==, 0);
-    g_assert_cmpuint(st.st_size, <, b->used_length);
+    g_assert_cmpuint(st.st_size, <, b.used_length);
     g_autofree char *uri2 = mig_file_uri("again.img", NULL);
     g_autofree char *err2 = qtest_qmp_expect_error(to, "{'execute': 'migrate', 'arguments': "
                                                    "{'uri': '%s'}}", uri2);
     g_assert_cmpstr(err2, ==, want);
-    g_array_unref(blocks);
-    gint64 start = g_get_monotonic_time();
-    qtest_quit(to);
-    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+    quit_promptly(to);
 }
 
 /*
