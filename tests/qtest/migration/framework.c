@@ -378,6 +378,12 @@ int mig_listen_port(QTestState *to)
     return mig_listen_port_on(to, "127.0.0.1");
 }
 
+char *mig_incoming_tcp(QTestState *to, const char *extra)
+{
+    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, extra);
+    return g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+}
+
 int mig_listen_unix(const char *path)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };

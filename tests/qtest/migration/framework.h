@@ -165,6 +165,11 @@ void mig_file_offset_check(const char *path);
 int mig_listen_port(QTestState *to);
 /* Same for a destination listening on tcp:@host:0. */
 int mig_listen_port_on(QTestState *to, const char *host);
+/*
+ * migrate-incoming tcp:127.0.0.1:0 on @to (with @extra arguments, as
+ * migrate_incoming_qmp), and the URI a source then migrates to.
+ */
+char *mig_incoming_tcp(QTestState *to, const char *extra);
 /* A unix socket listening at @path (backlog 1), for a peer played by the test. */
 int mig_listen_unix(const char *path);
 

@@ -523,8 +523,7 @@ static void multifd_load_connect(const LoadConnect *lc)
         uri = g_strdup_printf("unix:%s", sock);
         migrate_incoming_qmp(to, uri, NULL, NULL);
     } else {
-        migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, NULL);
-        uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+        uri = mig_incoming_tcp(to, NULL);
     }
 
     const char *tool = g_getenv("MAPRAM_TOOL");

@@ -686,8 +686,7 @@ static void test_precopy_return_path_cancel_slow_dest(void)
     QTestState *from, *to;
 
     migrate_start(&args, &from, &to);
-    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "'exit-on-error': false");
-    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+    g_autofree char *uri = mig_incoming_tcp(to, "'exit-on-error': false");
     migrate_qmp(from, uri, NULL);
     wait_for_migration_status(from, "device", ungoals);
     g_usleep(300 * 1000);                       /* the EOF is out: waiting for SHUT */
@@ -726,8 +725,7 @@ static void test_precopy_return_path_cancel_crosses_shut(void)
 
     migrate_start(&args, &from, &to);
     migrate_set_capability(to, "events", true);
-    migrate_incoming_qmp(to, "tcp:127.0.0.1:0", NULL, "'exit-on-error': false");
-    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_listen_port(to));
+    g_autofree char *uri = mig_incoming_tcp(to, "'exit-on-error': false");
     migrate_qmp(from, uri, NULL);
     wait_for_migration_status(from, "device", ungoals);
     g_usleep(200 * 1000);                       /* the destination is in its stall */
