@@ -281,6 +281,25 @@ static IOChannel *accept_all(IncomingRun *run, GError **errp)
                               stop_polled, s, errp);
 }
 
+static void unlink_socket(MigrationIncomingState *s)
+{
+    if (!strcmp(s->addr.sock_type, "unix")) {
+        unlink(s->addr.path);
+    }
+}
+
+/* The load is over: the listener kept for the multifd watch goes. */
+static void drop_listener(MigrationIncomingState *s)
+{
+    qemu_mutex_lock(&s->lock);
+    IOListener *l = g_steal_pointer(&s->listener);
+    qemu_mutex_unlock(&s->lock);
+    if (l) {
+        io_listener_free(l);
+        unlink_socket(s);
+    }
+}
+
 /* The channel to load from: the one begin opened, or an accepted peer. */
 static bool take_channel(IncomingRun *run, GError **errp)
 {
@@ -298,9 +317,15 @@ static bool take_channel(IncomingRun *run, GError **errp)
      * connected later would otherwise fill the backlog that nobody reads,
      * and a small guest's whole stream fits in it ("completed" into
      * nothing); without it that source is refused and keeps running.
+     * Multifd over sockets keeps it while the load runs: its watch
+     * (multifd_watch_start) takes and drops what comes, and tells a
+     * source with more channels than ours by the first extra one.
      */
+    bool keep = ioc && multifd_over_socket(s);
     qemu_mutex_lock(&s->lock);
-    io_listener_free(g_steal_pointer(&s->listener));
+    if (!keep) {
+        io_listener_free(g_steal_pointer(&s->listener));
+    }
     /*
      * A stop (quit, the state freed) that came during the accept found no
      * channel to shut down: drop the peer instead of loading from it, or
@@ -313,8 +338,8 @@ static bool take_channel(IncomingRun *run, GError **errp)
         s->ioc = ioc;
     }
     qemu_mutex_unlock(&s->lock);
-    if (!strcmp(s->addr.sock_type, "unix")) {
-        unlink(s->addr.path);
+    if (!keep) {
+        unlink_socket(s);
     }
     if (stopped) {
         io_channel_unref(ioc);
@@ -480,6 +505,7 @@ static bool load(IncomingRun *run, GError **errp)
     Migration *m = run->m;
 
     MultiFDRecv *mr = NULL;
+    MultiFDWatch *watch = NULL;
     bool ok = false;
 
     if (!take_channel(run, errp)) {
@@ -487,6 +513,9 @@ static bool load(IncomingRun *run, GError **errp)
     }
     if (run->multifd_iocs && !(mr = multifd_start(run, errp))) {
         goto out;
+    }
+    if (s->listener) {
+        watch = multifd_watch_start(s->listener, s->cfg->multifd_channels, s->ioc);
     }
     set_status(s, MIGRATION_STATUS_ACTIVE);
     if (s->on_demand) {
@@ -508,13 +537,26 @@ static bool load(IncomingRun *run, GError **errp)
     if (rp.f) {
         ok = send_shut(&rp, ok, &err);
     }
-    /* the channel's failure is the cause; the main stream's is its echo */
-    if (!ok && mr && multifd_recv_error(mr, errp)) {
+    /*
+     * An extra channel or a channel's failure is the cause; the main
+     * stream's is its echo.  The watch has shut main down only if it
+     * failed, so a load it failed has failed.
+     */
+    GError *werr = NULL;
+    if (multifd_watch_end(g_steal_pointer(&watch), &werr)) {
+        ok = false;
+    }
+    if (!ok && werr) {
+        g_propagate_error(errp, werr);
+        g_clear_error(&err);
+    } else if (!ok && mr && multifd_recv_error(mr, errp)) {
         g_clear_error(&err);
     } else if (err) {
         g_propagate_error(errp, err);
     }
 out:
+    multifd_watch_end(watch, NULL);
+    drop_listener(s);
     multifd_stop(run, mr);
     return ok;
 }

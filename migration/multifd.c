@@ -995,3 +995,74 @@ IOChannel *multifd_accept_all(const IOListener *l, unsigned channels, IOChannel 
     }
     return g_steal_pointer(&main_ioc);
 }
+
+struct MultiFDWatch {
+    const IOListener *listener; /* immutable; the caller frees it after multifd_watch_end */
+    unsigned channels;          /* immutable */
+    IOChannel *main;            /* immutable (a reference); shut down from the watcher */
+    GThread *thread;            /* the starting thread's */
+    int stop;                   /* atomic: the load is over */
+    GError *err;                /* the watcher's; read after the join */
+};
+
+static bool watch_stopped(void *opaque)
+{
+    MultiFDWatch *w = opaque;
+    return __atomic_load_n(&w->stop, __ATOMIC_ACQUIRE);
+}
+
+static gpointer watch_thread(gpointer opaque)
+{
+    MultiFDWatch *w = opaque;
+
+    while (!watch_stopped(w)) {
+        if (!io_listener_wait(w->listener, 100)) {
+            continue;
+        }
+        g_autoptr(IOChannel) ioc = io_listener_accept(w->listener, NULL);
+        if (!ioc) {
+            break;          /* shut down: the load is being stopped */
+        }
+        static const uint8_t no_uuid[16];
+        uint8_t init[MULTIFD_INIT_SIZE], id;
+        /* a peer that sends nothing keeps only the watch waiting, until the load ends */
+        if (!read_start(ioc, init, 4, true, watch_stopped, w, NULL) ||
+            ldl_be_p(init) != MULTIFD_MAGIC ||
+            !read_start(ioc, init, sizeof(init), false, watch_stopped, w, NULL)) {
+            continue;
+        }
+        if (multifd_decode_init(init, no_uuid, w->channels, &id, &w->err)) {
+            error_setg(&w->err, "multifd: received id '%d' already setup'", id);
+        }
+        io_channel_shutdown(w->main, NULL);
+        break;
+    }
+    return NULL;
+}
+
+MultiFDWatch *multifd_watch_start(const IOListener *l, unsigned channels, IOChannel *main)
+{
+    MultiFDWatch *w = g_new0(MultiFDWatch, 1);
+
+    w->listener = l;
+    w->channels = channels;
+    w->main = io_channel_ref(main);
+    w->thread = g_thread_new("multifd-watch", watch_thread, w);
+    return w;
+}
+
+bool multifd_watch_end(MultiFDWatch *w, GError **errp)
+{
+    if (!w) {
+        return false;
+    }
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+    g_thread_join(w->thread);
+    bool failed = w->err != NULL;
+    if (failed) {
+        g_propagate_error(errp, w->err);
+    }
+    io_channel_unref(w->main);
+    g_free(w);
+    return failed;
+}

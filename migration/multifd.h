@@ -199,6 +199,22 @@ typedef bool (*MultiFDStop)(void *opaque);
 IOChannel *multifd_accept_all(const IOListener *l, unsigned channels, IOChannel **chans,
                               MultiFDStop stop, void *opaque, GError **errp);
 
+/*
+ * While a load runs from what multifd_accept_all took: its thread accepts
+ * the connections that still come on l.  One that starts as a multifd
+ * channel comes from a source with more channels than ours (or another
+ * wrong one): its initial packet is checked as an awaited one is, which
+ * fails (QEMU's texts: "multifd: received channel id 4 is greater than
+ * number of channels 4", or "already setup" for an id we have), and
+ * main is shut down, so that the load ends with that reason rather than
+ * with the main stream's end once the source gives up.  Anything else
+ * is closed unread, as QEMU drops extra connections.
+ */
+typedef struct MultiFDWatch MultiFDWatch;
+MultiFDWatch *multifd_watch_start(const IOListener *l, unsigned channels, IOChannel *main);
+/* Stops and frees w (NULL: none); true, with its reason, if it failed the load. */
+bool multifd_watch_end(MultiFDWatch *w, GError **errp);
+
 /* ---- receiving ---- */
 
 typedef struct MultiFDRecv MultiFDRecv;

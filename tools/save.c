@@ -654,48 +654,6 @@ bool mapram_stream_to_mapped(QEMUFile *in, const char *in_name, const char *path
 }
 
 /*
- * A connection after main + N were accepted comes from a source with
- * more channels than we were told: its initial packet says so, and the
- * main connection is shut down, so that the save fails with that reason
- * instead of waiting for pages that will never come.
- */
-typedef struct ExtraWatch {
-    const IOListener *listener; /* immutable */
-    unsigned nchan;            /* immutable */
-    IOChannel *main;           /* immutable; shut down from the watcher */
-    GThread *thread;
-    int stop;                  /* atomic: the save is over */
-    GError *err;               /* the watcher's; read after the join */
-} ExtraWatch;
-
-static gpointer watch_extra(gpointer opaque)
-{
-    ExtraWatch *w = opaque;
-
-    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
-        if (!io_listener_wait(w->listener, 100)) {
-            continue;
-        }
-        g_autoptr(IOChannel) ioc = io_listener_accept(w->listener, NULL);
-        static const uint8_t no_uuid[16];
-        uint8_t init[MULTIFD_INIT_SIZE], id;
-        /* a peer that sends nothing must not keep the save from ending */
-        struct timeval tv = { .tv_sec = 1 };
-        if (!ioc || setsockopt(io_channel_get_fd(ioc), SOL_SOCKET, SO_RCVTIMEO, &tv,
-                               sizeof(tv)) < 0 ||
-            !io_channel_read_all(ioc, init, sizeof(init), NULL)) {
-            continue;
-        }
-        if (multifd_decode_init(init, no_uuid, w->nchan, &id, &w->err)) {
-            error_setg(&w->err, "multifd: received id '%d' already setup'", id);
-        }
-        io_channel_shutdown(w->main, NULL);
-        break;
-    }
-    return NULL;
-}
-
-/*
  * --listen URI: one connection (no multifd), or the main one and
  * channels multifd ones, told apart as a QEMU destination does.
  */
@@ -747,25 +705,21 @@ static bool listen_and_save(const char *uri, unsigned channels, const char *comp
         li.main = io_listener_accept(listener, errp);
     }
     if (li.main) {
-        ExtraWatch w = { .listener = listener, .nchan = li.nchan, .main = li.main };
-        if (li.nchan) {
-            w.thread = g_thread_new("extra-channels", watch_extra, &w);
-        }
+        /* a source with more channels than --channels: its first extra one says so */
+        MultiFDWatch *w = li.nchan ? multifd_watch_start(listener, li.nchan, li.main) : NULL;
         QEMUFile *in = qemu_file_new_input(li.main, 0);
-        GError *err = NULL;
+        GError *err = NULL, *werr = NULL;
         ok = stream_to_mapped(in, NULL, &li, path, offset, false, o, &err);
         qemu_fclose(in, NULL);
-        if (w.thread) {
-            __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
-            g_thread_join(w.thread);
+        if (multifd_watch_end(w, &werr)) {
+            ok = false;
         }
-        if (!ok && w.err) {
-            g_propagate_error(errp, g_steal_pointer(&w.err));
+        if (!ok && werr) {
+            g_propagate_error(errp, werr);
             g_clear_error(&err);
         } else if (err) {
             g_propagate_error(errp, err);
         }
-        g_clear_error(&w.err);
     }
     g_clear_pointer(&listener, io_listener_free);
     if (!strcmp(addr.sock_type, "unix")) {
