@@ -176,6 +176,18 @@ bool mrc_is_table(const uint8_t *buf, size_t n)
     return n >= 8 && memcmp(buf, MRC_MAGIC, 8) == 0;
 }
 
+bool mrc_is_table_start(const uint8_t *buf, size_t n)
+{
+    return n > 0 && n < 8 && memcmp(buf, MRC_MAGIC, n) == 0;
+}
+
+static void table_cut_short(uint64_t at, uint64_t len, GError **errp)
+{
+    error_setg(errp, "checksum table at offset 0x%llx: the file was cut short inside it "
+               "(%llu bytes follow the vmdesc)", (unsigned long long)at,
+               (unsigned long long)len);
+}
+
 /* One block entry at *pos; false when it does not fit in end. */
 static bool decode_block(MrcTable *t, const uint8_t *buf, size_t end, size_t *pos,
                          uint64_t offset, GError **errp)
@@ -216,8 +228,12 @@ static bool decode_block(MrcTable *t, const uint8_t *buf, size_t end, size_t *po
 bool mrc_table_check_header(const uint8_t *hdr, uint64_t len, uint64_t offset, GError **errp)
 {
     unsigned long long at = offset;
-    if (len < MRC_HEADER_SIZE + MRC_TRAILER_SIZE || !mrc_is_table(hdr, MRC_HEADER_SIZE)) {
+    if (!mrc_is_table(hdr, MRC_HEADER_SIZE)) {
         error_setg(errp, "checksum table at offset 0x%llx: no table magic \"%s\"", at, MRC_MAGIC);
+        return false;
+    }
+    if (len < MRC_HEADER_SIZE + MRC_TRAILER_SIZE) {
+        table_cut_short(offset, len, errp);
         return false;
     }
     uint32_t version = ldl_be_p(hdr + 8);
@@ -353,7 +369,7 @@ bool mrc_table_check_hidden(IOChannel *ioc, uint64_t eof_end, GError **errp)
         return false;
     }
     uint64_t at = eof_end + sizeof(d) + ldl_be_p(d + 1);
-    if (d[0] != QEMU_VM_VMDESCRIPTION || (uint64_t)size < at || (uint64_t)size - at < 8) {
+    if (d[0] != QEMU_VM_VMDESCRIPTION || (uint64_t)size <= at) {
         return true;
     }
     size_t n = MIN((uint64_t)sizeof(hdr), (uint64_t)size - at);
@@ -361,10 +377,18 @@ bool mrc_table_check_hidden(IOChannel *ioc, uint64_t eof_end, GError **errp)
         g_prefix_error(errp, "checksum table: ");
         return false;
     }
+    if (mrc_is_table_start(hdr, n)) {
+        table_cut_short(at, n, errp);               /* within its magic */
+        return false;
+    }
     if (!mrc_is_table(hdr, n)) {
         return true;                                /* not ours: QEMU ignores what follows */
     }
-    if (n == sizeof(hdr) && !mrc_table_check_header(hdr, size - at, at, errp)) {
+    if (n < sizeof(hdr)) {
+        table_cut_short(at, n, errp);               /* within its header */
+        return false;
+    }
+    if (!mrc_table_check_header(hdr, size - at, at, errp)) {
         return false;
     }
     error_setg(errp, "checksum table at offset 0x%llx: the file does not end with its "

@@ -122,6 +122,11 @@ MrcTable *mrc_table_decode(const uint8_t *buf, size_t len, uint64_t offset, GErr
 /* Does buf (n bytes at the end of a stream) start with a table's magic? */
 bool mrc_is_table(const uint8_t *buf, size_t n);
 /*
+ * Or, shorter than the magic (1..7 bytes), is it the magic's start: a
+ * table cut short within its first bytes?
+ */
+bool mrc_is_table_start(const uint8_t *buf, size_t n);
+/*
  * Find the table from the end of the file behind ioc: *out is NULL
  * without a trailer (a file with no table); an error for a trailer
  * whose table does not parse.

@@ -275,7 +275,14 @@ static void read_checksum_table(Report *r, QEMUFile *f)
     uint8_t hdr[MRC_HEADER_SIZE] = { 0 };
     GError *err = NULL;
 
-    if (qemu_peek_buffer(f, hdr, sizeof(hdr), 0) < 8 || !mrc_is_table(hdr, 8)) {
+    size_t got = qemu_peek_buffer(f, hdr, sizeof(hdr), 0);
+    if (mrc_is_table_start(hdr, got)) {
+        g_ptr_array_add(r->problems, g_strdup_printf(
+            "checksum table at offset 0x%llx: the file was cut short inside it (%zu bytes "
+            "follow the vmdesc)", (unsigned long long)at, got));
+        return;
+    }
+    if (got < 8 || !mrc_is_table(hdr, 8)) {
         g_ptr_array_add(r->problems, g_strdup_printf(
             "offset %lld: unexpected trailing bytes after the vmdesc", (long long)at));
         return;

@@ -260,6 +260,24 @@ static void test_hidden_table(void)
                            ", but %" PRIu64 " bytes follow the vmdesc", at, tlen, tlen - 1);
     hidden_table_must_fail(path, file, len - 1, want);
 
+    /*
+     * Cut within the table's magic, its header, or before its trailer: the
+     * loaders took fewer than 8 bytes for no table (verify did not), and
+     * 8 to 55 were "no table magic"
+     */
+    static const uint64_t cuts[] = { 1, 7, 8, 20, 32, 55 };
+    for (unsigned i = 0; i < G_N_ELEMENTS(cuts); i++) {
+        g_free(want);
+        want = g_strdup_printf("checksum table at offset 0x%" PRIx64 ": the file was cut "
+                               "short inside it (%" PRIu64 " bytes follow the vmdesc)", at,
+                               cuts[i]);
+        hidden_table_must_fail(path, file, at + cuts[i], want);
+        g_autofree char *out = NULL, *err = NULL;
+        g_assert_cmpint(mig_run_tool(&out, &err, "verify", path, NULL), ==, 1);
+        g_autofree char *vwant = g_strdup_printf("mapram verify: %s: %s\n", path, want);
+        g_assert_cmpstr(err, ==, vwant);
+    }
+
     g_free(want);
     want = g_strdup_printf("checksum table at offset 0x%" PRIx64 ": the file does not end "
                            "with its trailer (%" PRIu64 " bytes follow the vmdesc): the file "
