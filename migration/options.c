@@ -31,8 +31,9 @@ int migration_capability_from_name(const char *name)
 /*
  * The live option values of one Migration.  Owned by the thread that runs
  * the QMP commands (the main thread), except live_max_bandwidth,
- * live_downtime_limit and live_events: atomics, read by the migration
- * threads while they run (QEMU applies the two parameters to a running
+ * live_downtime_limit, live_avail_switchover_bandwidth and live_events:
+ * atomics, read by the migration threads while they run (QEMU applies
+ * the three parameters to a running
  * migration, and sends MIGRATION events as the capability is at each
  * status change).
  */
@@ -42,6 +43,7 @@ struct MigrationOptions {
     bool send_switchover_start, send_configuration, send_section_footer;
     guint64 live_max_bandwidth;
     guint64 live_downtime_limit;
+    guint64 live_avail_switchover_bandwidth;
     gint live_events;
 };
 
@@ -465,6 +467,11 @@ uint64_t migrate_downtime_limit(const MigrationOptions *o)
     return __atomic_load_n(&o->live_downtime_limit, __ATOMIC_RELAXED);
 }
 
+uint64_t migrate_avail_switchover_bandwidth(const MigrationOptions *o)
+{
+    return __atomic_load_n(&o->live_avail_switchover_bandwidth, __ATOMIC_RELAXED);
+}
+
 static void params_publish(MigrationOptions *o)
 {
     __atomic_store_n(&o->live_max_bandwidth,
@@ -472,6 +479,10 @@ static void params_publish(MigrationOptions *o)
                      __ATOMIC_RELAXED);
     __atomic_store_n(&o->live_downtime_limit,
                      (guint64)json_object_get_int_member(o->params, "downtime-limit"),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&o->live_avail_switchover_bandwidth,
+                     (guint64)json_object_get_int_member(o->params,
+                                                         "avail-switchover-bandwidth"),
                      __ATOMIC_RELAXED);
 }
 

@@ -5,9 +5,8 @@
  * The live values (MigrationOptions, one per Migration) are owned by the
  * thread that runs QMP (the main thread).  A migration takes an immutable
  * copy, MigrationConfig, when it starts; its threads only ever read that
- * copy, and the two values QEMU applies live (max-bandwidth,
- * downtime-limit) through migrate_max_bandwidth()/migrate_downtime_limit(),
- * which are atomic.
+ * copy, and the values QEMU applies live (max-bandwidth, downtime-limit,
+ * avail-switchover-bandwidth) through their atomic accessors below.
  */
 #ifndef MIGRATION_OPTIONS_H
 #define MIGRATION_OPTIONS_H
@@ -85,6 +84,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigrationConfig, migration_config_free)
 /* Applied to a running migration: any thread. */
 uint64_t migrate_max_bandwidth(const MigrationOptions *o);
 uint64_t migrate_downtime_limit(const MigrationOptions *o);
+/* Bytes/s the switchover may count on (0: the measured bandwidth), as QEMU >= 8.2. */
+uint64_t migrate_avail_switchover_bandwidth(const MigrationOptions *o);
 /* The events capability now (any thread): QEMU sends MIGRATION events as it is at each change. */
 bool migrate_events(const MigrationOptions *o);
 /* direct-io takes effect with mapped-ram (mapram: also without multifd). */

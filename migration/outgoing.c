@@ -243,6 +243,17 @@ static uint64_t progress_bytes(OutgoingRun *run)
     return bytes;
 }
 
+/*
+ * Bytes a millisecond the switchover may count on: avail-switchover-bandwidth
+ * when set (QEMU >= 8.2 trusts it over its estimate: the estimate sees only
+ * what the migration got, not what the link has), else the estimate.
+ */
+static double switchover_bpms(OutgoingRun *run)
+{
+    uint64_t avail = migrate_avail_switchover_bandwidth(run->m->opts);
+    return avail ? avail / 1000.0 : run->bandwidth_bpms;
+}
+
 static void update_bandwidth(OutgoingRun *run)
 {
     MigrationState *s = run->s;
@@ -291,14 +302,14 @@ static void update_bandwidth(OutgoingRun *run)
      * the last sync left dirty only once pages are being dirtied and this
      * window sent something (10000 bytes, QEMU's "small enough number").
      */
-    bool redo_downtime = stat64_get(&s->stats.ram.dirty_pages_rate) && sent > 10000 &&
-                         run->bandwidth_bpms > 0;
+    double bw = switchover_bpms(run);
+    bool redo_downtime = stat64_get(&s->stats.ram.dirty_pages_rate) && sent > 10000 && bw > 0;
     uint64_t dirty = stat64_get(&s->stats.ram.dirty_bytes_last_sync);
     qemu_mutex_lock(&s->lock);
     s->mbps = run->bandwidth_bpms * 8.0 * 1000 / 1e6;
     s->pages_per_second = pps;
     if (redo_downtime) {
-        s->expected_downtime_ms = (uint64_t)(dirty / run->bandwidth_bpms);
+        s->expected_downtime_ms = (uint64_t)(dirty / bw);
     }
     qemu_mutex_unlock(&s->lock);
 }
@@ -322,7 +333,7 @@ static bool iterate_until_converged(OutgoingRun *run, GError **errp)
             return true;
         }
         uint64_t pending = qemu_savevm_state_pending(reg, false);
-        uint64_t threshold = run->bandwidth_bpms * migrate_downtime_limit(run->m->opts);
+        uint64_t threshold = switchover_bpms(run) * migrate_downtime_limit(run->m->opts);
         if (pending <= threshold || pending == 0) {
             /* exact: harvest the dirty log (a new pass begins) */
             pending = qemu_savevm_state_pending(reg, true);
