@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #define BUFFER_DELAY_MS 100      /* rate-limit window */
+#define ITERATE_MAX_US (50 * 1000)  /* the longest one iteration runs, as QEMU's */
 
 /* The migration thread's own state; allocated by start, freed by the thread. */
 typedef struct OutgoingRun {
@@ -41,6 +42,7 @@ typedef struct OutgoingRun {
     uint64_t iter_last_bytes;
     uint64_t iter_last_pages;     /* pages sent (data and zero) at iter_start_us */
     double bandwidth_bpms;        /* bytes per ms, measured */
+    gint64 iterate_start_us;      /* when the running qemu_savevm_state_iterate began */
     bool vm_stopped;              /* completion() stopped the VM ... */
     RunState vm_old_state;        /* ... which was in this state before */
     /*
@@ -172,12 +174,23 @@ static bool window_used_up(OutgoingRun *run)
     return budget && spent_bytes(run) >= run->window_start_bytes + budget;
 }
 
-/* Asked by ram.c every 256 KiB of pages it hands on (page channels: each batch, up to 1 MiB). */
+/*
+ * Asked by ram.c every 256 KiB of pages it hands on (page channels: each
+ * batch, up to 1 MiB): true sends it back to the loop, which measures,
+ * checks for the switchover and waits out a spent window.  As QEMU's
+ * iteration, it returns after ITERATE_MAX_US without a limit too: a pass
+ * at full speed was one call, and query-migrate's transferred, mbps and
+ * pages-per-second stood still for all of it.
+ */
 static bool rate_limited(void *opaque)
 {
     OutgoingRun *run = opaque;
 
     if (cancel_requested(run->s)) {
+        return true;
+    }
+    transferred_bytes(run);             /* query-migrate's transferred follows the pass */
+    if (g_get_monotonic_time() - run->iterate_start_us >= ITERATE_MAX_US) {
         return true;
     }
     return window_used_up(run);
@@ -342,6 +355,7 @@ static bool iterate_until_converged(OutgoingRun *run, GError **errp)
                 return true;
             }
         }
+        run->iterate_start_us = g_get_monotonic_time();
         if (qemu_savevm_state_iterate(reg, run->f, run->s->cfg->send_section_footer,
                                       errp) < 0) {
             return false;

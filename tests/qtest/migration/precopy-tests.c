@@ -290,6 +290,72 @@ static void test_precopy_avail_switchover_bandwidth(void)
     qtest_quit(to);
 }
 
+/* The test's end of a stream save: read slowly (~30 MB/s) until told to hurry. */
+typedef struct SlowReader {
+    int fd;
+    int hurry;                    /* atomic */
+} SlowReader;
+
+static gpointer slow_reader(gpointer opaque)
+{
+    SlowReader *r = opaque;
+    static char buf[64 * 1024];
+
+    while (read(r->fd, buf, sizeof(buf)) > 0) {
+        if (!__atomic_load_n(&r->hurry, __ATOMIC_ACQUIRE)) {
+            g_usleep(2000);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A stream save without a rate limit reports its progress during a pass
+ * (it sent the whole pass in one iteration, and query-migrate's
+ * transferred stayed at the header's 110 bytes until the pass ended).
+ */
+static void test_precopy_progress_unlimited(void)
+{
+    MigrateCommon args = { .start = { .only_source = true } };
+    QTestState *from, *to;
+    int pair[2];
+    SlowReader r = { 0 };
+
+    migrate_start(&args, &from, &to);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), ==, 0);
+    qtest_qmp_fds_assert_success(from, &pair[1], 1, "{'execute': 'getfd', "
+                                 "'arguments': {'fdname': 'fd-mig'}}");
+    close(pair[1]);
+    r.fd = pair[0];
+    GThread *t = g_thread_new("slow-reader", slow_reader, &r);
+    migrate_set_parameter_int(from, "max-bandwidth", 0);
+    wait_for_serial("src_serial");
+    migrate_qmp(from, "fd:fd-mig", NULL);
+    /* the first pass's 100 MB take ~3 s at the reader's pace */
+    int64_t last = -1;
+    unsigned rises = 0;
+    for (unsigned i = 0; i < 40 && rises < 3; i++) {
+        g_autoptr(JsonObject) info = migrate_query(from);
+        const char *st = qtest_json_get_str(info, "status");
+        if (!strcmp(st, "active") && json_object_has_member(info, "ram")) {
+            JsonObject *ram = json_object_get_object_member(info, "ram");
+            if (json_object_get_int_member(ram, "dirty-sync-count") == 1) {
+                int64_t x = json_object_get_int_member(ram, "transferred");
+                rises += last >= 0 && x > last;
+                last = x;
+            }
+        }
+        g_usleep(100 * 1000);
+    }
+    g_assert_cmpuint(rises, >=, 3);
+    __atomic_store_n(&r.hurry, 1, __ATOMIC_RELEASE);
+    migrate_set_parameter_int(from, "downtime-limit", 30 * 1000);
+    wait_for_migration_complete(from);
+    g_thread_join(t);
+    close(pair[0]);
+    qtest_quit(from);
+}
+
 /* The two ends of a socketpair handed to each side with getfd. */
 static void fd_socketpair_hook(QTestState *from, QTestState *to,
                                MigrateCommon *args)
@@ -919,6 +985,8 @@ void migration_test_add_precopy(void)
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/unix/avail-switchover-bandwidth",
                        test_precopy_avail_switchover_bandwidth, MIG_FULL);
+    migration_test_add("/migration/precopy/fd/progress-unlimited",
+                       test_precopy_progress_unlimited, MIG_FULL);
     migration_test_add("/migration/precopy/unix", test_precopy_unix,
                        MIG_SMOKE);
     migration_test_add("/migration/precopy/tcp", test_precopy_tcp, MIG_FULL);
