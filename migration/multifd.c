@@ -1057,6 +1057,12 @@ bool multifd_watch_end(MultiFDWatch *w, GError **errp)
         return false;
     }
     __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+    /*
+     * A connection that went between the wait and the accept leaves the
+     * accept waiting for the next one: the shutdown ends that wait too
+     * (the listener is freed after this anyway).
+     */
+    io_listener_shutdown(w->listener);
     g_thread_join(w->thread);
     bool failed = w->err != NULL;
     if (failed) {

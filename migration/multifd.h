@@ -212,7 +212,10 @@ IOChannel *multifd_accept_all(const IOListener *l, unsigned channels, IOChannel 
  */
 typedef struct MultiFDWatch MultiFDWatch;
 MultiFDWatch *multifd_watch_start(const IOListener *l, unsigned channels, IOChannel *main);
-/* Stops and frees w (NULL: none); true, with its reason, if it failed the load. */
+/*
+ * Stops and frees w (NULL: none), shutting the listener down (it takes
+ * no more connections); true, with its reason, if it failed the load.
+ */
 bool multifd_watch_end(MultiFDWatch *w, GError **errp);
 
 /* ---- receiving ---- */
