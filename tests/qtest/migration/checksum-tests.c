@@ -261,11 +261,11 @@ static void test_hidden_table(void)
     hidden_table_must_fail(path, file, len - 1, want);
 
     /*
-     * Cut within the table's magic, its header, or before its trailer: the
-     * loaders took fewer than 8 bytes for no table (verify did not), and
-     * 8 to 55 were "no table magic"
+     * Cut within the table's magic, or after its header but before a
+     * trailer could fit: the loaders took fewer than 8 bytes for no table
+     * (verify did not), and 8 to 55 were "no table magic"
      */
-    static const uint64_t cuts[] = { 1, 7, 8, 20, 32, 55 };
+    static const uint64_t cuts[] = { 7, 32 };
     for (unsigned i = 0; i < G_N_ELEMENTS(cuts); i++) {
         g_free(want);
         want = g_strdup_printf("checksum table at offset 0x%" PRIx64 ": the file was cut "
